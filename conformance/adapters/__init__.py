@@ -1,0 +1,65 @@
+"""Finding adapters: the four built-in modules plus any registered under the entry-point group
+`softmax_conformance.adapters` (name = "package.module"). Adding a framework is one module and one line here
+or one entry point in its own package.
+"""
+
+from __future__ import annotations
+
+import importlib
+import importlib.util
+from importlib.metadata import entry_points
+from types import ModuleType
+
+from .base import Impl, Unsupported
+
+__all__ = ["Impl", "Unsupported", "FrameworkAbsent", "registered", "load_adapter", "missing_packages"]
+
+BUILTIN = {
+    "numpy": "conformance.adapters.numpy",
+    "torch": "conformance.adapters.torch",
+    "tensorflow": "conformance.adapters.tensorflow",
+    "jax": "conformance.adapters.jax",
+}
+ENTRY_POINT_GROUP = "softmax_conformance.adapters"
+INSTALL_HINT = {
+    "numpy": "pip install scipy",
+    "torch": "pip install 'softmax-conformance[torch]'",
+    "tensorflow": "pip install 'softmax-conformance[tensorflow]'",
+    "jax": "pip install 'softmax-conformance[jax]'",
+}
+
+
+class FrameworkAbsent(Exception):
+    """The framework's package is not installed (or failed to import); str() says which and how to add it."""
+
+
+def registered() -> dict[str, str]:
+    """Framework name -> adapter module path, built-ins first."""
+    names = dict(BUILTIN)
+    for ep in entry_points(group=ENTRY_POINT_GROUP):
+        names.setdefault(ep.name, ep.value)
+    return names
+
+
+def load_adapter(name: str) -> ModuleType:
+    """Import the adapter and its framework; FrameworkAbsent when the framework is not installed."""
+    modules = registered()
+    if name not in modules:
+        raise KeyError(name)
+    adapter = importlib.import_module(modules[name])
+    try:
+        adapter.load()
+    except ImportError as exc:
+        hint = INSTALL_HINT.get(name, f"install the package behind {name}")
+        raise FrameworkAbsent(f"{name} is not installed ({exc.name or exc}); {hint}") from None
+    return adapter
+
+
+def missing_packages(name: str) -> list[str]:
+    """Packages the framework needs that are not importable, found without importing the framework itself."""
+    adapter = importlib.import_module(registered()[name])
+    return [p for p in getattr(adapter, "REQUIRES", ()) if importlib.util.find_spec(p) is None]
+
+
+def absent_message(name: str, missing: list[str]) -> str:
+    return f"{name} is not installed (missing {', '.join(missing)}); {INSTALL_HINT.get(name, 'install it')}"

@@ -1,0 +1,69 @@
+"""What every framework adapter provides, and the few pieces they share.
+
+An adapter is one module (numpy.py, torch.py, tensorflow.py, jax.py) defining the same names:
+
+    NAME: str                                   framework name of ../shared/SPEC.md
+    load() -> None                              import the framework (raises ImportError when absent)
+    version() -> str
+    devices() -> list[str]                      subset of ("cpu", "gpu") actually usable
+    flags() -> dict                             settings that change numerics (recorded with the results)
+    implementations() -> list[Impl]             every public function under test, one Impl each
+    evaluate(impl, inputs, quantities, mode, device) -> dict[quantity, ndarray | BaseException]
+
+Nothing framework-specific lives outside those modules. `evaluate` computes the requested quantities
+with the framework's own autodiff and compiler; it raises `Unsupported` for what the framework does not
+offer, and returns an exception object per quantity for what the framework raised.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from ..inputs import Inputs
+
+GRADIENT_QUANTITIES = ("grad_logits", "grad_labels", "hvp")
+
+
+class Unsupported(Exception):
+    """The framework does not offer this op, dtype, device, mode or option; str() says why."""
+
+
+@dataclass(frozen=True)
+class Impl:
+    framework: str
+    name: str  # the public name users call, e.g. "tf.nn.softmax_cross_entropy_with_logits"
+    op: str
+    forward: Callable[..., Any]  # forward(logits, labels, inputs) in the framework's own arrays
+    options: frozenset[str] = frozenset()  # SPEC options the public function takes itself
+    naive: bool = False  # the textbook formula (softmax, then log), kept to show what fused functions protect against
+    dtypes: frozenset[str] | None = None  # None: every dtype of the SPEC
+
+    def reduction_composed(self, inputs: Inputs) -> bool:
+        """True when reduction is applied after the call with the framework's own sum/mean (recorded, never hidden)."""
+        return inputs.options.reduction != "none" and "reduction" not in self.options
+
+
+def check_supported(impl: Impl, inputs: Inputs, quantities: tuple[str, ...] | list[str]) -> None:
+    """Raise Unsupported for options or dtypes the public function does not take. Never emulate them."""
+    if impl.dtypes is not None and inputs.dtype not in impl.dtypes:
+        raise Unsupported(f"{impl.name} does not take {inputs.dtype}")
+    for option in inputs.options.non_default():
+        if option == "reduction":
+            continue  # composed with the framework's own sum/mean where not native; see Impl.reduction_composed
+        if option not in impl.options:
+            raise Unsupported(f"{impl.name} has no {option} option")
+
+
+def reduce_with(values: Any, reduction: str, sum_fn: Callable, mean_fn: Callable) -> Any:
+    """Apply a SPEC reduction using the framework's own sum and mean."""
+    if reduction == "sum":
+        return sum_fn(values)
+    if reduction == "mean":
+        return mean_fn(values)
+    return values
+
+
+def needs_grad(quantities) -> bool:
+    return any(q in GRADIENT_QUANTITIES for q in quantities)

@@ -1,0 +1,155 @@
+"""JAX and optax: jax.nn.softmax, jax.nn.log_softmax, optax.softmax_cross_entropy and
+optax.softmax_cross_entropy_with_integer_labels.
+
+Gradients come from jax.vjp, Hessian-vector products from jax.jvp of the vjp (forward-over-reverse).
+Compiled mode is jax.jit of the whole quantity computation. float64 needs `jax_enable_x64`, which this
+adapter turns on at load (recorded in the flags of every results file).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from .base import Impl, check_supported, needs_grad, reduce_with
+
+NAME = "jax"
+REQUIRES = ("jax", "optax")  # importable packages; checked before any worker starts
+jax: Any = None
+jnp: Any = None
+optax: Any = None
+_compiled: dict = {}
+
+
+def load() -> None:
+    global jax, jnp, optax
+    import jax as _jax
+
+    _jax.config.update("jax_enable_x64", True)
+    import jax.numpy as _jnp
+    import optax as _optax
+
+    jax, jnp, optax = _jax, _jnp, _optax
+
+
+def version() -> str:
+    return f"{jax.__version__} (jaxlib {jax.lib.__version__ if hasattr(jax.lib, '__version__') else '?'}, optax {optax.__version__})"
+
+
+def devices() -> list[str]:
+    try:
+        has_gpu = bool(jax.devices("gpu"))
+    except RuntimeError:
+        has_gpu = False
+    return ["cpu"] + (["gpu"] if has_gpu else [])
+
+
+def flags() -> dict:
+    return {"jax_enable_x64": bool(jax.config.jax_enable_x64),
+            "jax_default_matmul_precision": jax.config.jax_default_matmul_precision}
+
+
+def softmax(x, labels, inputs):
+    return jax.nn.softmax(x, axis=inputs.axis)
+
+
+def log_softmax(x, labels, inputs):
+    return jax.nn.log_softmax(x, axis=inputs.axis)
+
+
+def cross_entropy(x, labels, inputs):
+    return optax.softmax_cross_entropy(x, labels, axis=inputs.axis)
+
+
+def sparse_cross_entropy(x, labels, inputs):
+    return optax.softmax_cross_entropy_with_integer_labels(x, labels, axis=inputs.axis)
+
+
+def naive_softmax(x, labels, inputs):
+    e = jnp.exp(x)
+    return e / jnp.sum(e, axis=inputs.axis, keepdims=True)
+
+
+def naive_log_softmax(x, labels, inputs):
+    return jnp.log(jax.nn.softmax(x, axis=inputs.axis))
+
+
+def naive_cross_entropy(x, labels, inputs):
+    return -jnp.sum(labels * jnp.log(jax.nn.softmax(x, axis=inputs.axis)), axis=inputs.axis)
+
+
+def naive_sparse_cross_entropy(x, labels, inputs):
+    logp = jnp.log(jax.nn.softmax(x, axis=inputs.axis))
+    return -jnp.squeeze(jnp.take_along_axis(logp, jnp.expand_dims(labels, inputs.axis), axis=inputs.axis), inputs.axis)
+
+
+def implementations() -> list[Impl]:
+    return [
+        Impl(NAME, "jax.nn.softmax", "softmax", softmax),
+        Impl(NAME, "jax.nn.log_softmax", "log_softmax", log_softmax),
+        Impl(NAME, "optax.softmax_cross_entropy", "softmax_cross_entropy", cross_entropy),
+        Impl(NAME, "optax.softmax_cross_entropy_with_integer_labels", "sparse_softmax_cross_entropy", sparse_cross_entropy),
+        Impl(NAME, "naive: jnp.exp(x) / jnp.exp(x).sum()", "softmax", naive_softmax, naive=True),
+        Impl(NAME, "naive: jnp.log(jax.nn.softmax(x))", "log_softmax", naive_log_softmax, naive=True),
+        Impl(NAME, "naive: -jnp.sum(y * jnp.log(jax.nn.softmax(x)))", "softmax_cross_entropy", naive_cross_entropy, naive=True),
+        Impl(NAME, "naive: -jnp.log(jax.nn.softmax(x))[t]", "sparse_softmax_cross_entropy", naive_sparse_cross_entropy, naive=True),
+    ]
+
+
+def _quantities_fn(impl: Impl, inputs, quantities: tuple[str, ...]):
+    composed = impl.reduction_composed(inputs)
+    dense = inputs.labels is not None
+
+    def forward(x, labels):
+        out = impl.forward(x, labels, inputs)
+        return reduce_with(out, inputs.options.reduction, jnp.sum, jnp.mean) if composed else out
+
+    def run(x, labels, g, d):
+        results = {}
+        if not needs_grad(quantities):
+            return {"value": forward(x, labels)}
+        if dense:
+            out, pullback = jax.vjp(forward, x, labels)
+            gx, gy = pullback(g)
+            results["grad_labels"] = gy
+        else:
+            out, pullback = jax.vjp(lambda x_: forward(x_, labels), x)
+            (gx,) = pullback(g)
+        results["value"], results["grad_logits"] = out, gx
+        if "hvp" in quantities:
+            def grad_x(x_):
+                return jax.vjp(lambda z: forward(z, labels), x_)[1](g)[0]
+
+            results["hvp"] = jax.jvp(grad_x, (x,), (d,))[1]
+        return {q: v for q, v in results.items() if q in quantities}
+
+    return run
+
+
+def _callable(impl: Impl, inputs, quantities: tuple[str, ...], mode: str):
+    if mode == "eager":
+        return _quantities_fn(impl, inputs, quantities)
+    key = (impl.name, impl.op, inputs.options, inputs.axis, quantities)
+    if key not in _compiled:
+        _compiled[key] = jax.jit(_quantities_fn(impl, inputs, quantities))
+    return _compiled[key]
+
+
+def _numpy(a) -> np.ndarray:
+    a = np.asarray(a)
+    return a.astype(np.float32) if a.dtype.name == "bfloat16" else a
+
+
+def evaluate(impl: Impl, inputs, quantities, mode: str, device: str) -> dict:
+    check_supported(impl, inputs, quantities)
+    quantities = tuple(quantities)
+    dev = jax.devices("gpu" if device == "gpu" else "cpu")[0]
+    x = jax.device_put(inputs.logits, dev)
+    labels = jax.device_put(inputs.labels if inputs.labels is not None else inputs.sparse_labels, dev)
+    g, d = jax.device_put(inputs.cotangent, dev), jax.device_put(inputs.direction, dev)
+    try:
+        out = _callable(impl, inputs, quantities, mode)(x, labels, g, d)
+        return {q: _numpy(jax.block_until_ready(v)) for q, v in out.items()}
+    except Exception as exc:
+        return {q: exc for q in quantities}

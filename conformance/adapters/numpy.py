@@ -1,0 +1,110 @@
+"""NumPy/SciPy: scipy.special.softmax / log_softmax, and cross-entropy built from them.
+
+NumPy has no automatic differentiation and no compiler: every gradient quantity and the compiled mode
+are reported `unsupported`. The cross-entropy implementations are compositions (SciPy offers no fused
+cross-entropy), named for exactly what they compute.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from .base import Impl, Unsupported, check_supported, reduce_with
+
+NAME = "numpy"
+REQUIRES = ("scipy",)  # importable packages; checked before any worker starts
+_sp = None
+
+
+def load() -> None:
+    global _sp
+    import scipy.special
+
+    _sp = scipy.special
+
+
+def version() -> str:
+    import scipy
+
+    return f"numpy {np.__version__}, scipy {scipy.__version__}"
+
+
+def devices() -> list[str]:
+    return ["cpu"]
+
+
+def flags() -> dict:
+    return {}
+
+
+def softmax(x, labels, inputs):
+    return _sp.softmax(x, axis=inputs.axis)
+
+
+def log_softmax(x, labels, inputs):
+    return _sp.log_softmax(x, axis=inputs.axis)
+
+
+def cross_entropy(x, labels, inputs):
+    return -np.sum(labels * _sp.log_softmax(x, axis=inputs.axis), axis=inputs.axis)
+
+
+def sparse_cross_entropy(x, labels, inputs):
+    picked = np.take_along_axis(_sp.log_softmax(x, axis=inputs.axis), np.expand_dims(labels, inputs.axis), axis=inputs.axis)
+    return -np.squeeze(picked, axis=inputs.axis)
+
+
+def naive_softmax(x, labels, inputs):
+    e = np.exp(x)
+    return e / np.sum(e, axis=inputs.axis, keepdims=True)
+
+
+def naive_log_softmax(x, labels, inputs):
+    return np.log(_sp.softmax(x, axis=inputs.axis))
+
+
+def naive_cross_entropy(x, labels, inputs):
+    return -np.sum(labels * np.log(_sp.softmax(x, axis=inputs.axis)), axis=inputs.axis)
+
+
+def naive_sparse_cross_entropy(x, labels, inputs):
+    logp = np.log(_sp.softmax(x, axis=inputs.axis))
+    return -np.squeeze(np.take_along_axis(logp, np.expand_dims(labels, inputs.axis), axis=inputs.axis), axis=inputs.axis)
+
+
+def implementations() -> list[Impl]:
+    def impl(name, op, fn, naive=False):
+        return Impl(NAME, name, op, fn, naive=naive)
+
+    return [
+        impl("scipy.special.softmax", "softmax", softmax),
+        impl("scipy.special.log_softmax", "log_softmax", log_softmax),
+        impl("-sum(y * scipy.special.log_softmax(x))", "softmax_cross_entropy", cross_entropy),
+        impl("-take_along_axis(scipy.special.log_softmax(x), t)", "sparse_softmax_cross_entropy", sparse_cross_entropy),
+        impl("naive: np.exp(x) / np.exp(x).sum()", "softmax", naive_softmax, naive=True),
+        impl("naive: np.log(scipy.special.softmax(x))", "log_softmax", naive_log_softmax, naive=True),
+        impl("naive: -sum(y * np.log(scipy.special.softmax(x)))", "softmax_cross_entropy", naive_cross_entropy, naive=True),
+        impl("naive: -np.log(scipy.special.softmax(x))[t]", "sparse_softmax_cross_entropy", naive_sparse_cross_entropy, naive=True),
+    ]
+
+
+def evaluate(impl: Impl, inputs, quantities, mode: str, device: str) -> dict:
+    check_supported(impl, inputs, quantities)
+    if mode != "eager":
+        raise Unsupported("NumPy/SciPy have no compiler")
+    if device != "cpu":
+        raise Unsupported("NumPy/SciPy run on the CPU only")
+    labels = inputs.labels if inputs.labels is not None else inputs.sparse_labels
+    results: dict = {}
+    for q in quantities:
+        if q != "value":
+            results[q] = Unsupported("NumPy/SciPy have no automatic differentiation")
+    if "value" in quantities:
+        try:
+            with np.errstate(all="ignore"):
+                out = impl.forward(inputs.logits, labels, inputs)
+                out = reduce_with(out, inputs.options.reduction, np.sum, np.mean)
+            results["value"] = np.asarray(out)
+        except Exception as exc:  # the framework's own error is the finding
+            results["value"] = exc
+    return results

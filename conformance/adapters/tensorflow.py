@@ -1,0 +1,189 @@
+"""TensorFlow: tf.nn softmax, log_softmax and the two fused cross-entropies, and Keras 3's
+CategoricalCrossentropy / SparseCategoricalCrossentropy with from_logits=True (on the TensorFlow backend).
+
+Gradients come from tf.GradientTape (nested tapes for hvp). Compiled mode is tf.function(jit_compile=True),
+i.e. XLA. Keras losses are called as users call them, with their default dtype, which is floatx
+(float32): that is a documented Keras design and shows up as a finding for float16/float64 inputs.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+import numpy as np
+
+from .base import Impl, Unsupported, check_supported, needs_grad, reduce_with
+
+NAME = "tensorflow"
+REQUIRES = ("tensorflow", "keras")  # importable packages; checked before any worker starts
+tf: Any = None
+keras: Any = None
+_compiled: dict = {}
+
+
+def load() -> None:
+    global tf, keras
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+    os.environ.setdefault("KERAS_BACKEND", "tensorflow")
+    import tensorflow as _tf
+
+    tf = _tf
+    import keras as _keras
+
+    keras = _keras
+
+
+def version() -> str:
+    return f"{tf.__version__} (keras {keras.__version__}, backend {keras.backend.backend()})"
+
+
+def devices() -> list[str]:
+    return ["cpu"] + (["gpu"] if tf.config.list_physical_devices("GPU") else [])
+
+
+def flags() -> dict:
+    return {"TF_ENABLE_ONEDNN_OPTS": os.environ.get("TF_ENABLE_ONEDNN_OPTS"),
+            "TF_DETERMINISTIC_OPS": os.environ.get("TF_DETERMINISTIC_OPS"),
+            "tf.config.experimental.tensor_float_32_execution": tf.config.experimental.tensor_float_32_execution_enabled(),
+            "keras.config.floatx": keras.config.floatx()}
+
+
+def _classes_last(x, axis: int):
+    """sparse_softmax_cross_entropy_with_logits only takes the last axis: a layout move, not an emulation."""
+    if axis == x.shape.rank - 1:
+        return x
+    perm = [d for d in range(x.shape.rank) if d != axis] + [axis]
+    return tf.transpose(x, perm)
+
+
+def softmax(x, labels, inputs):
+    return tf.nn.softmax(x, axis=inputs.axis)
+
+
+def log_softmax(x, labels, inputs):
+    return tf.nn.log_softmax(x, axis=inputs.axis)
+
+
+def cross_entropy(x, labels, inputs):
+    return tf.nn.softmax_cross_entropy_with_logits(labels=labels, logits=x, axis=inputs.axis)
+
+
+def sparse_cross_entropy(x, labels, inputs):
+    return tf.nn.sparse_softmax_cross_entropy_with_logits(labels=labels, logits=_classes_last(x, inputs.axis))
+
+
+_KERAS_REDUCTION = {"none": "none", "sum": "sum", "mean": "sum_over_batch_size"}
+
+
+def keras_cross_entropy(x, labels, inputs):
+    opts = inputs.options
+    loss = keras.losses.CategoricalCrossentropy(from_logits=True, label_smoothing=opts.label_smoothing,
+                                                axis=inputs.axis, reduction=_KERAS_REDUCTION[opts.reduction])
+    return loss(labels, x)
+
+
+def keras_sparse_cross_entropy(x, labels, inputs):
+    opts = inputs.options
+    loss = keras.losses.SparseCategoricalCrossentropy(from_logits=True, ignore_class=opts.ignore_index,
+                                                      reduction=_KERAS_REDUCTION[opts.reduction])
+    return loss(labels, _classes_last(x, inputs.axis))
+
+
+def naive_softmax(x, labels, inputs):
+    e = tf.exp(x)
+    return e / tf.reduce_sum(e, axis=inputs.axis, keepdims=True)
+
+
+def naive_log_softmax(x, labels, inputs):
+    return tf.math.log(tf.nn.softmax(x, axis=inputs.axis))
+
+
+def naive_cross_entropy(x, labels, inputs):
+    return -tf.reduce_sum(labels * tf.math.log(tf.nn.softmax(x, axis=inputs.axis)), axis=inputs.axis)
+
+
+def naive_sparse_cross_entropy(x, labels, inputs):
+    logp = tf.math.log(tf.nn.softmax(_classes_last(x, inputs.axis), axis=-1))
+    return -tf.gather(logp, labels, axis=-1, batch_dims=labels.shape.rank)
+
+
+def implementations() -> list[Impl]:
+    return [
+        Impl(NAME, "tf.nn.softmax", "softmax", softmax),
+        Impl(NAME, "tf.nn.log_softmax", "log_softmax", log_softmax),
+        Impl(NAME, "tf.nn.softmax_cross_entropy_with_logits", "softmax_cross_entropy", cross_entropy),
+        Impl(NAME, "tf.nn.sparse_softmax_cross_entropy_with_logits", "sparse_softmax_cross_entropy", sparse_cross_entropy),
+        Impl(NAME, "keras.losses.CategoricalCrossentropy(from_logits=True)", "softmax_cross_entropy", keras_cross_entropy,
+             options=frozenset({"reduction", "label_smoothing"})),
+        Impl(NAME, "keras.losses.SparseCategoricalCrossentropy(from_logits=True)", "sparse_softmax_cross_entropy",
+             keras_sparse_cross_entropy, options=frozenset({"reduction", "ignore_index"})),
+        Impl(NAME, "naive: tf.exp(x) / tf.reduce_sum(tf.exp(x))", "softmax", naive_softmax, naive=True),
+        Impl(NAME, "naive: tf.math.log(tf.nn.softmax(x))", "log_softmax", naive_log_softmax, naive=True),
+        Impl(NAME, "naive: -tf.reduce_sum(y * tf.math.log(tf.nn.softmax(x)))", "softmax_cross_entropy", naive_cross_entropy, naive=True),
+        Impl(NAME, "naive: -tf.gather(tf.math.log(tf.nn.softmax(x)), t)", "sparse_softmax_cross_entropy",
+             naive_sparse_cross_entropy, naive=True),
+    ]
+
+
+def _quantities_fn(impl: Impl, inputs, quantities: tuple[str, ...]):
+    """One function computing every requested quantity, so eager and XLA run the very same code."""
+    composed = impl.reduction_composed(inputs)
+
+    def forward(x, labels):
+        out = impl.forward(x, labels, inputs)
+        return reduce_with(out, inputs.options.reduction, tf.reduce_sum, tf.reduce_mean) if composed else out
+
+    def run(x, labels, g, d):
+        results = {}
+        with tf.GradientTape() as outer:
+            outer.watch(x)
+            with tf.GradientTape(persistent=True) as tape:
+                tape.watch(x)
+                if "grad_labels" in quantities:
+                    tape.watch(labels)
+                out = forward(x, labels)
+                objective = tf.reduce_sum(tf.cast(out, g.dtype) * g)
+            if "value" in quantities:
+                results["value"] = out
+            if needs_grad(quantities):
+                gx = tape.gradient(objective, x, unconnected_gradients="zero")
+                results["grad_logits"] = gx
+                if "grad_labels" in quantities:
+                    results["grad_labels"] = tape.gradient(objective, labels, unconnected_gradients="zero")
+        if "hvp" in quantities:
+            results["hvp"] = outer.gradient(gx, x, output_gradients=d, unconnected_gradients="zero")
+        return {q: v for q, v in results.items() if q in quantities}
+
+    return run
+
+
+def _callable(impl: Impl, inputs, quantities: tuple[str, ...], mode: str):
+    if mode == "eager":
+        return _quantities_fn(impl, inputs, quantities)
+    # Rank is part of the key: a trace generalised to unknown rank breaks ops that need it (softmax on axis 0).
+    key = (impl.name, impl.op, inputs.options, inputs.axis, inputs.dtype, inputs.logits.ndim, quantities)
+    if key not in _compiled:
+        _compiled[key] = tf.function(_quantities_fn(impl, inputs, quantities), jit_compile=True)
+    return _compiled[key]
+
+
+def _numpy(t) -> np.ndarray:
+    return (tf.cast(t, tf.float32) if t.dtype == tf.bfloat16 else t).numpy()
+
+
+def evaluate(impl: Impl, inputs, quantities, mode: str, device: str) -> dict:
+    check_supported(impl, inputs, quantities)
+    quantities = tuple(quantities)
+    with tf.device("/GPU:0" if device == "gpu" else "/CPU:0"):
+        x = tf.constant(inputs.logits)
+        labels = inputs.labels if inputs.labels is not None else inputs.sparse_labels
+        labels = tf.zeros([0]) if labels is None else tf.constant(labels)  # softmax and log_softmax take none
+        g, d = tf.constant(inputs.cotangent), tf.constant(inputs.direction)
+        try:
+            out = _callable(impl, inputs, quantities, mode)(x, labels, g, d)
+            return {q: _numpy(v) for q, v in out.items()}
+        except Unsupported:
+            raise
+        except Exception as exc:
+            return {q: exc for q in quantities}

@@ -1,0 +1,184 @@
+"""PyTorch: torch.softmax, torch.nn.functional.log_softmax and torch.nn.functional.cross_entropy.
+
+Gradients come from torch.autograd (a double backward for hvp). Compiled mode is torch.compile with
+fullgraph=True, so that a graph break raises instead of silently running eager; one compiled callable is
+kept per (implementation, options, dtype, rank, device) and Dynamo's recompile limit is raised so the
+cache never falls back to eager without saying so.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from .base import Impl, Unsupported, check_supported, needs_grad, reduce_with
+
+NAME = "torch"
+REQUIRES = ("torch",)  # importable packages; checked before any worker starts
+torch: Any = None
+F: Any = None
+_compiled: dict = {}
+
+
+def load() -> None:
+    global torch, F
+    import torch as _torch
+    import torch.nn.functional as _F
+
+    torch, F = _torch, _F
+    # Every distinct option set is a new guard on the same code object; the default limit (8) would
+    # make Dynamo fall back to eager after eight of them, and the results would no longer be compiled.
+    torch._dynamo.config.cache_size_limit = 4096
+    if hasattr(torch._dynamo.config, "recompile_limit"):
+        torch._dynamo.config.recompile_limit = 4096
+    torch._dynamo.config.accumulated_cache_size_limit = 1 << 20
+
+
+def version() -> str:
+    return torch.__version__
+
+
+def devices() -> list[str]:
+    return ["cpu"] + (["gpu"] if torch.cuda.is_available() else [])
+
+
+def flags() -> dict:
+    out = {"torch.get_num_threads": torch.get_num_threads(),
+           "torch.are_deterministic_algorithms_enabled": torch.are_deterministic_algorithms_enabled()}
+    if torch.cuda.is_available():
+        out["torch.backends.cuda.matmul.allow_tf32"] = torch.backends.cuda.matmul.allow_tf32
+        out["torch.get_float32_matmul_precision"] = torch.get_float32_matmul_precision()
+    return out
+
+
+def _class_first(x, axis: int):
+    """F.cross_entropy wants the class axis at dim 1 (or 0 for a single unbatched row): a layout move only."""
+    return x if x.ndim == 1 else torch.movedim(x, axis, 1)
+
+
+def softmax(x, labels, inputs):
+    return torch.softmax(x, dim=inputs.axis)
+
+
+def log_softmax(x, labels, inputs):
+    return F.log_softmax(x, dim=inputs.axis)
+
+
+def cross_entropy(x, labels, inputs):
+    opts = inputs.options
+    kwargs = {"reduction": opts.reduction, "label_smoothing": opts.label_smoothing}
+    if opts.weight is not None:
+        kwargs["weight"] = torch.tensor(opts.weight, dtype=x.dtype, device=x.device)
+    if opts.ignore_index is not None:
+        kwargs["ignore_index"] = opts.ignore_index
+    target = labels if labels.dtype in (torch.int64, torch.int32) else _class_first(labels, inputs.axis)
+    return F.cross_entropy(_class_first(x, inputs.axis), target, **kwargs)
+
+
+def naive_softmax(x, labels, inputs):
+    e = torch.exp(x)
+    return e / e.sum(dim=inputs.axis, keepdim=True)
+
+
+def naive_log_softmax(x, labels, inputs):
+    return torch.log(torch.softmax(x, dim=inputs.axis))
+
+
+def naive_cross_entropy(x, labels, inputs):
+    return -(labels * torch.log(torch.softmax(x, dim=inputs.axis))).sum(dim=inputs.axis)
+
+
+def naive_sparse_cross_entropy(x, labels, inputs):
+    logp = torch.log(torch.softmax(x, dim=inputs.axis))
+    return -torch.gather(logp, inputs.axis, labels.long().unsqueeze(inputs.axis)).squeeze(inputs.axis)
+
+
+def implementations() -> list[Impl]:
+    ce_options = frozenset({"reduction", "label_smoothing", "weight"})
+    return [
+        Impl(NAME, "torch.softmax", "softmax", softmax),
+        Impl(NAME, "torch.nn.functional.log_softmax", "log_softmax", log_softmax),
+        Impl(NAME, "torch.nn.functional.cross_entropy", "softmax_cross_entropy", cross_entropy, options=ce_options),
+        Impl(NAME, "torch.nn.functional.cross_entropy", "sparse_softmax_cross_entropy", cross_entropy,
+             options=ce_options | {"ignore_index"}),
+        Impl(NAME, "naive: torch.exp(x) / torch.exp(x).sum()", "softmax", naive_softmax, naive=True),
+        Impl(NAME, "naive: torch.log(torch.softmax(x))", "log_softmax", naive_log_softmax, naive=True),
+        Impl(NAME, "naive: -(y * torch.log(torch.softmax(x))).sum()", "softmax_cross_entropy", naive_cross_entropy, naive=True),
+        Impl(NAME, "naive: -torch.log(torch.softmax(x)).gather(t)", "sparse_softmax_cross_entropy", naive_sparse_cross_entropy,
+             naive=True),
+    ]
+
+
+def _tensor(array: np.ndarray, device: str, requires_grad: bool = False):
+    if array.dtype.name == "bfloat16":  # torch cannot read ml_dtypes arrays; float32 holds every bfloat16 exactly
+        t = torch.from_numpy(array.astype(np.float32)).to(torch.bfloat16)
+    else:
+        t = torch.from_numpy(np.array(array, copy=True, order="C"))  # ascontiguousarray would make 0-d arrays 1-d
+    return t.to(device).requires_grad_(requires_grad)
+
+
+def _numpy(t) -> np.ndarray:
+    t = t.detach().cpu()
+    return (t.float() if t.dtype == torch.bfloat16 else t).numpy()
+
+
+def _forward(impl: Impl, inputs, mode: str, device: str):
+    def f(x, labels):
+        out = impl.forward(x, labels, inputs)
+        if impl.reduction_composed(inputs):
+            out = reduce_with(out, inputs.options.reduction, torch.sum, torch.mean)
+        return out
+
+    if mode == "eager":
+        return f
+    key = (impl.name, impl.op, inputs.options, inputs.axis, inputs.dtype, inputs.logits.ndim, device)
+    if key not in _compiled:
+        _compiled[key] = torch.compile(f, fullgraph=True)
+    return _compiled[key]
+
+
+def evaluate(impl: Impl, inputs, quantities, mode: str, device: str) -> dict:
+    check_supported(impl, inputs, quantities)
+    dev = "cuda" if device == "gpu" else "cpu"
+    grad = needs_grad(quantities)
+    x = _tensor(inputs.logits, dev, requires_grad=grad)
+    labels = None  # softmax and log_softmax take none
+    if inputs.labels is not None:
+        labels = _tensor(inputs.labels, dev, requires_grad="grad_labels" in quantities)
+    elif inputs.sparse_labels is not None:
+        labels = _tensor(inputs.sparse_labels, dev)
+    f = _forward(impl, inputs, mode, device)
+    try:
+        out = f(x, labels)
+    except Exception as exc:
+        return {q: exc for q in quantities}
+    results: dict = {}
+    if "value" in quantities:
+        results["value"] = _numpy(out)
+    if not grad:
+        return results
+    g = _tensor(inputs.cotangent, dev)
+    wrt = [x] + ([labels] if "grad_labels" in quantities else [])
+    try:
+        first = torch.autograd.grad(out, wrt, grad_outputs=g, create_graph="hvp" in quantities, allow_unused=True)
+    except Exception as exc:
+        return {**results, **{q: exc for q in quantities if q != "value"}}
+    if "grad_logits" in quantities:
+        results["grad_logits"] = _numpy(first[0])
+    if "grad_labels" in quantities:
+        results["grad_labels"] = _numpy(first[1]) if first[1] is not None else np.zeros(inputs.labels.shape, np.float64)
+    if "hvp" in quantities:
+        results["hvp"] = _hvp(first[0], x, _tensor(inputs.direction, dev))
+    return results
+
+
+def _hvp(grad_x, x, direction):
+    """H·d as the gradient of <grad_x, d>: H is symmetric, so this is the Hessian-vector product."""
+    try:
+        (hv,) = torch.autograd.grad(grad_x, x, grad_outputs=direction, allow_unused=True)
+    except RuntimeError as exc:
+        if "double backward" in str(exc):
+            return Unsupported(str(exc).splitlines()[0])
+        return exc
+    return _numpy(hv) if hv is not None else np.zeros(tuple(x.shape), np.float64)

@@ -1,0 +1,197 @@
+"""The `conformance` command line (../shared/SPEC.md, "Command line").
+
+Exit codes: 0 success; 1 a fail/error record (run), a regression (gate) or a failed benchmark run (bench);
+2 bad input or usage: one line on stderr, never a traceback, and nothing already written is touched.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from pathlib import Path
+
+from . import __version__, summary
+from . import known as known_registry
+from . import results as results_io
+from .adapters import absent_message, missing_packages, registered
+from .cases import CaseFileError, load
+from .names import DEVICES, DTYPES, MODES
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+DEFAULT_CASES = REPO_ROOT / "cases"
+
+
+class UsageError(Exception):
+    """Bad input: printed as one line, exit 2."""
+
+
+def _csv(allowed: tuple[str, ...] | None, what: str):
+    def parse(text: str) -> tuple[str, ...]:
+        items = tuple(x.strip() for x in text.split(",") if x.strip())
+        if not items:
+            raise argparse.ArgumentTypeError(f"empty {what} list")
+        if allowed is not None:
+            for x in items:
+                if x not in allowed:
+                    raise argparse.ArgumentTypeError(f"unknown {what} {x!r}; known: {', '.join(allowed)}")
+        return items
+    return parse
+
+
+def _frameworks(requested: tuple[str, ...] | None) -> tuple[tuple[str, ...], dict]:
+    """(frameworks to run, absent ones with their reason). Explicitly requested but absent is bad input."""
+    known = registered()
+    if requested is None:
+        absent = {n: absent_message(n, m) for n in known if (m := missing_packages(n))}
+        return tuple(n for n in known if n not in absent), absent
+    for name in requested:
+        if name not in known:
+            raise UsageError(f"unknown framework {name!r}; known: {', '.join(known)}")
+        missing = missing_packages(name)
+        if missing:
+            raise UsageError(absent_message(name, missing))
+    return requested, {}
+
+
+class Progress:
+    """One status line on a terminal; a line per milestone elsewhere (CI logs stay short)."""
+
+    def __init__(self, stream=sys.stderr):
+        self.stream, self.tty = stream, stream.isatty()
+        self.state: dict[str, str] = {}
+        self.records = self.bad = 0
+        self.started = time.monotonic()
+        self.last_pct: dict[str, int] = {}
+
+    def __call__(self, msg: tuple) -> None:
+        kind = msg[0]
+        if kind == "record":
+            self.records += 1
+            self.bad += msg[1]["status"] in ("fail", "error")
+            return
+        if kind == "progress":
+            name, done, total = msg[1:]
+            self.state[name] = f"{done}/{total}"
+            pct = 100 * done // max(total, 1)
+            if not self.tty and pct // 25 > self.last_pct.get(name, -1) // 25:
+                self.last_pct[name] = pct
+                self._line(f"{name}: {pct}% of case x op x dtype")
+        elif kind == "info" and "absent" in msg[2]:
+            self._line(f"{msg[1]}: absent, skipped ({msg[2]['absent']})")
+        elif kind == "info" and msg[2].get("skipped_devices"):
+            self._line(f"{msg[1]}: {'; '.join(msg[2]['skipped_devices'].values())}: skipped")
+        elif kind == "done":
+            self.state[msg[1]] = "done"
+            self._line(f"{msg[1]}: done")
+        elif kind == "crash":
+            self._line(f"{msg[1]}: CRASHED ({msg[2].strip().splitlines()[-1]}); its other records are kept")
+        if self.tty:
+            status = " | ".join(f"{k} {v}" for k, v in self.state.items())
+            self.stream.write(f"\r\x1b[K{status} | {self.records} records, {self.bad} fail/error, {time.monotonic() - self.started:.0f}s")
+            self.stream.flush()
+
+    def _line(self, text: str) -> None:
+        prefix = "\r\x1b[K" if self.tty else ""
+        self.stream.write(f"{prefix}[{time.monotonic() - self.started:5.1f}s] {text}\n")
+        self.stream.flush()
+
+
+def cmd_run(args) -> int:
+    case_paths = args.cases or [DEFAULT_CASES]
+    load(case_paths)  # validate the whole corpus before anything runs or is written
+    entries = known_registry.load(args.known)
+    frameworks, absent = _frameworks(args.frameworks)
+    from .runner import Selection, run, run_inline
+
+    sel = Selection(frameworks, args.dtypes, args.devices, args.modes)
+    progress = Progress()
+    for name, why in absent.items():
+        progress(("info", name, {"absent": why}))
+    started = time.monotonic()
+    if args.jobs == 1:
+        records, info = run_inline(case_paths, sel, progress)
+    else:
+        records, info = run(case_paths, sel, args.jobs, progress)
+    for name, why in absent.items():
+        info[name] = {"absent": why}
+    versions = {n: i.get("version") for n, i in info.items() if isinstance(i, dict) and i.get("version")}
+    known_registry.apply(records, entries, versions)
+    stale = [{"id": e.id, "link": e.link} for e in known_registry.stale(entries)]
+    doc = results_io.document(records, info, {"stale_known": stale, "wall_seconds": round(time.monotonic() - started, 1),
+                                              "selection": {"frameworks": list(frameworks), "dtypes": list(args.dtypes),
+                                                            "devices": list(args.devices), "modes": list(args.modes)}})
+    out = Path(args.out)
+    results_io.write(doc, out / "results.json")
+    (out / "summary.md").write_text(summary.render(doc), encoding="utf-8")
+    counts = summary.status_counts(records)
+    print(f"\n{len(records)} records in {doc['wall_seconds']}s: " + ", ".join(f"{counts.get(s, 0)} {s}" for s in summary.COUNTED))
+    for e in stale:
+        print(f"stale known divergence: {e['id']} matched nothing ({e['link']})")
+    bad = [r for r in records if r["status"] in ("fail", "error")]
+    for r in bad[:10]:
+        print(f"  {r['status'].upper()} {r['case']} {r['framework']} {r['impl']} {r['quantity']} {r['dtype']} {r['mode']}: "
+              f"{r.get('detail') or (r.get('error') or {}).get('message', '')}"[:220])
+    if len(bad) > 10:
+        print(f"  ... {len(bad) - 10} more in {out / 'summary.md'}")
+    print(f"wrote {out / 'results.json'} and {out / 'summary.md'}")
+    crashed = any(isinstance(i, dict) and i.get("crash") for i in info.values())
+    return 1 if bad or crashed or info.get("_interrupted") else 0
+
+
+def cmd_list(args) -> int:
+    from .adapters import FrameworkAbsent, load_adapter
+
+    for name in registered():
+        missing = missing_packages(name)
+        if missing:
+            print(f"{name}: absent ({absent_message(name, missing)})")
+            continue
+        try:
+            adapter = load_adapter(name)
+        except FrameworkAbsent as exc:
+            print(f"{name}: absent ({exc})")
+            continue
+        print(f"{name} {adapter.version()}  devices: {', '.join(adapter.devices())}")
+        for impl in adapter.implementations():
+            opts = f"  [options: {', '.join(sorted(impl.options))}]" if impl.options else ""
+            print(f"  {impl.op:30s} {impl.name}{opts}")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="conformance", description="Cross-framework conformance suite for softmax, log-softmax and softmax cross-entropy.")
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    run = sub.add_parser("run", help="run the case corpus through every installed framework")
+    run.add_argument("--cases", type=Path, action="append", help="case file or folder (repeatable; default: the bundled cases/)")
+    run.add_argument("--frameworks", type=_csv(None, "framework"), default=None, help="comma-separated (default: every installed one)")
+    run.add_argument("--dtypes", type=_csv(DTYPES, "dtype"), default=DTYPES)
+    run.add_argument("--devices", type=_csv(DEVICES, "device"), default=DEVICES, help="devices not present are skipped and said so")
+    run.add_argument("--modes", type=_csv(MODES, "mode"), default=MODES)
+    run.add_argument("--out", default="reports", help="output folder (default: reports/)")
+    run.add_argument("--jobs", type=int, default=2, help="frameworks run in parallel worker processes (1: in this process)")
+    run.add_argument("--known", type=Path, default=known_registry.DEFAULT_REGISTRY, help="known-divergence registry (YAML)")
+    run.set_defaults(func=cmd_run)
+
+    lst = sub.add_parser("list", help="frameworks, implementations, versions and devices found")
+    lst.set_defaults(func=cmd_list)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        return args.func(args)
+    except (UsageError, CaseFileError, known_registry.RegistryError, results_io.ResultsError) as exc:
+        print(f"conformance: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("conformance: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

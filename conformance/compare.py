@@ -1,0 +1,151 @@
+"""Judging one implementation's output against the oracle: status, behaviour and error figures."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from . import dtypes as dt
+from .cases import materialize
+from .tolerance import published_tolerance, tolerance
+
+SIGNALS = ("error", "nonfinite", "all_nan")  # what counts as 'the implementation told the user' on invalid input
+SMALL_OUTPUT = 16  # outputs up to this size are stored whole in the record, for the report
+
+
+@dataclass
+class Verdict:
+    status: str
+    behaviour: str
+    max_abs_err: float | None = None
+    max_rel_err: float | None = None
+    max_ulp: float | None = None
+    tol_ratio: float | None = None  # worst |err| / tolerance: below 1 passes
+    size: int = 0
+    nan_count: int = 0
+    inf_count: int = 0
+    detail: str | None = None
+    worst_index: list[int] | None = None
+    output: list | None = None
+    expected: list | None = None
+    extra: dict = field(default_factory=dict)
+
+
+def behaviour_of(out: np.ndarray) -> str:
+    if out.size and np.all(np.isnan(out)):
+        return "all_nan"
+    if not np.all(np.isfinite(out)):
+        return "nonfinite"
+    return "finite"
+
+
+def jsonable(values: np.ndarray) -> list:
+    """Floats for JSON, with the non-finite ones as the strings nan, inf, -inf (the case-file spelling)."""
+    flat = []
+    for v in np.asarray(values, dtype=np.float64).ravel():
+        flat.append(float(v) if np.isfinite(v) else ("nan" if np.isnan(v) else ("inf" if v > 0 else "-inf")))
+    return np.asarray(flat, dtype=object).reshape(np.shape(values)).tolist()
+
+
+def _none_if_nan(v: float) -> float | None:
+    return None if v is None or not np.isfinite(v) else float(v)
+
+
+def compare_values(out: np.ndarray, ref: np.ndarray, tol: np.ndarray, dtype: str) -> Verdict:
+    """Element-wise check: NaN matches NaN only, infinities match exactly, finite values within tolerance."""
+    out64 = np.asarray(out, dtype=np.float64)
+    ref64 = np.asarray(ref, dtype=np.float64)
+    verdict = Verdict(status="pass", behaviour=behaviour_of(out64), size=int(out64.size),
+                      nan_count=int(np.isnan(out64).sum()), inf_count=int(np.isinf(out64).sum()))
+    if out64.shape != ref64.shape:
+        verdict.status = "fail"
+        verdict.detail = f"shape {list(out64.shape)} where the oracle has {list(ref64.shape)}"
+        return verdict
+    if out64.size <= SMALL_OUTPUT:
+        verdict.output, verdict.expected = jsonable(out64), jsonable(ref64)
+    ref_nan, ref_inf = np.isnan(ref64), np.isinf(ref64)
+    finite = np.isfinite(ref64) & np.isfinite(out64)
+    with np.errstate(all="ignore"):
+        err = np.where(finite, np.abs(out64 - np.asarray(ref, dtype=np.longdouble)).astype(np.float64), 0.0)
+        ratio = np.where(finite, err / tol, 0.0)
+    bad = (ref_nan & ~np.isnan(out64)) | (~ref_nan & np.isnan(out64))
+    bad |= ref_inf & (out64 != ref64)
+    bad |= np.isfinite(ref64) & ~np.isfinite(out64)
+    bad |= finite & (ratio > 1.0)
+    if np.any(finite):
+        with np.errstate(all="ignore"):
+            rel = np.where(finite & (ref64 != 0), err / np.abs(ref64), 0.0)
+            ulps = np.where(finite, err / dt.ulp(ref64, dtype), 0.0)
+        verdict.max_abs_err = _none_if_nan(err.max())
+        verdict.max_rel_err = _none_if_nan(rel.max())
+        verdict.max_ulp = _none_if_nan(ulps.max())
+        verdict.tol_ratio = _none_if_nan(ratio.max())
+    if np.any(bad):
+        verdict.status = "fail"
+        # Point at the worst element: a mismatch in kind (NaN, inf) first, else the largest error ratio.
+        score = np.where(bad & ~finite, np.inf, np.where(bad, ratio, -1.0))
+        idx = np.unravel_index(int(np.argmax(score)), score.shape) if score.ndim else ()
+        verdict.worst_index = [int(i) for i in idx]
+        tol_at = float(tol[idx]) if np.ndim(tol) else float(tol)
+        verdict.detail = f"at {verdict.worst_index}: got {float(out64[idx]):.9g}, oracle {float(ref64[idx]):.9g}, tolerance {tol_at:.3g}"
+    return verdict
+
+
+def judge(out: np.ndarray | None, error: BaseException | None, ref, quantity: str, dtype: str, classes: int,
+          invalid: bool, expect: dict) -> Verdict:
+    """The verdict for one record. `out` is None exactly when the implementation raised `error`."""
+    wanted = expect.get("behaviour")
+    wanted = [wanted] if isinstance(wanted, str) else wanted
+    if error is not None:
+        verdict = Verdict(status="error", behaviour="error",
+                          extra={"error": {"type": type(error).__name__, "message": _first_line(error)}})
+        if (invalid and (wanted is None or "error" in wanted)) or (wanted and "error" in wanted):
+            verdict.status = "pass"
+        return verdict
+    out = np.asarray(out)
+    if invalid:
+        # No valid answer exists: judge what the implementation did, not its numbers.
+        verdict = Verdict(status="pass", behaviour=behaviour_of(np.asarray(out, dtype=np.float64)), size=int(out.size),
+                          nan_count=int(np.isnan(out.astype(np.float64)).sum()),
+                          inf_count=int(np.isinf(out.astype(np.float64)).sum()))
+        if out.size <= SMALL_OUTPUT:
+            verdict.output = jsonable(out)
+        allowed = wanted or list(SIGNALS)
+        if verdict.behaviour not in allowed:
+            verdict.status = "error" if allowed == ["error"] else "fail"
+            verdict.detail = f"returned {verdict.behaviour} values where {' or '.join(allowed)} was expected"
+            if verdict.behaviour == "finite":
+                verdict.extra["silent"] = True  # a finite answer to a question that has none
+        return verdict
+    tol = tolerance(ref.scale, quantity, dtype, classes, ref.flush)
+    verdict = compare_values(out, ref.value, tol, dtype)
+    if wanted and verdict.behaviour not in wanted:
+        verdict.status = "fail"
+        verdict.detail = f"behaviour {verdict.behaviour}, expected {' or '.join(wanted)}"
+    if quantity in expect and verdict.status == "pass":
+        _check_published(verdict, out, expect[quantity], tol)
+    return verdict
+
+
+def _check_published(verdict: Verdict, out: np.ndarray, expected_literal, tol: np.ndarray) -> None:
+    expected = materialize(expected_literal if isinstance(expected_literal, list) else [expected_literal])
+    expected = expected.reshape(np.shape(out)) if expected.size == np.size(out) else expected
+    if expected.shape != np.shape(out):
+        verdict.status = "fail"
+        verdict.detail = f"expect has shape {list(expected.shape)}, output {list(np.shape(out))}"
+        return
+    allowed = published_tolerance(expected) + tol
+    check = compare_values(out, expected, allowed, "float64")
+    verdict.extra["expect_checked"] = True
+    if check.status != "pass":
+        verdict.status = "fail"
+        verdict.detail = "explicit expectation: " + (check.detail or "")
+
+
+def _first_line(error: BaseException) -> str:
+    """The line that says what went wrong (TensorFlow puts a traceback of user code before it)."""
+    lines = [line.strip() for line in (str(error).strip() or type(error).__name__).splitlines() if line.strip()]
+    if lines[0].startswith("in user code") or lines[0].startswith("Traceback"):
+        return lines[-1][:300]
+    return lines[0][:300]

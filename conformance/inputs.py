@@ -1,0 +1,64 @@
+"""One case, one op, one dtype: the concrete arrays every implementation and the oracle receive."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from . import dtypes as dt
+from .cases import Case, Options, materialize
+
+
+@dataclass(frozen=True)
+class Inputs:
+    op: str
+    dtype: str
+    logits: np.ndarray  # in the dtype under test
+    labels: np.ndarray | None  # dense labels, in the dtype under test
+    sparse_labels: np.ndarray | None  # integer labels, in options.label_dtype
+    axis: int  # normalised to a non-negative index
+    options: Options
+    cotangent: np.ndarray  # shaped like the output, in the dtype under test
+    direction: np.ndarray  # shaped like the logits, in the dtype under test (for hvp)
+
+    @property
+    def classes(self) -> int:
+        return self.logits.shape[self.axis]
+
+    @property
+    def rows(self) -> int:
+        """How many softmax rows (examples) the logits hold."""
+        return int(self.logits.size // self.classes) if self.classes else 0
+
+
+def output_shape(op: str, logits_shape: tuple[int, ...], axis: int, reduction: str) -> tuple[int, ...]:
+    if op in ("softmax", "log_softmax"):
+        return logits_shape
+    if reduction != "none":
+        return ()
+    return logits_shape[:axis] + logits_shape[axis + 1:]
+
+
+def _seeded(spec, shape: tuple[int, ...], dtype: str) -> np.ndarray:
+    if spec == "ones":
+        return np.ones(shape, dtype=dt.fmt(dtype).np_dtype)
+    return dt.round_to(materialize({**spec, "shape": list(shape)}), dtype)
+
+
+def build(case: Case, op: str, dtype: str) -> Inputs:
+    """Round the case's inputs to `dtype`; the oracle then works on exactly what the framework sees."""
+    raw = case.raw_logits()
+    axis = case.axis % raw.ndim
+    logits = dt.round_to(raw, dtype)
+    labels = sparse = None
+    if op == "softmax_cross_entropy":
+        labels = dt.round_to(case.raw_labels(), dtype)
+    if op == "sparse_softmax_cross_entropy":
+        sparse = case.raw_sparse_labels().astype(case.options.label_dtype)
+    out_shape = output_shape(op, logits.shape, axis, case.options.reduction)
+    return Inputs(
+        op=op, dtype=dtype, logits=logits, labels=labels, sparse_labels=sparse, axis=axis,
+        options=case.options, cotangent=_seeded(case.cotangent_for(op), out_shape, dtype),
+        direction=_seeded(case.direction, logits.shape, dtype),
+    )

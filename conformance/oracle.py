@@ -1,0 +1,229 @@
+"""High-precision reference values, gradients and Hessian-vector products for the four ops.
+
+Precision: NumPy's `longdouble`, which on x86-64 Linux is the x87 80-bit format (64-bit significand,
+unit roundoff 2**-64, i.e. 2**11 times finer than float64). Every formula below is the stable one
+(max shift, log-sum-exp), so the reference carries a relative error of a few units of 2**-64 - at
+most about 1/1000 of a float64 ulp. `tests/test_oracle.py` shows this is enough by comparing against
+an independent 60-digit mpmath evaluation (`oracle_mp.py`) on random and extreme inputs, and against
+finite differences for every derivative. On a platform where longdouble is plain double, `EXTENDED`
+is False and the run refuses float64 comparisons rather than judging them with a float64 oracle.
+
+Each quantity comes with a *scale*: a bound on the rounding error any backward-stable implementation
+may make, in units of the dtype's unit roundoff. It is built from the componentwise condition number
+of the op at the input (see `tolerance.py` for the model and docs/tolerances.md for its derivation).
+
+Semantics of the options (documented in README; PyTorch's conventions, which are the most general):
+  y_eff = ((1 - eps) * y + eps / C) * w        dense labels y, smoothing eps, class weights w
+  sparse: y = one_hot(t); rows whose label equals ignore_index get y_eff = 0
+  loss_i = -sum_c y_eff_ic * log_softmax(x)_ic   (terms with y_eff = 0 contribute 0, even at -inf logits)
+  reduction sum: sum_i loss_i; mean: sum_i loss_i / D, D = number of rows (dense) or
+  sum of w[t_i] over rows not ignored (sparse). A label outside [0, C) that is not ignore_index has no answer: NaN.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from .inputs import Inputs
+
+LD = np.longdouble
+EXTENDED = np.finfo(LD).nmant >= 63
+
+
+@dataclass(frozen=True)
+class Reference:
+    value: np.ndarray  # extended precision, in the output layout
+    scale: np.ndarray  # float64, same shape: error magnitude per unit roundoff (before the algorithm constant)
+    flush: np.ndarray | float = 1.0  # coefficient of a probability in the result: the error if it were flushed to zero
+
+
+@dataclass(frozen=True)
+class _Rows:
+    """Per-row softmax statistics with the class axis last."""
+
+    x: np.ndarray
+    logp: np.ndarray
+    p: np.ndarray
+    kappa: np.ndarray  # |d log p_c| per unit relative perturbation of the inputs
+    r: np.ndarray  # relative-error scale of p_c
+    a: np.ndarray  # absolute-error scale of log p_c
+
+
+def _rows(x: np.ndarray) -> _Rows:
+    with np.errstate(all="ignore"):
+        classes = x.shape[-1]
+        # No answer for a row with NaN or +inf (inf - inf), an all -inf row (0/0), or no classes at all.
+        bad = np.any(np.isnan(x) | (x == np.inf), axis=-1) | np.all(x == -np.inf, axis=-1) | (classes == 0)
+        xs = np.where(bad[..., None], LD(0), x)
+        if classes == 0:
+            empty = np.zeros(x.shape, dtype=LD)
+            return _Rows(x, empty, empty, empty, empty, empty)
+        m = np.max(xs, axis=-1, keepdims=True)
+        # log p_c = (x_c - m) - log1p(t), t = sum of exp(x_j - m) over every j but one argmax. Both terms are
+        # <= 0, so nothing cancels: log_softmax keeps full relative accuracy near 0 (x - lse would not).
+        shifted = np.exp(xs - m)
+        top = np.argmax(xs, axis=-1)[..., None]
+        np.put_along_axis(shifted, top, LD(0), axis=-1)
+        t = np.sum(shifted, axis=-1, keepdims=True)
+        logp = (xs - m) - np.log1p(t)
+        p = np.exp(logp)
+        ax = np.where(np.isfinite(xs), np.abs(xs), LD(0))  # -inf entries are exact: no perturbation
+        mean_abs = np.sum(p * ax, axis=-1, keepdims=True)
+        kappa = ax * (1 - p) + mean_abs - p * ax
+        gap = np.where(np.isfinite(xs), np.abs(xs - m), LD(0))
+        r = 1 + kappa + gap
+        a = 1 + np.where(np.isfinite(logp), np.abs(logp), LD(0)) + kappa
+        nan = LD(np.nan)
+        logp, p, kappa, r, a = (np.where(bad[..., None], nan, v) for v in (logp, p, kappa, r, a))
+    return _Rows(xs, logp, p, kappa, r, a)
+
+
+def _effective_labels(inp: Inputs, rows: _Rows) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(y_eff, dy_eff/dy factor per class, valid-row mask) with the class axis last."""
+    classes = rows.x.shape[-1]
+    opts = inp.options
+    w = np.ones(classes, dtype=LD) if opts.weight is None else np.asarray(opts.weight, dtype=LD)
+    eps = LD(opts.label_smoothing)
+    if inp.op == "softmax_cross_entropy":
+        y = np.moveaxis(inp.labels.astype(LD), inp.axis, -1)
+        valid = np.ones(y.shape[:-1], dtype=bool)
+    else:
+        t = inp.sparse_labels.astype(np.int64)
+        ignored = (t == opts.ignore_index) if opts.ignore_index is not None else np.zeros(t.shape, dtype=bool)
+        in_range = (t >= 0) & (t < classes)
+        valid = in_range & ~ignored
+        y = (np.arange(classes) == t[..., None]).astype(LD) * valid[..., None]
+        y = np.where((~in_range & ~ignored)[..., None], LD(np.nan), y)
+    smooth = LD(eps / classes) if classes else LD(0)
+    y_eff = ((1 - eps) * y + smooth) * w
+    if inp.op == "sparse_softmax_cross_entropy":
+        y_eff = np.where(ignored[..., None], LD(0), y_eff)
+    return y_eff, (1 - eps) * w, valid
+
+
+def _per_example_cotangent(inp: Inputs, n_rows_shape: tuple[int, ...], denominator) -> np.ndarray:
+    g = inp.cotangent.astype(LD)
+    if inp.options.reduction == "none":
+        return g
+    g = np.broadcast_to(g, n_rows_shape)
+    return g / denominator if inp.options.reduction == "mean" else g
+
+
+def _denominator(inp: Inputs, valid: np.ndarray) -> LD:
+    if inp.op == "softmax_cross_entropy":
+        return LD(valid.size)
+    t = inp.sparse_labels.astype(np.int64)
+    w = np.ones(inp.classes, dtype=LD) if inp.options.weight is None else np.asarray(inp.options.weight, dtype=LD)
+    return np.sum(np.where(valid, w[np.clip(t, 0, max(inp.classes - 1, 0))], LD(0))) if t.size else LD(0)
+
+
+def _reduce(inp: Inputs, loss: np.ndarray, scale: np.ndarray, denominator) -> tuple[np.ndarray, np.ndarray]:
+    reduction = inp.options.reduction
+    if reduction == "none":
+        return loss, scale
+    n = max(loss.size, 1)
+    total = np.sum(loss)
+    total_scale = np.sum(scale) + np.log2(n) * np.sum(np.abs(loss))
+    if reduction == "sum":
+        return np.asarray(total), np.asarray(total_scale)
+    with np.errstate(all="ignore"):
+        return np.asarray(total / denominator), np.asarray(total_scale / np.abs(denominator))
+
+
+def _to_layout(values: np.ndarray, inp: Inputs) -> np.ndarray:
+    return np.moveaxis(values, -1, inp.axis)
+
+
+def compute(inp: Inputs, quantity: str) -> Reference:
+    """The reference for one quantity of one op on one set of inputs."""
+    rows = _rows(np.moveaxis(inp.logits.astype(LD), inp.axis, -1))
+    if inp.op in ("softmax", "log_softmax"):
+        value, scale = _softmax_like(inp, rows, quantity)
+        value, scale = _to_layout(value, inp), _to_layout(scale, inp)
+    else:
+        value, scale, per_class = _cross_entropy(inp, rows, quantity)
+        if per_class:
+            value, scale = _to_layout(value, inp), _to_layout(scale, inp)
+    return Reference(value, np.asarray(scale, dtype=np.float64), _flush(inp, quantity, value.shape))
+
+
+def _flush(inp: Inputs, quantity: str, shape: tuple[int, ...]) -> np.ndarray | float:
+    """How much a result moves if a probability below the normal range is flushed to zero (FTZ/DAZ, as XLA
+    and TensorFlow do on CPU): the magnitude of the factor that multiplies that probability."""
+    if quantity in ("value", "grad_labels"):
+        return 1.0
+    g = np.abs(inp.cotangent.astype(np.float64))
+    d = np.abs(inp.direction.astype(np.float64))
+    if inp.op in ("softmax", "log_softmax"):
+        sum_g = np.sum(g, axis=inp.axis, keepdims=True)
+        sum_d = np.sum(d, axis=inp.axis, keepdims=True)
+        factor = (g + sum_g) if quantity == "grad_logits" else (g + sum_g) * (d + sum_d) * 2
+        return np.broadcast_to(1.0 + factor, shape)
+    # cross-entropy: the per-example cotangent times the label mass times (for hvp) the direction
+    per_example = g if inp.options.reduction == "none" else np.broadcast_to(g, tuple(n for i, n in enumerate(inp.logits.shape) if i != inp.axis))
+    mass = np.sum(np.abs(inp.labels.astype(np.float64)), axis=inp.axis) + 1.0 if inp.labels is not None else 2.0
+    factor = np.expand_dims(per_example * mass, inp.axis)
+    if quantity == "hvp":
+        factor = factor * (d + np.sum(d, axis=inp.axis, keepdims=True))
+    return np.broadcast_to(1.0 + factor, shape)
+
+
+def _softmax_like(inp: Inputs, rows: _Rows, quantity: str) -> tuple[np.ndarray, np.ndarray]:
+    p, pr = rows.p, rows.p * rows.r
+    with np.errstate(all="ignore"):
+        if quantity == "value":
+            return (p, pr) if inp.op == "softmax" else (rows.logp, rows.a)
+        g = np.moveaxis(inp.cotangent.astype(LD), inp.axis, -1)
+        d = np.moveaxis(inp.direction.astype(LD), inp.axis, -1)
+        big_g = np.sum(np.abs(g) * pr, axis=-1, keepdims=True)
+        big_d = np.sum(pr * np.abs(d), axis=-1, keepdims=True)
+        sum_abs_g = np.sum(np.abs(g), axis=-1, keepdims=True)
+        centred_d = p * (d - np.sum(p * d, axis=-1, keepdims=True))
+        if inp.op == "softmax":
+            gbar = np.sum(g * p, axis=-1, keepdims=True)
+            if quantity == "grad_logits":
+                return p * (g - gbar), pr * (np.abs(g) + big_g)
+            # hvp: d/dx of p_j (g_j - gbar) along d
+            dbar = np.sum(p * d, axis=-1, keepdims=True)
+            value = centred_d * (g - gbar) - p * np.sum(g * p * (d - dbar), axis=-1, keepdims=True)
+            scale = pr * ((np.abs(d) + big_d) * (np.abs(g) + big_g) + np.sum(np.abs(g) * pr * (np.abs(d) + big_d), axis=-1, keepdims=True))
+            return value, scale
+        sum_g = np.sum(g, axis=-1, keepdims=True)
+        if quantity == "grad_logits":
+            return g - p * sum_g, np.abs(g) + pr * sum_abs_g
+        return -sum_g * centred_d, sum_abs_g * pr * (np.abs(d) + big_d)
+
+
+def _cross_entropy(inp: Inputs, rows: _Rows, quantity: str) -> tuple[np.ndarray, np.ndarray, bool]:
+    """(value, scale, per_class): per_class is True when the result is shaped like the logits."""
+    y_eff, dy_factor, valid = _effective_labels(inp, rows)
+    denominator = _denominator(inp, valid)
+    with np.errstate(all="ignore"):
+        nonzero = y_eff != 0
+        loss = -np.sum(np.where(nonzero, y_eff * rows.logp, LD(0)), axis=-1)
+        loss_scale = np.sum(np.where(nonzero, np.abs(y_eff) * rows.a, LD(0)), axis=-1)
+        if quantity == "value":
+            value, scale = _reduce(inp, loss, loss_scale, denominator)
+            return value, scale, False
+        g = _per_example_cotangent(inp, loss.shape, denominator)[..., None]
+        abs_g = np.abs(g)
+        sum_y = np.sum(y_eff, axis=-1, keepdims=True)
+        sum_abs_y = np.sum(np.abs(y_eff), axis=-1, keepdims=True)
+        pr = rows.p * rows.r
+        if quantity == "grad_logits":
+            value = g * (sum_y * rows.p - y_eff)
+            scale = abs_g * (np.abs(sum_y) * pr + np.abs(y_eff) + sum_abs_y * rows.p)
+        elif quantity == "grad_labels":
+            value = -g * dy_factor * rows.logp
+            scale = abs_g * np.abs(dy_factor) * rows.a
+        elif quantity == "hvp":
+            d = np.moveaxis(inp.direction.astype(LD), inp.axis, -1)
+            big_d = np.sum(pr * np.abs(d), axis=-1, keepdims=True)
+            value = g * sum_y * rows.p * (d - np.sum(rows.p * d, axis=-1, keepdims=True))
+            scale = abs_g * np.abs(sum_y) * pr * (np.abs(d) + big_d)
+        else:
+            raise ValueError(f"unknown quantity {quantity!r}")
+        # Rows with no answer (invalid label) stay NaN in their gradients too.
+        return value, scale, True

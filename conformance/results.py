@@ -1,0 +1,85 @@
+"""results.json: the environment fingerprint, atomic writing, and validated reading."""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import tempfile
+from datetime import datetime, timezone
+from pathlib import Path
+
+SCHEMA = "softmax-conformance/results/1"
+REQUIRED_RECORD_FIELDS = ("case", "op", "quantity", "dtype", "framework", "impl", "mode", "device", "status", "behaviour",
+                          "max_abs_err", "max_rel_err", "max_ulp", "size", "nan_count", "inf_count", "error", "known")
+# Settings that change numerics; recorded whether or not they are set.
+NUMERIC_ENV_FLAGS = ("TF_ENABLE_ONEDNN_OPTS", "TF_DETERMINISTIC_OPS", "XLA_FLAGS", "OMP_NUM_THREADS",
+                     "NVIDIA_TF32_OVERRIDE", "TORCH_ALLOW_TF32_CUBLAS_OVERRIDE", "JAX_DEFAULT_MATMUL_PRECISION")
+
+
+class ResultsError(ValueError):
+    pass
+
+
+def _cpu() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+def environment(framework_info: dict) -> dict:
+    frameworks = {name: info for name, info in framework_info.items() if not name.startswith("_")}
+    flags = {k: os.environ.get(k) for k in NUMERIC_ENV_FLAGS}
+    for info in frameworks.values():
+        flags.update(info.get("flags", {}))
+    return {"python": platform.python_version(), "platform": platform.platform(), "cpu": _cpu(),
+            "cpu_count": os.cpu_count(), "frameworks": frameworks, "flags": flags}
+
+
+def document(records: list[dict], framework_info: dict, extra: dict | None = None) -> dict:
+    doc = {"schema": SCHEMA, "created": datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
+           "environment": environment(framework_info), "records": records}
+    if framework_info.get("_interrupted"):
+        doc["interrupted"] = True
+    doc.update(extra or {})
+    return doc
+
+
+def write(doc: dict, path: Path) -> None:
+    """Write atomically: a run that dies half way never leaves a truncated results file behind."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".results-", suffix=".json")
+    with os.fdopen(fd, "w", encoding="utf-8") as f:
+        json.dump(doc, f, indent=1, allow_nan=False, default=str)
+        f.write("\n")
+    os.replace(tmp, path)
+
+
+def read(path: Path) -> dict:
+    try:
+        doc = json.loads(Path(path).read_text(encoding="utf-8"))
+    except OSError as exc:
+        raise ResultsError(f"{path}: cannot read: {exc.strerror}") from None
+    except json.JSONDecodeError as exc:
+        raise ResultsError(f"{path}: not valid JSON (line {exc.lineno}): {exc.msg}") from None
+    if not isinstance(doc, dict) or doc.get("schema") != SCHEMA:
+        raise ResultsError(f"{path}: not a results file (schema should be {SCHEMA!r})")
+    records = doc.get("records")
+    if not isinstance(records, list):
+        raise ResultsError(f"{path}: 'records' must be a list")
+    for i, r in enumerate(records):
+        missing = [k for k in REQUIRED_RECORD_FIELDS if k not in r]
+        if missing:
+            raise ResultsError(f"{path}: record {i} lacks {', '.join(missing)}")
+    return doc
+
+
+def key(record: dict) -> tuple:
+    """The identity of a record per the SPEC: one per (case, op, quantity, dtype, framework, impl, mode, device)."""
+    return tuple(record[k] for k in ("case", "op", "quantity", "dtype", "framework", "impl", "mode", "device"))
+
+

@@ -1,0 +1,168 @@
+"""The Markdown summary written beside results.json: what agreed, what did not, and why."""
+
+from __future__ import annotations
+
+from collections import Counter, defaultdict
+
+COUNTED = ("pass", "known", "fail", "error", "unsupported", "skip")
+GRADIENTS = ("grad_logits", "grad_labels", "hvp")
+
+
+def _table(header: list[str], rows: list[list]) -> list[str]:
+    out = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    out += ["| " + " | ".join(str(c) for c in row) + " |" for row in rows]
+    return out
+
+
+def _fmt(x) -> str:
+    return "-" if x is None else f"{x:.3g}"
+
+
+def status_counts(records: list[dict]) -> Counter:
+    return Counter(r["status"] for r in records)
+
+
+def overview(records: list[dict]) -> list[str]:
+    """framework / implementation x op: counts per status."""
+    groups: dict[tuple, Counter] = defaultdict(Counter)
+    for r in records:
+        groups[(r["framework"], r["impl"], r["op"])][r["status"]] += 1
+    rows = [[fw, f"`{impl}`", op, *(c.get(s, 0) for s in COUNTED)] for (fw, impl, op), c in sorted(groups.items())]
+    return _table(["framework", "implementation", "op", *COUNTED], rows)
+
+
+def failures(records: list[dict], limit: int = 60) -> list[str]:
+    bad = [r for r in records if r["status"] in ("fail", "error")]
+    if not bad:
+        return ["No unexplained fail or error: every divergence is either fixed or registered in known/divergences.yaml."]
+    rows = [[r["case"], r["framework"], f"`{r['impl']}`", r["quantity"], r["dtype"], r["mode"], r["device"], r["status"],
+             _fmt(r.get("max_ulp")), (r.get("detail") or (r.get("error") or {}).get("message", ""))[:140].replace("|", "\\|")]
+            for r in bad[:limit]]
+    lines = _table(["case", "framework", "implementation", "quantity", "dtype", "mode", "device", "status", "max ulp", "detail"], rows)
+    if len(bad) > limit:
+        lines.append(f"... and {len(bad) - limit} more in results.json.")
+    return lines
+
+
+def naive_vs_fused(records: list[dict]) -> list[str]:
+    """The classic question: on which cases does softmax-then-log break where the fused function holds?"""
+    by_case: dict[tuple, dict[str, list[str]]] = defaultdict(lambda: {"fused": [], "naive": []})
+    for r in records:
+        if r["quantity"] != "value" or r["status"] in ("unsupported", "skip") or r.get("invalid"):
+            continue
+        ok = r["status"] == "pass"
+        by_case[(r["case"], r["op"], r["dtype"])]["naive" if r.get("naive") else "fused"].append("ok" if ok else r["framework"])
+    rows = []
+    for (case, op, dtype), groups in sorted(by_case.items()):
+        naive_bad = [x for x in groups["naive"] if x != "ok"]
+        if naive_bad:
+            fused_bad = sorted({x for x in groups["fused"] if x != "ok"})
+            rows.append([case, op, dtype, f"{len(groups['naive']) - len(naive_bad)}/{len(groups['naive'])}",
+                         f"{len(groups['fused']) - len(fused_bad)}/{len(groups['fused'])}" + (f" (not: {', '.join(fused_bad)})" if fused_bad else "")])
+    if not rows:
+        return ["No case separates the naive formula from the fused functions."]
+    return _table(["case", "op", "dtype", "naive implementations within tolerance", "fused implementations within tolerance"], rows)
+
+
+def agreement_matrix(records: list[dict], quantity: str) -> list[str]:
+    """Pairwise: of the (case, op, dtype, mode, device) both frameworks ran, in how many did both match the oracle?"""
+    outcome: dict[str, dict[tuple, bool]] = defaultdict(dict)
+    for r in records:
+        if r["quantity"] != quantity or r.get("naive") or r.get("invalid") or r["status"] in ("unsupported", "skip"):
+            continue
+        k = (r["case"], r["op"], r["dtype"], r["mode"], r["device"], r["impl"])
+        outcome[r["framework"]][k[:5]] = outcome[r["framework"]].get(k[:5], True) and r["status"] == "pass"
+    frameworks = sorted(outcome)
+    if len(frameworks) < 2:
+        return [f"Fewer than two frameworks produced {quantity}."]
+    rows = []
+    for a in frameworks:
+        row = [a]
+        for b in frameworks:
+            shared = set(outcome[a]) & set(outcome[b])
+            agree = sum(1 for k in shared if outcome[a][k] and outcome[b][k])
+            row.append(f"{agree}/{len(shared)}" if shared else "-")
+        rows.append(row)
+    return _table([quantity, *frameworks], rows)
+
+
+def gradient_section(records: list[dict]) -> list[str]:
+    lines = []
+    for q in GRADIENTS:
+        qs = [r for r in records if r["quantity"] == q and not r.get("invalid")]
+        if not qs:
+            continue
+        by_fw: dict[str, Counter] = defaultdict(Counter)
+        for r in qs:
+            by_fw[(r["framework"], r["mode"])][r["status"]] += 1
+        lines += [f"### {q}", ""]
+        lines += _table(["framework", "mode", *COUNTED], [[fw, mode, *(c.get(s, 0) for s in COUNTED)] for (fw, mode), c in sorted(by_fw.items())])
+        lines.append("")
+    return lines or ["No gradient quantities in this run."]
+
+
+def invalid_behaviour(records: list[dict]) -> list[str]:
+    """What each implementation does on input with no valid answer; a finite answer is a silent wrong answer."""
+    rows_by: dict[tuple, dict[str, str]] = defaultdict(dict)
+    columns: set[str] = set()
+    for r in records:
+        if not r.get("invalid") or r["quantity"] != "value" or r["status"] in ("unsupported", "skip"):
+            continue
+        col = f"{r['framework']}: {r['impl']} ({r['mode']})"
+        columns.add(col)
+        cell = r["behaviour"]
+        if cell == "error":
+            cell = f"error: {(r.get('error') or {}).get('type', '?')}"
+        if r["behaviour"] == "finite":
+            cell = "**SILENT finite**"
+        rows_by[(r["case"], r["op"], r["dtype"])][col] = cell
+    if not rows_by:
+        return ["No invalid-input cases in this run."]
+    lines = []
+    for (case, op, dtype), cells in sorted(rows_by.items()):
+        lines.append(f"- `{case}` {op} {dtype}: " + "; ".join(f"{c} -> {cells[c]}" for c in sorted(cells)))
+    return lines
+
+
+def known_section(records: list[dict], stale_entries: list[dict]) -> list[str]:
+    hits = Counter((r.get("known_id"), r.get("known")) for r in records if r["status"] == "known")
+    lines = []
+    if hits:
+        lines += _table(["entry", "records", "link"], [[i, n, link] for (i, link), n in sorted(hits.items())])
+    else:
+        lines.append("No record matched a registered divergence.")
+    if stale_entries:
+        lines += ["", "**Stale entries** (their records ran and none failed; remove them):", ""]
+        lines += [f"- `{e['id']}` ({e['link']})" for e in stale_entries]
+    return lines
+
+
+def render(doc: dict) -> str:
+    records = doc["records"]
+    env = doc["environment"]
+    counts = status_counts(records)
+    lines = ["# softmax-conformance summary", "",
+             f"{len(records)} records: " + ", ".join(f"{counts.get(s, 0)} {s}" for s in COUNTED), ""]
+    lines += ["## Frameworks", ""]
+    for name, info in sorted(env.get("frameworks", {}).items()):
+        if "absent" in info:
+            lines.append(f"- **{name}**: absent ({info['absent']})")
+        else:
+            lines.append(f"- **{name}** {info.get('version')} on {', '.join(info.get('devices', []))}"
+                         + (f"; skipped {', '.join(info['skipped_devices'])}" if info.get("skipped_devices") else "")
+                         + (f"; CRASHED: {info['crash'].splitlines()[-1]}" if info.get("crash") else ""))
+    if doc.get("interrupted"):
+        lines += ["", "**This run was interrupted: the records below are partial.**"]
+    sections = [
+        ("Overview", overview(records)),
+        ("Unexplained fails and errors", failures(records)),
+        ("Naive formula against fused functions", naive_vs_fused(records)),
+        ("Gradient agreement", gradient_section(records)),
+        ("Pairwise agreement of frameworks (both match the oracle / both ran)",
+         [line for q in ("value", *GRADIENTS) for line in (agreement_matrix(records, q) + [""])]),
+        ("Behaviour on invalid input", invalid_behaviour(records)),
+        ("Known divergences", known_section(records, doc.get("stale_known", []))),
+    ]
+    for title, body in sections:
+        lines += ["", f"## {title}", "", *body]
+    return "\n".join(lines) + "\n"

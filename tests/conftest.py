@@ -1,0 +1,25 @@
+"""Test options: the library under test is chosen by one setting, --frameworks (or CONFORMANCE_FRAMEWORKS)."""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+
+
+def pytest_addoption(parser):
+    parser.addoption("--frameworks", default=os.environ.get("CONFORMANCE_FRAMEWORKS", "all"),
+                     help="comma-separated frameworks whose corpus tests run (default: every installed one)")
+
+
+def pytest_configure(config):
+    config.addinivalue_line("markers", "slow: longer than a few seconds")
+
+
+@pytest.fixture(scope="session")
+def selected_frameworks(pytestconfig) -> list[str]:
+    from conformance.adapters import missing_packages, registered
+
+    wanted = pytestconfig.getoption("--frameworks")
+    names = list(registered()) if wanted == "all" else [n.strip() for n in wanted.split(",") if n.strip()]
+    return [n for n in names if n in registered() and not missing_packages(n)]
