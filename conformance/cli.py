@@ -118,7 +118,8 @@ def cmd_run(args) -> int:
     versions = {n: i.get("version") for n, i in info.items() if isinstance(i, dict) and i.get("version")}
     known_registry.apply(records, entries, versions)
     stale = [{"id": e.id, "link": e.link} for e in known_registry.stale(entries)]
-    doc = results_io.document(records, info, {"stale_known": stale, "wall_seconds": round(time.monotonic() - started, 1),
+    matched = [{"id": e.id, "kind": e.kind, "reason": e.reason, "link": e.link, "records": e.matched} for e in entries if e.matched]
+    doc = results_io.document(records, info, {"stale_known": stale, "known_divergences": matched, "wall_seconds": round(time.monotonic() - started, 1),
                                               "selection": {"frameworks": list(frameworks), "dtypes": list(args.dtypes),
                                                             "devices": list(args.devices), "modes": list(args.modes)}})
     out = Path(args.out)
@@ -159,6 +160,23 @@ def cmd_list(args) -> int:
     return 0
 
 
+def cmd_gate(args) -> int:
+    from . import gate
+
+    report = gate.gate(args.baseline, args.current)
+    print(gate.render(report))
+    return 0 if report.ok else 1
+
+
+def cmd_report(args) -> int:
+    from . import report
+
+    paths = args.results or [Path("reports") / "results.json"]
+    out = report.build(paths, Path(args.out))
+    print(f"wrote {out / 'index.html'} and {out / 'report.md'}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="conformance", description="Cross-framework conformance suite for softmax, log-softmax and softmax cross-entropy.")
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
@@ -174,6 +192,16 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--jobs", type=int, default=2, help="frameworks run in parallel worker processes (1: in this process)")
     run.add_argument("--known", type=Path, default=known_registry.DEFAULT_REGISTRY, help="known-divergence registry (YAML)")
     run.set_defaults(func=cmd_run)
+
+    rep = sub.add_parser("report", help="render (and merge) results files into index.html and report.md")
+    rep.add_argument("results", type=Path, nargs="*", help="results.json files (default: reports/results.json)")
+    rep.add_argument("--out", default="reports", help="output folder (default: reports/)")
+    rep.set_defaults(func=cmd_report)
+
+    gt = sub.add_parser("gate", help="regression gate: current results against a baseline")
+    gt.add_argument("--baseline", type=Path, required=True)
+    gt.add_argument("--current", type=Path, required=True)
+    gt.set_defaults(func=cmd_gate)
 
     lst = sub.add_parser("list", help="frameworks, implementations, versions and devices found")
     lst.set_defaults(func=cmd_list)

@@ -17,6 +17,8 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
+
 from . import oracle
 from .adapters import FrameworkAbsent, Unsupported, load_adapter
 from .cases import Case, load
@@ -65,7 +67,9 @@ def records_for(adapter, case: Case, inputs: Inputs, refs: dict, modes, devices)
 def make_record(case: Case, inputs: Inputs, impl, quantity: str, mode: str, device: str, out, ref, elapsed: float) -> dict:
     base = {"case": case.full_id, "op": inputs.op, "quantity": quantity, "dtype": inputs.dtype,
             "framework": impl.framework, "impl": impl.name, "mode": mode, "device": device}
-    extras = {"naive": impl.naive, "invalid": case.invalid, "seconds": round(elapsed, 6)}
+    finite = inputs.logits[np.isfinite(inputs.logits)]
+    extras = {"naive": impl.naive, "invalid": case.invalid, "seconds": round(elapsed, 6),
+              "logit_scale": float(np.max(np.abs(finite.astype(np.float64)))) if finite.size else None}
     if impl.reduction_composed(inputs):
         extras["composed"] = ["reduction"]
     if isinstance(out, Unsupported):
@@ -113,43 +117,55 @@ def run_framework(name: str, case_paths: list[str], sel: Selection, emit: Callab
         emit(("progress", name, done, total))
 
 
-def _worker(name: str, case_paths: list[str], sel: Selection, q, threads: int) -> None:
+def _worker(name: str, mode: str, case_paths: list[str], sel: Selection, q, threads: int) -> None:
     for var in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS"):
         os.environ.setdefault(var, str(threads))
+    shard = Selection(sel.frameworks, sel.dtypes, sel.devices, (mode,))
     try:
-        run_framework(name, case_paths, sel, q.put)
+        run_framework(name, case_paths, shard, lambda msg: q.put(_tag(msg, mode)))
     except Exception:
-        q.put(("crash", name, traceback.format_exc(limit=4)))
-    q.put(("done", name))
+        q.put(("crash", f"{name}/{mode}", traceback.format_exc(limit=4)))
+    q.put(("done", f"{name}/{mode}"))
+
+
+def _tag(msg: tuple, mode: str) -> tuple:
+    """Progress and completion are per shard (framework/mode); records and info are per framework."""
+    return (msg[0], f"{msg[1]}/{mode}", *msg[2:]) if msg[0] == "progress" else msg
+
+
+# Slowest shards first, so that the long torch.compile shard never starts last.
+_SHARD_ORDER = {("torch", "compiled"): 0, ("tensorflow", "compiled"): 1, ("jax", "eager"): 2}
 
 
 def run(case_paths: list[Path], sel: Selection, jobs: int, on_event: Callable[[tuple], None]) -> tuple[list[dict], dict]:
-    """Run every framework (in parallel worker processes, at most `jobs` at a time). Returns (records, per-framework info).
+    """Run every (framework, mode) shard in parallel worker processes, at most `jobs` at a time.
+    Returns (records, per-framework info).
 
     `on_event` sees every message for the progress display. KeyboardInterrupt stops the workers and returns
     what was already collected, with info["_interrupted"] set."""
     ctx = mp.get_context("spawn")
     q = ctx.Queue()
     paths = [str(p) for p in case_paths]
-    pending = list(sel.frameworks)
+    pending = sorted(((fw, mode) for fw in sel.frameworks for mode in sel.modes), key=lambda s: _SHARD_ORDER.get(s, 9))
     running: dict[str, mp.Process] = {}
     records: list[dict] = []
     info: dict = {}
-    threads = max(1, (os.cpu_count() or 1) // max(1, min(jobs, len(pending))))
+    threads = max(1, (os.cpu_count() or 1) // max(1, min(jobs, len(pending))))  # equal share, no oversubscription
     try:
         while pending or running:
             while pending and len(running) < jobs:
-                name = pending.pop(0)
-                proc = ctx.Process(target=_worker, args=(name, paths, sel, q, threads), daemon=True)
+                name, mode = pending.pop(0)
+                proc = ctx.Process(target=_worker, args=(name, mode, paths, sel, q, threads), daemon=True)
                 proc.start()
-                running[name] = proc
+                running[f"{name}/{mode}"] = proc
             try:
                 msg = q.get(timeout=0.5)
             except queue.Empty:
                 for name, proc in list(running.items()):
                     if not proc.is_alive():  # died without saying "done": native crash or killed
-                        info.setdefault(name, {})["crash"] = f"worker exited with code {proc.exitcode}"
-                        on_event(("crash", name, info[name]["crash"]))
+                        framework = name.split("/")[0]
+                        info.setdefault(framework, {})["crash"] = f"worker {name} exited with code {proc.exitcode}"
+                        on_event(("crash", name, info[framework]["crash"]))
                         del running[name]
                 continue
             kind = msg[0]
@@ -158,7 +174,7 @@ def run(case_paths: list[Path], sel: Selection, jobs: int, on_event: Callable[[t
             elif kind == "info":
                 info.setdefault(msg[1], {}).update(msg[2])
             elif kind == "crash":
-                info.setdefault(msg[1], {})["crash"] = msg[2]
+                info.setdefault(msg[1].split("/")[0], {})["crash"] = msg[2]
             elif kind == "done":
                 proc = running.pop(msg[1], None)
                 if proc is not None:

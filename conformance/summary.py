@@ -124,12 +124,15 @@ def invalid_behaviour(records: list[dict]) -> list[str]:
     return lines
 
 
-def known_section(records: list[dict], stale_entries: list[dict]) -> list[str]:
+def known_section(records: list[dict], stale_entries: list[dict], entries: list[dict] | None = None) -> list[str]:
+    """Each matched divergence: what the framework computes instead, why, and where upstream says so."""
     hits = Counter((r.get("known_id"), r.get("known")) for r in records if r["status"] == "known")
+    reasons = {e["id"]: e for e in entries or []}
     lines = []
-    if hits:
-        lines += _table(["entry", "records", "link"], [[i, n, link] for (i, link), n in sorted(hits.items())])
-    else:
+    for (entry_id, link), n in sorted(hits.items()):
+        e = reasons.get(entry_id, {})
+        lines += [f"- **{entry_id}** ({e.get('kind', '?')}, {n} records, <{link}>): {e.get('reason', '')}"]
+    if not hits:
         lines.append("No record matched a registered divergence.")
     if stale_entries:
         lines += ["", "**Stale entries** (their records ran and none failed; remove them):", ""]
@@ -161,7 +164,7 @@ def render(doc: dict) -> str:
         ("Pairwise agreement of frameworks (both match the oracle / both ran)",
          [line for q in ("value", *GRADIENTS) for line in (agreement_matrix(records, q) + [""])]),
         ("Behaviour on invalid input", invalid_behaviour(records)),
-        ("Known divergences", known_section(records, doc.get("stale_known", []))),
+        ("Known divergences: what each framework computes instead, and why", known_section(records, doc.get("stale_known", []), doc.get("known_divergences"))),
     ]
     for title, body in sections:
         lines += ["", f"## {title}", "", *body]

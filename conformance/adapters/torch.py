@@ -134,7 +134,8 @@ def _forward(impl: Impl, inputs, mode: str, device: str):
         return f
     key = (impl.name, impl.op, inputs.options, inputs.axis, inputs.dtype, inputs.logits.ndim, device)
     if key not in _compiled:
-        _compiled[key] = torch.compile(f, fullgraph=True)
+        # dynamic=True: one graph serves every shape of this key (static-then-dynamic would compile twice)
+        _compiled[key] = torch.compile(f, fullgraph=True, dynamic=True)
     return _compiled[key]
 
 

@@ -1,0 +1,121 @@
+"""`conformance gate`: compare a current run with a baseline and say whether anything regressed.
+
+A regression is, for records present in both runs (matched by the SPEC's record identity):
+  status    a record that is fail or error now and was not before (a new fail/error record counts too);
+  accuracy  a record whose worst error in ULP more than doubled *and* grew by at least ACCURACY_MIN_ULPS
+            (so 0.3 -> 0.7 ulp of rounding noise is not a regression, 2 -> 40 ulp is);
+  stale     a known-divergence entry that the current run reports as stale (the divergence is gone and
+            the registry should say so);
+  speed     a benchmark (pytest-benchmark JSON beside the results file, `benchmarks.json`) whose minimum
+            time grew by more than max(SPEED_MIN_SLOWDOWN, SPEED_NOISE_FACTOR x the larger relative IQR of
+            the two runs), capped at SPEED_MAX_THRESHOLD so that a 30% slowdown always trips. The minimum is
+            the statistic least disturbed by other load on the machine.
+Records only in one run are listed (a framework absent on one side) but are not regressions.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from . import results as results_io
+
+ACCURACY_FACTOR = 2.0
+ACCURACY_MIN_ULPS = 4.0
+SPEED_MIN_SLOWDOWN = 0.15
+SPEED_NOISE_FACTOR = 2.0
+SPEED_MAX_THRESHOLD = 0.25
+BENCH_FILE = "benchmarks.json"
+
+
+@dataclass
+class GateReport:
+    regressions: list[str] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+    compared: int = 0
+    benchmarks_compared: int = 0
+
+    @property
+    def ok(self) -> bool:
+        return not self.regressions
+
+
+def _describe(r: dict) -> str:
+    return f"{r['case']} {r['framework']} {r['impl']} {r['op']} {r['quantity']} {r['dtype']} {r['mode']} {r['device']}"
+
+
+def compare_records(baseline: dict, current: dict, report: GateReport) -> None:
+    base = {results_io.key(r): r for r in baseline["records"]}
+    cur = {results_io.key(r): r for r in current["records"]}
+    for k, r in cur.items():
+        b = base.get(k)
+        if r["status"] in ("fail", "error") and (b is None or b["status"] not in ("fail", "error")):
+            was = "new record" if b is None else f"was {b['status']}"
+            report.regressions.append(f"status: {_describe(r)}: {r['status']} ({was}): {r.get('detail') or (r.get('error') or {}).get('message', '')}")
+        if b is None:
+            continue
+        report.compared += 1
+        bu, cu = b.get("max_ulp"), r.get("max_ulp")
+        if bu is not None and cu is not None and cu > ACCURACY_FACTOR * bu and cu - bu >= ACCURACY_MIN_ULPS:
+            report.regressions.append(f"accuracy: {_describe(r)}: max error {bu:.3g} -> {cu:.3g} ulp")
+    missing = set(base) - set(cur)
+    added = set(cur) - set(base)
+    if missing:
+        frameworks = sorted({base[k]["framework"] for k in missing})
+        report.notes.append(f"{len(missing)} baseline records not in the current run (frameworks: {', '.join(frameworks)}); not compared")
+    if added:
+        report.notes.append(f"{len(added)} records are new in the current run")
+    for entry in current.get("stale_known", []):
+        report.regressions.append(f"stale: known divergence {entry['id']} matched nothing ({entry['link']}); remove or update it")
+
+
+def _bench_stats(path: Path) -> dict[str, dict]:
+    doc = json.loads(path.read_text(encoding="utf-8"))
+    return {b["fullname"]: b["stats"] for b in doc.get("benchmarks", [])}
+
+
+def speed_threshold(base_stats: dict, cur_stats: dict) -> float:
+    noise = max(base_stats["iqr"] / base_stats["median"], cur_stats["iqr"] / cur_stats["median"])
+    return min(SPEED_MAX_THRESHOLD, max(SPEED_MIN_SLOWDOWN, SPEED_NOISE_FACTOR * noise))
+
+
+def compare_benchmarks(base_path: Path, cur_path: Path, report: GateReport) -> None:
+    try:
+        base, cur = _bench_stats(base_path), _bench_stats(cur_path)
+    except (OSError, json.JSONDecodeError, KeyError) as exc:
+        raise results_io.ResultsError(f"benchmark JSON beside the results is unreadable: {exc}") from None
+    for name, c in cur.items():
+        b = base.get(name)
+        if b is None:
+            continue
+        report.benchmarks_compared += 1
+        slowdown = c["min"] / b["min"] - 1.0
+        limit = speed_threshold(b, c)
+        if slowdown > limit:
+            report.regressions.append(f"speed: {name}: min {b['min'] * 1e6:.1f} -> {c['min'] * 1e6:.1f} us (+{slowdown:.0%}, limit +{limit:.0%})")
+
+
+def gate(baseline_path: Path, current_path: Path) -> GateReport:
+    baseline, current = results_io.read(baseline_path), results_io.read(current_path)
+    report = GateReport()
+    compare_records(baseline, current, report)
+    b_bench, c_bench = Path(baseline_path).with_name(BENCH_FILE), Path(current_path).with_name(BENCH_FILE)
+    if b_bench.exists() and c_bench.exists():
+        compare_benchmarks(b_bench, c_bench, report)
+    elif b_bench.exists() or c_bench.exists():
+        report.notes.append(f"speed not compared: {BENCH_FILE} is beside only one of the two results files")
+    return report
+
+
+def render(report: GateReport) -> str:
+    lines = [f"gate: compared {report.compared} records and {report.benchmarks_compared} benchmarks"]
+    lines += [f"note: {n}" for n in report.notes]
+    if report.ok:
+        lines.append("gate: PASS, no regression")
+    else:
+        lines.append(f"gate: FAIL, {len(report.regressions)} regression(s):")
+        lines += [f"  - {r}" for r in report.regressions[:200]]
+        if len(report.regressions) > 200:
+            lines.append(f"  ... and {len(report.regressions) - 200} more")
+    return "\n".join(lines)

@@ -1,0 +1,97 @@
+"""The gate trips on what it should and on nothing else; the report renders, escapes and links fails to repros."""
+
+from __future__ import annotations
+
+import copy
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from conformance import gate, report
+from conformance import results as results_io
+from conformance.cli import main
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def record(**over):
+    r = {"case": "s/c", "op": "softmax", "quantity": "value", "dtype": "float32", "framework": "torch", "impl": "torch.softmax",
+         "mode": "eager", "device": "cpu", "status": "pass", "behaviour": "finite", "max_abs_err": 1e-8, "max_rel_err": 1e-7,
+         "max_ulp": 1.0, "size": 4, "nan_count": 0, "inf_count": 0, "error": None, "known": None, "logit_scale": 1.0, "naive": False}
+    r.update(over)
+    return r
+
+
+def write(tmp_path: Path, name: str, records, stale=(), bench=None) -> Path:
+    folder = tmp_path / name
+    folder.mkdir()
+    doc = results_io.document(records, {}, {"stale_known": list(stale)})
+    results_io.write(doc, folder / "results.json")
+    if bench is not None:
+        (folder / gate.BENCH_FILE).write_text(json.dumps({"benchmarks": bench}))
+    return folder / "results.json"
+
+
+def bench(name, minimum, noise=0.02):
+    return {"fullname": name, "stats": {"min": minimum, "median": minimum * (1 + noise), "iqr": minimum * noise}}
+
+
+def test_same_results_pass(tmp_path):
+    recs = [record(), record(dtype="float64", max_ulp=0.5)]
+    b = write(tmp_path, "b", recs, bench=[bench("t::a", 1e-4)])
+    assert gate.gate(b, b).ok
+
+
+def test_injected_numeric_regression_fails(tmp_path):
+    b = write(tmp_path, "b", [record(max_ulp=1.0)])
+    worse = write(tmp_path, "c", [record(max_ulp=40.0)])
+    failing = write(tmp_path, "d", [record(status="fail", max_ulp=900.0, detail="at [0]: got 0.3")])
+    noise = write(tmp_path, "e", [record(max_ulp=1.8)])
+    assert any(r.startswith("accuracy") for r in gate.gate(b, worse).regressions)
+    assert any(r.startswith("status") for r in gate.gate(b, failing).regressions)
+    assert gate.gate(b, noise).ok  # 1.0 -> 1.8 ulp is rounding noise, not a regression
+
+
+def test_injected_30_percent_slowdown_fails_and_reruns_do_not(tmp_path):
+    rng = np.random.default_rng(0)
+    base = write(tmp_path, "b", [record()], bench=[bench("t::a", 1e-4), bench("t::b", 2e-3)])
+    slow = write(tmp_path, "slow", [record()], bench=[bench("t::a", 1.3e-4), bench("t::b", 2e-3)])
+    regressions = gate.gate(base, slow).regressions
+    assert len(regressions) == 1 and regressions[0].startswith("speed: t::a")
+    for i in range(5):  # five unchanged re-runs: minima within a few percent, as measured on this machine
+        jitter = rng.uniform(-0.05, 0.05, 2)
+        rerun = write(tmp_path, f"r{i}", [record()], bench=[bench("t::a", 1e-4 * (1 + jitter[0])), bench("t::b", 2e-3 * (1 + jitter[1]))])
+        assert gate.gate(base, rerun).ok
+
+
+def test_stale_entry_fails_and_bad_input_exits_2(tmp_path, capsys):
+    b = write(tmp_path, "b", [record()])
+    stale = write(tmp_path, "c", [record()], stale=[{"id": "x", "link": "https://example.org"}])
+    assert any(r.startswith("stale") for r in gate.gate(b, stale).regressions)
+    (tmp_path / "junk.json").write_text("{not json")
+    assert main(["gate", "--baseline", str(b), "--current", str(tmp_path / "junk.json")]) == 2
+    assert "not valid JSON" in capsys.readouterr().err
+    assert main(["gate", "--baseline", str(b), "--current", str(b)]) == 0
+
+
+def test_report_merges_escapes_and_links_repros(tmp_path):
+    evil = "s/<script>alert(1)</script>"
+    a = write(tmp_path, "a", [record(case=evil, status="fail", max_ulp=50.0, detail="<b>bad</b>")])
+    b = write(tmp_path, "b", [record(framework="jax", impl="jax.nn.softmax")])
+    out = report.build([a, b], tmp_path / "out")
+    html = (out / "index.html").read_text()
+    assert "<script>alert(1)</script>" not in html and "&lt;script&gt;" in html
+    assert "jax.nn.softmax" in html and "torch.softmax" in html  # merged
+    assert "fw.evaluate(impl, inputs" in html  # the repro snippet of the fail
+    assert (out / "report.md").read_text().startswith("# softmax-conformance summary")
+    assert (out / "error_vs_scale.png").exists()
+
+
+@pytest.mark.parametrize("records", [[record()]])
+def test_report_cli(tmp_path, records):
+    a = write(tmp_path, "a", records)
+    assert main(["report", str(a), "--out", str(tmp_path / "o")]) == 0
+    assert main(["report", str(tmp_path / "missing.json"), "--out", str(tmp_path / "o")]) == 2
+    assert copy.deepcopy(records) == records
