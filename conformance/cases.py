@@ -138,7 +138,13 @@ def _check_array_literal(value: Any, allow_strings: bool) -> None:
         elif isinstance(v, bool) or not (isinstance(v, (int, float)) or (allow_strings and isinstance(v, str))):
             raise ValueError(f"element {v!r} is not a number" + (" or one of inf, -inf, nan" if allow_strings else ""))
         elif isinstance(v, str) and v.lower() not in SPECIALS:
-            raise ValueError(f"string {v!r} is not one of inf, -inf, nan")
+            hint = ""
+            try:
+                float(v)
+                hint = " (YAML 1.1 reads an exponent without a sign as a string: write 1.0e+30, not 1.0e30)"
+            except ValueError:
+                pass
+            raise ValueError(f"string {v!r} is not one of inf, -inf, nan{hint}")
     walk(value)
     try:
         np.asarray(_replace_specials(value), dtype=np.float64)

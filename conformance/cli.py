@@ -16,7 +16,7 @@ from . import known as known_registry
 from . import results as results_io
 from .adapters import absent_message, missing_packages, registered
 from .cases import CaseFileError, load
-from .names import DEVICES, DTYPES, MODES
+from .names import DEVICES, DTYPES, MODES, OPS
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_CASES = REPO_ROOT / "cases"
@@ -57,7 +57,8 @@ def _frameworks(requested: tuple[str, ...] | None) -> tuple[tuple[str, ...], dic
 class Progress:
     """One status line on a terminal; a line per milestone elsewhere (CI logs stay short)."""
 
-    def __init__(self, stream=sys.stderr):
+    def __init__(self, stream=None):
+        stream = stream or sys.stderr  # looked up now, not at import: stderr may have been redirected since
         self.stream, self.tty = stream, stream.isatty()
         self.state: dict[str, str] = {}
         self.records = self.bad = 0
@@ -177,6 +178,24 @@ def cmd_report(args) -> int:
     return 0
 
 
+def cmd_fuzz(args) -> int:
+    from .fuzz import fuzz
+
+    frameworks, _ = _frameworks(args.frameworks)
+    ops = args.ops or OPS
+    rep = fuzz(frameworks, ops, args.dtypes, args.max_examples, args.seconds, Path(args.out), args.seed, args.modes)
+    covered = ", ".join(f"{op}/{dtype}" for op, dtype in sorted(rep.covered))
+    print(f"fuzz: {rep.examples} examples in {rep.seconds:.0f}s over {', '.join(frameworks)}; covered {covered or 'nothing'}")
+    if rep.found is None:
+        print("fuzz: no disagreement with the oracle beyond the registered divergences")
+        return 0
+    r = rep.found
+    print(f"fuzz: DISAGREEMENT {r['framework']} {r['impl']} {r['op']} {r['quantity']} {r['dtype']} {r['mode']}: "
+          f"{r.get('detail') or (r.get('error') or {}).get('message', '')}")
+    print(f"fuzz: shrunk input written to {rep.case_file}")
+    return 1
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="conformance", description="Cross-framework conformance suite for softmax, log-softmax and softmax cross-entropy.")
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
@@ -202,6 +221,17 @@ def build_parser() -> argparse.ArgumentParser:
     gt.add_argument("--baseline", type=Path, required=True)
     gt.add_argument("--current", type=Path, required=True)
     gt.set_defaults(func=cmd_gate)
+
+    fz = sub.add_parser("fuzz", help="differential fuzzing against the oracle; writes any disagreement as a YAML case")
+    fz.add_argument("--frameworks", type=_csv(None, "framework"), default=None)
+    fz.add_argument("--ops", type=_csv(OPS, "op"), default=None)
+    fz.add_argument("--dtypes", type=_csv(DTYPES, "dtype"), default=("float32", "float64"))
+    fz.add_argument("--modes", type=_csv(MODES, "mode"), default=("eager",))
+    fz.add_argument("--max-examples", type=int, default=200)
+    fz.add_argument("--seconds", type=float, default=120.0, help="wall-clock budget (default 120)")
+    fz.add_argument("--seed", type=int, default=0)
+    fz.add_argument("--out", default="reports/fuzz", help="where a shrunk disagreement is written as a case file")
+    fz.set_defaults(func=cmd_fuzz)
 
     lst = sub.add_parser("list", help="frameworks, implementations, versions and devices found")
     lst.set_defaults(func=cmd_list)

@@ -54,8 +54,9 @@ class _Rows:
 def _rows(x: np.ndarray) -> _Rows:
     with np.errstate(all="ignore"):
         classes = x.shape[-1]
-        # No answer for a row with NaN or +inf (inf - inf), an all -inf row (0/0), or no classes at all.
-        bad = np.any(np.isnan(x) | (x == np.inf), axis=-1) | np.all(x == -np.inf, axis=-1) | (classes == 0)
+        # No answer for a row with NaN or +inf (inf - inf) or an all -inf row (0/0). A row with no classes
+        # has the empty softmax, and the cross-entropy's empty sum is 0.
+        bad = np.any(np.isnan(x) | (x == np.inf), axis=-1) | (np.all(x == -np.inf, axis=-1) & (classes > 0))
         xs = np.where(bad[..., None], LD(0), x)
         if classes == 0:
             empty = np.zeros(x.shape, dtype=LD)

@@ -161,25 +161,29 @@ def evaluate(impl: Impl, inputs, quantities, mode: str, device: str) -> dict:
         return results
     g = _tensor(inputs.cotangent, dev)
     wrt = [x] + ([labels] if "grad_labels" in quantities else [])
+    # First-order gradients never depend on whether an HVP was also asked for: no create_graph or
+    # retain_graph here, because torch.compile's backward (donated buffers) refuses both outright.
     try:
-        first = torch.autograd.grad(out, wrt, grad_outputs=g, create_graph="hvp" in quantities, allow_unused=True)
+        first = torch.autograd.grad(out, wrt, grad_outputs=g, allow_unused=True)
     except Exception as exc:
         return {**results, **{q: exc for q in quantities if q != "value"}}
     if "grad_logits" in quantities:
-        results["grad_logits"] = _numpy(first[0])
+        results["grad_logits"] = _numpy(first[0]) if first[0] is not None else np.zeros(inputs.logits.shape, np.float64)
     if "grad_labels" in quantities:
         results["grad_labels"] = _numpy(first[1]) if first[1] is not None else np.zeros(inputs.labels.shape, np.float64)
     if "hvp" in quantities:
-        results["hvp"] = _hvp(first[0], x, _tensor(inputs.direction, dev))
+        results["hvp"] = _hvp(f, x, labels, g, _tensor(inputs.direction, dev))
     return results
 
 
-def _hvp(grad_x, x, direction):
-    """H·d as the gradient of <grad_x, d>: H is symmetric, so this is the Hessian-vector product."""
+def _hvp(f, x, labels, g, direction):
+    """H·d as the gradient of <grad_x, d> (H is symmetric), by a double backward through a fresh forward."""
     try:
+        (grad_x,) = torch.autograd.grad(f(x, labels), x, grad_outputs=g, create_graph=True)
         (hv,) = torch.autograd.grad(grad_x, x, grad_outputs=direction, allow_unused=True)
     except RuntimeError as exc:
-        if "double backward" in str(exc):
-            return Unsupported(str(exc).splitlines()[0])
+        text = str(exc)
+        if "double backward" in text or "create_graph" in text:  # torch.compile (AOTAutograd) does not offer it
+            return Unsupported(text.splitlines()[0])
         return exc
     return _numpy(hv) if hv is not None else np.zeros(tuple(x.shape), np.float64)
