@@ -2,12 +2,10 @@
 
 from __future__ import annotations
 
-import copy
 import json
 from pathlib import Path
 
 import numpy as np
-import pytest
 
 from conformance import gate, report
 from conformance import results as results_io
@@ -92,9 +90,9 @@ def test_report_merges_escapes_and_links_repros(tmp_path):
     assert (out / "error_vs_scale.png").exists()
 
 
-@pytest.mark.parametrize("records", [[record()]])
-def test_report_cli(tmp_path, records):
-    a = write(tmp_path, "a", records)
+def test_report_cli(tmp_path):
+    a = write(tmp_path, "a", [record()])
     assert main(["report", str(a), "--out", str(tmp_path / "o")]) == 0
+    assert "torch.softmax" in (tmp_path / "o" / "index.html").read_text()
+    assert "1 records: 1 pass" in (tmp_path / "o" / "report.md").read_text()
     assert main(["report", str(tmp_path / "missing.json"), "--out", str(tmp_path / "o")]) == 2
-    assert copy.deepcopy(records) == records
