@@ -65,18 +65,19 @@ def drawn_case(draw, ops: tuple[str, ...], dtypes: tuple[str, ...]) -> Case:
                 cotangent={"generate": "normal", "seed": 0} if op == "softmax" else "ones")
 
 
-def _failures(case: Case, adapters: dict, entries, modes) -> list[dict]:
+def _failures(case: Case, adapters: dict, entries, versions: dict, modes) -> list[dict]:
     records = []
     for c, inputs, refs in case_inputs([case], case.dtypes):
         for adapter in adapters.values():
             records.extend(r for r in records_for(adapter, c, inputs, refs, modes, ("cpu",)) if not r["naive"])
-    known.apply(records, entries, {name: a.version() for name, a in adapters.items()})
+    known.apply(records, entries, versions)
     return [r for r in records if r["status"] in ("fail", "error")]
 
 
 def fuzz(frameworks: tuple[str, ...], ops: tuple[str, ...], dtypes: tuple[str, ...], max_examples: int, seconds: float,
          out: Path, seed: int, modes: tuple[str, ...] = ("eager",)) -> FuzzReport:
     adapters = {name: load_adapter(name) for name in frameworks}
+    versions = {name: a.version() for name, a in adapters.items()}
     entries = known.load()
     report = FuzzReport()
     started = time.monotonic()
@@ -87,7 +88,7 @@ def fuzz(frameworks: tuple[str, ...], ops: tuple[str, ...], dtypes: tuple[str, .
             return False  # budget spent: let Hypothesis run out of examples cheaply
         report.examples += 1
         report.covered.add((case.ops[0], case.dtypes[0]))
-        return bool(_failures(case, adapters, entries, modes))
+        return bool(_failures(case, adapters, entries, versions, modes))
 
     try:
         with np.errstate(all="ignore"):
@@ -97,7 +98,7 @@ def fuzz(frameworks: tuple[str, ...], ops: tuple[str, ...], dtypes: tuple[str, .
     except NoSuchExample:
         report.seconds = time.monotonic() - started
         return report
-    report.found = _failures(minimal, adapters, entries, modes)[0]
+    report.found = _failures(minimal, adapters, entries, versions, modes)[0]
     report.case_file = write_case(minimal, report.found, out, seed)
     report.seconds = time.monotonic() - started
     return report

@@ -2,7 +2,8 @@
 
 Merging: records are keyed by the SPEC's identity; a later file wins for the same key (so a GPU run's
 file and a per-framework tox env's file combine into one report). Each framework's environment is kept
-per source file, so a reader can see which machine produced which records.
+per source file, so a reader can see which machine produced which records. The merged records are
+written too, as `merged.json` (a results file the gate reads), so CI can gate the union of its jobs.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from . import results as results_io
 from . import summary
 
 TEMPLATES = Path(__file__).resolve().parent / "templates"
+MERGED = "merged.json"
 
 
 def merge(paths: list[Path]) -> dict:
@@ -119,4 +121,5 @@ def build(paths: list[Path], out: Path) -> Path:
         invalid=summary.invalid_behaviour(records))
     (out / "index.html").write_text(html, encoding="utf-8")
     (out / "report.md").write_text(summary.render(doc), encoding="utf-8")
+    results_io.write(doc, out / MERGED)
     return out

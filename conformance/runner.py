@@ -49,6 +49,7 @@ def case_inputs(cases: list[Case], dtypes: tuple[str, ...]) -> Iterator[tuple[Ca
 def records_for(adapter, case: Case, inputs: Inputs, refs: dict, modes, devices) -> Iterator[dict]:
     """Run every implementation of this op in `adapter` and judge each quantity."""
     quantities = case.quantities_for(inputs.op)
+    scale = logit_scale(inputs)
     for impl in adapter.implementations():
         if impl.op != inputs.op:
             continue
@@ -61,15 +62,20 @@ def records_for(adapter, case: Case, inputs: Inputs, refs: dict, modes, devices)
                     outs = {q: exc for q in quantities}
                 elapsed = time.perf_counter() - started
                 for q in quantities:
-                    yield make_record(case, inputs, impl, q, mode, device, outs.get(q), refs.get(q), elapsed)
+                    yield make_record(case, inputs, impl, q, mode, device, outs.get(q), refs.get(q), elapsed, scale)
 
 
-def make_record(case: Case, inputs: Inputs, impl, quantity: str, mode: str, device: str, out, ref, elapsed: float) -> dict:
+def logit_scale(inputs: Inputs) -> float | None:
+    """max |logit| over the finite logits: the x axis of the report's error-against-scale plot."""
+    finite = inputs.logits[np.isfinite(inputs.logits)]
+    return float(np.max(np.abs(finite.astype(np.float64)))) if finite.size else None
+
+
+def make_record(case: Case, inputs: Inputs, impl, quantity: str, mode: str, device: str, out, ref, elapsed: float,
+                scale: float | None) -> dict:
     base = {"case": case.full_id, "op": inputs.op, "quantity": quantity, "dtype": inputs.dtype,
             "framework": impl.framework, "impl": impl.name, "mode": mode, "device": device}
-    finite = inputs.logits[np.isfinite(inputs.logits)]
-    extras = {"naive": impl.naive, "invalid": case.invalid, "seconds": round(elapsed, 6),
-              "logit_scale": float(np.max(np.abs(finite.astype(np.float64)))) if finite.size else None}
+    extras = {"naive": impl.naive, "invalid": case.invalid, "seconds": round(elapsed, 6), "logit_scale": scale}
     if impl.reduction_composed(inputs):
         extras["composed"] = ["reduction"]
     if isinstance(out, Unsupported):

@@ -88,6 +88,9 @@ def test_report_merges_escapes_and_links_repros(tmp_path):
     assert "fw.evaluate(impl, inputs" in html  # the repro snippet of the fail
     assert (out / "report.md").read_text().startswith("# softmax-conformance summary")
     assert (out / "error_vs_scale.png").exists()
+    merged = results_io.read(out / report.MERGED)  # a results file the gate accepts
+    assert {r["framework"] for r in merged["records"]} == {"torch", "jax"}
+    assert gate.gate(out / report.MERGED, out / report.MERGED).ok
 
 
 def test_report_cli(tmp_path):
