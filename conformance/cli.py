@@ -7,11 +7,12 @@ Exit codes: 0 success; 1 a fail/error record (run), a regression (gate) or a fai
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 import time
 from pathlib import Path
 
-from . import __version__, summary
+from . import __version__, speed_report, summary
 from . import known as known_registry
 from . import results as results_io
 from .adapters import absent_message, missing_packages, registered
@@ -125,7 +126,10 @@ def cmd_run(args) -> int:
                                                             "devices": list(args.devices), "modes": list(args.modes)}})
     out = Path(args.out)
     results_io.write(doc, out / "results.json")
-    (out / "summary.md").write_text(summary.render(doc), encoding="utf-8")
+    bench = out / speed_report.BENCH_FILE  # a `conformance bench` into the same folder: keep its speed section
+    benchmarks = speed_report.load([bench])["benchmarks"] if bench.exists() else None
+    (out / "summary.md").write_text(summary.render(doc, benchmarks, speed_report.PLOT if (out / speed_report.PLOT).exists() else None),
+                                    encoding="utf-8")
     counts = summary.status_counts(records)
     print(f"\n{len(records)} records in {doc['wall_seconds']}s: " + ", ".join(f"{counts.get(s, 0)} {s}" for s in summary.COUNTED))
     for e in stale:
@@ -139,6 +143,55 @@ def cmd_run(args) -> int:
     print(f"wrote {out / 'results.json'} and {out / 'summary.md'}")
     crashed = any(isinstance(i, dict) and i.get("crash") for i in info.values())
     return 1 if bad or crashed or info.get("_interrupted") else 0
+
+
+def _shapes(text: str) -> tuple[str, ...]:
+    shapes = _csv(None, "shape")(text.lower())
+    for shape in shapes:
+        parts = shape.split("x")
+        if len(parts) != 2 or not all(p.isdigit() and int(p) > 0 for p in parts):
+            raise argparse.ArgumentTypeError(f"shape {shape!r} is not NxC (e.g. 1024x1000)")
+    return shapes
+
+
+def _threads(text: str) -> int:
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    if not text.isdigit() or not 1 <= int(text) <= cores:
+        raise argparse.ArgumentTypeError(f"threads must be 1..{cores} (the cores this process may use), not {text!r}")
+    return int(text)
+
+
+def cmd_bench(args) -> int:
+    from . import bench
+
+    frameworks, absent = _frameworks(args.frameworks)
+    args.profile = "quick" if args.quick else args.profile
+    out = Path(args.out)
+    for name, why in absent.items():
+        print(f"bench: {name}: absent, skipped ({why})", file=sys.stderr)
+    started = time.monotonic()
+    run = bench.run(frameworks, out, args, log=lambda line: print(line, file=sys.stderr, flush=True))
+    for note in sorted(run.notes):
+        print(f"bench: {note}")
+    if run.failed and not run.files:
+        print(f"bench: no benchmark JSON was written ({'; '.join(f'{k}: {v}' for k, v in run.failed.items())})")
+        return 1
+    doc = bench.merge(list(run.files.values()))
+    written = bench.write(doc, out)
+    results_path = out / "results.json"
+    if results_path.exists():  # a conformance run in the same folder: its summary gains the speed section
+        (out / "summary.md").write_text(summary.render(results_io.read(results_path), doc["benchmarks"], speed_report.PLOT), encoding="utf-8")
+        written.append(out / "summary.md")
+    speed = [b for b in doc["benchmarks"] if b.get("extra_info", {}).get("kind") == "speed"]
+    per_fw = {n: sum(b["extra_info"]["framework"] == n for b in speed) for n in run.seconds}
+    print(f"bench: {len(doc['benchmarks'])} benchmarks in {time.monotonic() - started:.0f}s, {args.repeat} process(es) per framework ("
+          + ", ".join(f"{n} {c} in {run.seconds[n]:.0f}s" for n, c in per_fw.items()) + ")")
+    if not doc["benchmarks"]:
+        print("bench: no benchmark ran (every one was deselected or skipped)")
+    for name, why in run.failed.items():
+        print(f"bench: {name}: FAILED ({why})")
+    print("wrote " + ", ".join(str(p) for p in written))
+    return 1 if run.failed else 0
 
 
 def cmd_list(args) -> int:
@@ -173,7 +226,10 @@ def cmd_report(args) -> int:
     from . import report
 
     paths = args.results or [Path("reports") / "results.json"]
-    out = report.build(paths, Path(args.out))
+    for b in args.benchmarks or []:
+        if not b.exists():
+            raise UsageError(f"{b}: no such benchmark file")
+    out = report.build(paths, Path(args.out), args.benchmarks)
     print(f"wrote {out / 'index.html'} and {out / 'report.md'}")
     return 0
 
@@ -214,6 +270,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     rep = sub.add_parser("report", help="render (and merge) results files into index.html and report.md")
     rep.add_argument("results", type=Path, nargs="*", help="results.json files (default: reports/results.json)")
+    rep.add_argument("--benchmarks", type=Path, action="append",
+                     help="pytest-benchmark JSON from `conformance bench` (repeatable; a benchmarks.json beside a results file is read anyway)")
     rep.add_argument("--out", default="reports", help="output folder (default: reports/)")
     rep.set_defaults(func=cmd_report)
 
@@ -232,6 +290,23 @@ def build_parser() -> argparse.ArgumentParser:
     fz.add_argument("--seed", type=int, default=0)
     fz.add_argument("--out", default="reports/fuzz", help="where a shrunk disagreement is written as a case file")
     fz.set_defaults(func=cmd_fuzz)
+
+    bn = sub.add_parser("bench", help="speed benchmarks (pytest-benchmark), one framework per process")
+    bn.add_argument("--quick", action="store_true", help="CI-sized: fused implementations, float32, 32x10 and 1024x1000 (about 2 minutes)")
+    bn.add_argument("--profile", choices=("quick", "full"), default="full",
+                    help="full (default): every implementation incl. naive, float32/bfloat16/float16, up to 4096x32000 (8192x128256 on a GPU)")
+    bn.add_argument("--frameworks", type=_csv(None, "framework"), default=None, help="comma-separated (default: every installed one)")
+    bn.add_argument("--dtypes", type=_csv(DTYPES, "dtype"), default=None, help="default: the profile's")
+    bn.add_argument("--modes", type=_csv(MODES, "mode"), default=MODES)
+    bn.add_argument("--devices", type=_csv(DEVICES, "device"), default=DEVICES, help="devices not present are skipped and said so")
+    bn.add_argument("--shapes", type=_shapes, default=None, help="comma-separated NxC (default: the profile's)")
+    bn.add_argument("--threads", type=_threads, default=os.cpu_count() or 1, help="threads (and pinned cores) for every framework (default: all cores)")
+    bn.add_argument("--repeat", type=int, default=1, choices=range(1, 11), metavar="R",
+                    help="fresh processes per framework, interleaved; each benchmark keeps its fastest process and records all (the gate needs R >= 2)")
+    bn.add_argument("--max-time", type=float, default=None, help="pytest-benchmark seconds per benchmark (default: 0.15 quick, 1.0 full)")
+    bn.add_argument("-k", dest="select", default=None, help="pytest -k expression over benchmark names, e.g. 'softmax and eager'")
+    bn.add_argument("--out", default="reports", help="output folder (default: reports/): benchmarks.json, speed.md, speed_gbps.png")
+    bn.set_defaults(func=cmd_bench)
 
     lst = sub.add_parser("list", help="frameworks, implementations, versions and devices found")
     lst.set_defaults(func=cmd_list)

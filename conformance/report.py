@@ -14,7 +14,7 @@ from pathlib import Path
 import jinja2
 
 from . import results as results_io
-from . import summary
+from . import speed_report, summary
 
 TEMPLATES = Path(__file__).resolve().parent / "templates"
 MERGED = "merged.json"
@@ -92,10 +92,24 @@ def _plots(records: list[dict], out: Path) -> list[str]:
     return files
 
 
-def build(paths: list[Path], out: Path) -> Path:
+def _write_benchmarks(bench: dict, out: Path) -> str | None:
+    """The merged benchmarks beside merged.json (so the gate can compare the union), and their plot."""
+    if not bench["benchmarks"]:
+        return None
+    from .bench import write_json
+
+    write_json(bench, out / speed_report.BENCH_FILE)
+    return speed_report.plot(bench["benchmarks"], out)
+
+
+def build(paths: list[Path], out: Path, bench_paths: list[Path] | None = None) -> Path:
     doc = merge(paths)
     out.mkdir(parents=True, exist_ok=True)
     records = doc["records"]
+    bench_paths = [Path(p).with_name(speed_report.BENCH_FILE) for p in paths] + list(bench_paths or [])
+    bench = speed_report.load(bench_paths)
+    benchmarks = bench["benchmarks"]
+    speed_plot = _write_benchmarks(bench, out)
     plots = _plots(records, out)
     by_case: dict[str, list[dict]] = defaultdict(list)
     for r in records:
@@ -118,8 +132,10 @@ def build(paths: list[Path], out: Path) -> Path:
         doc=doc, counts=summary.status_counts(records), statuses=summary.COUNTED, cases=cases, plots=plots,
         overview=sorted(overview.items()), worst_case=worst_case,
         agreement={q: summary.agreement_matrix(records, q) for q in ("value", "grad_logits", "grad_labels", "hvp")},
-        invalid=summary.invalid_behaviour(records))
+        invalid=summary.invalid_behaviour(records), speed_plot=speed_plot,
+        speed_intro=speed_report.intro(benchmarks) if benchmarks else None, speed_tables=speed_report.tables(benchmarks) if benchmarks else [],
+        bench_runs=[r for r in bench["runs"] if "conformance" in r])
     (out / "index.html").write_text(html, encoding="utf-8")
-    (out / "report.md").write_text(summary.render(doc), encoding="utf-8")
+    (out / "report.md").write_text(summary.render(doc, benchmarks, speed_plot), encoding="utf-8")
     results_io.write(doc, out / MERGED)
     return out

@@ -140,7 +140,8 @@ def known_section(records: list[dict], stale_entries: list[dict], entries: list[
     return lines
 
 
-def render(doc: dict) -> str:
+def render(doc: dict, benchmarks: list[dict] | None = None, speed_plot: str | None = None) -> str:
+    """The summary; with benchmarks (pytest-benchmark entries from `conformance bench`), a speed section too."""
     records = doc["records"]
     env = doc["environment"]
     counts = status_counts(records)
@@ -168,4 +169,8 @@ def render(doc: dict) -> str:
     ]
     for title, body in sections:
         lines += ["", f"## {title}", "", *body]
+    if benchmarks:
+        from .speed_report import section
+
+        lines += ["", *section(benchmarks, speed_plot)]
     return "\n".join(lines) + "\n"

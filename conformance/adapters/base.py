@@ -9,6 +9,11 @@ An adapter is one module (numpy.py, torch.py, tensorflow.py, jax.py) defining th
     flags() -> dict                             settings that change numerics (recorded with the results)
     implementations() -> list[Impl]             every public function under test, one Impl each
     evaluate(impl, inputs, quantities, mode, device) -> dict[quantity, ndarray | BaseException]
+    set_threads(n) -> None                      size the framework's CPU thread pools (benchmarks)
+    benchmark_call(impl, inputs, mode, device, backward) -> () -> result
+                                                the same computation as evaluate, on device-resident
+                                                arrays, returning once the result exists (synchronised)
+    raw_softmax(logits, device) -> () -> result the bare public softmax call, to measure adapter overhead
 
 Nothing framework-specific lives outside those modules. `evaluate` computes the requested quantities
 with the framework's own autodiff and compiler; it raises `Unsupported` for what the framework does not

@@ -45,6 +45,10 @@ def devices() -> list[str]:
     return ["cpu"] + (["gpu"] if has_gpu else [])
 
 
+def set_threads(n: int) -> None:
+    """XLA's CPU thread pool is sized when JAX starts; `conformance bench` pins the process to n cores instead."""
+
+
 def flags() -> dict:
     return {"jax_enable_x64": bool(jax.config.jax_enable_x64),
             "jax_default_matmul_precision": jax.config.jax_default_matmul_precision}
@@ -99,7 +103,7 @@ def implementations() -> list[Impl]:
 
 def _quantities_fn(impl: Impl, inputs, quantities: tuple[str, ...]):
     composed = impl.reduction_composed(inputs)
-    dense = inputs.labels is not None
+    with_labels = "grad_labels" in quantities  # differentiate w.r.t. the labels only when asked (eager pays for it)
 
     def forward(x, labels):
         out = impl.forward(x, labels, inputs)
@@ -109,7 +113,7 @@ def _quantities_fn(impl: Impl, inputs, quantities: tuple[str, ...]):
         results = {}
         if not needs_grad(quantities):
             return {"value": forward(x, labels)}
-        if dense:
+        if with_labels:
             out, pullback = jax.vjp(forward, x, labels)
             gx, gy = pullback(g)
             results["grad_labels"] = gy
@@ -153,3 +157,21 @@ def evaluate(impl: Impl, inputs, quantities, mode: str, device: str) -> dict:
         return {q: _numpy(jax.block_until_ready(v)) for q, v in out.items()}
     except Exception as exc:
         return {q: exc for q in quantities}
+
+
+def benchmark_call(impl: Impl, inputs, mode: str, device: str, backward: bool):
+    """A zero-argument callable running the very function `evaluate` runs (forward, or forward and the gradient
+    w.r.t. the logits) on arrays already on the device, returning once the result exists (block_until_ready)."""
+    check_supported(impl, inputs, ("value",))
+    quantities = ("value", "grad_logits") if backward else ("value",)
+    dev = jax.devices("gpu" if device == "gpu" else "cpu")[0]
+    labels = inputs.labels if inputs.labels is not None else inputs.sparse_labels
+    x, labels, g = (jax.device_put(a, dev) for a in (inputs.logits, labels, inputs.cotangent))
+    fn = _callable(impl, inputs, quantities, mode)
+    return lambda: jax.block_until_ready(fn(x, labels, g, g))
+
+
+def raw_softmax(logits: np.ndarray, device: str):
+    """The bare public call, for measuring what the adapter adds."""
+    x = jax.device_put(logits, jax.devices("gpu" if device == "gpu" else "cpu")[0])
+    return lambda: jax.block_until_ready(jax.nn.softmax(x, axis=-1))

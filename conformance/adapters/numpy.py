@@ -33,8 +33,12 @@ def devices() -> list[str]:
     return ["cpu"]
 
 
+def set_threads(n: int) -> None:
+    """NumPy's ufuncs and SciPy's softmax run on one thread whatever n is (recorded in flags)."""
+
+
 def flags() -> dict:
-    return {}
+    return {"threads": "one (NumPy ufuncs are single-threaded)"}
 
 
 def softmax(x, labels, inputs):
@@ -108,3 +112,18 @@ def evaluate(impl: Impl, inputs, quantities, mode: str, device: str) -> dict:
         except Exception as exc:  # the framework's own error is the finding
             results["value"] = exc
     return results
+
+
+def benchmark_call(impl: Impl, inputs, mode: str, device: str, backward: bool):
+    """A zero-argument callable running `impl` forward, as `evaluate` does; NumPy computes before returning."""
+    check_supported(impl, inputs, ("value",))
+    if mode != "eager" or device != "cpu" or backward:
+        raise Unsupported("NumPy/SciPy have no compiler, no GPU and no automatic differentiation")
+    labels = inputs.labels if inputs.labels is not None else inputs.sparse_labels
+    reduction = inputs.options.reduction
+    return lambda: reduce_with(impl.forward(inputs.logits, labels, inputs), reduction, np.sum, np.mean)
+
+
+def raw_softmax(logits: np.ndarray, device: str):
+    """The bare public call, for measuring what the adapter adds."""
+    return lambda: _sp.softmax(logits, axis=-1)

@@ -8,6 +8,7 @@ i.e. XLA. Keras losses are called as users call them, with their default dtype, 
 
 from __future__ import annotations
 
+import contextlib
 import os
 from typing import Any
 
@@ -42,8 +43,16 @@ def devices() -> list[str]:
     return ["cpu"] + (["gpu"] if tf.config.list_physical_devices("GPU") else [])
 
 
+def set_threads(n: int) -> None:
+    """Must run before TensorFlow executes its first op."""
+    tf.config.threading.set_intra_op_parallelism_threads(n)
+    tf.config.threading.set_inter_op_parallelism_threads(n)
+
+
 def flags() -> dict:
-    return {"TF_ENABLE_ONEDNN_OPTS": os.environ.get("TF_ENABLE_ONEDNN_OPTS"),
+    return {"tf.config.threading.intra_op_parallelism_threads": tf.config.threading.get_intra_op_parallelism_threads(),
+            "tf.config.threading.inter_op_parallelism_threads": tf.config.threading.get_inter_op_parallelism_threads(),
+            "TF_ENABLE_ONEDNN_OPTS": os.environ.get("TF_ENABLE_ONEDNN_OPTS"),
             "TF_DETERMINISTIC_OPS": os.environ.get("TF_DETERMINISTIC_OPS"),
             "tf.config.experimental.tensor_float_32_execution": tf.config.experimental.tensor_float_32_execution_enabled(),
             "keras.config.floatx": keras.config.floatx()}
@@ -135,22 +144,25 @@ def _quantities_fn(impl: Impl, inputs, quantities: tuple[str, ...]):
         return reduce_with(out, inputs.options.reduction, tf.reduce_sum, tf.reduce_mean) if composed else out
 
     def run(x, labels, g, d):
+        if not needs_grad(quantities):
+            return {"value": forward(x, labels)}  # no tape: a forward pass records nothing
         results = {}
-        with tf.GradientTape() as outer:
-            outer.watch(x)
-            with tf.GradientTape(persistent=True) as tape:
+        # The outer tape (for the HVP) and a persistent inner tape (for a second gradient) only when asked:
+        # both cost time in eager mode, and the benchmarks time this very function.
+        with tf.GradientTape() if "hvp" in quantities else contextlib.nullcontext() as outer:
+            if outer is not None:
+                outer.watch(x)
+            with tf.GradientTape(persistent="grad_labels" in quantities) as tape:
                 tape.watch(x)
                 if "grad_labels" in quantities:
                     tape.watch(labels)
                 out = forward(x, labels)
                 objective = tf.reduce_sum(tf.cast(out, g.dtype) * g)
-            if "value" in quantities:
-                results["value"] = out
-            if needs_grad(quantities):
-                gx = tape.gradient(objective, x, unconnected_gradients="zero")
-                results["grad_logits"] = gx
-                if "grad_labels" in quantities:
-                    results["grad_labels"] = tape.gradient(objective, labels, unconnected_gradients="zero")
+            results["value"] = out
+            gx = tape.gradient(objective, x, unconnected_gradients="zero")
+            results["grad_logits"] = gx
+            if "grad_labels" in quantities:
+                results["grad_labels"] = tape.gradient(objective, labels, unconnected_gradients="zero")
         if "hvp" in quantities:
             results["hvp"] = outer.gradient(gx, x, output_gradients=d, unconnected_gradients="zero")
         return {q: v for q, v in results.items() if q in quantities}
@@ -187,3 +199,47 @@ def evaluate(impl: Impl, inputs, quantities, mode: str, device: str) -> dict:
             raise
         except Exception as exc:
             return {q: exc for q in quantities}
+
+
+def _sync(device: str):
+    # Eager TensorFlow on the CPU is synchronous: an op has run when it returns. On a GPU, wait for its streams
+    # (reading the result back with .numpy() would add a device-to-host copy to every figure).
+    return tf.test.experimental.sync_devices if device == "gpu" else _no_sync
+
+
+def _no_sync() -> None:
+    pass
+
+
+def benchmark_call(impl: Impl, inputs, mode: str, device: str, backward: bool):
+    """A zero-argument callable running the very function `evaluate` runs (forward, or forward and the gradient
+    w.r.t. the logits) on tensors already on the device, returning once the result exists."""
+    check_supported(impl, inputs, ("value",))
+    quantities = ("value", "grad_logits") if backward else ("value",)
+    placement = "/GPU:0" if device == "gpu" else "/CPU:0"
+    with tf.device(placement):
+        x = tf.constant(inputs.logits)
+        labels = inputs.labels if inputs.labels is not None else inputs.sparse_labels
+        labels = tf.zeros([0]) if labels is None else tf.constant(labels)
+        g = tf.constant(inputs.cotangent)
+    fn, sync = _callable(impl, inputs, quantities, mode), _sync(device)
+
+    def call():
+        with tf.device(placement):
+            out = fn(x, labels, g, g)
+        sync()
+        return out
+    return call
+
+
+def raw_softmax(logits: np.ndarray, device: str):
+    """The bare public call, for measuring what the adapter adds (eager ops run where their input lives)."""
+    with tf.device("/GPU:0" if device == "gpu" else "/CPU:0"):
+        x = tf.constant(logits)
+    sync = _sync(device)
+
+    def call():
+        out = tf.nn.softmax(x, axis=-1)
+        sync()
+        return out
+    return call

@@ -43,6 +43,10 @@ def devices() -> list[str]:
     return ["cpu"] + (["gpu"] if torch.cuda.is_available() else [])
 
 
+def set_threads(n: int) -> None:
+    torch.set_num_threads(n)
+
+
 def flags() -> dict:
     out = {"torch.get_num_threads": torch.get_num_threads(),
            "torch.are_deterministic_algorithms_enabled": torch.are_deterministic_algorithms_enabled()}
@@ -123,7 +127,7 @@ def _numpy(t) -> np.ndarray:
     return (t.float() if t.dtype == torch.bfloat16 else t).numpy()
 
 
-def _forward(impl: Impl, inputs, mode: str, device: str):
+def _forward(impl: Impl, inputs, mode: str, device: str, dynamic: bool = True):
     def f(x, labels):
         out = impl.forward(x, labels, inputs)
         if impl.reduction_composed(inputs):
@@ -132,10 +136,12 @@ def _forward(impl: Impl, inputs, mode: str, device: str):
 
     if mode == "eager":
         return f
-    key = (impl.name, impl.op, inputs.options, inputs.axis, inputs.dtype, inputs.logits.ndim, device)
+    key = (impl.name, impl.op, inputs.options, inputs.axis, inputs.dtype, inputs.logits.ndim, device, dynamic)
     if key not in _compiled:
-        # dynamic=True: one graph serves every shape of this key (static-then-dynamic would compile twice)
-        _compiled[key] = torch.compile(f, fullgraph=True, dynamic=True)
+        # Conformance uses dynamic=True: one graph serves every shape of this key (static-then-dynamic would
+        # compile twice). Benchmarks use dynamic=False: graphs specialised to the shape, as a fixed-shape
+        # training loop gets them.
+        _compiled[key] = torch.compile(f, fullgraph=True, dynamic=dynamic)
     return _compiled[key]
 
 
@@ -187,3 +193,47 @@ def _hvp(f, x, labels, g, direction):
             return Unsupported(text.splitlines()[0])
         return exc
     return _numpy(hv) if hv is not None else np.zeros(tuple(x.shape), np.float64)
+
+
+def _sync(dev: str):
+    return torch.cuda.synchronize if dev == "cuda" else _no_sync
+
+
+def _no_sync() -> None:
+    """CPU kernels have finished when the call returns."""
+
+
+def benchmark_call(impl: Impl, inputs, mode: str, device: str, backward: bool):
+    """A zero-argument callable: `impl` on tensors already on the device (forward, or forward and the gradient
+    w.r.t. the logits), returning once the result exists (CUDA synchronised)."""
+    check_supported(impl, inputs, ("value",))
+    dev = "cuda" if device == "gpu" else "cpu"
+    x = _tensor(inputs.logits, dev, requires_grad=backward)
+    labels = inputs.labels if inputs.labels is not None else inputs.sparse_labels
+    labels = None if labels is None else _tensor(labels, dev)
+    f, sync = _forward(impl, inputs, mode, device, dynamic=False), _sync(dev)
+    if not backward:
+        def forward():
+            out = f(x, labels)
+            sync()
+            return out
+        return forward
+    g = _tensor(inputs.cotangent, dev)
+
+    def forward_backward():
+        (gx,) = torch.autograd.grad(f(x, labels), x, grad_outputs=g)
+        sync()
+        return gx
+    return forward_backward
+
+
+def raw_softmax(logits: np.ndarray, device: str):
+    """The bare public call, for measuring what the adapter adds."""
+    dev = "cuda" if device == "gpu" else "cpu"
+    x, sync = _tensor(logits, dev), _sync(dev)
+
+    def call():
+        out = torch.softmax(x, dim=-1)
+        sync()
+        return out
+    return call

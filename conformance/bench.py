@@ -1,0 +1,136 @@
+"""`conformance bench`: the pytest-benchmark suite (conformance/benchsuite), one framework per process.
+
+Frameworks run one after another, never side by side, each in a fresh pytest process pinned to the same
+cores with the same thread count (isolation: no framework's thread pools, allocator or JIT cache sees
+another's, and none competes with another for the cores). Each process writes pytest-benchmark JSON; the
+files are merged into `benchmarks.json` in the output folder (beside results.json, where the gate and the
+report look for it), with `speed.md` and `speed_gbps.png`.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from . import results as results_io
+from . import speed_report
+from .speed_report import BENCH_FILE
+
+SUITE = Path(__file__).resolve().parent / "benchsuite"
+# pytest-benchmark settings per profile: rounds are bounded by time, never fewer than min_rounds.
+PROFILES = {
+    "quick": {"max_time": 0.15, "min_rounds": 5, "warmup_seconds": 0.05},
+    "full": {"max_time": 1.0, "min_rounds": 5, "warmup_seconds": 0.25},
+}
+
+
+@dataclass
+class BenchRun:
+    files: dict[str, Path] = field(default_factory=dict)
+    failed: dict[str, str] = field(default_factory=dict)
+    notes: set[str] = field(default_factory=set)  # e.g. a requested GPU that the framework cannot see
+    seconds: dict[str, float] = field(default_factory=dict)
+
+
+def _command(framework: str, profile: str, json_path: Path, args) -> list[str]:
+    p = PROFILES[profile]
+    cmd = [sys.executable, "-m", "pytest", str(SUITE / "bench_speed.py"), "-c", str(SUITE / "pytest.ini"), "--rootdir", str(SUITE),
+           "-q", "--benchmark-json", str(json_path), "--benchmark-disable-gc", "--benchmark-min-rounds", str(p["min_rounds"]),
+           "--benchmark-max-time", str(args.max_time or p["max_time"]), "--benchmark-warmup", "on", "--benchmark-warmup-iterations", "10",
+           "--benchmark-columns", "min,median,iqr,rounds,iterations", "--benchmark-sort", "name",
+           "--bench-framework", framework, "--bench-profile", profile, "--bench-threads", str(args.threads),
+           "--bench-warmup-seconds", str(p["warmup_seconds"]), "--bench-modes", ",".join(args.modes), "--bench-devices", ",".join(args.devices)]
+    if args.dtypes:
+        cmd += ["--bench-dtypes", ",".join(args.dtypes)]
+    if args.shapes:
+        cmd += ["--bench-shapes", ",".join(args.shapes)]
+    if args.select:
+        cmd += ["-k", args.select]
+    return cmd
+
+
+def _environment(threads: int) -> dict:
+    """The same thread count for every framework's own pools (the process is also pinned to `threads` cores)."""
+    env = dict(os.environ)
+    for var in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS", "TF_NUM_INTRAOP_THREADS", "TF_NUM_INTEROP_THREADS"):
+        env[var] = str(threads)
+    env.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+    return env
+
+
+def run(frameworks: tuple[str, ...], out: Path, args, log=print) -> BenchRun:
+    """Each framework in `args.repeat` fresh processes, interleaved (fw1, fw2, ..., fw1, fw2, ...), so that a slow
+    spell of a shared machine or an unlucky process state (allocator, thread placement) hits one process of a
+    benchmark, not all of them."""
+    out.mkdir(parents=True, exist_ok=True)
+    raw_dir = out / "bench"
+    raw_dir.mkdir(exist_ok=True)
+    for stale in raw_dir.glob("*.json"):
+        stale.unlink()  # never merge a previous run's file
+    result = BenchRun()
+    env = _environment(args.threads)
+    for repeat in range(args.repeat):
+        for name in frameworks:
+            if name in result.failed:
+                continue
+            tag = name if args.repeat == 1 else f"{name}-{repeat + 1}"
+            json_path = raw_dir / f"{tag}.json"
+            log(f"bench: {tag} ({args.profile} profile, {args.threads} threads)")
+            started = time.monotonic()
+            proc = subprocess.run(_command(name, args.profile, json_path, args), env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+            result.seconds[name] = result.seconds.get(name, 0.0) + time.monotonic() - started
+            (raw_dir / f"{tag}.log").write_text(proc.stdout, encoding="utf-8")
+            result.notes |= {line.split("conformance bench: ", 1)[1] for line in proc.stdout.splitlines() if "not visible" in line}
+            tail = proc.stdout.strip().splitlines()[-1:] or ["(no output)"]
+            log(f"bench: {tag}: {tail[0]} [{time.monotonic() - started:.0f}s, log {raw_dir / (tag + '.log')}]")
+            if json_path.exists():
+                result.files[tag] = json_path
+            if proc.returncode not in (0, 5):  # 5: nothing collected (every benchmark deselected)
+                result.failed[name] = f"pytest exit {proc.returncode}; log {raw_dir / (tag + '.log')}"
+    return result
+
+
+def merge(files: list[Path]) -> dict:
+    """One pytest-benchmark document from per-process files. A benchmark measured in several processes keeps
+    the stats of its fastest process (by min time) and records every process's min in
+    extra_info.process_mins: the spread between processes is the noise the gate needs."""
+    runs: dict[str, list[dict]] = {}
+    machines = []
+    for path in files:
+        try:
+            doc = json.loads(Path(path).read_text(encoding="utf-8"))
+            for b in doc["benchmarks"]:
+                runs.setdefault(b["fullname"], []).append(b)
+        except (OSError, json.JSONDecodeError, KeyError, TypeError) as exc:
+            raise results_io.ResultsError(f"{path}: not a pytest-benchmark JSON file ({exc})") from None
+        machines.append({"source": str(path), **doc.get("machine_info", {})})
+    benchmarks = []
+    for entries in runs.values():
+        best = min(entries, key=lambda b: b["stats"]["min"])
+        best = {**best, "extra_info": {**best["extra_info"], "process_mins": sorted(b["stats"]["min"] for b in entries)}}
+        benchmarks.append(best)
+    first = machines[0] if machines else {}
+    return {"machine_info": {k: v for k, v in first.items() if k not in ("conformance", "source")}, "runs": machines,
+            "benchmarks": benchmarks, "version": "softmax-conformance bench (pytest-benchmark JSON)"}
+
+
+def write_json(doc: dict, path: Path) -> None:
+    """Atomically: a reader (or an interrupted run) never sees half a file."""
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(json.dumps(doc, indent=1), encoding="utf-8")
+    os.replace(tmp, path)
+
+
+def write(doc: dict, out: Path) -> list[Path]:
+    path = out / BENCH_FILE
+    write_json(doc, path)
+    written = [path]
+    plot = speed_report.plot(doc["benchmarks"], out)
+    (out / "speed.md").write_text("\n".join(speed_report.section(doc["benchmarks"], plot)) + "\n", encoding="utf-8")
+    written.append(out / "speed.md")
+    return written + ([out / plot] if plot else [])

@@ -1,0 +1,1 @@
+"""The pytest-benchmark suite behind `conformance bench` (run one framework per process)."""

@@ -1,0 +1,88 @@
+"""Speed of every implementation, and what the adapter itself costs.
+
+Each benchmark: build device-resident inputs, time the first call on its own (it holds any compilation),
+warm up explicitly, then let pytest-benchmark time the call. The figures go to extra_info with the bytes the
+call must move, its GB/s and its fraction of the copy roof measured in this process (conformance/speed.py).
+"""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+
+from conformance import speed
+from conformance.adapters import Unsupported
+
+
+def _warm(call, seconds: float, at_least: int = 3) -> int:
+    """Explicit warm-up (pytest-benchmark's own is off on CPython by default): caches, allocator, lazy init."""
+    calls, deadline = 0, time.perf_counter() + seconds
+    while calls < at_least or time.perf_counter() < deadline:
+        call()
+        calls += 1
+    return calls
+
+
+def _roof(bench: dict, device: str):
+    if device not in bench["roofs"]:
+        bench["roofs"][device] = speed.roof_for(device, bench["threads"])
+    return bench["roofs"][device]
+
+
+def _bandwidth(benchmark, bench: dict, device: str, nbytes: int, formula: str) -> dict:
+    stats = benchmark.stats.stats
+    roof = _roof(bench, device)
+    info = {"bytes": nbytes, "bytes_formula": formula, "gbps": nbytes / stats.min / 1e9, "gbps_median": nbytes / stats.median / 1e9}
+    if roof is None:
+        return {**info, "roof_gbps": None, "roof_fraction": None, "roof_method": "unavailable (no CuPy on this GPU machine)"}
+    roof_gbps = roof.gbps(nbytes)
+    return {**info, "roof_gbps": roof_gbps, "roof_fraction": info["gbps"] / roof_gbps, "roof_method": roof.describe()}
+
+
+def bench_speed(benchmark, spec: speed.BenchSpec, bench: dict) -> None:
+    adapter = bench["adapter"]
+    impl = next(i for i in adapter.implementations() if i.name == spec.impl and i.op == spec.op)
+    inputs = speed.bench_inputs(spec.op, spec.dtype, spec.shape)
+    try:
+        call = adapter.benchmark_call(impl, inputs, spec.mode, spec.device, spec.passes == speed.FORWARD_BACKWARD)
+    except Unsupported as exc:
+        pytest.skip(f"unsupported: {exc}")
+    start = time.perf_counter()
+    call()  # compiles in compiled mode; kept out of the timed figures and recorded on its own
+    first_call_s = time.perf_counter() - start
+    warmup_calls = _warm(call, bench["warmup_seconds"])
+    benchmark.group = f"{spec.op} {spec.passes} {spec.dtype} {speed.shape_text(spec.shape)} {spec.device}"
+    benchmark(call)
+    label_bytes = inputs.sparse_labels.itemsize if inputs.sparse_labels is not None else 0
+    nbytes, formula = speed.bytes_moved(spec.op, spec.passes, spec.shape, spec.dtype, label_bytes)
+    benchmark.extra_info.update({
+        "kind": "speed", "framework": spec.framework, "impl": spec.impl, "naive": spec.naive, "op": spec.op,
+        "pass": spec.passes, "dtype": spec.dtype, "mode": spec.mode, "shape": list(spec.shape), "device": spec.device,
+        "threads": bench["threads"], "first_call_s": first_call_s, "warmup_calls": warmup_calls,
+        **_bandwidth(benchmark, bench, spec.device, nbytes, formula),
+    })
+
+
+def bench_harness_overhead(benchmark, overhead_path: str, shape, device: str, bench: dict) -> None:
+    """The adapter's softmax call beside the bare framework call, float32 eager; each also timed by a
+    hand-written loop with pytest-benchmark's own rounds and iterations, to show the two timers agree."""
+    adapter = bench["adapter"]
+    inputs = speed.bench_inputs("softmax", "float32", shape)
+    if overhead_path == "raw":
+        call = adapter.raw_softmax(inputs.logits, device)
+    else:
+        impl = next(i for i in adapter.implementations() if i.op == "softmax" and not i.naive)
+        call = adapter.benchmark_call(impl, inputs, "eager", device, False)
+    call()
+    _warm(call, bench["warmup_seconds"])
+    benchmark.group = f"harness overhead {speed.shape_text(shape)} {device}"
+    benchmark(call)
+    stats = benchmark.stats.stats
+    loop = speed.loop_stats(call, stats.rounds, benchmark.stats.iterations)
+    nbytes, formula = speed.bytes_moved("softmax", speed.FORWARD, shape, "float32")
+    benchmark.extra_info.update({
+        "kind": "overhead", "framework": adapter.NAME, "path": overhead_path, "op": "softmax", "pass": speed.FORWARD,
+        "dtype": "float32", "mode": "eager", "shape": list(shape), "device": device, "threads": bench["threads"],
+        "hand_loop": loop, **_bandwidth(benchmark, bench, device, nbytes, formula),
+    })

@@ -1,0 +1,96 @@
+"""Options and per-process setup of the benchmark suite: one framework per pytest process, pinned to the same
+cores and thread count as every other framework's process, its adapter loaded once."""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+
+from conformance import speed
+from conformance.adapters import load_adapter
+
+
+def pytest_addoption(parser):
+    group = parser.getgroup("conformance bench")
+    group.addoption("--bench-framework", required=True)
+    group.addoption("--bench-profile", default="quick", choices=("quick", "full"))
+    group.addoption("--bench-dtypes", default=None, help="comma-separated (default: the profile's)")
+    group.addoption("--bench-modes", default="eager,compiled")
+    group.addoption("--bench-devices", default="cpu,gpu")
+    group.addoption("--bench-shapes", default=None, help="comma-separated NxC (default: the profile's)")
+    group.addoption("--bench-threads", type=int, default=os.cpu_count() or 1)
+    group.addoption("--bench-warmup-seconds", type=float, default=0.1)
+
+
+def _csv(text):
+    return tuple(x.strip() for x in text.split(",") if x.strip())
+
+
+def _pin(threads: int) -> list[int]:
+    """Pin this process to `threads` cores: XLA sizes its pool from the cores it sees, so pinning is the one
+    control that treats every framework alike."""
+    if not hasattr(os, "sched_setaffinity"):
+        return []
+    cores = sorted(os.sched_getaffinity(0))[:threads]
+    os.sched_setaffinity(0, cores)
+    return cores
+
+
+def pytest_configure(config):
+    threads = config.getoption("--bench-threads")
+    cores = _pin(threads)
+    adapter = load_adapter(config.getoption("--bench-framework"))
+    adapter.set_threads(threads)  # before the framework runs its first op (TensorFlow requires it)
+    requested = _csv(config.getoption("--bench-devices"))
+    found = adapter.devices()
+    config._bench = {
+        "adapter": adapter, "threads": threads, "cores": cores, "profile": config.getoption("--bench-profile"),
+        "devices": [d for d in requested if d in found],
+        "missing_devices": [d for d in requested if d not in found],
+        "roofs": {}, "warmup_seconds": config.getoption("--bench-warmup-seconds"),
+    }
+
+
+def pytest_terminal_summary(terminalreporter, exitstatus, config):
+    """Said even under -q: `conformance bench` relays these lines."""
+    b = config._bench
+    for d in b["missing_devices"]:
+        terminalreporter.write_line(f"conformance bench: {d} requested but not visible to {b['adapter'].NAME}: its benchmarks are skipped")
+
+
+def pytest_report_header(config):
+    b = config._bench
+    lines = [f"conformance bench: {b['adapter'].NAME} {b['adapter'].version()}, {b['threads']} threads on cores {b['cores']}"]
+    return lines
+
+
+def pytest_generate_tests(metafunc):
+    config, b = metafunc.config, metafunc.config._bench
+    if "spec" in metafunc.fixturenames:
+        profile = b["profile"]
+        dtypes = _csv(config.getoption("--bench-dtypes") or ",".join(speed.DTYPES[profile]))
+        shapes = config.getoption("--bench-shapes")
+        shapes = tuple(tuple(int(n) for n in s.split("x")) for s in _csv(shapes)) if shapes else None
+        specs = speed.specs(b["adapter"].NAME, b["adapter"].implementations(), profile, dtypes,
+                            _csv(config.getoption("--bench-modes")), b["devices"], shapes)
+        metafunc.parametrize("spec", specs, ids=[s.id for s in specs])
+    if "overhead_path" in metafunc.fixturenames:
+        cases = [(path, shape, device) for device in b["devices"] for shape in speed.OVERHEAD_SHAPES for path in ("raw", "adapter")]
+        metafunc.parametrize(("overhead_path", "shape", "device"), cases,
+                             ids=[f"{b['adapter'].NAME}|softmax|{p}|{speed.shape_text(s)}|{d}" for p, s, d in cases])
+
+
+@pytest.fixture(scope="session")
+def bench(pytestconfig) -> dict:
+    return pytestconfig._bench
+
+
+def pytest_benchmark_update_machine_info(config, machine_info):
+    b = config._bench
+    adapter = b["adapter"]
+    machine_info["conformance"] = {
+        "framework": adapter.NAME, "version": adapter.version(), "flags": adapter.flags(), "threads": b["threads"],
+        "cores": b["cores"], "profile": b["profile"], "devices": b["devices"], "missing_devices": b["missing_devices"],
+        "roofs": {d: r.describe() if r else "unavailable" for d, r in b["roofs"].items()},
+    }

@@ -1,0 +1,210 @@
+"""What the speed benchmarks measure and against what: shapes, inputs, bytes moved, the memory-bandwidth roof,
+and a hand-written timing loop to check pytest-benchmark's figures against.
+
+Bytes moved are the compulsory traffic of one call: every input element read once and every output element
+written once (N rows, C classes, s bytes per element, l bytes per integer label):
+
+    softmax, log_softmax              forward            2·N·C·s          read x, write y
+    softmax_cross_entropy             forward            2·N·C·s + s      read x and y, write the mean loss
+    softmax_cross_entropy             forward+backward   3·N·C·s + s      read x and y, write dL/dx and the loss
+    sparse_softmax_cross_entropy      forward            N·C·s + N·l + s  read x and the labels, write the loss
+    sparse_softmax_cross_entropy      forward+backward   2·N·C·s + N·l + s
+
+An implementation that reads x twice (a max pass, then an exp-sum pass) from memory moves more than this, so
+its roof fraction is below one by design: the figure says how far the framework is from a single fused pass.
+
+The roof is a STREAM-like copy (np.copyto, counted as read + write like STREAM's COPY) at the same footprint
+(two buffers of bytes/2), on one thread and on the benchmark's thread count, best of both, measured in the
+same process as the benchmarks. On a GPU it is a device-to-device CuPy copy timed with CUDA events. Below a
+few hundred KiB the copy is bound by call latency, not bandwidth: for the 32x10 latency shape the time is
+the figure to read, not the GB/s.
+"""
+
+from __future__ import annotations
+
+import statistics
+import time
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+
+import numpy as np
+
+from . import dtypes as dt
+from .cases import Options
+from .inputs import Inputs, output_shape
+from .names import CROSS_ENTROPY_OPS, OPS
+
+LATENCY, MEDIUM, VOCAB, GPU_VOCAB = (32, 10), (1024, 1000), (4096, 32000), (8192, 128256)
+SHAPES = {"quick": (LATENCY, MEDIUM), "full": (LATENCY, MEDIUM, VOCAB)}
+GPU_SHAPES = (GPU_VOCAB,)  # added on a GPU in the full profile: a Llama-3-sized vocabulary
+DTYPES = {"quick": ("float32",), "full": ("float32", "bfloat16", "float16")}
+FORWARD, FORWARD_BACKWARD = "forward", "forward+backward"
+OVERHEAD_SHAPES = (LATENCY, MEDIUM)
+
+
+@dataclass(frozen=True)
+class BenchSpec:
+    framework: str
+    impl: str
+    naive: bool
+    op: str
+    passes: str  # FORWARD or FORWARD_BACKWARD
+    dtype: str
+    mode: str
+    shape: tuple[int, int]
+    device: str
+
+    @property
+    def id(self) -> str:
+        """Stable and readable: the gate matches benchmarks across runs by this name."""
+        impl = "naive" if self.naive else self.impl
+        return f"{self.framework}|{impl}|{self.op}|{self.passes}|{self.dtype}|{self.mode}|{shape_text(self.shape)}|{self.device}"
+
+
+def shape_text(shape) -> str:
+    return "x".join(str(n) for n in shape)
+
+
+def specs(framework: str, impls, profile: str, dtypes, modes, devices, shapes=None) -> list[BenchSpec]:
+    """Every framework x implementation x op x pass x dtype x mode x shape x device of a profile.
+    The quick profile keeps the fused (non-naive) implementations only."""
+    out = []
+    for device in devices:
+        device_shapes = shapes or (SHAPES[profile] + (GPU_SHAPES if device == "gpu" and profile == "full" else ()))
+        for impl in impls:
+            if profile == "quick" and impl.naive:
+                continue
+            passes = (FORWARD, FORWARD_BACKWARD) if impl.op in CROSS_ENTROPY_OPS else (FORWARD,)
+            for p in passes:
+                for dtype in dtypes:
+                    for mode in modes:
+                        for shape in device_shapes:
+                            out.append(BenchSpec(framework, impl.name, impl.naive, impl.op, p, dtype, mode, tuple(shape), device))
+    return out
+
+
+def bench_inputs(op: str, dtype: str, shape: tuple[int, int], seed: int = 0) -> Inputs:
+    """Logits ~ N(0, 3²), soft labels normalised per row, uniform class indices; mean reduction for the
+    cross-entropies (a training step). Generated in float32 and rounded once, so large shapes stay cheap."""
+    assert op in OPS
+    rng = np.random.default_rng(seed)
+    np_dtype = dt.fmt(dtype).np_dtype
+    logits = (rng.standard_normal(shape, dtype=np.float32) * 3).astype(np_dtype)
+    labels = sparse = None
+    if op == "softmax_cross_entropy":
+        raw = rng.random(shape, dtype=np.float32)
+        labels = (raw / raw.sum(axis=-1, keepdims=True)).astype(np_dtype)
+    if op == "sparse_softmax_cross_entropy":
+        sparse = rng.integers(0, shape[-1], size=shape[:-1], dtype=np.int64)
+    options = Options(reduction="mean" if op in CROSS_ENTROPY_OPS else "none")
+    cotangent = np.ones(output_shape(op, shape, 1, options.reduction), dtype=np_dtype)
+    return Inputs(op=op, dtype=dtype, logits=logits, labels=labels, sparse_labels=sparse, axis=1,
+                  options=options, cotangent=cotangent, direction=logits)
+
+
+def bytes_moved(op: str, passes: str, shape: tuple[int, int], dtype: str, label_bytes: int = 8) -> tuple[int, str]:
+    """Compulsory bytes of one call and the formula that gave them (see the module docstring)."""
+    n, c = shape
+    s = dt.fmt(dtype).np_dtype.itemsize
+    backward = passes == FORWARD_BACKWARD
+    if op in ("softmax", "log_softmax"):
+        return 2 * n * c * s, "2·N·C·s"
+    if op == "softmax_cross_entropy":
+        return ((3 if backward else 2) * n * c + 1) * s, ("3·N·C·s + s" if backward else "2·N·C·s + s")
+    return ((2 if backward else 1) * n * c + 1) * s + n * label_bytes, ("2·N·C·s + N·l + s" if backward else "N·C·s + N·l + s")
+
+
+def loop_stats(fn: Callable[[], object], rounds: int, iterations: int) -> dict:
+    """A hand-written timing loop: `rounds` timings of `iterations` back-to-back calls, per call."""
+    times = []
+    for _ in range(rounds):
+        start = time.perf_counter()
+        for _ in range(iterations):
+            fn()
+        times.append((time.perf_counter() - start) / iterations)
+    q = statistics.quantiles(times, n=4) if len(times) > 1 else [times[0]] * 3
+    return {"min": min(times), "median": statistics.median(times), "iqr": q[2] - q[0], "rounds": rounds, "iterations": iterations}
+
+
+def _best_time(fn: Callable[[], object], budget_s: float, min_repeats: int = 5) -> float:
+    best, spent, repeats = float("inf"), 0.0, 0
+    while repeats < min_repeats or spent < budget_s:
+        start = time.perf_counter()
+        fn()
+        elapsed = time.perf_counter() - start
+        best, spent, repeats = min(best, elapsed), spent + elapsed, repeats + 1
+        if repeats >= 1000:
+            break
+    return best
+
+
+class CpuRoof:
+    """STREAM-like copy bandwidth at a footprint, best of one thread and `threads` threads (cached)."""
+
+    method = "np.copyto (read + write), best of 1 and {threads} threads, same footprint"
+
+    def __init__(self, threads: int, budget_s: float = 0.2):
+        self.threads, self.budget_s = threads, budget_s
+        self.pool = ThreadPoolExecutor(threads) if threads > 1 else None
+        self.cache: dict[int, float] = {}
+
+    def describe(self) -> str:
+        return self.method.format(threads=self.threads)
+
+    def gbps(self, nbytes: int) -> float:
+        if nbytes not in self.cache:
+            half = max(nbytes // 2, 64)
+            src, dst = np.ones(half, np.uint8), np.empty(half, np.uint8)
+            best = _best_time(lambda: np.copyto(dst, src), self.budget_s)
+            if self.pool is not None:
+                bounds = np.linspace(0, half, self.threads + 1).astype(int)
+                chunks = [(dst[a:b], src[a:b]) for a, b in zip(bounds[:-1], bounds[1:])]
+
+                def threaded():
+                    for f in [self.pool.submit(np.copyto, d, s) for d, s in chunks]:
+                        f.result()
+                best = min(best, _best_time(threaded, self.budget_s))
+            self.cache[nbytes] = 2 * half / best / 1e9
+        return self.cache[nbytes]
+
+
+class GpuRoof:
+    """Device-to-device copy bandwidth with CuPy (a library not under test), timed with CUDA events."""
+
+    method = "CuPy device-to-device copy (read + write), CUDA events, same footprint"
+
+    def __init__(self):
+        import cupy  # noqa: F401  (ImportError: no GPU roof; the benchmarks say so)
+
+        self.cache: dict[int, float] = {}
+
+    def describe(self) -> str:
+        return self.method
+
+    def gbps(self, nbytes: int) -> float:
+        import cupy
+
+        if nbytes not in self.cache:
+            half = max(nbytes // 2, 64)
+            src, dst = cupy.ones(half, cupy.uint8), cupy.empty(half, cupy.uint8)
+            start, stop = cupy.cuda.Event(), cupy.cuda.Event()
+            best = float("inf")
+            for _ in range(20):
+                start.record()
+                dst[...] = src
+                stop.record()
+                stop.synchronize()
+                best = min(best, cupy.cuda.get_elapsed_time(start, stop) / 1e3)
+            self.cache[nbytes] = 2 * half / best / 1e9
+        return self.cache[nbytes]
+
+
+def roof_for(device: str, threads: int):
+    """The roof for a device, or None where it cannot be measured (no CuPy on a GPU machine)."""
+    if device == "cpu":
+        return CpuRoof(threads)
+    try:
+        return GpuRoof()
+    except ImportError:
+        return None

@@ -1,0 +1,193 @@
+"""The speed section (Markdown tables and a GB/s plot) from pytest-benchmark JSON written by `conformance bench`."""
+
+from __future__ import annotations
+
+import json
+from collections import defaultdict
+from pathlib import Path
+
+BENCH_FILE = "benchmarks.json"
+PLOT = "speed_gbps.png"
+
+
+def _time(seconds: float) -> str:
+    if seconds >= 1e-1:
+        return f"{seconds:.3g} s"
+    if seconds >= 1e-4:
+        return f"{seconds * 1e3:.3g} ms"
+    return f"{seconds * 1e6:.3g} us"
+
+
+def _pct(x) -> str:
+    return "-" if x is None else f"{100 * x:.0f}%"
+
+
+def _table(header: list[str], rows: list[list]) -> list[str]:
+    return ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)] + ["| " + " | ".join(str(c) for c in r) + " |" for r in rows]
+
+
+def load(bench_paths: list[Path]) -> dict:
+    """One benchmark document from the pytest-benchmark JSON files that exist: every benchmark (a later file
+    wins for the same name), every process fingerprint ("runs") and the first file's machine_info."""
+    merged: dict[str, dict] = {}
+    runs: list[dict] = []
+    machine: dict = {}
+    for bench in bench_paths:
+        if not Path(bench).exists():
+            continue
+        try:
+            doc = json.loads(Path(bench).read_text(encoding="utf-8"))
+            for b in doc.get("benchmarks", []):
+                merged[b["fullname"]] = b
+        except (json.JSONDecodeError, KeyError, TypeError, AttributeError) as exc:
+            from .results import ResultsError
+
+            raise ResultsError(f"{bench}: not a pytest-benchmark JSON file ({exc})") from None
+        runs += doc.get("runs") or ([{"source": str(bench), **doc["machine_info"]}] if doc.get("machine_info") else [])
+        machine = machine or doc.get("machine_info") or {}
+    return {"machine_info": machine, "runs": runs, "benchmarks": list(merged.values()),
+            "version": "softmax-conformance (merged pytest-benchmark JSON)"}
+
+
+def _kind(benchmarks: list[dict], kind: str) -> list[dict]:
+    return [b for b in benchmarks if b.get("extra_info", {}).get("kind") == kind]
+
+
+def _shape(e: dict) -> str:
+    return "x".join(str(n) for n in e["shape"])
+
+
+def _order(b: dict):
+    e = b["extra_info"]
+    return (e["device"], e["shape"][0] * e["shape"][1], e["op"], e["pass"], e["dtype"], e["mode"], e["framework"], e.get("naive", False), e.get("impl", ""))
+
+
+def speed_table(benchmarks: list[dict]) -> tuple[list[str], list[list]]:
+    rows = []
+    for b in sorted(_kind(benchmarks, "speed"), key=_order):
+        e, s = b["extra_info"], b["stats"]
+        impl = ("naive: " if e["naive"] and not e["impl"].startswith("naive") else "") + e["impl"]
+        rows.append([e["framework"], f"`{impl}`", e["op"], e["pass"], e["dtype"], e["mode"], _shape(e), e["device"], _time(s["min"]),
+                     _time(s["median"]), _pct(s["iqr"] / s["median"]), f"{e['gbps']:.3g}", "-" if e["roof_gbps"] is None else f"{e['roof_gbps']:.3g}",
+                     _pct(e["roof_fraction"]), _time(e["first_call_s"])])
+    return (["framework", "implementation", "op", "pass", "dtype", "mode", "N x C", "device", "min", "median", "IQR/median",
+             "GB/s", "roof GB/s", "of roof", "first call"], rows)
+
+
+def fastest(benchmarks: list[dict]) -> tuple[list[str], list[list]]:
+    """For each op, pass, dtype, shape and device: the fastest implementation, and the fastest of each framework."""
+    groups: dict[tuple, list[dict]] = defaultdict(list)
+    for b in _kind(benchmarks, "speed"):
+        e = b["extra_info"]
+        groups[(e["device"], e["shape"][0] * e["shape"][1], _shape(e), e["op"], e["pass"], e["dtype"])].append(b)
+    rows = []
+    for (device, _, shape, op, passes, dtype), bs in sorted(groups.items()):
+        best_per_fw: dict[str, dict] = {}
+        for b in bs:
+            fw = b["extra_info"]["framework"]
+            if fw not in best_per_fw or b["stats"]["min"] < best_per_fw[fw]["stats"]["min"]:
+                best_per_fw[fw] = b
+        ranked = sorted(best_per_fw.values(), key=lambda b: b["stats"]["min"])
+        cells = [f"{b['extra_info']['framework']} {b['extra_info']['mode']} {_time(b['stats']['min'])}" for b in ranked]
+        rows.append([op, passes, dtype, shape, device, " < ".join(cells)])
+    return (["op", "pass", "dtype", "N x C", "device", "fastest of each framework, best first (min time)"], rows)
+
+
+def overhead(benchmarks: list[dict]) -> tuple[list[str], list[list]]:
+    """Adapter call beside the bare call, and pytest-benchmark beside a hand-written loop for the same call."""
+    by_key: dict[tuple, dict[str, dict]] = defaultdict(dict)
+    for b in _kind(benchmarks, "overhead"):
+        e = b["extra_info"]
+        by_key[(e["framework"], e["device"], e["shape"][0] * e["shape"][1], _shape(e))][e["path"]] = b
+    rows = []
+    for (fw, device, _, shape), paths in sorted(by_key.items()):
+        raw, adapter = paths.get("raw"), paths.get("adapter")
+        if raw and adapter:
+            extra = adapter["stats"]["min"] - raw["stats"]["min"]
+            cost = f"{extra * 1e6:+.2f} us ({extra / raw['stats']['min']:+.0%})"
+        else:
+            cost = "-"
+        for path, b in paths.items():
+            s, loop = b["stats"], b["extra_info"]["hand_loop"]
+            noise = max(s["iqr"], loop["iqr"])
+            rows.append([fw, shape, device, path, _time(s["min"]), _time(loop["min"]), f"{abs(s['min'] - loop['min']) / loop['min']:.1%}",
+                         _time(s["median"]), _time(loop["median"]), f"{abs(s['median'] - loop['median']) / loop['median']:.1%}",
+                         f"{noise / loop['median']:.1%}", "yes" if timers_agree(s, loop) else "no", cost if path == "adapter" else ""])
+    return (["framework", "N x C", "device", "call", "pytest-benchmark min", "hand loop min", "difference", "pytest-benchmark median",
+                   "hand loop median", "difference", "noise (larger IQR)", "min agrees within noise", "adapter overhead (min)"], rows)
+
+
+def timers_agree(bench_stats: dict, loop: dict) -> bool:
+    """The minimum (the figure GB/s and the gate use) of the two timers differs by no more than the larger IQR."""
+    return abs(bench_stats["min"] - loop["min"]) <= max(bench_stats["iqr"], loop["iqr"])
+
+
+def intro(benchmarks: list[dict]) -> str:
+    speed = _kind(benchmarks, "speed")
+    e0 = speed[0]["extra_info"] if speed else {}
+    return (f"{len(speed)} benchmarks (pytest-benchmark; min and median of calibrated rounds, compilation and warm-up excluded; "
+            f"{e0.get('threads', '?')} threads for every framework). GB/s = compulsory bytes / min time "
+            "(formulas in conformance/speed.py); the roof is a STREAM-like copy at the same footprint measured in the same run"
+            + (f" ({e0['roof_method']})." if e0.get("roof_method") else "."))
+
+
+def tables(benchmarks: list[dict]) -> list[tuple[str, str, list[str], list[list]]]:
+    """(title, explanation, header, rows) of each speed table, for Markdown and HTML alike."""
+    return [
+        ("Fastest per op and size", "Each framework's fastest implementation and mode.", *fastest(benchmarks)),
+        ("Harness overhead and timer check",
+         "The adapter's softmax call against the bare framework call (float32, eager), each timed by pytest-benchmark and "
+         "by a hand-written perf_counter loop with the same rounds and iterations, run right after it. 'Agrees within noise': "
+         "the two minimums (the statistic behind GB/s and the gate) differ by no more than the larger interquartile range; "
+         "medians are shown too, and move more where a framework's times are bimodal.", *overhead(benchmarks)),
+        ("Every benchmark", "", *speed_table(benchmarks)),
+    ]
+
+
+def section(benchmarks: list[dict], plot: str | None) -> list[str]:
+    if not benchmarks:
+        return []
+    lines = ["## Speed", "", intro(benchmarks), ""]
+    if plot:
+        lines += [f"![GB/s by framework and size]({plot})", ""]
+    for title, text, header, rows in tables(benchmarks):
+        lines += [f"### {title}", ""] + ([text, ""] if text else []) + _table(header, rows) + [""]
+    return lines
+
+
+def plot(benchmarks: list[dict], out: Path) -> str | None:
+    """GB/s against bytes moved, one panel per mode, a colour per framework, the copy roof as a line."""
+    speed = [b for b in _kind(benchmarks, "speed") if not b["extra_info"]["naive"]]
+    if not speed:
+        return None
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    modes = sorted({b["extra_info"]["mode"] for b in speed})
+    fig, axes = plt.subplots(1, len(modes), figsize=(6 * len(modes), 4.2), sharey=True, squeeze=False)
+    colours = {"numpy": "tab:green", "torch": "tab:red", "tensorflow": "tab:orange", "jax": "tab:blue"}
+    markers = {"forward": "o", "forward+backward": "^"}
+    for ax, mode in zip(axes[0], modes):
+        roof = sorted({(b["extra_info"]["bytes"], b["extra_info"]["roof_gbps"]) for b in speed
+                       if b["extra_info"]["roof_gbps"] and b["extra_info"]["device"] == "cpu"})
+        if roof:  # one point per footprint and process: each framework's process measures its own roof
+            ax.scatter(*zip(*roof), color="black", marker="_", s=60, label="copy roof (cpu)")
+        for fw in sorted({b["extra_info"]["framework"] for b in speed}):
+            for passes, marker in markers.items():
+                pts = [(b["extra_info"]["bytes"], b["extra_info"]["gbps"]) for b in speed
+                       if b["extra_info"]["framework"] == fw and b["extra_info"]["mode"] == mode and b["extra_info"]["pass"] == passes]
+                if pts:
+                    ax.scatter(*zip(*pts), s=18, alpha=0.7, marker=marker, color=colours.get(fw), label=f"{fw} {passes}")
+        ax.set_xscale("log")
+        ax.set_yscale("log")
+        ax.set_title(f"{mode} (fused implementations)")
+        ax.set_xlabel("compulsory bytes moved per call")
+        ax.grid(True, which="major", lw=0.3)
+    axes[0][0].set_ylabel("GB/s (bytes / min time)")
+    axes[0][-1].legend(fontsize=7, loc="lower right")
+    fig.tight_layout()
+    fig.savefig(out / PLOT, dpi=90)
+    plt.close(fig)
+    return PLOT

@@ -1,0 +1,134 @@
+"""The benchmark machinery: what is timed is the right computation, bytes and roof are what they claim, the
+command writes GB/s and roof fraction for every benchmark, and bad input or an absent GPU is handled.
+No timing is asserted here: speed is measured by `conformance bench`, never judged in a unit test."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from conformance import oracle, speed, speed_report
+from conformance.adapters import Unsupported, load_adapter
+from conformance.cli import main
+from conformance.compare import judge
+
+
+def test_bytes_formulas_count_each_input_read_and_each_output_written_once():
+    # softmax 1024x1000 float32: read 4,096,000 bytes and write as many.
+    assert speed.bytes_moved("softmax", speed.FORWARD, (1024, 1000), "float32") == (8_192_000, "2·N·C·s")
+    # dense CE forward+backward bfloat16: x and y read, dL/dx written (3·N·C·2 bytes), plus the scalar loss.
+    assert speed.bytes_moved("softmax_cross_entropy", speed.FORWARD_BACKWARD, (4, 3), "bfloat16")[0] == 3 * 12 * 2 + 2
+    # sparse CE forward, int64 labels: x read, N labels read, scalar loss written.
+    assert speed.bytes_moved("sparse_softmax_cross_entropy", speed.FORWARD, (4, 3), "float32", 8)[0] == 12 * 4 + 4 * 8 + 4
+
+
+def test_bench_inputs_are_what_the_benchmarks_claim():
+    inp = speed.bench_inputs("softmax_cross_entropy", "bfloat16", (16, 7))
+    assert inp.logits.shape == (16, 7) and inp.logits.dtype.name == "bfloat16" and inp.options.reduction == "mean"
+    np.testing.assert_allclose(inp.labels.astype(np.float64).sum(axis=1), 1.0, rtol=2 ** -7 * 7)
+    sparse = speed.bench_inputs("sparse_softmax_cross_entropy", "float32", (16, 7))
+    assert sparse.sparse_labels.dtype == np.int64 and 0 <= sparse.sparse_labels.min() and sparse.sparse_labels.max() < 7
+
+
+def test_quick_profile_is_fused_float32_and_cross_entropy_gets_a_backward_pass():
+    adapter = load_adapter("numpy")
+    specs = speed.specs("numpy", adapter.implementations(), "quick", speed.DTYPES["quick"], ("eager",), ("cpu",))
+    assert specs and not any(s.naive for s in specs) and {s.dtype for s in specs} == {"float32"}
+    assert {s.passes for s in specs if s.op == "softmax"} == {speed.FORWARD}
+    assert {s.passes for s in specs if s.op == "sparse_softmax_cross_entropy"} == {speed.FORWARD, speed.FORWARD_BACKWARD}
+    assert len({s.id for s in specs}) == len(specs)
+    full = speed.specs("numpy", adapter.implementations(), "full", speed.DTYPES["full"], ("eager",), ("cpu", "gpu"))
+    assert speed.GPU_VOCAB in {s.shape for s in full if s.device == "gpu"} and speed.GPU_VOCAB not in {s.shape for s in full if s.device == "cpu"}
+
+
+def test_roof_is_a_positive_bandwidth_and_the_hand_loop_counts_calls():
+    roof = speed.CpuRoof(threads=2, budget_s=0.01)
+    assert roof.gbps(1 << 20) > 0 and roof.gbps(1 << 20) == roof.cache[1 << 20]
+    calls = []
+    stats = speed.loop_stats(lambda: calls.append(1), rounds=4, iterations=3)
+    assert len(calls) == 12 and stats["min"] <= stats["median"] and stats["rounds"] == 4
+
+
+def test_timer_agreement_rule():
+    assert speed_report.timers_agree({"min": 1.00, "iqr": 0.05}, {"min": 1.04, "iqr": 0.01})
+    assert not speed_report.timers_agree({"min": 1.00, "iqr": 0.01}, {"min": 1.20, "iqr": 0.02})
+
+
+def _result(out, backward: bool) -> np.ndarray:
+    if isinstance(out, dict):  # TensorFlow and JAX return every quantity they computed
+        out = out["grad_logits" if backward else "value"]
+    return np.asarray(out, dtype=np.float64)
+
+
+@pytest.mark.parametrize("op,backward", [("softmax", False), ("log_softmax", False), ("softmax_cross_entropy", True),
+                                         ("sparse_softmax_cross_entropy", True)])
+def test_benchmarked_call_computes_the_right_answer(selected_frameworks, op, backward):
+    """The callable the benchmarks time must compute the op (not a no-op, not a cached value): checked
+    against the oracle with the suite's own tolerance, for every fused implementation, eager and compiled."""
+    inputs = speed.bench_inputs(op, "float32", (8, 5), seed=3)
+    quantity = "grad_logits" if backward else "value"
+    ref = oracle.compute(inputs, quantity)
+    checked = 0
+    for name in selected_frameworks:
+        adapter = load_adapter(name)
+        for impl in [i for i in adapter.implementations() if i.op == op and not i.naive]:
+            for mode in ("eager", "compiled"):
+                try:
+                    call = adapter.benchmark_call(impl, inputs, mode, "cpu", backward)
+                except Unsupported:
+                    continue
+                verdict = judge(_result(call(), backward), None, ref, quantity, "float32", 5, False, {})
+                assert verdict.status == "pass", f"{name} {impl.name} {mode}: {verdict.detail}"
+                checked += 1
+    assert checked > 0
+
+
+def test_raw_softmax_is_the_bare_public_call(selected_frameworks):
+    logits = speed.bench_inputs("softmax", "float32", (4, 6)).logits
+    expected = np.exp(logits - logits.max(axis=1, keepdims=True))
+    expected /= expected.sum(axis=1, keepdims=True)
+    for name in selected_frameworks:
+        got = np.asarray(load_adapter(name).raw_softmax(logits, "cpu")(), dtype=np.float64)
+        np.testing.assert_allclose(got, expected, rtol=1e-6, err_msg=name)
+
+
+def test_bench_writes_gbps_and_roof_fraction_for_every_benchmark(tmp_path, capsys):
+    out = tmp_path / "bench"
+    code = main(["bench", "--quick", "--frameworks", "numpy", "--shapes", "32x10", "--max-time", "0.01", "--out", str(out)])
+    assert code == 0
+    doc = json.loads((out / "benchmarks.json").read_text())
+    speed_entries = [b for b in doc["benchmarks"] if b["extra_info"]["kind"] == "speed"]
+    assert len(speed_entries) == 4  # numpy: 4 fused forward ops; numpy has no backward and no compiled mode
+    for b in doc["benchmarks"]:
+        e = b["extra_info"]
+        assert e["gbps"] > 0 and e["roof_gbps"] > 0 and e["roof_fraction"] == pytest.approx(e["gbps"] / e["roof_gbps"])
+        assert e["bytes"] > 0 and e["threads"] >= 1
+    overhead = [b for b in doc["benchmarks"] if b["extra_info"]["kind"] == "overhead"]
+    assert {b["extra_info"]["path"] for b in overhead} == {"raw", "adapter"}
+    assert all(b["extra_info"]["hand_loop"]["rounds"] == b["stats"]["rounds"] for b in overhead)
+    assert doc["runs"][0]["conformance"]["framework"] == "numpy"
+    text = (out / "speed.md").read_text()
+    assert "## Speed" in text and "Harness overhead" in text and (out / "speed_gbps.png").stat().st_size > 0
+
+
+def test_bench_on_an_absent_gpu_skips_cleanly(tmp_path, capsys):
+    code = main(["bench", "--quick", "--frameworks", "numpy", "--devices", "gpu", "--out", str(tmp_path)])
+    out = capsys.readouterr().out
+    assert code == 0 and "gpu requested but not visible to numpy: its benchmarks are skipped" in out
+    assert json.loads((tmp_path / "benchmarks.json").read_text())["benchmarks"] == []
+
+
+@pytest.mark.parametrize("argv,message", [
+    (["--frameworks", "mxnet"], "unknown framework 'mxnet'"),
+    (["--shapes", "32by10"], "not NxC"),
+    (["--threads", "0"], "threads must be"),
+])
+def test_bench_bad_input_is_one_line_and_exit_2(tmp_path, capsys, argv, message):
+    with pytest.raises(SystemExit) as exc:
+        code = main(["bench", *argv, "--out", str(tmp_path)])
+        raise SystemExit(code)
+    assert exc.value.code == 2
+    err = capsys.readouterr().err
+    assert message in err and "Traceback" not in err
