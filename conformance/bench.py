@@ -112,7 +112,10 @@ def merge(files: list[Path]) -> dict:
     benchmarks = []
     for entries in runs.values():
         best = min(entries, key=lambda b: b["stats"]["min"])
-        best = {**best, "extra_info": {**best["extra_info"], "process_mins": sorted(b["stats"]["min"] for b in entries)}}
+        # The per-round samples (stats.data) stay in the per-process files under bench/; the merged file keeps the
+        # summary statistics (pytest-benchmark would otherwise make it about 10 MB for the quick profile).
+        best = {**best, "stats": {k: v for k, v in best["stats"].items() if k != "data"},
+                "extra_info": {**best["extra_info"], "process_mins": sorted(b["stats"]["min"] for b in entries)}}
         benchmarks.append(best)
     first = machines[0] if machines else {}
     return {"machine_info": {k: v for k, v in first.items() if k not in ("conformance", "source")}, "runs": machines,
