@@ -9,7 +9,6 @@ report look for it), with `speed.md` and `speed_gbps.png`.
 
 from __future__ import annotations
 
-import json
 import os
 import subprocess
 import sys
@@ -102,12 +101,9 @@ def merge(files: list[Path]) -> dict:
     runs: dict[str, list[dict]] = {}
     machines = []
     for path in files:
-        try:
-            doc = json.loads(Path(path).read_text(encoding="utf-8"))
-            for b in doc["benchmarks"]:
-                runs.setdefault(b["fullname"], []).append(b)
-        except (OSError, json.JSONDecodeError, KeyError, TypeError) as exc:
-            raise results_io.ResultsError(f"{path}: not a pytest-benchmark JSON file ({exc})") from None
+        doc = speed_report.read(path)
+        for b in doc.get("benchmarks", []):
+            runs.setdefault(b["fullname"], []).append(b)
         machines.append({"source": str(path), **doc.get("machine_info", {})})
     benchmarks = []
     for entries in runs.values():
@@ -122,16 +118,9 @@ def merge(files: list[Path]) -> dict:
             "benchmarks": benchmarks, "version": "softmax-conformance bench (pytest-benchmark JSON)"}
 
 
-def write_json(doc: dict, path: Path) -> None:
-    """Atomically: a reader (or an interrupted run) never sees half a file."""
-    tmp = path.with_suffix(".tmp")
-    tmp.write_text(json.dumps(doc, indent=1), encoding="utf-8")
-    os.replace(tmp, path)
-
-
 def write(doc: dict, out: Path) -> list[Path]:
     path = out / BENCH_FILE
-    write_json(doc, path)
+    results_io.write(doc, path)  # atomic: an interrupted run never leaves half a file
     written = [path]
     plot = speed_report.plot(doc["benchmarks"], out)
     (out / "speed.md").write_text("\n".join(speed_report.section(doc["benchmarks"], plot)) + "\n", encoding="utf-8")

@@ -99,6 +99,15 @@ class Progress:
         self.stream.flush()
 
 
+def _write_summary(out: Path, doc: dict) -> Path:
+    """summary.md for a results document, with the speed section of a `conformance bench` into the same folder."""
+    benchmarks = speed_report.load([out / speed_report.BENCH_FILE])["benchmarks"]
+    plot = speed_report.PLOT if (out / speed_report.PLOT).exists() else None
+    path = out / "summary.md"
+    path.write_text(summary.render(doc, benchmarks, plot), encoding="utf-8")
+    return path
+
+
 def cmd_run(args) -> int:
     case_paths = args.cases or [DEFAULT_CASES]
     load(case_paths)  # validate the whole corpus before anything runs or is written
@@ -126,10 +135,7 @@ def cmd_run(args) -> int:
                                                             "devices": list(args.devices), "modes": list(args.modes)}})
     out = Path(args.out)
     results_io.write(doc, out / "results.json")
-    bench = out / speed_report.BENCH_FILE  # a `conformance bench` into the same folder: keep its speed section
-    benchmarks = speed_report.load([bench])["benchmarks"] if bench.exists() else None
-    (out / "summary.md").write_text(summary.render(doc, benchmarks, speed_report.PLOT if (out / speed_report.PLOT).exists() else None),
-                                    encoding="utf-8")
+    _write_summary(out, doc)
     counts = summary.status_counts(records)
     print(f"\n{len(records)} records in {doc['wall_seconds']}s: " + ", ".join(f"{counts.get(s, 0)} {s}" for s in summary.COUNTED))
     for e in stale:
@@ -180,8 +186,7 @@ def cmd_bench(args) -> int:
     written = bench.write(doc, out)
     results_path = out / "results.json"
     if results_path.exists():  # a conformance run in the same folder: its summary gains the speed section
-        (out / "summary.md").write_text(summary.render(results_io.read(results_path), doc["benchmarks"], speed_report.PLOT), encoding="utf-8")
-        written.append(out / "summary.md")
+        written.append(_write_summary(out, results_io.read(results_path)))
     speed = [b for b in doc["benchmarks"] if b.get("extra_info", {}).get("kind") == "speed"]
     per_fw = {n: sum(b["extra_info"]["framework"] == n for b in speed) for n in run.seconds}
     print(f"bench: {len(doc['benchmarks'])} benchmarks in {time.monotonic() - started:.0f}s, {args.repeat} process(es) per framework ("

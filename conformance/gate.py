@@ -29,11 +29,11 @@ Records only in one run are listed (a framework absent on one side) but are not 
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from . import results as results_io
+from . import speed_report
 from .speed_report import BENCH_FILE
 
 ACCURACY_FACTOR = 2.0
@@ -86,7 +86,7 @@ def compare_records(baseline: dict, current: dict, report: GateReport) -> None:
 
 
 def _benchmarks(path: Path) -> tuple[dict[str, dict], str | None]:
-    doc = json.loads(path.read_text(encoding="utf-8"))
+    doc = speed_report.read(path)
     return {b["fullname"]: b for b in doc.get("benchmarks", [])}, machine_fingerprint(doc)
 
 
@@ -116,10 +116,7 @@ def speed_threshold(base: dict, cur: dict) -> float:
 
 
 def compare_benchmarks(base_path: Path, cur_path: Path, report: GateReport) -> None:
-    try:
-        (base, base_machine), (cur, cur_machine) = _benchmarks(base_path), _benchmarks(cur_path)
-    except (OSError, json.JSONDecodeError, KeyError, TypeError) as exc:
-        raise results_io.ResultsError(f"benchmark JSON beside the results is unreadable: {exc}") from None
+    (base, base_machine), (cur, cur_machine) = _benchmarks(base_path), _benchmarks(cur_path)
     if base_machine and cur_machine and base_machine != cur_machine:
         report.notes.append(f"speed not compared: the baseline ran on {base_machine}, the current run on {cur_machine}")
         return

@@ -23,6 +23,11 @@ class Inputs:
     direction: np.ndarray  # shaped like the logits, in the dtype under test (for hvp)
 
     @property
+    def given_labels(self) -> np.ndarray | None:
+        """The labels handed to the framework: dense or integer, whichever this op takes (None for softmax)."""
+        return self.labels if self.labels is not None else self.sparse_labels
+
+    @property
     def classes(self) -> int:
         return self.logits.shape[self.axis]
 

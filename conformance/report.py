@@ -96,9 +96,7 @@ def _write_benchmarks(bench: dict, out: Path) -> str | None:
     """The merged benchmarks beside merged.json (so the gate can compare the union), and their plot."""
     if not bench["benchmarks"]:
         return None
-    from .bench import write_json
-
-    write_json(bench, out / speed_report.BENCH_FILE)
+    results_io.write(bench, out / speed_report.BENCH_FILE)
     return speed_report.plot(bench["benchmarks"], out)
 
 

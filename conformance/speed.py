@@ -22,6 +22,7 @@ the figure to read, not the GB/s.
 
 from __future__ import annotations
 
+import itertools
 import statistics
 import time
 from collections.abc import Callable
@@ -70,17 +71,13 @@ def specs(framework: str, impls, profile: str, dtypes, modes, devices, shapes=No
     """Every framework x implementation x op x pass x dtype x mode x shape x device of a profile.
     The quick profile keeps the fused (non-naive) implementations only."""
     out = []
-    for device in devices:
+    for device, impl in itertools.product(devices, impls):
+        if profile == "quick" and impl.naive:
+            continue
         device_shapes = shapes or (SHAPES[profile] + (GPU_SHAPES if device == "gpu" and profile == "full" else ()))
-        for impl in impls:
-            if profile == "quick" and impl.naive:
-                continue
-            passes = (FORWARD, FORWARD_BACKWARD) if impl.op in CROSS_ENTROPY_OPS else (FORWARD,)
-            for p in passes:
-                for dtype in dtypes:
-                    for mode in modes:
-                        for shape in device_shapes:
-                            out.append(BenchSpec(framework, impl.name, impl.naive, impl.op, p, dtype, mode, tuple(shape), device))
+        passes = (FORWARD, FORWARD_BACKWARD) if impl.op in CROSS_ENTROPY_OPS else (FORWARD,)
+        out += [BenchSpec(framework, impl.name, impl.naive, impl.op, p, dtype, mode, tuple(shape), device)
+                for p, dtype, mode, shape in itertools.product(passes, dtypes, modes, device_shapes)]
     return out
 
 

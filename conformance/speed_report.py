@@ -6,6 +6,9 @@ import json
 from collections import defaultdict
 from pathlib import Path
 
+from .results import ResultsError
+from .summary import _table
+
 BENCH_FILE = "benchmarks.json"
 PLOT = "speed_gbps.png"
 
@@ -22,8 +25,15 @@ def _pct(x) -> str:
     return "-" if x is None else f"{100 * x:.0f}%"
 
 
-def _table(header: list[str], rows: list[list]) -> list[str]:
-    return ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)] + ["| " + " | ".join(str(c) for c in r) + " |" for r in rows]
+def read(path: Path) -> dict:
+    """One pytest-benchmark JSON file; ResultsError (exit 2) for anything else."""
+    try:
+        doc = json.loads(Path(path).read_text(encoding="utf-8"))
+        if not isinstance(doc, dict) or not all(isinstance(b, dict) and "fullname" in b for b in doc.get("benchmarks", [])):
+            raise TypeError("no list of benchmarks with full names")
+    except (OSError, json.JSONDecodeError, TypeError) as exc:
+        raise ResultsError(f"{path}: not a pytest-benchmark JSON file ({exc})") from None
+    return doc
 
 
 def load(bench_paths: list[Path]) -> dict:
@@ -35,14 +45,8 @@ def load(bench_paths: list[Path]) -> dict:
     for bench in bench_paths:
         if not Path(bench).exists():
             continue
-        try:
-            doc = json.loads(Path(bench).read_text(encoding="utf-8"))
-            for b in doc.get("benchmarks", []):
-                merged[b["fullname"]] = b
-        except (json.JSONDecodeError, KeyError, TypeError, AttributeError) as exc:
-            from .results import ResultsError
-
-            raise ResultsError(f"{bench}: not a pytest-benchmark JSON file ({exc})") from None
+        doc = read(bench)
+        merged.update((b["fullname"], b) for b in doc.get("benchmarks", []))
         runs += doc.get("runs") or ([{"source": str(bench), **doc["machine_info"]}] if doc.get("machine_info") else [])
         machine = machine or doc.get("machine_info") or {}
     return {"machine_info": machine, "runs": runs, "benchmarks": list(merged.values()),
@@ -57,9 +61,14 @@ def _shape(e: dict) -> str:
     return "x".join(str(n) for n in e["shape"])
 
 
+def _size(e: dict) -> int:
+    """Elements per call: sorts shapes from small to large."""
+    return e["shape"][0] * e["shape"][1]
+
+
 def _order(b: dict):
     e = b["extra_info"]
-    return (e["device"], e["shape"][0] * e["shape"][1], e["op"], e["pass"], e["dtype"], e["mode"], e["framework"], e.get("naive", False), e.get("impl", ""))
+    return (e["device"], _size(e), e["op"], e["pass"], e["dtype"], e["mode"], e["framework"], e.get("naive", False), e.get("impl", ""))
 
 
 def speed_table(benchmarks: list[dict]) -> tuple[list[str], list[list]]:
@@ -79,7 +88,7 @@ def fastest(benchmarks: list[dict]) -> tuple[list[str], list[list]]:
     groups: dict[tuple, list[dict]] = defaultdict(list)
     for b in _kind(benchmarks, "speed"):
         e = b["extra_info"]
-        groups[(e["device"], e["shape"][0] * e["shape"][1], _shape(e), e["op"], e["pass"], e["dtype"])].append(b)
+        groups[(e["device"], _size(e), _shape(e), e["op"], e["pass"], e["dtype"])].append(b)
     rows = []
     for (device, _, shape, op, passes, dtype), bs in sorted(groups.items()):
         best_per_fw: dict[str, dict] = {}
@@ -98,7 +107,7 @@ def overhead(benchmarks: list[dict]) -> tuple[list[str], list[list]]:
     by_key: dict[tuple, dict[str, dict]] = defaultdict(dict)
     for b in _kind(benchmarks, "overhead"):
         e = b["extra_info"]
-        by_key[(e["framework"], e["device"], e["shape"][0] * e["shape"][1], _shape(e))][e["path"]] = b
+        by_key[(e["framework"], e["device"], _size(e), _shape(e))][e["path"]] = b
     rows = []
     for (fw, device, _, shape), paths in sorted(by_key.items()):
         raw, adapter = paths.get("raw"), paths.get("adapter")
@@ -156,7 +165,7 @@ def section(benchmarks: list[dict], plot: str | None) -> list[str]:
 
 
 def plot(benchmarks: list[dict], out: Path) -> str | None:
-    """GB/s against bytes moved, one panel per mode, a colour per framework, the copy roof as a line."""
+    """GB/s against bytes moved, one panel per mode, a colour per framework, the copy roof as black dashes."""
     speed = [b for b in _kind(benchmarks, "speed") if not b["extra_info"]["naive"]]
     if not speed:
         return None

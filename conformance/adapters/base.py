@@ -70,5 +70,9 @@ def reduce_with(values: Any, reduction: str, sum_fn: Callable, mean_fn: Callable
     return values
 
 
+def no_sync() -> None:
+    """Synchronisation where there is nothing to wait for: CPU kernels have finished when the call returns."""
+
+
 def needs_grad(quantities) -> bool:
     return any(q in GRADIENT_QUANTITIES for q in quantities)

@@ -140,6 +140,10 @@ def _callable(impl: Impl, inputs, quantities: tuple[str, ...], mode: str):
     return _compiled[key]
 
 
+def _device(device: str):
+    return jax.devices("gpu" if device == "gpu" else "cpu")[0]
+
+
 def _numpy(a) -> np.ndarray:
     a = np.asarray(a)
     return a.astype(np.float32) if a.dtype.name == "bfloat16" else a
@@ -148,9 +152,9 @@ def _numpy(a) -> np.ndarray:
 def evaluate(impl: Impl, inputs, quantities, mode: str, device: str) -> dict:
     check_supported(impl, inputs, quantities)
     quantities = tuple(quantities)
-    dev = jax.devices("gpu" if device == "gpu" else "cpu")[0]
+    dev = _device(device)
     x = jax.device_put(inputs.logits, dev)
-    labels = jax.device_put(inputs.labels if inputs.labels is not None else inputs.sparse_labels, dev)
+    labels = jax.device_put(inputs.given_labels, dev)
     g, d = jax.device_put(inputs.cotangent, dev), jax.device_put(inputs.direction, dev)
     try:
         out = _callable(impl, inputs, quantities, mode)(x, labels, g, d)
@@ -164,8 +168,8 @@ def benchmark_call(impl: Impl, inputs, mode: str, device: str, backward: bool):
     w.r.t. the logits) on arrays already on the device, returning once the result exists (block_until_ready)."""
     check_supported(impl, inputs, ("value",))
     quantities = ("value", "grad_logits") if backward else ("value",)
-    dev = jax.devices("gpu" if device == "gpu" else "cpu")[0]
-    labels = inputs.labels if inputs.labels is not None else inputs.sparse_labels
+    dev = _device(device)
+    labels = inputs.given_labels
     x, labels, g = (jax.device_put(a, dev) for a in (inputs.logits, labels, inputs.cotangent))
     fn = _callable(impl, inputs, quantities, mode)
     return lambda: jax.block_until_ready(fn(x, labels, g, g))
@@ -173,5 +177,5 @@ def benchmark_call(impl: Impl, inputs, mode: str, device: str, backward: bool):
 
 def raw_softmax(logits: np.ndarray, device: str):
     """The bare public call, for measuring what the adapter adds."""
-    x = jax.device_put(logits, jax.devices("gpu" if device == "gpu" else "cpu")[0])
+    x = jax.device_put(logits, _device(device))
     return lambda: jax.block_until_ready(jax.nn.softmax(x, axis=-1))

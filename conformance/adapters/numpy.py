@@ -98,7 +98,7 @@ def evaluate(impl: Impl, inputs, quantities, mode: str, device: str) -> dict:
         raise Unsupported("NumPy/SciPy have no compiler")
     if device != "cpu":
         raise Unsupported("NumPy/SciPy run on the CPU only")
-    labels = inputs.labels if inputs.labels is not None else inputs.sparse_labels
+    labels = inputs.given_labels
     results: dict = {}
     for q in quantities:
         if q != "value":
@@ -119,7 +119,7 @@ def benchmark_call(impl: Impl, inputs, mode: str, device: str, backward: bool):
     check_supported(impl, inputs, ("value",))
     if mode != "eager" or device != "cpu" or backward:
         raise Unsupported("NumPy/SciPy have no compiler, no GPU and no automatic differentiation")
-    labels = inputs.labels if inputs.labels is not None else inputs.sparse_labels
+    labels = inputs.given_labels
     reduction = inputs.options.reduction
     return lambda: reduce_with(impl.forward(inputs.logits, labels, inputs), reduction, np.sum, np.mean)
 

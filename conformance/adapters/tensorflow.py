@@ -14,7 +14,7 @@ from typing import Any
 
 import numpy as np
 
-from .base import Impl, Unsupported, check_supported, needs_grad, reduce_with
+from .base import Impl, Unsupported, check_supported, needs_grad, no_sync, reduce_with
 
 NAME = "tensorflow"
 REQUIRES = ("tensorflow", "keras")  # importable packages; checked before any worker starts
@@ -187,9 +187,9 @@ def _numpy(t) -> np.ndarray:
 def evaluate(impl: Impl, inputs, quantities, mode: str, device: str) -> dict:
     check_supported(impl, inputs, quantities)
     quantities = tuple(quantities)
-    with tf.device("/GPU:0" if device == "gpu" else "/CPU:0"):
+    with tf.device(_placement(device)):
         x = tf.constant(inputs.logits)
-        labels = inputs.labels if inputs.labels is not None else inputs.sparse_labels
+        labels = inputs.given_labels
         labels = tf.zeros([0]) if labels is None else tf.constant(labels)  # softmax and log_softmax take none
         g, d = tf.constant(inputs.cotangent), tf.constant(inputs.direction)
         try:
@@ -204,11 +204,11 @@ def evaluate(impl: Impl, inputs, quantities, mode: str, device: str) -> dict:
 def _sync(device: str):
     # Eager TensorFlow on the CPU is synchronous: an op has run when it returns. On a GPU, wait for its streams
     # (reading the result back with .numpy() would add a device-to-host copy to every figure).
-    return tf.test.experimental.sync_devices if device == "gpu" else _no_sync
+    return tf.test.experimental.sync_devices if device == "gpu" else no_sync
 
 
-def _no_sync() -> None:
-    pass
+def _placement(device: str) -> str:
+    return "/GPU:0" if device == "gpu" else "/CPU:0"
 
 
 def benchmark_call(impl: Impl, inputs, mode: str, device: str, backward: bool):
@@ -216,10 +216,10 @@ def benchmark_call(impl: Impl, inputs, mode: str, device: str, backward: bool):
     w.r.t. the logits) on tensors already on the device, returning once the result exists."""
     check_supported(impl, inputs, ("value",))
     quantities = ("value", "grad_logits") if backward else ("value",)
-    placement = "/GPU:0" if device == "gpu" else "/CPU:0"
+    placement = _placement(device)
     with tf.device(placement):
         x = tf.constant(inputs.logits)
-        labels = inputs.labels if inputs.labels is not None else inputs.sparse_labels
+        labels = inputs.given_labels
         labels = tf.zeros([0]) if labels is None else tf.constant(labels)
         g = tf.constant(inputs.cotangent)
     fn, sync = _callable(impl, inputs, quantities, mode), _sync(device)
@@ -234,7 +234,7 @@ def benchmark_call(impl: Impl, inputs, mode: str, device: str, backward: bool):
 
 def raw_softmax(logits: np.ndarray, device: str):
     """The bare public call, for measuring what the adapter adds (eager ops run where their input lives)."""
-    with tf.device("/GPU:0" if device == "gpu" else "/CPU:0"):
+    with tf.device(_placement(device)):
         x = tf.constant(logits)
     sync = _sync(device)
 

@@ -12,7 +12,7 @@ from typing import Any
 
 import numpy as np
 
-from .base import Impl, Unsupported, check_supported, needs_grad, reduce_with
+from .base import Impl, Unsupported, check_supported, needs_grad, no_sync, reduce_with
 
 NAME = "torch"
 REQUIRES = ("torch",)  # importable packages; checked before any worker starts
@@ -114,6 +114,10 @@ def implementations() -> list[Impl]:
     ]
 
 
+def _torch_device(device: str) -> str:
+    return "cuda" if device == "gpu" else "cpu"
+
+
 def _tensor(array: np.ndarray, device: str, requires_grad: bool = False):
     if array.dtype.name == "bfloat16":  # torch cannot read ml_dtypes arrays; float32 holds every bfloat16 exactly
         t = torch.from_numpy(array.astype(np.float32)).to(torch.bfloat16)
@@ -147,7 +151,7 @@ def _forward(impl: Impl, inputs, mode: str, device: str, dynamic: bool = True):
 
 def evaluate(impl: Impl, inputs, quantities, mode: str, device: str) -> dict:
     check_supported(impl, inputs, quantities)
-    dev = "cuda" if device == "gpu" else "cpu"
+    dev = _torch_device(device)
     grad = needs_grad(quantities)
     x = _tensor(inputs.logits, dev, requires_grad=grad)
     labels = None  # softmax and log_softmax take none
@@ -196,20 +200,16 @@ def _hvp(f, x, labels, g, direction):
 
 
 def _sync(dev: str):
-    return torch.cuda.synchronize if dev == "cuda" else _no_sync
-
-
-def _no_sync() -> None:
-    """CPU kernels have finished when the call returns."""
+    return torch.cuda.synchronize if dev == "cuda" else no_sync
 
 
 def benchmark_call(impl: Impl, inputs, mode: str, device: str, backward: bool):
     """A zero-argument callable: `impl` on tensors already on the device (forward, or forward and the gradient
     w.r.t. the logits), returning once the result exists (CUDA synchronised)."""
     check_supported(impl, inputs, ("value",))
-    dev = "cuda" if device == "gpu" else "cpu"
+    dev = _torch_device(device)
     x = _tensor(inputs.logits, dev, requires_grad=backward)
-    labels = inputs.labels if inputs.labels is not None else inputs.sparse_labels
+    labels = inputs.given_labels
     labels = None if labels is None else _tensor(labels, dev)
     f, sync = _forward(impl, inputs, mode, device, dynamic=False), _sync(dev)
     if not backward:
@@ -229,7 +229,7 @@ def benchmark_call(impl: Impl, inputs, mode: str, device: str, backward: bool):
 
 def raw_softmax(logits: np.ndarray, device: str):
     """The bare public call, for measuring what the adapter adds."""
-    dev = "cuda" if device == "gpu" else "cpu"
+    dev = _torch_device(device)
     x, sync = _tensor(logits, dev), _sync(dev)
 
     def call():
