@@ -9,6 +9,7 @@ report look for it), with `speed.md` and `speed_gbps.png`.
 
 from __future__ import annotations
 
+import argparse
 import os
 import subprocess
 import sys
@@ -50,6 +51,8 @@ def _command(framework: str, profile: str, json_path: Path, args) -> list[str]:
         cmd += ["--bench-shapes", ",".join(args.shapes)]
     if args.select:
         cmd += ["-k", args.select]
+    if getattr(args, "ids_file", None):
+        cmd += ["--bench-ids", str(args.ids_file)]
     return cmd
 
 
@@ -126,3 +129,51 @@ def write(doc: dict, out: Path) -> list[Path]:
     (out / "speed.md").write_text("\n".join(speed_report.section(doc["benchmarks"], plot)) + "\n", encoding="utf-8")
     written.append(out / "speed.md")
     return written + ([out / plot] if plot else [])
+
+
+def combine(paths: list[Path]) -> dict:
+    """One speed baseline from several `conformance bench` runs made at different times (each a merged
+    benchmarks.json). Each benchmark keeps the stats of its fastest run, every process's min
+    (extra_info.process_mins) and each run's min (extra_info.run_mins): the spread between runs is the
+    noise of this machine from one hour to the next, which the spread between the processes of one run
+    does not show (reports/bench-reruns/: a whole run can be 30-80% slower on a benchmark, in all of its
+    processes)."""
+    docs = [speed_report.read(p) for p in paths]
+    fingerprints = {speed_report.machine_fingerprint(d) for d in docs}
+    if len(fingerprints) > 1:
+        raise results_io.ResultsError(f"runs from different machines cannot make one baseline: {sorted(map(str, fingerprints))}")
+    entries: dict[str, list[dict]] = {}
+    for doc in docs:
+        for b in doc.get("benchmarks", []):
+            entries.setdefault(b["fullname"], []).append(b)
+    benchmarks = []
+    for runs in entries.values():
+        best = min(runs, key=lambda b: b["stats"]["min"])
+        process_mins = sorted(m for b in runs for m in (b["extra_info"].get("process_mins") or [b["stats"]["min"]]))
+        benchmarks.append({**best, "extra_info": {**best["extra_info"], "process_mins": process_mins,
+                                                  "run_mins": sorted(b["stats"]["min"] for b in runs)}})
+    return {"machine_info": docs[0].get("machine_info", {}), "runs": [r for d in docs for r in d.get("runs", [])],
+            "combined_from": [str(p) for p in paths], "benchmarks": benchmarks,
+            "version": "softmax-conformance bench (pytest-benchmark JSON, several runs combined)"}
+
+
+def remeasure(tripped: list[dict], like: dict, out: Path, log=print) -> dict:
+    """Measure exactly the `tripped` benchmarks again, in fresh processes, with the profile, threads and number of
+    processes per framework that produced `like` (a merged benchmarks.json): the gate's confirmation of a speed
+    regression. Written under `out` (bench/ logs and benchmarks.json); returns the merged document."""
+    conf = (like.get("runs") or [{}])[0].get("conformance", {})
+    extras = [b["extra_info"] for b in tripped]
+    out.mkdir(parents=True, exist_ok=True)
+    ids_file = out / "ids.txt"
+    ids_file.write_text("\n".join(b["name"] for b in tripped) + "\n", encoding="utf-8")
+    frameworks = tuple(dict.fromkeys(e["framework"] for e in extras))
+    repeat = max(len(b["extra_info"].get("process_mins") or [1]) for b in tripped) if tripped else 1
+    args = argparse.Namespace(
+        profile=conf.get("profile", "quick"), threads=conf.get("threads", os.cpu_count() or 1), max_time=conf.get("max_time"),
+        repeat=min(repeat, 10), select=None, ids_file=ids_file,
+        dtypes=tuple(sorted({e["dtype"] for e in extras})), modes=tuple(sorted({e["mode"] for e in extras})),
+        devices=tuple(sorted({e["device"] for e in extras})), shapes=tuple(sorted({"x".join(map(str, e["shape"])) for e in extras})))
+    result = run(frameworks, out, args, log=log)
+    doc = merge(list(result.files.values()))
+    results_io.write(doc, out / BENCH_FILE)
+    return doc

@@ -115,7 +115,8 @@ def cmd_run(args) -> int:
     frameworks, absent = _frameworks(args.frameworks)
     from .runner import Selection, run, run_inline
 
-    sel = Selection(frameworks, args.dtypes, args.devices, args.modes)
+    cache = None if args.no_compile_cache else str(args.compile_cache)
+    sel = Selection(frameworks, args.dtypes, args.devices, args.modes, cache)
     progress = Progress()
     for name, why in absent.items():
         progress(("info", name, {"absent": why}))
@@ -170,9 +171,16 @@ def _threads(text: str) -> int:
 def cmd_bench(args) -> int:
     from . import bench
 
+    out = Path(args.out)
+    if args.combine:
+        doc = bench.combine(args.combine)
+        written = bench.write(doc, out)
+        print(f"bench: {len(doc['benchmarks'])} benchmarks from {len(args.combine)} runs combined (each keeps its fastest run "
+              "and every run's min, the between-run noise the gate reads)")
+        print("wrote " + ", ".join(str(p) for p in written))
+        return 0
     frameworks, absent = _frameworks(args.frameworks)
     args.profile = "quick" if args.quick else args.profile
-    out = Path(args.out)
     for name, why in absent.items():
         print(f"bench: {name}: absent, skipped ({why})", file=sys.stderr)
     started = time.monotonic()
@@ -222,7 +230,17 @@ def cmd_list(args) -> int:
 def cmd_gate(args) -> int:
     from . import gate
 
-    report = gate.gate(args.baseline, args.current)
+    confirm = None
+    if args.confirm:
+        from . import bench
+
+        where = Path(args.current).parent / "confirm"
+
+        def confirm(tripped: list[dict], current: dict) -> dict:
+            print(f"gate: {len(tripped)} speed trip(s): measuring them again in fresh processes ({where})", file=sys.stderr, flush=True)
+            return bench.remeasure(tripped, current, where, log=lambda line: print(line, file=sys.stderr, flush=True))
+
+    report = gate.gate(args.baseline, args.current, confirm)
     print(gate.render(report))
     return 0 if report.ok else 1
 
@@ -257,6 +275,12 @@ def cmd_fuzz(args) -> int:
     return 1
 
 
+def default_compile_cache() -> Path:
+    if os.environ.get("CONFORMANCE_CACHE_DIR"):
+        return Path(os.environ["CONFORMANCE_CACHE_DIR"])
+    return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "softmax-conformance"
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="conformance", description="Cross-framework conformance suite for softmax, log-softmax and softmax cross-entropy.")
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
@@ -270,6 +294,10 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--modes", type=_csv(MODES, "mode"), default=MODES)
     run.add_argument("--out", default="reports", help="output folder (default: reports/)")
     run.add_argument("--jobs", type=int, default=2, help="frameworks run in parallel worker processes (1: in this process)")
+    run.add_argument("--compile-cache", type=Path, default=default_compile_cache(),
+                     help="folder where JAX and torch.compile keep compiled programs between runs (default: $CONFORMANCE_CACHE_DIR, "
+                          "else ~/.cache/softmax-conformance); an empty folder gives a cold run")
+    run.add_argument("--no-compile-cache", action="store_true", help="use each framework's default caching instead")
     run.add_argument("--known", type=Path, default=known_registry.DEFAULT_REGISTRY, help="known-divergence registry (YAML)")
     run.set_defaults(func=cmd_run)
 
@@ -283,6 +311,9 @@ def build_parser() -> argparse.ArgumentParser:
     gt = sub.add_parser("gate", help="regression gate: current results against a baseline")
     gt.add_argument("--baseline", type=Path, required=True)
     gt.add_argument("--current", type=Path, required=True)
+    gt.add_argument("--confirm", action="store_true",
+                    help="measure benchmarks that tripped again in fresh processes (on the machine of the current run) and "
+                         "fail only if the slowdown holds")
     gt.set_defaults(func=cmd_gate)
 
     fz = sub.add_parser("fuzz", help="differential fuzzing against the oracle; writes any disagreement as a YAML case")
@@ -311,6 +342,9 @@ def build_parser() -> argparse.ArgumentParser:
     bn.add_argument("--max-time", type=float, default=None, help="pytest-benchmark seconds per benchmark (default: 0.15 quick, 1.0 full)")
     bn.add_argument("-k", dest="select", default=None, help="pytest -k expression over benchmark names, e.g. 'softmax and eager'")
     bn.add_argument("--out", default="reports", help="output folder (default: reports/): benchmarks.json, speed.md, speed_gbps.png")
+    bn.add_argument("--combine", type=Path, nargs="+", metavar="BENCHMARKS_JSON",
+                    help="run nothing: combine benchmarks.json files of several runs (made at different times, same machine) "
+                         "into one speed baseline in --out")
     bn.set_defaults(func=cmd_bench)
 
     lst = sub.add_parser("list", help="frameworks, implementations, versions and devices found")

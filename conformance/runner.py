@@ -32,6 +32,7 @@ class Selection:
     dtypes: tuple[str, ...]
     devices: tuple[str, ...]
     modes: tuple[str, ...]
+    compile_cache: str | None = None  # folder for the frameworks' persistent compilation caches (None: their defaults)
 
 
 def case_inputs(cases: list[Case], dtypes: tuple[str, ...]) -> Iterator[tuple[Case, Inputs, dict]]:
@@ -103,12 +104,12 @@ def make_record(case: Case, inputs: Inputs, impl, quantity: str, mode: str, devi
 def run_framework(name: str, case_paths: list[str], sel: Selection, emit: Callable[[tuple], None]) -> None:
     """Body of one worker: load the adapter, run every case, emit ("record", r) / ("info", d) messages."""
     try:
-        adapter = load_adapter(name)
+        adapter = load_adapter(name, Path(sel.compile_cache) if sel.compile_cache else None)
     except FrameworkAbsent as exc:
         emit(("info", name, {"absent": str(exc)}))
         return
     devices = [d for d in sel.devices if d in adapter.devices()]
-    info = {"version": adapter.version(), "devices": adapter.devices(), "flags": adapter.flags()}
+    info = {"version": adapter.version(), "devices": adapter.devices(), "flags": adapter.flags(), "compile_cache": sel.compile_cache}
     skipped = [d for d in sel.devices if d not in devices]
     if skipped:
         info["skipped_devices"] = {d: f"no {d} visible to {name}" for d in skipped}
@@ -126,7 +127,7 @@ def run_framework(name: str, case_paths: list[str], sel: Selection, emit: Callab
 def _worker(name: str, mode: str, case_paths: list[str], sel: Selection, q, threads: int) -> None:
     for var in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS"):
         os.environ.setdefault(var, str(threads))
-    shard = Selection(sel.frameworks, sel.dtypes, sel.devices, (mode,))
+    shard = Selection(sel.frameworks, sel.dtypes, sel.devices, (mode,), sel.compile_cache)
     try:
         run_framework(name, case_paths, shard, lambda msg: q.put(_tag(msg, mode)))
     except Exception:

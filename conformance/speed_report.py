@@ -36,6 +36,15 @@ def read(path: Path) -> dict:
     return doc
 
 
+def machine_fingerprint(doc: dict) -> str | None:
+    """CPU model and core count: times from two different machines say nothing about a regression."""
+    info = doc.get("machine_info") or {}
+    cpu = info.get("cpu") or {}
+    if not cpu:
+        return None
+    return f"{cpu.get('brand_raw', '?')}, {cpu.get('count', '?')} cores, {info.get('machine', '?')}"
+
+
 def load(bench_paths: list[Path]) -> dict:
     """One benchmark document from the pytest-benchmark JSON files that exist: every benchmark (a later file
     wins for the same name), every process fingerprint ("runs") and the first file's machine_info."""

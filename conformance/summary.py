@@ -155,6 +155,9 @@ def render(doc: dict, benchmarks: list[dict] | None = None, speed_plot: str | No
             lines.append(f"- **{name}** {info.get('version')} on {', '.join(info.get('devices', []))}"
                          + (f"; skipped {', '.join(info['skipped_devices'])}" if info.get("skipped_devices") else "")
                          + (f"; CRASHED: {info['crash'].splitlines()[-1]}" if info.get("crash") else ""))
+    caches = sorted({i["compile_cache"] for i in env.get("frameworks", {}).values() if i.get("compile_cache")})
+    if caches:
+        lines.append(f"- compiled programs kept between runs in {', '.join(caches)} (JAX, torch.compile): a second run compiles less")
     if doc.get("interrupted"):
         lines += ["", "**This run was interrupted: the records below are partial.**"]
     sections = [

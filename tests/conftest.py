@@ -23,3 +23,15 @@ def selected_frameworks(pytestconfig) -> list[str]:
     wanted = pytestconfig.getoption("--frameworks")
     names = list(registered()) if wanted == "all" else [n.strip() for n in wanted.split(",") if n.strip()]
     return [n for n in names if n in registered() and not missing_packages(n)]
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _private_compile_cache(tmp_path_factory):
+    """`conformance run` keeps compiled programs in ~/.cache by default; the tests keep theirs to themselves."""
+    old = os.environ.get("CONFORMANCE_CACHE_DIR")
+    os.environ["CONFORMANCE_CACHE_DIR"] = str(tmp_path_factory.mktemp("compile-cache"))
+    yield
+    if old is None:
+        os.environ.pop("CONFORMANCE_CACHE_DIR", None)
+    else:
+        os.environ["CONFORMANCE_CACHE_DIR"] = old

@@ -78,3 +78,26 @@ def test_run_writes_spec_results(tmp_path):
     fused = [r for r in doc["records"] if not r["naive"] and r["quantity"] == "value" and r["mode"] == "eager"]
     assert fused and all(r["status"] == "pass" for r in fused)
     assert res.returncode in (0, 1) and (tmp_path / "summary.md").exists()
+
+
+def _outcomes(path: Path) -> list[tuple]:
+    doc = json.loads(path.read_text())
+    return sorted((r["case"], r["op"], r["quantity"], r["dtype"], r["impl"], r["mode"], r["status"], r["max_abs_err"], r["max_ulp"])
+                  for r in doc["records"])
+
+
+@pytest.mark.parametrize("framework", ["jax", "torch"])
+def test_a_warm_compile_cache_changes_nothing_but_the_time(tmp_path, framework, selected_frameworks):
+    """The same records from a cold and a warm persistent compilation cache, and the cache is really written."""
+    if framework not in selected_frameworks:
+        pytest.skip(f"{framework} not selected or not installed")
+    cases = str(ROOT / "cases" / "published-values.yaml")
+    cache = tmp_path / "cache"
+    for out in ("cold", "warm"):
+        res = run("run", "--cases", cases, "--frameworks", framework, "--dtypes", "float32", "--compile-cache", str(cache),
+                  "--out", str(tmp_path / out))
+        assert res.returncode == 0, res.stdout + res.stderr
+    assert _outcomes(tmp_path / "cold" / "results.json") == _outcomes(tmp_path / "warm" / "results.json")
+    written = [p for p in cache.rglob("*") if p.is_file()]
+    assert written, f"nothing was cached under {cache}"
+    assert json.loads((tmp_path / "warm" / "results.json").read_text())["environment"]["frameworks"][framework]["compile_cache"] == str(cache)

@@ -8,6 +8,7 @@ from __future__ import annotations
 import importlib
 import importlib.util
 from importlib.metadata import entry_points
+from pathlib import Path
 from types import ModuleType
 
 from .base import Impl, Unsupported
@@ -41,14 +42,16 @@ def registered() -> dict[str, str]:
     return names
 
 
-def load_adapter(name: str) -> ModuleType:
-    """Import the adapter and its framework; FrameworkAbsent when the framework is not installed."""
+def load_adapter(name: str, compile_cache: Path | None = None) -> ModuleType:
+    """Import the adapter and its framework; FrameworkAbsent when the framework is not installed. With
+    `compile_cache`, the framework keeps what it compiles in that folder (one subfolder per framework), so a
+    second run does not compile again; without, each framework's default applies."""
     modules = registered()
     if name not in modules:
         raise KeyError(name)
     adapter = importlib.import_module(modules[name])
     try:
-        adapter.load()
+        adapter.load(compile_cache)
     except ImportError as exc:
         hint = INSTALL_HINT.get(name, f"install the package behind {name}")
         raise FrameworkAbsent(f"{name} is not installed ({exc.name or exc}); {hint}") from None

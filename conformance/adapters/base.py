@@ -3,7 +3,9 @@
 An adapter is one module (numpy.py, torch.py, tensorflow.py, jax.py) defining the same names:
 
     NAME: str                                   framework name of ../shared/SPEC.md
-    load() -> None                              import the framework (raises ImportError when absent)
+    load(compile_cache) -> None                 import the framework (raises ImportError when absent); with a
+                                                folder, keep compiled programs there across runs (the
+                                                framework's own persistent compilation cache)
     version() -> str
     devices() -> list[str]                      subset of ("cpu", "gpu") actually usable
     flags() -> dict                             settings that change numerics (recorded with the results)

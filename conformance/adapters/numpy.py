@@ -7,6 +7,8 @@ cross-entropy), named for exactly what they compute.
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 
 from .base import Impl, Unsupported, check_supported, reduce_with
@@ -16,7 +18,8 @@ REQUIRES = ("scipy",)  # importable packages; checked before any worker starts
 _sp = None
 
 
-def load() -> None:
+def load(compile_cache: Path | None = None) -> None:
+    """SciPy compiles nothing: `compile_cache` is unused."""
     global _sp
     import scipy.special
 

@@ -8,6 +8,8 @@ cache never falls back to eager without saying so.
 
 from __future__ import annotations
 
+import os
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -21,8 +23,10 @@ F: Any = None
 _compiled: dict = {}
 
 
-def load() -> None:
+def load(compile_cache: Path | None = None) -> None:
     global torch, F
+    if compile_cache is not None:  # Inductor's on-disk caches (FX graph, AOTAutograd); default: /tmp/torchinductor_<user>
+        os.environ["TORCHINDUCTOR_CACHE_DIR"] = str(compile_cache / "torchinductor")
     import torch as _torch
     import torch.nn.functional as _F
 

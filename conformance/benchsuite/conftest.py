@@ -4,6 +4,7 @@ cores and thread count as every other framework's process, its adapter loaded on
 from __future__ import annotations
 
 import os
+from pathlib import Path
 
 import pytest
 
@@ -21,6 +22,7 @@ def pytest_addoption(parser):
     group.addoption("--bench-shapes", default=None, help="comma-separated NxC (default: the profile's)")
     group.addoption("--bench-threads", type=int, default=os.cpu_count() or 1)
     group.addoption("--bench-warmup-seconds", type=float, default=0.1)
+    group.addoption("--bench-ids", default=None, help="a file of benchmark names, one per line: run only these (gate --confirm)")
 
 
 def _csv(text):
@@ -50,6 +52,17 @@ def pytest_configure(config):
         "missing_devices": [d for d in requested if d not in found],
         "roofs": {}, "warmup_seconds": config.getoption("--bench-warmup-seconds"),
     }
+
+
+def pytest_collection_modifyitems(config, items):
+    """--bench-ids: exactly the named benchmarks (names hold '|' and '[', which -k expressions cannot match)."""
+    path = config.getoption("--bench-ids")
+    if not path:
+        return
+    wanted = set(Path(path).read_text(encoding="utf-8").split("\n")) - {""}
+    keep = [item for item in items if item.name in wanted]
+    config.hook.pytest_deselected(items=[item for item in items if item.name not in wanted])
+    items[:] = keep
 
 
 def pytest_terminal_summary(terminalreporter, exitstatus, config):
@@ -91,6 +104,7 @@ def pytest_benchmark_update_machine_info(config, machine_info):
     adapter = b["adapter"]
     machine_info["conformance"] = {
         "framework": adapter.NAME, "version": adapter.version(), "flags": adapter.flags(), "threads": b["threads"],
-        "cores": b["cores"], "profile": b["profile"], "devices": b["devices"], "missing_devices": b["missing_devices"],
+        "max_time": config.getoption("benchmark_max_time"), "cores": b["cores"], "profile": b["profile"], "devices": b["devices"],
+        "missing_devices": b["missing_devices"],
         "roofs": {d: r.describe() if r else "unavailable" for d, r in b["roofs"].items()},
     }
