@@ -295,7 +295,7 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--out", default="reports", help="output folder (default: reports/)")
     run.add_argument("--jobs", type=int, default=2, help="frameworks run in parallel worker processes (1: in this process)")
     run.add_argument("--compile-cache", type=Path, default=default_compile_cache(),
-                     help="folder where JAX and torch.compile keep compiled programs between runs (default: $CONFORMANCE_CACHE_DIR, "
+                     help="folder where JAX, TensorFlow's XLA and torch.compile keep compiled programs between runs (default: $CONFORMANCE_CACHE_DIR, "
                           "else ~/.cache/softmax-conformance); an empty folder gives a cold run")
     run.add_argument("--no-compile-cache", action="store_true", help="use each framework's default caching instead")
     run.add_argument("--known", type=Path, default=known_registry.DEFAULT_REGISTRY, help="known-divergence registry (YAML)")

@@ -86,8 +86,8 @@ def _outcomes(path: Path) -> list[tuple]:
                   for r in doc["records"])
 
 
-@pytest.mark.parametrize("framework", ["jax", "torch"])
-def test_a_warm_compile_cache_changes_nothing_but_the_time(tmp_path, framework, selected_frameworks):
+@pytest.mark.parametrize("framework,folder", [("jax", "jax"), ("torch", "torchinductor"), ("tensorflow", "tensorflow")])
+def test_a_warm_compile_cache_changes_nothing_but_the_time(tmp_path, framework, folder, selected_frameworks):
     """The same records from a cold and a warm persistent compilation cache, and the cache is really written."""
     if framework not in selected_frameworks:
         pytest.skip(f"{framework} not selected or not installed")
@@ -98,6 +98,6 @@ def test_a_warm_compile_cache_changes_nothing_but_the_time(tmp_path, framework, 
                   "--out", str(tmp_path / out))
         assert res.returncode == 0, res.stdout + res.stderr
     assert _outcomes(tmp_path / "cold" / "results.json") == _outcomes(tmp_path / "warm" / "results.json")
-    written = [p for p in cache.rglob("*") if p.is_file()]
-    assert written, f"nothing was cached under {cache}"
+    written = [p for p in (cache / folder).rglob("*") if p.is_file()]
+    assert written, f"nothing was cached under {cache / folder}"
     assert json.loads((tmp_path / "warm" / "results.json").read_text())["environment"]["frameworks"][framework]["compile_cache"] == str(cache)

@@ -9,6 +9,7 @@ i.e. XLA. Keras losses are called as users call them, with their default dtype, 
 from __future__ import annotations
 
 import contextlib
+import logging
 import os
 from pathlib import Path
 from typing import Any
@@ -28,12 +29,25 @@ def load(compile_cache: Path | None = None) -> None:
     global tf, keras
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
     os.environ.setdefault("KERAS_BACKEND", "tensorflow")
+    flags = os.environ.get("TF_XLA_FLAGS", "")
+    if compile_cache is not None and "tf_xla_persistent_cache_directory" not in flags:
+        # XLA's persistent cache for jit_compile=True programs, keyed by the program's fingerprint; read once,
+        # when XLA first parses its flags. cases/gradients.yaml compiled: 16.6 s cold, 7.3 s warm.
+        os.environ["TF_XLA_FLAGS"] = f"{flags} --tf_xla_persistent_cache_directory={compile_cache / 'tensorflow'}".strip()
     import tensorflow as _tf
 
     tf = _tf
+    tf.get_logger().addFilter(_drop_expected_retracing_warning)
     import keras as _keras
 
     keras = _keras
+
+
+def _drop_expected_retracing_warning(record: logging.LogRecord) -> bool:
+    """Compiled mode keeps one tf.function per (implementation, options, dtype, rank) and calls it with every
+    shape of the corpus: each new shape is a new XLA program by design, so TF's "triggered tf.function
+    retracing" advice would only clutter the progress display. Every other TF warning passes."""
+    return "triggered tf.function retracing" not in record.getMessage()
 
 
 def version() -> str:
