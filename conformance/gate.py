@@ -95,17 +95,25 @@ def compare_records(baseline: dict, current: dict, report: GateReport) -> None:
         report.regressions.append(f"stale: known divergence {entry['id']} matched nothing ({entry['link']}); remove or update it")
 
 
+def _spread(bench: dict, key: str, rank: int) -> float | None:
+    """How far the rank-th smallest of extra_info[key] (a list of minimums) lies above the smallest."""
+    mins = sorted(bench.get("extra_info", {}).get(key) or [])
+    return mins[rank] / mins[0] - 1.0 if len(mins) >= 2 and mins[0] > 0 else None
+
+
 def between_process_noise(bench: dict) -> float | None:
     """How far the runner-up process's min lies above the best one (None with a single process)."""
-    mins = sorted(bench.get("extra_info", {}).get("process_mins") or [])
-    return mins[1] / mins[0] - 1.0 if len(mins) >= 2 and mins[0] > 0 else None
+    return _spread(bench, "process_mins", 1)
 
 
 def between_run_noise(bench: dict) -> float | None:
     """How far the slowest run's min lies above the fastest (a baseline combined from several runs; else None).
     The whole range, not the runner-up: with three runs the range is the least it can be."""
-    mins = sorted(bench.get("extra_info", {}).get("run_mins") or [])
-    return mins[-1] / mins[0] - 1.0 if len(mins) >= 2 and mins[0] > 0 else None
+    return _spread(bench, "run_mins", -1)
+
+
+def _by_name(doc: dict) -> dict[str, dict]:
+    return {b["fullname"]: b for b in doc.get("benchmarks", [])}
 
 
 def speed_threshold(base: dict, cur: dict) -> float:
@@ -133,7 +141,7 @@ def compare_benchmarks(base_path: Path, cur_path: Path, report: GateReport, conf
     if base_machine and cur_machine and base_machine != cur_machine:
         report.notes.append(f"speed not compared: the baseline ran on {base_machine}, the current run on {cur_machine}")
         return
-    base = {b["fullname"]: b for b in base_doc.get("benchmarks", [])}
+    base = _by_name(base_doc)
     too_noisy, tripped = [], []
     for c in cur_doc.get("benchmarks", []):
         b = base.get(c["fullname"])
@@ -182,7 +190,7 @@ def _remeasured(confirm: Confirm | None, tripped: list[dict], cur_doc: dict, cur
     if cur_machine and machine and machine != cur_machine:
         report.notes.append(f"re-measurement not used: it ran on {machine}, the current run on {cur_machine}")
         return None
-    return {b["fullname"]: b for b in doc.get("benchmarks", [])}
+    return _by_name(doc)
 
 
 def gate(baseline_path: Path, current_path: Path, confirm: Confirm | None = None) -> GateReport:

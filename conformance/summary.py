@@ -157,7 +157,7 @@ def render(doc: dict, benchmarks: list[dict] | None = None, speed_plot: str | No
                          + (f"; CRASHED: {info['crash'].splitlines()[-1]}" if info.get("crash") else ""))
     caches = sorted({i["compile_cache"] for i in env.get("frameworks", {}).values() if i.get("compile_cache")})
     if caches:
-        lines.append(f"- compiled programs kept between runs in {', '.join(caches)} (JAX, TensorFlow XLA, torch.compile): a second run compiles less")
+        lines.append(f"- compiled programs kept between runs in {', '.join(caches)}: a second run compiles less")
     if doc.get("interrupted"):
         lines += ["", "**This run was interrupted: the records below are partial.**"]
     sections = [
