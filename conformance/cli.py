@@ -65,6 +65,7 @@ class Progress:
         self.records = self.bad = 0
         self.started = time.monotonic()
         self.last_pct: dict[str, int] = {}
+        self.said: set[str] = set()
 
     def __call__(self, msg: tuple) -> None:
         kind = msg[0]
@@ -80,9 +81,9 @@ class Progress:
                 self.last_pct[name] = pct
                 self._line(f"{name}: {pct}% of case x op x dtype")
         elif kind == "info" and "absent" in msg[2]:
-            self._line(f"{msg[1]}: absent, skipped ({msg[2]['absent']})")
+            self._once(f"{msg[1]}: absent, skipped ({msg[2]['absent']})")
         elif kind == "info" and msg[2].get("skipped_devices"):
-            self._line(f"{msg[1]}: {'; '.join(msg[2]['skipped_devices'].values())}: skipped")
+            self._once(f"{msg[1]}: {'; '.join(msg[2]['skipped_devices'].values())}: skipped")
         elif kind == "done":
             self.state[msg[1]] = "done"
             self._line(f"{msg[1]}: done")
@@ -92,6 +93,12 @@ class Progress:
             status = " | ".join(f"{k} {v}" for k, v in self.state.items())
             self.stream.write(f"\r\x1b[K{status} | {self.records} records, {self.bad} fail/error, {time.monotonic() - self.started:.0f}s")
             self.stream.flush()
+
+    def _once(self, text: str) -> None:
+        """A framework's news, said once however many of its shards report it."""
+        if text not in self.said:
+            self.said.add(text)
+            self._line(text)
 
     def _line(self, text: str) -> None:
         prefix = "\r\x1b[K" if self.tty else ""
@@ -148,6 +155,8 @@ def cmd_run(args) -> int:
     if len(bad) > 10:
         print(f"  ... {len(bad) - 10} more in {out / 'summary.md'}")
     print(f"wrote {out / 'results.json'} and {out / 'summary.md'}")
+    if info.get("_interrupted"):
+        print("interrupted: the run was stopped, these records are partial (results.json says so)", file=sys.stderr)
     crashed = any(isinstance(i, dict) and i.get("crash") for i in info.values())
     return 1 if bad or crashed or info.get("_interrupted") else 0
 
@@ -161,8 +170,18 @@ def _shapes(text: str) -> tuple[str, ...]:
     return shapes
 
 
+def _usable_cores() -> int:
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+
+
+def _jobs(text: str) -> int:
+    if not text.isdigit() or int(text) < 1:
+        raise argparse.ArgumentTypeError(f"jobs must be a whole number of at least 1, not {text!r}")
+    return int(text)
+
+
 def _threads(text: str) -> int:
-    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    cores = _usable_cores()
     if not text.isdigit() or not 1 <= int(text) <= cores:
         raise argparse.ArgumentTypeError(f"threads must be 1..{cores} (the cores this process may use), not {text!r}")
     return int(text)
@@ -281,8 +300,15 @@ def default_compile_cache() -> Path:
     return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "softmax-conformance"
 
 
+class _Parser(argparse.ArgumentParser):
+    """Bad usage is one line and exit 2, like every other bad input (argparse would print its usage block first)."""
+
+    def error(self, message: str):
+        self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="conformance", description="Cross-framework conformance suite for softmax, log-softmax and softmax cross-entropy.")
+    parser = _Parser(prog="conformance", description="Cross-framework conformance suite for softmax, log-softmax and softmax cross-entropy.")
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     sub = parser.add_subparsers(dest="command", required=True)
 
@@ -293,7 +319,8 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--devices", type=_csv(DEVICES, "device"), default=DEVICES, help="devices not present are skipped and said so")
     run.add_argument("--modes", type=_csv(MODES, "mode"), default=MODES)
     run.add_argument("--out", default="reports", help="output folder (default: reports/)")
-    run.add_argument("--jobs", type=int, default=2, help="frameworks run in parallel worker processes (1: in this process)")
+    run.add_argument("--jobs", type=_jobs, default=max(2, _usable_cores()),
+                     help="worker processes at once (default: the cores this process may use, at least 2; 1: everything in this process)")
     run.add_argument("--compile-cache", type=Path, default=default_compile_cache(),
                      help="folder where JAX, TensorFlow's XLA and torch.compile keep compiled programs between runs (default: $CONFORMANCE_CACHE_DIR, "
                           "else ~/.cache/softmax-conformance); an empty folder gives a cold run")

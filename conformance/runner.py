@@ -1,9 +1,9 @@
 """Running the corpus through the adapters: one record per (case, op, quantity, dtype, impl, mode, device).
 
-Each framework runs in its own worker process (spawned, so no framework state leaks into another and a
-crash in one framework's native code loses only that framework's remaining records). Records stream
-back to the parent as they are made, which draws the progress display and keeps everything already
-computed if the run is interrupted.
+The work is split into shards, each a worker process (spawned, so no framework state leaks into another and
+a crash in one framework's native code loses only that shard's remaining records): one per (framework, mode),
+and where that would be long, one per dtype (see `plan`). Records stream back to the parent as they are made,
+which draws the progress display and keeps everything already computed if the run is interrupted.
 """
 
 from __future__ import annotations
@@ -11,6 +11,8 @@ from __future__ import annotations
 import multiprocessing as mp
 import os
 import queue
+import signal
+import threading
 import time
 import traceback
 from collections.abc import Callable, Iterator
@@ -20,7 +22,7 @@ from pathlib import Path
 import numpy as np
 
 from . import oracle
-from .adapters import FrameworkAbsent, Unsupported, load_adapter
+from .adapters import FrameworkAbsent, Unsupported, cold_seconds, load_adapter
 from .cases import Case, load
 from .compare import judge
 from .inputs import Inputs, build
@@ -124,49 +126,90 @@ def run_framework(name: str, case_paths: list[str], sel: Selection, emit: Callab
         emit(("progress", name, done, total))
 
 
-def _worker(name: str, mode: str, case_paths: list[str], sel: Selection, q, threads: int) -> None:
+@dataclass(frozen=True)
+class Shard:
+    """One worker process's share of the run: a framework in one mode, for some of the selected dtypes."""
+    framework: str
+    mode: str
+    dtypes: tuple[str, ...]
+    name: str  # for the progress display: framework/mode, plus the dtypes where the pair was split
+    cost: float  # estimated seconds (COLD_SECONDS of the adapter), for the order
+
+
+# A dtype whose cold run is estimated above this many seconds gets a worker of its own. Programs never cross
+# dtypes (a torch.compile graph, a jax.jit program, an XLA primitive are all specialised to one), so a dtype
+# split compiles nothing twice; it lets the two cores of the build VM share torch.compile's 960 s instead of
+# one core doing it alone while the other idles. Below it, a worker's start-up (importing the framework, a
+# few seconds) is not worth paying again.
+SPLIT_ABOVE_S = 60.0
+
+
+def plan(sel: Selection) -> list[Shard]:
+    """Every (framework, mode, dtype) of the selection in exactly one shard, longest first (so that no long
+    shard starts last and the workers end together)."""
+    shards = []
+    for framework in sel.frameworks:
+        costs = cold_seconds(framework)
+        for mode in sel.modes:
+            cost = {d: float(costs.get((mode, d), 0.0)) for d in sel.dtypes}
+            alone = [(d,) for d in sel.dtypes if cost[d] > SPLIT_ABOVE_S]
+            rest = tuple(d for d in sel.dtypes if cost[d] <= SPLIT_ABOVE_S)
+            groups = alone + ([rest] if rest else [])
+            for dtypes in groups:
+                name = f"{framework}/{mode}" + (f"/{'+'.join(dtypes)}" if len(groups) > 1 else "")
+                shards.append(Shard(framework, mode, dtypes, name, sum(cost[d] for d in dtypes)))
+    return sorted(shards, key=lambda s: -s.cost)
+
+
+def _exit_with_parent(parent: int) -> None:
+    """A worker whose parent is gone (killed outright, so it could not stop its workers) has nobody to send records
+    to: it ends instead of burning the machine's cores for nothing (seen: two orphans computing for 30 minutes)."""
+    def watch() -> None:
+        while os.getppid() == parent:
+            time.sleep(1.0)
+        os._exit(1)
+    threading.Thread(target=watch, daemon=True, name="exit-with-parent").start()
+
+
+def _worker(shard: Shard, case_paths: list[str], sel: Selection, q, threads: int, parent: int) -> None:
+    _exit_with_parent(parent)
     for var in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS"):
         os.environ.setdefault(var, str(threads))
-    shard = Selection(sel.frameworks, sel.dtypes, sel.devices, (mode,), sel.compile_cache)
+    part = Selection(sel.frameworks, shard.dtypes, sel.devices, (shard.mode,), sel.compile_cache)
     try:
-        run_framework(name, case_paths, shard, lambda msg: q.put(_tag(msg, mode)))
+        run_framework(shard.framework, case_paths, part, lambda msg: q.put(_tag(msg, shard.name)))
     except Exception:
-        q.put(("crash", f"{name}/{mode}", traceback.format_exc(limit=4)))
-    q.put(("done", f"{name}/{mode}"))
+        q.put(("crash", shard.name, traceback.format_exc(limit=4)))
+    q.put(("done", shard.name))
 
 
-def _tag(msg: tuple, mode: str) -> tuple:
-    """Progress and completion are per shard (framework/mode); records and info are per framework."""
-    return (msg[0], f"{msg[1]}/{mode}", *msg[2:]) if msg[0] == "progress" else msg
-
-
-# Longest shards first, so that no long shard starts last. Measured on the 2-core VM, full corpus, cold / warm
-# compile cache: torch compiled 470 / 30 s, JAX eager 157 / 50 s, TF compiled 96 / 27 s, JAX compiled 68 / 12 s,
-# the other four shards 1-7 s each.
-_SHARD_ORDER = {("torch", "compiled"): 0, ("jax", "eager"): 1, ("tensorflow", "compiled"): 2, ("jax", "compiled"): 3}
+def _tag(msg: tuple, shard: str) -> tuple:
+    """Progress and completion are per shard; records and info are per framework."""
+    return (msg[0], shard, *msg[2:]) if msg[0] == "progress" else msg
 
 
 def run(case_paths: list[Path], sel: Selection, jobs: int, on_event: Callable[[tuple], None]) -> tuple[list[dict], dict]:
-    """Run every (framework, mode) shard in parallel worker processes, at most `jobs` at a time.
+    """Run every shard of `plan(sel)` in parallel worker processes, at most `jobs` at a time.
     Returns (records, per-framework info).
 
-    `on_event` sees every message for the progress display. KeyboardInterrupt stops the workers and returns
-    what was already collected, with info["_interrupted"] set."""
+    `on_event` sees every message for the progress display. KeyboardInterrupt or SIGTERM stops the workers and
+    returns what was already collected, with info["_interrupted"] set."""
     ctx = mp.get_context("spawn")
     q = ctx.Queue()
     paths = [str(p) for p in case_paths]
-    pending = sorted(((fw, mode) for fw in sel.frameworks for mode in sel.modes), key=lambda s: _SHARD_ORDER.get(s, 9))
+    pending = plan(sel)
     running: dict[str, mp.Process] = {}
     records: list[dict] = []
     info: dict = {}
     threads = max(1, (os.cpu_count() or 1) // max(1, min(jobs, len(pending))))  # equal share, no oversubscription
+    restore = _interrupt_on_sigterm()
     try:
         while pending or running:
             while pending and len(running) < jobs:
-                name, mode = pending.pop(0)
-                proc = ctx.Process(target=_worker, args=(name, mode, paths, sel, q, threads), daemon=True)
+                shard = pending.pop(0)
+                proc = ctx.Process(target=_worker, args=(shard, paths, sel, q, threads, os.getpid()), daemon=True)
                 proc.start()
-                running[f"{name}/{mode}"] = proc
+                running[shard.name] = proc
             try:
                 msg = q.get(timeout=0.5)
             except queue.Empty:
@@ -193,7 +236,22 @@ def run(case_paths: list[Path], sel: Selection, jobs: int, on_event: Callable[[t
         for proc in running.values():
             proc.terminate()
         info["_interrupted"] = True
+    finally:
+        restore()
     return records, info
+
+
+def _interrupt_on_sigterm() -> Callable[[], None]:
+    """SIGTERM (a CI time-out, `kill`) ends the run like Ctrl-C: workers stopped, what they sent kept and written.
+    Returns what puts the previous handler back. Signals can only be handled in the main thread."""
+    if threading.current_thread() is not threading.main_thread():
+        return lambda: None
+
+    def interrupt(signum, frame):
+        raise KeyboardInterrupt
+
+    previous = signal.signal(signal.SIGTERM, interrupt)
+    return lambda: signal.signal(signal.SIGTERM, previous)
 
 
 def run_inline(case_paths: list[Path], sel: Selection, on_event: Callable[[tuple], None]) -> tuple[list[dict], dict]:

@@ -39,6 +39,17 @@ def test_bad_case_file_exits_2_with_one_line(tmp_path, body, needle):
     assert json.loads((out / "results.json").read_text()) == {"keep": True}  # untouched
 
 
+@pytest.mark.parametrize("args, needle", [
+    (("run", "--jobs", "0"), "jobs must be a whole number of at least 1"),
+    (("run", "--dtypes", "float8"), "unknown dtype 'float8'"),
+    (("frobnicate",), "invalid choice: 'frobnicate'"),
+])
+def test_bad_usage_exits_2_with_one_line(args, needle):
+    res = run(*args)
+    lines = [line for line in res.stderr.splitlines() if line.strip()]
+    assert res.returncode == 2 and len(lines) == 1 and needle in lines[0] and "--help" in lines[0], res.stderr
+
+
 def test_unknown_framework_exits_2():
     res = run("run", "--frameworks", "mxnet", "--out", "/nonexistent")
     assert res.returncode == 2 and "unknown framework 'mxnet'" in res.stderr and "Traceback" not in res.stderr

@@ -13,7 +13,7 @@ from types import ModuleType
 
 from .base import Impl, Unsupported
 
-__all__ = ["Impl", "Unsupported", "FrameworkAbsent", "registered", "load_adapter", "missing_packages"]
+__all__ = ["Impl", "Unsupported", "FrameworkAbsent", "registered", "load_adapter", "missing_packages", "cold_seconds"]
 
 BUILTIN = {
     "numpy": "conformance.adapters.numpy",
@@ -66,3 +66,9 @@ def missing_packages(name: str) -> list[str]:
 
 def absent_message(name: str, missing: list[str]) -> str:
     return f"{name} is not installed (missing {', '.join(missing)}); {INSTALL_HINT.get(name, 'install it')}"
+
+
+def cold_seconds(name: str) -> dict[tuple[str, str], float]:
+    """The adapter's measured cold-run seconds per (mode, dtype), read without importing the framework (empty if
+    the adapter declares none)."""
+    return dict(getattr(importlib.import_module(registered()[name]), "COLD_SECONDS", {}))

@@ -3,6 +3,8 @@
 An adapter is one module (numpy.py, torch.py, tensorflow.py, jax.py) defining the same names:
 
     NAME: str                                   framework name of ../shared/SPEC.md
+    COLD_SECONDS: dict[(mode, dtype), float]    optional: measured seconds of a cold full run, which the runner
+                                                uses to split the work into worker processes and order them
     load(compile_cache) -> None                 import the framework (raises ImportError when absent); with a
                                                 folder, keep compiled programs there across runs (the
                                                 framework's own persistent compilation cache)

@@ -20,6 +20,10 @@ from .base import Impl, Unsupported, check_supported, needs_grad, no_sync, reduc
 
 NAME = "tensorflow"
 REQUIRES = ("tensorflow", "keras")  # importable packages; checked before any worker starts
+# Cold-cache seconds per (mode, dtype) of a full bundled run (2-core VM, 2026-11-25): only used to split and order
+# worker processes (runner.plan), never to judge anything.
+COLD_SECONDS = {("compiled", "float32"): 23, ("compiled", "float64"): 18, ("compiled", "float16"): 4, ("compiled", "bfloat16"): 4,
+                 ("eager", "float32"): 2, ("eager", "float64"): 2}
 tf: Any = None
 keras: Any = None
 _compiled: dict = {}

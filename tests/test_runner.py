@@ -1,0 +1,123 @@
+"""How the run is split into worker processes (runner.plan) and that the split changes nothing but the time."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+import uuid
+from itertools import product
+from pathlib import Path
+
+import pytest
+
+from conformance import runner
+from conformance.cli import main
+from conformance.names import DTYPES, MODES
+
+ROOT = Path(__file__).resolve().parent.parent
+COSTS = {"a": {("compiled", "float32"): 400, ("compiled", "float64"): 300, ("compiled", "float16"): 50, ("eager", "float32"): 100},
+         "b": {}}
+
+
+def _plan(monkeypatch, frameworks=("a", "b"), dtypes=DTYPES, modes=MODES):
+    monkeypatch.setattr(runner, "cold_seconds", lambda name: COSTS[name])
+    return runner.plan(runner.Selection(frameworks, dtypes, ("cpu",), modes))
+
+
+def test_every_framework_mode_and_dtype_is_in_exactly_one_shard(monkeypatch):
+    shards = _plan(monkeypatch)
+    covered = [(s.framework, s.mode, d) for s in shards for d in s.dtypes]
+    assert sorted(covered) == sorted(product(("a", "b"), MODES, DTYPES))
+
+
+def test_only_dtypes_above_the_threshold_get_a_worker_of_their_own(monkeypatch):
+    by_name = {s.name: s for s in _plan(monkeypatch)}
+    assert by_name["a/compiled/float32"].dtypes == ("float32",) and by_name["a/compiled/float64"].dtypes == ("float64",)
+    # float16 (50 s) and the unmeasured rest stay together; eager float32 (100 s) is alone, the rest of eager together
+    assert by_name["a/compiled/float16+bfloat16"].cost == 50
+    assert by_name["a/eager/float32"].cost == 100 and by_name["a/eager/float16+bfloat16+float64"].cost == 0
+    # a framework that declares no costs keeps one worker per mode, named as before
+    assert {"b/eager", "b/compiled"} <= set(by_name) and by_name["b/eager"].dtypes == DTYPES
+
+
+def test_longest_shards_start_first(monkeypatch):
+    costs = [s.cost for s in _plan(monkeypatch)]
+    assert costs == sorted(costs, reverse=True) and costs[0] == 400
+
+
+def test_a_narrowed_selection_is_planned_within_it(monkeypatch):
+    shards = _plan(monkeypatch, frameworks=("a",), dtypes=("float16", "float32"), modes=("compiled",))
+    assert [(s.name, s.dtypes) for s in shards] == [("a/compiled/float32", ("float32",)), ("a/compiled/float16", ("float16",))]
+
+
+def _outcomes(path: Path) -> list[tuple]:
+    doc = json.loads(path.read_text())
+    return sorted((r["case"], r["op"], r["quantity"], r["dtype"], r["impl"], r["mode"], r["status"], r["max_abs_err"], r["max_ulp"])
+                  for r in doc["records"])
+
+
+def test_split_workers_write_the_same_records_as_one_process(monkeypatch, tmp_path):
+    """numpy made to look slow enough to split per dtype: spawned workers, one per dtype, against the same run inline."""
+    cases = str(ROOT / "cases" / "extreme-logits.yaml")
+    inline = main(["run", "--cases", cases, "--frameworks", "numpy", "--jobs", "1", "--out", str(tmp_path / "inline")])
+    monkeypatch.setattr(runner, "cold_seconds", lambda name: {(m, d): 1000 for m in MODES for d in DTYPES})
+    assert len(runner.plan(runner.Selection(("numpy",), DTYPES, ("cpu",), MODES))) == 2 * len(DTYPES)
+    split = main(["run", "--cases", cases, "--frameworks", "numpy", "--jobs", "2", "--out", str(tmp_path / "split")])
+    assert inline == split
+    records = _outcomes(tmp_path / "split" / "results.json")
+    assert records and records == _outcomes(tmp_path / "inline" / "results.json")
+
+
+SLOW_CASES = """suite: slow
+description: Large enough that the workers are still busy when the run is stopped.
+cases:
+""" + "".join(f"""  - id: big-{i}
+    description: A wide batch, to keep a worker busy.
+    ops: [softmax, log_softmax]
+    dtypes: [float32, float64]
+    logits: {{generate: normal, shape: [64, 65536], seed: {i}}}
+""" for i in range(8))
+
+
+def _marked(mark: str) -> list[int]:
+    """Processes that carry this test's mark in their environment (the run and every worker it spawned)."""
+    pids = []
+    for env in Path("/proc").glob("[0-9]*/environ"):
+        try:
+            if f"CONFORMANCE_TEST_MARK={mark}".encode() in env.read_bytes():
+                pids.append(int(env.parent.name))
+        except OSError:  # gone meanwhile, or not ours to read
+            pass
+    return pids
+
+
+@pytest.mark.skipif(not Path("/proc/self/environ").exists(), reason="finds the workers through /proc")
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGKILL], ids=["sigterm", "sigkill"])
+def test_a_stopped_run_leaves_no_worker_behind(tmp_path, sig):
+    (tmp_path / "slow.yaml").write_text(SLOW_CASES)
+    mark = uuid.uuid4().hex
+    proc = subprocess.Popen([sys.executable, "-m", "conformance.cli", "run", "--cases", str(tmp_path / "slow.yaml"), "--frameworks", "numpy",
+                             "--jobs", "2", "--out", str(tmp_path / "out")],
+                            cwd=ROOT, env={**os.environ, "CONFORMANCE_TEST_MARK": mark}, stderr=subprocess.PIPE, stdout=subprocess.DEVNULL, text=True)
+    for line in proc.stderr:  # a worker has finished its first case and is on the next
+        if "% of case" in line:
+            break
+    workers = [p for p in _marked(mark) if p != proc.pid]
+    assert workers, "no worker was running"
+    proc.send_signal(sig)
+    proc.wait(timeout=60)
+    proc.stderr.close()  # an orphaned worker would keep the pipe open
+    deadline = time.monotonic() + 15
+    while _marked(mark) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    orphans = _marked(mark)
+    for pid in orphans:  # leave nothing running, even when failing
+        os.kill(pid, signal.SIGKILL)
+    assert not orphans, f"{len(orphans)} worker(s) outlived their run"
+    if sig == signal.SIGTERM:  # stopped like Ctrl-C: what the workers had sent is written, marked partial
+        doc = json.loads((tmp_path / "out" / "results.json").read_text())
+        assert proc.returncode == 1 and doc["interrupted"] is True and doc["records"]
