@@ -138,7 +138,7 @@ class Shard:
 
 # A dtype whose cold run is estimated above this many seconds gets a worker of its own. Programs never cross
 # dtypes (a torch.compile graph, a jax.jit program, an XLA primitive are all specialised to one), so a dtype
-# split compiles nothing twice; it lets the two cores of the build VM share torch.compile's 960 s instead of
+# split compiles nothing twice; it lets the two cores of the build VM share torch.compile's 820 s instead of
 # one core doing it alone while the other idles. Below it, a worker's start-up (importing the framework, a
 # few seconds) is not worth paying again.
 SPLIT_ABOVE_S = 60.0

@@ -19,8 +19,8 @@ NAME = "jax"
 REQUIRES = ("jax", "optax")  # importable packages; checked before any worker starts
 # Cold-cache seconds per (mode, dtype) of a full bundled run (2-core VM, 2026-11-25): only used to split and order
 # worker processes (runner.plan), never to judge anything.
-COLD_SECONDS = {("eager", "float32"): 136, ("eager", "float64"): 113, ("eager", "float16"): 36, ("eager", "bfloat16"): 40,
-                 ("compiled", "float32"): 51, ("compiled", "float64"): 39, ("compiled", "float16"): 19, ("compiled", "bfloat16"): 22}
+COLD_SECONDS = {("eager", "float32"): 80, ("eager", "float64"): 78, ("eager", "float16"): 19, ("eager", "bfloat16"): 21,
+                ("compiled", "float32"): 51, ("compiled", "float64"): 40, ("compiled", "float16"): 15, ("compiled", "bfloat16"): 18}
 jax: Any = None
 jnp: Any = None
 optax: Any = None

@@ -22,8 +22,8 @@ NAME = "tensorflow"
 REQUIRES = ("tensorflow", "keras")  # importable packages; checked before any worker starts
 # Cold-cache seconds per (mode, dtype) of a full bundled run (2-core VM, 2026-11-25): only used to split and order
 # worker processes (runner.plan), never to judge anything.
-COLD_SECONDS = {("compiled", "float32"): 23, ("compiled", "float64"): 18, ("compiled", "float16"): 4, ("compiled", "bfloat16"): 4,
-                 ("eager", "float32"): 2, ("eager", "float64"): 2}
+COLD_SECONDS = {("compiled", "float32"): 64, ("compiled", "float64"): 52, ("compiled", "float16"): 14, ("compiled", "bfloat16"): 16,
+                ("eager", "float32"): 3, ("eager", "float64"): 3}
 tf: Any = None
 keras: Any = None
 _compiled: dict = {}
@@ -36,7 +36,9 @@ def load(compile_cache: Path | None = None) -> None:
     flags = os.environ.get("TF_XLA_FLAGS", "")
     if compile_cache is not None and "tf_xla_persistent_cache_directory" not in flags:
         # XLA's persistent cache for jit_compile=True programs, keyed by the program's fingerprint; read once,
-        # when XLA first parses its flags. cases/gradients.yaml compiled: 16.6 s cold, 7.3 s warm.
+        # when XLA first parses its flags. cases/gradients.yaml compiled: 16.6 s cold, 7.3 s warm. The fingerprint
+        # holds the names tf.function gives its traces, which follow the order this process traces them in: a new
+        # corpus or worker plan misses once (all 567 programs did when runner.plan first split this work by dtype).
         os.environ["TF_XLA_FLAGS"] = f"{flags} --tf_xla_persistent_cache_directory={compile_cache / 'tensorflow'}".strip()
     import tensorflow as _tf
 

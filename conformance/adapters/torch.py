@@ -20,7 +20,7 @@ NAME = "torch"
 REQUIRES = ("torch",)  # importable packages; checked before any worker starts
 # Cold-cache seconds per (mode, dtype) of a full bundled run (2-core VM, 2026-11-25): only used to split and order
 # worker processes (runner.plan), never to judge anything.
-COLD_SECONDS = {("compiled", "float32"): 443, ("compiled", "float64"): 307, ("compiled", "float16"): 105, ("compiled", "bfloat16"): 104}
+COLD_SECONDS = {("compiled", "float32"): 396, ("compiled", "float64"): 264, ("compiled", "float16"): 80, ("compiled", "bfloat16"): 82}
 torch: Any = None
 F: Any = None
 _compiled: dict = {}
