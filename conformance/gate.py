@@ -5,7 +5,11 @@ A regression is, for records present in both runs (matched by the SPEC's record 
   accuracy  a record whose worst error, as a share of its tolerance (tol_ratio), more than doubled *and*
             grew by at least ACCURACY_MIN_BUDGET of the tolerance. Raw ULPs would not do: a bfloat16 gradient on
             wide logits may move from 0.5 to 58 ulp between two torch.compile builds and still use 2.6% of a
-            tolerance hundreds of ulps wide, while a float64 value moving by 4 ulp can use most of its budget;
+            tolerance hundreds of ulps wide, while a float64 value moving by 4 ulp can use most of its budget.
+            Judged only between runs on the same CPU (model, vector extensions, cores: `results.kernel_fingerprint`):
+            XLA, Inductor and oneDNN pick kernels by instruction set, and two "AMD EPYC" VMs, one of them
+            without AVX-512, moved three records by 29% -> 59%, 23% -> 365% and 15% -> 69% of their tolerance with
+            the same framework versions. Across CPUs such moves are listed as notes; the tolerance (status) gates;
   stale     a known-divergence entry that the current run reports as stale (the divergence is gone and
             the registry should say so);
   speed     a benchmark (pytest-benchmark JSON beside the results file, `benchmarks.json`) whose minimum
@@ -72,6 +76,9 @@ def _describe(r: dict) -> str:
 def compare_records(baseline: dict, current: dict, report: GateReport) -> None:
     base = {results_io.key(r): r for r in baseline["records"]}
     cur = {results_io.key(r): r for r in current["records"]}
+    base_cpu, cur_cpu = results_io.kernel_fingerprint(baseline), results_io.kernel_fingerprint(current)
+    same_cpu = base_cpu is not None and base_cpu == cur_cpu
+    moved = []
     for k, r in cur.items():
         b = base.get(k)
         if r["status"] in ("fail", "error") and (b is None or b["status"] not in ("fail", "error")):
@@ -82,8 +89,14 @@ def compare_records(baseline: dict, current: dict, report: GateReport) -> None:
         report.compared += 1
         bt, ct = b.get("tol_ratio"), r.get("tol_ratio")
         if bt is not None and ct is not None and ct > ACCURACY_FACTOR * bt and ct - bt >= ACCURACY_MIN_BUDGET:
-            report.regressions.append(f"accuracy: {_describe(r)}: error {bt:.0%} -> {ct:.0%} of its tolerance "
-                                      f"({b.get('max_ulp') or 0:.3g} -> {r.get('max_ulp') or 0:.3g} ulp)")
+            moved.append(f"{_describe(r)}: error {bt:.0%} -> {ct:.0%} of its tolerance "
+                         f"({b.get('max_ulp') or 0:.3g} -> {r.get('max_ulp') or 0:.3g} ulp)")
+    if same_cpu:
+        report.regressions += [f"accuracy: {m}" for m in moved]
+    elif moved:
+        report.notes.append(f"accuracy not gated across CPUs (baseline {base_cpu or 'unrecorded'}, current {cur_cpu or 'unrecorded'}: "
+                            f"other vector kernels); {len(moved)} record(s) moved by more than the rule: " + "; ".join(moved[:5])
+                            + (" ..." if len(moved) > 5 else ""))
     missing = set(base) - set(cur)
     added = set(cur) - set(base)
     if missing:

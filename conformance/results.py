@@ -31,13 +31,40 @@ def _cpu() -> str:
     return platform.processor() or platform.machine()
 
 
+# Vector extensions by which XLA, Inductor (-march=native) and oneDNN choose their CPU kernels: two CPUs that
+# differ in them sum in a different order, so errors move (within tolerance) although nothing changed.
+KERNEL_FEATURES = ("sse4_2", "avx", "avx2", "fma", "f16c", "avx512f", "avx512bw", "avx512vl", "avx512_vnni", "avx512_bf16",
+                   "avx512_fp16", "amx_tile", "amx_bf16", "amx_fp16", "asimd", "sve", "sve2")
+
+
+def _cpu_features() -> list[str]:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.split(":", 1)[0].strip() in ("flags", "Features"):
+                present = set(line.split(":", 1)[1].split())
+                return [f for f in KERNEL_FEATURES if f in present]
+    except OSError:
+        pass
+    return []
+
+
+def kernel_fingerprint(doc: dict) -> str | None:
+    """The CPU as far as the frameworks' choice of kernels and their split over threads goes (model, vector
+    extensions, core count: TensorFlow's thread pools size themselves by the cores); None for a results file
+    that did not record it."""
+    env = doc.get("environment") or {}
+    if "cpu_features" not in env:
+        return None
+    return f"{env.get('cpu', '?')} [{' '.join(env['cpu_features']) or 'no vector extensions'}], {env.get('cpu_count', '?')} cores"
+
+
 def environment(framework_info: dict) -> dict:
     frameworks = {name: info for name, info in framework_info.items() if not name.startswith("_")}
     flags = {k: os.environ.get(k) for k in NUMERIC_ENV_FLAGS}
     for info in frameworks.values():
         flags.update(info.get("flags", {}))
     return {"python": platform.python_version(), "platform": platform.platform(), "cpu": _cpu(),
-            "cpu_count": os.cpu_count(), "frameworks": frameworks, "flags": flags}
+            "cpu_features": _cpu_features(), "cpu_count": os.cpu_count(), "frameworks": frameworks, "flags": flags}
 
 
 def document(records: list[dict], framework_info: dict, extra: dict | None = None) -> dict:
