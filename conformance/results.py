@@ -21,14 +21,20 @@ class ResultsError(ValueError):
     pass
 
 
-def _cpu() -> str:
+def _cpuinfo(*keys: str) -> str | None:
+    """The value of the first /proc/cpuinfo line whose key is one of `keys` (None off Linux or where absent)."""
     try:
         for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
+            key, _, value = line.partition(":")
+            if key.strip() in keys:
+                return value.strip()
     except OSError:
         pass
-    return platform.processor() or platform.machine()
+    return None
+
+
+def _cpu() -> str:
+    return _cpuinfo("model name") or platform.processor() or platform.machine()
 
 
 # Vector extensions by which XLA, Inductor (-march=native) and oneDNN choose their CPU kernels: two CPUs that
@@ -38,14 +44,8 @@ KERNEL_FEATURES = ("sse4_2", "avx", "avx2", "fma", "f16c", "avx512f", "avx512bw"
 
 
 def _cpu_features() -> list[str]:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.split(":", 1)[0].strip() in ("flags", "Features"):
-                present = set(line.split(":", 1)[1].split())
-                return [f for f in KERNEL_FEATURES if f in present]
-    except OSError:
-        pass
-    return []
+    present = set((_cpuinfo("flags", "Features") or "").split())  # x86 names the line flags, Arm Features
+    return [f for f in KERNEL_FEATURES if f in present]
 
 
 def kernel_fingerprint(doc: dict) -> str | None:

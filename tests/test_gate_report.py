@@ -65,9 +65,10 @@ def test_accuracy_drift_is_judged_on_the_same_cpu_only(tmp_path):
     for name, features in (("other", ["avx2", "fma", "avx512f"]), ("unrecorded", None)):
         doc = json.loads(b.read_text())
         doc["environment"]["cpu"] = "AMD EPYC"
-        doc["environment"]["cpu_features"] = features
         if features is None:  # a results file from before the features were recorded
             del doc["environment"]["cpu_features"]
+        else:
+            doc["environment"]["cpu_features"] = features
         other = tmp_path / name / "results.json"
         other.parent.mkdir()
         results_io.write(doc, other)
