@@ -7,15 +7,17 @@ A broken file raises `CaseFileError`, whose message names the file, the case id 
 from __future__ import annotations
 
 import math
+import unicodedata
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
-import yaml
 
-from .generators import GeneratorError, generate
+from .generators import INTEGER_GENERATORS, GeneratorError, generate, shape_of
+from .generators import check as check_generator
 from .names import APPLICABLE_QUANTITIES, BEHAVIOURS, CROSS_ENTROPY_OPS, DEFAULT_QUANTITIES, DTYPES, OPS, QUANTITIES, REDUCTIONS
+from .safe_yaml import YamlError, max_elements, safe_load
 
 CASE_FIELDS = {
     "id", "description", "source", "ops", "dtypes", "logits", "labels", "sparse_labels", "axis",
@@ -23,6 +25,7 @@ CASE_FIELDS = {
 }
 OPTION_FIELDS = {"reduction", "label_smoothing", "ignore_index", "weight", "label_dtype"}
 LABEL_DTYPES = ("int64", "int32")
+LABEL_RANGE = {"int64": (-2 ** 63, 2 ** 63 - 1), "int32": (-2 ** 31, 2 ** 31 - 1)}
 SPECIALS = {"inf": math.inf, "-inf": -math.inf, "nan": math.nan, "+inf": math.inf}
 # The direction of every Hessian-vector product unless a case names its own: fixed, seeded, documented.
 DEFAULT_DIRECTION = {"generate": "normal", "seed": 20261123}
@@ -129,15 +132,24 @@ def _has_float(value: Any) -> bool:
     return isinstance(value, (float, str))
 
 
-def _check_array_literal(value: Any, allow_strings: bool) -> None:
-    """Nested lists of numbers (and the special strings) with a rectangular shape."""
+def _check_array_literal(value: Any, allow_strings: bool) -> tuple[int, ...]:
+    """Nested lists of numbers (and the special strings) with a rectangular shape; returns the shape."""
+    count = 0
+
     def walk(v: Any) -> None:
+        nonlocal count
         if isinstance(v, list):
             for item in v:
                 walk(item)
-        elif isinstance(v, bool) or not (isinstance(v, (int, float)) or (allow_strings and isinstance(v, str))):
+            return
+        count += 1
+        if count > max_elements():
+            raise ValueError(f"holds more than {max_elements():,} elements (raise the limit with --max-elements)")
+        if isinstance(v, bool) or not (isinstance(v, (int, float)) or (allow_strings and isinstance(v, str))):
             raise ValueError(f"element {v!r} is not a number" + (" or one of inf, -inf, nan" if allow_strings else ""))
-        elif isinstance(v, str) and v.lower() not in SPECIALS:
+        if isinstance(v, int) and not allow_strings and not LABEL_RANGE["int64"][0] <= v <= LABEL_RANGE["int64"][1]:
+            raise ValueError(f"element {v} does not fit a 64-bit integer")
+        if isinstance(v, str) and v.lower() not in SPECIALS:
             hint = ""
             try:
                 float(v)
@@ -147,9 +159,9 @@ def _check_array_literal(value: Any, allow_strings: bool) -> None:
             raise ValueError(f"string {v!r} is not one of inf, -inf, nan{hint}")
     walk(value)
     try:
-        np.asarray(_replace_specials(value), dtype=np.float64)
-    except ValueError as exc:
-        raise ValueError("nested lists are not rectangular") from exc
+        return np.asarray(_replace_specials(value), dtype=np.float64).shape
+    except (ValueError, OverflowError) as exc:
+        raise ValueError("nested lists are not rectangular" if isinstance(exc, ValueError) else "a number is too large for a float") from None
 
 
 def _array_field(raw: dict, name: str, path: Path, cid: str, allow_strings: bool) -> Any:
@@ -158,7 +170,7 @@ def _array_field(raw: dict, name: str, path: Path, cid: str, allow_strings: bool
         return None
     try:
         if isinstance(value, dict):
-            generate(value)  # validates the generator fields now, not half way through a run
+            check_generator(value)  # every field checked now, not half way through a run; nothing is drawn
         elif isinstance(value, list):
             _check_array_literal(value, allow_strings)
         else:
@@ -168,6 +180,31 @@ def _array_field(raw: dict, name: str, path: Path, cid: str, allow_strings: bool
     return value
 
 
+def array_shape(spec: Any) -> tuple[int, ...]:
+    """The shape a field will have, without drawing a generator."""
+    return shape_of(spec) if isinstance(spec, dict) else np.asarray(_replace_specials(spec), dtype=np.float64).shape
+
+
+def _seeded_field(raw: dict, name: str, default: Any, path: Path, cid: str, allow_ones: bool) -> Any:
+    """cotangent / direction: 'ones' (cotangent only) or a seeded generator without a shape."""
+    value = raw.get(name, default)
+    if value is None or (allow_ones and value == "ones"):
+        return value
+    what = "'ones' or a seeded generator such as {generate: normal, seed: 0}" if allow_ones else "a seeded generator such as {generate: normal, seed: 1}"
+    if not isinstance(value, dict):
+        raise CaseFileError(path, cid, name, f"must be {what}")
+    try:
+        check_generator(value, shaped=False)
+    except GeneratorError as exc:
+        raise CaseFileError(path, cid, name, str(exc)) from None
+    return value
+
+
+def _printable(text: str) -> bool:
+    """No control, format or unassigned characters (a newline or an ANSI escape in an id would forge report lines)."""
+    return not any(unicodedata.category(ch)[0] == "C" for ch in text)
+
+
 def _str_list(raw: dict, name: str, allowed: tuple[str, ...], path: Path, cid: str, default: Any) -> tuple[str, ...]:
     value = raw.get(name, default)
     if isinstance(value, str):
@@ -175,8 +212,10 @@ def _str_list(raw: dict, name: str, allowed: tuple[str, ...], path: Path, cid: s
     if not isinstance(value, list) or not value:
         raise CaseFileError(path, cid, name, f"must be a non-empty list drawn from {', '.join(allowed)}")
     for v in value:
-        if v not in allowed:
+        if not isinstance(v, str) or v not in allowed:
             raise CaseFileError(path, cid, name, f"unknown value {v!r}; expected one of {', '.join(allowed)}")
+    if len(set(value)) != len(value):
+        raise CaseFileError(path, cid, name, f"{next(v for v in value if value.count(v) > 1)!r} is listed twice")
     return tuple(value)
 
 
@@ -203,44 +242,65 @@ def _options(raw: Any, path: Path, cid: str, ops: tuple[str, ...]) -> Options:
     if weight is not None:
         if not isinstance(weight, list) or not all(isinstance(w, (int, float)) and not isinstance(w, bool) for w in weight):
             raise CaseFileError(path, cid, "options.weight", "must be a flat list of numbers (one per class) or null")
-        weight = tuple(float(w) for w in weight)
+        try:
+            weight = tuple(float(w) for w in weight)
+        except OverflowError:
+            raise CaseFileError(path, cid, "options.weight", "a weight is too large for a float") from None
     label_dtype = raw.get("label_dtype", "int64")
-    if label_dtype not in LABEL_DTYPES:
+    if not isinstance(label_dtype, str) or label_dtype not in LABEL_DTYPES:
         raise CaseFileError(path, cid, "options.label_dtype", f"must be one of {', '.join(LABEL_DTYPES)}")
+    low, high = LABEL_RANGE[label_dtype]
+    if ignore is not None and not low <= ignore <= high:
+        raise CaseFileError(path, cid, "options.ignore_index", f"{ignore} does not fit label_dtype {label_dtype}")
+    if weight is not None and not all(math.isfinite(w) for w in weight):
+        raise CaseFileError(path, cid, "options.weight", "must hold finite numbers")
     if any(op not in CROSS_ENTROPY_OPS for op in ops) and (reduction != "none" or smoothing or ignore is not None or weight):
         raise CaseFileError(path, cid, "options", "cross-entropy options given to a case whose ops include softmax/log_softmax")
     return Options(reduction, float(smoothing), ignore, weight, label_dtype)
 
 
 def _check_shapes(case: Case, path: Path) -> None:
-    """Shapes that must agree: labels like logits, sparse labels like logits without the class axis, weights per class."""
+    """Shapes that must agree: labels like logits, sparse labels like logits without the class axis, weights per
+    class; integer labels that fit their dtype. Generators are not drawn: their shapes are read from the mapping."""
     cid = case.id
-    try:
-        logits = case.raw_logits()
-    except (GeneratorError, ValueError) as exc:
-        raise CaseFileError(path, cid, "logits", str(exc)) from None
-    if logits.ndim == 0:
+    shape = array_shape(case.logits)
+    if len(shape) == 0:
         raise CaseFileError(path, cid, "logits", "must have at least one dimension (the class axis)")
-    if not -logits.ndim <= case.axis < logits.ndim:
-        raise CaseFileError(path, cid, "axis", f"axis {case.axis} is out of range for logits of rank {logits.ndim}")
-    classes = logits.shape[case.axis]
+    if not -len(shape) <= case.axis < len(shape):
+        raise CaseFileError(path, cid, "axis", f"axis {case.axis} is out of range for logits of rank {len(shape)}")
+    axis = case.axis % len(shape)
+    classes = shape[axis]
     if "softmax_cross_entropy" in case.ops:
-        labels = case.raw_labels()
-        if labels is None:
+        if case.labels is None:
             raise CaseFileError(path, cid, "labels", "softmax_cross_entropy needs dense labels")
-        if labels.shape != logits.shape:
-            raise CaseFileError(path, cid, "labels", f"shape {list(labels.shape)} differs from logits {list(logits.shape)}")
+        if array_shape(case.labels) != shape:
+            raise CaseFileError(path, cid, "labels", f"shape {list(array_shape(case.labels))} differs from logits {list(shape)}")
     if "sparse_softmax_cross_entropy" in case.ops:
-        sparse = case.raw_sparse_labels()
-        if sparse is None:
+        if case.sparse_labels is None:
             raise CaseFileError(path, cid, "sparse_labels", "sparse_softmax_cross_entropy needs integer sparse_labels")
-        if not np.issubdtype(np.asarray(materialize(case.sparse_labels)).dtype, np.integer) and sparse.size:
-            raise CaseFileError(path, cid, "sparse_labels", "must hold integers")
-        expected = logits.shape[: case.axis % logits.ndim] + logits.shape[case.axis % logits.ndim + 1:]
-        if sparse.shape != expected:
-            raise CaseFileError(path, cid, "sparse_labels", f"shape {list(sparse.shape)} should be {list(expected)} (logits without the class axis)")
+        _check_integer_labels(case, path)
+        expected = shape[:axis] + shape[axis + 1:]
+        if array_shape(case.sparse_labels) != expected:
+            raise CaseFileError(path, cid, "sparse_labels",
+                                f"shape {list(array_shape(case.sparse_labels))} should be {list(expected)} (logits without the class axis)")
     if case.options.weight is not None and len(case.options.weight) != classes:
         raise CaseFileError(path, cid, "options.weight", f"has {len(case.options.weight)} entries for {classes} classes")
+
+
+def _check_integer_labels(case: Case, path: Path) -> None:
+    spec = case.sparse_labels
+    if isinstance(spec, dict):
+        if spec.get("generate") not in INTEGER_GENERATORS:
+            raise CaseFileError(path, case.id, "sparse_labels", f"must hold integers: use a literal list or {', '.join(INTEGER_GENERATORS)}")
+        return
+    flat = np.asarray(spec, dtype=object).ravel()
+    if flat.size and not all(isinstance(v, int) for v in flat):
+        raise CaseFileError(path, case.id, "sparse_labels", "must hold integers")
+    low, high = LABEL_RANGE[case.options.label_dtype]
+    outside = [v for v in flat if not low <= v <= high]
+    if outside:
+        raise CaseFileError(path, case.id, "sparse_labels",
+                            f"{outside[0]} does not fit label_dtype {case.options.label_dtype} (it would wrap silently)")
 
 
 def _expect(raw: Any, path: Path, cid: str) -> dict:
@@ -268,8 +328,8 @@ def _case(raw: Any, suite: str, defaults: dict, path: Path, index: int) -> Case:
         raise CaseFileError(path, f"#{index}", None, "each case must be a mapping")
     merged = {**defaults, **raw}
     cid = merged.get("id")
-    if not isinstance(cid, str) or not cid or "/" in cid:
-        raise CaseFileError(path, f"#{index}", "id", "required: a non-empty string without '/'")
+    if not isinstance(cid, str) or not cid or "/" in cid or not _printable(cid) or len(cid) > 200:
+        raise CaseFileError(path, f"#{index}", "id", "required: a non-empty string of at most 200 printable characters without '/'")
     unknown = set(merged) - CASE_FIELDS
     if unknown:
         raise CaseFileError(path, cid, sorted(unknown)[0], "unknown field")
@@ -281,24 +341,27 @@ def _case(raw: Any, suite: str, defaults: dict, path: Path, index: int) -> Case:
     quantities = merged.get("quantities")
     if quantities is not None:
         quantities = _str_list(merged, "quantities", QUANTITIES, path, cid, default=None)
+        for q in quantities if "quantities" in raw else ():  # file defaults mean "where it applies"
+            if not any(q in APPLICABLE_QUANTITIES[op] for op in ops):
+                raise CaseFileError(path, cid, "quantities", f"{q} applies to none of {', '.join(ops)}")
+        for op in ops:
+            if not any(q in APPLICABLE_QUANTITIES[op] for q in quantities):
+                raise CaseFileError(path, cid, "quantities", f"none applies to {op} (it has {', '.join(APPLICABLE_QUANTITIES[op])})")
     if "logits" not in merged:
         raise CaseFileError(path, cid, "logits", "required")
     axis = merged.get("axis", -1)
     if not isinstance(axis, int) or isinstance(axis, bool):
         raise CaseFileError(path, cid, "axis", "must be an integer")
-    cotangent = merged.get("cotangent")
-    if cotangent is not None and cotangent != "ones":
-        if not isinstance(cotangent, dict) or not isinstance(cotangent.get("seed"), int):
-            raise CaseFileError(path, cid, "cotangent", "must be 'ones' or a seeded generator such as {generate: normal, seed: 0}")
-    direction = merged.get("direction", DEFAULT_DIRECTION)
-    if not isinstance(direction, dict) or not isinstance(direction.get("seed"), int):
-        raise CaseFileError(path, cid, "direction", "must be a seeded generator such as {generate: normal, seed: 1}")
+    cotangent = _seeded_field(merged, "cotangent", None, path, cid, allow_ones=True)
+    direction = _seeded_field(merged, "direction", DEFAULT_DIRECTION, path, cid, allow_ones=False)
     invalid = merged.get("invalid", False)
     if not isinstance(invalid, bool):
         raise CaseFileError(path, cid, "invalid", "must be true or false")
     source = merged.get("source")
     if source is not None and not isinstance(source, str):
         raise CaseFileError(path, cid, "source", "must be a string (a link, a seed, a paper)")
+    if not isinstance(merged.get("axis", -1), int) or abs(merged.get("axis", -1)) > 64:
+        raise CaseFileError(path, cid, "axis", "must be a small integer")
     tags = merged.get("tags", [])
     if not isinstance(tags, list) or not all(isinstance(t, str) for t in tags):
         raise CaseFileError(path, cid, "tags", "must be a list of strings")
@@ -318,23 +381,17 @@ def _case(raw: Any, suite: str, defaults: dict, path: Path, index: int) -> Case:
 def load_file(path: Path) -> list[Case]:
     """Load and validate one suite file."""
     try:
-        text = path.read_text(encoding="utf-8")
-    except OSError as exc:
-        raise CaseFileError(path, None, None, f"cannot read: {exc.strerror}") from None
-    try:
-        doc = yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f" at line {mark.line + 1}" if mark else ""
-        raise CaseFileError(path, None, None, f"not valid YAML{where}: {getattr(exc, 'problem', exc)}") from None
+        doc = safe_load(path)
+    except YamlError as exc:
+        raise CaseFileError(path, None, None, str(exc)) from None
     if not isinstance(doc, dict):
         raise CaseFileError(path, None, None, "must be a mapping with 'suite' and 'cases'")
     unknown = set(doc) - {"suite", "description", "defaults", "cases"}
     if unknown:
         raise CaseFileError(path, None, sorted(unknown)[0], "unknown top-level field")
     suite = doc.get("suite")
-    if not isinstance(suite, str) or not suite or "/" in suite:
-        raise CaseFileError(path, None, "suite", "required: a non-empty name without '/'")
+    if not isinstance(suite, str) or not suite or "/" in suite or not _printable(suite) or len(suite) > 200:
+        raise CaseFileError(path, None, "suite", "required: a non-empty name of at most 200 printable characters without '/'")
     defaults = doc.get("defaults") or {}
     if not isinstance(defaults, dict):
         raise CaseFileError(path, None, "defaults", "must be a mapping")

@@ -7,7 +7,10 @@ Exit codes: 0 success; 1 a fail/error record (run), a regression (gate) or a fai
 from __future__ import annotations
 
 import argparse
+import contextlib
+import fnmatch
 import os
+import shlex
 import sys
 import time
 from pathlib import Path
@@ -17,7 +20,9 @@ from . import known as known_registry
 from . import results as results_io
 from .adapters import absent_message, missing_packages, registered
 from .cases import CaseFileError, load
-from .names import DEVICES, DTYPES, MODES, OPS
+from .names import DEVICES, DTYPES, MODES, OPS, QUANTITIES
+from .runner import DEFAULT_TIMEOUT_S, WORKER_LOG_ENV
+from .safe_yaml import MAX_ELEMENTS_ENV, MAX_FILE_MB_ENV
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_CASES = REPO_ROOT / "cases"
@@ -87,8 +92,9 @@ class Progress:
         elif kind == "done":
             self.state[msg[1]] = "done"
             self._line(f"{msg[1]}: done")
-        elif kind == "crash":
-            self._line(f"{msg[1]}: CRASHED ({msg[2].strip().splitlines()[-1]}); its other records are kept")
+        elif kind == "lost":
+            self.state[msg[1]] = "LOST"
+            self._line(f"{msg[1]}: LOST ({msg[2]}); the records it sent are kept, the run will be incomplete")
         if self.tty:
             status = " | ".join(f"{k} {v}" for k, v in self.state.items())
             self.stream.write(f"\r\x1b[K{status} | {self.records} records, {self.bad} fail/error, {time.monotonic() - self.started:.0f}s")
@@ -106,6 +112,24 @@ class Progress:
         self.stream.flush()
 
 
+@contextlib.contextmanager
+def framework_logs(out: Path):
+    """Workers write what the frameworks print (TensorFlow's and absl's log lines, Keras warnings, compiler output)
+    to out/run.log instead of the terminal: the run's own output stays the progress and the verdict."""
+    out.mkdir(parents=True, exist_ok=True)
+    path = out / "run.log"
+    path.write_text("")
+    old = os.environ.get(WORKER_LOG_ENV)
+    os.environ[WORKER_LOG_ENV] = str(path.resolve())
+    try:
+        yield path
+    finally:
+        if old is None:
+            os.environ.pop(WORKER_LOG_ENV, None)
+        else:
+            os.environ[WORKER_LOG_ENV] = old
+
+
 def _write_summary(out: Path, doc: dict) -> Path:
     """summary.md for a results document, with the speed section of a `conformance bench` into the same folder."""
     benchmarks = speed_report.load([out / speed_report.BENCH_FILE])["benchmarks"]
@@ -115,50 +139,101 @@ def _write_summary(out: Path, doc: dict) -> Path:
     return path
 
 
+def repro_command(r: dict) -> str:
+    """The one command that re-runs exactly this record's case, implementation, dtype, mode and quantity."""
+    parts = ["conformance run", "--cases", shlex.quote(r.get("case_file") or "cases"), "--case", shlex.quote(r["case"]),
+             "--frameworks", r["framework"], "--impl", shlex.quote(r["impl"]), "--op", r["op"], "--quantity", r["quantity"],
+             "--dtypes", r["dtype"], "--modes", r["mode"], "--devices", r["device"], "--out", "/tmp/repro"]
+    return " ".join(parts)
+
+
+def _check_selection(cases: list, args) -> None:
+    """Every --case glob must match a case of the corpus being run: a typo would otherwise run nothing and pass."""
+    ids = [c.full_id for c in cases]
+    for pattern in args.case or ():
+        if not any(fnmatch.fnmatchcase(i, pattern) for i in ids):
+            suites = sorted({i.split("/")[0] for i in ids})
+            raise UsageError(f"--case {pattern!r} matches no case; suites: {', '.join(suites)} (e.g. --case '{suites[0]}/*')")
+
+
+def _check_impls(patterns: tuple[str, ...], info: dict) -> None:
+    offered = sorted({name for i in info.values() if isinstance(i, dict) for _, name in i.get("implementations", [])})
+    for pattern in patterns:
+        if offered and not any(n == pattern or fnmatch.fnmatchcase(n, pattern) for n in offered):
+            raise UsageError(f"--impl {pattern!r} matches no implementation of the frameworks run; known: {', '.join(offered)}")
+
+
+def _apply_registry(records: list[dict], entries: list, info: dict, sel, cases: list) -> tuple[list[dict], list[dict]]:
+    """Mark known records; return (stale entries, matched entries) for results.json."""
+    packages = {n: i.get("packages", {}) for n, i in info.items() if isinstance(i, dict)}
+    known_registry.apply(records, entries, packages)
+    ran_cases = {r["case"] for r in records}
+    offered = {n: {name for _, name in i.get("implementations", [])} for n, i in info.items() if isinstance(i, dict) and i.get("implementations")}
+    bundled = {c.full_id for c in load([DEFAULT_CASES])} if DEFAULT_CASES.exists() else set()
+    corpus = bundled | {c.full_id for c in cases}
+    selection = {**sel.to_json(), "frameworks": sorted(offered)}  # the frameworks that ran, not the ones asked for
+    stale = known_registry.stale(entries, selection, ran_cases, corpus, offered)
+    matched = [{"id": e.id, "kind": e.kind, "reason": e.reason, "link": e.link, "records": e.matched, "beyond": e.beyond}
+               for e in entries if e.matched or e.beyond]
+    return stale, matched
+
+
 def cmd_run(args) -> int:
     case_paths = args.cases or [DEFAULT_CASES]
-    load(case_paths)  # validate the whole corpus before anything runs or is written
-    entries = known_registry.load(args.known)
+    cases = load(case_paths)  # validate the whole corpus before anything runs or is written
+    _check_selection(cases, args)
+    bundled = load([DEFAULT_CASES]) if DEFAULT_CASES.exists() and args.cases else []
+    entries = known_registry.load(args.known, registered(), {c.full_id for c in cases + bundled})
     frameworks, absent = _frameworks(args.frameworks)
-    from .runner import Selection, run, run_inline
+    from .runner import FrameworkBroken, Selection, run, run_inline
 
     cache = None if args.no_compile_cache else str(args.compile_cache)
-    sel = Selection(frameworks, args.dtypes, args.devices, args.modes, cache)
+    sel = Selection(frameworks, args.dtypes, args.devices, args.modes, cache, cases=tuple(args.case or ()), impls=tuple(args.impl or ()),
+                    ops=args.op or (), quantities=args.quantity or (), named=args.frameworks is not None)
     progress = Progress()
     for name, why in absent.items():
         progress(("info", name, {"absent": why}))
     started = time.monotonic()
-    if args.jobs == 1:
-        records, info = run_inline(case_paths, sel, progress)
-    else:
-        records, info = run(case_paths, sel, args.jobs, progress)
+    try:
+        with framework_logs(Path(args.out)):
+            outcome = run_inline(case_paths, sel, progress) if args.jobs == 1 else run(case_paths, sel, args.jobs, progress, args.timeout)
+    except FrameworkBroken as exc:
+        raise UsageError(str(exc)) from None
+    records, info = outcome.records, outcome.info
+    _check_impls(sel.impls, info)
     for name, why in absent.items():
         info[name] = {"absent": why}
-    versions = {n: i.get("version") for n, i in info.items() if isinstance(i, dict) and i.get("version")}
-    known_registry.apply(records, entries, versions)
-    stale = [{"id": e.id, "link": e.link} for e in known_registry.stale(entries)]
-    matched = [{"id": e.id, "kind": e.kind, "reason": e.reason, "link": e.link, "records": e.matched} for e in entries if e.matched]
-    doc = results_io.document(records, info, {"stale_known": stale, "known_divergences": matched, "wall_seconds": round(time.monotonic() - started, 1),
-                                              "selection": {"frameworks": list(frameworks), "dtypes": list(args.dtypes),
-                                                            "devices": list(args.devices), "modes": list(args.modes)}})
+    for r in records:
+        r["framework_version"] = (info.get(r["framework"]) or {}).get("version")
+    stale, matched = _apply_registry(records, entries, info, sel, cases)
+    extra = {"stale_known": stale, "known_divergences": matched, "wall_seconds": round(time.monotonic() - started, 1),
+             "selection": {**sel.to_json(), "case_files": [str(Path(p).resolve()) for p in case_paths],
+                           "suites": sorted({c.suite for c in cases})},
+             "complete": outcome.complete}
+    if not outcome.complete:
+        extra["incomplete"] = {"interrupted": outcome.interrupted, "lost": outcome.lost}
+    doc = results_io.document(records, {**info, "_interrupted": outcome.interrupted}, extra)
     out = Path(args.out)
     results_io.write(doc, out / "results.json")
     _write_summary(out, doc)
     counts = summary.status_counts(records)
     print(f"\n{len(records)} records in {doc['wall_seconds']}s: " + ", ".join(f"{counts.get(s, 0)} {s}" for s in summary.COUNTED))
     for e in stale:
-        print(f"stale known divergence: {e['id']} matched nothing ({e['link']})")
+        print(f"stale known divergence: {e['id']}: {e['why']} ({e['link']})")
     bad = [r for r in records if r["status"] in ("fail", "error")]
     for r in bad[:10]:
         print(f"  {r['status'].upper()} {r['case']} {r['framework']} {r['impl']} {r['quantity']} {r['dtype']} {r['mode']}: "
-              f"{r.get('detail') or (r.get('error') or {}).get('message', '')}"[:220])
+              f"{summary.reason(r)}"[:220])
+        print(f"    re-run: {repro_command(r)}")
     if len(bad) > 10:
         print(f"  ... {len(bad) - 10} more in {out / 'summary.md'}")
     print(f"wrote {out / 'results.json'} and {out / 'summary.md'}")
-    if info.get("_interrupted"):
-        print("interrupted: the run was stopped, these records are partial (results.json says so)", file=sys.stderr)
-    crashed = any(isinstance(i, dict) and i.get("crash") for i in info.values())
-    return 1 if bad or crashed or info.get("_interrupted") else 0
+    if not outcome.complete:
+        lost = "; ".join(f"{x['shard']}: {x['why']}" for x in outcome.lost) or "nothing finished"
+        print(f"INCOMPLETE run ({'interrupted; ' if outcome.interrupted else ''}lost {lost}): results.json holds what finished "
+              "and says what is missing", file=sys.stderr)
+        return 3
+    return 1 if bad else 0
 
 
 def _shapes(text: str) -> tuple[str, ...]:
@@ -172,6 +247,28 @@ def _shapes(text: str) -> tuple[str, ...]:
 
 def _usable_cores() -> int:
     return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+
+
+def _seconds(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        value = -1.0
+    if not 0 < value < 1e7:
+        raise argparse.ArgumentTypeError(f"seconds must be a positive number, not {text!r}")
+    return value
+
+
+def _positive(what: str):
+    def parse(text: str) -> float:
+        try:
+            value = float(text)
+        except ValueError:
+            value = -1.0
+        if not 0 < value < 1e15:
+            raise argparse.ArgumentTypeError(f"{what} must be a positive number, not {text!r}")
+        return value
+    return parse
 
 
 def _jobs(text: str) -> int:
@@ -259,9 +356,20 @@ def cmd_gate(args) -> int:
             print(f"gate: {len(tripped)} speed trip(s): measuring them again in fresh processes ({where})", file=sys.stderr, flush=True)
             return bench.remeasure(tripped, current, where, log=lambda line: print(line, file=sys.stderr, flush=True))
 
-    report = gate.gate(args.baseline, args.current, confirm)
+    report = gate.gate(args.baseline, args.current, confirm, include_naive=args.include_naive)
     print(gate.render(report))
     return 0 if report.ok else 1
+
+
+def cmd_diff(args) -> int:
+    from . import diff
+
+    base, cur = results_io.read(args.baseline), results_io.read(args.current)
+    moves = diff.diff(base, cur)
+    written = diff.write(moves, base, cur, Path(args.out))
+    worse = sum(m.worse for m in moves)
+    print(f"diff: {len(moves)} record(s) moved ({worse} for the worse); wrote {', '.join(str(p) for p in written)}")
+    return 0
 
 
 def cmd_report(args) -> int:
@@ -289,7 +397,7 @@ def cmd_fuzz(args) -> int:
         return 0
     r = rep.found
     print(f"fuzz: DISAGREEMENT {r['framework']} {r['impl']} {r['op']} {r['quantity']} {r['dtype']} {r['mode']}: "
-          f"{r.get('detail') or (r.get('error') or {}).get('message', '')}")
+          f"{summary.reason(r)}")
     print(f"fuzz: shrunk input written to {rep.case_file}")
     return 1
 
@@ -326,6 +434,14 @@ def build_parser() -> argparse.ArgumentParser:
                           "else ~/.cache/softmax-conformance); an empty folder gives a cold run")
     run.add_argument("--no-compile-cache", action="store_true", help="use each framework's default caching instead")
     run.add_argument("--known", type=Path, default=known_registry.DEFAULT_REGISTRY, help="known-divergence registry (YAML)")
+    run.add_argument("--case", action="append", metavar="GLOB", help="run only cases whose full id matches (repeatable), e.g. 'extreme-logits/*'")
+    run.add_argument("--impl", action="append", metavar="GLOB", help="run only these implementations (name or glob, repeatable)")
+    run.add_argument("--op", type=_csv(OPS, "op"), default=None, help="comma-separated ops")
+    run.add_argument("--quantity", type=_csv(QUANTITIES, "quantity"), default=None, help="comma-separated quantities")
+    run.add_argument("--timeout", type=_seconds, default=DEFAULT_TIMEOUT_S,
+                     help=f"seconds a worker may send nothing before it is stopped as hung (default {DEFAULT_TIMEOUT_S:g})")
+    run.add_argument("--max-file-mb", type=_positive("max-file-mb"), default=None, help="largest case file read (default 10)")
+    run.add_argument("--max-elements", type=_positive("max-elements"), default=None, help="largest array of a case (default 2^26 elements)")
     run.set_defaults(func=cmd_run)
 
     rep = sub.add_parser("report", help="render (and merge) results files into index.html and report.md")
@@ -341,7 +457,15 @@ def build_parser() -> argparse.ArgumentParser:
     gt.add_argument("--confirm", action="store_true",
                     help="measure benchmarks that tripped again in fresh processes (on the machine of the current run) and "
                          "fail only if the slowdown holds")
+    gt.add_argument("--include-naive", action="store_true",
+                    help="gate the naive formulas' accuracy and behaviour too (default: reported, not gated: they are expected to break)")
     gt.set_defaults(func=cmd_gate)
+
+    df = sub.add_parser("diff", help="every record that moved between two runs (status, behaviour, NaN/inf, accuracy 2x), as JSON and Markdown")
+    df.add_argument("baseline", type=Path)
+    df.add_argument("current", type=Path)
+    df.add_argument("--out", default="reports/diff", help="folder for diff.json and diff.md (default: reports/diff/)")
+    df.set_defaults(func=cmd_diff)
 
     fz = sub.add_parser("fuzz", help="differential fuzzing against the oracle; writes any disagreement as a YAML case")
     fz.add_argument("--frameworks", type=_csv(None, "framework"), default=None)
@@ -382,6 +506,9 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
+    for flag, env in (("max_file_mb", MAX_FILE_MB_ENV), ("max_elements", MAX_ELEMENTS_ENV)):
+        if getattr(args, flag, None) is not None:  # the environment carries the limit to the spawned workers too
+            os.environ[env] = repr(getattr(args, flag))
     try:
         return args.func(args)
     except (UsageError, CaseFileError, known_registry.RegistryError, results_io.ResultsError) as exc:

@@ -24,9 +24,10 @@ from hypothesis import strategies as st
 from hypothesis.errors import NoSuchExample
 
 from . import known
-from .adapters import load_adapter
+from .adapters import load_adapter, package_versions
 from .cases import Case, Options
-from .runner import case_inputs, records_for
+from .runner import Selection, judge_case
+from .summary import reason
 
 SCALES = (1.0, 10.0, 100.0, 1e4)
 
@@ -65,19 +66,19 @@ def drawn_case(draw, ops: tuple[str, ...], dtypes: tuple[str, ...]) -> Case:
                 cotangent={"generate": "normal", "seed": 0} if op == "softmax" else "ones")
 
 
-def _failures(case: Case, adapters: dict, entries, versions: dict, modes) -> list[dict]:
+def _failures(case: Case, adapters: dict, entries, packages: dict, modes) -> list[dict]:
     records = []
-    for c, inputs, refs in case_inputs([case], case.dtypes):
-        for adapter in adapters.values():
-            records.extend(r for r in records_for(adapter, c, inputs, refs, modes, ("cpu",)) if not r["naive"])
-    known.apply(records, entries, versions)
+    for name, adapter in adapters.items():
+        sel = Selection((name,), case.dtypes, ("cpu",), tuple(modes))
+        records.extend(r for r in judge_case(adapter, case, sel) if not r["naive"])
+    known.apply(records, entries, packages)
     return [r for r in records if r["status"] in ("fail", "error")]
 
 
 def fuzz(frameworks: tuple[str, ...], ops: tuple[str, ...], dtypes: tuple[str, ...], max_examples: int, seconds: float,
          out: Path, seed: int, modes: tuple[str, ...] = ("eager",)) -> FuzzReport:
     adapters = {name: load_adapter(name) for name in frameworks}
-    versions = {name: a.version() for name, a in adapters.items()}
+    packages = {name: package_versions(a) for name, a in adapters.items()}
     entries = known.load()
     report = FuzzReport()
     started = time.monotonic()
@@ -88,7 +89,7 @@ def fuzz(frameworks: tuple[str, ...], ops: tuple[str, ...], dtypes: tuple[str, .
             return False  # budget spent: let Hypothesis run out of examples cheaply
         report.examples += 1
         report.covered.add((case.ops[0], case.dtypes[0]))
-        return bool(_failures(case, adapters, entries, versions, modes))
+        return bool(_failures(case, adapters, entries, packages, modes))
 
     try:
         with np.errstate(all="ignore"):
@@ -98,7 +99,7 @@ def fuzz(frameworks: tuple[str, ...], ops: tuple[str, ...], dtypes: tuple[str, .
     except NoSuchExample:
         report.seconds = time.monotonic() - started
         return report
-    report.found = _failures(minimal, adapters, entries, versions, modes)[0]
+    report.found = _failures(minimal, adapters, entries, packages, modes)[0]
     report.case_file = write_case(minimal, report.found, out, seed)
     report.seconds = time.monotonic() - started
     return report
@@ -110,7 +111,7 @@ def write_case(case: Case, record: dict, out: Path, seed: int) -> Path:
     entry = {
         "id": case.id,
         "description": (f"Found by conformance fuzz (seed {seed}): {record['framework']} {record['impl']} {record['quantity']} "
-                        f"{record['status']}: {record.get('detail') or (record.get('error') or {}).get('message', '')}"),
+                        f"{record['status']}: {reason(record)}"),
         "source": f"conformance fuzz --seed {seed}",
         "ops": list(case.ops), "dtypes": list(case.dtypes), "logits": case.logits,
         "quantities": list(case.quantities or ()),

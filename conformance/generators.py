@@ -12,32 +12,56 @@ from typing import Any
 
 import numpy as np
 
+from .safe_yaml import max_elements
+
 
 class GeneratorError(ValueError):
     """A generator mapping that names an unknown generator or misses a field."""
 
 
-def _shape(spec: dict) -> tuple[int, ...]:
+MAX_RANK = 8
+
+
+def _int(value) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def shape_of(spec: dict) -> tuple[int, ...]:
+    """The shape a generator mapping will produce, checked, without producing it."""
     shape = spec.get("shape")
-    if not isinstance(shape, list) or not all(isinstance(n, int) and n >= 0 for n in shape):
-        raise GeneratorError("'shape' must be a list of non-negative integers")
+    if not isinstance(shape, list) or len(shape) > MAX_RANK or not all(_int(n) and n >= 0 for n in shape):
+        raise GeneratorError(f"'shape' must be a list of at most {MAX_RANK} non-negative integers")
+    size = 1
+    for n in shape:
+        size *= n
+    if size > max_elements():
+        raise GeneratorError(f"'shape' {shape} has {size:,} elements, over the limit of {max_elements():,} (raise it with --max-elements)")
     return tuple(shape)
+
+
+_shape = shape_of
 
 
 def _rng(spec: dict) -> np.random.Generator:
     seed = spec.get("seed")
-    if not isinstance(seed, int):
-        raise GeneratorError("'seed' is required and must be an integer (every generator is seeded)")
+    if not _int(seed) or not 0 <= seed < 2 ** 63:
+        raise GeneratorError("'seed' is required and must be a non-negative integer below 2^63 (every generator is seeded)")
     return np.random.default_rng(seed)
 
 
-def _num(spec: dict, key: str, default: float) -> float:
+def _num(spec: dict, key: str, default: float, finite: bool = True) -> float:
     value = spec.get(key, default)
-    if isinstance(value, str):
-        value = float(value)  # allows "inf" / "-inf"
-    if not isinstance(value, (int, float)):
-        raise GeneratorError(f"'{key}' must be a number")
-    return float(value)
+    if isinstance(value, str) and not finite and value.lower() in ("inf", "+inf", "-inf", "nan"):
+        value = float(value)
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise GeneratorError(f"'{key}' must be a number" + ("" if finite else " or one of inf, -inf, nan"))
+    try:
+        value = float(value)
+    except OverflowError:
+        raise GeneratorError(f"'{key}' is too large for a float") from None
+    if finite and not np.isfinite(value):
+        raise GeneratorError(f"'{key}' must be finite")
+    return value
 
 
 def normal(spec: dict) -> np.ndarray:
@@ -51,7 +75,7 @@ def uniform(spec: dict) -> np.ndarray:
 
 def full(spec: dict) -> np.ndarray:
     """Every element equal to `value` (which may be "inf", "-inf" or "nan")."""
-    return np.full(_shape(spec), _num(spec, "value", 0.0))
+    return np.full(_shape(spec), _num(spec, "value", 0.0, finite=False))
 
 
 def linspace(spec: dict) -> np.ndarray:
@@ -76,6 +100,8 @@ def dirichlet(spec: dict) -> np.ndarray:
     if not shape or shape[-1] < 1:
         raise GeneratorError("dirichlet needs a shape whose last axis has at least one class")
     alpha = _num(spec, "alpha", 1.0)
+    if not alpha > 0:
+        raise GeneratorError("'alpha' must be positive")
     rows = int(np.prod(shape[:-1])) if shape[:-1] else 1
     return _rng(spec).dirichlet([alpha] * shape[-1], size=rows).reshape(shape)
 
@@ -83,8 +109,8 @@ def dirichlet(spec: dict) -> np.ndarray:
 def class_indices(spec: dict) -> np.ndarray:
     """Random integer class labels in [0, classes)."""
     classes = spec.get("classes")
-    if not isinstance(classes, int) or classes < 1:
-        raise GeneratorError("'classes' must be a positive integer")
+    if not _int(classes) or not 1 <= classes < 2 ** 31:
+        raise GeneratorError("'classes' must be a positive integer below 2^31")
     return _rng(spec).integers(0, classes, size=_shape(spec)).astype(np.int64)
 
 
@@ -99,8 +125,36 @@ GENERATORS: dict[str, Callable[[dict], np.ndarray]] = {
 }
 
 
+# The fields each generator reads, besides generate, shape and seed: anything else is a typo.
+FIELDS = {"normal": {"loc", "scale"}, "uniform": {"low", "high"}, "full": {"value"}, "linspace": {"start", "stop"},
+          "one_hot": set(), "dirichlet": {"alpha"}, "class_indices": {"classes"}}
+INTEGER_GENERATORS = ("class_indices",)
+
+
+def check(spec: dict[str, Any], shaped: bool = True) -> None:
+    """Validate a generator mapping without drawing from it (`shaped`: False for cotangent and direction, whose
+    shape is the output's or the logits', given at build time)."""
+    name = spec.get("generate")
+    if not isinstance(name, str) or name not in GENERATORS:
+        raise GeneratorError(f"unknown generator {name!r}; known: {', '.join(sorted(GENERATORS))}")
+    unknown = sorted(str(k) for k in set(spec) - FIELDS[name] - {"generate", "shape", "seed"})
+    if unknown:
+        raise GeneratorError(f"generator {name} has no field '{unknown[0]}' (it takes: {', '.join(sorted(FIELDS[name] | {'shape', 'seed'}))})")
+    _rng(spec)
+    if shaped:
+        shape_of(spec)
+    elif "shape" in spec:
+        raise GeneratorError("takes no 'shape': it is the shape of the output (cotangent) or of the logits (direction)")
+    try:
+        GENERATORS[name]({**spec, "shape": [2]})  # every other field, on two elements
+    except GeneratorError:
+        raise
+    except (ValueError, OverflowError) as exc:
+        raise GeneratorError(f"generator {name}: {exc}") from None
+
+
 def generate(spec: dict[str, Any]) -> np.ndarray:
     name = spec.get("generate")
-    if name not in GENERATORS:
+    if not isinstance(name, str) or name not in GENERATORS:
         raise GeneratorError(f"unknown generator {name!r}; known: {', '.join(sorted(GENERATORS))}")
     return GENERATORS[name](spec)

@@ -1,29 +1,51 @@
 """The known-divergence registry: data (known/divergences.yaml), not code.
 
 Each entry matches result records by framework, implementation, op, quantity, dtype, mode, device, case
-pattern (glob on the full case id) and framework version range (PEP 440 specifier), and says why they
-differ: a bug or a design choice, with an upstream link. A fail or error record that an entry matches
-gets status `known` and the entry's link. An entry that matches no record while its framework ran is
-*stale*: the divergence is gone (fixed upstream, or the case changed) and the entry should go too.
+pattern (glob on the full case id) and package version ranges (`versions: {optax: "<0.2.7"}`, PEP 440; a
+plain string applies to the framework's own package), and says why they differ: a bug or a design choice,
+with an upstream link. A fail or error record that an entry matches gets status `known` and the entry's link.
+
+An entry may bound what it explains: `behaviours` (the behaviours it covers, e.g. [all_nan, nonfinite]) and
+`max_tol_ratio` (the largest error, as a multiple of the tolerance, it covers). A record beyond either stays a
+fail, marked "beyond known divergence X": a framework that got much worse inside a registered divergence is news.
+
+Entries are checked when they are loaded: every framework, op, quantity, dtype, mode and device pattern must
+name something that exists, and every case pattern must match a case of the corpus, so a renamed case or a
+misspelled framework is an error (exit 2) instead of an entry that silently never matches.
+
+An entry whose records ran and none of them failed is *stale*: the divergence is gone (fixed upstream, or
+the case changed). That is judged only when the run covered everything the entry selects (every corpus case
+its patterns match, every dtype, mode, op and quantity it names): a narrowed run says nothing about the rest.
 """
 
 from __future__ import annotations
 
 import fnmatch
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import yaml
 from packaging.specifiers import InvalidSpecifier, SpecifierSet
 from packaging.version import InvalidVersion, Version
 
+from .names import BEHAVIOURS, DEVICES, DTYPES, MODES, OPS, QUANTITIES
+
 MATCH_FIELDS = ("framework", "impl", "op", "quantity", "dtype", "mode", "device", "case")
+ENTRY_FIELDS = {"id", "match", "kind", "reason", "link", "versions", "statuses", "behaviours", "max_tol_ratio"}
 KINDS = ("bug", "design")
+# The closed sets a pattern of these fields must match something in (case and framework are checked against the
+# corpus and the registered adapters, impl against what the frameworks that ran offer).
+NAMED_FIELDS = {"op": OPS, "quantity": QUANTITIES, "dtype": DTYPES, "mode": MODES, "device": DEVICES}
 DEFAULT_REGISTRY = Path(__file__).resolve().parent.parent / "known" / "divergences.yaml"
 
 
 class RegistryError(ValueError):
     pass
+
+
+def _matches(value: str, patterns: Iterable[str]) -> bool:
+    # exact match first: implementation names such as "...[t]" contain glob characters
+    return any(value == p or fnmatch.fnmatchcase(value, p) for p in patterns)
 
 
 @dataclass
@@ -33,50 +55,75 @@ class Entry:
     kind: str
     reason: str
     link: str
-    versions: SpecifierSet | None = None
+    versions: dict[str, SpecifierSet] = field(default_factory=dict)  # package -> range ("" = the framework's own)
     statuses: tuple[str, ...] = ("fail", "error")
+    behaviours: tuple[str, ...] | None = None  # None: any behaviour
+    max_tol_ratio: float | None = None  # None: unbounded
     matched: int = field(default=0)
     exercised: int = field(default=0)  # records its fields select, whatever their status
+    beyond: int = field(default=0)  # records it selects that fail beyond its bounds
 
-    def selects(self, record: dict, version: str | None) -> bool:
-        for key, patterns in self.match.items():
-            value = str(record.get(key))
-            # exact match first: implementation names such as "...[t]" contain glob characters
-            if not any(value == p or fnmatch.fnmatchcase(value, p) for p in patterns):
-                return False
-        if self.versions is not None and version is not None:
+    def selects(self, record: dict, packages: dict[str, str] | None = None) -> bool:
+        """Whether this entry speaks for the record; `packages` are the installed versions of the record's framework
+        (environment.frameworks[fw].packages). A range on a package that is not recorded does not select."""
+        if not all(_matches(str(record.get(key)), patterns) for key, patterns in self.match.items()):
+            return False
+        packages = packages or {}
+        for package, spec in self.versions.items():
+            installed = packages.get(package or record["framework"])
             try:
-                if Version(_leading_version(version)) not in self.versions:
+                if installed is None or Version(installed.split("+")[0]) not in spec:
                     return False
             except InvalidVersion:
                 return False
         return True
 
+    def exceeded_by(self, record: dict) -> str | None:
+        """Why the record is worse than this entry explains, or None when it is within the entry's bounds."""
+        if self.behaviours is not None and record.get("behaviour") not in self.behaviours:
+            return f"behaviour {record.get('behaviour')} (the entry covers {', '.join(self.behaviours)})"
+        ratio = record.get("tol_ratio")
+        if self.max_tol_ratio is not None and ratio is not None and ratio > self.max_tol_ratio:
+            return f"error {ratio:.3g}x its tolerance (the entry covers up to {self.max_tol_ratio:g}x)"
+        return None
 
-def _leading_version(text: str) -> str:
-    """'2.13.0+cpu' -> '2.13.0'; 'numpy 2.4, scipy 1.17' -> '2.4'; the first version-looking token."""
-    for token in text.replace(",", " ").split():
-        head = token.split("+")[0]
-        if head[:1].isdigit():
-            return head
-    return text
+    def covered_by(self, selection: dict, ran_cases: set[str], corpus_cases: set[str]) -> bool:
+        """The run exercised all of this entry: its frameworks, every corpus case, op, quantity, dtype and mode it names."""
+        for key, chosen in (("framework", selection.get("frameworks")), ("dtype", selection.get("dtypes")),
+                            ("mode", selection.get("modes")), ("op", selection.get("ops")), ("quantity", selection.get("quantities"))):
+            if not chosen:
+                continue  # not narrowed on this field
+            universe = chosen if key == "framework" else NAMED_FIELDS[key]
+            wanted = {n for n in universe if _matches(n, self.match.get(key, ["*"]))}
+            if not wanted or not wanted <= set(chosen):
+                return False
+        if selection.get("impls"):
+            return False  # a run narrowed to some implementations cannot speak for an entry's others
+        cases = {c for c in corpus_cases if _matches(c, self.match.get("case", ["*"]))}
+        return cases <= ran_cases
 
 
-def load(path: Path = DEFAULT_REGISTRY) -> list[Entry]:
-    if not path.exists():
-        return []
+def load(path: Path = DEFAULT_REGISTRY, frameworks: Iterable[str] | None = None, case_ids: Iterable[str] | None = None) -> list[Entry]:
+    """Read and check the registry. With `frameworks` (the registered ones) and `case_ids` (the corpus), every
+    framework and case pattern must match one of them."""
+    from .safe_yaml import YamlError, safe_load
+
     try:
-        doc = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
-    except yaml.YAMLError as exc:
-        raise RegistryError(f"{path}: not valid YAML: {exc}") from None
+        doc = safe_load(Path(path)) or {}
+    except YamlError as exc:
+        raise RegistryError(f"{path}: {exc}") from None
     raw_entries = doc.get("divergences", []) if isinstance(doc, dict) else None
     if not isinstance(raw_entries, list):
         raise RegistryError(f"{path}: must be a mapping with a 'divergences' list")
     entries, seen = [], set()
+    case_ids = None if case_ids is None else tuple(case_ids)
     for i, raw in enumerate(raw_entries):
         where = f"{path}: entry {raw.get('id', '#' + str(i)) if isinstance(raw, dict) else '#' + str(i)}"
         if not isinstance(raw, dict):
             raise RegistryError(f"{where}: must be a mapping")
+        unknown = sorted(str(k) for k in set(raw) - ENTRY_FIELDS)
+        if unknown:
+            raise RegistryError(f"{where}: unknown field '{unknown[0]}'; known: {', '.join(sorted(ENTRY_FIELDS))}")
         for key in ("id", "match", "kind", "reason", "link"):
             if not raw.get(key):
                 raise RegistryError(f"{where}: field '{key}' is required")
@@ -88,37 +135,99 @@ def load(path: Path = DEFAULT_REGISTRY) -> list[Entry]:
         match = raw["match"]
         if not isinstance(match, dict) or set(match) - set(MATCH_FIELDS) or "framework" not in match:
             raise RegistryError(f"{where}: field 'match' must name a framework and only {', '.join(MATCH_FIELDS)}")
-        versions = None
-        if raw.get("versions"):
-            try:
-                versions = SpecifierSet(str(raw["versions"]))
-            except InvalidSpecifier:
-                raise RegistryError(f"{where}: field 'versions' is not a PEP 440 specifier") from None
-        statuses = raw.get("statuses", ["fail", "error"])
-        entries.append(Entry(
-            id=raw["id"], match={k: [str(x) for x in (v if isinstance(v, list) else [v])] for k, v in match.items()},
+        entry = Entry(
+            id=str(raw["id"]), match={k: [str(x) for x in (v if isinstance(v, list) else [v])] for k, v in match.items()},
             kind=raw["kind"], reason=" ".join(str(raw["reason"]).split()), link=str(raw["link"]),
-            versions=versions, statuses=tuple(statuses)))
+            versions=_versions(raw.get("versions"), where), statuses=_names(raw, "statuses", ("fail", "error"), where),
+            behaviours=_names(raw, "behaviours", BEHAVIOURS, where, None), max_tol_ratio=_bound(raw.get("max_tol_ratio"), where))
+        _check_patterns(entry, where, frameworks, case_ids)
+        entries.append(entry)
     return entries
 
 
-def apply(records: list[dict], entries: list[Entry], versions: dict[str, str]) -> None:
-    """Mark matched fail/error records `known` (in place) and count matches per entry."""
+def _names(raw: dict, key: str, allowed: tuple[str, ...], where: str, default=...) -> tuple[str, ...] | None:
+    if key not in raw:
+        return tuple(allowed) if default is ... else default
+    value = raw[key]
+    if not isinstance(value, list) or not value or not all(v in allowed for v in value):
+        raise RegistryError(f"{where}: field '{key}' must be a non-empty list drawn from {', '.join(allowed)}")
+    return tuple(value)
+
+
+def _bound(raw, where: str) -> float | None:
+    if raw is None:
+        return None
+    if isinstance(raw, bool) or not isinstance(raw, (int, float)) or not raw > 0:
+        raise RegistryError(f"{where}: field 'max_tol_ratio' must be a positive number")
+    return float(raw)
+
+
+def _versions(raw, where: str) -> dict[str, SpecifierSet]:
+    """`versions: "<0.5"` (the framework's own package) or `versions: {optax: "<0.2.7", jax: ">=0.9"}`."""
+    if raw is None or raw == "":
+        return {}
+    items = raw.items() if isinstance(raw, dict) else [("", raw)]
+    out = {}
+    for package, spec in items:
+        try:
+            out[str(package)] = SpecifierSet(str(spec))
+        except InvalidSpecifier:
+            raise RegistryError(f"{where}: field 'versions' ({package or 'the framework'}: {spec!r}) is not a PEP 440 range") from None
+    return out
+
+
+def _check_patterns(entry: Entry, where: str, frameworks: Iterable[str] | None, case_ids: tuple[str, ...] | None) -> None:
+    universes: dict[str, tuple[str, ...]] = dict(NAMED_FIELDS)
+    if frameworks is not None:
+        universes["framework"] = tuple(frameworks)
+    if case_ids is not None:
+        universes["case"] = case_ids
+    for key, universe in universes.items():
+        for pattern in entry.match.get(key, []):
+            if not any(_matches(name, [pattern]) for name in universe):
+                what = {"case": "no case of the corpus", "framework": "no registered framework"}.get(key, f"no {key}")
+                raise RegistryError(f"{where}: match.{key} {pattern!r} matches {what} (renamed or misspelled?)")
+
+
+def apply(records: list[dict], entries: list[Entry], packages: dict[str, dict[str, str]]) -> None:
+    """Mark matched fail/error records `known` (in place) and count matches per entry. `packages`: framework ->
+    installed package versions. A record beyond its entry's bounds keeps its status and says which entry it left."""
     for entry in entries:
-        entry.matched = entry.exercised = 0
+        entry.matched = entry.exercised = entry.beyond = 0
     for record in records:
         for entry in entries:
-            if not entry.selects(record, versions.get(record["framework"])):
+            if not entry.selects(record, packages.get(record["framework"])):
                 continue
             entry.exercised += 1
-            if record["status"] in entry.statuses and record.get("known") is None:
-                record["known_status"] = record["status"]  # what it would have been
-                record["status"] = "known"
-                record["known"] = entry.link
-                record["known_id"] = entry.id
-                entry.matched += 1
+            if record["status"] not in entry.statuses or record.get("known") is not None or record.get("beyond_known"):
+                continue
+            why = entry.exceeded_by(record)
+            if why:
+                record["beyond_known"] = entry.id
+                record["detail"] = f"beyond known divergence {entry.id}: {why}" + (f"; {record['detail']}" if record.get("detail") else "")
+                entry.beyond += 1
+                continue
+            record["known_status"] = record["status"]  # what it would have been
+            record["status"] = "known"
+            record["known"] = entry.link
+            record["known_id"] = entry.id
+            entry.matched += 1
 
 
-def stale(entries: list[Entry]) -> list[Entry]:
-    """Entries whose records were produced in this run and none of them failed: the divergence is gone."""
-    return [e for e in entries if e.exercised and not e.matched]
+def stale(entries: list[Entry], selection: dict, ran_cases: set[str], corpus_cases: set[str],
+          offered: dict[str, set[str]]) -> list[dict]:
+    """Entries this run shows to be out of date, each {"id", "link", "why", "exercised"}: the divergence is gone
+    (records ran, none failed: judged only where the run covered the whole entry), or the entry names an
+    implementation that a framework which ran does not offer (`offered`: framework -> implementation names)."""
+    out = []
+    for e in entries:
+        ran = [names for fw, names in offered.items() if _matches(fw, e.match["framework"])]
+        all_ran = all(any(_matches(fw, [p]) for fw in offered) for p in e.match["framework"])  # every framework it names
+        unknown = [p for p in e.match.get("impl", []) if all_ran and not any(_matches(n, [p]) for names in ran for n in names)]
+        if unknown:
+            out.append({"id": e.id, "link": e.link, "exercised": e.exercised,
+                        "why": f"no framework that ran offers an implementation {unknown[0]!r} (renamed?)"})
+        elif e.exercised and not e.matched and not e.beyond and e.covered_by(selection, ran_cases, corpus_cases):
+            out.append({"id": e.id, "link": e.link, "exercised": e.exercised,
+                        "why": f"its {e.exercised} record(s) ran and none failed: the divergence is gone"})
+    return out

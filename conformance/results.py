@@ -5,9 +5,12 @@ from __future__ import annotations
 import json
 import os
 import platform
+import stat
 import tempfile
 from datetime import datetime, timezone
 from pathlib import Path
+
+from .names import STATUSES
 
 SCHEMA = "softmax-conformance/results/1"
 REQUIRED_RECORD_FIELDS = ("case", "op", "quantity", "dtype", "framework", "impl", "mode", "device", "status", "behaviour",
@@ -83,25 +86,81 @@ def write(doc: dict, path: Path) -> None:
     with os.fdopen(fd, "w", encoding="utf-8") as f:
         json.dump(doc, f, indent=1, allow_nan=False, default=str)
         f.write("\n")
+    umask = os.umask(0)
+    os.umask(umask)
+    os.chmod(tmp, 0o666 & ~umask)  # mkstemp makes it private (0600); a results file is for everyone to read
     os.replace(tmp, path)
 
 
-def read(path: Path) -> dict:
+MAX_JSON_MB = 512  # a full four-framework run is about 10 MB; this only stops a runaway file
+
+
+def load_json(path: Path, what: str) -> object:
+    """A JSON file a person or another machine handed us: a regular file, bounded, UTF-8, not absurdly deep."""
     try:
-        doc = json.loads(Path(path).read_text(encoding="utf-8"))
+        info = os.stat(path)
+        if not stat.S_ISREG(info.st_mode):
+            raise ResultsError(f"{path}: not a regular file")
+        if info.st_size > MAX_JSON_MB * 1024 * 1024:
+            raise ResultsError(f"{path}: {info.st_size / 1e6:.0f} MB is too large for {what}")
+        text = Path(path).read_bytes().decode("utf-8")
+        return json.loads(text)
     except OSError as exc:
         raise ResultsError(f"{path}: cannot read: {exc.strerror}") from None
+    except UnicodeDecodeError as exc:
+        raise ResultsError(f"{path}: not UTF-8 text (byte {exc.start})") from None
     except json.JSONDecodeError as exc:
         raise ResultsError(f"{path}: not valid JSON (line {exc.lineno}): {exc.msg}") from None
+    except RecursionError:
+        raise ResultsError(f"{path}: nested too deeply to be {what}") from None
+
+
+_NUMBER = (int, float)
+# field -> (allowed types, None allowed); what the gate, diff and report read from a record
+RECORD_TYPES = {"case": (str,), "op": (str,), "quantity": (str,), "dtype": (str,), "framework": (str,), "impl": (str,),
+                "mode": (str,), "device": (str,), "status": (str,), "behaviour": (str, type(None)),
+                "max_abs_err": (*_NUMBER, type(None)), "max_rel_err": (*_NUMBER, type(None)), "max_ulp": (*_NUMBER, type(None)),
+                "tol_ratio": (*_NUMBER, type(None)), "size": (int,), "nan_count": (int,), "inf_count": (int,),
+                "error": (dict, type(None)), "known": (str, type(None)), "detail": (str, type(None)), "naive": (bool,),
+                "invalid": (bool,)}
+DOC_TYPES = {"environment": dict, "stale_known": list, "known_divergences": list, "selection": dict, "incomplete": dict,
+             "complete": bool, "interrupted": bool, "created": str}
+
+
+def _check_record(r, i: int, path: Path) -> None:
+    if not isinstance(r, dict):
+        raise ResultsError(f"{path}: record {i} is not an object")
+    missing = [k for k in REQUIRED_RECORD_FIELDS if k not in r]
+    if missing:
+        raise ResultsError(f"{path}: record {i} lacks {', '.join(missing)}")
+    for k, types in RECORD_TYPES.items():
+        if k in r and (not isinstance(r[k], types) or (isinstance(r[k], bool) and bool not in types)):
+            raise ResultsError(f"{path}: record {i}: field '{k}' is {type(r[k]).__name__}, not {' or '.join(t.__name__ for t in types)}")
+    if r["status"] not in STATUSES:
+        raise ResultsError(f"{path}: record {i}: status {r['status']!r} is not one of {', '.join(STATUSES)}")
+
+
+def read(path: Path) -> dict:
+    """A results file, checked field by field: ResultsError (exit 2, one line) for anything the gate, diff or report
+    could not read safely."""
+    doc = load_json(path, "a results file")
     if not isinstance(doc, dict) or doc.get("schema") != SCHEMA:
         raise ResultsError(f"{path}: not a results file (schema should be {SCHEMA!r})")
     records = doc.get("records")
     if not isinstance(records, list):
         raise ResultsError(f"{path}: 'records' must be a list")
+    for k, t in DOC_TYPES.items():
+        if k in doc and not isinstance(doc[k], t):
+            raise ResultsError(f"{path}: '{k}' must be a{'n' if t.__name__[0] in 'aeiou' else ''} {t.__name__}")
+    doc.setdefault("environment", {})
+    frameworks = doc["environment"].get("frameworks", {})
+    if not isinstance(frameworks, dict) or not all(isinstance(v, dict) for v in frameworks.values()):
+        raise ResultsError(f"{path}: 'environment.frameworks' must map names to objects")
+    for name in ("stale_known", "known_divergences"):
+        if not all(isinstance(e, dict) and isinstance(e.get("id"), str) and isinstance(e.get("link", ""), str) for e in doc.get(name, [])):
+            raise ResultsError(f"{path}: '{name}' must be a list of objects with an id and a link")
     for i, r in enumerate(records):
-        missing = [k for k in REQUIRED_RECORD_FIELDS if k not in r]
-        if missing:
-            raise ResultsError(f"{path}: record {i} lacks {', '.join(missing)}")
+        _check_record(r, i, path)
     return doc
 
 

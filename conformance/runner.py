@@ -8,6 +8,7 @@ which draws the progress display and keeps everything already computed if the ru
 
 from __future__ import annotations
 
+import fnmatch
 import multiprocessing as mp
 import os
 import queue
@@ -16,16 +17,29 @@ import threading
 import time
 import traceback
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
 
 from . import oracle
-from .adapters import FrameworkAbsent, Unsupported, cold_seconds, load_adapter
+from .adapters import FrameworkAbsent, Unsupported, cold_seconds, load_adapter, package_versions
 from .cases import Case, load
 from .compare import judge
 from .inputs import Inputs, build
+
+# Seconds a worker may go without sending anything (a record, progress) before it is taken for hung and stopped.
+# Generous: the longest silence measured is one cold torch.compile of a backward graph (about 10 s) or JAX eager
+# compiling the primitives of a large case; a framework whose import never returns is what this catches.
+DEFAULT_TIMEOUT_S = 600.0
+
+
+# Where a worker sends its stdout and stderr (the frameworks' log lines); unset: the terminal.
+WORKER_LOG_ENV = "CONFORMANCE_WORKER_LOG"
+
+
+class FrameworkBroken(Exception):
+    """A framework named explicitly (--frameworks) could not be loaded; str() is the one line to show."""
 
 
 @dataclass(frozen=True)
@@ -35,26 +49,55 @@ class Selection:
     devices: tuple[str, ...]
     modes: tuple[str, ...]
     compile_cache: str | None = None  # folder for the frameworks' persistent compilation caches (None: their defaults)
+    cases: tuple[str, ...] = ()  # globs on the full case id ("extreme-logits/*"); empty: every case
+    impls: tuple[str, ...] = ()  # globs on the implementation name; empty: every implementation
+    ops: tuple[str, ...] = ()  # empty: every op
+    quantities: tuple[str, ...] = ()  # empty: every quantity a case asks for
+    named: bool = False  # the frameworks were named on the command line: one that cannot be loaded is bad input
+
+    def wants_case(self, full_id: str) -> bool:
+        return not self.cases or any(fnmatch.fnmatchcase(full_id, p) for p in self.cases)
+
+    def wants_impl(self, name: str) -> bool:
+        return not self.impls or any(name == p or fnmatch.fnmatchcase(name, p) for p in self.impls)
+
+    def quantities_of(self, case: Case, op: str) -> tuple[str, ...]:
+        wanted = case.quantities_for(op)
+        return tuple(q for q in wanted if q in self.quantities) if self.quantities else wanted
+
+    def to_json(self) -> dict:
+        """What the run covered, so that a gate can tell a narrowed run from one that lost records."""
+        return {"frameworks": list(self.frameworks), "dtypes": list(self.dtypes), "devices": list(self.devices),
+                "modes": list(self.modes), "cases": list(self.cases), "impls": list(self.impls), "ops": list(self.ops),
+                "quantities": list(self.quantities)}
 
 
-def case_inputs(cases: list[Case], dtypes: tuple[str, ...]) -> Iterator[tuple[Case, Inputs, dict]]:
-    """Every (case, op, dtype) as concrete inputs, with the oracle's references for its quantities."""
+def case_inputs(cases: list[Case], sel: Selection) -> Iterator[tuple[Case, Inputs, dict]]:
+    """Every selected (case, op, dtype) as concrete inputs, with the oracle's references for its quantities."""
     for case in cases:
+        if not sel.wants_case(case.full_id):
+            continue
         for op in case.ops:
+            if sel.ops and op not in sel.ops:
+                continue
+            quantities = sel.quantities_of(case, op)
+            if not quantities:
+                continue
             for dtype in case.dtypes:
-                if dtype not in dtypes:
+                if dtype not in sel.dtypes:
                     continue
                 inputs = build(case, op, dtype)
-                refs = {} if case.invalid else {q: oracle.compute(inputs, q) for q in case.quantities_for(op)}
+                refs = {} if case.invalid else {q: oracle.compute(inputs, q) for q in quantities}
                 yield case, inputs, refs
 
 
-def records_for(adapter, case: Case, inputs: Inputs, refs: dict, modes, devices) -> Iterator[dict]:
-    """Run every implementation of this op in `adapter` and judge each quantity."""
-    quantities = case.quantities_for(inputs.op)
+def records_for(adapter, case: Case, inputs: Inputs, refs: dict, sel: Selection, devices) -> Iterator[dict]:
+    """Run every selected implementation of this op in `adapter` and judge each quantity."""
+    quantities = sel.quantities_of(case, inputs.op)
     scale = logit_scale(inputs)
+    modes = sel.modes
     for impl in adapter.implementations():
-        if impl.op != inputs.op:
+        if impl.op != inputs.op or not sel.wants_impl(impl.name):
             continue
         for device in devices:
             for mode in modes:
@@ -68,6 +111,15 @@ def records_for(adapter, case: Case, inputs: Inputs, refs: dict, modes, devices)
                     yield make_record(case, inputs, impl, q, mode, device, outs.get(q), refs.get(q), elapsed, scale)
 
 
+def judge_case(adapter, case: Case, sel: Selection, devices=("cpu",)) -> list[dict]:
+    """Every record of one case for one loaded adapter, judged against the oracle (before the registry is applied):
+    the library call behind `conformance run`, the corpus tests and `conformance fuzz`."""
+    records = []
+    for c, inputs, refs in case_inputs([case], sel):
+        records.extend(records_for(adapter, c, inputs, refs, sel, devices))
+    return records
+
+
 def logit_scale(inputs: Inputs) -> float | None:
     """max |logit| over the finite logits: the x axis of the report's error-against-scale plot."""
     finite = inputs.logits[np.isfinite(inputs.logits)]
@@ -76,7 +128,7 @@ def logit_scale(inputs: Inputs) -> float | None:
 
 def make_record(case: Case, inputs: Inputs, impl, quantity: str, mode: str, device: str, out, ref, elapsed: float,
                 scale: float | None) -> dict:
-    base = {"case": case.full_id, "op": inputs.op, "quantity": quantity, "dtype": inputs.dtype,
+    base = {"case": case.full_id, "case_file": str(Path(case.path).resolve()), "op": inputs.op, "quantity": quantity, "dtype": inputs.dtype,
             "framework": impl.framework, "impl": impl.name, "mode": mode, "device": device}
     extras = {"naive": impl.naive, "invalid": case.invalid, "seconds": round(elapsed, 6), "logit_scale": scale}
     if impl.reduction_composed(inputs):
@@ -104,23 +156,33 @@ def make_record(case: Case, inputs: Inputs, impl, quantity: str, mode: str, devi
 
 
 def run_framework(name: str, case_paths: list[str], sel: Selection, emit: Callable[[tuple], None]) -> None:
-    """Body of one worker: load the adapter, run every case, emit ("record", r) / ("info", d) messages."""
+    """Body of one worker: load the adapter, run every case, emit ("record", r) / ("info", d) messages.
+    A framework that cannot be loaded is "absent" (skipped) only when it was not named and its package is
+    missing; named, it is bad input (FrameworkBroken); installed but broken, the worker fails (its shard is lost)."""
     try:
         adapter = load_adapter(name, Path(sel.compile_cache) if sel.compile_cache else None)
     except FrameworkAbsent as exc:
+        if sel.named:
+            raise FrameworkBroken(str(exc)) from None
         emit(("info", name, {"absent": str(exc)}))
         return
+    except Exception as exc:
+        why = f"{name} failed to import: {type(exc).__name__}: {str(exc).strip().splitlines()[0] if str(exc).strip() else ''}"
+        raise (FrameworkBroken(why) if sel.named else RuntimeError(why)) from None
     devices = [d for d in sel.devices if d in adapter.devices()]
-    info = {"version": adapter.version(), "devices": adapter.devices(), "flags": adapter.flags(), "compile_cache": sel.compile_cache}
+    info = {"version": adapter.version(), "packages": package_versions(adapter), "devices": adapter.devices(),
+            "flags": adapter.flags(), "compile_cache": sel.compile_cache,
+            "implementations": [[impl.op, impl.name] for impl in adapter.implementations()]}
     skipped = [d for d in sel.devices if d not in devices]
     if skipped:
         info["skipped_devices"] = {d: f"no {d} visible to {name}" for d in skipped}
     emit(("info", name, info))
-    cases = load([Path(p) for p in case_paths])
-    total = sum(len(c.ops) * len([d for d in c.dtypes if d in sel.dtypes]) for c in cases)
+    cases = [c for c in load([Path(p) for p in case_paths]) if sel.wants_case(c.full_id)]
+    total = sum(1 for c in cases for op in c.ops if (not sel.ops or op in sel.ops) and sel.quantities_of(c, op)
+                for d in c.dtypes if d in sel.dtypes)
     done = 0
-    for case, inputs, refs in case_inputs(cases, sel.dtypes):
-        for record in records_for(adapter, case, inputs, refs, sel.modes, devices):
+    for case, inputs, refs in case_inputs(cases, sel):
+        for record in records_for(adapter, case, inputs, refs, sel, devices):
             emit(("record", record))
         done += 1
         emit(("progress", name, done, total))
@@ -171,37 +233,88 @@ def _exit_with_parent(parent: int) -> None:
     threading.Thread(target=watch, daemon=True, name="exit-with-parent").start()
 
 
+def _to_log() -> None:
+    """Send this worker's stdout and stderr (native libraries' too: file descriptors 1 and 2) to the run's log."""
+    path = os.environ.get(WORKER_LOG_ENV)
+    if path:
+        fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+        os.dup2(fd, 1)
+        os.dup2(fd, 2)
+        os.close(fd)
+
+
 def _worker(shard: Shard, case_paths: list[str], sel: Selection, q, threads: int, parent: int) -> None:
     _exit_with_parent(parent)
+    _to_log()
     for var in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS"):
         os.environ.setdefault(var, str(threads))
-    part = Selection(sel.frameworks, shard.dtypes, sel.devices, (shard.mode,), sel.compile_cache)
+    part = replace(sel, dtypes=shard.dtypes, modes=(shard.mode,))
     try:
-        run_framework(shard.framework, case_paths, part, lambda msg: q.put(_tag(msg, shard.name)))
+        run_framework(shard.framework, case_paths, part, lambda msg: q.put((shard.name, *msg)))
+    except FrameworkBroken as exc:
+        q.put((shard.name, "fatal", str(exc)))
+        return
     except Exception:
-        q.put(("crash", shard.name, traceback.format_exc(limit=4)))
-    q.put(("done", shard.name))
+        q.put((shard.name, "crash", traceback.format_exc(limit=4)))
+        return
+    q.put((shard.name, "done"))
 
 
-def _tag(msg: tuple, shard: str) -> tuple:
-    """Progress and completion are per shard; records and info are per framework."""
-    return (msg[0], shard, *msg[2:]) if msg[0] == "progress" else msg
+@dataclass
+class Outcome:
+    """What a run produced: its records, what each framework said about itself, and what did not finish."""
+    records: list[dict] = field(default_factory=list)
+    info: dict = field(default_factory=dict)  # framework -> version, packages, devices, flags, absent, ...
+    lost: list[dict] = field(default_factory=list)  # {"shard", "framework", "mode", "dtypes", "why"} per unfinished shard
+    interrupted: bool = False
+
+    @property
+    def complete(self) -> bool:
+        return not self.lost and not self.interrupted
+
+    def take(self, msg: tuple) -> None:
+        """Keep what a message carries (messages are (kind, ...) as the workers emit them)."""
+        if msg[0] == "record":
+            self.records.append(msg[1])
+        elif msg[0] == "info":
+            self.info.setdefault(msg[1], {}).update(msg[2])
+
+    def lose(self, shard: Shard, why: str) -> None:
+        self.lost.append({"shard": shard.name, "framework": shard.framework, "mode": shard.mode,
+                          "dtypes": list(shard.dtypes), "why": why})
 
 
-def run(case_paths: list[Path], sel: Selection, jobs: int, on_event: Callable[[tuple], None]) -> tuple[list[dict], dict]:
-    """Run every shard of `plan(sel)` in parallel worker processes, at most `jobs` at a time.
-    Returns (records, per-framework info).
+def _last_line(text: str) -> str:
+    lines = [line for line in text.strip().splitlines() if line.strip()]
+    return lines[-1].strip() if lines else text
 
-    `on_event` sees every message for the progress display. KeyboardInterrupt or SIGTERM stops the workers and
-    returns what was already collected, with info["_interrupted"] set."""
+
+def run(case_paths: list[Path], sel: Selection, jobs: int, on_event: Callable[[tuple], None],
+        timeout: float = DEFAULT_TIMEOUT_S) -> Outcome:
+    """Run every shard of `plan(sel)` in worker processes, at most `jobs` at a time.
+
+    `on_event` sees every message for the progress display (kind first; progress, done, crash and lost carry
+    the shard's name). A worker that crashes, dies or sends nothing for `timeout` seconds loses only its own
+    shard's remaining records; KeyboardInterrupt or SIGTERM stops the workers and keeps what they sent. Both
+    make the outcome incomplete. A named framework that cannot be loaded stops the run: FrameworkBroken."""
     ctx = mp.get_context("spawn")
     q = ctx.Queue()
     paths = [str(p) for p in case_paths]
     pending = plan(sel)
+    shards = {s.name: s for s in pending}
     running: dict[str, mp.Process] = {}
-    records: list[dict] = []
-    info: dict = {}
+    seen: dict[str, float] = {}
+    outcome = Outcome()
     threads = max(1, (os.cpu_count() or 1) // max(1, min(jobs, len(pending))))  # equal share, no oversubscription
+
+    def stop(name: str, why: str) -> None:
+        proc = running.pop(name)
+        if proc.is_alive():
+            proc.kill()
+        proc.join(timeout=10)
+        outcome.lose(shards[name], why)
+        on_event(("lost", name, why))
+
     restore = _interrupt_on_sigterm()
     try:
         while pending or running:
@@ -209,36 +322,39 @@ def run(case_paths: list[Path], sel: Selection, jobs: int, on_event: Callable[[t
                 shard = pending.pop(0)
                 proc = ctx.Process(target=_worker, args=(shard, paths, sel, q, threads, os.getpid()), daemon=True)
                 proc.start()
-                running[shard.name] = proc
+                running[shard.name], seen[shard.name] = proc, time.monotonic()
             try:
-                msg = q.get(timeout=0.5)
+                name, *msg = q.get(timeout=0.5)
             except queue.Empty:
+                now = time.monotonic()
                 for name, proc in list(running.items()):
-                    if not proc.is_alive():  # died without saying "done": native crash or killed
-                        framework = name.split("/")[0]
-                        info.setdefault(framework, {})["crash"] = f"worker {name} exited with code {proc.exitcode}"
-                        on_event(("crash", name, info[framework]["crash"]))
-                        del running[name]
+                    if not proc.is_alive():  # died without a word: a native crash, os._exit, killed
+                        stop(name, f"worker exited with code {proc.exitcode} (crashed or killed)")
+                    elif now - seen[name] > timeout:
+                        stop(name, f"no progress for {timeout:g} s (hung?); stopped")
                 continue
+            seen[name] = time.monotonic()
             kind = msg[0]
-            if kind == "record":
-                records.append(msg[1])
-            elif kind == "info":
-                info.setdefault(msg[1], {}).update(msg[2])
-            elif kind == "crash":
-                info.setdefault(msg[1].split("/")[0], {})["crash"] = msg[2]
-            elif kind == "done":
-                proc = running.pop(msg[1], None)
-                if proc is not None:
-                    proc.join(timeout=10)
-            on_event(msg)
+            if kind == "fatal":
+                raise FrameworkBroken(msg[1])
+            outcome.take(tuple(msg))
+            if kind == "crash":
+                stop(name, f"crashed: {_last_line(msg[1])}")
+                continue
+            if kind == "done":
+                running.pop(name).join(timeout=10)
+            on_event((kind, name, *msg[2:]) if kind in ("progress", "done") else tuple(msg))  # progress is per shard
     except KeyboardInterrupt:
-        for proc in running.values():
-            proc.terminate()
-        info["_interrupted"] = True
+        outcome.interrupted = True
+        for name in list(running):
+            stop(name, "interrupted")
+        for shard in pending:
+            outcome.lose(shard, "interrupted before it started")
     finally:
+        for proc in running.values():  # FrameworkBroken: nobody else's work is wanted either
+            proc.kill()
         restore()
-    return records, info
+    return outcome
 
 
 def _interrupt_on_sigterm() -> Callable[[], None]:
@@ -254,19 +370,37 @@ def _interrupt_on_sigterm() -> Callable[[], None]:
     return lambda: signal.signal(signal.SIGTERM, previous)
 
 
-def run_inline(case_paths: list[Path], sel: Selection, on_event: Callable[[tuple], None]) -> tuple[list[dict], dict]:
-    """The same as run() in this process (jobs=1): simpler to debug and profile."""
-    records: list[dict] = []
-    info: dict = {}
+def run_inline(case_paths: list[Path], sel: Selection, on_event: Callable[[tuple], None]) -> Outcome:
+    """The same as run() in this process (jobs=1): simpler to debug and profile. Ctrl-C and SIGTERM keep what
+    was made, like run(); there is no time-out (nothing else could run while a framework hangs)."""
+    outcome = Outcome()
+    remaining = list(sel.frameworks)
 
     def emit(msg):
-        if msg[0] == "record":
-            records.append(msg[1])
-        elif msg[0] == "info":
-            info.setdefault(msg[1], {}).update(msg[2])
+        outcome.take(msg)
         on_event(msg)
 
-    for name in sel.frameworks:
-        run_framework(name, [str(p) for p in case_paths], sel, emit)
-        emit(("done", name))
-    return records, info
+    def lose(name: str, why: str) -> None:
+        outcome.lost.append({"shard": name, "framework": name, "mode": "+".join(sel.modes), "dtypes": list(sel.dtypes), "why": why})
+
+    restore = _interrupt_on_sigterm()
+    try:
+        while remaining:
+            name = remaining[0]
+            try:
+                run_framework(name, [str(p) for p in case_paths], sel, emit)
+            except FrameworkBroken:
+                raise
+            except Exception as exc:  # the parallel run loses this worker's shard; here, this framework's rest
+                lose(name, f"crashed: {type(exc).__name__}: {_last_line(str(exc)) or ''}")
+                on_event(("lost", name, outcome.lost[-1]["why"]))
+            else:
+                emit(("done", name))
+            remaining.pop(0)
+    except KeyboardInterrupt:
+        outcome.interrupted = True
+        for name in remaining:
+            lose(name, "interrupted")
+    finally:
+        restore()
+    return outcome

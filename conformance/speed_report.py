@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-import json
 from collections import defaultdict
 from pathlib import Path
 
-from .results import ResultsError
+from .results import ResultsError, load_json
 from .summary import _table
 
 BENCH_FILE = "benchmarks.json"
@@ -27,12 +26,21 @@ def _pct(x) -> str:
 
 def read(path: Path) -> dict:
     """One pytest-benchmark JSON file; ResultsError (exit 2) for anything else."""
-    try:
-        doc = json.loads(Path(path).read_text(encoding="utf-8"))
-        if not isinstance(doc, dict) or not all(isinstance(b, dict) and "fullname" in b for b in doc.get("benchmarks", [])):
-            raise TypeError("no list of benchmarks with full names")
-    except (OSError, json.JSONDecodeError, TypeError) as exc:
-        raise ResultsError(f"{path}: not a pytest-benchmark JSON file ({exc})") from None
+    doc = load_json(path, "a pytest-benchmark JSON file")
+    if not isinstance(doc, dict) or not isinstance(doc.get("benchmarks", []), list):
+        raise ResultsError(f"{path}: not a pytest-benchmark JSON file (no list of benchmarks)")
+    for i, b in enumerate(doc.get("benchmarks", [])):
+        stats = b.get("stats") if isinstance(b, dict) else None
+        if not isinstance(b, dict) or not isinstance(b.get("fullname"), str) or not isinstance(stats, dict):
+            raise ResultsError(f"{path}: benchmark {i} has no fullname and stats")
+        for k in ("min", "median", "iqr"):
+            v = stats.get(k)
+            if isinstance(v, bool) or not isinstance(v, (int, float)) or not (v > 0 or (k == "iqr" and v == 0)):
+                raise ResultsError(f"{path}: benchmark {b['fullname'][:80]!r}: stats.{k} must be a positive number")
+        if not isinstance(b.get("extra_info", {}), dict):
+            raise ResultsError(f"{path}: benchmark {b['fullname'][:80]!r}: extra_info must be an object")
+    if not isinstance(doc.get("machine_info", {}), dict):
+        raise ResultsError(f"{path}: machine_info must be an object")
     return doc
 
 

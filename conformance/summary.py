@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import html
+import unicodedata
 from collections import Counter, defaultdict
 
 COUNTED = ("pass", "known", "fail", "error", "unsupported", "skip")
@@ -16,6 +18,28 @@ def _table(header: list[str], rows: list[list]) -> list[str]:
 
 def _fmt(x) -> str:
     return "-" if x is None else f"{x:.3g}"
+
+
+def md_cell(text) -> str:
+    """Text from a case file or a framework, made inert for Markdown (GitHub's too) and for a table cell: HTML
+    escaped, control characters dropped, and the characters that end a cell, a code span or start a link escaped."""
+    clean = "".join(" " if unicodedata.category(ch)[0] == "C" else ch for ch in str(text))
+    clean = html.escape(clean, quote=False)
+    for ch in ("\\", "|", "`", "*", "_", "[", "]"):
+        clean = clean.replace(ch, "\\" + ch)
+    return clean
+
+
+def md_code(text) -> str:
+    """An inline code span that no backtick in the text can end early."""
+    clean = "".join(" " if unicodedata.category(ch)[0] == "C" else ch for ch in str(text)).replace("|", "\\|")
+    fence = "``" if "`" in clean else "`"
+    return f"{fence} {clean} {fence}" if fence == "``" else f"`{clean}`"
+
+
+def reason(r: dict) -> str:
+    """What went wrong with a record, in one line: the judge's detail, else the error's message."""
+    return r.get("detail") or (r.get("error") or {}).get("message", "") or ""
 
 
 def status_counts(records: list[dict]) -> Counter:
@@ -36,7 +60,7 @@ def failures(records: list[dict], limit: int = 60) -> list[str]:
     if not bad:
         return ["No unexplained fail or error: every divergence is either fixed or registered in known/divergences.yaml."]
     rows = [[r["case"], r["framework"], f"`{r['impl']}`", r["quantity"], r["dtype"], r["mode"], r["device"], r["status"],
-             _fmt(r.get("max_ulp")), (r.get("detail") or (r.get("error") or {}).get("message", ""))[:140].replace("|", "\\|")]
+             _fmt(r.get("max_ulp")), reason(r)[:140].replace("|", "\\|")]
             for r in bad[:limit]]
     lines = _table(["case", "framework", "implementation", "quantity", "dtype", "mode", "device", "status", "max ulp", "detail"], rows)
     if len(bad) > limit:

@@ -14,6 +14,16 @@ def pytest_addoption(parser):
 
 def pytest_configure(config):
     config.addinivalue_line("markers", "slow: longer than a few seconds")
+    from conformance.adapters import registered
+
+    wanted = config.getoption("--frameworks", default="all")
+    unknown = [n for n in _names(wanted) if n not in registered()]
+    if unknown:  # a typo would otherwise skip every corpus test and pass
+        pytest.exit(f"--frameworks: unknown framework {unknown[0]!r}; known: all, {', '.join(registered())}", returncode=2)
+
+
+def _names(wanted: str) -> list[str]:
+    return [] if wanted == "all" else [n.strip() for n in wanted.split(",") if n.strip()]
 
 
 @pytest.fixture(scope="session")
@@ -21,7 +31,7 @@ def selected_frameworks(pytestconfig) -> list[str]:
     from conformance.adapters import missing_packages, registered
 
     wanted = pytestconfig.getoption("--frameworks")
-    names = list(registered()) if wanted == "all" else [n.strip() for n in wanted.split(",") if n.strip()]
+    names = _names(wanted) or list(registered())
     return [n for n in names if n in registered() and not missing_packages(n)]
 
 

@@ -70,19 +70,22 @@ def test_benchmarked_call_computes_the_right_answer(selected_frameworks, op, bac
     inputs = speed.bench_inputs(op, "float32", (8, 5), seed=3)
     quantity = "grad_logits" if backward else "value"
     ref = oracle.compute(inputs, quantity)
-    checked = 0
+    checked, declined = 0, set()
     for name in selected_frameworks:
         adapter = load_adapter(name)
         for impl in [i for i in adapter.implementations() if i.op == op and not i.naive]:
             for mode in ("eager", "compiled"):
                 try:
                     call = adapter.benchmark_call(impl, inputs, mode, "cpu", backward)
-                except Unsupported:
+                except Unsupported as exc:
+                    declined.add(f"{name}: {exc}")
                     continue
                 verdict = judge(_result(call(), backward), None, ref, quantity, "float32", 5, False, {})
                 assert verdict.status == "pass", f"{name} {impl.name} {mode}: {verdict.detail}"
                 checked += 1
-    assert checked > 0
+    if not checked:  # e.g. NumPy alone and a backward pass: it has no autodiff, and says so (Unsupported)
+        assert declined, f"no selected framework offers a fused {op}"
+        pytest.skip("every selected framework declines: " + "; ".join(sorted(declined)))
 
 
 def test_raw_softmax_is_the_bare_public_call(selected_frameworks):

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from conformance import bench, gate
+from conformance import bench, gate, speed_gate
 from conformance.cli import main
 
 DATA = Path(__file__).resolve().parent.parent / "reports" / "bench-reruns"
@@ -38,7 +38,7 @@ def _baseline(tmp_path: Path, runs: list[Path]) -> Path:
 
 def _compare(base: Path, current: Path, confirm=None) -> gate.GateReport:
     report = gate.GateReport()
-    gate.compare_benchmarks(base, current, report, confirm)
+    speed_gate.compare_benchmarks(base, current, report, confirm)
     return report
 
 
@@ -71,7 +71,7 @@ def test_combine_keeps_the_fastest_run_and_every_runs_min(tmp_path):
         mins = [r[b["fullname"]]["stats"]["min"] for r in runs]
         assert b["extra_info"]["run_mins"] == sorted(mins) and b["stats"]["min"] == min(mins)
         assert len(b["extra_info"]["process_mins"]) == 9  # three runs of three processes
-    assert gate.between_run_noise(doc["benchmarks"][0]) == pytest.approx(
+    assert speed_gate.between_run_noise(doc["benchmarks"][0]) == pytest.approx(
         max(doc["benchmarks"][0]["extra_info"]["run_mins"]) / doc["benchmarks"][0]["stats"]["min"] - 1)
 
 

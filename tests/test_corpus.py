@@ -13,13 +13,15 @@ from pathlib import Path
 import pytest
 
 from conformance import known
-from conformance.adapters import load_adapter, registered
+from conformance.adapters import load_adapter, package_versions, registered
 from conformance.cases import load
-from conformance.runner import case_inputs, records_for
+from conformance.cli import repro_command
+from conformance.runner import Selection, judge_case
+from conformance.summary import reason
 
 CORPUS = Path(__file__).resolve().parent.parent / "cases"
 CASES = load([CORPUS])
-ENTRIES = known.load()
+ENTRIES = known.load(case_ids=[c.full_id for c in CASES], frameworks=registered())
 
 
 @cache
@@ -40,14 +42,12 @@ def test_case(case_id, framework, selected_frameworks):
         pytest.skip(f"{framework} not selected or not installed")
     case = next(c for c in CASES if c.full_id == case_id)
     fw = adapter(framework)
-    records = []
-    for c, inputs, refs in case_inputs([case], case.dtypes):
-        records.extend(records_for(fw, c, inputs, refs, modes=("eager",), devices=("cpu",)))
-    known.apply(records, ENTRIES, {framework: fw.version()})
+    records = judge_case(fw, case, Selection((framework,), case.dtypes, ("cpu",), ("eager",)))
+    known.apply(records, ENTRIES, {framework: package_versions(fw)})
     bad = [r for r in records if r["status"] in ("fail", "error")]
     assert records, "no record produced"
     assert not bad, "\n".join(
         f"{r['status']}: {r['impl']} {r['op']} {r['quantity']} {r['dtype']}: "
-        f"{r.get('detail') or (r.get('error') or {}).get('message')}\n"
-        f"  repro: conformance run --cases {case.path} --frameworks {framework} --modes eager --dtypes {r['dtype']}"
+        f"{reason(r)}\n"
+        f"  repro: {repro_command(r)}"
         for r in bad)

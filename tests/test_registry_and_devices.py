@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import pytest
 import yaml
 
 from conformance import known
@@ -32,14 +33,49 @@ def test_removing_an_entry_makes_the_run_exit_1_and_name_the_records(tmp_path, c
     assert "FAIL extreme-logits/huge-positive-row numpy naive: np.exp(x) / np.exp(x).sum()" in out
 
 
-def test_stale_entry_is_reported(tmp_path, capsys):
-    doc = {"divergences": [{"id": "pretend-scipy-softmax-is-wrong", "match": {"framework": "numpy", "impl": "scipy.special.softmax"},
-                            "kind": "bug", "reason": "a test entry", "link": "https://example.org/stale"}]}
-    reg = tmp_path / "stale.yaml"
-    reg.write_text(yaml.safe_dump(doc))
-    main(["run", "--cases", str(CASE), "--frameworks", "numpy", "--modes", "eager", "--jobs", "1", "--out", str(tmp_path), "--known", str(reg)])
-    assert "stale known divergence: pretend-scipy-softmax-is-wrong" in capsys.readouterr().out
-    assert json.loads((tmp_path / "results.json").read_text())["stale_known"][0]["id"] == "pretend-scipy-softmax-is-wrong"
+def _entry(**match) -> dict:
+    return {"id": "pretend-scipy-softmax-is-wrong", "match": {"framework": "numpy", "impl": "scipy.special.softmax", **match},
+            "kind": "bug", "reason": "a test entry", "link": "https://example.org/stale"}
+
+
+def test_stale_entry_is_reported_only_where_the_run_covered_it(tmp_path, capsys):
+    args = ["run", "--cases", str(CASE), "--frameworks", "numpy", "--modes", "eager", "--jobs", "1"]
+    for name, entry, stale in (("covered", _entry(case="extreme-logits/*", mode="eager"), True),
+                               ("outside", _entry(), False)):  # the entry speaks for every suite and mode: one file, eager only says nothing
+        reg = tmp_path / f"{name}.yaml"
+        reg.write_text(yaml.safe_dump({"divergences": [entry]}))
+        main([*args, "--out", str(tmp_path / name), "--known", str(reg)])
+        out = capsys.readouterr().out
+        doc = json.loads((tmp_path / name / "results.json").read_text())
+        assert ("stale known divergence: pretend-scipy-softmax-is-wrong" in out) is stale, out
+        assert [e["id"] for e in doc["stale_known"]] == (["pretend-scipy-softmax-is-wrong"] if stale else [])
+
+
+@pytest.mark.parametrize("match, needle", [
+    ({"framework": "nmupy"}, "match.framework 'nmupy' matches no registered framework"),
+    ({"framework": "numpy", "case": "extreme-logits/no-such-case"}, "match.case 'extreme-logits/no-such-case' matches no case of the corpus"),
+    ({"framework": "numpy", "dtype": "float8"}, "match.dtype 'float8' matches no dtype"),
+])
+def test_registry_entry_that_matches_nothing_is_exit_2(tmp_path, capsys, match, needle):
+    reg = tmp_path / "bad.yaml"
+    reg.write_text(yaml.safe_dump({"divergences": [{**_entry(), "match": match}]}))
+    code = main(["run", "--cases", str(CASE), "--frameworks", "numpy", "--jobs", "1", "--out", str(tmp_path / "o"), "--known", str(reg)])
+    err = capsys.readouterr().err
+    assert code == 2 and needle in err and len(err.strip().splitlines()) == 1, err
+    assert not (tmp_path / "o").exists()
+
+
+def test_versions_apply_per_package(tmp_path):
+    """`versions: {optax: "<0.2.7"}` reads optax's version, not the framework's first version string."""
+    reg = tmp_path / "v.yaml"
+    reg.write_text(yaml.safe_dump({"divergences": [{**_entry(), "versions": {"scipy": "<1.0", "numpy": ">=1"}},
+                                                   {**_entry(), "id": "plain", "versions": ">=2"}]}))
+    per_package, plain = known.load(reg)
+    record = {"framework": "numpy", "impl": "scipy.special.softmax"}
+    assert not per_package.selects(record, {"numpy": "2.4.6", "scipy": "1.17.1"})
+    assert per_package.selects(record, {"numpy": "2.4.6", "scipy": "0.9"})
+    assert not per_package.selects(record, {"numpy": "2.4.6"})  # a range on a package that was not recorded does not select
+    assert plain.selects(record, {"numpy": "2.4.6"}) and not plain.selects(record, {"numpy": "1.26.0"})  # the framework's own
 
 
 def test_gpu_axis_skips_cleanly_without_a_gpu(tmp_path, capsys):

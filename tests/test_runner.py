@@ -120,4 +120,4 @@ def test_a_stopped_run_leaves_no_worker_behind(tmp_path, sig):
     assert not orphans, f"{len(orphans)} worker(s) outlived their run"
     if sig == signal.SIGTERM:  # stopped like Ctrl-C: what the workers had sent is written, marked partial
         doc = json.loads((tmp_path / "out" / "results.json").read_text())
-        assert proc.returncode == 1 and doc["interrupted"] is True and doc["records"]
+        assert proc.returncode == 3 and doc["interrupted"] is True and doc["complete"] is False and doc["records"]

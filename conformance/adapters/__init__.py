@@ -7,13 +7,16 @@ from __future__ import annotations
 
 import importlib
 import importlib.util
-from importlib.metadata import entry_points
+import os
+from importlib.metadata import PackageNotFoundError, entry_points
+from importlib.metadata import version as dist_version
 from pathlib import Path
 from types import ModuleType
 
 from .base import Impl, Unsupported
 
-__all__ = ["Impl", "Unsupported", "FrameworkAbsent", "registered", "load_adapter", "missing_packages", "cold_seconds"]
+__all__ = ["Impl", "Unsupported", "FrameworkAbsent", "registered", "load_adapter", "missing_packages", "cold_seconds",
+           "package_versions"]
 
 BUILTIN = {
     "numpy": "conformance.adapters.numpy",
@@ -22,6 +25,9 @@ BUILTIN = {
     "jax": "conformance.adapters.jax",
 }
 ENTRY_POINT_GROUP = "softmax_conformance.adapters"
+# Adapters that are not packaged (a framework under development, the tests' fault-injection adapter):
+# "name=package.module,name2=package.module2". Spawned workers inherit it with the rest of the environment.
+EXTRA_ADAPTERS_ENV = "CONFORMANCE_ADAPTERS"
 INSTALL_HINT = {
     "numpy": "pip install scipy",
     "torch": "pip install 'softmax-conformance[torch]'",
@@ -39,6 +45,10 @@ def registered() -> dict[str, str]:
     names = dict(BUILTIN)
     for ep in entry_points(group=ENTRY_POINT_GROUP):
         names.setdefault(ep.name, ep.value)
+    for item in os.environ.get(EXTRA_ADAPTERS_ENV, "").split(","):
+        name, _, module = item.partition("=")
+        if name.strip() and module.strip():
+            names.setdefault(name.strip(), module.strip())
     return names
 
 
@@ -56,6 +66,18 @@ def load_adapter(name: str, compile_cache: Path | None = None) -> ModuleType:
         hint = INSTALL_HINT.get(name, f"install the package behind {name}")
         raise FrameworkAbsent(f"{name} is not installed ({exc.name or exc}); {hint}") from None
     return adapter
+
+
+def package_versions(adapter: ModuleType) -> dict[str, str]:
+    """Installed version of every distribution the adapter declares as changing its numerics (PACKAGES), read
+    from the package metadata: the gate compares them between runs to say what an upgrade moved."""
+    found = {}
+    for dist in getattr(adapter, "PACKAGES", ()):
+        try:
+            found[dist] = dist_version(dist)
+        except PackageNotFoundError:
+            pass
+    return found
 
 
 def missing_packages(name: str) -> list[str]:

@@ -17,6 +17,7 @@ from .base import Impl, check_supported, needs_grad, reduce_with
 
 NAME = "jax"
 REQUIRES = ("jax", "optax")  # importable packages; checked before any worker starts
+PACKAGES = ("jax", "jaxlib", "optax", "ml_dtypes")  # versions that change the numbers (the gate attributes moves to them)
 # Cold-cache seconds per (mode, dtype) of a full bundled run (2-core VM, 2026-11-25): only used to split and order
 # worker processes (runner.plan), never to judge anything.
 COLD_SECONDS = {("eager", "float32"): 80, ("eager", "float64"): 78, ("eager", "float16"): 19, ("eager", "bfloat16"): 21,

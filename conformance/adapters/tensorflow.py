@@ -20,6 +20,7 @@ from .base import Impl, Unsupported, check_supported, needs_grad, no_sync, reduc
 
 NAME = "tensorflow"
 REQUIRES = ("tensorflow", "keras")  # importable packages; checked before any worker starts
+PACKAGES = ("tensorflow", "tensorflow-cpu", "keras", "ml_dtypes")  # versions that change the numbers (the gate attributes moves to them)
 # Cold-cache seconds per (mode, dtype) of a full bundled run (2-core VM, 2026-11-25): only used to split and order
 # worker processes (runner.plan), never to judge anything.
 COLD_SECONDS = {("compiled", "float32"): 64, ("compiled", "float64"): 52, ("compiled", "float16"): 14, ("compiled", "bfloat16"): 16,

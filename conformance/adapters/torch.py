@@ -18,6 +18,7 @@ from .base import Impl, Unsupported, check_supported, needs_grad, no_sync, reduc
 
 NAME = "torch"
 REQUIRES = ("torch",)  # importable packages; checked before any worker starts
+PACKAGES = ("torch",)  # versions that change the numbers (the gate attributes moves to them)
 # Cold-cache seconds per (mode, dtype) of a full bundled run (2-core VM, 2026-11-25): only used to split and order
 # worker processes (runner.plan), never to judge anything.
 COLD_SECONDS = {("compiled", "float32"): 396, ("compiled", "float64"): 264, ("compiled", "float16"): 80, ("compiled", "bfloat16"): 82}

@@ -1,0 +1,162 @@
+"""What moved between two runs: status, behaviour, NaN/inf counts and accuracy, record by record, with the
+environment change (package versions, CPU) each move can be attributed to. `conformance diff` writes it;
+the gate (gate.py) judges it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+from . import results as results_io
+
+ACCURACY_MOVE = 2.0  # a record's error (share of its tolerance) moved by more than this factor either way
+ACCURACY_FLOOR = 0.01  # ... and one side used at least 1% of its tolerance: below that, moves are sub-ulp noise
+STATUS_ORDER = {"pass": 0, "known": 1, "unsupported": 1, "skip": 1, "fail": 2, "error": 2}
+IDENTITY = ("case", "op", "quantity", "dtype", "framework", "impl", "mode", "device")
+
+
+@dataclass
+class Move:
+    kind: str  # status | behaviour | nonfinite | accuracy | missing | new
+    record: str  # the record's identity, readable
+    framework: str
+    before: str
+    after: str
+    worse: bool
+    naive: bool
+    attribution: str  # version change (...) | CPU change (...) | same environment
+    detail: str = ""
+    before_ratio: float | None = None
+    after_ratio: float | None = None
+
+
+def describe(r: dict) -> str:
+    return " ".join(str(r[k]) for k in IDENTITY)
+
+
+def index(doc: dict, where: str) -> dict[tuple, dict]:
+    """Records by identity; two records with one identity (a merge of two versions) cannot be compared."""
+    out: dict[tuple, dict] = {}
+    for r in doc["records"]:
+        k = results_io.key(r)
+        if k in out:
+            raise results_io.ResultsError(f"{where}: two records for {describe(r)} (two versions merged?): compare one run at a time")
+        out[k] = r
+    return out
+
+
+def packages(doc: dict, framework: str) -> dict[str, str]:
+    """The framework's package versions; older files recorded only a version string."""
+    info = (doc.get("environment") or {}).get("frameworks", {}).get(framework) or {}
+    if not isinstance(info, dict):
+        return {}
+    return info.get("packages") or ({framework: str(info["version"])} if info.get("version") else {})
+
+
+def version_changes(base: dict, cur: dict, framework: str) -> list[str]:
+    old, new = packages(base, framework), packages(cur, framework)
+    return [f"{p} {old.get(p, 'absent')} -> {new.get(p, 'absent')}" for p in sorted(set(old) | set(new)) if old.get(p) != new.get(p)]
+
+
+def attribution(base: dict, cur: dict, framework: str) -> str:
+    changes = version_changes(base, cur, framework)
+    b_cpu, c_cpu = results_io.kernel_fingerprint(base), results_io.kernel_fingerprint(cur)
+    parts = []
+    if changes:
+        parts.append(f"version change ({', '.join(changes)})")
+    if b_cpu is None or b_cpu != c_cpu:
+        parts.append(f"CPU change ({b_cpu or 'unrecorded'} -> {c_cpu or 'unrecorded'})")
+    return " and ".join(parts) or "same environment"
+
+
+def _counts(r: dict) -> str:
+    return f"{r.get('nan_count', 0)} NaN, {r.get('inf_count', 0)} inf"
+
+
+def _ratio(r: dict) -> float | None:
+    """The share of its tolerance a finite record used; None where accuracy is not the measure (non-finite, known)."""
+    if r["status"] not in ("pass", "fail") or r.get("behaviour") != "finite" or r.get("invalid"):
+        return None
+    return r.get("tol_ratio")
+
+
+def record_moves(b: dict, c: dict, why: str) -> list[Move]:
+    """Every way one record moved between two runs."""
+    base = dict(record=describe(c), framework=c["framework"], naive=bool(c.get("naive")), attribution=why)
+    moves = []
+    if b["status"] != c["status"]:
+        worse = STATUS_ORDER.get(c["status"], 2) > STATUS_ORDER.get(b["status"], 2) or (b["status"] == "pass")
+        moves.append(Move("status", before=b["status"], after=c["status"], worse=worse, detail=_reason(c) if worse else "", **base))
+    if b["status"] != c["status"]:
+        pass  # the status move says it; the behaviour moved with it
+    elif b.get("behaviour") != c.get("behaviour"):
+        moves.append(Move("behaviour", before=str(b.get("behaviour")), after=str(c.get("behaviour")),
+                          worse=c.get("behaviour") != "finite" and b.get("behaviour") == "finite", **base))
+    elif (b.get("nan_count", 0), b.get("inf_count", 0)) != (c.get("nan_count", 0), c.get("inf_count", 0)):
+        grew = c.get("nan_count", 0) + c.get("inf_count", 0) > b.get("nan_count", 0) + b.get("inf_count", 0)
+        moves.append(Move("nonfinite", before=_counts(b), after=_counts(c), worse=grew, **base))
+    bt, ct = _ratio(b), _ratio(c)
+    if bt is not None and ct is not None and max(bt, ct) >= ACCURACY_FLOOR and (ct > ACCURACY_MOVE * bt or bt > ACCURACY_MOVE * ct):
+        moves.append(Move("accuracy", before=f"{bt:.2%}", after=f"{ct:.2%}", worse=ct > bt, before_ratio=bt, after_ratio=ct,
+                          detail=f"{b.get('max_ulp') or 0:.3g} -> {c.get('max_ulp') or 0:.3g} ulp", **base))
+    return moves
+
+
+def _reason(r: dict) -> str:
+    return r.get("detail") or (r.get("error") or {}).get("message", "") or ""
+
+
+def diff(base_doc: dict, cur_doc: dict) -> list[Move]:
+    """Every record that moved, appeared or disappeared between two results documents."""
+    base, cur = index(base_doc, "baseline"), index(cur_doc, "current")
+    why = {fw: attribution(base_doc, cur_doc, fw) for fw in {k[4] for k in base} | {k[4] for k in cur}}
+    moves = []
+    for k, c in cur.items():
+        b = base.get(k)
+        if b is None:
+            moves.append(Move("new", describe(c), c["framework"], "-", c["status"], c["status"] in ("fail", "error"),
+                              bool(c.get("naive")), why[c["framework"]], _reason(c)))
+        else:
+            moves += record_moves(b, c, why[c["framework"]])
+    for k, b in base.items():
+        if k not in cur:
+            moves.append(Move("missing", describe(b), b["framework"], b["status"], "-", True, bool(b.get("naive")), why[b["framework"]]))
+    return moves
+
+
+def render_markdown(moves: list[Move], base_doc: dict, cur_doc: dict, limit: int = 300) -> str:
+    """A GitHub-flavoured summary: environment changes, then the moves, worse first (escaped: case text is data)."""
+    from .summary import md_cell
+
+    frameworks = sorted({m.framework for m in moves} | set((cur_doc.get("environment") or {}).get("frameworks", {})))
+    lines = ["# What moved between the two runs", ""]
+    for fw in frameworks:
+        changes = version_changes(base_doc, cur_doc, fw)
+        lines.append(f"- **{md_cell(fw)}**: " + (md_cell(", ".join(changes)) if changes else "same versions"))
+    b_cpu, c_cpu = results_io.kernel_fingerprint(base_doc), results_io.kernel_fingerprint(cur_doc)
+    lines += [f"- **CPU**: {md_cell(b_cpu or 'unrecorded')}" + ("" if b_cpu == c_cpu else f" -> {md_cell(c_cpu or 'unrecorded')}"), ""]
+    if not moves:
+        return "\n".join(lines + ["No record moved.", ""])
+    counts: dict[str, list[int]] = {}
+    for m in moves:
+        counts.setdefault(m.kind, [0, 0])[0 if m.worse else 1] += 1
+    lines += ["| kind | worse | better or neutral |", "|---|---|---|"]
+    lines += [f"| {k} | {w} | {b} |" for k, (w, b) in sorted(counts.items())]
+    ordered = sorted(moves, key=lambda m: (not m.worse, m.naive, m.kind, m.record))
+    lines += ["", "| record | kind | before | after | worse | naive | attributed to | detail |", "|---|---|---|---|---|---|---|---|"]
+    for m in ordered[:limit]:
+        lines.append("| " + " | ".join(md_cell(x) for x in (m.record, m.kind, m.before, m.after, "yes" if m.worse else "no",
+                                                               "yes" if m.naive else "no", m.attribution, m.detail[:160])) + " |")
+    if len(ordered) > limit:
+        lines.append(f"\n... and {len(ordered) - limit} more in diff.json.")
+    return "\n".join(lines) + "\n"
+
+
+def write(moves: list[Move], base_doc: dict, cur_doc: dict, out: Path) -> list[Path]:
+    out.mkdir(parents=True, exist_ok=True)
+    doc = {"schema": "softmax-conformance/diff/1", "moves": [asdict(m) for m in moves],
+           "baseline_created": base_doc.get("created"), "current_created": cur_doc.get("created")}
+    results_io.write(doc, out / "diff.json")
+    (out / "diff.md").write_text(render_markdown(moves, base_doc, cur_doc), encoding="utf-8")
+    return [out / "diff.json", out / "diff.md"]

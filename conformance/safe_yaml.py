@@ -1,0 +1,114 @@
+"""Reading YAML that anybody may have written: bounded in size, depth and expansion, strict about keys.
+
+PyYAML's safe loader is safe against code execution, not against cost: a 560-byte file of nested aliases
+("billion laughs") expands to gigabytes, a FIFO named *.yaml blocks forever, a 5,000-deep nesting overflows the
+stack, and duplicate keys silently keep the last value. Every case file and registry goes through here.
+Limits come from the environment so that spawned workers read files with the same limits as the command
+that started them (`conformance run --max-file-mb`, `--max-elements` set these).
+"""
+
+from __future__ import annotations
+
+import os
+import stat
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+MAX_FILE_MB_ENV = "CONFORMANCE_MAX_FILE_MB"
+MAX_ELEMENTS_ENV = "CONFORMANCE_MAX_ELEMENTS"
+DEFAULT_MAX_FILE_MB = 10.0  # the bundled corpus's largest file is under 10 kB
+DEFAULT_MAX_ELEMENTS = 2 ** 26  # per array; the corpus's largest is 2^17 (shapes/classes-2-pow-17)
+MAX_DEPTH = 32  # nesting of mappings and lists; a case needs 6 or so (cases, case, logits rows, elements)
+
+
+class YamlError(ValueError):
+    """A file that cannot be read as bounded, strict YAML; str() is the message without the file name."""
+
+
+def _limit(env: str, default: float) -> float:
+    try:
+        value = float(os.environ.get(env, default))
+    except ValueError:
+        return default
+    return value if value > 0 else default
+
+
+def max_file_bytes() -> int:
+    return int(_limit(MAX_FILE_MB_ENV, DEFAULT_MAX_FILE_MB) * 1024 * 1024)
+
+
+def max_elements() -> int:
+    return int(_limit(MAX_ELEMENTS_ENV, DEFAULT_MAX_ELEMENTS))
+
+
+def _line(node_or_event) -> str:
+    mark = getattr(node_or_event, "start_mark", None)
+    return f"line {mark.line + 1}: " if mark is not None else ""
+
+
+class _StrictLoader(yaml.SafeLoader):
+    """Safe loading without aliases, with bounded nesting, string keys only and no duplicate keys."""
+
+    depth = 0
+
+    def compose_node(self, parent, index):
+        if self.check_event(yaml.AliasEvent):
+            event = self.peek_event()
+            raise YamlError(f"{_line(event)}YAML aliases (*{event.anchor}) are not allowed: write the values out")
+        self.depth += 1
+        if self.depth > MAX_DEPTH:
+            raise YamlError(f"{_line(self.peek_event())}nested deeper than {MAX_DEPTH} levels")
+        try:
+            return super().compose_node(parent, index)
+        finally:
+            self.depth -= 1
+
+    def construct_mapping(self, node, deep=False):
+        seen = set()
+        for key_node, _ in node.value:
+            if key_node.tag == "tag:yaml.org,2002:merge":
+                raise YamlError(f"{_line(key_node)}merge keys (<<) are not allowed")
+            key = self.construct_object(key_node, deep=True)
+            if not isinstance(key, str):
+                raise YamlError(f"{_line(key_node)}key {key!r} is not a string")
+            if key in seen:
+                raise YamlError(f"{_line(key_node)}duplicate key {key!r}")
+            seen.add(key)
+        return super().construct_mapping(node, deep)
+
+
+def read_text(path: Path) -> str:
+    """The file's text, refused before reading when it is not a regular file or is over the size limit."""
+    try:
+        info = os.stat(path)
+    except OSError as exc:
+        raise YamlError(f"cannot read: {exc.strerror}") from None
+    if not stat.S_ISREG(info.st_mode):
+        raise YamlError("not a regular file (a FIFO, device or socket would block or never end)")
+    limit = max_file_bytes()
+    if info.st_size > limit:
+        raise YamlError(f"{info.st_size / 1e6:.1f} MB is over the {limit / 1024 / 1024:g} MB limit (raise it with --max-file-mb)")
+    try:
+        data = Path(path).read_bytes()[: limit + 1]
+    except OSError as exc:
+        raise YamlError(f"cannot read: {exc.strerror}") from None
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise YamlError(f"not UTF-8 text (byte {exc.start}: {data[exc.start:exc.start + 1]!r})") from None
+
+
+def safe_load(path: Path) -> Any:
+    text = read_text(path)
+    try:
+        return yaml.load(text, Loader=_StrictLoader)  # noqa: S506 - _StrictLoader is a SafeLoader
+    except YamlError:
+        raise
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" at line {mark.line + 1}" if mark else ""
+        raise YamlError(f"not valid YAML{where}: {getattr(exc, 'problem', None) or exc}") from None
+    except RecursionError:
+        raise YamlError(f"nested deeper than {MAX_DEPTH} levels") from None
