@@ -379,7 +379,7 @@ def cmd_report(args) -> int:
     for b in args.benchmarks or []:
         if not b.exists():
             raise UsageError(f"{b}: no such benchmark file")
-    out = report.build(paths, Path(args.out), args.benchmarks)
+    out = report.build(paths, Path(args.out), args.benchmarks, args.on_duplicate)
     print(f"wrote {out / 'index.html'} and {out / 'report.md'}")
     return 0
 
@@ -449,6 +449,8 @@ def build_parser() -> argparse.ArgumentParser:
     rep.add_argument("--benchmarks", type=Path, action="append",
                      help="pytest-benchmark JSON from `conformance bench` (repeatable; a benchmarks.json beside a results file is read anyway)")
     rep.add_argument("--out", default="reports", help="output folder (default: reports/)")
+    rep.add_argument("--on-duplicate", choices=("error", "later"), default="error",
+                     help="the same record at the same framework version in two files: an error (default) or the later file wins")
     rep.set_defaults(func=cmd_report)
 
     gt = sub.add_parser("gate", help="regression gate: current results against a baseline")

@@ -1,9 +1,11 @@
 """`conformance report`: merge results files and render index.html (Jinja2, autoescaped) and report.md.
 
-Merging: records are keyed by the SPEC's identity; a later file wins for the same key (so a GPU run's
-file and a per-framework tox env's file combine into one report). Each framework's environment is kept
-per source file, so a reader can see which machine produced which records. The merged records are
-written too, as `merged.json` (a results file the gate reads), so CI can gate the union of its jobs.
+Merging: records are keyed by the SPEC's identity and the framework's version. Files of different frameworks,
+devices or machines combine into one report; two runs of one framework at different versions are both kept and
+shown side by side (what moved between them first). The same record at the same version in two files is an
+error, unless `--on-duplicate later` says that the later file wins. Each framework's environment is kept per
+source file, so a reader can see which machine produced which records. The merged records are written too, as
+`merged.json` (a results file the gate reads, when it holds one version per framework).
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ from pathlib import Path
 
 import jinja2
 
+from . import diff as diff_mod
 from . import results as results_io
 from . import speed_report, summary
 
@@ -20,26 +23,64 @@ TEMPLATES = Path(__file__).resolve().parent / "templates"
 MERGED = "merged.json"
 
 
-def merge(paths: list[Path]) -> dict:
+def _version(r: dict, doc: dict) -> str:
+    if r.get("framework_version"):
+        return str(r["framework_version"])
+    info = doc["environment"].get("frameworks", {}).get(r["framework"]) or {}
+    return str(info.get("version", "?"))
+
+
+def merge(paths: list[Path], on_duplicate: str = "error") -> dict:
     records: dict[tuple, dict] = {}
     environments = []
     stale: dict[str, dict] = {}
     entries: dict[str, dict] = {}
+    incomplete = []
     for path in paths:
         doc = results_io.read(path)
         for r in doc["records"]:
-            records[results_io.key(r)] = {**r, "source": str(path)}
+            version = _version(r, doc)
+            k = (*results_io.key(r), version)
+            if k in records and on_duplicate == "error":
+                raise results_io.ResultsError(
+                    f"{path}: {diff_mod.describe(r)} at {r['framework']} {version} is also in {records[k]['source']}: the same "
+                    "record twice (pass one of the files, or --on-duplicate later to let the later file win)")
+            records[k] = {**r, "framework_version": version, "source": str(path)}
         environments.append({"source": str(path), "created": doc.get("created"), **doc["environment"]})
         for e in doc.get("stale_known", []):
             stale[e["id"]] = e
         for e in doc.get("known_divergences", []):
             entries[e["id"]] = e
+        if doc.get("complete") is False or doc.get("interrupted"):
+            incomplete.append({"source": str(path), **(doc.get("incomplete") or {"interrupted": True})})
     merged = {"schema": results_io.SCHEMA, "records": list(records.values()), "stale_known": list(stale.values()),
               "sources": [str(p) for p in paths], "environments": environments, "known_divergences": list(entries.values()),
-              "environment": environments[-1] if environments else {}}
+              "environment": environments[-1] if environments else {}, "complete": not incomplete}
+    if incomplete:
+        merged["incomplete"] = {"sources": incomplete, "lost": [x for i in incomplete for x in i.get("lost", [])]}
     merged["environment"] = {**merged["environment"], "frameworks": {
         name: info for env in environments for name, info in env.get("frameworks", {}).items()}}
     return merged
+
+
+def version_pairs(doc: dict) -> list[dict]:
+    """For each framework present at two or more versions: the moves between consecutive versions (in file order)."""
+    by_fw: dict[str, dict[str, list[dict]]] = defaultdict(lambda: defaultdict(list))
+    for r in doc["records"]:
+        by_fw[r["framework"]][r["framework_version"]].append(r)
+    pairs = []
+    for fw, versions in sorted(by_fw.items()):
+        names = list(versions)
+        for old, new in zip(names, names[1:]):
+            a = {"records": versions[old], "environment": _env_of(doc, versions[old][0])}
+            b = {"records": versions[new], "environment": _env_of(doc, versions[new][0])}
+            pairs.append({"framework": fw, "old": old, "new": new, "moves": diff_mod.diff(a, b),
+                          "counts": (len(versions[old]), len(versions[new]))})
+    return pairs
+
+
+def _env_of(doc: dict, record: dict) -> dict:
+    return next((e for e in doc["environments"] if e["source"] == record["source"]), doc["environment"])
 
 
 def repro(r: dict) -> str:
@@ -100,8 +141,9 @@ def _write_benchmarks(bench: dict, out: Path) -> str | None:
     return speed_report.plot(bench["benchmarks"], out)
 
 
-def build(paths: list[Path], out: Path, bench_paths: list[Path] | None = None) -> Path:
-    doc = merge(paths)
+def build(paths: list[Path], out: Path, bench_paths: list[Path] | None = None, on_duplicate: str = "error") -> Path:
+    doc = merge(paths, on_duplicate)
+    versions = version_pairs(doc)
     out.mkdir(parents=True, exist_ok=True)
     records = doc["records"]
     bench_paths = [Path(p).with_name(speed_report.BENCH_FILE) for p in paths] + list(bench_paths or [])
@@ -132,8 +174,24 @@ def build(paths: list[Path], out: Path, bench_paths: list[Path] | None = None) -
         agreement={q: summary.agreement_matrix(records, q) for q in ("value", "grad_logits", "grad_labels", "hvp")},
         invalid=summary.invalid_behaviour(records), speed_plot=speed_plot,
         speed_intro=speed_report.intro(benchmarks) if benchmarks else None, speed_tables=speed_report.tables(benchmarks) if benchmarks else [],
-        bench_runs=[r for r in bench["runs"] if "conformance" in r])
+        bench_runs=[r for r in bench["runs"] if "conformance" in r], versions=versions)
     (out / "index.html").write_text(html, encoding="utf-8")
-    (out / "report.md").write_text(summary.render(doc, benchmarks, speed_plot), encoding="utf-8")
+    (out / "report.md").write_text(_versions_md(versions) + summary.render(doc, benchmarks, speed_plot), encoding="utf-8")
     results_io.write(doc, out / MERGED)
     return out
+
+
+def _versions_md(pairs: list[dict]) -> str:
+    """Two versions of a framework in one report: what moved between them comes first."""
+    if not pairs:
+        return ""
+    lines = ["# Versions side by side", ""]
+    for p in pairs:
+        worse = [m for m in p["moves"] if m.worse]
+        lines += [f"## {summary.md_cell(p['framework'])} {summary.md_cell(p['old'])} -> {summary.md_cell(p['new'])}", "",
+                  f"{p['counts'][0]} and {p['counts'][1]} records; {len(p['moves'])} moved, {len(worse)} for the worse.", ""]
+        lines += ["| record | kind | before | after | worse |", "|---|---|---|---|---|"]
+        lines += ["| " + " | ".join(summary.md_cell(x) for x in (m.record, m.kind, m.before, m.after, "yes" if m.worse else "no")) + " |"
+                  for m in sorted(p["moves"], key=lambda m: (not m.worse, m.record))[:100]]
+        lines.append("")
+    return "\n".join(lines) + "\n"
