@@ -201,8 +201,9 @@ def _seeded_field(raw: dict, name: str, default: Any, path: Path, cid: str, allo
 
 
 def _printable(text: str) -> bool:
-    """No control, format or unassigned characters (a newline or an ANSI escape in an id would forge report lines)."""
-    return not any(unicodedata.category(ch)[0] == "C" for ch in text)
+    """No control, format, unassigned or line-separating characters (a newline or an ANSI escape in an id would forge
+    report lines; a bidi override would make it read as something else)."""
+    return not any(unicodedata.category(ch)[0] == "C" or unicodedata.category(ch) in ("Zl", "Zp") for ch in text)
 
 
 def _str_list(raw: dict, name: str, allowed: tuple[str, ...], path: Path, cid: str, default: Any) -> tuple[str, ...]:

@@ -93,7 +93,7 @@ def speed_table(benchmarks: list[dict]) -> tuple[list[str], list[list]]:
     for b in sorted(_kind(benchmarks, "speed"), key=_order):
         e, s = b["extra_info"], b["stats"]
         impl = ("naive: " if e["naive"] and not e["impl"].startswith("naive") else "") + e["impl"]
-        rows.append([e["framework"], f"`{impl}`", e["op"], e["pass"], e["dtype"], e["mode"], _shape(e), e["device"], _time(s["min"]),
+        rows.append([e["framework"], impl, e["op"], e["pass"], e["dtype"], e["mode"], _shape(e), e["device"], _time(s["min"]),
                      _time(s["median"]), _pct(s["iqr"] / s["median"]), f"{e['gbps']:.3g}", "-" if e["roof_gbps"] is None else f"{e['roof_gbps']:.3g}",
                      _pct(e["roof_fraction"]), _time(e["first_call_s"])])
     return (["framework", "implementation", "op", "pass", "dtype", "mode", "N x C", "device", "min", "median", "IQR/median",

@@ -11,8 +11,9 @@ GRADIENTS = ("grad_logits", "grad_labels", "hvp")
 
 
 def _table(header: list[str], rows: list[list]) -> list[str]:
-    out = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
-    out += ["| " + " | ".join(str(c) for c in row) + " |" for row in rows]
+    """A GitHub-flavoured table; every cell is data, escaped (md_cell), so no case id or message can break out of it."""
+    out = ["| " + " | ".join(md_cell(h) for h in header) + " |", "|" + "---|" * len(header)]
+    out += ["| " + " | ".join(md_cell(c) for c in row) + " |" for row in rows]
     return out
 
 
@@ -30,13 +31,6 @@ def md_cell(text) -> str:
     return clean
 
 
-def md_code(text) -> str:
-    """An inline code span that no backtick in the text can end early."""
-    clean = "".join(" " if unicodedata.category(ch)[0] == "C" else ch for ch in str(text)).replace("|", "\\|")
-    fence = "``" if "`" in clean else "`"
-    return f"{fence} {clean} {fence}" if fence == "``" else f"`{clean}`"
-
-
 def reason(r: dict) -> str:
     """What went wrong with a record, in one line: the judge's detail, else the error's message."""
     return r.get("detail") or (r.get("error") or {}).get("message", "") or ""
@@ -51,7 +45,7 @@ def overview(records: list[dict]) -> list[str]:
     groups: dict[tuple, Counter] = defaultdict(Counter)
     for r in records:
         groups[(r["framework"], r["impl"], r["op"])][r["status"]] += 1
-    rows = [[fw, f"`{impl}`", op, *(c.get(s, 0) for s in COUNTED)] for (fw, impl, op), c in sorted(groups.items())]
+    rows = [[fw, impl, op, *(c.get(s, 0) for s in COUNTED)] for (fw, impl, op), c in sorted(groups.items())]
     return _table(["framework", "implementation", "op", *COUNTED], rows)
 
 
@@ -59,8 +53,8 @@ def failures(records: list[dict], limit: int = 60) -> list[str]:
     bad = [r for r in records if r["status"] in ("fail", "error")]
     if not bad:
         return ["No unexplained fail or error: every divergence is either fixed or registered in known/divergences.yaml."]
-    rows = [[r["case"], r["framework"], f"`{r['impl']}`", r["quantity"], r["dtype"], r["mode"], r["device"], r["status"],
-             _fmt(r.get("max_ulp")), reason(r)[:140].replace("|", "\\|")]
+    rows = [[r["case"], r["framework"], r["impl"], r["quantity"], r["dtype"], r["mode"], r["device"], r["status"],
+             _fmt(r.get("max_ulp")), reason(r)[:140]]
             for r in bad[:limit]]
     lines = _table(["case", "framework", "implementation", "quantity", "dtype", "mode", "device", "status", "max ulp", "detail"], rows)
     if len(bad) > limit:
@@ -138,13 +132,13 @@ def invalid_behaviour(records: list[dict]) -> list[str]:
         if cell == "error":
             cell = f"error: {(r.get('error') or {}).get('type', '?')}"
         if r["behaviour"] == "finite":
-            cell = "**SILENT finite**"
+            cell = "SILENT finite"
         rows_by[(r["case"], r["op"], r["dtype"])][col] = cell
     if not rows_by:
         return ["No invalid-input cases in this run."]
     lines = []
     for (case, op, dtype), cells in sorted(rows_by.items()):
-        lines.append(f"- `{case}` {op} {dtype}: " + "; ".join(f"{c} -> {cells[c]}" for c in sorted(cells)))
+        lines.append(f"- {md_cell(case)} {op} {dtype}: " + "; ".join(md_cell(f"{c} -> {cells[c]}") for c in sorted(cells)))
     return lines
 
 
@@ -155,12 +149,12 @@ def known_section(records: list[dict], stale_entries: list[dict], entries: list[
     lines = []
     for (entry_id, link), n in sorted(hits.items()):
         e = reasons.get(entry_id, {})
-        lines += [f"- **{entry_id}** ({e.get('kind', '?')}, {n} records, <{link}>): {e.get('reason', '')}"]
+        lines += [f"- **{md_cell(entry_id)}** ({md_cell(e.get('kind', '?'))}, {n} records, {md_cell(link)}): {md_cell(e.get('reason', ''))}"]
     if not hits:
         lines.append("No record matched a registered divergence.")
     if stale_entries:
-        lines += ["", "**Stale entries** (their records ran and none failed; remove them):", ""]
-        lines += [f"- `{e['id']}` ({e['link']})" for e in stale_entries]
+        lines += ["", "**Stale entries** (out of date: update or remove them):", ""]
+        lines += [f"- {md_cell(e['id'])} ({md_cell(e['link'])}): {md_cell(e.get('why', ''))}" for e in stale_entries]
     return lines
 
 
@@ -174,16 +168,18 @@ def render(doc: dict, benchmarks: list[dict] | None = None, speed_plot: str | No
     lines += ["## Frameworks", ""]
     for name, info in sorted(env.get("frameworks", {}).items()):
         if "absent" in info:
-            lines.append(f"- **{name}**: absent ({info['absent']})")
+            lines.append(f"- **{md_cell(name)}**: absent ({md_cell(info['absent'])})")
         else:
-            lines.append(f"- **{name}** {info.get('version')} on {', '.join(info.get('devices', []))}"
-                         + (f"; skipped {', '.join(info['skipped_devices'])}" if info.get("skipped_devices") else "")
-                         + (f"; CRASHED: {info['crash'].splitlines()[-1]}" if info.get("crash") else ""))
+            lines.append(f"- **{md_cell(name)}** {md_cell(info.get('version'))} on {md_cell(', '.join(info.get('devices', [])))}"
+                         + (f"; skipped {md_cell(', '.join(info['skipped_devices']))}" if info.get("skipped_devices") else "")
+                         + (f"; CRASHED: {md_cell(str(info['crash']).splitlines()[-1])}" if info.get("crash") else ""))
     caches = sorted({i["compile_cache"] for i in env.get("frameworks", {}).values() if i.get("compile_cache")})
     if caches:
         lines.append(f"- compiled programs kept between runs in {', '.join(caches)}: a second run compiles less")
-    if doc.get("interrupted"):
-        lines += ["", "**This run was interrupted: the records below are partial.**"]
+    if doc.get("interrupted") or doc.get("complete") is False:
+        lost = (doc.get("incomplete") or {}).get("lost") or []
+        lines += ["", "**This run is incomplete: the records below are partial.**"
+                  + (" Lost: " + "; ".join(md_cell(f"{x.get('shard')}: {x.get('why')}") for x in lost) if lost else "")]
     sections = [
         ("Overview", overview(records)),
         ("Unexplained fails and errors", failures(records)),

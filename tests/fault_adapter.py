@@ -1,0 +1,63 @@
+"""A framework adapter that misbehaves on purpose, for the tests of how a run survives a broken framework.
+
+Registered through $CONFORMANCE_ADAPTERS ("fault=fault_adapter", with tests/ on PYTHONPATH); $CONFORMANCE_FAULT
+picks the fault: hang-import, raise-import, and, on the second evaluation (so that one case's records were sent
+first), exit (os._exit), segv, sigkill, hang. Otherwise it computes what the NumPy adapter computes.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import signal
+import time
+from pathlib import Path
+
+from conformance.adapters import numpy as numpy_adapter
+
+NAME = "fault"
+REQUIRES = ()
+PACKAGES = ()
+_calls = 0
+
+
+def _fault() -> str:
+    return os.environ.get("CONFORMANCE_FAULT", "")
+
+
+def load(compile_cache: Path | None = None) -> None:
+    if _fault() == "hang-import":
+        time.sleep(3600)
+    if _fault() == "raise-import":
+        raise RuntimeError("the framework's import raised (injected)")
+    numpy_adapter.load(compile_cache)
+
+
+def version() -> str:
+    return "0.0+fault"
+
+
+def devices() -> list[str]:
+    return ["cpu"]
+
+
+def flags() -> dict:
+    return {}
+
+
+def implementations():
+    return [dataclasses.replace(i, framework=NAME) for i in numpy_adapter.implementations() if not i.naive]
+
+
+def evaluate(impl, inputs, quantities, mode: str, device: str) -> dict:
+    global _calls
+    _calls += 1
+    if _calls == 2:
+        fault = _fault()
+        if fault == "exit":
+            os._exit(7)
+        if fault in ("segv", "sigkill"):
+            os.kill(os.getpid(), signal.SIGSEGV if fault == "segv" else signal.SIGKILL)
+        if fault == "hang":
+            time.sleep(3600)
+    return numpy_adapter.evaluate(impl, inputs, quantities, mode, device)
