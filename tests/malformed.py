@@ -150,7 +150,7 @@ def case_files() -> Iterator[Bad]:
               "none applies to softmax")
     yield Bad("quantity-sparse-labels.yaml", _doc(_with(GOOD_SPARSE, quantities=["value", "grad_labels"])), "grad_labels applies to none")
     # --- arrays: literal faults in every array field
-    for field, base, allow_strings in (("logits", GOOD_CASE, True), ("labels", GOOD_CE, True), ("sparse_labels", GOOD_SPARSE, False)):
+    for field, base in (("logits", GOOD_CASE), ("labels", GOOD_CE), ("sparse_labels", GOOD_SPARSE)):
         literal_faults = [
             ("ragged", [[0.0, 1.0], [2.0]] if field != "sparse_labels" else [[1], [0, 1]], "not rectangular"),
             ("bool", [[True, False]] if field != "sparse_labels" else [True], "is not a number"),

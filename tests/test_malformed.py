@@ -11,9 +11,9 @@ import time
 import tracemalloc
 from pathlib import Path
 
+import malformed
 import pytest
 
-import malformed
 from conformance import results as results_io
 from conformance.cli import main
 
