@@ -10,12 +10,11 @@ import argparse
 import contextlib
 import fnmatch
 import os
-import shlex
 import sys
 import time
 from pathlib import Path
 
-from . import __version__, speed_report, summary
+from . import __version__, repro, speed_report, summary
 from . import known as known_registry
 from . import results as results_io
 from .adapters import absent_message, missing_packages, registered
@@ -61,30 +60,42 @@ def _frameworks(requested: tuple[str, ...] | None) -> tuple[tuple[str, ...], dic
 
 
 class Progress:
-    """One status line on a terminal; a line per milestone elsewhere (CI logs stay short)."""
+    """One status line on a terminal; a line per milestone elsewhere (CI logs stay short). Counts are after the
+    known-divergence registry (records are marked as they arrive), so a fail here is a fail in results.json."""
 
-    def __init__(self, stream=None):
+    def __init__(self, stream=None, total: int = 0):
         stream = stream or sys.stderr  # looked up now, not at import: stderr may have been redirected since
         self.stream, self.tty = stream, stream.isatty()
         self.state: dict[str, str] = {}
-        self.records = self.bad = 0
+        self.done: dict[str, int] = {}
+        self.total = total  # (case, op, dtype) units over every shard of the plan
+        self.records = self.bad = self.known = 0
         self.started = time.monotonic()
-        self.last_pct: dict[str, int] = {}
+        self.last_tenth = -1
         self.said: set[str] = set()
+
+    def overall(self) -> str:
+        if not self.total:
+            return ""
+        fraction = min(1.0, sum(self.done.values()) / self.total)
+        elapsed = time.monotonic() - self.started
+        eta = f", about {elapsed * (1 - fraction) / fraction:.0f} s left" if 0.02 < fraction < 1 else ""
+        return f"{fraction:.0%} overall{eta}"
 
     def __call__(self, msg: tuple) -> None:
         kind = msg[0]
         if kind == "record":
             self.records += 1
             self.bad += msg[1]["status"] in ("fail", "error")
+            self.known += msg[1]["status"] == "known"
             return
         if kind == "progress":
             name, done, total = msg[1:]
-            self.state[name] = f"{done}/{total}"
-            pct = 100 * done // max(total, 1)
-            if not self.tty and pct // 25 > self.last_pct.get(name, -1) // 25:
-                self.last_pct[name] = pct
-                self._line(f"{name}: {pct}% of case x op x dtype")
+            self.state[name], self.done[name] = f"{done}/{total}", done
+            tenth = int(10 * sum(self.done.values()) / self.total) if self.total else -1
+            if not self.tty and tenth > self.last_tenth:
+                self.last_tenth = tenth
+                self._line(f"{self.overall()} ({self.records} records: {self.bad} fail/error, {self.known} known)")
         elif kind == "info" and "absent" in msg[2]:
             self._once(f"{msg[1]}: absent, skipped ({msg[2]['absent']})")
         elif kind == "info" and msg[2].get("skipped_devices"):
@@ -97,7 +108,8 @@ class Progress:
             self._line(f"{msg[1]}: LOST ({msg[2]}); the records it sent are kept, the run will be incomplete")
         if self.tty:
             status = " | ".join(f"{k} {v}" for k, v in self.state.items())
-            self.stream.write(f"\r\x1b[K{status} | {self.records} records, {self.bad} fail/error, {time.monotonic() - self.started:.0f}s")
+            self.stream.write(f"\r\x1b[K{self.overall()} | {status} | {self.records} records, {self.bad} fail/error, {self.known} known, "
+                              f"{time.monotonic() - self.started:.0f}s")
             self.stream.flush()
 
     def _once(self, text: str) -> None:
@@ -139,14 +151,6 @@ def _write_summary(out: Path, doc: dict) -> Path:
     return path
 
 
-def repro_command(r: dict) -> str:
-    """The one command that re-runs exactly this record's case, implementation, dtype, mode and quantity."""
-    parts = ["conformance run", "--cases", shlex.quote(r.get("case_file") or "cases"), "--case", shlex.quote(r["case"]),
-             "--frameworks", r["framework"], "--impl", shlex.quote(r["impl"]), "--op", r["op"], "--quantity", r["quantity"],
-             "--dtypes", r["dtype"], "--modes", r["mode"], "--devices", r["device"], "--out", "/tmp/repro"]
-    return " ".join(parts)
-
-
 def _check_selection(cases: list, args) -> None:
     """Every --case glob must match a case of the corpus being run: a typo would otherwise run nothing and pass."""
     ids = [c.full_id for c in cases]
@@ -163,10 +167,8 @@ def _check_impls(patterns: tuple[str, ...], info: dict) -> None:
             raise UsageError(f"--impl {pattern!r} matches no implementation of the frameworks run; known: {', '.join(offered)}")
 
 
-def _apply_registry(records: list[dict], entries: list, info: dict, sel, cases: list) -> tuple[list[dict], list[dict]]:
-    """Mark known records; return (stale entries, matched entries) for results.json."""
-    packages = {n: i.get("packages", {}) for n, i in info.items() if isinstance(i, dict)}
-    known_registry.apply(records, entries, packages)
+def _registry_outcome(records: list[dict], entries: list, info: dict, sel, cases: list) -> tuple[list[dict], list[dict]]:
+    """(stale entries, matched entries) for results.json, once every record went through the registry."""
     ran_cases = {r["case"] for r in records}
     offered = {n: {name for _, name in i.get("implementations", [])} for n, i in info.items() if isinstance(i, dict) and i.get("implementations")}
     bundled = {c.full_id for c in load([DEFAULT_CASES])} if DEFAULT_CASES.exists() else set()
@@ -190,13 +192,26 @@ def cmd_run(args) -> int:
     cache = None if args.no_compile_cache else str(args.compile_cache)
     sel = Selection(frameworks, args.dtypes, args.devices, args.modes, cache, cases=tuple(args.case or ()), impls=tuple(args.impl or ()),
                     ops=args.op or (), quantities=args.quantity or (), named=args.frameworks is not None)
-    progress = Progress()
+    from .runner import units
+
+    progress = Progress(total=units(cases, sel) * len(sel.frameworks) * len(sel.modes))
     for name, why in absent.items():
         progress(("info", name, {"absent": why}))
     started = time.monotonic()
+    packages: dict[str, dict] = {}
+    known_registry.reset(entries)
+
+    def on_event(msg: tuple) -> None:
+        """Records meet the registry as they arrive, so that the live counts are the final ones."""
+        if msg[0] == "info" and "packages" in msg[2]:
+            packages[msg[1]] = msg[2]["packages"]
+        elif msg[0] == "record":
+            known_registry.apply_one(msg[1], entries, packages.get(msg[1]["framework"]))
+        progress(msg)
+
     try:
         with framework_logs(Path(args.out)):
-            outcome = run_inline(case_paths, sel, progress) if args.jobs == 1 else run(case_paths, sel, args.jobs, progress, args.timeout)
+            outcome = run_inline(case_paths, sel, on_event) if args.jobs == 1 else run(case_paths, sel, args.jobs, on_event, args.timeout)
     except FrameworkBroken as exc:
         raise UsageError(str(exc)) from None
     records, info = outcome.records, outcome.info
@@ -205,7 +220,7 @@ def cmd_run(args) -> int:
         info[name] = {"absent": why}
     for r in records:
         r["framework_version"] = (info.get(r["framework"]) or {}).get("version")
-    stale, matched = _apply_registry(records, entries, info, sel, cases)
+    stale, matched = _registry_outcome(records, entries, info, sel, cases)
     extra = {"stale_known": stale, "known_divergences": matched, "wall_seconds": round(time.monotonic() - started, 1),
              "selection": {**sel.to_json(), "case_files": [str(Path(p).resolve()) for p in case_paths],
                            "suites": sorted({c.suite for c in cases})},
@@ -224,7 +239,7 @@ def cmd_run(args) -> int:
     for r in bad[:10]:
         print(f"  {r['status'].upper()} {r['case']} {r['framework']} {r['impl']} {r['quantity']} {r['dtype']} {r['mode']}: "
               f"{summary.reason(r)}"[:220])
-        print(f"    re-run: {repro_command(r)}")
+        print(f"    re-run: {repro.command(r)}")
     if len(bad) > 10:
         print(f"  ... {len(bad) - 10} more in {out / 'summary.md'}")
     print(f"wrote {out / 'results.json'} and {out / 'summary.md'}")
@@ -402,6 +417,15 @@ def cmd_fuzz(args) -> int:
     return 1
 
 
+SCHEMA_FILE = Path(__file__).resolve().parent / "schema" / "case-file.schema.json"
+
+
+def cmd_schema(args) -> int:
+    """The JSON Schema of case files (editors complete and check against it; the loader checks more)."""
+    sys.stdout.write(SCHEMA_FILE.read_text(encoding="utf-8"))
+    return 0
+
+
 def default_compile_cache() -> Path:
     if os.environ.get("CONFORMANCE_CACHE_DIR"):
         return Path(os.environ["CONFORMANCE_CACHE_DIR"])
@@ -499,6 +523,9 @@ def build_parser() -> argparse.ArgumentParser:
                     help="run nothing: combine benchmarks.json files of several runs (made at different times, same machine) "
                          "into one speed baseline in --out")
     bn.set_defaults(func=cmd_bench)
+
+    sch = sub.add_parser("schema", help="print the JSON Schema of case files (for editors and validators)")
+    sch.set_defaults(func=cmd_schema)
 
     lst = sub.add_parser("list", help="frameworks, implementations, versions and devices found")
     lst.set_defaults(func=cmd_list)

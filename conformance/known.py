@@ -189,29 +189,38 @@ def _check_patterns(entry: Entry, where: str, frameworks: Iterable[str] | None, 
                 raise RegistryError(f"{where}: match.{key} {pattern!r} matches {what} (renamed or misspelled?)")
 
 
-def apply(records: list[dict], entries: list[Entry], packages: dict[str, dict[str, str]]) -> None:
-    """Mark matched fail/error records `known` (in place) and count matches per entry. `packages`: framework ->
-    installed package versions. A record beyond its entry's bounds keeps its status and says which entry it left."""
+def reset(entries: list[Entry]) -> None:
     for entry in entries:
         entry.matched = entry.exercised = entry.beyond = 0
+
+
+def apply_one(record: dict, entries: list[Entry], packages: dict[str, str] | None) -> None:
+    """Mark the record `known` (in place) when a registered divergence explains its fail or error, within the entry's
+    bounds; count it for every entry that selects it. `packages`: the installed versions of the record's framework."""
+    for entry in entries:
+        if not entry.selects(record, packages):
+            continue
+        entry.exercised += 1
+        if record["status"] not in entry.statuses or record.get("known") is not None or record.get("beyond_known"):
+            continue
+        why = entry.exceeded_by(record)
+        if why:
+            record["beyond_known"] = entry.id
+            record["detail"] = f"beyond known divergence {entry.id}: {why}" + (f"; {record['detail']}" if record.get("detail") else "")
+            entry.beyond += 1
+            continue
+        record["known_status"] = record["status"]  # what it would have been
+        record["status"] = "known"
+        record["known"] = entry.link
+        record["known_id"] = entry.id
+        entry.matched += 1
+
+
+def apply(records: list[dict], entries: list[Entry], packages: dict[str, dict[str, str]]) -> None:
+    """apply_one over a whole run, counting from zero. `packages`: framework -> installed package versions."""
+    reset(entries)
     for record in records:
-        for entry in entries:
-            if not entry.selects(record, packages.get(record["framework"])):
-                continue
-            entry.exercised += 1
-            if record["status"] not in entry.statuses or record.get("known") is not None or record.get("beyond_known"):
-                continue
-            why = entry.exceeded_by(record)
-            if why:
-                record["beyond_known"] = entry.id
-                record["detail"] = f"beyond known divergence {entry.id}: {why}" + (f"; {record['detail']}" if record.get("detail") else "")
-                entry.beyond += 1
-                continue
-            record["known_status"] = record["status"]  # what it would have been
-            record["status"] = "known"
-            record["known"] = entry.link
-            record["known_id"] = entry.id
-            entry.matched += 1
+        apply_one(record, entries, packages.get(record["framework"]))
 
 
 def stale(entries: list[Entry], selection: dict, ran_cases: set[str], corpus_cases: set[str],

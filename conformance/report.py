@@ -16,8 +16,8 @@ from pathlib import Path
 import jinja2
 
 from . import diff as diff_mod
+from . import repro, speed_report, summary
 from . import results as results_io
-from . import speed_report, summary
 
 TEMPLATES = Path(__file__).resolve().parent / "templates"
 MERGED = "merged.json"
@@ -83,23 +83,6 @@ def _env_of(doc: dict, record: dict) -> dict:
     return next((e for e in doc["environments"] if e["source"] == record["source"]), doc["environment"])
 
 
-def repro(r: dict) -> str:
-    """A copy-paste snippet that re-computes exactly this record."""
-    return (
-        "from pathlib import Path\n"
-        "from conformance.adapters import load_adapter\n"
-        "from conformance.cases import load\n"
-        "from conformance.inputs import build\n"
-        "from conformance import oracle\n"
-        f"case = next(c for c in load([Path({r.get('case_path', 'cases')!r})]) if c.full_id == {r['case']!r})\n"
-        f"inputs = build(case, {r['op']!r}, {r['dtype']!r})\n"
-        f"fw = load_adapter({r['framework']!r})\n"
-        f"impl = next(i for i in fw.implementations() if i.name == {r['impl']!r} and i.op == {r['op']!r})\n"
-        f"print('got   ', fw.evaluate(impl, inputs, [{r['quantity']!r}], {r['mode']!r}, {r['device']!r})[{r['quantity']!r}])\n"
-        f"print('oracle', oracle.compute(inputs, {r['quantity']!r}).value)\n"
-    )
-
-
 def _plots(records: list[dict], out: Path) -> list[str]:
     import matplotlib
 
@@ -159,7 +142,7 @@ def build(paths: list[Path], out: Path, bench_paths: list[Path] | None = None, o
         rs = sorted(by_case[case_id], key=lambda r: (r["op"], r["quantity"], r["dtype"], r["framework"], r["impl"], r["mode"]))
         fails = [r for r in rs if r["status"] in ("fail", "error", "known")]
         cases.append({"id": case_id, "anchor": case_id.replace("/", "--"), "records": rs,
-                      "fails": [{**r, "repro": repro(r)} for r in fails]})
+                      "fails": [{**r, "repro": repro.snippet(r), "command": repro.command(r)} for r in fails]})
     overview = defaultdict(lambda: defaultdict(int))
     for r in records:
         overview[(r["framework"], r["impl"], r["op"], r["quantity"])][r["status"]] += 1

@@ -111,6 +111,12 @@ def records_for(adapter, case: Case, inputs: Inputs, refs: dict, sel: Selection,
                     yield make_record(case, inputs, impl, q, mode, device, outs.get(q), refs.get(q), elapsed, scale)
 
 
+def units(cases: list[Case], sel: Selection) -> int:
+    """How many (case, op, dtype) the selection takes from these cases: the unit of progress of one worker."""
+    return sum(1 for c in cases if sel.wants_case(c.full_id) for op in c.ops if (not sel.ops or op in sel.ops) and sel.quantities_of(c, op)
+               for d in c.dtypes if d in sel.dtypes)
+
+
 def judge_case(adapter, case: Case, sel: Selection, devices=("cpu",)) -> list[dict]:
     """Every record of one case for one loaded adapter, judged against the oracle (before the registry is applied):
     the library call behind `conformance run`, the corpus tests and `conformance fuzz`."""
@@ -177,9 +183,8 @@ def run_framework(name: str, case_paths: list[str], sel: Selection, emit: Callab
     if skipped:
         info["skipped_devices"] = {d: f"no {d} visible to {name}" for d in skipped}
     emit(("info", name, info))
-    cases = [c for c in load([Path(p) for p in case_paths]) if sel.wants_case(c.full_id)]
-    total = sum(1 for c in cases for op in c.ops if (not sel.ops or op in sel.ops) and sel.quantities_of(c, op)
-                for d in c.dtypes if d in sel.dtypes)
+    cases = load([Path(p) for p in case_paths])
+    total = units(cases, sel)
     done = 0
     for case, inputs, refs in case_inputs(cases, sel):
         for record in records_for(adapter, case, inputs, refs, sel, devices):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import html
+import re
 import unicodedata
 from collections import Counter, defaultdict
 
@@ -60,6 +61,26 @@ def failures(records: list[dict], limit: int = 60) -> list[str]:
     if len(bad) > limit:
         lines.append(f"... and {len(bad) - limit} more in results.json.")
     return lines
+
+
+def _fenced(text: str, lang: str = "") -> list[str]:
+    """A fenced block that no run of backticks inside the text can close early."""
+    longest = max((len(run) for run in re.findall("`+", text)), default=0)
+    fence = "`" * max(3, longest + 1)
+    return [fence + lang, text.rstrip("\n"), fence]
+
+
+def reruns(records: list[dict], limit: int = 10) -> list[str]:
+    """For the first unexplained fails: the command that re-runs each, and a Python snippet that prints the value,
+    the oracle, the tolerance and the verdict (both work from any folder: the case file is named by its path)."""
+    from . import repro
+
+    bad = [r for r in records if r["status"] in ("fail", "error")]
+    lines = []
+    for r in bad[:limit]:
+        lines += ["", f"**{md_cell(r['case'])}** {md_cell(r['framework'])} {md_cell(r['impl'])} {r['quantity']} {r['dtype']} {r['mode']}:", ""]
+        lines += _fenced(repro.command(r), "sh") + [""] + _fenced(repro.snippet(r), "python")
+    return lines or ["Nothing to re-run: no unexplained fail or error."]
 
 
 def naive_vs_fused(records: list[dict]) -> list[str]:
@@ -183,6 +204,7 @@ def render(doc: dict, benchmarks: list[dict] | None = None, speed_plot: str | No
     sections = [
         ("Overview", overview(records)),
         ("Unexplained fails and errors", failures(records)),
+        ("Re-run a failure", reruns(records)),
         ("Naive formula against fused functions", naive_vs_fused(records)),
         ("Gradient agreement", gradient_section(records)),
         ("Pairwise agreement of frameworks (both match the oracle / both ran)",

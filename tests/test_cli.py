@@ -112,3 +112,26 @@ def test_a_warm_compile_cache_changes_nothing_but_the_time(tmp_path, framework, 
     written = [p for p in (cache / folder).rglob("*") if p.is_file()]
     assert written, f"nothing was cached under {cache / folder}"
     assert json.loads((tmp_path / "warm" / "results.json").read_text())["environment"]["frameworks"][framework]["compile_cache"] == str(cache)
+
+
+def test_a_failure_can_be_rerun_from_another_folder(tmp_path):
+    """Without the registry's naive-formula entries the NumPy naive softmax fails on huge logits: the FAIL line carries
+    the command, report.md the snippet; both work from another folder and say the verdict."""
+    empty = tmp_path / "empty.yaml"
+    empty.write_text("divergences: []\n")
+    res = run("run", "--cases", str(ROOT / "cases" / "extreme-logits.yaml"), "--case", "extreme-logits/huge-positive-row",
+              "--frameworks", "numpy", "--modes", "eager", "--out", str(tmp_path / "out"), "--known", str(empty))
+    assert res.returncode == 1, res.stderr
+    command = next(line.split("re-run: ", 1)[1] for line in res.stdout.splitlines() if "re-run: " in line)
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    rerun = subprocess.run(command.replace("conformance run", f"{sys.executable} -m conformance.cli run", 1), shell=True,
+                           capture_output=True, text=True, cwd=elsewhere, timeout=300)
+    assert rerun.returncode == 0 and "1 records" in rerun.stdout, rerun.stdout + rerun.stderr  # the registry explains it there
+    assert main(["report", str(tmp_path / "out" / "results.json"), "--out", str(tmp_path / "rep")]) == 0
+    md = (tmp_path / "rep" / "report.md").read_text()
+    snippet = md.split("```python\n", 1)[1].split("\n```", 1)[0]
+    (elsewhere / "snippet.py").write_text(snippet)
+    out = subprocess.run([sys.executable, "snippet.py"], capture_output=True, text=True, cwd=elsewhere, timeout=300)
+    assert out.returncode == 0, out.stderr
+    assert "verdict   fail" in out.stdout and "oracle" in out.stdout and "tolerance" in out.stdout, out.stdout

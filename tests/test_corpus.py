@@ -15,7 +15,7 @@ import pytest
 from conformance import known
 from conformance.adapters import load_adapter, package_versions, registered
 from conformance.cases import load
-from conformance.cli import repro_command
+from conformance.repro import command
 from conformance.runner import Selection, judge_case
 from conformance.summary import reason
 
@@ -49,5 +49,5 @@ def test_case(case_id, framework, selected_frameworks):
     assert not bad, "\n".join(
         f"{r['status']}: {r['impl']} {r['op']} {r['quantity']} {r['dtype']}: "
         f"{reason(r)}\n"
-        f"  repro: {repro_command(r)}"
+        f"  repro: {command(r)}"
         for r in bad)

@@ -78,7 +78,7 @@ def test_jobs_1_keeps_what_finished_on_sigterm(tmp_path):
     proc = subprocess.Popen([sys.executable, "-m", "conformance.cli", "run", "--cases", str(tmp_path / "slow.yaml"), "--frameworks", "numpy",
                              "--jobs", "1", "--out", str(tmp_path / "out")], cwd=ROOT, stderr=subprocess.PIPE, stdout=subprocess.DEVNULL, text=True)
     for line in proc.stderr:
-        if "% of case" in line:
+        if "% overall" in line:
             break
     proc.send_signal(signal.SIGTERM)
     proc.communicate(timeout=60)

@@ -104,7 +104,7 @@ def test_a_stopped_run_leaves_no_worker_behind(tmp_path, sig):
                              "--jobs", "2", "--out", str(tmp_path / "out")],
                             cwd=ROOT, env={**os.environ, "CONFORMANCE_TEST_MARK": mark}, stderr=subprocess.PIPE, stdout=subprocess.DEVNULL, text=True)
     for line in proc.stderr:  # a worker has finished its first case and is on the next
-        if "% of case" in line:
+        if "% overall" in line:
             break
     workers = [p for p in _marked(mark) if p != proc.pid]
     assert workers, "no worker was running"

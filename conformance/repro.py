@@ -1,0 +1,44 @@
+"""Re-running one record anywhere: the command line that re-runs it, and a self-contained Python snippet that prints
+the implementation's value, the oracle's, the tolerance and the verdict. Both name the case file by its absolute path,
+so they work from any folder of a machine that has softmax-conformance installed."""
+
+from __future__ import annotations
+
+import shlex
+
+
+def command(r: dict) -> str:
+    """The one command that re-runs exactly this record's case, implementation, dtype, mode and quantity."""
+    parts = ["conformance run", "--cases", shlex.quote(r.get("case_file") or "cases"), "--case", shlex.quote(r["case"]),
+             "--frameworks", r["framework"], "--impl", shlex.quote(r["impl"]), "--op", r["op"], "--quantity", r["quantity"],
+             "--dtypes", r["dtype"], "--modes", r["mode"], "--devices", r["device"], "--out", "/tmp/conformance-repro"]
+    return " ".join(parts)
+
+
+def snippet(r: dict) -> str:
+    """Python that recomputes this record and prints value, oracle, tolerance and verdict (before the registry)."""
+    return f"""from pathlib import Path
+import numpy as np
+from conformance import oracle
+from conformance.adapters import load_adapter
+from conformance.cases import load
+from conformance.inputs import build
+from conformance.runner import Selection, judge_case
+from conformance.tolerance import tolerance
+
+case = next(c for c in load([Path({r.get('case_file') or 'cases'!r})]) if c.full_id == {r['case']!r})
+fw = load_adapter({r['framework']!r})
+impl = next(i for i in fw.implementations() if i.name == {r['impl']!r} and i.op == {r['op']!r})
+inputs = build(case, {r['op']!r}, {r['dtype']!r})
+np.set_printoptions(precision=9, threshold=50)
+out = fw.evaluate(impl, inputs, [{r['quantity']!r}], {r['mode']!r}, {r['device']!r})[{r['quantity']!r}]
+print("value    ", out)
+if not case.invalid:
+    ref = oracle.compute(inputs, {r['quantity']!r})
+    print("oracle   ", ref.value.astype(np.float64))
+    print("tolerance", tolerance(ref.scale, {r['quantity']!r}, {r['dtype']!r}, inputs.classes, ref.flush))
+sel = Selection(({r['framework']!r},), ({r['dtype']!r},), ({r['device']!r},), ({r['mode']!r},), impls=({r['impl']!r},),
+                ops=({r['op']!r},), quantities=({r['quantity']!r},))
+verdict = judge_case(fw, case, sel, [{r['device']!r}])[0]
+print("verdict  ", verdict["status"], verdict.get("detail") or (verdict.get("error") or {{}}).get("message", ""))
+"""
