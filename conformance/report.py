@@ -83,6 +83,21 @@ def _env_of(doc: dict, record: dict) -> dict:
     return next((e for e in doc["environments"] if e["source"] == record["source"]), doc["environment"])
 
 
+def case_notes(records: list[dict]) -> dict[str, dict]:
+    """Description and source of every case the records name, read from the case files they came from (where those
+    files are still there and valid: a report of another machine's results may not have them)."""
+    from .cases import CaseFileError, load
+
+    notes: dict[str, dict] = {}
+    for path in sorted({r.get("case_file") for r in records if r.get("case_file")}):
+        try:
+            cases = load([Path(path)])
+        except CaseFileError:
+            continue
+        notes.update({c.full_id: {"description": c.description, "source": c.source} for c in cases})
+    return notes
+
+
 def _plots(records: list[dict], out: Path) -> list[str]:
     import matplotlib
 
@@ -134,6 +149,7 @@ def build(paths: list[Path], out: Path, bench_paths: list[Path] | None = None, o
     benchmarks = bench["benchmarks"]
     speed_plot = _write_benchmarks(bench, out)
     plots = _plots(records, out)
+    notes = case_notes(records)
     by_case: dict[str, list[dict]] = defaultdict(list)
     for r in records:
         by_case[r["case"]].append(r)
@@ -141,7 +157,7 @@ def build(paths: list[Path], out: Path, bench_paths: list[Path] | None = None, o
     for case_id in sorted(by_case):
         rs = sorted(by_case[case_id], key=lambda r: (r["op"], r["quantity"], r["dtype"], r["framework"], r["impl"], r["mode"]))
         fails = [r for r in rs if r["status"] in ("fail", "error", "known")]
-        cases.append({"id": case_id, "anchor": case_id.replace("/", "--"), "records": rs,
+        cases.append({"id": case_id, "anchor": case_id.replace("/", "--"), "records": rs, **notes.get(case_id, {}),
                       "fails": [{**r, "repro": repro.snippet(r), "command": repro.command(r)} for r in fails]})
     overview = defaultdict(lambda: defaultdict(int))
     for r in records:

@@ -74,11 +74,15 @@ def reruns(records: list[dict], limit: int = 10) -> list[str]:
     """For the first unexplained fails: the command that re-runs each, and a Python snippet that prints the value,
     the oracle, the tolerance and the verdict (both work from any folder: the case file is named by its path)."""
     from . import repro
+    from .report import case_notes
 
     bad = [r for r in records if r["status"] in ("fail", "error")]
+    notes = case_notes(bad[:limit])
     lines = []
     for r in bad[:limit]:
         lines += ["", f"**{md_cell(r['case'])}** {md_cell(r['framework'])} {md_cell(r['impl'])} {r['quantity']} {r['dtype']} {r['mode']}:", ""]
+        if notes.get(r["case"], {}).get("source"):
+            lines += [f"Source: {md_cell(notes[r['case']]['source'])}", ""]
         lines += _fenced(repro.command(r), "sh") + [""] + _fenced(repro.snippet(r), "python")
     return lines or ["Nothing to re-run: no unexplained fail or error."]
 
