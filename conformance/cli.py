@@ -10,6 +10,7 @@ import argparse
 import contextlib
 import fnmatch
 import os
+import shlex
 import sys
 import time
 from pathlib import Path
@@ -404,7 +405,8 @@ def cmd_fuzz(args) -> int:
 
     frameworks, _ = _frameworks(args.frameworks)
     ops = args.ops or OPS
-    rep = fuzz(frameworks, ops, args.dtypes, args.max_examples, args.seconds, Path(args.out), args.seed, args.modes)
+    known_registry.load(args.known, registered())  # a broken registry is bad input before anything is drawn
+    rep = fuzz(frameworks, ops, args.dtypes, args.max_examples, args.seconds, Path(args.out), args.seed, args.modes, args.known)
     covered = ", ".join(f"{op}/{dtype}" for op, dtype in sorted(rep.covered))
     print(f"fuzz: {rep.examples} examples in {rep.seconds:.0f}s over {', '.join(frameworks)}; covered {covered or 'nothing'}")
     if rep.found is None:
@@ -413,7 +415,8 @@ def cmd_fuzz(args) -> int:
     r = rep.found
     print(f"fuzz: DISAGREEMENT {r['framework']} {r['impl']} {r['op']} {r['quantity']} {r['dtype']} {r['mode']}: "
           f"{summary.reason(r)}")
-    print(f"fuzz: shrunk input written to {rep.case_file}")
+    print(f"fuzz: shrunk input written to {rep.case_file}; replay it with: conformance run --cases {shlex.quote(str(rep.case_file))} "
+          f"--frameworks {r['framework']} --modes {r['mode']}")
     return 1
 
 
@@ -501,6 +504,7 @@ def build_parser() -> argparse.ArgumentParser:
     fz.add_argument("--max-examples", type=int, default=200)
     fz.add_argument("--seconds", type=float, default=120.0, help="wall-clock budget (default 120)")
     fz.add_argument("--seed", type=int, default=0)
+    fz.add_argument("--known", type=Path, default=known_registry.DEFAULT_REGISTRY, help="known-divergence registry (YAML)")
     fz.add_argument("--out", default="reports/fuzz", help="where a shrunk disagreement is written as a case file")
     fz.set_defaults(func=cmd_fuzz)
 

@@ -1,10 +1,14 @@
 """`conformance fuzz`: differential fuzzing of every installed framework against the oracle (Hypothesis).
 
-Hypothesis draws an op, a dtype, a shape, logits at a random scale, labels and options; every fused
-implementation of every installed framework is run and judged against the oracle exactly as in
-`conformance run` (known divergences applied). The first input on which any implementation fails is
-shrunk by Hypothesis to a minimal one and written out as a ready YAML case (suite `fuzz-found`), to be
-reviewed and moved into cases/. The run is bounded by an example budget and a wall-clock budget.
+Hypothesis draws an op, a dtype, a shape (up to 16 x 64), logits at a random scale mixed with the values where
+kernels break (+-inf, NaN, subnormals, magnitudes up to 3e38), labels and the SPEC's options (reduction, label
+smoothing, class weights, ignore_index); every fused implementation of every selected framework is run, in the
+selected modes, and judged against the oracle exactly as in `conformance run` (the known-divergence registry
+applied). An input with a NaN or +inf logit, or a row masked entirely, has no answer: it is judged as an
+`invalid` case (an error or a non-finite output passes, a finite one is a silent wrong answer). The first input
+on which any implementation fails is shrunk by Hypothesis and written out as a case file (suite
+`fuzz-found-SEED`) that `conformance run --cases FILE` replays, to be reviewed and moved into cases/. The run is
+bounded by an example budget and a wall-clock budget.
 
 Dense labels are drawn as distributions (non-negative, rows summing to 1), because the divergences on
 labels that are not distributions are already in the corpus and the registry.
@@ -12,6 +16,7 @@ labels that are not distributions are already in the corpus and the registry.
 
 from __future__ import annotations
 
+import math
 import random
 import time
 from dataclasses import dataclass, field
@@ -30,6 +35,14 @@ from .runner import Selection, judge_case
 from .summary import reason
 
 SCALES = (1.0, 10.0, 100.0, 1e4)
+# Where kernels break: infinities (masks), NaN, subnormal float32/float16, and magnitudes near the formats' limits.
+EDGES = (float("inf"), float("-inf"), float("nan"), 1e-40, -1e-40, 1e-7, 60000.0, -60000.0, 1e30, -1e30, 3.0e38, -3.0e38)
+
+
+def _value(draw, scale: float):
+    if draw(st.integers(0, 9)) == 0:  # one value in ten from the edges
+        return draw(st.sampled_from(EDGES))
+    return round(draw(st.floats(-1.0, 1.0, allow_nan=False, width=32)) * scale, 6)
 
 
 @dataclass
@@ -41,29 +54,40 @@ class FuzzReport:
     seconds: float = 0.0
 
 
+def _has_answer(logits: list[list[float]]) -> bool:
+    return not any(math.isnan(v) or v == math.inf for row in logits for v in row) and all(any(v > -math.inf for v in row) for row in logits)
+
+
 @st.composite
 def drawn_case(draw, ops: tuple[str, ...], dtypes: tuple[str, ...]) -> Case:
     op = draw(st.sampled_from(ops))
     dtype = draw(st.sampled_from(dtypes))
-    rows, classes = draw(st.integers(1, 4)), draw(st.integers(1, 8))
+    rows, classes = draw(st.integers(1, 16)), draw(st.integers(1, 64))
     scale = draw(st.sampled_from(SCALES))
-    unit = st.floats(-1.0, 1.0, allow_nan=False, width=32)
-    logits = [[round(draw(unit) * scale, 6) for _ in range(classes)] for _ in range(rows)]
+    logits = [[_value(draw, scale) for _ in range(classes)] for _ in range(rows)]
     labels = sparse = None
-    options = {}
+    options = Options()
     if op == "softmax_cross_entropy":
         raw = [[draw(st.floats(0.0, 1.0, width=32)) for _ in range(classes)] for _ in range(rows)]
         labels = [[v / sum(r) for v in r] if sum(r) > 0 else [1.0] + [0.0] * (classes - 1) for r in raw]
     if op == "sparse_softmax_cross_entropy":
         sparse = [draw(st.integers(0, classes - 1)) for _ in range(rows)]
     if op in ("softmax_cross_entropy", "sparse_softmax_cross_entropy"):
-        options["reduction"] = draw(st.sampled_from(("none", "sum", "mean")))
+        weight = tuple(draw(st.sampled_from((0.5, 1.0, 2.0))) for _ in range(classes)) if draw(st.booleans()) else None
+        ignore = draw(st.sampled_from((None, -100, 0))) if op == "sparse_softmax_cross_entropy" else None
+        options = Options(reduction=draw(st.sampled_from(("none", "sum", "mean"))), label_smoothing=draw(st.sampled_from((0.0, 0.0, 0.1))),
+                          weight=weight, ignore_index=ignore)
     quantities = ("value", "grad_logits") + (("grad_labels",) if op == "softmax_cross_entropy" else ())
     name = f"{op}-{dtype}-{rows}x{classes}-scale-{scale:g}"
     return Case(suite="fuzz", id=name, description=f"Drawn by conformance fuzz: {op}, {dtype}, {rows}x{classes}, logit scale {scale:g}.",
-                path="<fuzz>", ops=(op,), dtypes=(dtype,), logits=logits, labels=labels, sparse_labels=sparse,
-                options=Options(reduction=options.get("reduction", "none")), quantities=quantities,
+                path="<fuzz>", ops=(op,), dtypes=(dtype,), logits=_spelled(logits), labels=labels, sparse_labels=sparse,
+                options=options, quantities=quantities, invalid=not _has_answer(logits),
                 cotangent={"generate": "normal", "seed": 0} if op == "softmax" else "ones")
+
+
+def _spelled(logits: list[list[float]]) -> list[list]:
+    """Non-finite values as the case format spells them (inf, -inf, nan), so the case can be written out as drawn."""
+    return [[v if math.isfinite(v) else ("nan" if math.isnan(v) else ("inf" if v > 0 else "-inf")) for v in row] for row in logits]
 
 
 def _failures(case: Case, adapters: dict, entries, packages: dict, modes) -> list[dict]:
@@ -76,10 +100,10 @@ def _failures(case: Case, adapters: dict, entries, packages: dict, modes) -> lis
 
 
 def fuzz(frameworks: tuple[str, ...], ops: tuple[str, ...], dtypes: tuple[str, ...], max_examples: int, seconds: float,
-         out: Path, seed: int, modes: tuple[str, ...] = ("eager",)) -> FuzzReport:
+         out: Path, seed: int, modes: tuple[str, ...] = ("eager",), registry: Path = known.DEFAULT_REGISTRY) -> FuzzReport:
     adapters = {name: load_adapter(name) for name in frameworks}
     packages = {name: package_versions(a) for name, a in adapters.items()}
-    entries = known.load()
+    entries = known.load(registry)
     report = FuzzReport()
     started = time.monotonic()
     deadline = started + seconds
@@ -120,8 +144,13 @@ def write_case(case: Case, record: dict, out: Path, seed: int) -> Path:
         entry["labels"] = case.labels
     if case.sparse_labels is not None:
         entry["sparse_labels"] = case.sparse_labels
-    if case.options.reduction != "none":
-        entry["options"] = {"reduction": case.options.reduction}
+    options = {k: v for k, v in (("reduction", case.options.reduction), ("label_smoothing", case.options.label_smoothing),
+                                 ("weight", list(case.options.weight) if case.options.weight else None),
+                                 ("ignore_index", case.options.ignore_index)) if v not in (None, "none", 0.0)}
+    if options:
+        entry["options"] = options
+    if case.invalid:
+        entry["invalid"] = True
     path = out / f"fuzz-found-{seed}.yaml"
     doc = {"suite": f"fuzz-found-{seed}", "description": "Disagreements found by differential fuzzing; review, then move into cases/.",
            "cases": [entry]}

@@ -2,7 +2,8 @@
 
 Registered through $CONFORMANCE_ADAPTERS ("fault=fault_adapter", with tests/ on PYTHONPATH); $CONFORMANCE_FAULT
 picks the fault: hang-import, raise-import, and, on the second evaluation (so that one case's records were sent
-first), exit (os._exit), segv, sigkill, hang. Otherwise it computes what the NumPy adapter computes.
+first), exit (os._exit), segv, sigkill, hang; or a planted numerical bug: unshifted (softmax as exp(x)/sum(exp(x)) under
+the fused function's name). Otherwise it computes what the NumPy adapter computes.
 """
 
 from __future__ import annotations
@@ -12,6 +13,8 @@ import os
 import signal
 import time
 from pathlib import Path
+
+import numpy as np
 
 from conformance.adapters import numpy as numpy_adapter
 
@@ -45,8 +48,16 @@ def flags() -> dict:
     return {}
 
 
+def _unshifted_softmax(x, labels, inputs):
+    e = np.exp(x)
+    return e / e.sum(axis=inputs.axis, keepdims=True)
+
+
 def implementations():
-    return [dataclasses.replace(i, framework=NAME) for i in numpy_adapter.implementations() if not i.naive]
+    impls = [dataclasses.replace(i, framework=NAME) for i in numpy_adapter.implementations() if not i.naive]
+    if _fault() == "unshifted":
+        impls = [dataclasses.replace(i, forward=_unshifted_softmax) if i.op == "softmax" else i for i in impls]
+    return impls
 
 
 def evaluate(impl, inputs, quantities, mode: str, device: str) -> dict:

@@ -1,12 +1,18 @@
-"""The fuzzer: a bounded run finds nothing beyond the registry, or writes a loadable shrunk case."""
+"""The fuzzer: a bounded run finds nothing beyond the registry, finds a planted bug, and writes a case that replays."""
 
 from __future__ import annotations
+
+import os
+from pathlib import Path
 
 import pytest
 import yaml
 
 from conformance.cases import load
+from conformance.cli import main
 from conformance.fuzz import drawn_case, fuzz, write_case
+
+ROOT = Path(__file__).resolve().parent.parent
 
 
 def test_bounded_fuzz_run(tmp_path, selected_frameworks):
@@ -20,6 +26,20 @@ def test_bounded_fuzz_run(tmp_path, selected_frameworks):
         assert load([rep.case_file])
 
 
+def test_a_planted_bug_is_found_and_the_written_case_replays_it(tmp_path, monkeypatch):
+    """A softmax without the max shift, under the fused function's name (tests/fault_adapter.py): the fuzzer must find
+    it, shrink it, and write a case on which `conformance run` fails the same implementation."""
+    monkeypatch.setenv("CONFORMANCE_ADAPTERS", "fault=fault_adapter")
+    monkeypatch.setenv("CONFORMANCE_FAULT", "unshifted")
+    monkeypatch.setenv("PYTHONPATH", os.pathsep.join([str(ROOT / "tests"), os.environ.get("PYTHONPATH", "")]))
+    rep = fuzz(("fault",), ("softmax",), ("float32",), max_examples=300, seconds=120, out=tmp_path / "found", seed=0)
+    assert rep.found is not None, f"the planted bug survived {rep.examples} examples"
+    assert rep.found["framework"] == "fault" and rep.found["impl"] == "scipy.special.softmax"
+    assert load([rep.case_file])
+    code = main(["run", "--cases", str(rep.case_file), "--frameworks", "fault", "--modes", "eager", "--jobs", "1", "--out", str(tmp_path / "replay")])
+    assert code == 1
+
+
 def test_written_case_is_a_valid_corpus_file(tmp_path):
     case = drawn_case(("softmax_cross_entropy",), ("float64",)).example()
     record = {"framework": "x", "impl": "y", "quantity": "value", "status": "fail", "detail": "at [0]: got 1, oracle 2"}
@@ -27,3 +47,14 @@ def test_written_case_is_a_valid_corpus_file(tmp_path):
     loaded = load([path])
     assert loaded[0].suite == "fuzz-found-3" and "Found by conformance fuzz" in loaded[0].description
     assert yaml.safe_load(path.read_text())["cases"][0]["source"] == "conformance fuzz --seed 3"
+
+
+def test_draws_reach_the_edges():
+    """Infinities, NaN and huge magnitudes are drawn (and a case with no answer is marked invalid)."""
+    from hypothesis import find, settings
+
+    strategy = drawn_case(("softmax",), ("float32",))
+    quiet = settings(max_examples=2000, database=None)
+    assert find(strategy, lambda c: c.invalid, settings=quiet).invalid
+    assert find(strategy, lambda c: any(v in ("-inf",) for row in c.logits for v in row) and not c.invalid, settings=quiet)
+    assert find(strategy, lambda c: any(isinstance(v, float) and abs(v) >= 1e30 for row in c.logits for v in row), settings=quiet)
