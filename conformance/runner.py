@@ -11,13 +11,13 @@ from __future__ import annotations
 import fnmatch
 import multiprocessing as mp
 import os
-import queue
 import signal
 import threading
 import time
 import traceback
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field, replace
+from multiprocessing.connection import Connection, wait
 from pathlib import Path
 
 import numpy as np
@@ -248,21 +248,23 @@ def _to_log() -> None:
         os.close(fd)
 
 
-def _worker(shard: Shard, case_paths: list[str], sel: Selection, q, threads: int, parent: int) -> None:
+def _worker(shard: Shard, case_paths: list[str], sel: Selection, q: Connection, threads: int, parent: int) -> None:
+    """One shard in its own process. Messages go through the worker's own pipe, written synchronously: whatever was
+    sent before a crash (even SIGKILL) is in the pipe for the parent to read."""
     _exit_with_parent(parent)
     _to_log()
     for var in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS"):
         os.environ.setdefault(var, str(threads))
     part = replace(sel, dtypes=shard.dtypes, modes=(shard.mode,))
     try:
-        run_framework(shard.framework, case_paths, part, lambda msg: q.put((shard.name, *msg)))
+        run_framework(shard.framework, case_paths, part, q.send)
     except FrameworkBroken as exc:
-        q.put((shard.name, "fatal", str(exc)))
+        q.send(("fatal", str(exc)))
         return
     except Exception:
-        q.put((shard.name, "crash", traceback.format_exc(limit=4)))
+        q.send(("crash", traceback.format_exc(limit=4)))
         return
-    q.put((shard.name, "done"))
+    q.send(("done",))
 
 
 @dataclass
@@ -303,52 +305,63 @@ def run(case_paths: list[Path], sel: Selection, jobs: int, on_event: Callable[[t
     shard's remaining records; KeyboardInterrupt or SIGTERM stops the workers and keeps what they sent. Both
     make the outcome incomplete. A named framework that cannot be loaded stops the run: FrameworkBroken."""
     ctx = mp.get_context("spawn")
-    q = ctx.Queue()
     paths = [str(p) for p in case_paths]
     pending = plan(sel)
     shards = {s.name: s for s in pending}
-    running: dict[str, mp.Process] = {}
+    running: dict[str, tuple[mp.Process, Connection]] = {}
     seen: dict[str, float] = {}
     outcome = Outcome()
     threads = max(1, (os.cpu_count() or 1) // max(1, min(jobs, len(pending))))  # equal share, no oversubscription
 
     def stop(name: str, why: str) -> None:
-        proc = running.pop(name)
+        proc, conn = running.pop(name)
         if proc.is_alive():
             proc.kill()
         proc.join(timeout=10)
+        conn.close()
         outcome.lose(shards[name], why)
         on_event(("lost", name, why))
+
+    def receive(name: str, msg: tuple) -> None:
+        kind = msg[0]
+        if kind == "fatal":
+            raise FrameworkBroken(msg[1])
+        outcome.take(msg)
+        if kind == "crash":
+            stop(name, f"crashed: {_last_line(msg[1])}")
+        elif kind == "done":
+            proc, conn = running.pop(name)
+            proc.join(timeout=10)
+            conn.close()
+            on_event(("done", name))
+        else:
+            on_event(("progress", name, *msg[2:]) if kind == "progress" else msg)  # progress is per shard
 
     restore = _interrupt_on_sigterm()
     try:
         while pending or running:
             while pending and len(running) < jobs:
                 shard = pending.pop(0)
-                proc = ctx.Process(target=_worker, args=(shard, paths, sel, q, threads, os.getpid()), daemon=True)
+                reader, writer = ctx.Pipe(duplex=False)
+                proc = ctx.Process(target=_worker, args=(shard, paths, sel, writer, threads, os.getpid()), daemon=True)
                 proc.start()
-                running[shard.name], seen[shard.name] = proc, time.monotonic()
-            try:
-                name, *msg = q.get(timeout=0.5)
-            except queue.Empty:
-                now = time.monotonic()
-                for name, proc in list(running.items()):
-                    if not proc.is_alive():  # died without a word: a native crash, os._exit, killed
-                        stop(name, f"worker exited with code {proc.exitcode} (crashed or killed)")
-                    elif now - seen[name] > timeout:
-                        stop(name, f"no progress for {timeout:g} s (hung?); stopped")
-                continue
-            seen[name] = time.monotonic()
-            kind = msg[0]
-            if kind == "fatal":
-                raise FrameworkBroken(msg[1])
-            outcome.take(tuple(msg))
-            if kind == "crash":
-                stop(name, f"crashed: {_last_line(msg[1])}")
-                continue
-            if kind == "done":
-                running.pop(name).join(timeout=10)
-            on_event((kind, name, *msg[2:]) if kind in ("progress", "done") else tuple(msg))  # progress is per shard
+                writer.close()  # the worker holds the only writing end: end of file means it is gone
+                running[shard.name], seen[shard.name] = (proc, reader), time.monotonic()
+            by_conn = {conn: name for name, (_, conn) in running.items()}
+            for conn in wait(list(by_conn), timeout=0.5):
+                name = by_conn[conn]
+                try:
+                    msg = conn.recv()
+                except (EOFError, OSError):  # gone without saying done: a native crash, os._exit, killed
+                    proc = running[name][0]
+                    proc.join(timeout=10)
+                    stop(name, f"worker exited with code {proc.exitcode} (crashed or killed)")
+                    continue
+                seen[name] = time.monotonic()
+                receive(name, msg)
+            now = time.monotonic()
+            for name in [n for n in running if now - seen[n] > timeout]:
+                stop(name, f"no progress for {timeout:g} s (hung?); stopped")
     except KeyboardInterrupt:
         outcome.interrupted = True
         for name in list(running):
@@ -356,7 +369,7 @@ def run(case_paths: list[Path], sel: Selection, jobs: int, on_event: Callable[[t
         for shard in pending:
             outcome.lose(shard, "interrupted before it started")
     finally:
-        for proc in running.values():  # FrameworkBroken: nobody else's work is wanted either
+        for proc, _ in running.values():  # FrameworkBroken: nobody else's work is wanted either
             proc.kill()
         restore()
     return outcome
