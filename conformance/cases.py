@@ -101,6 +101,16 @@ class Case:
             return SOFTMAX_DEFAULT_COTANGENT if op == "softmax" else "ones"
         return self.cotangent
 
+    @property
+    def labels_out_of_range(self) -> bool:
+        """A class index outside [0, C) that is not ignore_index: no answer exists, and on CUDA some frameworks
+        raise a device-side assert that poisons the process (runner.plan gives such cases a worker of their own)."""
+        if self.sparse_labels is None or isinstance(self.sparse_labels, dict):
+            return False  # generated indices are drawn from [0, classes)
+        classes = array_shape(self.logits)[self.axis]
+        flat = np.asarray(self.sparse_labels, dtype=object).ravel()
+        return any(not 0 <= v < classes and v != self.options.ignore_index for v in flat)
+
     def raw_logits(self) -> np.ndarray:
         return materialize(self.logits)
 

@@ -192,7 +192,8 @@ def cmd_run(args) -> int:
 
     cache = None if args.no_compile_cache else str(args.compile_cache)
     sel = Selection(frameworks, args.dtypes, args.devices, args.modes, cache, cases=tuple(args.case or ()), impls=tuple(args.impl or ()),
-                    ops=args.op or (), quantities=args.quantity or (), named=args.frameworks is not None)
+                    ops=args.op or (), quantities=args.quantity or (), named=args.frameworks is not None,
+                    devices_named=args.devices_named)
     from .runner import units
 
     progress = Progress(total=units(cases, sel) * len(sel.frameworks) * len(sel.modes))
@@ -212,7 +213,7 @@ def cmd_run(args) -> int:
 
     try:
         with framework_logs(Path(args.out)):
-            outcome = run_inline(case_paths, sel, on_event) if args.jobs == 1 else run(case_paths, sel, args.jobs, on_event, args.timeout)
+            outcome = run_inline(case_paths, sel, on_event) if args.jobs == 1 else run(case_paths, sel, args.jobs, on_event, args.timeout, cases)
     except FrameworkBroken as exc:
         raise UsageError(str(exc)) from None
     records, info = outcome.records, outcome.info
@@ -429,6 +430,12 @@ def cmd_schema(args) -> int:
     return 0
 
 
+def cmd_gpu(args) -> int:
+    from . import gpu_run
+
+    return gpu_run.run(Path(args.out), args.frameworks, args.minutes, args.dry_run)
+
+
 def default_compile_cache() -> Path:
     if os.environ.get("CONFORMANCE_CACHE_DIR"):
         return Path(os.environ["CONFORMANCE_CACHE_DIR"])
@@ -451,7 +458,9 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--cases", type=Path, action="append", help="case file or folder (repeatable; default: the bundled cases/)")
     run.add_argument("--frameworks", type=_csv(None, "framework"), default=None, help="comma-separated (default: every installed one)")
     run.add_argument("--dtypes", type=_csv(DTYPES, "dtype"), default=DTYPES)
-    run.add_argument("--devices", type=_csv(DEVICES, "device"), default=DEVICES, help="devices not present are skipped and said so")
+    run.add_argument("--devices", type=_csv(DEVICES, "device"), default=None,
+                     help="default: cpu and, where a framework sees one, gpu (skipped and said so where not); named, a device a "
+                          "framework with a GPU path cannot use is an error (the run exits 3 saying why)")
     run.add_argument("--modes", type=_csv(MODES, "mode"), default=MODES)
     run.add_argument("--out", default="reports", help="output folder (default: reports/)")
     run.add_argument("--jobs", type=_jobs, default=max(2, _usable_cores()),
@@ -528,6 +537,13 @@ def build_parser() -> argparse.ArgumentParser:
                          "into one speed baseline in --out")
     bn.set_defaults(func=cmd_bench)
 
+    gp = sub.add_parser("gpu", help="the prepared GPU job: corpus on CPU and GPU, JAX compiled, GPU benchmarks, report, into one folder")
+    gp.add_argument("--out", default="reports/gpu", help="folder for everything (default: reports/gpu/)")
+    gp.add_argument("--frameworks", type=_csv(None, "framework"), default=None, help="default: every installed one")
+    gp.add_argument("--minutes", type=_positive("minutes"), default=8.0, help="time budget shared by the steps (default 8)")
+    gp.add_argument("--dry-run", action="store_true", help="the same steps on the CPU, one small suite, tiny benchmarks")
+    gp.set_defaults(func=cmd_gpu)
+
     sch = sub.add_parser("schema", help="print the JSON Schema of case files (for editors and validators)")
     sch.set_defaults(func=cmd_schema)
 
@@ -539,6 +555,8 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
+    if getattr(args, "command", None) == "run":
+        args.devices_named, args.devices = args.devices is not None, args.devices or DEVICES
     for flag, env in (("max_file_mb", MAX_FILE_MB_ENV), ("max_elements", MAX_ELEMENTS_ENV)):
         if getattr(args, flag, None) is not None:  # the environment carries the limit to the spawned workers too
             os.environ[env] = repr(getattr(args, flag))

@@ -23,7 +23,7 @@ from pathlib import Path
 import numpy as np
 
 from . import oracle
-from .adapters import FrameworkAbsent, Unsupported, cold_seconds, load_adapter, package_versions
+from .adapters import FrameworkAbsent, Unsupported, cold_seconds, declared, load_adapter, package_versions
 from .cases import Case, load
 from .compare import judge
 from .inputs import Inputs, build
@@ -54,9 +54,13 @@ class Selection:
     ops: tuple[str, ...] = ()  # empty: every op
     quantities: tuple[str, ...] = ()  # empty: every quantity a case asks for
     named: bool = False  # the frameworks were named on the command line: one that cannot be loaded is bad input
+    devices_named: bool = False  # the devices were named: a GPU that was asked for and cannot be used is an error
+    exclude: tuple[str, ...] = ()  # full case ids left to other shards (the assert-prone ones on a GPU)
 
     def wants_case(self, full_id: str) -> bool:
-        return not self.cases or any(fnmatch.fnmatchcase(full_id, p) for p in self.cases)
+        if full_id in self.exclude:
+            return False
+        return not self.cases or any(full_id == p or fnmatch.fnmatchcase(full_id, p) for p in self.cases)
 
     def wants_impl(self, name: str) -> bool:
         return not self.impls or any(name == p or fnmatch.fnmatchcase(name, p) for p in self.impls)
@@ -176,6 +180,10 @@ def run_framework(name: str, case_paths: list[str], sel: Selection, emit: Callab
         why = f"{name} failed to import: {type(exc).__name__}: {str(exc).strip().splitlines()[0] if str(exc).strip() else ''}"
         raise (FrameworkBroken(why) if sel.named else RuntimeError(why)) from None
     devices = [d for d in sel.devices if d in adapter.devices()]
+    unusable = [d for d in sel.devices if d not in devices and d != "cpu"]
+    if unusable and sel.devices_named and getattr(adapter, "GPU", True):
+        problems = getattr(adapter, "device_problems", dict)()
+        raise RuntimeError(f"{unusable[0]} requested but {name} cannot use it: {problems.get(unusable[0], 'not visible')}")
     info = {"version": adapter.version(), "packages": package_versions(adapter), "devices": adapter.devices(),
             "flags": adapter.flags(), "compile_cache": sel.compile_cache,
             "implementations": [[impl.op, impl.name] for impl in adapter.implementations()]}
@@ -195,12 +203,24 @@ def run_framework(name: str, case_paths: list[str], sel: Selection, emit: Callab
 
 @dataclass(frozen=True)
 class Shard:
-    """One worker process's share of the run: a framework in one mode, for some of the selected dtypes."""
+    """One worker process's share of the run: a framework in one mode, for some of the selected dtypes, on some
+    devices, and (for assert-prone cases on a GPU) some of the cases."""
     framework: str
     mode: str
     dtypes: tuple[str, ...]
     name: str  # for the progress display: framework/mode, plus the dtypes where the pair was split
     cost: float  # estimated seconds (COLD_SECONDS of the adapter), for the order
+    devices: tuple[str, ...] = ("cpu",)
+    cases: tuple[str, ...] = ()  # only these case ids (empty: the selection's)
+    exclude: tuple[str, ...] = ()  # not these (they have shards of their own)
+
+    @property
+    def on_gpu(self) -> bool:
+        return "gpu" in self.devices
+
+    def selection(self, sel: Selection) -> Selection:
+        return replace(sel, dtypes=self.dtypes, modes=(self.mode,), devices=self.devices, cases=self.cases or sel.cases,
+                       exclude=sel.exclude + self.exclude)
 
 
 # A dtype whose cold run is estimated above this many seconds gets a worker of its own. Programs never cross
@@ -211,20 +231,32 @@ class Shard:
 SPLIT_ABOVE_S = 60.0
 
 
-def plan(sel: Selection) -> list[Shard]:
-    """Every (framework, mode, dtype) of the selection in exactly one shard, longest first (so that no long
-    shard starts last and the workers end together)."""
+def plan(sel: Selection, cases: list[Case] | None = None) -> list[Shard]:
+    """Every (framework, mode, dtype, device) of the selection in exactly one shard, longest first (so that no long
+    shard starts last and the workers end together). On a GPU a framework gets one shard per mode, run one at a
+    time (run() allows one GPU worker at once: they share the device's memory); where an out-of-range class index
+    is a device-side assert (adapter DEVICE_ASSERTS), each such case of `cases` gets a GPU worker of its own, so a
+    poisoned context costs only that case's records."""
     shards = []
+    gpu_wanted = "gpu" in sel.devices
     for framework in sel.frameworks:
         costs = cold_seconds(framework)
+        has_gpu = gpu_wanted and declared(framework, "GPU", True)
+        cpu_devices = tuple(d for d in sel.devices if d != "gpu") if has_gpu else sel.devices
         for mode in sel.modes:
             cost = {d: float(costs.get((mode, d), 0.0)) for d in sel.dtypes}
-            alone = [(d,) for d in sel.dtypes if cost[d] > SPLIT_ABOVE_S]
-            rest = tuple(d for d in sel.dtypes if cost[d] <= SPLIT_ABOVE_S)
-            groups = alone + ([rest] if rest else [])
-            for dtypes in groups:
-                name = f"{framework}/{mode}" + (f"/{'+'.join(dtypes)}" if len(groups) > 1 else "")
-                shards.append(Shard(framework, mode, dtypes, name, sum(cost[d] for d in dtypes)))
+            if cpu_devices:
+                alone = [(d,) for d in sel.dtypes if cost[d] > SPLIT_ABOVE_S]
+                rest = tuple(d for d in sel.dtypes if cost[d] <= SPLIT_ABOVE_S)
+                groups = alone + ([rest] if rest else [])
+                for dtypes in groups:
+                    name = f"{framework}/{mode}" + (f"/{'+'.join(dtypes)}" if len(groups) > 1 else "")
+                    shards.append(Shard(framework, mode, dtypes, name, sum(cost[d] for d in dtypes), cpu_devices))
+            if has_gpu:
+                prone = tuple(c.full_id for c in cases or () if c.labels_out_of_range and sel.wants_case(c.full_id)) \
+                    if "gpu" in declared(framework, "DEVICE_ASSERTS", ()) else ()
+                shards.append(Shard(framework, mode, sel.dtypes, f"{framework}/{mode}/gpu", sum(cost.values()), ("gpu",), exclude=prone))
+                shards += [Shard(framework, mode, sel.dtypes, f"{framework}/{mode}/gpu/{cid}", 0.0, ("gpu",), cases=(cid,)) for cid in prone]
     return sorted(shards, key=lambda s: -s.cost)
 
 
@@ -255,7 +287,12 @@ def _worker(shard: Shard, case_paths: list[str], sel: Selection, q: Connection, 
     _to_log()
     for var in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS"):
         os.environ.setdefault(var, str(threads))
-    part = replace(sel, dtypes=shard.dtypes, modes=(shard.mode,))
+    if shard.on_gpu:
+        for var, value in declared(shard.framework, "GPU_ENV", {}).items():
+            os.environ.setdefault(var, value)
+    elif "gpu" in sel.devices and declared(shard.framework, "GPU", True):
+        os.environ["CUDA_VISIBLE_DEVICES"] = ""  # its GPU shard runs elsewhere: keep this worker off the device's memory
+    part = shard.selection(sel)
     try:
         run_framework(shard.framework, case_paths, part, q.send)
     except FrameworkBroken as exc:
@@ -296,8 +333,14 @@ def _last_line(text: str) -> str:
     return lines[-1].strip() if lines else text
 
 
+def _next(pending: list[Shard], running: dict, shards: dict[str, Shard]) -> int | None:
+    """The index of the next shard to start: the first pending one, except that one GPU worker runs at a time."""
+    gpu_busy = any(shards[name].on_gpu for name in running)
+    return next((i for i, s in enumerate(pending) if not (s.on_gpu and gpu_busy)), None)
+
+
 def run(case_paths: list[Path], sel: Selection, jobs: int, on_event: Callable[[tuple], None],
-        timeout: float = DEFAULT_TIMEOUT_S) -> Outcome:
+        timeout: float = DEFAULT_TIMEOUT_S, cases: list[Case] | None = None) -> Outcome:
     """Run every shard of `plan(sel)` in worker processes, at most `jobs` at a time.
 
     `on_event` sees every message for the progress display (kind first; progress, done, crash and lost carry
@@ -306,7 +349,7 @@ def run(case_paths: list[Path], sel: Selection, jobs: int, on_event: Callable[[t
     make the outcome incomplete. A named framework that cannot be loaded stops the run: FrameworkBroken."""
     ctx = mp.get_context("spawn")
     paths = [str(p) for p in case_paths]
-    pending = plan(sel)
+    pending = plan(sel, cases)
     shards = {s.name: s for s in pending}
     running: dict[str, tuple[mp.Process, Connection]] = {}
     seen: dict[str, float] = {}
@@ -340,8 +383,8 @@ def run(case_paths: list[Path], sel: Selection, jobs: int, on_event: Callable[[t
     restore = _interrupt_on_sigterm()
     try:
         while pending or running:
-            while pending and len(running) < jobs:
-                shard = pending.pop(0)
+            while len(running) < jobs and (startable := _next(pending, running, shards)) is not None:
+                shard = pending.pop(startable)
                 reader, writer = ctx.Pipe(duplex=False)
                 proc = ctx.Process(target=_worker, args=(shard, paths, sel, writer, threads, os.getpid()), daemon=True)
                 proc.start()

@@ -129,6 +129,29 @@ def agreement_matrix(records: list[dict], quantity: str) -> list[str]:
     return _table([quantity, *frameworks], rows)
 
 
+def mode_device_disagreements(records: list[dict], limit: int = 100) -> list[str]:
+    """The same call judged differently in another mode (eager / compiled) or on another device (CPU / GPU): e.g. an
+    error eagerly and NaN under XLA for the same input. One row per (case, op, quantity, dtype, implementation)."""
+    groups: dict[tuple, dict[str, dict]] = defaultdict(dict)
+    for r in records:
+        if r["status"] in ("unsupported", "skip"):
+            continue
+        groups[(r["case"], r["op"], r["quantity"], r["dtype"], r["framework"], r["impl"])][f"{r['mode']} {r['device']}"] = r
+    rows = []
+    for (case, op, q, dtype, fw, impl), by in sorted(groups.items()):
+        outcomes = {k: (r.get("known_status") or r["status"], r.get("behaviour")) for k, r in by.items()}
+        if len(set(outcomes.values())) > 1:
+            cells = "; ".join(f"{k}: {st} ({bh})" for k, (st, bh) in sorted(outcomes.items()))
+            rows.append([case, fw, impl, op, q, dtype, cells])
+    if not rows:
+        return ["Every implementation is judged the same in every mode and on every device it ran."]
+    lines = [f"{len(rows)} call(s) judged differently across modes or devices (status before the registry, behaviour):", ""]
+    lines += _table(["case", "framework", "implementation", "op", "quantity", "dtype", "mode device: status (behaviour)"], rows[:limit])
+    if len(rows) > limit:
+        lines.append(f"... and {len(rows) - limit} more in results.json.")
+    return lines
+
+
 def gradient_section(records: list[dict]) -> list[str]:
     lines = []
     for q in GRADIENTS:
@@ -210,6 +233,7 @@ def render(doc: dict, benchmarks: list[dict] | None = None, speed_plot: str | No
         ("Unexplained fails and errors", failures(records)),
         ("Re-run a failure", reruns(records)),
         ("Naive formula against fused functions", naive_vs_fused(records)),
+        ("Where modes and devices disagree (eager / compiled, CPU / GPU)", mode_device_disagreements(records)),
         ("Gradient agreement", gradient_section(records)),
         ("Pairwise agreement of frameworks (both match the oracle / both ran)",
          [line for q in ("value", *GRADIENTS) for line in (agreement_matrix(records, q) + [""])]),

@@ -121,3 +121,47 @@ def test_a_stopped_run_leaves_no_worker_behind(tmp_path, sig):
     if sig == signal.SIGTERM:  # stopped like Ctrl-C: what the workers had sent is written, marked partial
         doc = json.loads((tmp_path / "out" / "results.json").read_text())
         assert proc.returncode == 3 and doc["interrupted"] is True and doc["complete"] is False and doc["records"]
+
+
+def _gpu_plan(monkeypatch, frameworks=("a", "b"), cases=None):
+    declared = {"a": {"GPU": True, "DEVICE_ASSERTS": ("gpu",)}, "b": {"GPU": False}}
+    monkeypatch.setattr(runner, "cold_seconds", lambda name: COSTS[name])
+    monkeypatch.setattr(runner, "declared", lambda name, attr, default=None: declared[name].get(attr, default))
+    return runner.plan(runner.Selection(frameworks, ("float32",), ("cpu", "gpu"), ("eager",)), cases)
+
+
+def test_a_gpu_gets_shards_of_its_own_and_assert_prone_cases_a_worker_each(monkeypatch):
+    from conformance.cases import load
+
+    cases = load([ROOT / "cases"])
+    by_name = {s.name: s for s in _gpu_plan(monkeypatch, cases=cases)}
+    prone = sorted(c.full_id for c in cases if c.labels_out_of_range)
+    assert prone and by_name["a/eager"].devices == ("cpu",) and by_name["a/eager/gpu"].devices == ("gpu",)
+    assert sorted(by_name["a/eager/gpu"].exclude) == prone
+    assert sorted(s.cases[0] for s in by_name.values() if s.cases) == prone  # one GPU worker per assert-prone case
+    assert by_name["b/eager"].devices == ("cpu", "gpu") and "b/eager/gpu" not in by_name  # no GPU path: its skip is reported
+    covered = [(s.framework, d, c.full_id) for s in by_name.values() for d in s.devices for c in cases
+               if s.selection(runner.Selection(("a", "b"), ("float32",), ("cpu", "gpu"), ("eager",))).wants_case(c.full_id)]
+    assert len(covered) == len(set(covered))  # no case twice on one device
+
+
+def test_one_gpu_worker_at_a_time(monkeypatch):
+    shards = _gpu_plan(monkeypatch, cases=[])
+    by_name = {s.name: s for s in shards}
+    gpu = [i for i, s in enumerate(shards) if s.on_gpu]
+    assert runner._next(shards, {"a/eager/gpu": None}, by_name) not in gpu
+    assert runner._next(shards, {}, by_name) == 0
+
+
+def test_a_named_gpu_that_cannot_be_used_is_an_error_not_a_skip(tmp_path):
+    res = subprocess.run([sys.executable, "-m", "conformance.cli", "run", "--cases", str(ROOT / "cases" / "published-values.yaml"),
+                          "--frameworks", "torch", "--devices", "gpu", "--modes", "eager", "--out", str(tmp_path)],
+                         capture_output=True, text=True, cwd=ROOT, timeout=300)
+    try:
+        import torch
+    except ImportError:
+        pytest.skip("torch is not installed")
+    if torch.cuda.is_available():
+        pytest.skip("a GPU is visible here")
+    assert res.returncode == 3, res.stderr
+    assert "gpu requested but torch cannot use it: torch.cuda.is_available() is False" in res.stderr

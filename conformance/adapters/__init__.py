@@ -16,13 +16,14 @@ from types import ModuleType
 from .base import Impl, Unsupported
 
 __all__ = ["Impl", "Unsupported", "FrameworkAbsent", "registered", "load_adapter", "missing_packages", "cold_seconds",
-           "package_versions"]
+           "package_versions", "declared"]
 
 BUILTIN = {
     "numpy": "conformance.adapters.numpy",
     "torch": "conformance.adapters.torch",
     "tensorflow": "conformance.adapters.tensorflow",
     "jax": "conformance.adapters.jax",
+    "cupy": "conformance.adapters.cupy",  # GPU only: absent (skipped) where CuPy is not installed
 }
 ENTRY_POINT_GROUP = "softmax_conformance.adapters"
 # Adapters that are not packaged (a framework under development, the tests' fault-injection adapter):
@@ -33,6 +34,7 @@ INSTALL_HINT = {
     "torch": "pip install 'softmax-conformance[torch]'",
     "tensorflow": "pip install 'softmax-conformance[tensorflow]'",
     "jax": "pip install 'softmax-conformance[jax]'",
+    "cupy": "pip install 'softmax-conformance[cupy]' (needs a CUDA GPU)",
 }
 
 
@@ -90,7 +92,12 @@ def absent_message(name: str, missing: list[str]) -> str:
     return f"{name} is not installed (missing {', '.join(missing)}); {INSTALL_HINT.get(name, 'install it')}"
 
 
+def declared(name: str, attribute: str, default=None):
+    """A constant the adapter module declares (COLD_SECONDS, GPU, GPU_ENV, DEVICE_ASSERTS), read without importing
+    the framework: the planner needs them before any worker starts."""
+    return getattr(importlib.import_module(registered()[name]), attribute, default)
+
+
 def cold_seconds(name: str) -> dict[tuple[str, str], float]:
-    """The adapter's measured cold-run seconds per (mode, dtype), read without importing the framework (empty if
-    the adapter declares none)."""
-    return dict(getattr(importlib.import_module(registered()[name]), "COLD_SECONDS", {}))
+    """The adapter's measured cold-run seconds per (mode, dtype) (empty if the adapter declares none)."""
+    return dict(declared(name, "COLD_SECONDS", {}))

@@ -19,6 +19,15 @@ An adapter is one module (numpy.py, torch.py, tensorflow.py, jax.py) defining th
                                                 arrays, returning once the result exists (synchronised)
     raw_softmax(logits, device) -> () -> result the bare public softmax call, to measure adapter overhead
 
+and may declare, for running on a GPU (read without importing the framework):
+
+    GPU: bool                                   False: the framework has no GPU path (default True)
+    GPU_ENV: dict[str, str]                     environment a GPU worker sets before the import (memory growth
+                                                instead of grabbing the whole device: workers share one GPU)
+    DEVICE_ASSERTS: tuple[str, ...]             devices where an out-of-range class index is a device-side assert
+                                                that poisons the process: such cases run in a worker of their own
+    device_problems() -> dict[str, str]         why a device is not usable, for the error when one was asked for
+
 Nothing framework-specific lives outside those modules. `evaluate` computes the requested quantities
 with the framework's own autodiff and compiler; it raises `Unsupported` for what the framework does not
 offer, and returns an exception object per quantity for what the framework raised.

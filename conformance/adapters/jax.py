@@ -18,6 +18,7 @@ from .base import Impl, check_supported, needs_grad, reduce_with
 NAME = "jax"
 REQUIRES = ("jax", "optax")  # importable packages; checked before any worker starts
 PACKAGES = ("jax", "jaxlib", "optax", "ml_dtypes")  # versions that change the numbers (the gate attributes moves to them)
+GPU_ENV = {"XLA_PYTHON_CLIENT_PREALLOCATE": "false"}  # JAX preallocates 75% of the GPU per process by default
 # Cold-cache seconds per (mode, dtype) of a full bundled run (2-core VM, 2026-11-25): only used to split and order
 # worker processes (runner.plan), never to judge anything.
 COLD_SECONDS = {("eager", "float32"): 80, ("eager", "float64"): 78, ("eager", "float16"): 19, ("eager", "bfloat16"): 21,
@@ -51,11 +52,14 @@ def version() -> str:
 
 
 def devices() -> list[str]:
+    return ["cpu"] + ([] if "gpu" in device_problems() else ["gpu"])
+
+
+def device_problems() -> dict[str, str]:
     try:
-        has_gpu = bool(jax.devices("gpu"))
-    except RuntimeError:
-        has_gpu = False
-    return ["cpu"] + (["gpu"] if has_gpu else [])
+        return {} if jax.devices("gpu") else {"gpu": "jax.devices('gpu') is empty"}
+    except RuntimeError as exc:  # no CUDA plugin, or it failed to initialise: the reason, not a silent skip
+        return {"gpu": f"jax.devices('gpu') raised: {str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__}"}
 
 
 def set_threads(n: int) -> None:

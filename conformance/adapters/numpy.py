@@ -16,6 +16,7 @@ from .base import Impl, Unsupported, check_supported, reduce_with
 NAME = "numpy"
 REQUIRES = ("scipy",)  # importable packages; checked before any worker starts
 PACKAGES = ("numpy", "scipy", "ml_dtypes")  # versions that change the numbers (the gate attributes moves to them)
+GPU = False  # NumPy/SciPy run on the CPU only; CuPy (cupyx.scipy.special) is the GPU counterpart
 _sp = None
 
 

@@ -21,6 +21,7 @@ from .base import Impl, Unsupported, check_supported, needs_grad, no_sync, reduc
 NAME = "tensorflow"
 REQUIRES = ("tensorflow", "keras")  # importable packages; checked before any worker starts
 PACKAGES = ("tensorflow", "tensorflow-cpu", "keras", "ml_dtypes")  # versions that change the numbers (the gate attributes moves to them)
+GPU_ENV = {"TF_FORCE_GPU_ALLOW_GROWTH": "true"}  # TensorFlow maps all GPU memory per process by default
 # Cold-cache seconds per (mode, dtype) of a full bundled run (2-core VM, 2026-11-25): only used to split and order
 # worker processes (runner.plan), never to judge anything.
 COLD_SECONDS = {("compiled", "float32"): 64, ("compiled", "float64"): 52, ("compiled", "float16"): 14, ("compiled", "bfloat16"): 16,
@@ -63,6 +64,12 @@ def version() -> str:
 
 def devices() -> list[str]:
     return ["cpu"] + (["gpu"] if tf.config.list_physical_devices("GPU") else [])
+
+
+def device_problems() -> dict[str, str]:
+    if tf.config.list_physical_devices("GPU"):
+        return {}
+    return {"gpu": f"tf.config.list_physical_devices('GPU') is empty (tensorflow {tf.__version__}; tensorflow-cpu has no GPU support)"}
 
 
 def set_threads(n: int) -> None:

@@ -19,6 +19,7 @@ from .base import Impl, Unsupported, check_supported, needs_grad, no_sync, reduc
 NAME = "torch"
 REQUIRES = ("torch",)  # importable packages; checked before any worker starts
 PACKAGES = ("torch",)  # versions that change the numbers (the gate attributes moves to them)
+DEVICE_ASSERTS = ("gpu",)  # an out-of-range target on CUDA is a device-side assert: the process is poisoned
 # Cold-cache seconds per (mode, dtype) of a full bundled run (2-core VM, 2026-11-25): only used to split and order
 # worker processes (runner.plan), never to judge anything.
 COLD_SECONDS = {("compiled", "float32"): 396, ("compiled", "float64"): 264, ("compiled", "float16"): 80, ("compiled", "bfloat16"): 82}
@@ -49,6 +50,13 @@ def version() -> str:
 
 def devices() -> list[str]:
     return ["cpu"] + (["gpu"] if torch.cuda.is_available() else [])
+
+
+def device_problems() -> dict[str, str]:
+    if torch.cuda.is_available():
+        return {}
+    build = "a CPU-only build" if torch.version.cuda is None else f"built for CUDA {torch.version.cuda}, but no device or driver"
+    return {"gpu": f"torch.cuda.is_available() is False (torch {torch.__version__}: {build})"}
 
 
 def set_threads(n: int) -> None:

@@ -1,0 +1,136 @@
+"""CuPy: cupyx.scipy.special.softmax / log_softmax on the GPU, and cross-entropy built from them.
+
+The GPU counterpart of the NumPy/SciPy family: the same public SciPy API, CUDA kernels underneath. CuPy has no
+automatic differentiation and no compiler, and runs on the GPU only: gradients, the compiled mode and the CPU are
+`unsupported`. bfloat16 is not a CuPy dtype. The cross-entropies are compositions (there is no fused one), named
+for exactly what they compute.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from .base import Impl, Unsupported, check_supported, reduce_with
+
+NAME = "cupy"
+REQUIRES = ("cupy",)
+PACKAGES = ("cupy-cuda12x", "cupy-cuda11x", "cupy", "numpy")  # versions that change the numbers
+cp: Any = None
+_sp: Any = None
+
+
+def load(compile_cache: Path | None = None) -> None:
+    """CuPy caches its compiled kernels itself (~/.cupy/kernel_cache): `compile_cache` is unused."""
+    global cp, _sp
+    import cupy
+    import cupyx.scipy.special
+
+    cp, _sp = cupy, cupyx.scipy.special
+
+
+def version() -> str:
+    return f"cupy {cp.__version__}"
+
+
+def device_problems() -> dict[str, str]:
+    problems = {"cpu": "CuPy runs on the GPU only (numpy/SciPy is its CPU counterpart)"}
+    try:
+        if cp.cuda.runtime.getDeviceCount() < 1:
+            problems["gpu"] = "cupy.cuda.runtime.getDeviceCount() is 0"
+    except Exception as exc:  # no driver: CUDARuntimeError
+        problems["gpu"] = f"cupy.cuda.runtime.getDeviceCount() raised: {type(exc).__name__}: {exc}"
+    return problems
+
+
+def devices() -> list[str]:
+    return [d for d in ("cpu", "gpu") if d not in device_problems()]
+
+
+def set_threads(n: int) -> None:
+    """CuPy's kernels run on the GPU; host threads do not change them."""
+
+
+def flags() -> dict:
+    try:
+        return {"device": cp.cuda.runtime.getDeviceProperties(0)["name"].decode()}
+    except Exception:
+        return {}
+
+
+def softmax(x, labels, inputs):
+    return _sp.softmax(x, axis=inputs.axis)
+
+
+def log_softmax(x, labels, inputs):
+    return _sp.log_softmax(x, axis=inputs.axis)
+
+
+def cross_entropy(x, labels, inputs):
+    return -cp.sum(labels * _sp.log_softmax(x, axis=inputs.axis), axis=inputs.axis)
+
+
+def sparse_cross_entropy(x, labels, inputs):
+    picked = cp.take_along_axis(_sp.log_softmax(x, axis=inputs.axis), cp.expand_dims(labels, inputs.axis), axis=inputs.axis)
+    return -cp.squeeze(picked, axis=inputs.axis)
+
+
+def implementations() -> list[Impl]:
+    return [
+        Impl(NAME, "cupyx.scipy.special.softmax", "softmax", softmax),
+        Impl(NAME, "cupyx.scipy.special.log_softmax", "log_softmax", log_softmax),
+        Impl(NAME, "-sum(y * cupyx.scipy.special.log_softmax(x))", "softmax_cross_entropy", cross_entropy),
+        Impl(NAME, "-take_along_axis(cupyx.scipy.special.log_softmax(x), t)", "sparse_softmax_cross_entropy", sparse_cross_entropy),
+    ]
+
+
+def _check(impl: Impl, inputs, quantities, mode: str, device: str) -> None:
+    check_supported(impl, inputs, quantities)
+    if mode != "eager":
+        raise Unsupported("CuPy has no compiler")
+    if device != "gpu":
+        raise Unsupported("CuPy runs on the GPU only")
+    if inputs.dtype == "bfloat16":
+        raise Unsupported("CuPy has no bfloat16")
+
+
+def evaluate(impl: Impl, inputs, quantities, mode: str, device: str) -> dict:
+    _check(impl, inputs, quantities, mode, device)
+    results: dict = {q: Unsupported("CuPy has no automatic differentiation") for q in quantities if q != "value"}
+    if "value" in quantities:
+        try:
+            labels = None if inputs.given_labels is None else cp.asarray(inputs.given_labels)
+            out = impl.forward(cp.asarray(inputs.logits), labels, inputs)
+            results["value"] = np.asarray(cp.asnumpy(reduce_with(out, inputs.options.reduction, cp.sum, cp.mean)))
+        except Exception as exc:  # the framework's own error is the finding
+            results["value"] = exc
+    return results
+
+
+def benchmark_call(impl: Impl, inputs, mode: str, device: str, backward: bool):
+    """The forward call on device-resident arrays, synchronised (CUDA kernels are asynchronous)."""
+    _check(impl, inputs, ("value",), mode, device)
+    if backward:
+        raise Unsupported("CuPy has no automatic differentiation")
+    x = cp.asarray(inputs.logits)
+    labels = None if inputs.given_labels is None else cp.asarray(inputs.given_labels)
+    sync = cp.cuda.Device().synchronize
+
+    def call():
+        out = reduce_with(impl.forward(x, labels, inputs), inputs.options.reduction, cp.sum, cp.mean)
+        sync()
+        return out
+    return call
+
+
+def raw_softmax(logits: np.ndarray, device: str):
+    x = cp.asarray(logits)
+    sync = cp.cuda.Device().synchronize
+
+    def call():
+        out = _sp.softmax(x, axis=-1)
+        sync()
+        return out
+    return call

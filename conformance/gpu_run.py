@@ -1,0 +1,148 @@
+"""`conformance gpu`: the one prepared command for a machine with a GPU.
+
+It runs, each step a `conformance` subprocess with its own share of a time budget (8 minutes by default, sized for one
+H100 with about 15 minutes lent in all):
+  1. the corpus in eager mode on the CPU and the GPU, for every framework present (the CPU records are the reference
+     the report compares the GPU against: GPU-vs-CPU disagreements are listed like eager-vs-compiled ones);
+  2. the corpus compiled on the GPU for JAX (XLA compiles in milliseconds; torch.compile's Triton kernels would take
+     most of the budget cold, so torch runs eager only here);
+  3. the GPU benchmarks (float32 and bfloat16, 1024x1000 and an LLM vocabulary 8192x128256, GB/s against a copy
+     roof measured on the same GPU in the same process);
+  4. the report (index.html, report.md, merged.json) over all of it,
+and writes everything into one folder (default reports/gpu/), with gpu.json naming the GPU, the driver, the steps, their
+exit codes and seconds. A step that runs out of its share is stopped like Ctrl-C, so its results file is written with
+what finished, marked incomplete; a stop of the whole command (SIGTERM) does the same for the step it is in.
+
+`--dry-run` runs the same steps on the CPU with one small suite and tiny benchmarks, saying that the GPU parts are
+skipped: tests/test_gpu_paths.py runs it, so the command is known to work before a GPU is lent.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from .adapters import declared, missing_packages, registered
+
+
+@dataclass
+class Step:
+    name: str
+    args: list[str]
+    share: float  # of the whole budget
+    result: dict = field(default_factory=dict)
+
+
+def gpu_description() -> dict:
+    """The GPU as nvidia-smi names it (name, driver, memory); empty where there is none."""
+    if shutil.which("nvidia-smi") is None:
+        return {}
+    try:
+        out = subprocess.run(["nvidia-smi", "--query-gpu=name,driver_version,memory.total", "--format=csv,noheader"],
+                             capture_output=True, text=True, timeout=30).stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+        return {}
+    gpus = [dict(zip(("name", "driver", "memory"), (p.strip() for p in line.split(",")))) for line in out.splitlines() if line.strip()]
+    return {"gpus": gpus} if gpus else {}
+
+
+def present(frameworks: tuple[str, ...] | None) -> list[str]:
+    """The frameworks installed here (found without importing them), optionally narrowed."""
+    names = [n for n in registered() if not missing_packages(n)]
+    return [n for n in names if frameworks is None or n in frameworks]
+
+
+def steps(out: Path, frameworks: list[str], dry_run: bool) -> list[Step]:
+    devices = "cpu" if dry_run else "cpu,gpu"
+    gpu = "cpu" if dry_run else "gpu"
+    narrow = ["--case", "published-values/*"] if dry_run else []
+    fw = ",".join(frameworks)
+    gpu_frameworks = [n for n in frameworks if declared(n, "GPU", True)]
+    plan = [Step("corpus eager, CPU and GPU", ["run", "--frameworks", fw, "--devices", devices, "--modes", "eager", *narrow,
+                                                "--out", str(out / "eager")], 0.5)]
+    if "jax" in frameworks:
+        plan.append(Step("corpus compiled (JAX), GPU", ["run", "--frameworks", "jax", "--devices", gpu, "--modes", "compiled", *narrow,
+                                                        "--out", str(out / "compiled")], 0.15))
+    if gpu_frameworks:
+        shapes, dtypes, max_time = ("32x10", "float32", "0.01") if dry_run else ("1024x1000,8192x128256", "float32,bfloat16", "0.3")
+        plan.append(Step("benchmarks, GPU", ["bench", "--frameworks", ",".join(gpu_frameworks), "--devices", gpu, "--modes", "eager",
+                                             "--shapes", shapes, "--dtypes", dtypes, "--max-time", max_time, "--out", str(out / "bench")], 0.3))
+    return plan
+
+
+def _run_step(step: Step, seconds: float, log: Path) -> None:
+    """One step as a subprocess; past its share it is stopped like Ctrl-C (SIGTERM) so it writes what it has."""
+    started = time.monotonic()
+    with open(log, "w", encoding="utf-8") as f:
+        proc = subprocess.Popen([sys.executable, "-m", "conformance.cli", *step.args], stdout=f, stderr=subprocess.STDOUT)
+        try:
+            code = proc.wait(timeout=max(30.0, seconds))
+            stopped = False
+        except subprocess.TimeoutExpired:
+            proc.send_signal(signal.SIGTERM)
+            try:
+                code = proc.wait(timeout=60)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                code = proc.wait()
+            stopped = True
+        except KeyboardInterrupt:  # the whole command was stopped: let this step write its partial results
+            proc.send_signal(signal.SIGTERM)
+            code, stopped = proc.wait(timeout=60), True
+            step.result = {"exit": code, "seconds": round(time.monotonic() - started, 1), "stopped": True, "log": str(log)}
+            raise
+    step.result = {"exit": code, "seconds": round(time.monotonic() - started, 1), "stopped": stopped, "log": str(log)}
+
+
+def run(out: Path, frameworks: tuple[str, ...] | None, minutes: float, dry_run: bool, say=print) -> int:
+    """Run every step within the budget and the report over what they wrote; 0 when every step finished (a run's
+    exit 1 is findings, not a failure), 3 when a step was stopped or lost work, 2 when nothing could run."""
+    names = present(frameworks)
+    if not names:
+        say("gpu: none of the frameworks is installed here")
+        return 2
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "logs").mkdir(exist_ok=True)
+    gpu = gpu_description()
+    if dry_run:
+        say("gpu: dry run: the GPU parts are skipped; the same steps run on the CPU with one small suite")
+    elif not gpu:
+        say("gpu: no GPU visible to nvidia-smi; the frameworks will say why they cannot use one")
+    budget, started = minutes * 60.0, time.monotonic()
+    plan = steps(out, names, dry_run)
+    doc = {"gpu": gpu or None, "dry_run": dry_run, "frameworks": names, "budget_s": budget, "steps": []}
+    restore = signal.signal(signal.SIGTERM, _interrupt)
+    try:
+        for step in plan:
+            share = step.share * budget
+            say(f"gpu: {step.name} (up to {share:.0f} s): conformance {' '.join(step.args)}")
+            _run_step(step, share, out / "logs" / f"{len(doc['steps'])}.log")
+            doc["steps"].append({"name": step.name, "args": step.args, **step.result})
+            say(f"gpu: {step.name}: exit {step.result['exit']} in {step.result['seconds']} s" + (" (stopped at its share)" if step.result["stopped"] else ""))
+    except KeyboardInterrupt:
+        doc["stopped"] = True
+        say("gpu: stopped; what finished is kept")
+    finally:
+        signal.signal(signal.SIGTERM, restore)
+        results = [p for p in (out / "eager" / "results.json", out / "compiled" / "results.json") if p.exists()]
+        if results:
+            report_args = ["report", *map(str, results), "--out", str(out)]
+            if (out / "bench" / "benchmarks.json").exists():
+                report_args += ["--benchmarks", str(out / "bench" / "benchmarks.json")]
+            code = subprocess.run([sys.executable, "-m", "conformance.cli", *report_args], capture_output=True, text=True).returncode
+            doc["report"] = {"exit": code, "args": report_args}
+        doc["seconds"] = round(time.monotonic() - started, 1)
+        (out / "gpu.json").write_text(json.dumps(doc, indent=1) + "\n", encoding="utf-8")
+    say(f"gpu: wrote {out} ({doc['seconds']} s)")
+    finished = not doc.get("stopped") and all(s.get("exit") in (0, 1) and not s.get("stopped") for s in doc["steps"])
+    return 0 if finished else 3
+
+
+def _interrupt(signum, frame):
+    raise KeyboardInterrupt
