@@ -116,9 +116,12 @@ def _plots(records: list[dict], out: Path) -> list[str]:
                        for r in values if r["framework"] == fw and bool(r.get("naive")) == naive and r["dtype"] == "float32"]
                 if pts:
                     xs, ys = zip(*pts)
-                    ax.scatter(xs, [max(y, 1e-3) for y in ys], s=12, alpha=0.6, c=colour, label=label)
-            ax.set_xscale("symlog")
+                    ax.scatter([max(x, 0.1) for x in xs], [max(y, 1e-3) for y in ys], s=12, alpha=0.6, c=colour, label=label)
+            ax.set_xscale("log")  # scales below 0.1 (all-zero rows) are drawn at 0.1
+            ax.set_xticks([1, 1e8, 1e16, 1e24, 1e32], ["1", "1e8", "1e16", "1e24", "1e32"])
+            ax.set_xlim(0.05, 1e39)
             ax.set_yscale("log")
+            ax.grid(True, which="major", lw=0.3)
             ax.axhline(1e12, color="grey", lw=0.5)
             ax.set_title(f"{fw} (float32 values)")
             ax.set_xlabel("max |logit|")
@@ -139,7 +142,37 @@ def _write_benchmarks(bench: dict, out: Path) -> str | None:
     return speed_report.plot(bench["benchmarks"], out)
 
 
+def _suite_pages(records: list[dict], env: jinja2.Environment, out: Path) -> list[dict]:
+    """One page per suite under out/cases/: each case's description and source, the records that are not a plain
+    pass with their re-run command and snippet, and all records. Returns the suites' names, case and status counts."""
+    from .findings import silent
+
+    notes = case_notes(records)
+    by_suite: dict[str, dict[str, list[dict]]] = defaultdict(lambda: defaultdict(list))
+    for r in records:
+        by_suite[r["case"].split("/")[0]][r["case"]].append(r)
+    (out / "cases").mkdir(exist_ok=True)
+    suites = []
+    for suite, by_case in sorted(by_suite.items()):
+        cases = []
+        for case_id, rs in sorted(by_case.items()):
+            rs = sorted(rs, key=lambda r: (r["op"], r["quantity"], r["dtype"], r["framework"], r["impl"], r["mode"], r["device"]))
+            fails = [r for r in rs if r["status"] in ("fail", "error", "known") or silent(r)]
+            cases.append({"id": case_id, "anchor": anchor(case_id), "records": rs, **notes.get(case_id, {}),
+                          "fails": [{**r, "silent": silent(r), "command": repro.command(r),  # snippets where there is news
+                                     "repro": repro.snippet(r) if r["status"] != "known" or silent(r) else None} for r in fails]})
+        (out / "cases" / f"{suite}.html").write_text(env.get_template("suite.html").render(suite=suite, cases=cases), encoding="utf-8")
+        suites.append({"name": suite, "cases": len(by_case), "counts": summary.status_counts([r for rs in by_case.values() for r in rs])})
+    return suites
+
+
+def anchor(case_id: str) -> str:
+    return case_id.replace("/", "--")
+
+
 def build(paths: list[Path], out: Path, bench_paths: list[Path] | None = None, on_duplicate: str = "error") -> Path:
+    from .findings import collect, heatmap
+
     doc = merge(paths, on_duplicate)
     versions = version_pairs(doc)
     out.mkdir(parents=True, exist_ok=True)
@@ -149,29 +182,24 @@ def build(paths: list[Path], out: Path, bench_paths: list[Path] | None = None, o
     benchmarks = bench["benchmarks"]
     speed_plot = _write_benchmarks(bench, out)
     plots = _plots(records, out)
-    notes = case_notes(records)
-    by_case: dict[str, list[dict]] = defaultdict(list)
-    for r in records:
-        by_case[r["case"]].append(r)
-    cases = []
-    for case_id in sorted(by_case):
-        rs = sorted(by_case[case_id], key=lambda r: (r["op"], r["quantity"], r["dtype"], r["framework"], r["impl"], r["mode"]))
-        fails = [r for r in rs if r["status"] in ("fail", "error", "known")]
-        cases.append({"id": case_id, "anchor": case_id.replace("/", "--"), "records": rs, **notes.get(case_id, {}),
-                      "fails": [{**r, "repro": repro.snippet(r), "command": repro.command(r)} for r in fails]})
     overview = defaultdict(lambda: defaultdict(int))
-    for r in records:
-        overview[(r["framework"], r["impl"], r["op"], r["quantity"])][r["status"]] += 1
     worst_case = {}
     for r in records:
+        overview[(r["framework"], r["impl"], r["op"], r["quantity"])][r["status"]] += 1
         if r["status"] in ("fail", "error", "known"):
-            worst_case.setdefault((r["framework"], r["impl"], r["op"], r["quantity"]), r["case"].replace("/", "--"))
+            worst_case.setdefault((r["framework"], r["impl"], r["op"], r["quantity"]), r["case"])
     env = jinja2.Environment(loader=jinja2.FileSystemLoader(TEMPLATES), autoescape=jinja2.select_autoescape(["html"]))
+    env.globals["suite_link"] = lambda case_id: f"cases/{case_id.split('/')[0]}.html#{anchor(case_id)}"
+    suites = _suite_pages(records, env, out)
+    disagreements = summary.disagreement_rows(records)
+    rows, columns, cells = heatmap(records)
+    invalid_columns, invalid_rows = summary.invalid_data(records)
     html = env.get_template("index.html").render(
-        doc=doc, counts=summary.status_counts(records), statuses=summary.COUNTED, cases=cases, plots=plots,
-        overview=sorted(overview.items()), worst_case=worst_case,
-        agreement={q: summary.agreement_matrix(records, q) for q in ("value", "grad_logits", "grad_labels", "hvp")},
-        invalid=summary.invalid_behaviour(records), speed_plot=speed_plot,
+        doc=doc, counts=summary.status_counts(records), statuses=summary.COUNTED, plots=plots, suites=suites,
+        findings=collect(doc, len(disagreements)), heat={"rows": rows, "columns": columns, "cells": cells},
+        overview=sorted(overview.items()), worst_case=worst_case, disagreements=disagreements,
+        agreement={q: summary.agreement_data(records, q) for q in ("value", "grad_logits", "grad_labels", "hvp")},
+        invalid_columns=invalid_columns, invalid_rows=invalid_rows, gradients=summary.gradient_data(records), speed_plot=speed_plot,
         speed_intro=speed_report.intro(benchmarks) if benchmarks else None, speed_tables=speed_report.tables(benchmarks) if benchmarks else [],
         bench_runs=[r for r in bench["runs"] if "conformance" in r], versions=versions)
     (out / "index.html").write_text(html, encoding="utf-8")

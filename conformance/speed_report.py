@@ -193,19 +193,21 @@ def plot(benchmarks: list[dict], out: Path) -> str | None:
 
     modes = sorted({b["extra_info"]["mode"] for b in speed})
     fig, axes = plt.subplots(1, len(modes), figsize=(6 * len(modes), 4.2), sharey=True, squeeze=False)
-    colours = {"numpy": "tab:green", "torch": "tab:red", "tensorflow": "tab:orange", "jax": "tab:blue"}
+    frameworks = sorted({b["extra_info"]["framework"] for b in speed})
+    colours = {fw: f"C{i}" for i, fw in enumerate(frameworks)}  # matplotlib's default cycle, one colour per framework
     markers = {"forward": "o", "forward+backward": "^"}
     for ax, mode in zip(axes[0], modes):
-        roof = sorted({(b["extra_info"]["bytes"], b["extra_info"]["roof_gbps"]) for b in speed
-                       if b["extra_info"]["roof_gbps"] and b["extra_info"]["device"] == "cpu"})
-        if roof:  # one point per footprint and process: each framework's process measures its own roof
-            ax.scatter(*zip(*roof), color="black", marker="_", s=60, label="copy roof (cpu)")
-        for fw in sorted({b["extra_info"]["framework"] for b in speed}):
+        for device, roof_marker in (("cpu", "_"), ("gpu", "x")):
+            roof = sorted({(b["extra_info"]["bytes"], b["extra_info"]["roof_gbps"]) for b in speed
+                           if b["extra_info"]["roof_gbps"] and b["extra_info"]["device"] == device})
+            if roof:  # one point per footprint and process: each framework's process measures its own roof
+                ax.scatter(*zip(*roof), color="black", marker=roof_marker, s=60, label=f"copy roof ({device})")
+        for fw in frameworks:
             for passes, marker in markers.items():
                 pts = [(b["extra_info"]["bytes"], b["extra_info"]["gbps"]) for b in speed
                        if b["extra_info"]["framework"] == fw and b["extra_info"]["mode"] == mode and b["extra_info"]["pass"] == passes]
                 if pts:
-                    ax.scatter(*zip(*pts), s=18, alpha=0.7, marker=marker, color=colours.get(fw), label=f"{fw} {passes}")
+                    ax.scatter(*zip(*pts), s=18, alpha=0.7, marker=marker, color=colours[fw], label=f"{fw} {passes}")
         ax.set_xscale("log")
         ax.set_yscale("log")
         ax.set_title(f"{mode} (fused implementations)")

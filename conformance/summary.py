@@ -107,29 +107,30 @@ def naive_vs_fused(records: list[dict]) -> list[str]:
     return _table(["case", "op", "dtype", "naive implementations within tolerance", "fused implementations within tolerance"], rows)
 
 
-def agreement_matrix(records: list[dict], quantity: str) -> list[str]:
-    """Pairwise: of the (case, op, dtype, mode, device) both frameworks ran, in how many did both match the oracle?"""
+def agreement_data(records: list[dict], quantity: str) -> tuple[list[str], dict[str, dict[str, tuple[int, int]]]]:
+    """Pairwise: of the (case, op, dtype, mode, device) both frameworks ran, in how many did both match the oracle?
+    Returns the frameworks and (agree, shared) per pair."""
     outcome: dict[str, dict[tuple, bool]] = defaultdict(dict)
     for r in records:
         if r["quantity"] != quantity or r.get("naive") or r.get("invalid") or r["status"] in ("unsupported", "skip"):
             continue
-        k = (r["case"], r["op"], r["dtype"], r["mode"], r["device"], r["impl"])
-        outcome[r["framework"]][k[:5]] = outcome[r["framework"]].get(k[:5], True) and r["status"] == "pass"
+        k = (r["case"], r["op"], r["dtype"], r["mode"], r["device"])
+        outcome[r["framework"]][k] = outcome[r["framework"]].get(k, True) and r["status"] == "pass"
     frameworks = sorted(outcome)
+    cells = {a: {b: (sum(1 for k in set(outcome[a]) & set(outcome[b]) if outcome[a][k] and outcome[b][k]),
+                     len(set(outcome[a]) & set(outcome[b]))) for b in frameworks} for a in frameworks}
+    return frameworks, cells
+
+
+def agreement_matrix(records: list[dict], quantity: str) -> list[str]:
+    frameworks, cells = agreement_data(records, quantity)
     if len(frameworks) < 2:
         return [f"Fewer than two frameworks produced {quantity}."]
-    rows = []
-    for a in frameworks:
-        row = [a]
-        for b in frameworks:
-            shared = set(outcome[a]) & set(outcome[b])
-            agree = sum(1 for k in shared if outcome[a][k] and outcome[b][k])
-            row.append(f"{agree}/{len(shared)}" if shared else "-")
-        rows.append(row)
+    rows = [[a, *(f"{cells[a][b][0]}/{cells[a][b][1]}" if cells[a][b][1] else "-" for b in frameworks)] for a in frameworks]
     return _table([quantity, *frameworks], rows)
 
 
-def mode_device_disagreements(records: list[dict], limit: int = 100) -> list[str]:
+def disagreement_rows(records: list[dict]) -> list[list[str]]:
     """The same call judged differently in another mode (eager / compiled) or on another device (CPU / GPU): e.g. an
     error eagerly and NaN under XLA for the same input. One row per (case, op, quantity, dtype, implementation)."""
     groups: dict[tuple, dict[str, dict]] = defaultdict(dict)
@@ -141,8 +142,12 @@ def mode_device_disagreements(records: list[dict], limit: int = 100) -> list[str
     for (case, op, q, dtype, fw, impl), by in sorted(groups.items()):
         outcomes = {k: (r.get("known_status") or r["status"], r.get("behaviour")) for k, r in by.items()}
         if len(set(outcomes.values())) > 1:
-            cells = "; ".join(f"{k}: {st} ({bh})" for k, (st, bh) in sorted(outcomes.items()))
-            rows.append([case, fw, impl, op, q, dtype, cells])
+            rows.append([case, fw, impl, op, q, dtype, "; ".join(f"{k}: {st} ({bh})" for k, (st, bh) in sorted(outcomes.items()))])
+    return rows
+
+
+def mode_device_disagreements(records: list[dict], limit: int = 100) -> list[str]:
+    rows = disagreement_rows(records)
     if not rows:
         return ["Every implementation is judged the same in every mode and on every device it ran."]
     lines = [f"{len(rows)} call(s) judged differently across modes or devices (status before the registry, behaviour):", ""]
@@ -152,29 +157,35 @@ def mode_device_disagreements(records: list[dict], limit: int = 100) -> list[str
     return lines
 
 
+def gradient_data(records: list[dict]) -> dict[str, list[list]]:
+    """Per gradient quantity: (framework, mode, counts per status) rows."""
+    out = {}
+    for q in GRADIENTS:
+        by_fw: dict[tuple, Counter] = defaultdict(Counter)
+        for r in records:
+            if r["quantity"] == q and not r.get("invalid"):
+                by_fw[(r["framework"], r["mode"])][r["status"]] += 1
+        if by_fw:
+            out[q] = [[fw, mode, *(c.get(s, 0) for s in COUNTED)] for (fw, mode), c in sorted(by_fw.items())]
+    return out
+
+
 def gradient_section(records: list[dict]) -> list[str]:
     lines = []
-    for q in GRADIENTS:
-        qs = [r for r in records if r["quantity"] == q and not r.get("invalid")]
-        if not qs:
-            continue
-        by_fw: dict[str, Counter] = defaultdict(Counter)
-        for r in qs:
-            by_fw[(r["framework"], r["mode"])][r["status"]] += 1
-        lines += [f"### {q}", ""]
-        lines += _table(["framework", "mode", *COUNTED], [[fw, mode, *(c.get(s, 0) for s in COUNTED)] for (fw, mode), c in sorted(by_fw.items())])
-        lines.append("")
+    for q, rows in gradient_data(records).items():
+        lines += [f"### {q}", "", *_table(["framework", "mode", *COUNTED], rows), ""]
     return lines or ["No gradient quantities in this run."]
 
 
-def invalid_behaviour(records: list[dict]) -> list[str]:
-    """What each implementation does on input with no valid answer; a finite answer is a silent wrong answer."""
+def invalid_data(records: list[dict]) -> tuple[list[str], list[tuple[str, str, str, dict[str, str]]]]:
+    """What each implementation does on input with no valid answer: columns (implementation and mode) and rows
+    (case, op, dtype, cell per column: 'error: Type', 'nonfinite', 'all_nan', or 'SILENT finite')."""
     rows_by: dict[tuple, dict[str, str]] = defaultdict(dict)
     columns: set[str] = set()
     for r in records:
         if not r.get("invalid") or r["quantity"] != "value" or r["status"] in ("unsupported", "skip"):
             continue
-        col = f"{r['framework']}: {r['impl']} ({r['mode']})"
+        col = f"{r['framework']}: {r['impl']} ({r['mode']}{'' if r['device'] == 'cpu' else ', ' + r['device']})"
         columns.add(col)
         cell = r["behaviour"]
         if cell == "error":
@@ -182,12 +193,14 @@ def invalid_behaviour(records: list[dict]) -> list[str]:
         if r["behaviour"] == "finite":
             cell = "SILENT finite"
         rows_by[(r["case"], r["op"], r["dtype"])][col] = cell
-    if not rows_by:
+    return sorted(columns), [(case, op, dtype, cells) for (case, op, dtype), cells in sorted(rows_by.items())]
+
+
+def invalid_behaviour(records: list[dict]) -> list[str]:
+    columns, rows = invalid_data(records)
+    if not rows:
         return ["No invalid-input cases in this run."]
-    lines = []
-    for (case, op, dtype), cells in sorted(rows_by.items()):
-        lines.append(f"- {md_cell(case)} {op} {dtype}: " + "; ".join(md_cell(f"{c} -> {cells[c]}") for c in sorted(cells)))
-    return lines
+    return [f"- {md_cell(case)} {op} {dtype}: " + "; ".join(md_cell(f"{c} -> {cells[c]}") for c in sorted(cells)) for case, op, dtype, cells in rows]
 
 
 def known_section(records: list[dict], stale_entries: list[dict], entries: list[dict] | None = None) -> list[str]:
@@ -203,6 +216,35 @@ def known_section(records: list[dict], stale_entries: list[dict], entries: list[
     if stale_entries:
         lines += ["", "**Stale entries** (out of date: update or remove them):", ""]
         lines += [f"- {md_cell(e['id'])} ({md_cell(e['link'])}): {md_cell(e.get('why', ''))}" for e in stale_entries]
+    return lines
+
+
+def findings_section(doc: dict, limit: int = 20) -> list[str]:
+    """What diverges, where and why, before any table: silent wrong answers, unexplained fails, registered divergences
+    by kind (bug / design) with their links, calls judged differently across modes or devices, then agreement."""
+    from .findings import collect
+
+    records = doc["records"]
+    f = collect(doc, len(disagreement_rows(records)))
+    lines = []
+    if f.incomplete:
+        lines += [f"**Incomplete run**: {md_cell('; '.join(f.incomplete))}. The findings below cover what finished.", ""]
+    lines.append(f"1. **Silent wrong answers** (a finite answer where none exists): {len(f.silent)}"
+                 + ("" if f.silent else ". None."))
+    for x in f.silent[:limit]:
+        known = f" (registered: {md_cell(x['known'])}, {md_cell(x['link'])})" if x["known"] else " (**unexplained**)"
+        lines.append(f"   - {md_cell(x['case'])} {x['op']} {x['dtype']}: {md_cell(x['framework'])} {md_cell(x['impl'])}, {md_cell(x['where'])}{known}")
+    if len(f.silent) > limit:
+        lines.append(f"   - ... and {len(f.silent) - limit} more in the invalid-input section")
+    lines.append(f"2. **Unexplained fails and errors**: {len(f.unexplained)}" + (" (listed below, each with the command that re-runs it)."
+                                                                                if f.unexplained else ". None."))
+    n = sum(d["records"] for ds in f.divergences.values() for d in ds)
+    lines.append(f"3. **Registered divergences**: {n} records explained by {sum(len(ds) for ds in f.divergences.values())} entries of the registry.")
+    for kind in sorted(f.divergences):
+        lines.append(f"   - {kind}:")
+        lines += [f"     - {md_cell(d['id'])} ({d['records']} records; {md_cell(d['frameworks'])}): {md_cell(d['link'])}" for d in f.divergences[kind]]
+    lines.append(f"4. **Calls judged differently across modes or devices**: {f.disagreements}.")
+    lines.append(f"5. **Agreement**: {f.passed} of {f.judged} judged records pass the oracle within tolerance.")
     return lines
 
 
@@ -229,6 +271,7 @@ def render(doc: dict, benchmarks: list[dict] | None = None, speed_plot: str | No
         lines += ["", "**This run is incomplete: the records below are partial.**"
                   + (" Lost: " + "; ".join(md_cell(f"{x.get('shard')}: {x.get('why')}") for x in lost) if lost else "")]
     sections = [
+        ("Findings", findings_section(doc)),
         ("Overview", overview(records)),
         ("Unexplained fails and errors", failures(records)),
         ("Re-run a failure", reruns(records)),

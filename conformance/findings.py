@@ -1,0 +1,109 @@
+"""What a run found, in the order a reader needs it: silent wrong answers, unexplained fails, registered divergences
+by kind, calls judged differently across modes or devices, then agreement; and the run at a glance as a heatmap
+(framework x implementation against case suite, coloured by the worst status and the share of tolerance used).
+The HTML report and report.md both start with these.
+"""
+
+from __future__ import annotations
+
+from collections import Counter, defaultdict
+from dataclasses import dataclass, field
+
+# Worst first: the status a heatmap cell shows is the worst of its records.
+SEVERITY = {"silent": 0, "fail": 1, "error": 1, "known": 2, "pass": 3, "unsupported": 4, "skip": 4}
+
+
+def silent(r: dict) -> bool:
+    """A finite answer to a question that has none (invalid input), registered or not."""
+    return bool(r.get("invalid")) and r.get("behaviour") == "finite" and r.get("quantity") == "value"
+
+
+@dataclass
+class Findings:
+    silent: list[dict] = field(default_factory=list)  # one per (case, op, dtype, framework, impl): where and which modes
+    unexplained: list[dict] = field(default_factory=list)  # fail/error records
+    divergences: dict[str, list[dict]] = field(default_factory=dict)  # kind -> [{id, reason, link, records, frameworks}]
+    disagreements: int = 0
+    judged: int = 0  # records with a verdict (not unsupported/skip)
+    passed: int = 0
+    incomplete: list[str] = field(default_factory=list)
+
+
+def collect(doc: dict, disagreements: int = 0) -> Findings:
+    records = doc["records"]
+    f = Findings(disagreements=disagreements)
+    by_call: dict[tuple, list[dict]] = defaultdict(list)
+    for r in records:
+        if silent(r):
+            by_call[(r["case"], r["op"], r["dtype"], r["framework"], r["impl"])].append(r)
+    for (case, op, dtype, fw, impl), rs in sorted(by_call.items()):
+        f.silent.append({"case": case, "op": op, "dtype": dtype, "framework": fw, "impl": impl,
+                         "where": ", ".join(sorted({f"{r['mode']} {r['device']}" for r in rs})),
+                         "known": next((r.get("known_id") for r in rs if r.get("known_id")), None),
+                         "link": next((r.get("known") for r in rs if r.get("known")), None)})
+    f.unexplained = [r for r in records if r["status"] in ("fail", "error")]
+    entries = {e["id"]: e for e in doc.get("known_divergences", [])}
+    hits: dict[str, Counter] = defaultdict(Counter)
+    for r in records:
+        if r["status"] == "known" and r.get("known_id"):
+            hits[r["known_id"]][r["framework"]] += 1
+    for entry_id, frameworks in sorted(hits.items(), key=lambda kv: -sum(kv[1].values())):
+        e = entries.get(entry_id, {})
+        f.divergences.setdefault(e.get("kind", "unclassified"), []).append(
+            {"id": entry_id, "reason": e.get("reason", ""), "link": e.get("link", ""), "records": sum(frameworks.values()),
+             "frameworks": ", ".join(sorted(frameworks))})
+    f.judged = sum(r["status"] not in ("unsupported", "skip") for r in records)
+    f.passed = sum(r["status"] == "pass" for r in records)
+    lost = (doc.get("incomplete") or {}).get("lost") or []
+    if doc.get("complete") is False or doc.get("interrupted"):
+        f.incomplete = [f"{x.get('shard')}: {x.get('why')}" for x in lost if isinstance(x, dict)] or ["interrupted"]
+    return f
+
+
+@dataclass
+class Cell:
+    status: str  # the worst of its records (silent counts as worse than fail)
+    ratio: float | None  # the largest share of tolerance used by a passing record
+    counts: Counter
+
+    @property
+    def colour(self) -> str:
+        if self.status == "silent":
+            return "#67000d"
+        if self.status in ("fail", "error"):
+            return "#d73027"
+        if self.status == "known":
+            return "#fdae61"
+        if self.status == "pass":  # pale when far inside the tolerance, deep green when it uses most of it
+            share = min(1.0, self.ratio or 0.0)
+            return f"hsl(125, 55%, {88 - 40 * share:.0f}%)"
+        return "#e0e0e0"
+
+    @property
+    def ink(self) -> str:
+        return "#fff" if self.status in ("silent", "fail", "error") else "#222"
+
+    @property
+    def text(self) -> str:
+        parts = [f"{n} {s}" for s, n in sorted(self.counts.items(), key=lambda kv: SEVERITY.get(kv[0], 9))]
+        ratio = f"; worst passing error {self.ratio:.0%} of tolerance" if self.ratio is not None else ""
+        return ", ".join(parts) + ratio
+
+
+def heatmap(records: list[dict]) -> tuple[list[tuple[str, str]], list[str], dict[tuple, Cell]]:
+    """Rows (framework, implementation; fused before naive), columns (case suites), and a cell per pair that ran."""
+    groups: dict[tuple, list[dict]] = defaultdict(list)
+    naive: dict[tuple[str, str], bool] = {}
+    for r in records:
+        row = (r["framework"], r["impl"])
+        naive[row] = bool(r.get("naive"))
+        groups[(row, r["case"].split("/")[0])].append(r)
+    cells = {}
+    for key, rs in groups.items():
+        counts = Counter("silent" if silent(r) and r["status"] != "pass" else r["status"] for r in rs)
+        worst = min(counts, key=lambda s: SEVERITY.get(s, 9))
+        ratios = [r["tol_ratio"] for r in rs if r["status"] == "pass" and r.get("tol_ratio") is not None]
+        cells[key] = Cell(worst, max(ratios) if ratios else None, counts)
+    rows = sorted(naive, key=lambda row: (naive[row], row))
+    columns = sorted({k[1] for k in cells})
+    return rows, columns, cells
