@@ -128,9 +128,12 @@ def test_report_merges_escapes_and_links_repros(tmp_path):
     b = write(tmp_path, "b", [record(framework="jax", impl="jax.nn.softmax")])
     out = report.build([a, b], tmp_path / "out")
     html = (out / "index.html").read_text()
-    assert "<script>alert(1)</script>" not in html and "&lt;script&gt;" in html
+    suite = (out / "cases" / "s.html").read_text()
+    for page in (html, suite):
+        assert "<script>alert(1)</script>" not in page and "&lt;script&gt;" in page
     assert "jax.nn.softmax" in html and "torch.softmax" in html  # merged
-    assert "fw.evaluate(impl, inputs" in html  # the repro snippet of the fail
+    assert "fw.evaluate(impl, inputs" in suite and "conformance run --cases" in suite  # the fail's snippet and command
+    assert 'href="cases/s.html#' in html  # findings and tables link to the record's suite page
     assert (out / "report.md").read_text().startswith("# softmax-conformance summary")
     assert (out / "error_vs_scale.png").exists()
     merged = results_io.read(out / report.MERGED)  # a results file the gate accepts

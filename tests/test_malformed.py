@@ -118,12 +118,14 @@ def test_case_text_is_inert_in_every_markdown_and_html_output(tmp_path):
     from conformance.cli import _write_summary
 
     _write_summary(tmp_path / "out", results_io.read(path))
-    for name in ("report.md", "summary.md", "index.html"):
+    pages = ["report.md", "summary.md", "index.html", *(f"cases/{p.name}" for p in (tmp_path / "out" / "cases").glob("*.html"))]
+    assert len(pages) > 3
+    for name in pages:
         text = (tmp_path / "out" / name).read_text()
         if name.endswith(".md"):  # fenced code blocks show their text as it is (the re-run snippets): inert by design
             parts = re.split(r"^(`{3,})[a-z]*$", text, flags=re.M)
             assert len(parts) % 4 == 1, f"{name}: a fence was broken"
             text = "".join(parts[0::4])
-        assert "<script>" not in text and "<img" not in text and "<b>bad" not in text and "<i>" not in text, name
+        assert "<script>alert" not in text and "<script>x" not in text and "<img" not in text and "<b>bad" not in text and "<i>" not in text, name
     assert main(["diff", str(path), str(path), "--out", str(tmp_path / "d")]) == 0
     assert "<script>" not in (tmp_path / "d" / "diff.md").read_text()

@@ -1,0 +1,44 @@
+"""The report in a real browser: headless Chromium (Debian's `chromium`, installed by .ci/run) renders index.html of
+the committed baseline at 1400x900; the page runs without a script error, and its own load-time check says that the
+findings and the heatmap are on the first screen. A screenshot is kept beside the page. Skipped where Chromium is absent."""
+
+from __future__ import annotations
+
+import re
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from conformance import report
+
+ROOT = Path(__file__).resolve().parent.parent
+BROWSER = next((shutil.which(b) for b in ("chromium", "chromium-browser", "google-chrome") if shutil.which(b)), None)
+FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--hide-scrollbars", "--window-size=1400,900"]
+
+
+@pytest.fixture(scope="module")
+def page(tmp_path_factory) -> Path:
+    out = tmp_path_factory.mktemp("report")
+    report.build([ROOT / "reports" / "baseline" / "results.json"], out)
+    return out / "index.html"
+
+
+def test_the_page_is_light_and_has_no_markdown(page):
+    html = page.read_text()
+    assert len(html.encode()) < 1024 * 1024
+    text = re.sub(r"<pre>.*?</pre>|<code>.*?</code>|<script>.*?</script>", "", html, flags=re.S)
+    assert "**" not in text and "|---|" not in text
+
+
+@pytest.mark.skipif(BROWSER is None, reason="no Chromium here (apt-get install chromium); .ci/run installs it")
+def test_findings_and_heatmap_are_on_the_first_screen(page):
+    dom = subprocess.run([BROWSER, *FLAGS, "--dump-dom", page.as_uri()], capture_output=True, text=True, timeout=120).stdout
+    body = re.search(r"<body[^>]*>", dom)
+    assert body, dom[:500]
+    assert 'data-errors=""' in body.group(0), body.group(0)
+    assert 'data-first-screen="findings:visible heatmap:visible"' in body.group(0), body.group(0)
+    shot = page.with_name("screenshot.png")
+    subprocess.run([BROWSER, *FLAGS, f"--screenshot={shot}", page.as_uri()], capture_output=True, timeout=120)
+    assert shot.exists() and shot.stat().st_size > 10_000
