@@ -45,3 +45,16 @@ def _private_compile_cache(tmp_path_factory):
         os.environ.pop("CONFORMANCE_CACHE_DIR", None)
     else:
         os.environ["CONFORMANCE_CACHE_DIR"] = old
+
+
+def pytest_terminal_summary(terminalreporter):
+    """The mutation score of tests/test_mutants.py, when it ran."""
+    import sys
+
+    module = sys.modules.get("test_mutants") or sys.modules.get("tests.test_mutants")
+    score = getattr(module, "SCORE", None)
+    if score:
+        killed = sum(score.values())
+        survivors = ", ".join(sorted(m for m, k in score.items() if not k)) or "none"
+        terminalreporter.write_line(f"mutation score: {killed}/{len(score)} of the suite's own mutants killed by the bundled corpus "
+                                    f"(survivors: {survivors})")
