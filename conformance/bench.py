@@ -19,6 +19,7 @@ from pathlib import Path
 
 from . import results as results_io
 from . import speed_report
+from .adapters import declared
 from .speed_report import BENCH_FILE
 
 SUITE = Path(__file__).resolve().parent / "benchsuite"
@@ -56,12 +57,14 @@ def _command(framework: str, profile: str, json_path: Path, args) -> list[str]:
     return cmd
 
 
-def _environment(threads: int) -> dict:
-    """The same thread count for every framework's own pools (the process is also pinned to `threads` cores)."""
+def _environment(threads: int, framework: str) -> dict:
+    """The same thread count for every framework's own pools (the process is also pinned to `threads` cores): the
+    OpenMP/BLAS variables, and those the adapter names (THREAD_ENV); the adapter's QUIET_ENV keeps its logs down."""
     env = dict(os.environ)
-    for var in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS", "TF_NUM_INTRAOP_THREADS", "TF_NUM_INTEROP_THREADS"):
+    for var in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS", *declared(framework, "THREAD_ENV", ())):
         env[var] = str(threads)
-    env.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+    for var, value in declared(framework, "QUIET_ENV", {}).items():
+        env.setdefault(var, value)
     return env
 
 
@@ -75,7 +78,6 @@ def run(frameworks: tuple[str, ...], out: Path, args, log=print) -> BenchRun:
     for stale in raw_dir.glob("*.json"):
         stale.unlink()  # never merge a previous run's file
     result = BenchRun()
-    env = _environment(args.threads)
     for repeat in range(args.repeat):
         for name in frameworks:
             if name in result.failed:
@@ -84,7 +86,8 @@ def run(frameworks: tuple[str, ...], out: Path, args, log=print) -> BenchRun:
             json_path = raw_dir / f"{tag}.json"
             log(f"bench: {tag} ({args.profile} profile, {args.threads} threads)")
             started = time.monotonic()
-            proc = subprocess.run(_command(name, args.profile, json_path, args), env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+            proc = subprocess.run(_command(name, args.profile, json_path, args), env=_environment(args.threads, name),
+                                  stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
             result.seconds[name] = result.seconds.get(name, 0.0) + time.monotonic() - started
             (raw_dir / f"{tag}.log").write_text(proc.stdout, encoding="utf-8")
             result.notes |= {line.split("conformance bench: ", 1)[1] for line in proc.stdout.splitlines() if "not visible" in line}

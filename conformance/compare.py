@@ -151,8 +151,7 @@ def _check_published(verdict: Verdict, out: np.ndarray, expected_literal, tol: n
 
 
 def _first_line(error: BaseException) -> str:
-    """The line that says what went wrong (TensorFlow puts a traceback of user code before it)."""
+    """The first line of the error's message (an adapter whose framework puts something else first, such as a
+    traceback of user code, says which line matters in its own `error_message`)."""
     lines = [line.strip() for line in (str(error).strip() or type(error).__name__).splitlines() if line.strip()]
-    if lines[0].startswith("in user code") or lines[0].startswith("Traceback"):
-        return lines[-1][:300]
     return lines[0][:300]

@@ -31,11 +31,6 @@ class Inputs:
     def classes(self) -> int:
         return self.logits.shape[self.axis]
 
-    @property
-    def rows(self) -> int:
-        """How many softmax rows (examples) the logits hold."""
-        return int(self.logits.size // self.classes) if self.classes else 0
-
 
 def output_shape(op: str, logits_shape: tuple[int, ...], axis: int, reduction: str) -> tuple[int, ...]:
     if op in ("softmax", "log_softmax"):

@@ -1,6 +1,6 @@
-"""The names fixed by ../shared/SPEC.md: frameworks, ops, quantities, dtypes, devices, modes, statuses."""
+"""The names fixed by the project's contract (the SPEC): ops, quantities, dtypes, devices, modes, statuses. Frameworks
+are whatever adapters are registered (conformance/adapters/__init__.py)."""
 
-FRAMEWORKS = ("numpy", "torch", "tensorflow", "jax")
 OPS = ("softmax", "log_softmax", "softmax_cross_entropy", "sparse_softmax_cross_entropy")
 QUANTITIES = ("value", "grad_logits", "grad_labels", "hvp")
 DTYPES = ("float16", "bfloat16", "float32", "float64")

@@ -15,9 +15,9 @@ from .names import STATUSES
 SCHEMA = "softmax-conformance/results/1"
 REQUIRED_RECORD_FIELDS = ("case", "op", "quantity", "dtype", "framework", "impl", "mode", "device", "status", "behaviour",
                           "max_abs_err", "max_rel_err", "max_ulp", "size", "nan_count", "inf_count", "error", "known")
-# Settings that change numerics; recorded whether or not they are set.
-NUMERIC_ENV_FLAGS = ("TF_ENABLE_ONEDNN_OPTS", "TF_DETERMINISTIC_OPS", "XLA_FLAGS", "OMP_NUM_THREADS",
-                     "NVIDIA_TF32_OVERRIDE", "TORCH_ALLOW_TF32_CUBLAS_OVERRIDE", "JAX_DEFAULT_MATMUL_PRECISION")
+# Settings that change numerics whatever the framework; each adapter names its own (NUMERIC_ENV). Recorded whether
+# or not they are set.
+NUMERIC_ENV_FLAGS = ("OMP_NUM_THREADS",)
 
 
 class ResultsError(ValueError):
@@ -63,7 +63,10 @@ def kernel_fingerprint(doc: dict) -> str | None:
 
 def environment(framework_info: dict) -> dict:
     frameworks = {name: info for name, info in framework_info.items() if not name.startswith("_")}
-    flags = {k: os.environ.get(k) for k in NUMERIC_ENV_FLAGS}
+    from .adapters import declared, registered
+
+    names = list(NUMERIC_ENV_FLAGS) + [v for fw in registered() for v in declared(fw, "NUMERIC_ENV", ())]
+    flags = {k: os.environ.get(k) for k in dict.fromkeys(names)}
     for info in frameworks.values():
         flags.update(info.get("flags", {}))
     return {"python": platform.python_version(), "platform": platform.platform(), "cpu": _cpu(),

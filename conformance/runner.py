@@ -112,7 +112,10 @@ def records_for(adapter, case: Case, inputs: Inputs, refs: dict, sel: Selection,
                     outs = {q: exc for q in quantities}
                 elapsed = time.perf_counter() - started
                 for q in quantities:
-                    yield make_record(case, inputs, impl, q, mode, device, outs.get(q), refs.get(q), elapsed, scale)
+                    record = make_record(case, inputs, impl, q, mode, device, outs.get(q), refs.get(q), elapsed, scale)
+                    if isinstance(outs.get(q), BaseException) and record.get("error") and hasattr(adapter, "error_message"):
+                        record["error"]["message"] = adapter.error_message(outs.get(q))[:300]
+                    yield record
 
 
 def units(cases: list[Case], sel: Selection) -> int:
@@ -155,8 +158,7 @@ def make_record(case: Case, inputs: Inputs, impl, quantity: str, mode: str, devi
               "max_rel_err": v.max_rel_err, "max_ulp": v.max_ulp, "size": v.size, "nan_count": v.nan_count,
               "inf_count": v.inf_count, "error": v.extra.pop("error", None), "known": None, **extras,
               "tol_ratio": v.tol_ratio}
-    if error is None and hasattr(out, "dtype") and str(out.dtype) != inputs.dtype and not (
-            inputs.dtype == "bfloat16" and str(out.dtype) == "float32"):  # bfloat16 is read back via float32
+    if error is None and hasattr(out, "dtype") and str(out.dtype) != inputs.dtype:  # computed in another dtype (Keras: floatx)
         record["out_dtype"] = str(out.dtype)
     for key in ("detail", "worst_index", "output", "expected"):
         if getattr(v, key) is not None:

@@ -84,3 +84,18 @@ def test_gpu_axis_skips_cleanly_without_a_gpu(tmp_path, capsys):
     assert code == 0 and doc["records"] == []
     assert doc["environment"]["frameworks"]["numpy"]["skipped_devices"] == {"gpu": "no gpu visible to numpy"}
     assert "no gpu visible to numpy: skipped" in capsys.readouterr().err
+
+
+def test_a_divergence_worse_than_its_bound_fails(tmp_path):
+    """An entry bounds what it explains: a record 10x beyond its max_tol_ratio, or with a behaviour it does not list,
+    stays a fail and says which divergence it left."""
+    reg = tmp_path / "bounded.yaml"
+    reg.write_text(yaml.safe_dump({"divergences": [{**_entry(), "behaviours": ["finite"], "max_tol_ratio": 10}]}))
+    entry = known.load(reg)[0]
+    base = {"framework": "numpy", "impl": "scipy.special.softmax", "status": "fail", "known": None, "behaviour": "finite"}
+    inside, worse, other = dict(base, tol_ratio=8.0), dict(base, tol_ratio=100.0), dict(base, tol_ratio=None, behaviour="all_nan")
+    known.apply([inside, worse, other], [entry], {})
+    assert inside["status"] == "known"
+    assert worse["status"] == "fail" and worse["beyond_known"] == entry.id and "100x its tolerance" in worse["detail"]
+    assert other["status"] == "fail" and "behaviour all_nan" in other["detail"]
+    assert entry.matched == 1 and entry.beyond == 2

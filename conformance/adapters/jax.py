@@ -18,6 +18,8 @@ from .base import Impl, check_supported, needs_grad, reduce_with
 NAME = "jax"
 REQUIRES = ("jax", "optax")  # importable packages; checked before any worker starts
 PACKAGES = ("jax", "jaxlib", "optax", "ml_dtypes")  # versions that change the numbers (the gate attributes moves to them)
+NUMERIC_ENV = ("XLA_FLAGS", "JAX_DEFAULT_MATMUL_PRECISION", "JAX_ENABLE_X64")  # recorded with the results
+QUICK_COMPILE = True  # XLA compiles a program in milliseconds: the GPU job runs JAX compiled too
 GPU_ENV = {"XLA_PYTHON_CLIENT_PREALLOCATE": "false"}  # JAX preallocates 75% of the GPU per process by default
 # Cold-cache seconds per (mode, dtype) of a full bundled run (2-core VM, 2026-11-25): only used to split and order
 # worker processes (runner.plan), never to judge anything.
@@ -162,8 +164,8 @@ def _device(device: str):
 
 
 def _numpy(a) -> np.ndarray:
-    a = np.asarray(a)
-    return a.astype(np.float32) if a.dtype.name == "bfloat16" else a
+    """The array as NumPy in its own dtype (JAX hands bfloat16 over as ml_dtypes.bfloat16)."""
+    return np.asarray(a)
 
 
 def evaluate(impl: Impl, inputs, quantities, mode: str, device: str) -> dict:

@@ -14,6 +14,7 @@ import os
 from pathlib import Path
 from typing import Any
 
+import ml_dtypes
 import numpy as np
 
 from .base import Impl, Unsupported, check_supported, needs_grad, no_sync, reduce_with
@@ -21,6 +22,9 @@ from .base import Impl, Unsupported, check_supported, needs_grad, no_sync, reduc
 NAME = "tensorflow"
 REQUIRES = ("tensorflow", "keras")  # importable packages; checked before any worker starts
 PACKAGES = ("tensorflow", "tensorflow-cpu", "keras", "ml_dtypes")  # versions that change the numbers (the gate attributes moves to them)
+THREAD_ENV = ("TF_NUM_INTRAOP_THREADS", "TF_NUM_INTEROP_THREADS")  # benchmarks size TensorFlow's pools with these
+QUIET_ENV = {"TF_CPP_MIN_LOG_LEVEL": "3"}
+NUMERIC_ENV = ("TF_ENABLE_ONEDNN_OPTS", "TF_DETERMINISTIC_OPS", "XLA_FLAGS", "NVIDIA_TF32_OVERRIDE")  # recorded with the results
 GPU_ENV = {"TF_FORCE_GPU_ALLOW_GROWTH": "true"}  # TensorFlow maps all GPU memory per process by default
 # Cold-cache seconds per (mode, dtype) of a full bundled run (2-core VM, 2026-11-25): only used to split and order
 # worker processes (runner.plan), never to judge anything.
@@ -64,6 +68,12 @@ def version() -> str:
 
 def devices() -> list[str]:
     return ["cpu"] + (["gpu"] if tf.config.list_physical_devices("GPU") else [])
+
+
+def error_message(error: BaseException) -> str:
+    """The line that says what went wrong: under tf.function TensorFlow puts a traceback of user code before it."""
+    lines = [line.strip() for line in (str(error).strip() or type(error).__name__).splitlines() if line.strip()]
+    return lines[-1] if lines[0].startswith(("in user code", "Traceback")) else lines[0]
 
 
 def device_problems() -> dict[str, str]:
@@ -210,7 +220,8 @@ def _callable(impl: Impl, inputs, quantities: tuple[str, ...], mode: str):
 
 
 def _numpy(t) -> np.ndarray:
-    return (tf.cast(t, tf.float32) if t.dtype == tf.bfloat16 else t).numpy()
+    """The tensor as NumPy in its own dtype (bfloat16 through float32, which holds every bfloat16 exactly)."""
+    return tf.cast(t, tf.float32).numpy().astype(ml_dtypes.bfloat16) if t.dtype == tf.bfloat16 else t.numpy()
 
 
 def evaluate(impl: Impl, inputs, quantities, mode: str, device: str) -> dict:

@@ -12,6 +12,7 @@ import os
 from pathlib import Path
 from typing import Any
 
+import ml_dtypes
 import numpy as np
 
 from .base import Impl, Unsupported, check_supported, needs_grad, no_sync, reduce_with
@@ -19,6 +20,7 @@ from .base import Impl, Unsupported, check_supported, needs_grad, no_sync, reduc
 NAME = "torch"
 REQUIRES = ("torch",)  # importable packages; checked before any worker starts
 PACKAGES = ("torch",)  # versions that change the numbers (the gate attributes moves to them)
+NUMERIC_ENV = ("TORCH_ALLOW_TF32_CUBLAS_OVERRIDE", "NVIDIA_TF32_OVERRIDE")  # recorded with the results
 DEVICE_ASSERTS = ("gpu",)  # an out-of-range target on CUDA is a device-side assert: the process is poisoned
 # Cold-cache seconds per (mode, dtype) of a full bundled run (2-core VM, 2026-11-25): only used to split and order
 # worker processes (runner.plan), never to judge anything.
@@ -143,8 +145,9 @@ def _tensor(array: np.ndarray, device: str, requires_grad: bool = False):
 
 
 def _numpy(t) -> np.ndarray:
+    """The tensor as NumPy in its own dtype (bfloat16 through float32, which holds every bfloat16 exactly)."""
     t = t.detach().cpu()
-    return (t.float() if t.dtype == torch.bfloat16 else t).numpy()
+    return t.float().numpy().astype(ml_dtypes.bfloat16) if t.dtype == torch.bfloat16 else t.numpy()
 
 
 def _forward(impl: Impl, inputs, mode: str, device: str, dynamic: bool = True):
