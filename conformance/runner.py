@@ -233,6 +233,11 @@ class Shard:
 SPLIT_ABOVE_S = 60.0
 
 
+def gpu_visible() -> bool:
+    """Whether this machine has an NVIDIA GPU driver loaded, found without importing any framework."""
+    return Path("/proc/driver/nvidia/gpus").is_dir() or Path("/dev/nvidia0").exists()
+
+
 def plan(sel: Selection, cases: list[Case] | None = None) -> list[Shard]:
     """Every (framework, mode, dtype, device) of the selection in exactly one shard, longest first (so that no long
     shard starts last and the workers end together). On a GPU a framework gets one shard per mode, run one at a
@@ -243,7 +248,9 @@ def plan(sel: Selection, cases: list[Case] | None = None) -> list[Shard]:
     gpu_wanted = "gpu" in sel.devices
     for framework in sel.frameworks:
         costs = cold_seconds(framework)
-        has_gpu = gpu_wanted and declared(framework, "GPU", True)
+        # GPU shards where a GPU may be there (or one was asked for): elsewhere they would only import the framework
+        # again to say there is none, which the CPU shard says anyway
+        has_gpu = gpu_wanted and declared(framework, "GPU", True) and (sel.devices_named or gpu_visible())
         cpu_devices = tuple(d for d in sel.devices if d != "gpu") if has_gpu else sel.devices
         for mode in sel.modes:
             cost = {d: float(costs.get((mode, d), 0.0)) for d in sel.dtypes}

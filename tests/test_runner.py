@@ -127,6 +127,7 @@ def _gpu_plan(monkeypatch, frameworks=("a", "b"), cases=None):
     declared = {"a": {"GPU": True, "DEVICE_ASSERTS": ("gpu",)}, "b": {"GPU": False}}
     monkeypatch.setattr(runner, "cold_seconds", lambda name: COSTS[name])
     monkeypatch.setattr(runner, "declared", lambda name, attr, default=None: declared[name].get(attr, default))
+    monkeypatch.setattr(runner, "gpu_visible", lambda: True)
     return runner.plan(runner.Selection(frameworks, ("float32",), ("cpu", "gpu"), ("eager",)), cases)
 
 
