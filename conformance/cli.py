@@ -266,16 +266,6 @@ def _usable_cores() -> int:
     return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
 
 
-def _seconds(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        value = -1.0
-    if not 0 < value < 1e7:
-        raise argparse.ArgumentTypeError(f"seconds must be a positive number, not {text!r}")
-    return value
-
-
 def _positive(what: str):
     def parse(text: str) -> float:
         try:
@@ -286,6 +276,9 @@ def _positive(what: str):
             raise argparse.ArgumentTypeError(f"{what} must be a positive number, not {text!r}")
         return value
     return parse
+
+
+_seconds = _positive("seconds")
 
 
 def _jobs(text: str) -> int:

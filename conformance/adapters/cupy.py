@@ -14,6 +14,7 @@ from typing import Any
 import numpy as np
 
 from .base import Impl, Unsupported, check_supported, reduce_with
+from .numpy import composed
 
 NAME = "cupy"
 REQUIRES = ("cupy",)
@@ -60,24 +61,8 @@ def flags() -> dict:
         return {}
 
 
-def softmax(x, labels, inputs):
-    return _sp.softmax(x, axis=inputs.axis)
-
-
-def log_softmax(x, labels, inputs):
-    return _sp.log_softmax(x, axis=inputs.axis)
-
-
-def cross_entropy(x, labels, inputs):
-    return -cp.sum(labels * _sp.log_softmax(x, axis=inputs.axis), axis=inputs.axis)
-
-
-def sparse_cross_entropy(x, labels, inputs):
-    picked = cp.take_along_axis(_sp.log_softmax(x, axis=inputs.axis), cp.expand_dims(labels, inputs.axis), axis=inputs.axis)
-    return -cp.squeeze(picked, axis=inputs.axis)
-
-
 def implementations() -> list[Impl]:
+    softmax, log_softmax, cross_entropy, sparse_cross_entropy = composed(cp, _sp)
     return [
         Impl(NAME, "cupyx.scipy.special.softmax", "softmax", softmax),
         Impl(NAME, "cupyx.scipy.special.log_softmax", "log_softmax", log_softmax),

@@ -46,21 +46,23 @@ def flags() -> dict:
     return {"threads": "one (NumPy ufuncs are single-threaded)"}
 
 
-def softmax(x, labels, inputs):
-    return _sp.softmax(x, axis=inputs.axis)
+def composed(xp, special) -> tuple:
+    """softmax, log_softmax and the two cross-entropies through the SciPy API over an array module: NumPy with
+    scipy.special here, CuPy with cupyx.scipy.special in the cupy adapter."""
+    def softmax(x, labels, inputs):
+        return special.softmax(x, axis=inputs.axis)
 
+    def log_softmax(x, labels, inputs):
+        return special.log_softmax(x, axis=inputs.axis)
 
-def log_softmax(x, labels, inputs):
-    return _sp.log_softmax(x, axis=inputs.axis)
+    def cross_entropy(x, labels, inputs):
+        return -xp.sum(labels * special.log_softmax(x, axis=inputs.axis), axis=inputs.axis)
 
+    def sparse_cross_entropy(x, labels, inputs):
+        picked = xp.take_along_axis(special.log_softmax(x, axis=inputs.axis), xp.expand_dims(labels, inputs.axis), axis=inputs.axis)
+        return -xp.squeeze(picked, axis=inputs.axis)
 
-def cross_entropy(x, labels, inputs):
-    return -np.sum(labels * _sp.log_softmax(x, axis=inputs.axis), axis=inputs.axis)
-
-
-def sparse_cross_entropy(x, labels, inputs):
-    picked = np.take_along_axis(_sp.log_softmax(x, axis=inputs.axis), np.expand_dims(labels, inputs.axis), axis=inputs.axis)
-    return -np.squeeze(picked, axis=inputs.axis)
+    return softmax, log_softmax, cross_entropy, sparse_cross_entropy
 
 
 def naive_softmax(x, labels, inputs):
@@ -85,6 +87,7 @@ def implementations() -> list[Impl]:
     def impl(name, op, fn, naive=False):
         return Impl(NAME, name, op, fn, naive=naive)
 
+    softmax, log_softmax, cross_entropy, sparse_cross_entropy = composed(np, _sp)
     return [
         impl("scipy.special.softmax", "softmax", softmax),
         impl("scipy.special.log_softmax", "log_softmax", log_softmax),
