@@ -188,14 +188,12 @@ def cmd_run(args) -> int:
     bundled = load([DEFAULT_CASES]) if DEFAULT_CASES.exists() and args.cases else []
     entries = known_registry.load(args.known, registered(), {c.full_id for c in cases + bundled})
     frameworks, absent = _frameworks(args.frameworks)
-    from .runner import FrameworkBroken, Selection, run, run_inline
+    from .runner import FrameworkBroken, Selection, run, run_inline, units
 
     cache = None if args.no_compile_cache else str(args.compile_cache)
     sel = Selection(frameworks, args.dtypes, args.devices, args.modes, cache, cases=tuple(args.case or ()), impls=tuple(args.impl or ()),
                     ops=args.op or (), quantities=args.quantity or (), named=args.frameworks is not None,
                     devices_named=args.devices_named)
-    from .runner import units
-
     progress = Progress(total=units(cases, sel) * len(sel.frameworks) * len(sel.modes))
     for name, why in absent.items():
         progress(("info", name, {"absent": why}))
@@ -233,9 +231,16 @@ def cmd_run(args) -> int:
     out = Path(args.out)
     results_io.write(doc, out / "results.json")
     _write_summary(out, doc)
+    return _verdict(doc, outcome, out)
+
+
+def _verdict(doc: dict, outcome, out: Path) -> int:
+    """What a person needs after a run: the counts, stale entries, the first fails each with the command that re-runs
+    it, where everything was written, and the exit code (3 for an incomplete run, 1 for a fail, else 0)."""
+    records = doc["records"]
     counts = summary.status_counts(records)
     print(f"\n{len(records)} records in {doc['wall_seconds']}s: " + ", ".join(f"{counts.get(s, 0)} {s}" for s in summary.COUNTED))
-    for e in stale:
+    for e in doc["stale_known"]:
         print(f"stale known divergence: {e['id']}: {e['why']} ({e['link']})")
     bad = [r for r in records if r["status"] in ("fail", "error")]
     for r in bad[:10]:
@@ -442,11 +447,8 @@ class _Parser(argparse.ArgumentParser):
         self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
 
 
-def build_parser() -> argparse.ArgumentParser:
-    parser = _Parser(prog="conformance", description="Cross-framework conformance suite for softmax, log-softmax and softmax cross-entropy.")
-    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
-    sub = parser.add_subparsers(dest="command", required=True)
-
+def _add_run(sub) -> None:
+    """`conformance run` and its options."""
     run = sub.add_parser("run", help="run the case corpus through every installed framework")
     run.add_argument("--cases", type=Path, action="append", help="case file or folder (repeatable; default: the bundled cases/)")
     run.add_argument("--frameworks", type=_csv(None, "framework"), default=None, help="comma-separated (default: every installed one)")
@@ -472,6 +474,37 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--max-file-mb", type=_positive("max-file-mb"), default=None, help="largest case file read (default 10)")
     run.add_argument("--max-elements", type=_positive("max-elements"), default=None, help="largest array of a case (default 2^26 elements)")
     run.set_defaults(func=cmd_run)
+
+
+def _add_bench(sub) -> None:
+    """`conformance bench` and its options."""
+    bn = sub.add_parser("bench", help="speed benchmarks (pytest-benchmark), one framework per process")
+    bn.add_argument("--quick", action="store_true", help="CI-sized: fused implementations, float32, 32x10 and 1024x1000 (about 2 minutes)")
+    bn.add_argument("--profile", choices=("quick", "full"), default="full",
+                    help="full (default): every implementation incl. naive, float32/bfloat16/float16, up to 4096x32000 (8192x128256 on a GPU)")
+    bn.add_argument("--frameworks", type=_csv(None, "framework"), default=None, help="comma-separated (default: every installed one)")
+    bn.add_argument("--dtypes", type=_csv(DTYPES, "dtype"), default=None, help="default: the profile's")
+    bn.add_argument("--modes", type=_csv(MODES, "mode"), default=MODES)
+    bn.add_argument("--devices", type=_csv(DEVICES, "device"), default=DEVICES, help="devices not present are skipped and said so")
+    bn.add_argument("--shapes", type=_shapes, default=None, help="comma-separated NxC (default: the profile's)")
+    bn.add_argument("--threads", type=_threads, default=os.cpu_count() or 1, help="threads (and pinned cores) for every framework (default: all cores)")
+    bn.add_argument("--repeat", type=int, default=1, choices=range(1, 11), metavar="R",
+                    help="fresh processes per framework, interleaved; each benchmark keeps its fastest process and records all (the gate needs R >= 2)")
+    bn.add_argument("--max-time", type=float, default=None, help="pytest-benchmark seconds per benchmark (default: 0.15 quick, 1.0 full)")
+    bn.add_argument("-k", dest="select", default=None, help="pytest -k expression over benchmark names, e.g. 'softmax and eager'")
+    bn.add_argument("--out", default="reports", help="output folder (default: reports/): benchmarks.json, speed.md, speed_gbps.png")
+    bn.add_argument("--combine", type=Path, nargs="+", metavar="BENCHMARKS_JSON",
+                    help="run nothing: combine benchmarks.json files of several runs (made at different times, same machine) "
+                         "into one speed baseline in --out")
+    bn.set_defaults(func=cmd_bench)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(prog="conformance", description="Cross-framework conformance suite for softmax, log-softmax and softmax cross-entropy.")
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    _add_run(sub)
 
     rep = sub.add_parser("report", help="render (and merge) results files into index.html and report.md")
     rep.add_argument("results", type=Path, nargs="*", help="results.json files (default: reports/results.json)")
@@ -510,25 +543,7 @@ def build_parser() -> argparse.ArgumentParser:
     fz.add_argument("--out", default="reports/fuzz", help="where a shrunk disagreement is written as a case file")
     fz.set_defaults(func=cmd_fuzz)
 
-    bn = sub.add_parser("bench", help="speed benchmarks (pytest-benchmark), one framework per process")
-    bn.add_argument("--quick", action="store_true", help="CI-sized: fused implementations, float32, 32x10 and 1024x1000 (about 2 minutes)")
-    bn.add_argument("--profile", choices=("quick", "full"), default="full",
-                    help="full (default): every implementation incl. naive, float32/bfloat16/float16, up to 4096x32000 (8192x128256 on a GPU)")
-    bn.add_argument("--frameworks", type=_csv(None, "framework"), default=None, help="comma-separated (default: every installed one)")
-    bn.add_argument("--dtypes", type=_csv(DTYPES, "dtype"), default=None, help="default: the profile's")
-    bn.add_argument("--modes", type=_csv(MODES, "mode"), default=MODES)
-    bn.add_argument("--devices", type=_csv(DEVICES, "device"), default=DEVICES, help="devices not present are skipped and said so")
-    bn.add_argument("--shapes", type=_shapes, default=None, help="comma-separated NxC (default: the profile's)")
-    bn.add_argument("--threads", type=_threads, default=os.cpu_count() or 1, help="threads (and pinned cores) for every framework (default: all cores)")
-    bn.add_argument("--repeat", type=int, default=1, choices=range(1, 11), metavar="R",
-                    help="fresh processes per framework, interleaved; each benchmark keeps its fastest process and records all (the gate needs R >= 2)")
-    bn.add_argument("--max-time", type=float, default=None, help="pytest-benchmark seconds per benchmark (default: 0.15 quick, 1.0 full)")
-    bn.add_argument("-k", dest="select", default=None, help="pytest -k expression over benchmark names, e.g. 'softmax and eager'")
-    bn.add_argument("--out", default="reports", help="output folder (default: reports/): benchmarks.json, speed.md, speed_gbps.png")
-    bn.add_argument("--combine", type=Path, nargs="+", metavar="BENCHMARKS_JSON",
-                    help="run nothing: combine benchmarks.json files of several runs (made at different times, same machine) "
-                         "into one speed baseline in --out")
-    bn.set_defaults(func=cmd_bench)
+    _add_bench(sub)
 
     gp = sub.add_parser("gpu", help="the prepared GPU job: corpus on CPU and GPU, JAX compiled, GPU benchmarks, report, into one folder")
     gp.add_argument("--out", default="reports/gpu", help="folder for everything (default: reports/gpu/)")

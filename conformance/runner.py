@@ -348,83 +348,94 @@ def _next(pending: list[Shard], running: dict, shards: dict[str, Shard]) -> int 
     return next((i for i, s in enumerate(pending) if not (s.on_gpu and gpu_busy)), None)
 
 
-def run(case_paths: list[Path], sel: Selection, jobs: int, on_event: Callable[[tuple], None],
-        timeout: float = DEFAULT_TIMEOUT_S, cases: list[Case] | None = None) -> Outcome:
-    """Run every shard of `plan(sel)` in worker processes, at most `jobs` at a time.
+class _Pool:
+    """The running workers of one run: each a process and the reading end of its pipe, with when it last spoke."""
 
-    `on_event` sees every message for the progress display (kind first; progress, done, crash and lost carry
-    the shard's name). A worker that crashes, dies or sends nothing for `timeout` seconds loses only its own
-    shard's remaining records; KeyboardInterrupt or SIGTERM stops the workers and keeps what they sent. Both
-    make the outcome incomplete. A named framework that cannot be loaded stops the run: FrameworkBroken."""
-    ctx = mp.get_context("spawn")
-    paths = [str(p) for p in case_paths]
-    pending = plan(sel, cases)
-    shards = {s.name: s for s in pending}
-    running: dict[str, tuple[mp.Process, Connection]] = {}
-    seen: dict[str, float] = {}
-    outcome = Outcome()
-    threads = max(1, (os.cpu_count() or 1) // max(1, min(jobs, len(pending))))  # equal share, no oversubscription
+    def __init__(self, sel: Selection, paths: list[str], shards: list[Shard], jobs: int, on_event: Callable[[tuple], None]):
+        self.ctx, self.sel, self.paths, self.jobs, self.on_event = mp.get_context("spawn"), sel, paths, jobs, on_event
+        self.shards = {s.name: s for s in shards}
+        self.running: dict[str, tuple[mp.Process, Connection]] = {}
+        self.seen: dict[str, float] = {}
+        self.outcome = Outcome()
+        self.threads = max(1, (os.cpu_count() or 1) // max(1, min(jobs, len(shards))))  # equal share, no oversubscription
 
-    def stop(name: str, why: str) -> None:
-        proc, conn = running.pop(name)
+    def start(self, shard: Shard) -> None:
+        reader, writer = self.ctx.Pipe(duplex=False)
+        proc = self.ctx.Process(target=_worker, args=(shard, self.paths, self.sel, writer, self.threads, os.getpid()), daemon=True)
+        proc.start()
+        writer.close()  # the worker holds the only writing end: end of file means it is gone
+        self.running[shard.name], self.seen[shard.name] = (proc, reader), time.monotonic()
+
+    def stop(self, name: str, why: str) -> None:
+        proc, conn = self.running.pop(name)
         if proc.is_alive():
             proc.kill()
         proc.join(timeout=10)
         conn.close()
-        outcome.lose(shards[name], why)
-        on_event(("lost", name, why))
+        self.outcome.lose(self.shards[name], why)
+        self.on_event(("lost", name, why))
 
-    def receive(name: str, msg: tuple) -> None:
+    def receive(self, name: str, msg: tuple) -> None:
         kind = msg[0]
         if kind == "fatal":
             raise FrameworkBroken(msg[1])
-        outcome.take(msg)
+        self.outcome.take(msg)
         if kind == "crash":
-            stop(name, f"crashed: {_last_line(msg[1])}")
+            self.stop(name, f"crashed: {_last_line(msg[1])}")
         elif kind == "done":
-            proc, conn = running.pop(name)
+            proc, conn = self.running.pop(name)
             proc.join(timeout=10)
             conn.close()
-            on_event(("done", name))
+            self.on_event(("done", name))
         else:
-            on_event(("progress", name, *msg[2:]) if kind == "progress" else msg)  # progress is per shard
+            self.on_event(("progress", name, *msg[2:]) if kind == "progress" else msg)  # progress is per shard
 
+    def poll(self, timeout: float) -> None:
+        """Read what the workers sent in the next half second; notice the dead and the silent."""
+        by_conn = {conn: name for name, (_, conn) in self.running.items()}
+        for conn in wait(list(by_conn), timeout=0.5):
+            name = by_conn[conn]
+            try:
+                msg = conn.recv()
+            except (EOFError, OSError):  # gone without saying done: a native crash, os._exit, killed
+                proc = self.running[name][0]
+                proc.join(timeout=10)
+                self.stop(name, f"worker exited with code {proc.exitcode} (crashed or killed)")
+                continue
+            self.seen[name] = time.monotonic()
+            self.receive(name, msg)
+        now = time.monotonic()
+        for name in [n for n in self.running if now - self.seen[n] > timeout]:
+            self.stop(name, f"no progress for {timeout:g} s (hung?); stopped")
+
+
+def run(case_paths: list[Path], sel: Selection, jobs: int, on_event: Callable[[tuple], None],
+        timeout: float = DEFAULT_TIMEOUT_S, cases: list[Case] | None = None) -> Outcome:
+    """Run every shard of `plan(sel)` in worker processes, at most `jobs` at a time.
+
+    `on_event` sees every message for the progress display (kind first; progress, done and lost carry the
+    shard's name). A worker that crashes, dies or sends nothing for `timeout` seconds loses only its own
+    shard's remaining records; KeyboardInterrupt or SIGTERM stops the workers and keeps what they sent. Both
+    make the outcome incomplete. A named framework that cannot be loaded stops the run: FrameworkBroken."""
+    pending = plan(sel, cases)
+    pool = _Pool(sel, [str(p) for p in case_paths], pending, jobs, on_event)
     restore = _interrupt_on_sigterm()
     try:
-        while pending or running:
-            while len(running) < jobs and (startable := _next(pending, running, shards)) is not None:
-                shard = pending.pop(startable)
-                reader, writer = ctx.Pipe(duplex=False)
-                proc = ctx.Process(target=_worker, args=(shard, paths, sel, writer, threads, os.getpid()), daemon=True)
-                proc.start()
-                writer.close()  # the worker holds the only writing end: end of file means it is gone
-                running[shard.name], seen[shard.name] = (proc, reader), time.monotonic()
-            by_conn = {conn: name for name, (_, conn) in running.items()}
-            for conn in wait(list(by_conn), timeout=0.5):
-                name = by_conn[conn]
-                try:
-                    msg = conn.recv()
-                except (EOFError, OSError):  # gone without saying done: a native crash, os._exit, killed
-                    proc = running[name][0]
-                    proc.join(timeout=10)
-                    stop(name, f"worker exited with code {proc.exitcode} (crashed or killed)")
-                    continue
-                seen[name] = time.monotonic()
-                receive(name, msg)
-            now = time.monotonic()
-            for name in [n for n in running if now - seen[n] > timeout]:
-                stop(name, f"no progress for {timeout:g} s (hung?); stopped")
+        while pending or pool.running:
+            while len(pool.running) < jobs and (startable := _next(pending, pool.running, pool.shards)) is not None:
+                pool.start(pending.pop(startable))
+            pool.poll(timeout)
     except KeyboardInterrupt:
-        outcome.interrupted = True
-        for name in list(running):
-            stop(name, "interrupted")
+        pool.outcome.interrupted = True
+        for name in list(pool.running):
+            pool.stop(name, "interrupted")
         for shard in pending:
-            outcome.lose(shard, "interrupted before it started")
+            pool.outcome.lose(shard, "interrupted before it started")
     finally:
-        for proc, _ in running.values():  # FrameworkBroken: nobody else's work is wanted either
+        for proc, _ in pool.running.values():  # FrameworkBroken: nobody else's work is wanted either
             proc.kill()
         restore()
-    return outcome
+    return pool.outcome
 
 
 def _interrupt_on_sigterm() -> Callable[[], None]:
