@@ -162,7 +162,7 @@ def _check_selection(cases: list, args) -> None:
 
 
 def _check_impls(patterns: tuple[str, ...], info: dict) -> None:
-    offered = sorted({name for i in info.values() if isinstance(i, dict) for _, name in i.get("implementations", [])})
+    offered = sorted({name for i in info.values() if isinstance(i, dict) for entry in i.get("implementations", []) for name in entry[1:]})
     for pattern in patterns:
         if offered and not any(n == pattern or fnmatch.fnmatchcase(n, pattern) for n in offered):
             raise UsageError(f"--impl {pattern!r} matches no implementation of the frameworks run; known: {', '.join(offered)}")
@@ -171,7 +171,8 @@ def _check_impls(patterns: tuple[str, ...], info: dict) -> None:
 def _registry_outcome(records: list[dict], entries: list, info: dict, sel, cases: list) -> tuple[list[dict], list[dict]]:
     """(stale entries, matched entries) for results.json, once every record went through the registry."""
     ran_cases = {r["case"] for r in records}
-    offered = {n: {name for _, name in i.get("implementations", [])} for n, i in info.items() if isinstance(i, dict) and i.get("implementations")}
+    offered = {n: {name for entry in i.get("implementations", []) for name in entry[1:]}  # labels and stable ids
+               for n, i in info.items() if isinstance(i, dict) and i.get("implementations")}
     bundled = {c.full_id for c in load([DEFAULT_CASES])} if DEFAULT_CASES.exists() else set()
     corpus = bundled | {c.full_id for c in cases}
     selection = {**sel.to_json(), "frameworks": sorted(offered)}  # the frameworks that ran, not the ones asked for
@@ -354,7 +355,7 @@ def cmd_list(args) -> int:
         print(f"{name} {adapter.version()}  devices: {', '.join(adapter.devices())}")
         for impl in adapter.implementations():
             opts = f"  [options: {', '.join(sorted(impl.options))}]" if impl.options else ""
-            print(f"  {impl.op:30s} {impl.name}{opts}")
+            print(f"  {impl.op:30s} {impl.id:52s} {impl.name}{opts}")
     return 0
 
 

@@ -35,11 +35,11 @@ def describe(r: dict) -> str:
     return " ".join(str(r[k]) for k in IDENTITY)
 
 
-def index(doc: dict, where: str) -> dict[tuple, dict]:
+def index(doc: dict, where: str, by_id: bool = True) -> dict[tuple, dict]:
     """Records by identity; two records with one identity (a merge of two versions) cannot be compared."""
     out: dict[tuple, dict] = {}
     for r in doc["records"]:
-        k = results_io.key(r)
+        k = results_io.key(r, by_id)
         if k in out:
             raise results_io.ResultsError(f"{where}: two records for {describe(r)} (two versions merged?): compare one run at a time")
         out[k] = r
@@ -109,7 +109,8 @@ def _reason(r: dict) -> str:
 
 def diff(base_doc: dict, cur_doc: dict) -> list[Move]:
     """Every record that moved, appeared or disappeared between two results documents."""
-    base, cur = index(base_doc, "baseline"), index(cur_doc, "current")
+    ids = results_io.by_id(base_doc, cur_doc)
+    base, cur = index(base_doc, "baseline", ids), index(cur_doc, "current", ids)
     why = {fw: attribution(base_doc, cur_doc, fw) for fw in {k[4] for k in base} | {k[4] for k in cur}}
     moves = []
     for k, c in cur.items():

@@ -144,7 +144,8 @@ def _judge(move: diff_mod.Move, report: GateReport, include_naive: bool) -> None
 
 
 def compare_records(baseline: dict, current: dict, report: GateReport, include_naive: bool = False) -> None:
-    base, cur = diff_mod.index(baseline, "baseline"), diff_mod.index(current, "current")
+    ids = results_io.by_id(baseline, current)
+    base, cur = diff_mod.index(baseline, "baseline", ids), diff_mod.index(current, "current", ids)
     report.compared = len(set(base) & set(cur))
     for fw in sorted({k[4] for k in base} | {k[4] for k in cur}):
         changes = diff_mod.version_changes(baseline, current, fw)

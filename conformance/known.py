@@ -66,8 +66,10 @@ class Entry:
     def selects(self, record: dict, packages: dict[str, str] | None = None) -> bool:
         """Whether this entry speaks for the record; `packages` are the installed versions of the record's framework
         (environment.frameworks[fw].packages). A range on a package that is not recorded does not select."""
-        if not all(_matches(str(record.get(key)), patterns) for key, patterns in self.match.items()):
-            return False
+        for key, patterns in self.match.items():
+            values = (record.get("impl_id"), record.get("impl")) if key == "impl" else (record.get(key),)
+            if not any(v is not None and _matches(str(v), patterns) for v in values):  # impl: the stable id or the label
+                return False
         packages = packages or {}
         for package, spec in self.versions.items():
             installed = packages.get(package or record["framework"])

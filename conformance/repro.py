@@ -10,7 +10,7 @@ import shlex
 def command(r: dict) -> str:
     """The one command that re-runs exactly this record's case, implementation, dtype, mode and quantity."""
     parts = ["conformance run", "--cases", shlex.quote(r.get("case_file") or "cases"), "--case", shlex.quote(r["case"]),
-             "--frameworks", r["framework"], "--impl", shlex.quote(r["impl"]), "--op", r["op"], "--quantity", r["quantity"],
+             "--frameworks", r["framework"], "--impl", shlex.quote(r.get("impl_id") or r["impl"]), "--op", r["op"], "--quantity", r["quantity"],
              "--dtypes", r["dtype"], "--modes", r["mode"], "--devices", r["device"], "--out", "/tmp/conformance-repro"]
     return " ".join(parts)
 
@@ -28,7 +28,7 @@ from conformance.tolerance import tolerance
 
 case = next(c for c in load([Path({r.get('case_file') or 'cases'!r})]) if c.full_id == {r['case']!r})
 fw = load_adapter({r['framework']!r})
-impl = next(i for i in fw.implementations() if i.name == {r['impl']!r} and i.op == {r['op']!r})
+impl = next(i for i in fw.implementations() if {r.get('impl_id') or r['impl']!r} in (i.id, i.name) and i.op == {r['op']!r})
 inputs = build(case, {r['op']!r}, {r['dtype']!r})
 np.set_printoptions(precision=9, threshold=50)
 out = fw.evaluate(impl, inputs, [{r['quantity']!r}], {r['mode']!r}, {r['device']!r})[{r['quantity']!r}]
@@ -37,7 +37,7 @@ if not case.invalid:
     ref = oracle.compute(inputs, {r['quantity']!r})
     print("oracle   ", ref.value.astype(np.float64))
     print("tolerance", tolerance(ref.scale, {r['quantity']!r}, {r['dtype']!r}, inputs.classes, ref.flush))
-sel = Selection(({r['framework']!r},), ({r['dtype']!r},), ({r['device']!r},), ({r['mode']!r},), impls=({r['impl']!r},),
+sel = Selection(({r['framework']!r},), ({r['dtype']!r},), ({r['device']!r},), ({r['mode']!r},), impls=(impl.id,),
                 ops=({r['op']!r},), quantities=({r['quantity']!r},))
 verdict = judge_case(fw, case, sel, [{r['device']!r}])[0]
 print("verdict  ", verdict["status"], verdict.get("detail") or (verdict.get("error") or {{}}).get("message", ""))

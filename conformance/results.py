@@ -124,7 +124,7 @@ RECORD_TYPES = {"case": (str,), "op": (str,), "quantity": (str,), "dtype": (str,
                 "mode": (str,), "device": (str,), "status": (str,), "behaviour": (str, type(None)),
                 "max_abs_err": (*_NUMBER, type(None)), "max_rel_err": (*_NUMBER, type(None)), "max_ulp": (*_NUMBER, type(None)),
                 "tol_ratio": (*_NUMBER, type(None)), "size": (int,), "nan_count": (int,), "inf_count": (int,),
-                "error": (dict, type(None)), "known": (str, type(None)), "detail": (str, type(None)), "naive": (bool,),
+                "error": (dict, type(None)), "known": (str, type(None)), "detail": (str, type(None)), "naive": (bool,), "impl_id": (str,),
                 "invalid": (bool,)}
 DOC_TYPES = {"environment": dict, "stale_known": list, "known_divergences": list, "selection": dict, "incomplete": dict,
              "complete": bool, "interrupted": bool, "created": str}
@@ -167,8 +167,16 @@ def read(path: Path) -> dict:
     return doc
 
 
-def key(record: dict) -> tuple:
-    """The identity of a record per the SPEC: one per (case, op, quantity, dtype, framework, impl, mode, device)."""
-    return tuple(record[k] for k in ("case", "op", "quantity", "dtype", "framework", "impl", "mode", "device"))
+def key(record: dict, by_id: bool = True) -> tuple:
+    """The identity of a record: one per (case, op, quantity, dtype, framework, implementation, mode, device), the
+    implementation by its stable id where the record has one (a label can be improved without breaking baselines),
+    by its label for files written before ids existed (by_id=False compares such a file with a newer one)."""
+    impl = record.get("impl_id") if by_id and record.get("impl_id") else record["impl"]
+    return (record["case"], record["op"], record["quantity"], record["dtype"], record["framework"], impl, record["mode"], record["device"])
+
+
+def by_id(*docs: dict) -> bool:
+    """Whether every record of these documents carries a stable implementation id (then records match by it)."""
+    return all(r.get("impl_id") for d in docs for r in d["records"])
 
 

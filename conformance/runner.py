@@ -62,8 +62,9 @@ class Selection:
             return False
         return not self.cases or any(full_id == p or fnmatch.fnmatchcase(full_id, p) for p in self.cases)
 
-    def wants_impl(self, name: str) -> bool:
-        return not self.impls or any(name == p or fnmatch.fnmatchcase(name, p) for p in self.impls)
+    def wants_impl(self, impl) -> bool:
+        """By stable id or by label, exactly or as a glob."""
+        return not self.impls or any(n == p or fnmatch.fnmatchcase(n, p) for p in self.impls for n in (impl.id, impl.name))
 
     def quantities_of(self, case: Case, op: str) -> tuple[str, ...]:
         wanted = case.quantities_for(op)
@@ -101,7 +102,7 @@ def records_for(adapter, case: Case, inputs: Inputs, refs: dict, sel: Selection,
     scale = logit_scale(inputs)
     modes = sel.modes
     for impl in adapter.implementations():
-        if impl.op != inputs.op or not sel.wants_impl(impl.name):
+        if impl.op != inputs.op or not sel.wants_impl(impl):
             continue
         for device in devices:
             for mode in modes:
@@ -142,7 +143,7 @@ def logit_scale(inputs: Inputs) -> float | None:
 def make_record(case: Case, inputs: Inputs, impl, quantity: str, mode: str, device: str, out, ref, elapsed: float,
                 scale: float | None) -> dict:
     base = {"case": case.full_id, "case_file": str(Path(case.path).resolve()), "op": inputs.op, "quantity": quantity, "dtype": inputs.dtype,
-            "framework": impl.framework, "impl": impl.name, "mode": mode, "device": device}
+            "framework": impl.framework, "impl": impl.name, "impl_id": impl.id, "mode": mode, "device": device}
     extras = {"naive": impl.naive, "invalid": case.invalid, "seconds": round(elapsed, 6), "logit_scale": scale}
     if impl.reduction_composed(inputs):
         extras["composed"] = ["reduction"]
@@ -188,7 +189,7 @@ def run_framework(name: str, case_paths: list[str], sel: Selection, emit: Callab
         raise RuntimeError(f"{unusable[0]} requested but {name} cannot use it: {problems.get(unusable[0], 'not visible')}")
     info = {"version": adapter.version(), "packages": package_versions(adapter), "devices": adapter.devices(),
             "flags": adapter.flags(), "compile_cache": sel.compile_cache,
-            "implementations": [[impl.op, impl.name] for impl in adapter.implementations()]}
+            "implementations": [[impl.op, impl.name, impl.id] for impl in adapter.implementations()]}
     skipped = [d for d in sel.devices if d not in devices]
     if skipped:
         info["skipped_devices"] = {d: f"no {d} visible to {name}" for d in skipped}

@@ -58,9 +58,9 @@ class BenchSpec:
 
     @property
     def id(self) -> str:
-        """Stable and readable: the gate matches benchmarks across runs by this name."""
-        impl = "naive" if self.naive else self.impl
-        return f"{self.framework}|{impl}|{self.op}|{self.passes}|{self.dtype}|{self.mode}|{shape_text(self.shape)}|{self.device}"
+        """Stable and readable: the gate matches benchmarks across runs by this name (the implementation's stable id,
+        never its label)."""
+        return f"{self.framework}|{self.impl}|{self.op}|{self.passes}|{self.dtype}|{self.mode}|{shape_text(self.shape)}|{self.device}"
 
 
 def shape_text(shape) -> str:
@@ -76,7 +76,7 @@ def specs(framework: str, impls, profile: str, dtypes, modes, devices, shapes=No
             continue
         device_shapes = shapes or (SHAPES[profile] + (GPU_SHAPES if device == "gpu" and profile == "full" else ()))
         passes = (FORWARD, FORWARD_BACKWARD) if impl.op in CROSS_ENTROPY_OPS else (FORWARD,)
-        out += [BenchSpec(framework, impl.name, impl.naive, impl.op, p, dtype, mode, tuple(shape), device)
+        out += [BenchSpec(framework, impl.id, impl.naive, impl.op, p, dtype, mode, tuple(shape), device)
                 for p, dtype, mode, shape in itertools.product(passes, dtypes, modes, device_shapes)]
     return out
 

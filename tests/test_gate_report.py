@@ -147,3 +147,14 @@ def test_report_cli(tmp_path):
     assert "torch.softmax" in (tmp_path / "o" / "index.html").read_text()
     assert "1 records: 1 pass" in (tmp_path / "o" / "report.md").read_text()
     assert main(["report", str(tmp_path / "missing.json"), "--out", str(tmp_path / "o")]) == 2
+
+
+def test_renaming_a_label_changes_no_key(tmp_path):
+    """Records, baselines and the registry match implementations by their stable id; the label is display text."""
+    before = write(tmp_path, "b", [record(impl="torch.softmax", impl_id="torch/softmax")])
+    after = write(tmp_path, "c", [record(impl="torch.softmax(x, dim)", impl_id="torch/softmax")])
+    rep = gate.gate(before, after)
+    assert rep.ok and rep.compared == 1, rep.regressions
+    assert results_io.key(record(impl="a", impl_id="torch/softmax")) == results_io.key(record(impl="b", impl_id="torch/softmax"))
+    old = write(tmp_path, "old", [record(impl="torch.softmax")])  # a file from before ids: matched by label
+    assert gate.gate(old, before).compared == 1

@@ -51,12 +51,18 @@ class Unsupported(Exception):
 @dataclass(frozen=True)
 class Impl:
     framework: str
-    name: str  # the public name users call, e.g. "tf.nn.softmax_cross_entropy_with_logits"
+    name: str  # the public name users call, e.g. "tf.nn.softmax_cross_entropy_with_logits": display text, free to improve
     op: str
     forward: Callable[..., Any]  # forward(logits, labels, inputs) in the framework's own arrays
     options: frozenset[str] = frozenset()  # SPEC options the public function takes itself
     naive: bool = False  # the textbook formula (softmax, then log), kept to show what fused functions protect against
     dtypes: frozenset[str] | None = None  # None: every dtype of the SPEC
+    key: str = ""  # stable within the framework, e.g. "naive/softmax"; never changes when the label does
+
+    @property
+    def id(self) -> str:
+        """The stable identity of records, registry entries, baselines and benchmarks: framework/key."""
+        return f"{self.framework}/{self.key or self.op}"
 
     def reduction_composed(self, inputs: Inputs) -> bool:
         """True when reduction is applied after the call with the framework's own sum/mean (recorded, never hidden)."""

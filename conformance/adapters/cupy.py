@@ -64,10 +64,11 @@ def flags() -> dict:
 def implementations() -> list[Impl]:
     softmax, log_softmax, cross_entropy, sparse_cross_entropy = composed(cp, _sp)
     return [
-        Impl(NAME, "cupyx.scipy.special.softmax", "softmax", softmax),
-        Impl(NAME, "cupyx.scipy.special.log_softmax", "log_softmax", log_softmax),
-        Impl(NAME, "-sum(y * cupyx.scipy.special.log_softmax(x))", "softmax_cross_entropy", cross_entropy),
-        Impl(NAME, "-take_along_axis(cupyx.scipy.special.log_softmax(x), t)", "sparse_softmax_cross_entropy", sparse_cross_entropy),
+        Impl(NAME, "cupyx.scipy.special.softmax", "softmax", softmax, key="scipy/softmax"),
+        Impl(NAME, "cupyx.scipy.special.log_softmax", "log_softmax", log_softmax, key="scipy/log_softmax"),
+        Impl(NAME, "-sum(y * cupyx.scipy.special.log_softmax(x))", "softmax_cross_entropy", cross_entropy, key="scipy/cross_entropy"),
+        Impl(NAME, "-take_along_axis(cupyx.scipy.special.log_softmax(x), t)", "sparse_softmax_cross_entropy", sparse_cross_entropy,
+             key="scipy/sparse_cross_entropy"),
     ]
 
 

@@ -109,14 +109,16 @@ def naive_sparse_cross_entropy(x, labels, inputs):
 
 def implementations() -> list[Impl]:
     return [
-        Impl(NAME, "jax.nn.softmax", "softmax", softmax),
-        Impl(NAME, "jax.nn.log_softmax", "log_softmax", log_softmax),
-        Impl(NAME, "optax.softmax_cross_entropy", "softmax_cross_entropy", cross_entropy),
-        Impl(NAME, "optax.softmax_cross_entropy_with_integer_labels", "sparse_softmax_cross_entropy", sparse_cross_entropy),
-        Impl(NAME, "naive: jnp.exp(x) / jnp.exp(x).sum()", "softmax", naive_softmax, naive=True),
-        Impl(NAME, "naive: jnp.log(jax.nn.softmax(x))", "log_softmax", naive_log_softmax, naive=True),
-        Impl(NAME, "naive: -jnp.sum(y * jnp.log(jax.nn.softmax(x)))", "softmax_cross_entropy", naive_cross_entropy, naive=True),
-        Impl(NAME, "naive: -jnp.log(jax.nn.softmax(x))[t]", "sparse_softmax_cross_entropy", naive_sparse_cross_entropy, naive=True),
+        Impl(NAME, "jax.nn.softmax", "softmax", softmax, key="softmax"),
+        Impl(NAME, "jax.nn.log_softmax", "log_softmax", log_softmax, key="log_softmax"),
+        Impl(NAME, "optax.softmax_cross_entropy", "softmax_cross_entropy", cross_entropy, key="optax/softmax_cross_entropy"),
+        Impl(NAME, "optax.softmax_cross_entropy_with_integer_labels", "sparse_softmax_cross_entropy", sparse_cross_entropy,
+             key="optax/softmax_cross_entropy_with_integer_labels"),
+        Impl(NAME, "naive: jnp.exp(x) / jnp.exp(x).sum()", "softmax", naive_softmax, naive=True, key="naive/softmax"),
+        Impl(NAME, "naive: jnp.log(jax.nn.softmax(x))", "log_softmax", naive_log_softmax, naive=True, key="naive/log_softmax"),
+        Impl(NAME, "naive: -jnp.sum(y * jnp.log(jax.nn.softmax(x)))", "softmax_cross_entropy", naive_cross_entropy, naive=True, key="naive/cross_entropy"),
+        Impl(NAME, "naive: -jnp.log(jax.nn.softmax(x))[t]", "sparse_softmax_cross_entropy", naive_sparse_cross_entropy, naive=True,
+             key="naive/sparse_cross_entropy"),
     ]
 
 

@@ -83,9 +83,22 @@ def naive_sparse_cross_entropy(x, labels, inputs):
     return -np.squeeze(np.take_along_axis(logp, np.expand_dims(labels, inputs.axis), axis=inputs.axis), axis=inputs.axis)
 
 
+# label -> stable key (records, the registry and baselines use numpy/<key>; labels can be improved freely)
+KEYS = {
+    'scipy.special.softmax': 'scipy/softmax',
+    'scipy.special.log_softmax': 'scipy/log_softmax',
+    '-sum(y * scipy.special.log_softmax(x))': 'scipy/cross_entropy',
+    '-take_along_axis(scipy.special.log_softmax(x), t)': 'scipy/sparse_cross_entropy',
+    'naive: np.exp(x) / np.exp(x).sum()': 'naive/softmax',
+    'naive: np.log(scipy.special.softmax(x))': 'naive/log_softmax',
+    'naive: -sum(y * np.log(scipy.special.softmax(x)))': 'naive/cross_entropy',
+    'naive: -np.log(scipy.special.softmax(x))[t]': 'naive/sparse_cross_entropy',
+}
+
+
 def implementations() -> list[Impl]:
     def impl(name, op, fn, naive=False):
-        return Impl(NAME, name, op, fn, naive=naive)
+        return Impl(NAME, name, op, fn, naive=naive, key=KEYS[name])
 
     softmax, log_softmax, cross_entropy, sparse_cross_entropy = composed(np, _sp)
     return [

@@ -158,19 +158,21 @@ def naive_sparse_cross_entropy(x, labels, inputs):
 
 def implementations() -> list[Impl]:
     return [
-        Impl(NAME, "tf.nn.softmax", "softmax", softmax),
-        Impl(NAME, "tf.nn.log_softmax", "log_softmax", log_softmax),
-        Impl(NAME, "tf.nn.softmax_cross_entropy_with_logits", "softmax_cross_entropy", cross_entropy),
-        Impl(NAME, "tf.nn.sparse_softmax_cross_entropy_with_logits", "sparse_softmax_cross_entropy", sparse_cross_entropy),
+        Impl(NAME, "tf.nn.softmax", "softmax", softmax, key="softmax"),
+        Impl(NAME, "tf.nn.log_softmax", "log_softmax", log_softmax, key="log_softmax"),
+        Impl(NAME, "tf.nn.softmax_cross_entropy_with_logits", "softmax_cross_entropy", cross_entropy, key="softmax_cross_entropy_with_logits"),
+        Impl(NAME, "tf.nn.sparse_softmax_cross_entropy_with_logits", "sparse_softmax_cross_entropy", sparse_cross_entropy,
+             key="sparse_softmax_cross_entropy_with_logits"),
         Impl(NAME, "keras.losses.CategoricalCrossentropy(from_logits=True)", "softmax_cross_entropy", keras_cross_entropy,
-             options=frozenset({"reduction", "label_smoothing"})),
+             options=frozenset({"reduction", "label_smoothing"}), key="keras/CategoricalCrossentropy"),
         Impl(NAME, "keras.losses.SparseCategoricalCrossentropy(from_logits=True)", "sparse_softmax_cross_entropy",
-             keras_sparse_cross_entropy, options=frozenset({"reduction", "ignore_index"})),
-        Impl(NAME, "naive: tf.exp(x) / tf.reduce_sum(tf.exp(x))", "softmax", naive_softmax, naive=True),
-        Impl(NAME, "naive: tf.math.log(tf.nn.softmax(x))", "log_softmax", naive_log_softmax, naive=True),
-        Impl(NAME, "naive: -tf.reduce_sum(y * tf.math.log(tf.nn.softmax(x)))", "softmax_cross_entropy", naive_cross_entropy, naive=True),
+             keras_sparse_cross_entropy, options=frozenset({"reduction", "ignore_index"}), key="keras/SparseCategoricalCrossentropy"),
+        Impl(NAME, "naive: tf.exp(x) / tf.reduce_sum(tf.exp(x))", "softmax", naive_softmax, naive=True, key="naive/softmax"),
+        Impl(NAME, "naive: tf.math.log(tf.nn.softmax(x))", "log_softmax", naive_log_softmax, naive=True, key="naive/log_softmax"),
+        Impl(NAME, "naive: -tf.reduce_sum(y * tf.math.log(tf.nn.softmax(x)))", "softmax_cross_entropy", naive_cross_entropy, naive=True,
+             key="naive/cross_entropy"),
         Impl(NAME, "naive: -tf.gather(tf.math.log(tf.nn.softmax(x)), t)", "sparse_softmax_cross_entropy",
-             naive_sparse_cross_entropy, naive=True),
+             naive_sparse_cross_entropy, naive=True, key="naive/sparse_cross_entropy"),
     ]
 
 

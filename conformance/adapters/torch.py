@@ -119,16 +119,16 @@ def naive_sparse_cross_entropy(x, labels, inputs):
 def implementations() -> list[Impl]:
     ce_options = frozenset({"reduction", "label_smoothing", "weight"})
     return [
-        Impl(NAME, "torch.softmax", "softmax", softmax),
-        Impl(NAME, "torch.nn.functional.log_softmax", "log_softmax", log_softmax),
-        Impl(NAME, "torch.nn.functional.cross_entropy", "softmax_cross_entropy", cross_entropy, options=ce_options),
+        Impl(NAME, "torch.softmax", "softmax", softmax, key="softmax"),
+        Impl(NAME, "torch.nn.functional.log_softmax", "log_softmax", log_softmax, key="log_softmax"),
+        Impl(NAME, "torch.nn.functional.cross_entropy", "softmax_cross_entropy", cross_entropy, options=ce_options, key="cross_entropy"),
         Impl(NAME, "torch.nn.functional.cross_entropy", "sparse_softmax_cross_entropy", cross_entropy,
-             options=ce_options | {"ignore_index"}),
-        Impl(NAME, "naive: torch.exp(x) / torch.exp(x).sum()", "softmax", naive_softmax, naive=True),
-        Impl(NAME, "naive: torch.log(torch.softmax(x))", "log_softmax", naive_log_softmax, naive=True),
-        Impl(NAME, "naive: -(y * torch.log(torch.softmax(x))).sum()", "softmax_cross_entropy", naive_cross_entropy, naive=True),
+             options=ce_options | {"ignore_index"}, key="sparse_cross_entropy"),
+        Impl(NAME, "naive: torch.exp(x) / torch.exp(x).sum()", "softmax", naive_softmax, naive=True, key="naive/softmax"),
+        Impl(NAME, "naive: torch.log(torch.softmax(x))", "log_softmax", naive_log_softmax, naive=True, key="naive/log_softmax"),
+        Impl(NAME, "naive: -(y * torch.log(torch.softmax(x))).sum()", "softmax_cross_entropy", naive_cross_entropy, naive=True, key="naive/cross_entropy"),
         Impl(NAME, "naive: -torch.log(torch.softmax(x)).gather(t)", "sparse_softmax_cross_entropy", naive_sparse_cross_entropy,
-             naive=True),
+             naive=True, key="naive/sparse_cross_entropy"),
     ]
 
 

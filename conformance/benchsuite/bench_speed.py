@@ -42,7 +42,7 @@ def _bandwidth(benchmark, bench: dict, device: str, nbytes: int, formula: str) -
 
 def bench_speed(benchmark, spec: speed.BenchSpec, bench: dict) -> None:
     adapter = bench["adapter"]
-    impl = next(i for i in adapter.implementations() if i.name == spec.impl and i.op == spec.op)
+    impl = next(i for i in adapter.implementations() if i.id == spec.impl and i.op == spec.op)
     inputs = speed.bench_inputs(spec.op, spec.dtype, spec.shape)
     try:
         call = adapter.benchmark_call(impl, inputs, spec.mode, spec.device, spec.passes == speed.FORWARD_BACKWARD)
@@ -57,7 +57,7 @@ def bench_speed(benchmark, spec: speed.BenchSpec, bench: dict) -> None:
     label_bytes = inputs.sparse_labels.itemsize if inputs.sparse_labels is not None else 0
     nbytes, formula = speed.bytes_moved(spec.op, spec.passes, spec.shape, spec.dtype, label_bytes)
     benchmark.extra_info.update({
-        "kind": "speed", "framework": spec.framework, "impl": spec.impl, "naive": spec.naive, "op": spec.op,
+        "kind": "speed", "framework": spec.framework, "impl": impl.name, "impl_id": impl.id, "naive": spec.naive, "op": spec.op,
         "pass": spec.passes, "dtype": spec.dtype, "mode": spec.mode, "shape": list(spec.shape), "device": spec.device,
         "threads": bench["threads"], "first_call_s": first_call_s, "warmup_calls": warmup_calls,
         **_bandwidth(benchmark, bench, spec.device, nbytes, formula),
