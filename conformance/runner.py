@@ -234,6 +234,22 @@ class Shard:
 SPLIT_ABOVE_S = 60.0
 
 
+BUNDLED_CASES = Path(__file__).resolve().parent.parent / "cases"
+
+
+def _share_of_corpus(cases: list[Case] | None, sel: Selection) -> float:
+    """The adapters' COLD_SECONDS are for the whole bundled corpus: a run of a few cases costs that share of them, so
+    that it is not split into a worker per dtype (each importing its framework again) for seconds of work."""
+    if not cases or not BUNDLED_CASES.is_dir():
+        return 1.0
+    everything = replace(sel, cases=(), impls=(), ops=(), quantities=(), exclude=())
+    try:
+        total = units(load([BUNDLED_CASES]), everything)
+    except Exception:  # the bundled corpus is not this run's business if it cannot be read
+        return 1.0
+    return min(1.0, units(cases, sel) / total) if total else 1.0
+
+
 def gpu_visible() -> bool:
     """Whether this machine has an NVIDIA GPU driver loaded, found without importing any framework."""
     return Path("/proc/driver/nvidia/gpus").is_dir() or Path("/dev/nvidia0").exists()
@@ -247,8 +263,9 @@ def plan(sel: Selection, cases: list[Case] | None = None) -> list[Shard]:
     poisoned context costs only that case's records."""
     shards = []
     gpu_wanted = "gpu" in sel.devices
+    share = _share_of_corpus(cases, sel)
     for framework in sel.frameworks:
-        costs = cold_seconds(framework)
+        costs = {k: v * share for k, v in cold_seconds(framework).items()}
         # GPU shards where a GPU may be there (or one was asked for): elsewhere they would only import the framework
         # again to say there is none, which the CPU shard says anyway
         has_gpu = gpu_wanted and declared(framework, "GPU", True) and (sel.devices_named or gpu_visible())
