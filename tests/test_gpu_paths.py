@@ -62,6 +62,8 @@ def test_the_prepared_gpu_command_dry_run(tmp_path):
     assert res.returncode == 0, res.stdout + res.stderr
     assert "the GPU parts are skipped" in res.stdout
     doc = json.loads((tmp_path / "gpu.json").read_text())
-    assert doc["dry_run"] and [s["exit"] for s in doc["steps"]] == [0, 0] and doc["report"]["exit"] == 0
-    assert (tmp_path / "eager" / "results.json").exists() and (tmp_path / "bench" / "benchmarks.json").exists()
+    assert doc["dry_run"] and doc["steps"] and all(s["exit"] == 0 for s in doc["steps"]) and doc["report"]["exit"] == 0
+    assert (tmp_path / "eager" / "results.json").exists()
+    if "torch" in doc["frameworks"]:  # a framework with a GPU path: the GPU benchmarks step ran too
+        assert (tmp_path / "bench" / "benchmarks.json").exists()
     assert (tmp_path / "index.html").exists() and (tmp_path / "report.md").exists()
