@@ -168,13 +168,11 @@ def _check_impls(patterns: tuple[str, ...], info: dict) -> None:
             raise UsageError(f"--impl {pattern!r} matches no implementation of the frameworks run; known: {', '.join(offered)}")
 
 
-def _registry_outcome(records: list[dict], entries: list, info: dict, sel, cases: list) -> tuple[list[dict], list[dict]]:
+def _registry_outcome(records: list[dict], entries: list, info: dict, sel, corpus: set[str]) -> tuple[list[dict], list[dict]]:
     """(stale entries, matched entries) for results.json, once every record went through the registry."""
     ran_cases = {r["case"] for r in records}
     offered = {n: {name for entry in i.get("implementations", []) for name in entry[1:]}  # labels and stable ids
                for n, i in info.items() if isinstance(i, dict) and i.get("implementations")}
-    bundled = {c.full_id for c in load([DEFAULT_CASES])} if DEFAULT_CASES.exists() else set()
-    corpus = bundled | {c.full_id for c in cases}
     selection = {**sel.to_json(), "frameworks": sorted(offered)}  # the frameworks that ran, not the ones asked for
     stale = known_registry.stale(entries, selection, ran_cases, corpus, offered)
     matched = [{"id": e.id, "kind": e.kind, "reason": e.reason, "link": e.link, "records": e.matched, "beyond": e.beyond}
@@ -187,7 +185,8 @@ def cmd_run(args) -> int:
     cases = load(case_paths)  # validate the whole corpus before anything runs or is written
     _check_selection(cases, args)
     bundled = load([DEFAULT_CASES]) if DEFAULT_CASES.exists() and args.cases else []
-    entries = known_registry.load(args.known, registered(), {c.full_id for c in cases + bundled})
+    corpus = {c.full_id for c in cases + bundled}  # the cases registry patterns may name: these and the bundled ones
+    entries = known_registry.load(args.known, registered(), corpus)
     frameworks, absent = _frameworks(args.frameworks)
     from .runner import FrameworkBroken, Selection, run, run_inline, units
 
@@ -221,7 +220,7 @@ def cmd_run(args) -> int:
         info[name] = {"absent": why}
     for r in records:
         r["framework_version"] = (info.get(r["framework"]) or {}).get("version")
-    stale, matched = _registry_outcome(records, entries, info, sel, cases)
+    stale, matched = _registry_outcome(records, entries, info, sel, corpus)
     extra = {"stale_known": stale, "known_divergences": matched, "wall_seconds": round(time.monotonic() - started, 1),
              "selection": {**sel.to_json(), "case_files": [str(Path(p).resolve()) for p in case_paths],
                            "suites": sorted({c.suite for c in cases})},

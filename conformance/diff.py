@@ -9,6 +9,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from . import results as results_io
+from .summary import md_cell, reason
 
 ACCURACY_MOVE = 2.0  # a record's error (share of its tolerance) moved by more than this factor either way
 ACCURACY_FLOOR = 0.01  # ... and one side used at least 1% of its tolerance: below that, moves are sub-ulp noise
@@ -87,7 +88,7 @@ def record_moves(b: dict, c: dict, why: str) -> list[Move]:
     moves = []
     if b["status"] != c["status"]:
         worse = STATUS_ORDER.get(c["status"], 2) > STATUS_ORDER.get(b["status"], 2) or (b["status"] == "pass")
-        moves.append(Move("status", before=b["status"], after=c["status"], worse=worse, detail=_reason(c) if worse else "", **base))
+        moves.append(Move("status", before=b["status"], after=c["status"], worse=worse, detail=reason(c) if worse else "", **base))
     if b["status"] != c["status"]:
         pass  # the status move says it; the behaviour moved with it
     elif b.get("behaviour") != c.get("behaviour"):
@@ -103,10 +104,6 @@ def record_moves(b: dict, c: dict, why: str) -> list[Move]:
     return moves
 
 
-def _reason(r: dict) -> str:
-    return r.get("detail") or (r.get("error") or {}).get("message", "") or ""
-
-
 def diff(base_doc: dict, cur_doc: dict) -> list[Move]:
     """Every record that moved, appeared or disappeared between two results documents."""
     ids = results_io.by_id(base_doc, cur_doc)
@@ -117,7 +114,7 @@ def diff(base_doc: dict, cur_doc: dict) -> list[Move]:
         b = base.get(k)
         if b is None:
             moves.append(Move("new", describe(c), c["framework"], "-", c["status"], c["status"] in ("fail", "error"),
-                              bool(c.get("naive")), why[c["framework"]], _reason(c)))
+                              bool(c.get("naive")), why[c["framework"]], reason(c)))
         else:
             moves += record_moves(b, c, why[c["framework"]])
     for k, b in base.items():
@@ -128,8 +125,6 @@ def diff(base_doc: dict, cur_doc: dict) -> list[Move]:
 
 def render_markdown(moves: list[Move], base_doc: dict, cur_doc: dict, limit: int = 300) -> str:
     """A GitHub-flavoured summary: environment changes, then the moves, worse first (escaped: case text is data)."""
-    from .summary import md_cell
-
     frameworks = sorted({m.framework for m in moves} | set((cur_doc.get("environment") or {}).get("frameworks", {})))
     lines = ["# What moved between the two runs", ""]
     for fw in frameworks:
