@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import signal
 import subprocess
 import sys
 import time
@@ -36,6 +37,7 @@ class BenchRun:
     failed: dict[str, str] = field(default_factory=dict)
     notes: set[str] = field(default_factory=set)  # e.g. a requested GPU that the framework cannot see
     seconds: dict[str, float] = field(default_factory=dict)
+    interrupted: str = ""  # the framework whose process was stopped (Ctrl-C, SIGTERM); later ones never started
 
 
 def _command(framework: str, profile: str, json_path: Path, args) -> list[str]:
@@ -86,18 +88,36 @@ def run(frameworks: tuple[str, ...], out: Path, args, log=print) -> BenchRun:
             json_path = raw_dir / f"{tag}.json"
             log(f"bench: {tag} ({args.profile} profile, {args.threads} threads)")
             started = time.monotonic()
-            proc = subprocess.run(_command(name, args.profile, json_path, args), env=_environment(args.threads, name),
-                                  stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+            code, output = _pytest(_command(name, args.profile, json_path, args), _environment(args.threads, name), result, name)
             result.seconds[name] = result.seconds.get(name, 0.0) + time.monotonic() - started
-            (raw_dir / f"{tag}.log").write_text(proc.stdout, encoding="utf-8")
-            result.notes |= {line.split("conformance bench: ", 1)[1] for line in proc.stdout.splitlines() if "not visible" in line}
-            tail = proc.stdout.strip().splitlines()[-1:] or ["(no output)"]
+            (raw_dir / f"{tag}.log").write_text(output, encoding="utf-8")
+            result.notes |= {line.split("conformance bench: ", 1)[1] for line in output.splitlines() if "not visible" in line}
+            tail = output.strip().splitlines()[-1:] or ["(no output)"]
             log(f"bench: {tag}: {tail[0]} [{time.monotonic() - started:.0f}s, log {raw_dir / (tag + '.log')}]")
-            if json_path.exists():
+            if json_path.exists() and json_path.stat().st_size:
                 result.files[tag] = json_path
-            if proc.returncode not in (0, 5):  # 5: nothing collected (every benchmark deselected)
-                result.failed[name] = f"pytest exit {proc.returncode}; log {raw_dir / (tag + '.log')}"
+            if result.interrupted:
+                return result
+            if code not in (0, 5):  # 5: nothing collected (every benchmark deselected)
+                result.failed[name] = f"pytest exit {code}; log {raw_dir / (tag + '.log')}"
     return result
+
+
+def _pytest(cmd: list[str], env: dict, result: BenchRun, name: str) -> tuple[int, str]:
+    """One benchmark process. Stopped (Ctrl-C, SIGTERM), it gets SIGINT, on which pytest ends the session and
+    pytest-benchmark still writes the JSON of the benchmarks that finished."""
+    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    try:
+        output, _ = proc.communicate()
+    except KeyboardInterrupt:
+        result.interrupted = name
+        proc.send_signal(signal.SIGINT)
+        try:
+            output, _ = proc.communicate(timeout=60)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            output, _ = proc.communicate()
+    return proc.returncode, output or ""
 
 
 def merge(files: list[Path]) -> dict:

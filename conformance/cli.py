@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import dataclasses
 import fnmatch
 import os
 import shlex
@@ -21,7 +22,7 @@ from . import results as results_io
 from .adapters import absent_message, missing_packages, registered
 from .cases import CaseFileError, load
 from .names import DEVICES, DTYPES, MODES, OPS, QUANTITIES
-from .runner import DEFAULT_TIMEOUT_S, WORKER_LOG_ENV
+from .runner import DEFAULT_TIMEOUT_S, WORKER_LOG_ENV, interrupt_on_sigterm
 from .safe_yaml import MAX_ELEMENTS_ENV, MAX_FILE_MB_ENV
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
@@ -234,6 +235,46 @@ def cmd_run(args) -> int:
     return _verdict(doc, outcome, out)
 
 
+def cmd_rejudge(args) -> int:
+    """The current registry over a finished run, without running anything: for a run made where it cannot be made
+    again (a lent GPU), or a registry that learned a divergence since. The oracle's judgement is kept."""
+    doc = results_io.read(args.results)
+    corpus = {c.full_id for c in load([DEFAULT_CASES])} if DEFAULT_CASES.exists() else set()
+    corpus |= {r["case"] for r in doc["records"]}
+    entries = known_registry.load(args.known, registered(), corpus)
+    info = {k: v for k, v in doc.get("environment", {}).get("frameworks", {}).items() if isinstance(v, dict)}
+    for r in doc["records"]:
+        known_registry.unjudge(r)
+    known_registry.apply(doc["records"], entries, {n: i.get("packages") or {} for n, i in info.items()})
+    stale, matched = _registry_outcome(doc["records"], entries, info, _SelectionJson(doc.get("selection") or {}), corpus)
+    doc.update(stale_known=stale, known_divergences=matched,
+               rejudged={"registry": str(Path(args.known).resolve()), "at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())})
+    out = Path(args.out) if args.out else args.results.parent
+    results_io.write(doc, out / "results.json")
+    _write_summary(out, doc)
+    lost = (doc.get("incomplete") or {}).get("lost", [])
+    return _verdict(doc, _Finished(lost, bool((doc.get("incomplete") or {}).get("interrupted"))), out)
+
+
+@dataclasses.dataclass
+class _Finished:
+    """What _verdict needs of a run that is already written."""
+    lost: list
+    interrupted: bool
+
+    @property
+    def complete(self) -> bool:
+        return not self.lost and not self.interrupted
+
+
+@dataclasses.dataclass
+class _SelectionJson:
+    selection: dict
+
+    def to_json(self) -> dict:
+        return dict(self.selection)
+
+
 def _verdict(doc: dict, outcome, out: Path) -> int:
     """What a person needs after a run: the counts, stale entries, the first fails each with the command that re-runs
     it, where everything was written, and the exit code (3 for an incomplete run, 1 for a fail, else 0)."""
@@ -315,13 +356,20 @@ def cmd_bench(args) -> int:
     for name, why in absent.items():
         print(f"bench: {name}: absent, skipped ({why})", file=sys.stderr)
     started = time.monotonic()
-    run = bench.run(frameworks, out, args, log=lambda line: print(line, file=sys.stderr, flush=True))
+    restore = interrupt_on_sigterm()
+    try:
+        run = bench.run(frameworks, out, args, log=lambda line: print(line, file=sys.stderr, flush=True))
+    finally:
+        restore()
     for note in sorted(run.notes):
         print(f"bench: {note}")
     if run.failed and not run.files:
         print(f"bench: no benchmark JSON was written ({'; '.join(f'{k}: {v}' for k, v in run.failed.items())})")
         return 1
     doc = bench.merge(list(run.files.values()))
+    if run.interrupted:  # what finished is kept, and says it is not the whole run
+        never = [n for n in frameworks if n not in run.seconds]
+        doc.update(complete=False, incomplete={"interrupted": run.interrupted, "not_started": never})
     written = bench.write(doc, out)
     results_path = out / "results.json"
     if results_path.exists():  # a conformance run in the same folder: its summary gains the speed section
@@ -335,6 +383,10 @@ def cmd_bench(args) -> int:
     for name, why in run.failed.items():
         print(f"bench: {name}: FAILED ({why})")
     print("wrote " + ", ".join(str(p) for p in written))
+    if run.interrupted:
+        print(f"bench: INCOMPLETE: stopped during {run.interrupted}" + (f"; never started: {', '.join(doc['incomplete']['not_started'])}"
+                                                                         if doc["incomplete"]["not_started"] else ""))
+        return 3
     return 1 if run.failed else 0
 
 
@@ -551,6 +603,12 @@ def build_parser() -> argparse.ArgumentParser:
     gp.add_argument("--minutes", type=_positive("minutes"), default=8.0, help="time budget shared by the steps (default 8)")
     gp.add_argument("--dry-run", action="store_true", help="the same steps on the CPU, one small suite, tiny benchmarks")
     gp.set_defaults(func=cmd_gpu)
+
+    rj = sub.add_parser("rejudge", help="apply the current known-divergence registry to a finished run's results.json")
+    rj.add_argument("results", type=Path, help="a results.json (the oracle's judgement in it is kept)")
+    rj.add_argument("--known", type=Path, default=known_registry.DEFAULT_REGISTRY, help="known-divergence registry (YAML)")
+    rj.add_argument("--out", default=None, help="folder for results.json and summary.md (default: the results file's own)")
+    rj.set_defaults(func=cmd_rejudge)
 
     sch = sub.add_parser("schema", help="print the JSON Schema of case files (for editors and validators)")
     sch.set_defaults(func=cmd_schema)

@@ -218,6 +218,17 @@ def apply_one(record: dict, entries: list[Entry], packages: dict[str, str] | Non
         entry.matched += 1
 
 
+def unjudge(record: dict) -> None:
+    """Take back what a registry decided about this record (in place): its status as the oracle judged it."""
+    if record.get("status") == "known" and record.get("known_status"):
+        record["status"] = record["known_status"]
+    if record.get("beyond_known") and str(record.get("detail", "")).startswith("beyond known divergence"):
+        record["detail"] = record["detail"].split("; ", 1)[1] if "; " in record["detail"] else None
+    for k in ("known_status", "known_id", "beyond_known"):
+        record.pop(k, None)
+    record["known"] = None  # a field of every record (the results schema)
+
+
 def apply(records: list[dict], entries: list[Entry], packages: dict[str, dict[str, str]]) -> None:
     """apply_one over a whole run, counting from zero. `packages`: framework -> installed package versions."""
     reset(entries)

@@ -219,7 +219,9 @@ class Shard:
 
     @property
     def on_gpu(self) -> bool:
-        return "gpu" in self.devices
+        """Whether this worker uses the GPU: plan() gives the GPU shards that device alone. A framework with no GPU
+        path keeps "gpu" among its CPU shard's devices, to say it has none, and never waits for the GPU."""
+        return self.devices == ("gpu",)
 
     def selection(self, sel: Selection) -> Selection:
         return replace(sel, dtypes=self.dtypes, modes=(self.mode,), devices=self.devices, cases=self.cases or sel.cases,
@@ -256,8 +258,8 @@ def gpu_visible() -> bool:
 
 
 def plan(sel: Selection, cases: list[Case] | None = None) -> list[Shard]:
-    """Every (framework, mode, dtype, device) of the selection in exactly one shard, longest first (so that no long
-    shard starts last and the workers end together). On a GPU a framework gets one shard per mode, run one at a
+    """Every (framework, mode, dtype, device) of the selection in exactly one shard, CPU shards longest first (so that
+    no long shard starts last and the workers end together). On a GPU a framework gets one shard per mode, run one at a
     time (run() allows one GPU worker at once: they share the device's memory); where an out-of-range class index
     is a device-side assert (adapter DEVICE_ASSERTS), each such case of `cases` gets a GPU worker of its own, so a
     poisoned context costs only that case's records."""
@@ -270,6 +272,7 @@ def plan(sel: Selection, cases: list[Case] | None = None) -> list[Shard]:
         # again to say there is none, which the CPU shard says anyway
         has_gpu = gpu_wanted and declared(framework, "GPU", True) and (sel.devices_named or gpu_visible())
         cpu_devices = tuple(d for d in sel.devices if d != "gpu") if has_gpu else sel.devices
+        gpu_costs = declared(framework, "GPU_COLD_SECONDS", {}) if has_gpu else {}
         for mode in sel.modes:
             cost = {d: float(costs.get((mode, d), 0.0)) for d in sel.dtypes}
             if cpu_devices:
@@ -282,9 +285,13 @@ def plan(sel: Selection, cases: list[Case] | None = None) -> list[Shard]:
             if has_gpu:
                 prone = tuple(c.full_id for c in cases or () if c.labels_out_of_range and sel.wants_case(c.full_id)) \
                     if "gpu" in declared(framework, "DEVICE_ASSERTS", ()) else ()
-                shards.append(Shard(framework, mode, sel.dtypes, f"{framework}/{mode}/gpu", sum(cost.values()), ("gpu",), exclude=prone))
+                gpu_cost = float(gpu_costs.get(mode, sum(cost.values()))) * share
+                shards.append(Shard(framework, mode, sel.dtypes, f"{framework}/{mode}/gpu", gpu_cost, ("gpu",), exclude=prone))
                 shards += [Shard(framework, mode, sel.dtypes, f"{framework}/{mode}/gpu/{cid}", 0.0, ("gpu",), cases=(cid,)) for cid in prone]
-    return sorted(shards, key=lambda s: -s.cost)
+    # GPU shards run one at a time, so their order changes no total: shortest first, ahead of the CPU shards, so the
+    # GPU is never idle and a run stopped at a time budget has finished the most frameworks on it
+    gpu = sorted((s for s in shards if s.on_gpu), key=lambda s: s.cost)
+    return gpu + sorted((s for s in shards if not s.on_gpu), key=lambda s: -s.cost)
 
 
 def _exit_with_parent(parent: int) -> None:
@@ -437,7 +444,7 @@ def run(case_paths: list[Path], sel: Selection, jobs: int, on_event: Callable[[t
     make the outcome incomplete. A named framework that cannot be loaded stops the run: FrameworkBroken."""
     pending = plan(sel, cases)
     pool = _Pool(sel, [str(p) for p in case_paths], pending, jobs, on_event)
-    restore = _interrupt_on_sigterm()
+    restore = interrupt_on_sigterm()
     try:
         while pending or pool.running:
             while len(pool.running) < jobs and (startable := _next(pending, pool.running, pool.shards)) is not None:
@@ -456,7 +463,7 @@ def run(case_paths: list[Path], sel: Selection, jobs: int, on_event: Callable[[t
     return pool.outcome
 
 
-def _interrupt_on_sigterm() -> Callable[[], None]:
+def interrupt_on_sigterm() -> Callable[[], None]:
     """SIGTERM (a CI time-out, `kill`) ends the run like Ctrl-C: workers stopped, what they sent kept and written.
     Returns what puts the previous handler back. Signals can only be handled in the main thread."""
     if threading.current_thread() is not threading.main_thread():
@@ -482,7 +489,7 @@ def run_inline(case_paths: list[Path], sel: Selection, on_event: Callable[[tuple
     def lose(name: str, why: str) -> None:
         outcome.lost.append({"shard": name, "framework": name, "mode": "+".join(sel.modes), "dtypes": list(sel.dtypes), "why": why})
 
-    restore = _interrupt_on_sigterm()
+    restore = interrupt_on_sigterm()
     try:
         while remaining:
             name = remaining[0]

@@ -99,3 +99,19 @@ def test_a_divergence_worse_than_its_bound_fails(tmp_path):
     assert worse["status"] == "fail" and worse["beyond_known"] == entry.id and "100x its tolerance" in worse["detail"]
     assert other["status"] == "fail" and "behaviour all_nan" in other["detail"]
     assert entry.matched == 1 and entry.beyond == 2
+
+
+def test_rejudge_with_the_same_registry_changes_no_status(tmp_path):
+    """`conformance rejudge` undoes the registry's decisions and applies it again: over the baseline, made with this
+    registry, every record keeps its status and its entry."""
+    from conformance.cli import main
+    from conformance.results import read
+
+    base = Path(__file__).resolve().parent.parent / "reports" / "baseline" / "results.json"
+    assert main(["rejudge", str(base), "--out", str(tmp_path)]) == 0
+    before = {(r["case"], r["op"], r["quantity"], r["dtype"], r["impl_id"], r["mode"], r["device"]): (r["status"], r.get("known_id"))
+              for r in read(base)["records"]}
+    after = read(tmp_path / "results.json")
+    assert after["rejudged"]["registry"].endswith("divergences.yaml")
+    assert {(r["case"], r["op"], r["quantity"], r["dtype"], r["impl_id"], r["mode"], r["device"]): (r["status"], r.get("known_id"))
+            for r in after["records"]} == before

@@ -49,6 +49,18 @@ def test_longest_shards_start_first(monkeypatch):
     assert costs == sorted(costs, reverse=True) and costs[0] == 400
 
 
+def test_gpu_shards_come_first_and_shortest_first(monkeypatch):
+    """One GPU worker runs at a time: the GPU queue leads (the GPU is never idle while CPU shards run) and its short
+    shards go first, so a run stopped at a time budget has finished the most frameworks on the GPU."""
+    declared = {"a": {"GPU_COLD_SECONDS": {"eager": 500}}, "c": {}}
+    monkeypatch.setattr(runner, "cold_seconds", lambda name: {"a": COSTS["a"], "c": {}}[name])
+    monkeypatch.setattr(runner, "declared", lambda name, attr, default=None: declared[name].get(attr, default))
+    shards = runner.plan(runner.Selection(("a", "c"), DTYPES, ("cpu", "gpu"), ("eager",), devices_named=True), [])
+    assert [s.name for s in shards[:2]] == ["c/eager/gpu", "a/eager/gpu"] and shards[1].cost == 500
+    assert not any(s.on_gpu for s in shards[2:])
+    assert runner._next(shards, {}, {s.name: s for s in shards}) == 0
+
+
 def test_a_narrowed_selection_is_planned_within_it(monkeypatch):
     shards = _plan(monkeypatch, frameworks=("a",), dtypes=("float16", "float32"), modes=("compiled",))
     assert [(s.name, s.dtypes) for s in shards] == [("a/compiled/float32", ("float32",)), ("a/compiled/float16", ("float16",))]
@@ -141,6 +153,7 @@ def test_a_gpu_gets_shards_of_its_own_and_assert_prone_cases_a_worker_each(monke
     assert sorted(by_name["a/eager/gpu"].exclude) == prone
     assert sorted(s.cases[0] for s in by_name.values() if s.cases) == prone  # one GPU worker per assert-prone case
     assert by_name["b/eager"].devices == ("cpu", "gpu") and "b/eager/gpu" not in by_name  # no GPU path: its skip is reported
+    assert not by_name["b/eager"].on_gpu  # ... and it never waits for the GPU (seen: NumPy queued behind JAX's GPU shard)
     covered = [(s.framework, d, c.full_id) for s in by_name.values() for d in s.devices for c in cases
                if s.selection(runner.Selection(("a", "b"), ("float32",), ("cpu", "gpu"), ("eager",))).wants_case(c.full_id)]
     assert len(covered) == len(set(covered))  # no case twice on one device

@@ -24,6 +24,7 @@ and may declare, for running on a GPU (read without importing the framework):
     GPU: bool                                   False: the framework has no GPU path (default True)
     GPU_ENV: dict[str, str]                     environment a GPU worker sets before the import (memory growth
                                                 instead of grabbing the whole device: workers share one GPU)
+    GPU_COLD_SECONDS: dict[mode, float]         seconds of the corpus on one GPU, cold (orders the GPU queue)
     DEVICE_ASSERTS: tuple[str, ...]             devices where an out-of-range class index is a device-side assert
                                                 that poisons the process: such cases run in a worker of their own
     device_problems() -> dict[str, str]         why a device is not usable, for the error when one was asked for

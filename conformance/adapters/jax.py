@@ -20,6 +20,8 @@ REQUIRES = ("jax", "optax")  # importable packages; checked before any worker st
 PACKAGES = ("jax", "jaxlib", "optax", "ml_dtypes")  # versions that change the numbers (the gate attributes moves to them)
 NUMERIC_ENV = ("XLA_FLAGS", "JAX_DEFAULT_MATMUL_PRECISION", "JAX_ENABLE_X64")  # recorded with the results
 QUICK_COMPILE = True  # XLA compiles a program in milliseconds: the GPU job runs JAX compiled too
+# JAX eager on a GPU compiles every primitive for each shape through XLA's GPU backend (H200: about 0.15 s a record)
+GPU_COLD_SECONDS = {"eager": 230, "compiled": 110}
 GPU_ENV = {"XLA_PYTHON_CLIENT_PREALLOCATE": "false"}  # JAX preallocates 75% of the GPU per process by default
 # Cold-cache seconds per (mode, dtype) of a full bundled run (2-core VM, 2026-11-25): only used to split and order
 # worker processes (runner.plan), never to judge anything.

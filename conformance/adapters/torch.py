@@ -170,6 +170,18 @@ def _forward(impl: Impl, inputs, mode: str, device: str, dynamic: bool = True):
 
 def evaluate(impl: Impl, inputs, quantities, mode: str, device: str) -> dict:
     check_supported(impl, inputs, quantities)
+    try:
+        return _evaluate(impl, inputs, quantities, mode, device)
+    except RuntimeError as exc:
+        # CUDA reports a kernel's device-side assert (an out-of-range class index) asynchronously: at the next
+        # synchronisation (the read-back), or at any later call, since the context stays unusable. It is this
+        # call's error, or the process's, never the harness's: the record says so instead of losing the worker.
+        if "CUDA error" not in str(exc):
+            raise
+        return {q: exc for q in quantities}
+
+
+def _evaluate(impl: Impl, inputs, quantities, mode: str, device: str) -> dict:
     dev = _torch_device(device)
     grad = needs_grad(quantities)
     x = _tensor(inputs.logits, dev, requires_grad=grad)
