@@ -391,23 +391,40 @@ def cmd_bench(args) -> int:
 
 
 def cmd_list(args) -> int:
+    """Each framework described by a process of its own (spawned): a framework fixes things per process (Keras's
+    backend, thread pools), so describing one in the process of another could describe the wrong thing."""
+    import multiprocessing as mp
+
+    with mp.get_context("spawn").Pool(1, maxtasksperchild=1) as pool:
+        for text in pool.imap(_describe, list(registered())):
+            print(text, flush=True)
+    return 0
+
+
+def _describe(name: str) -> str:
+    """`conformance list`'s lines for one framework."""
     from .adapters import FrameworkAbsent, load_adapter
 
-    for name in registered():
-        missing = missing_packages(name)
-        if missing:
-            print(f"{name}: absent ({absent_message(name, missing)})")
-            continue
-        try:
-            adapter = load_adapter(name)
-        except FrameworkAbsent as exc:
-            print(f"{name}: absent ({exc})")
-            continue
-        print(f"{name} {adapter.version()}  devices: {', '.join(adapter.devices())}")
-        for impl in adapter.implementations():
-            opts = f"  [options: {', '.join(sorted(impl.options))}]" if impl.options else ""
-            print(f"  {impl.op:30s} {impl.id:52s} {impl.name}{opts}")
-    return 0
+    for var, value in declared_quiet(name).items():
+        os.environ.setdefault(var, value)
+    missing = missing_packages(name)
+    if missing:
+        return f"{name}: absent ({absent_message(name, missing)})"
+    try:
+        adapter = load_adapter(name)
+    except FrameworkAbsent as exc:
+        return f"{name}: absent ({exc})"
+    lines = [f"{name} {adapter.version()}  devices: {', '.join(adapter.devices())}"]
+    for impl in adapter.implementations():
+        opts = f"  [options: {', '.join(sorted(impl.options))}]" if impl.options else ""
+        lines.append(f"  {impl.op:30s} {impl.id:52s} {impl.name}{opts}")
+    return "\n".join(lines)
+
+
+def declared_quiet(name: str) -> dict:
+    from .adapters import declared
+
+    return declared(name, "QUIET_ENV", {})
 
 
 def cmd_gate(args) -> int:

@@ -23,6 +23,7 @@ BUILTIN = {
     "torch": "conformance.adapters.torch",
     "tensorflow": "conformance.adapters.tensorflow",
     "jax": "conformance.adapters.jax",
+    "keras-jax": "conformance.adapters.keras_jax",  # Keras 3 on its JAX backend (its TensorFlow backend is in tensorflow)
     "cupy": "conformance.adapters.cupy",  # GPU only: absent (skipped) where CuPy is not installed
 }
 ENTRY_POINT_GROUP = "softmax_conformance.adapters"
@@ -34,6 +35,7 @@ INSTALL_HINT = {
     "torch": "pip install 'softmax-conformance[torch]'",
     "tensorflow": "pip install 'softmax-conformance[tensorflow]'",
     "jax": "pip install 'softmax-conformance[jax]'",
+    "keras-jax": "pip install 'softmax-conformance[jax]' keras",
     "cupy": "pip install 'softmax-conformance[cupy]' (needs a CUDA GPU)",
 }
 

@@ -59,6 +59,7 @@ class Impl:
     naive: bool = False  # the textbook formula (softmax, then log), kept to show what fused functions protect against
     dtypes: frozenset[str] | None = None  # None: every dtype of the SPEC
     key: str = ""  # stable within the framework, e.g. "naive/softmax"; never changes when the label does
+    last_axis_only: bool = False  # the public function has no axis argument: classes must be the last axis
 
     @property
     def id(self) -> str:
@@ -74,6 +75,8 @@ def check_supported(impl: Impl, inputs: Inputs, quantities: tuple[str, ...] | li
     """Raise Unsupported for options or dtypes the public function does not take. Never emulate them."""
     if impl.dtypes is not None and inputs.dtype not in impl.dtypes:
         raise Unsupported(f"{impl.name} does not take {inputs.dtype}")
+    if impl.last_axis_only and inputs.logits.ndim and inputs.axis != inputs.logits.ndim - 1:
+        raise Unsupported(f"{impl.name} has no axis argument (classes are the last axis)")
     for option in inputs.options.non_default():
         if option == "reduction":
             continue  # composed with the framework's own sum/mean where not native; see Impl.reduction_composed

@@ -91,6 +91,10 @@ def sparse_cross_entropy(x, labels, inputs):
     return optax.softmax_cross_entropy_with_integer_labels(x, labels, axis=inputs.axis)
 
 
+def safe_cross_entropy(x, labels, inputs):
+    return optax.safe_softmax_cross_entropy(x, labels)
+
+
 def naive_softmax(x, labels, inputs):
     e = jnp.exp(x)
     return e / jnp.sum(e, axis=inputs.axis, keepdims=True)
@@ -114,6 +118,8 @@ def implementations() -> list[Impl]:
         Impl(NAME, "jax.nn.softmax", "softmax", softmax, key="softmax"),
         Impl(NAME, "jax.nn.log_softmax", "log_softmax", log_softmax, key="log_softmax"),
         Impl(NAME, "optax.softmax_cross_entropy", "softmax_cross_entropy", cross_entropy, key="optax/softmax_cross_entropy"),
+        Impl(NAME, "optax.safe_softmax_cross_entropy", "softmax_cross_entropy", safe_cross_entropy, key="optax/safe_softmax_cross_entropy",
+             last_axis_only=True),
         Impl(NAME, "optax.softmax_cross_entropy_with_integer_labels", "sparse_softmax_cross_entropy", sparse_cross_entropy,
              key="optax/softmax_cross_entropy_with_integer_labels"),
         Impl(NAME, "naive: jnp.exp(x) / jnp.exp(x).sum()", "softmax", naive_softmax, naive=True, key="naive/softmax"),
@@ -136,17 +142,20 @@ def _quantities_fn(impl: Impl, inputs, quantities: tuple[str, ...]):
         results = {}
         if not needs_grad(quantities):
             return {"value": forward(x, labels)}
+        # The cotangent takes the output's dtype, as jax.grad's would: a function whose output dtype differs from
+        # its input's (Keras computing in floatx, or promoting float32 with int64 labels under x64) is still
+        # differentiated. For JAX's own functions the cast changes nothing.
         if with_labels:
             out, pullback = jax.vjp(forward, x, labels)
-            gx, gy = pullback(g)
+            gx, gy = pullback(g.astype(out.dtype))
             results["grad_labels"] = gy
         else:
             out, pullback = jax.vjp(lambda x_: forward(x_, labels), x)
-            (gx,) = pullback(g)
+            (gx,) = pullback(g.astype(out.dtype))
         results["value"], results["grad_logits"] = out, gx
         if "hvp" in quantities:
             def grad_x(x_):
-                return jax.vjp(lambda z: forward(z, labels), x_)[1](g)[0]
+                return jax.vjp(lambda z: forward(z, labels), x_)[1](g.astype(out.dtype))[0]
 
             results["hvp"] = jax.jvp(grad_x, (x,), (d,))[1]
         return {q: v for q, v in results.items() if q in quantities}

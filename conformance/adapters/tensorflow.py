@@ -17,6 +17,7 @@ from typing import Any
 import ml_dtypes
 import numpy as np
 
+from . import keras_api
 from .base import Impl, Unsupported, check_supported, needs_grad, no_sync, reduce_with
 
 NAME = "tensorflow"
@@ -50,9 +51,8 @@ def load(compile_cache: Path | None = None) -> None:
 
     tf = _tf
     tf.get_logger().addFilter(_drop_expected_retracing_warning)
-    import keras as _keras
-
-    keras = _keras
+    keras_api.load("tensorflow")
+    keras = keras_api.keras
 
 
 def _drop_expected_retracing_warning(record: logging.LogRecord) -> bool:
@@ -121,23 +121,6 @@ def sparse_cross_entropy(x, labels, inputs):
     return tf.nn.sparse_softmax_cross_entropy_with_logits(labels=labels, logits=_classes_last(x, inputs.axis))
 
 
-_KERAS_REDUCTION = {"none": "none", "sum": "sum", "mean": "sum_over_batch_size"}
-
-
-def keras_cross_entropy(x, labels, inputs):
-    opts = inputs.options
-    loss = keras.losses.CategoricalCrossentropy(from_logits=True, label_smoothing=opts.label_smoothing,
-                                                axis=inputs.axis, reduction=_KERAS_REDUCTION[opts.reduction])
-    return loss(labels, x)
-
-
-def keras_sparse_cross_entropy(x, labels, inputs):
-    opts = inputs.options
-    loss = keras.losses.SparseCategoricalCrossentropy(from_logits=True, ignore_class=opts.ignore_index,
-                                                      reduction=_KERAS_REDUCTION[opts.reduction])
-    return loss(labels, _classes_last(x, inputs.axis))
-
-
 def naive_softmax(x, labels, inputs):
     e = tf.exp(x)
     return e / tf.reduce_sum(e, axis=inputs.axis, keepdims=True)
@@ -158,15 +141,13 @@ def naive_sparse_cross_entropy(x, labels, inputs):
 
 def implementations() -> list[Impl]:
     return [
-        Impl(NAME, "tf.nn.softmax", "softmax", softmax, key="softmax"),
-        Impl(NAME, "tf.nn.log_softmax", "log_softmax", log_softmax, key="log_softmax"),
+        # tf.math.softmax and tf.math.log_softmax are the same function objects (tests/test_entry_points.py checks)
+        Impl(NAME, "tf.nn.softmax (= tf.math.softmax)", "softmax", softmax, key="softmax"),
+        Impl(NAME, "tf.nn.log_softmax (= tf.math.log_softmax)", "log_softmax", log_softmax, key="log_softmax"),
         Impl(NAME, "tf.nn.softmax_cross_entropy_with_logits", "softmax_cross_entropy", cross_entropy, key="softmax_cross_entropy_with_logits"),
         Impl(NAME, "tf.nn.sparse_softmax_cross_entropy_with_logits", "sparse_softmax_cross_entropy", sparse_cross_entropy,
              key="sparse_softmax_cross_entropy_with_logits"),
-        Impl(NAME, "keras.losses.CategoricalCrossentropy(from_logits=True)", "softmax_cross_entropy", keras_cross_entropy,
-             options=frozenset({"reduction", "label_smoothing"}), key="keras/CategoricalCrossentropy"),
-        Impl(NAME, "keras.losses.SparseCategoricalCrossentropy(from_logits=True)", "sparse_softmax_cross_entropy",
-             keras_sparse_cross_entropy, options=frozenset({"reduction", "ignore_index"}), key="keras/SparseCategoricalCrossentropy"),
+        *keras_api.implementations(NAME),
         Impl(NAME, "naive: tf.exp(x) / tf.reduce_sum(tf.exp(x))", "softmax", naive_softmax, naive=True, key="naive/softmax"),
         Impl(NAME, "naive: tf.math.log(tf.nn.softmax(x))", "log_softmax", naive_log_softmax, naive=True, key="naive/log_softmax"),
         Impl(NAME, "naive: -tf.reduce_sum(y * tf.math.log(tf.nn.softmax(x)))", "softmax_cross_entropy", naive_cross_entropy, naive=True,

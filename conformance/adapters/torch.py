@@ -87,15 +87,46 @@ def log_softmax(x, labels, inputs):
     return F.log_softmax(x, dim=inputs.axis)
 
 
-def cross_entropy(x, labels, inputs):
+def functional_softmax(x, labels, inputs):
+    return F.softmax(x, dim=inputs.axis)
+
+
+def special_softmax(x, labels, inputs):
+    return torch.special.softmax(x, dim=inputs.axis)
+
+
+def special_log_softmax(x, labels, inputs):
+    return torch.special.log_softmax(x, dim=inputs.axis)
+
+
+def _loss_kwargs(x, inputs, smoothing: bool = True) -> dict:
+    """The SPEC options as the torch losses take them (nll_loss has no label_smoothing)."""
     opts = inputs.options
-    kwargs = {"reduction": opts.reduction, "label_smoothing": opts.label_smoothing}
+    kwargs = {"reduction": opts.reduction, **({"label_smoothing": opts.label_smoothing} if smoothing else {})}
     if opts.weight is not None:
         kwargs["weight"] = torch.tensor(opts.weight, dtype=x.dtype, device=x.device)
     if opts.ignore_index is not None:
         kwargs["ignore_index"] = opts.ignore_index
-    target = labels if labels.dtype in (torch.int64, torch.int32) else _class_first(labels, inputs.axis)
-    return F.cross_entropy(_class_first(x, inputs.axis), target, **kwargs)
+    return kwargs
+
+
+def _target(labels, inputs):
+    return labels if labels.dtype in (torch.int64, torch.int32) else _class_first(labels, inputs.axis)
+
+
+def cross_entropy(x, labels, inputs):
+    return F.cross_entropy(_class_first(x, inputs.axis), _target(labels, inputs), **_loss_kwargs(x, inputs))
+
+
+def cross_entropy_module(x, labels, inputs):
+    """The module people put in a model: a different door (its own defaults are the functional's, kept so)."""
+    return torch.nn.CrossEntropyLoss(**_loss_kwargs(x, inputs))(_class_first(x, inputs.axis), _target(labels, inputs))
+
+
+def nll_of_log_softmax(x, labels, inputs):
+    """The two-step form of older code and tutorials: F.nll_loss(F.log_softmax(x))."""
+    logp = F.log_softmax(_class_first(x, inputs.axis), dim=0 if x.ndim == 1 else 1)
+    return F.nll_loss(logp, labels, **_loss_kwargs(x, inputs, smoothing=False))
 
 
 def naive_softmax(x, labels, inputs):
@@ -120,10 +151,19 @@ def implementations() -> list[Impl]:
     ce_options = frozenset({"reduction", "label_smoothing", "weight"})
     return [
         Impl(NAME, "torch.softmax", "softmax", softmax, key="softmax"),
+        Impl(NAME, "torch.nn.functional.softmax", "softmax", functional_softmax, key="functional/softmax"),
+        Impl(NAME, "torch.special.softmax", "softmax", special_softmax, key="special/softmax"),
         Impl(NAME, "torch.nn.functional.log_softmax", "log_softmax", log_softmax, key="log_softmax"),
+        Impl(NAME, "torch.special.log_softmax", "log_softmax", special_log_softmax, key="special/log_softmax"),
         Impl(NAME, "torch.nn.functional.cross_entropy", "softmax_cross_entropy", cross_entropy, options=ce_options, key="cross_entropy"),
         Impl(NAME, "torch.nn.functional.cross_entropy", "sparse_softmax_cross_entropy", cross_entropy,
              options=ce_options | {"ignore_index"}, key="sparse_cross_entropy"),
+        Impl(NAME, "torch.nn.CrossEntropyLoss()", "softmax_cross_entropy", cross_entropy_module, options=ce_options,
+             key="CrossEntropyLoss"),
+        Impl(NAME, "torch.nn.CrossEntropyLoss()", "sparse_softmax_cross_entropy", cross_entropy_module,
+             options=ce_options | {"ignore_index"}, key="sparse/CrossEntropyLoss"),
+        Impl(NAME, "torch.nn.functional.nll_loss(F.log_softmax(x), t)", "sparse_softmax_cross_entropy", nll_of_log_softmax,
+             options=frozenset({"reduction", "weight", "ignore_index"}), key="nll_loss/log_softmax"),
         Impl(NAME, "naive: torch.exp(x) / torch.exp(x).sum()", "softmax", naive_softmax, naive=True, key="naive/softmax"),
         Impl(NAME, "naive: torch.log(torch.softmax(x))", "log_softmax", naive_log_softmax, naive=True, key="naive/log_softmax"),
         Impl(NAME, "naive: -(y * torch.log(torch.softmax(x))).sum()", "softmax_cross_entropy", naive_cross_entropy, naive=True, key="naive/cross_entropy"),

@@ -1,0 +1,76 @@
+"""The public Keras 3 calls under test, written once for every backend: `keras.ops.*` and `keras.losses.*` take and
+return the backend's own tensors, so the TensorFlow, JAX and PyTorch adapters each list these with their own
+framework name and run them through their own autodiff and compiler. Which backend a process runs is fixed by
+KERAS_BACKEND before the first `import keras`, hence one worker (one framework name) per backend."""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+from .base import Impl
+
+keras: Any = None
+_KERAS_REDUCTION = {"none": "none", "sum": "sum", "mean": "sum_over_batch_size"}
+
+
+def load(backend: str) -> None:
+    """Import Keras on `backend`; ImportError when Keras is absent or this process already runs another backend."""
+    global keras
+    os.environ.setdefault("KERAS_BACKEND", backend)
+    import keras as _keras
+
+    if _keras.backend.backend() != backend:
+        raise ImportError(f"keras runs on {_keras.backend.backend()} in this process (KERAS_BACKEND), not {backend}")
+    keras = _keras
+
+
+def _classes_last(x, axis: int):
+    """The sparse losses only take the last axis: a layout move, not an emulation."""
+    return x if axis == len(x.shape) - 1 else keras.ops.moveaxis(x, axis, -1)
+
+
+def ops_softmax(x, labels, inputs):
+    return keras.ops.softmax(x, axis=inputs.axis)
+
+
+def ops_log_softmax(x, labels, inputs):
+    return keras.ops.log_softmax(x, axis=inputs.axis)
+
+
+def ops_cross_entropy(x, labels, inputs):
+    return keras.ops.categorical_crossentropy(labels, x, from_logits=True, axis=inputs.axis)
+
+
+def ops_sparse_cross_entropy(x, labels, inputs):
+    return keras.ops.sparse_categorical_crossentropy(labels, _classes_last(x, inputs.axis), from_logits=True)
+
+
+def loss_cross_entropy(x, labels, inputs):
+    opts = inputs.options
+    loss = keras.losses.CategoricalCrossentropy(from_logits=True, label_smoothing=opts.label_smoothing,
+                                                axis=inputs.axis, reduction=_KERAS_REDUCTION[opts.reduction])
+    return loss(labels, x)
+
+
+def loss_sparse_cross_entropy(x, labels, inputs):
+    opts = inputs.options
+    loss = keras.losses.SparseCategoricalCrossentropy(from_logits=True, ignore_class=opts.ignore_index,
+                                                      reduction=_KERAS_REDUCTION[opts.reduction])
+    return loss(labels, _classes_last(x, inputs.axis))
+
+
+def implementations(framework: str) -> list[Impl]:
+    """The Keras doors, with stable ids under `<framework>/keras/...`."""
+    return [
+        Impl(framework, "keras.losses.CategoricalCrossentropy(from_logits=True)", "softmax_cross_entropy", loss_cross_entropy,
+             options=frozenset({"reduction", "label_smoothing"}), key="keras/CategoricalCrossentropy"),
+        Impl(framework, "keras.losses.SparseCategoricalCrossentropy(from_logits=True)", "sparse_softmax_cross_entropy",
+             loss_sparse_cross_entropy, options=frozenset({"reduction", "ignore_index"}), key="keras/SparseCategoricalCrossentropy"),
+        Impl(framework, "keras.ops.softmax", "softmax", ops_softmax, key="keras/ops/softmax"),
+        Impl(framework, "keras.ops.log_softmax", "log_softmax", ops_log_softmax, key="keras/ops/log_softmax"),
+        Impl(framework, "keras.ops.categorical_crossentropy(from_logits=True)", "softmax_cross_entropy", ops_cross_entropy,
+             key="keras/ops/categorical_crossentropy"),
+        Impl(framework, "keras.ops.sparse_categorical_crossentropy(from_logits=True)", "sparse_softmax_cross_entropy",
+             ops_sparse_cross_entropy, key="keras/ops/sparse_categorical_crossentropy"),
+    ]

@@ -1,0 +1,40 @@
+"""Keras 3 on its JAX backend: the same public Keras calls as on TensorFlow (keras_api), run as JAX code, so
+gradients come from jax.vjp/jvp and compiled mode is jax.jit, exactly as for JAX's own functions (the jax adapter
+does the running). "Does my Keras model compute the same loss on another backend?" is then a comparison of
+records: keras-jax/keras/... against tensorflow/keras/... for the same case."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from . import jax as _jax
+from . import keras_api
+from .base import Impl
+
+NAME = "keras-jax"
+REQUIRES = ("keras", "jax")
+PACKAGES = ("keras", "jax", "jaxlib", "ml_dtypes")
+NUMERIC_ENV = _jax.NUMERIC_ENV
+QUICK_COMPILE = _jax.QUICK_COMPILE
+GPU_ENV = _jax.GPU_ENV
+
+# the jax adapter runs these: one framework's machinery, another framework's API on top
+devices, device_problems, set_threads = _jax.devices, _jax.device_problems, _jax.set_threads
+evaluate, benchmark_call, raw_softmax = _jax.evaluate, _jax.benchmark_call, _jax.raw_softmax
+
+
+def load(compile_cache: Path | None = None) -> None:
+    _jax.load(compile_cache)  # x64 on before Keras makes any array
+    keras_api.load("jax")
+
+
+def version() -> str:
+    return f"keras {keras_api.keras.__version__} on jax {_jax.jax.__version__}"
+
+
+def flags() -> dict:
+    return {**_jax.flags(), "keras.config.floatx": keras_api.keras.config.floatx()}
+
+
+def implementations() -> list[Impl]:
+    return keras_api.implementations(NAME)
