@@ -614,6 +614,12 @@ def build_parser() -> argparse.ArgumentParser:
 
     _add_bench(sub)
 
+    _add_small_commands(sub)
+    return parser
+
+
+def _add_small_commands(sub) -> None:
+    """`conformance gpu`, `rejudge`, `schema` and `list`."""
     gp = sub.add_parser("gpu", help="the prepared GPU job: corpus on CPU and GPU, JAX compiled, GPU benchmarks, report, into one folder")
     gp.add_argument("--out", default="reports/gpu", help="folder for everything (default: reports/gpu/)")
     gp.add_argument("--frameworks", type=_csv(None, "framework"), default=None, help="default: every installed one")
@@ -632,7 +638,6 @@ def build_parser() -> argparse.ArgumentParser:
 
     lst = sub.add_parser("list", help="frameworks, implementations, versions and devices found")
     lst.set_defaults(func=cmd_list)
-    return parser
 
 
 def main(argv: list[str] | None = None) -> int:
