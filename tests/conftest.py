@@ -26,13 +26,28 @@ def _names(wanted: str) -> list[str]:
     return [] if wanted == "all" else [n.strip() for n in wanted.split(",") if n.strip()]
 
 
-@pytest.fixture(scope="session")
-def selected_frameworks(pytestconfig) -> list[str]:
+def _installed(pytestconfig) -> list[str]:
     from conformance.adapters import missing_packages, registered
 
-    wanted = pytestconfig.getoption("--frameworks")
-    names = _names(wanted) or list(registered())
+    names = _names(pytestconfig.getoption("--frameworks")) or list(registered())
     return [n for n in names if n in registered() and not missing_packages(n)]
+
+
+@pytest.fixture(scope="session")
+def selected_frameworks(pytestconfig) -> list[str]:
+    """The selected frameworks that can be loaded in this (the pytest) process."""
+    from conformance.adapters import declared
+
+    return [n for n in _installed(pytestconfig) if not declared(n, "OWN_PROCESS", False)]
+
+
+@pytest.fixture(scope="session")
+def own_process_frameworks(pytestconfig) -> list[str]:
+    """Selected frameworks that need a process of their own (Keras on a backend other than the one TensorFlow's
+    adapter fixes): their tests run `conformance run` in a subprocess."""
+    from conformance.adapters import declared
+
+    return [n for n in _installed(pytestconfig) if declared(n, "OWN_PROCESS", False)]
 
 
 @pytest.fixture(scope="session", autouse=True)

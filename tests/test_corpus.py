@@ -7,6 +7,8 @@ A failure message carries a copy-paste repro: the case id and the exact command 
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from functools import cache
 from pathlib import Path
 
@@ -37,7 +39,9 @@ def _params():
 
 @pytest.mark.corpus
 @pytest.mark.parametrize("case_id, framework", list(_params()))
-def test_case(case_id, framework, selected_frameworks):
+def test_case(case_id, framework, selected_frameworks, own_process_frameworks):
+    if framework in own_process_frameworks:
+        pytest.skip(f"{framework} needs a process of its own: test_own_process_frameworks_pass_the_corpus runs it")
     if framework not in selected_frameworks:
         pytest.skip(f"{framework} not selected or not installed")
     case = next(c for c in CASES if c.full_id == case_id)
@@ -51,3 +55,15 @@ def test_case(case_id, framework, selected_frameworks):
         f"{reason(r)}\n"
         f"  repro: {command(r)}"
         for r in bad)
+
+
+@pytest.mark.corpus
+def test_own_process_frameworks_pass_the_corpus(own_process_frameworks, tmp_path):
+    """The whole corpus, eager, for each framework that cannot share this process (keras-jax): `conformance run` in a
+    subprocess, which must end with every record passing or explained by the registry (exit 0)."""
+    if not own_process_frameworks:
+        pytest.skip("no such framework selected or installed")
+    for name in own_process_frameworks:
+        res = subprocess.run([sys.executable, "-m", "conformance.cli", "run", "--frameworks", name, "--modes", "eager",
+                              "--out", str(tmp_path / name)], capture_output=True, text=True, cwd=CORPUS.parent, timeout=1200)
+        assert res.returncode == 0, f"{name}: exit {res.returncode}\n{res.stdout[-3000:]}\n{res.stderr[-1500:]}"

@@ -19,7 +19,8 @@ An adapter is one module (numpy.py, torch.py, tensorflow.py, jax.py) defining th
                                                 arrays, returning once the result exists (synchronised)
     raw_softmax(logits, device) -> () -> result the bare public softmax call, to measure adapter overhead
 
-and may declare, for running on a GPU (read without importing the framework):
+and may declare OWN_PROCESS = True (it cannot share a process with another adapter: in-process tests run it as
+a subprocess), and, for running on a GPU (read without importing the framework):
 
     GPU: bool                                   False: the framework has no GPU path (default True)
     GPU_ENV: dict[str, str]                     environment a GPU worker sets before the import (memory growth

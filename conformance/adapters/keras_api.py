@@ -17,7 +17,9 @@ _KERAS_REDUCTION = {"none": "none", "sum": "sum", "mean": "sum_over_batch_size"}
 def load(backend: str) -> None:
     """Import Keras on `backend`; ImportError when Keras is absent or this process already runs another backend."""
     global keras
-    os.environ.setdefault("KERAS_BACKEND", backend)
+    # each adapter names its backend: an inherited KERAS_BACKEND (a user's shell, a parent that loaded another
+    # adapter) must not run one framework's Keras calls on another's backend under the wrong name
+    os.environ["KERAS_BACKEND"] = backend
     import keras as _keras
 
     if _keras.backend.backend() != backend:

@@ -17,6 +17,7 @@ PACKAGES = ("keras", "jax", "jaxlib", "ml_dtypes")
 NUMERIC_ENV = _jax.NUMERIC_ENV
 QUICK_COMPILE = _jax.QUICK_COMPILE
 GPU_ENV = _jax.GPU_ENV
+OWN_PROCESS = True  # Keras's backend is fixed per process: never loaded beside the tensorflow adapter's Keras
 
 # the jax adapter runs these: one framework's machinery, another framework's API on top
 devices, device_problems, set_threads = _jax.devices, _jax.device_problems, _jax.set_threads

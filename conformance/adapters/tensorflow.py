@@ -39,7 +39,6 @@ _compiled: dict = {}
 def load(compile_cache: Path | None = None) -> None:
     global tf, keras
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
-    os.environ.setdefault("KERAS_BACKEND", "tensorflow")
     flags = os.environ.get("TF_XLA_FLAGS", "")
     if compile_cache is not None and "tf_xla_persistent_cache_directory" not in flags:
         # XLA's persistent cache for jit_compile=True programs, keyed by the program's fingerprint; read once,
