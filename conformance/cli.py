@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import dataclasses
 import fnmatch
 import os
 import shlex
@@ -22,7 +21,7 @@ from . import results as results_io
 from .adapters import absent_message, missing_packages, registered
 from .cases import CaseFileError, load
 from .names import DEVICES, DTYPES, MODES, OPS, QUANTITIES
-from .runner import DEFAULT_TIMEOUT_S, WORKER_LOG_ENV, interrupt_on_sigterm
+from .runner import DEFAULT_TIMEOUT_S, WORKER_LOG_ENV, Outcome, interrupt_on_sigterm
 from .safe_yaml import MAX_ELEMENTS_ENV, MAX_FILE_MB_ENV
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
@@ -169,12 +168,12 @@ def _check_impls(patterns: tuple[str, ...], info: dict) -> None:
             raise UsageError(f"--impl {pattern!r} matches no implementation of the frameworks run; known: {', '.join(offered)}")
 
 
-def _registry_outcome(records: list[dict], entries: list, info: dict, sel, corpus: set[str]) -> tuple[list[dict], list[dict]]:
+def _registry_outcome(records: list[dict], entries: list, info: dict, selection: dict, corpus: set[str]) -> tuple[list[dict], list[dict]]:
     """(stale entries, matched entries) for results.json, once every record went through the registry."""
     ran_cases = {r["case"] for r in records}
     offered = {n: {name for entry in i.get("implementations", []) for name in entry[1:]}  # labels and stable ids
                for n, i in info.items() if isinstance(i, dict) and i.get("implementations")}
-    selection = {**sel.to_json(), "frameworks": sorted(offered)}  # the frameworks that ran, not the ones asked for
+    selection = {**selection, "frameworks": sorted(offered)}  # the frameworks that ran, not the ones asked for
     stale = known_registry.stale(entries, selection, ran_cases, corpus, offered)
     matched = [{"id": e.id, "kind": e.kind, "reason": e.reason, "link": e.link, "records": e.matched, "beyond": e.beyond}
                for e in entries if e.matched or e.beyond]
@@ -221,7 +220,7 @@ def cmd_run(args) -> int:
         info[name] = {"absent": why}
     for r in records:
         r["framework_version"] = (info.get(r["framework"]) or {}).get("version")
-    stale, matched = _registry_outcome(records, entries, info, sel, corpus)
+    stale, matched = _registry_outcome(records, entries, info, sel.to_json(), corpus)
     extra = {"stale_known": stale, "known_divergences": matched, "wall_seconds": round(time.monotonic() - started, 1),
              "selection": {**sel.to_json(), "case_files": [str(Path(p).resolve()) for p in case_paths],
                            "suites": sorted({c.suite for c in cases})},
@@ -246,33 +245,14 @@ def cmd_rejudge(args) -> int:
     for r in doc["records"]:
         known_registry.unjudge(r)
     known_registry.apply(doc["records"], entries, {n: i.get("packages") or {} for n, i in info.items()})
-    stale, matched = _registry_outcome(doc["records"], entries, info, _SelectionJson(doc.get("selection") or {}), corpus)
+    stale, matched = _registry_outcome(doc["records"], entries, info, doc.get("selection") or {}, corpus)
     doc.update(stale_known=stale, known_divergences=matched,
                rejudged={"registry": str(Path(args.known).resolve()), "at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())})
     out = Path(args.out) if args.out else args.results.parent
     results_io.write(doc, out / "results.json")
     _write_summary(out, doc)
-    lost = (doc.get("incomplete") or {}).get("lost", [])
-    return _verdict(doc, _Finished(lost, bool((doc.get("incomplete") or {}).get("interrupted"))), out)
-
-
-@dataclasses.dataclass
-class _Finished:
-    """What _verdict needs of a run that is already written."""
-    lost: list
-    interrupted: bool
-
-    @property
-    def complete(self) -> bool:
-        return not self.lost and not self.interrupted
-
-
-@dataclasses.dataclass
-class _SelectionJson:
-    selection: dict
-
-    def to_json(self) -> dict:
-        return dict(self.selection)
+    incomplete = doc.get("incomplete") or {}
+    return _verdict(doc, Outcome(lost=incomplete.get("lost", []), interrupted=bool(incomplete.get("interrupted"))), out)
 
 
 def _verdict(doc: dict, outcome, out: Path) -> int:
@@ -403,9 +383,9 @@ def cmd_list(args) -> int:
 
 def _describe(name: str) -> str:
     """`conformance list`'s lines for one framework."""
-    from .adapters import FrameworkAbsent, load_adapter
+    from .adapters import FrameworkAbsent, declared, load_adapter
 
-    for var, value in declared_quiet(name).items():
+    for var, value in declared(name, "QUIET_ENV", {}).items():
         os.environ.setdefault(var, value)
     missing = missing_packages(name)
     if missing:
@@ -419,12 +399,6 @@ def _describe(name: str) -> str:
         opts = f"  [options: {', '.join(sorted(impl.options))}]" if impl.options else ""
         lines.append(f"  {impl.op:30s} {impl.id:52s} {impl.name}{opts}")
     return "\n".join(lines)
-
-
-def declared_quiet(name: str) -> dict:
-    from .adapters import declared
-
-    return declared(name, "QUIET_ENV", {})
 
 
 def cmd_gate(args) -> int:

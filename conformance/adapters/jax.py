@@ -147,15 +147,17 @@ def _quantities_fn(impl: Impl, inputs, quantities: tuple[str, ...]):
         # differentiated. For JAX's own functions the cast changes nothing.
         if with_labels:
             out, pullback = jax.vjp(forward, x, labels)
-            gx, gy = pullback(g.astype(out.dtype))
+            cotangent = g.astype(out.dtype)
+            gx, gy = pullback(cotangent)
             results["grad_labels"] = gy
         else:
             out, pullback = jax.vjp(lambda x_: forward(x_, labels), x)
-            (gx,) = pullback(g.astype(out.dtype))
+            cotangent = g.astype(out.dtype)
+            (gx,) = pullback(cotangent)
         results["value"], results["grad_logits"] = out, gx
         if "hvp" in quantities:
             def grad_x(x_):
-                return jax.vjp(lambda z: forward(z, labels), x_)[1](g.astype(out.dtype))[0]
+                return jax.vjp(lambda z: forward(z, labels), x_)[1](cotangent)[0]
 
             results["hvp"] = jax.jvp(grad_x, (x,), (d,))[1]
         return {q: v for q, v in results.items() if q in quantities}
