@@ -15,8 +15,8 @@ from pathlib import Path
 
 import jinja2
 
+from . import cross_backend, repro, speed_report, summary
 from . import diff as diff_mod
-from . import repro, speed_report, summary
 from . import results as results_io
 
 TEMPLATES = Path(__file__).resolve().parent / "templates"
@@ -199,6 +199,7 @@ def build(paths: list[Path], out: Path, bench_paths: list[Path] | None = None, o
         findings=collect(doc, len(disagreements)), heat={"rows": rows, "columns": columns, "cells": cells},
         overview=sorted(overview.items()), worst_case=worst_case, disagreements=disagreements,
         agreement={q: summary.agreement_data(records, q) for q in ("value", "grad_logits", "grad_labels", "hvp")},
+        backend_pairs=cross_backend.pair_counts(records), backend_partings=cross_backend.partings(records),
         invalid_columns=invalid_columns, invalid_rows=invalid_rows, gradients=summary.gradient_data(records), speed_plot=speed_plot,
         speed_intro=speed_report.intro(benchmarks) if benchmarks else None, speed_tables=speed_report.tables(benchmarks) if benchmarks else [],
         bench_runs=[r for r in bench["runs"] if "conformance" in r], versions=versions)

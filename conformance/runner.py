@@ -257,12 +257,21 @@ def gpu_visible() -> bool:
     return Path("/proc/driver/nvidia/gpus").is_dir() or Path("/dev/nvidia0").exists()
 
 
+def _assert_prone(framework: str, device: str, mode: str, cases: list[Case] | None, sel: Selection) -> tuple[str, ...]:
+    """The selected cases with an out-of-range class index, where the adapter declares (DEVICE_ASSERTS: "gpu", or
+    "cpu/compiled" for one mode) that such an index can poison or abort the process on this device and mode."""
+    poisoned = declared(framework, "DEVICE_ASSERTS", ())
+    if device not in poisoned and f"{device}/{mode}" not in poisoned:
+        return ()
+    return tuple(c.full_id for c in cases or () if c.labels_out_of_range and sel.wants_case(c.full_id))
+
+
 def plan(sel: Selection, cases: list[Case] | None = None) -> list[Shard]:
     """Every (framework, mode, dtype, device) of the selection in exactly one shard, CPU shards longest first (so that
     no long shard starts last and the workers end together). On a GPU a framework gets one shard per mode, run one at a
-    time (run() allows one GPU worker at once: they share the device's memory); where an out-of-range class index
-    is a device-side assert (adapter DEVICE_ASSERTS), each such case of `cases` gets a GPU worker of its own, so a
-    poisoned context costs only that case's records."""
+    time (run() allows one GPU worker at once: they share the device's memory). Where an out-of-range class index
+    poisons or aborts the process (adapter DEVICE_ASSERTS), each such case of `cases` gets a worker of its own, so a
+    poisoned context costs only that case's records and the other shards never meet the bad index."""
     shards = []
     gpu_wanted = "gpu" in sel.devices
     share = _share_of_corpus(cases, sel)
@@ -276,15 +285,17 @@ def plan(sel: Selection, cases: list[Case] | None = None) -> list[Shard]:
         for mode in sel.modes:
             cost = {d: float(costs.get((mode, d), 0.0)) for d in sel.dtypes}
             if cpu_devices:
+                prone = _assert_prone(framework, "cpu", mode, cases, sel) if "cpu" in cpu_devices else ()
                 alone = [(d,) for d in sel.dtypes if cost[d] > SPLIT_ABOVE_S]
                 rest = tuple(d for d in sel.dtypes if cost[d] <= SPLIT_ABOVE_S)
                 groups = alone + ([rest] if rest else [])
                 for dtypes in groups:
                     name = f"{framework}/{mode}" + (f"/{'+'.join(dtypes)}" if len(groups) > 1 else "")
-                    shards.append(Shard(framework, mode, dtypes, name, sum(cost[d] for d in dtypes), cpu_devices))
+                    shards.append(Shard(framework, mode, dtypes, name, sum(cost[d] for d in dtypes), cpu_devices, exclude=prone))
+                shards += [Shard(framework, mode, sel.dtypes, f"{framework}/{mode}/{cid}", 0.0, cpu_devices, cases=(cid,))
+                           for cid in prone]
             if has_gpu:
-                prone = tuple(c.full_id for c in cases or () if c.labels_out_of_range and sel.wants_case(c.full_id)) \
-                    if "gpu" in declared(framework, "DEVICE_ASSERTS", ()) else ()
+                prone = _assert_prone(framework, "gpu", mode, cases, sel)
                 gpu_cost = float(gpu_costs.get(mode, sum(cost.values()))) * share
                 shards.append(Shard(framework, mode, sel.dtypes, f"{framework}/{mode}/gpu", gpu_cost, ("gpu",), exclude=prone))
                 shards += [Shard(framework, mode, sel.dtypes, f"{framework}/{mode}/gpu/{cid}", 0.0, ("gpu",), cases=(cid,)) for cid in prone]

@@ -203,6 +203,24 @@ def invalid_behaviour(records: list[dict]) -> list[str]:
     return [f"- {md_cell(case)} {op} {dtype}: " + "; ".join(md_cell(f"{c} -> {cells[c]}") for c in sorted(cells)) for case, op, dtype, cells in rows]
 
 
+def cross_backend_section(records: list[dict], limit: int = 60) -> list[str]:
+    from . import cross_backend
+
+    counts = cross_backend.pair_counts(records)
+    if not counts:
+        return ["No public call ran on two or more backends in this run."]
+    lines = ["Verdict before the registry and behaviour, for every call both backends ran (two passes agree within "
+             "the oracle's tolerance of each other):", ""]
+    lines += _table(["call", "backends", "both ran", "judged the same", "part ways"], counts)
+    rows = cross_backend.partings(records)
+    if rows:
+        lines += ["", f"{len(rows)} call(s) where the backends part ways:", ""]
+        lines += _table(["call", "case", "quantity", "dtype", "mode", "backend: status (behaviour)"], rows[:limit])
+        if len(rows) > limit:
+            lines.append(f"... and {len(rows) - limit} more in results.json.")
+    return lines
+
+
 def known_section(records: list[dict], stale_entries: list[dict], entries: list[dict] | None = None) -> list[str]:
     """Each matched divergence: what the framework computes instead, why, and where upstream says so."""
     hits = Counter((r.get("known_id"), r.get("known")) for r in records if r["status"] == "known")
@@ -280,6 +298,7 @@ def render(doc: dict, benchmarks: list[dict] | None = None, speed_plot: str | No
         ("Gradient agreement", gradient_section(records)),
         ("Pairwise agreement of frameworks (both match the oracle / both ran)",
          [line for q in ("value", *GRADIENTS) for line in (agreement_matrix(records, q) + [""])]),
+        ("The same public call on different backends (Keras 3)", cross_backend_section(records)),
         ("Behaviour on invalid input", invalid_behaviour(records)),
         ("Known divergences: what each framework computes instead, and why", known_section(records, doc.get("stale_known", []), doc.get("known_divergences"))),
     ]

@@ -158,3 +158,28 @@ def test_renaming_a_label_changes_no_key(tmp_path):
     assert results_io.key(record(impl="a", impl_id="torch/softmax")) == results_io.key(record(impl="b", impl_id="torch/softmax"))
     old = write(tmp_path, "old", [record(impl="torch.softmax")])  # a file from before ids: matched by label
     assert gate.gate(old, before).compared == 1
+
+
+def _keras_record(framework: str, door: str, status: str, behaviour: str, case: str = "shapes/x") -> dict:
+    return {"case": case, "op": "softmax", "quantity": "value", "dtype": "float32", "framework": framework,
+            "impl": f"keras {door}", "impl_id": f"{framework}/keras/{door}", "mode": "eager", "device": "cpu",
+            "status": status, "behaviour": behaviour, "known_status": "fail" if status == "known" else None}
+
+
+def test_the_same_keras_call_parting_across_backends_is_reported():
+    """A door run by three backends: one call where all pass, one where JAX returns NaN (registered, so `known`) and
+    the others raise. The registry must not hide the parting: it compares verdicts before the registry."""
+    from conformance import cross_backend, summary
+
+    records = [_keras_record(fw, "ops/softmax", "pass", "finite") for fw in ("tensorflow", "keras-jax", "keras-torch")]
+    records += [_keras_record("tensorflow", "ops/softmax", "pass", "error", "bad/x"),
+                _keras_record("keras-jax", "ops/softmax", "known", "all_nan", "bad/x"),
+                _keras_record("keras-torch", "ops/softmax", "pass", "error", "bad/x"),
+                _keras_record("torch", "ops/softmax", "fail", "finite")]  # not a shared door: "torch/keras/..." is its own
+    records[-1]["impl_id"] = "torch/softmax"
+    counts = {row[1]: row[2:] for row in cross_backend.pair_counts(records)}
+    assert counts == {"keras-jax / keras-torch": [2, 1, 1], "keras-jax / tensorflow": [2, 1, 1], "keras-torch / tensorflow": [2, 2, 0]}
+    (parting,) = cross_backend.partings(records)
+    assert parting[1] == "bad/x" and "keras-jax: fail (all_nan)" in parting[-1] and "tensorflow: pass (error)" in parting[-1]
+    text = "\n".join(summary.cross_backend_section(records))
+    assert "1 call(s) where the backends part ways" in text

@@ -115,3 +115,15 @@ def test_rejudge_with_the_same_registry_changes_no_status(tmp_path):
     assert after["rejudged"]["registry"].endswith("divergences.yaml")
     assert {(r["case"], r["op"], r["quantity"], r["dtype"], r["impl_id"], r["mode"], r["device"]): (r["status"], r.get("known_id"))
             for r in after["records"]} == before
+
+
+def test_a_renamed_implementation_is_stale_but_a_glob_over_frameworks_is_not():
+    """`torch/naive/softmaxx` names torch, which ran and offers no such id: renamed. `*/naive/*` speaks for whichever
+    frameworks have naive formulas; a run of Keras backends alone (none has one) says nothing about it."""
+    def entry(impl: str) -> known.Entry:
+        return known.Entry(id=impl, match={"framework": ["*"], "impl": [impl]}, kind="design", reason="r", link="l")
+
+    offered = {"torch": {"torch/naive/softmax"}, "keras-torch": {"keras-torch/keras/ops/softmax"}}
+    stale = known.stale([entry("torch/naive/softmaxx"), entry("*/naive/*")], {}, set(), set(), offered)
+    assert [e["id"] for e in stale] == ["torch/naive/softmaxx"]
+    assert not known.stale([entry("*/naive/*")], {}, set(), set(), {"keras-torch": {"keras-torch/keras/ops/softmax"}})

@@ -159,6 +159,23 @@ def test_a_gpu_gets_shards_of_its_own_and_assert_prone_cases_a_worker_each(monke
     assert len(covered) == len(set(covered))  # no case twice on one device
 
 
+def test_a_kernel_that_aborts_on_a_bad_index_gets_cpu_workers_per_case_in_that_mode_only(monkeypatch):
+    """keras-torch compiled: an Inductor bounds check aborts the whole process, so its out-of-range cases must never
+    share a worker with the rest of the corpus, and eager (which raises cleanly) keeps one worker."""
+    from conformance.cases import load
+
+    cases = load([ROOT / "cases"])
+    declared = {"k": {"DEVICE_ASSERTS": ("gpu", "cpu/compiled")}}
+    monkeypatch.setattr(runner, "cold_seconds", lambda name: {})
+    monkeypatch.setattr(runner, "declared", lambda name, attr, default=None: declared[name].get(attr, default))
+    sel = runner.Selection(("k",), ("float32",), ("cpu",), ("eager", "compiled"))
+    by_name = {s.name: s for s in runner.plan(sel, cases)}
+    prone = sorted(c.full_id for c in cases if c.labels_out_of_range)
+    assert sorted(by_name["k/compiled"].exclude) == prone and not by_name["k/eager"].exclude
+    alone = sorted(s.cases[0] for s in by_name.values() if s.cases)
+    assert alone == prone and all(by_name[f"k/compiled/{cid}"].mode == "compiled" for cid in prone)
+
+
 def test_one_gpu_worker_at_a_time(monkeypatch):
     shards = _gpu_plan(monkeypatch, cases=[])
     by_name = {s.name: s for s in shards}

@@ -24,6 +24,7 @@ BUILTIN = {
     "tensorflow": "conformance.adapters.tensorflow",
     "jax": "conformance.adapters.jax",
     "keras-jax": "conformance.adapters.keras_jax",  # Keras 3 on its JAX backend (its TensorFlow backend is in tensorflow)
+    "keras-torch": "conformance.adapters.keras_torch",  # Keras 3 on its PyTorch backend
     "cupy": "conformance.adapters.cupy",  # GPU only: absent (skipped) where CuPy is not installed
 }
 ENTRY_POINT_GROUP = "softmax_conformance.adapters"
@@ -35,7 +36,8 @@ INSTALL_HINT = {
     "torch": "pip install 'softmax-conformance[torch]'",
     "tensorflow": "pip install 'softmax-conformance[tensorflow]'",
     "jax": "pip install 'softmax-conformance[jax]'",
-    "keras-jax": "pip install 'softmax-conformance[jax]' keras",
+    "keras-jax": "pip install 'softmax-conformance[jax,keras]'",
+    "keras-torch": "pip install 'softmax-conformance[torch,keras]'",
     "cupy": "pip install 'softmax-conformance[cupy]' (needs a CUDA GPU)",
 }
 

@@ -26,8 +26,10 @@ a subprocess), and, for running on a GPU (read without importing the framework):
     GPU_ENV: dict[str, str]                     environment a GPU worker sets before the import (memory growth
                                                 instead of grabbing the whole device: workers share one GPU)
     GPU_COLD_SECONDS: dict[mode, float]         seconds of the corpus on one GPU, cold (orders the GPU queue)
-    DEVICE_ASSERTS: tuple[str, ...]             devices where an out-of-range class index is a device-side assert
-                                                that poisons the process: such cases run in a worker of their own
+    DEVICE_ASSERTS: tuple[str, ...]             devices ("gpu") or device/mode pairs ("cpu/compiled") where an
+                                                out-of-range class index poisons or aborts the process (a CUDA
+                                                device-side assert, a compiled kernel's bounds check): such cases
+                                                run in a worker of their own
     device_problems() -> dict[str, str]         why a device is not usable, for the error when one was asked for
 
 Nothing framework-specific lives outside those modules. `evaluate` computes the requested quantities

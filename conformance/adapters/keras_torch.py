@@ -1,0 +1,45 @@
+"""Keras 3 on its PyTorch backend: the same public Keras calls as on TensorFlow and JAX (keras_api), run as torch
+code, so gradients come from torch.autograd and compiled mode is torch.compile(fullgraph=True), exactly as for
+torch's own functions (the torch adapter does the running). Compare keras-torch/keras/... with
+tensorflow/keras/... and keras-jax/keras/... for the same case: the report's cross-backend table does."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from . import keras_api
+from . import torch as _torch
+from .base import Impl
+
+NAME = "keras-torch"
+REQUIRES = ("keras", "torch")
+PACKAGES = ("keras", "torch")
+NUMERIC_ENV = _torch.NUMERIC_ENV
+# Compiled on the CPU, an Inductor kernel that a previous in-range case compiled (dynamic shapes) checks the index
+# inside an OpenMP region and aborts the process (std::terminate, "index out of bounds: 0 <= tmp10 < ks1") where
+# a fresh compile raises: such cases get a worker of their own there too.
+DEVICE_ASSERTS = (*_torch.DEVICE_ASSERTS, "cpu/compiled")
+# Cold compiled seconds per dtype of the bundled corpus: only used to split and order worker processes (runner.plan)
+COLD_SECONDS = {("compiled", "float32"): 310, ("compiled", "float64"): 250, ("compiled", "float16"): 75, ("compiled", "bfloat16"): 65}
+OWN_PROCESS = True  # Keras's backend is fixed per process: never loaded beside another adapter's Keras
+
+# the torch adapter runs these: one framework's machinery, another framework's API on top
+devices, device_problems, set_threads = _torch.devices, _torch.device_problems, _torch.set_threads
+evaluate, benchmark_call, raw_softmax = _torch.evaluate, _torch.benchmark_call, _torch.raw_softmax
+
+
+def load(compile_cache: Path | None = None) -> None:
+    _torch.load(compile_cache)
+    keras_api.load("torch")
+
+
+def version() -> str:
+    return f"keras {keras_api.keras.__version__} on torch {_torch.torch.__version__}"
+
+
+def flags() -> dict:
+    return {**_torch.flags(), "keras.config.floatx": keras_api.keras.config.floatx()}
+
+
+def implementations() -> list[Impl]:
+    return keras_api.implementations(NAME)

@@ -1,0 +1,55 @@
+"""One public call on several backends: "does my Keras model compute the same loss on another backend?"
+
+Implementations whose stable ids share everything after the framework (`tensorflow/keras/ops/softmax`,
+`keras-jax/keras/ops/softmax`, `keras-torch/keras/ops/softmax`) are one *door* run by different frameworks' kernels.
+For each door and pair of backends this compares the calls both ran (same case, op, quantity, dtype, mode, device)
+by their verdict before the registry and their behaviour: two passes agree within the oracle's tolerance of each
+other's answer; anything else that differs is a place where the backends part ways."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from itertools import combinations
+
+SHARED_DOORS = ("keras/",)  # id prefixes (after the framework) of public APIs that several frameworks run
+
+
+def _door(impl_id: str) -> str | None:
+    rest = impl_id.partition("/")[2]
+    return rest if rest.startswith(SHARED_DOORS) else None
+
+
+def _verdict(r: dict) -> str:
+    return f"{r.get('known_status') or r['status']} ({r.get('behaviour')})"
+
+
+def calls(records: list[dict]) -> dict[tuple, dict[str, dict]]:
+    """(door, case, op, quantity, dtype, mode, device) -> backend -> record, for doors run by two or more backends."""
+    out: dict[tuple, dict[str, dict]] = defaultdict(dict)
+    for r in records:
+        door = _door(r.get("impl_id") or "")
+        if door and r["status"] not in ("unsupported", "skip"):
+            out[(door, r["case"], r["op"], r["quantity"], r["dtype"], r["mode"], r["device"])][r["framework"]] = r
+    return {k: v for k, v in out.items() if len(v) > 1}
+
+
+def pair_counts(records: list[dict]) -> list[list]:
+    """Per door and backend pair: calls both ran, calls judged the same, calls where they part."""
+    counts: dict[tuple, list[int]] = defaultdict(lambda: [0, 0])
+    for (door, *_), by in calls(records).items():
+        for a, b in combinations(sorted(by), 2):
+            c = counts[(door, a, b)]
+            c[0] += 1
+            c[1] += _verdict(by[a]) == _verdict(by[b])
+    return [[door, f"{a} / {b}", both, same, both - same] for (door, a, b), (both, same) in sorted(counts.items())]
+
+
+def partings(records: list[dict]) -> list[list[str]]:
+    """The calls where the same door is judged differently on different backends, one row each."""
+    rows = []
+    for (door, case, _op, q, dtype, mode, device), by in sorted(calls(records).items()):
+        verdicts = {fw: _verdict(r) for fw, r in by.items()}
+        if len(set(verdicts.values())) > 1:
+            where = mode if device == "cpu" else f"{mode}, {device}"
+            rows.append([door, case, q, dtype, where, "; ".join(f"{fw}: {v}" for fw, v in sorted(verdicts.items()))])
+    return rows
