@@ -14,13 +14,13 @@ from typing import Any
 
 import numpy as np
 
-from .generators import INTEGER_GENERATORS, GeneratorError, generate, shape_of
+from .generators import INTEGER_GENERATORS, MASK_GENERATORS, GeneratorError, generate, shape_of
 from .generators import check as check_generator
-from .names import APPLICABLE_QUANTITIES, BEHAVIOURS, CROSS_ENTROPY_OPS, DEFAULT_QUANTITIES, DTYPES, OPS, QUANTITIES, REDUCTIONS
+from .names import APPLICABLE_QUANTITIES, BEHAVIOURS, CROSS_ENTROPY_OPS, DEFAULT_QUANTITIES, DTYPES, MASKED_OPS, OPS, QUANTITIES, REDUCTIONS
 from .safe_yaml import YamlError, max_elements, safe_load
 
 CASE_FIELDS = {
-    "id", "description", "source", "ops", "dtypes", "logits", "labels", "sparse_labels", "axis",
+    "id", "description", "source", "ops", "dtypes", "logits", "labels", "sparse_labels", "mask", "axis",
     "options", "quantities", "cotangent", "direction", "invalid", "expect", "tags",
 }
 OPTION_FIELDS = {"reduction", "label_smoothing", "ignore_index", "weight", "label_dtype"}
@@ -77,6 +77,7 @@ class Case:
     logits: Any
     labels: Any = None
     sparse_labels: Any = None
+    mask: Any = None  # masked ops: true/1 where the class takes part, broadcastable to the logits
     axis: int = -1
     options: Options = Options()
     quantities: tuple[str, ...] | None = None
@@ -98,7 +99,7 @@ class Case:
     def cotangent_for(self, op: str) -> Any:
         # The gradient of sum(softmax) is identically zero, so softmax defaults to a seeded cotangent.
         if self.cotangent is None:
-            return SOFTMAX_DEFAULT_COTANGENT if op == "softmax" else "ones"
+            return SOFTMAX_DEFAULT_COTANGENT if op in ("softmax", "masked_softmax") else "ones"
         return self.cotangent
 
     @property
@@ -119,6 +120,9 @@ class Case:
 
     def raw_sparse_labels(self) -> np.ndarray | None:
         return None if self.sparse_labels is None else materialize(self.sparse_labels).astype(np.int64)
+
+    def raw_mask(self) -> np.ndarray | None:
+        return None if self.mask is None else materialize(self.mask).astype(bool)
 
 
 def materialize(spec: Any) -> np.ndarray:
@@ -188,6 +192,31 @@ def _array_field(raw: dict, name: str, path: Path, cid: str, allow_strings: bool
     except (GeneratorError, ValueError) as exc:
         raise CaseFileError(path, cid, name, str(exc)) from None
     return value
+
+
+def _mask_field(raw: dict, path: Path, cid: str) -> Any:
+    """A literal of true/false (or 1/0) or a bernoulli generator; YAML booleans become 1/0 here."""
+    value = raw.get("mask")
+    if value is None:
+        return None
+    if isinstance(value, dict) and value.get("generate") not in MASK_GENERATORS:
+        raise CaseFileError(path, cid, "mask", f"a generated mask must use {', '.join(MASK_GENERATORS)}")
+    if isinstance(value, list):
+        value = _bools_to_ints(value)
+        try:
+            _check_array_literal(value, allow_strings=False)
+        except ValueError as exc:
+            raise CaseFileError(path, cid, "mask", str(exc).replace("is not a number", "is not true/false")) from None
+        if any(v not in (0, 1) for v in np.asarray(value, dtype=object).ravel()):
+            raise CaseFileError(path, cid, "mask", "must hold true/false (or 1/0)")
+        return value
+    return _array_field(raw, "mask", path, cid, allow_strings=False)
+
+
+def _bools_to_ints(value: Any) -> Any:
+    if isinstance(value, list):
+        return [_bools_to_ints(v) for v in value]
+    return int(value) if isinstance(value, bool) else value
 
 
 def array_shape(spec: Any) -> tuple[int, ...]:
@@ -294,8 +323,26 @@ def _check_shapes(case: Case, path: Path) -> None:
         if array_shape(case.sparse_labels) != expected:
             raise CaseFileError(path, cid, "sparse_labels",
                                 f"shape {list(array_shape(case.sparse_labels))} should be {list(expected)} (logits without the class axis)")
+    _check_mask(case, shape, path)
     if case.options.weight is not None and len(case.options.weight) != classes:
         raise CaseFileError(path, cid, "options.weight", f"has {len(case.options.weight)} entries for {classes} classes")
+
+
+def _check_mask(case: Case, shape: tuple[int, ...], path: Path) -> None:
+    """A mask for the masked ops only, and every one of them needs one that broadcasts to the logits (NumPy rules)."""
+    masked = [op for op in case.ops if op in MASKED_OPS]
+    if case.mask is None:
+        if masked:
+            raise CaseFileError(path, case.id, "mask", f"{masked[0]} needs a mask (true where the class takes part)")
+        return
+    if len(masked) != len(case.ops):
+        raise CaseFileError(path, case.id, "mask", f"applies to {' and '.join(MASKED_OPS)} only, not {next(op for op in case.ops if op not in MASKED_OPS)}")
+    mask_shape = array_shape(case.mask)
+    try:
+        if np.broadcast_shapes(mask_shape, shape) != shape:
+            raise ValueError
+    except ValueError:
+        raise CaseFileError(path, case.id, "mask", f"shape {list(mask_shape)} does not broadcast to logits {list(shape)}") from None
 
 
 def _check_integer_labels(case: Case, path: Path) -> None:
@@ -381,6 +428,7 @@ def _case(raw: Any, suite: str, defaults: dict, path: Path, index: int) -> Case:
         logits=_array_field(merged, "logits", path, cid, allow_strings=True),
         labels=_array_field(merged, "labels", path, cid, allow_strings=True),
         sparse_labels=_array_field(merged, "sparse_labels", path, cid, allow_strings=False),
+        mask=_mask_field(merged, path, cid),
         axis=axis, options=_options(merged.get("options"), path, cid, ops), quantities=quantities,
         cotangent=cotangent, direction=direction, invalid=invalid,
         expect=_expect(merged.get("expect"), path, cid), source=source, tags=tuple(tags),

@@ -31,6 +31,7 @@ from hypothesis.errors import NoSuchExample
 from . import known
 from .adapters import load_adapter, package_versions
 from .cases import Case, Options
+from .names import MASKED_OPS
 from .runner import Selection, judge_case
 from .summary import reason
 
@@ -77,12 +78,14 @@ def drawn_case(draw, ops: tuple[str, ...], dtypes: tuple[str, ...]) -> Case:
         ignore = draw(st.sampled_from((None, -100, 0))) if op == "sparse_softmax_cross_entropy" else None
         options = Options(reduction=draw(st.sampled_from(("none", "sum", "mean"))), label_smoothing=draw(st.sampled_from((0.0, 0.0, 0.1))),
                           weight=weight, ignore_index=ignore)
+    mask = [[int(draw(st.booleans())) for _ in range(classes)] for _ in range(rows)] if op in MASKED_OPS else None
+    kept = logits if mask is None else [[v if m else -math.inf for v, m in zip(r, mr)] for r, mr in zip(logits, mask)]
     quantities = ("value", "grad_logits") + (("grad_labels",) if op == "softmax_cross_entropy" else ())
     name = f"{op}-{dtype}-{rows}x{classes}-scale-{scale:g}"
     return Case(suite="fuzz", id=name, description=f"Drawn by conformance fuzz: {op}, {dtype}, {rows}x{classes}, logit scale {scale:g}.",
-                path="<fuzz>", ops=(op,), dtypes=(dtype,), logits=_spelled(logits), labels=labels, sparse_labels=sparse,
-                options=options, quantities=quantities, invalid=not _has_answer(logits),
-                cotangent={"generate": "normal", "seed": 0} if op == "softmax" else "ones")
+                path="<fuzz>", ops=(op,), dtypes=(dtype,), logits=_spelled(logits), labels=labels, sparse_labels=sparse, mask=mask,
+                options=options, quantities=quantities, invalid=not _has_answer(kept),
+                cotangent={"generate": "normal", "seed": 0} if op in ("softmax", "masked_softmax") else "ones")
 
 
 def _spelled(logits: list[list[float]]) -> list[list]:
@@ -144,6 +147,8 @@ def write_case(case: Case, record: dict, out: Path, seed: int) -> Path:
         entry["labels"] = case.labels
     if case.sparse_labels is not None:
         entry["sparse_labels"] = case.sparse_labels
+    if case.mask is not None:
+        entry["mask"] = [[bool(m) for m in row] for row in case.mask]
     options = {k: v for k, v in (("reduction", case.options.reduction), ("label_smoothing", case.options.label_smoothing),
                                  ("weight", list(case.options.weight) if case.options.weight else None),
                                  ("ignore_index", case.options.ignore_index)) if v not in (None, "none", 0.0)}

@@ -114,6 +114,14 @@ def class_indices(spec: dict) -> np.ndarray:
     return _rng(spec).integers(0, classes, size=_shape(spec)).astype(np.int64)
 
 
+def bernoulli(spec: dict) -> np.ndarray:
+    """A random mask: 1 (the class takes part) with probability p, else 0."""
+    p = _num(spec, "p", 0.5)
+    if not 0.0 <= p <= 1.0:
+        raise GeneratorError("'p' must be in [0, 1]")
+    return (_rng(spec).random(_shape(spec)) < p).astype(np.int64)
+
+
 GENERATORS: dict[str, Callable[[dict], np.ndarray]] = {
     "normal": normal,
     "uniform": uniform,
@@ -122,13 +130,15 @@ GENERATORS: dict[str, Callable[[dict], np.ndarray]] = {
     "one_hot": one_hot,
     "dirichlet": dirichlet,
     "class_indices": class_indices,
+    "bernoulli": bernoulli,
 }
 
 
 # The fields each generator reads, besides generate, shape and seed: anything else is a typo.
 FIELDS = {"normal": {"loc", "scale"}, "uniform": {"low", "high"}, "full": {"value"}, "linspace": {"start", "stop"},
-          "one_hot": set(), "dirichlet": {"alpha"}, "class_indices": {"classes"}}
+          "one_hot": set(), "dirichlet": {"alpha"}, "class_indices": {"classes"}, "bernoulli": {"p"}}
 INTEGER_GENERATORS = ("class_indices",)
+MASK_GENERATORS = ("bernoulli",)
 
 
 def check(spec: dict[str, Any], shaped: bool = True) -> None:

@@ -8,6 +8,7 @@ import numpy as np
 
 from . import dtypes as dt
 from .cases import Case, Options, materialize
+from .names import MASKED_OPS, SOFTMAX_LIKE
 
 
 @dataclass(frozen=True)
@@ -21,10 +22,14 @@ class Inputs:
     options: Options
     cotangent: np.ndarray  # shaped like the output, in the dtype under test
     direction: np.ndarray  # shaped like the logits, in the dtype under test (for hvp)
+    mask: np.ndarray | None = None  # masked ops: bool, True where the class takes part, broadcastable to the logits
 
     @property
     def given_labels(self) -> np.ndarray | None:
-        """The labels handed to the framework: dense or integer, whichever this op takes (None for softmax)."""
+        """The second argument handed to the framework: dense or integer labels, whichever this op takes, or the mask
+        of a masked op (None for softmax)."""
+        if self.mask is not None:
+            return self.mask
         return self.labels if self.labels is not None else self.sparse_labels
 
     @property
@@ -33,7 +38,7 @@ class Inputs:
 
 
 def output_shape(op: str, logits_shape: tuple[int, ...], axis: int, reduction: str) -> tuple[int, ...]:
-    if op in ("softmax", "log_softmax"):
+    if op in SOFTMAX_LIKE:
         return logits_shape
     if reduction != "none":
         return ()
@@ -57,8 +62,13 @@ def build(case: Case, op: str, dtype: str) -> Inputs:
     if op == "sparse_softmax_cross_entropy":
         sparse = case.raw_sparse_labels().astype(case.options.label_dtype)
     out_shape = output_shape(op, logits.shape, axis, case.options.reduction)
+    cotangent = _seeded(case.cotangent_for(op), out_shape, dtype)
+    mask = case.raw_mask() if op in MASKED_OPS else None
+    if mask is not None:
+        # A masked output is a constant (0, or -inf for log-softmax), so sum(cotangent * output) is finite only with
+        # no cotangent on it: the gradient is that of the kept entries, whichever way an implementation masks.
+        cotangent = np.where(np.broadcast_to(mask, out_shape), cotangent, np.zeros((), cotangent.dtype))
     return Inputs(
         op=op, dtype=dtype, logits=logits, labels=labels, sparse_labels=sparse, axis=axis,
-        options=case.options, cotangent=_seeded(case.cotangent_for(op), out_shape, dtype),
-        direction=_seeded(case.direction, logits.shape, dtype),
+        options=case.options, cotangent=cotangent, direction=_seeded(case.direction, logits.shape, dtype), mask=mask,
     )

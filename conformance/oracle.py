@@ -22,11 +22,12 @@ Semantics of the options (documented in README; PyTorch's conventions, which are
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 
 from .inputs import Inputs
+from .names import SOFTMAX_LIKE, UNMASKED
 
 LD = np.longdouble
 EXTENDED = np.finfo(LD).nmant >= 63
@@ -138,9 +139,15 @@ def _to_layout(values: np.ndarray, inp: Inputs) -> np.ndarray:
 
 
 def compute(inp: Inputs, quantity: str) -> Reference:
-    """The reference for one quantity of one op on one set of inputs."""
-    rows = _rows(np.moveaxis(inp.logits.astype(LD), inp.axis, -1))
-    if inp.op in ("softmax", "log_softmax"):
+    """The reference for one quantity of one op on one set of inputs. A masked op is its unmasked op over the kept
+    classes: a masked logit counts as -inf whatever it holds (NaN and inf included), so its probability is exactly 0
+    (log-probability -inf) and its gradient 0; a row with no kept class has no answer (NaN)."""
+    logits = inp.logits.astype(LD)
+    if inp.mask is not None:
+        logits = np.where(np.broadcast_to(inp.mask, logits.shape), logits, LD(-np.inf))
+        inp = replace(inp, op=UNMASKED[inp.op])
+    rows = _rows(np.moveaxis(logits, inp.axis, -1))
+    if inp.op in SOFTMAX_LIKE:
         value, scale = _softmax_like(inp, rows, quantity)
         value, scale = _to_layout(value, inp), _to_layout(scale, inp)
     else:
@@ -157,7 +164,7 @@ def _flush(inp: Inputs, quantity: str, shape: tuple[int, ...]) -> np.ndarray | f
         return 1.0
     g = np.abs(inp.cotangent.astype(np.float64))
     d = np.abs(inp.direction.astype(np.float64))
-    if inp.op in ("softmax", "log_softmax"):
+    if inp.op in SOFTMAX_LIKE:
         sum_g = np.sum(g, axis=inp.axis, keepdims=True)
         sum_d = np.sum(d, axis=inp.axis, keepdims=True)
         factor = (g + sum_g) if quantity == "grad_logits" else (g + sum_g) * (d + sum_d) * 2

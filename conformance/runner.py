@@ -260,6 +260,8 @@ def gpu_visible() -> bool:
 def _assert_prone(framework: str, device: str, mode: str, cases: list[Case] | None, sel: Selection) -> tuple[str, ...]:
     """The selected cases with an out-of-range class index, where the adapter declares (DEVICE_ASSERTS: "gpu", or
     "cpu/compiled" for one mode) that such an index can poison or abort the process on this device and mode."""
+    if not cases:
+        return ()
     poisoned = declared(framework, "DEVICE_ASSERTS", ())
     if device not in poisoned and f"{device}/{mode}" not in poisoned:
         return ()

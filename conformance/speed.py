@@ -34,7 +34,7 @@ import numpy as np
 from . import dtypes as dt
 from .cases import Options
 from .inputs import Inputs, output_shape
-from .names import CROSS_ENTROPY_OPS, OPS
+from .names import CROSS_ENTROPY_OPS, MASKED_OPS, OPS
 
 LATENCY, MEDIUM, VOCAB, GPU_VOCAB = (32, 10), (1024, 1000), (4096, 32000), (8192, 128256)
 SHAPES = {"quick": (LATENCY, MEDIUM), "full": (LATENCY, MEDIUM, VOCAB)}
@@ -94,10 +94,12 @@ def bench_inputs(op: str, dtype: str, shape: tuple[int, int], seed: int = 0) -> 
         labels = (raw / raw.sum(axis=-1, keepdims=True)).astype(np_dtype)
     if op == "sparse_softmax_cross_entropy":
         sparse = rng.integers(0, shape[-1], size=shape[:-1], dtype=np.int64)
+    # masked ops: a tenth of the classes masked at random, every row keeping some (an attention mask)
+    mask = rng.random(shape) < 0.9 if op in MASKED_OPS else None
     options = Options(reduction="mean" if op in CROSS_ENTROPY_OPS else "none")
     cotangent = np.ones(output_shape(op, shape, 1, options.reduction), dtype=np_dtype)
     return Inputs(op=op, dtype=dtype, logits=logits, labels=labels, sparse_labels=sparse, axis=1,
-                  options=options, cotangent=cotangent, direction=logits)
+                  options=options, cotangent=cotangent, direction=logits, mask=mask)
 
 
 def bytes_moved(op: str, passes: str, shape: tuple[int, int], dtype: str, label_bytes: int = 8) -> tuple[int, str]:
@@ -107,6 +109,8 @@ def bytes_moved(op: str, passes: str, shape: tuple[int, int], dtype: str, label_
     backward = passes == FORWARD_BACKWARD
     if op in ("softmax", "log_softmax"):
         return 2 * n * c * s, "2·N·C·s"
+    if op in MASKED_OPS:  # the mask is one byte a class
+        return 2 * n * c * s + n * c, "2·N·C·s + N·C"
     if op == "softmax_cross_entropy":
         return ((3 if backward else 2) * n * c + 1) * s, ("3·N·C·s + s" if backward else "2·N·C·s + s")
     return ((2 if backward else 1) * n * c + 1) * s + n * label_bytes, ("2·N·C·s + N·l + s" if backward else "N·C·s + N·l + s")

@@ -245,6 +245,23 @@ def case_files() -> Iterator[Bad]:
                                   ("expect-value-null", {"value": [None]}, "expect.value"),
                                   ("expect-grad-string", {"grad_logits": "zero"}, "expect.grad_logits")):
         yield Bad(f"{label}.yaml", _doc(_with(GOOD_CASE, expect=expect)), needle)
+    # --- mask (masked_softmax / masked_log_softmax)
+    masked = {"id": "c", "description": "d", "ops": ["masked_softmax"], "logits": [[0.0, 1.0]], "mask": [[True, False]]}
+    for label, changes, needle in (
+            ("mask-missing", {"mask": _DROP}, "needs a mask"),
+            ("mask-on-softmax", {"ops": ["softmax"]}, "applies to masked_softmax and masked_log_softmax only"),
+            ("mask-with-softmax", {"ops": ["masked_softmax", "softmax"]}, "applies to masked_softmax"),
+            ("mask-two", {"mask": [[1, 2]]}, "must hold true/false"),
+            ("mask-float", {"mask": [[0.5, 1.0]]}, "field 'mask'"),
+            ("mask-string", {"mask": [["yes", True]]}, "field 'mask'"),
+            ("mask-ragged", {"mask": [[True], [True, False]]}, "not rectangular"),
+            ("mask-scalar", {"mask": True}, "field 'mask'"),
+            ("mask-not-broadcast", {"mask": [[True, False, True]]}, "does not broadcast to logits"),
+            ("mask-too-many-dims", {"mask": [[[True, False]], [[True, True]]]}, "does not broadcast to logits"),
+            ("mask-normal-generator", {"mask": {"generate": "normal", "shape": [1, 2], "seed": 0}}, "bernoulli"),
+            ("mask-bernoulli-p", {"mask": {"generate": "bernoulli", "shape": [1, 2], "seed": 0, "p": 2}}, "'p' must be in [0, 1]"),
+            ("mask-bernoulli-unseeded", {"mask": {"generate": "bernoulli", "shape": [1, 2]}}, "'seed' is required")):
+        yield Bad(f"{label}.yaml", _doc(_with(masked, **changes)), needle)
 
 
 def results_files(good: dict) -> Iterator[Bad]:

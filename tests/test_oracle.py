@@ -4,6 +4,7 @@ finite differences (mpmath, 60 digits, so the differencing error is far below an
 from __future__ import annotations
 
 import itertools
+from dataclasses import replace
 
 import mpmath
 import numpy as np
@@ -164,3 +165,29 @@ def test_published_values():
     np.testing.assert_allclose(np.asarray(v, np.float64)[0], [0.16838508, 0.205666, 0.25120102, 0.37474789], atol=5e-7)
     ce = make("softmax_cross_entropy", [[0.5, 1.5, 0.1], [2.2, 1.3, 1.7]], labels=[[0, 1, 0], [0, 0, 1]], options=Options(reduction="mean"))
     assert abs(float(oracle.compute(ce, "value").value) - 0.839343) < 5e-7
+
+
+@pytest.mark.parametrize("op", ["masked_softmax", "masked_log_softmax"])
+@pytest.mark.parametrize("quantity", ["value", "grad_logits", "hvp"])
+def test_masked_ops_are_the_unmasked_op_on_the_kept_classes(op, quantity):
+    """The definition, checked row by row: on the kept classes, the masked op equals the unmasked op (itself checked
+    against mpmath and finite differences above) on those classes alone, with the cotangent and direction restricted
+    to them; a masked class has probability exactly 0 (log-probability -inf) and gradient exactly 0, whatever logit
+    it holds (NaN and +inf included). A row with no kept class has no answer."""
+    logits = RNG.standard_normal((5, 7)) * 30
+    mask = RNG.random((5, 7)) < 0.6
+    mask[:, 0] = True  # every row keeps a class ...
+    logits[~mask] = RNG.choice([np.nan, np.inf, -np.inf, 1e30], size=(~mask).sum())  # ... and masked entries hold anything
+    g = RNG.standard_normal((5, 7)) * mask  # no cotangent on a masked (constant) output, as inputs.build makes it
+    d = RNG.standard_normal((5, 7))
+    masked = replace(make(op, logits, cotangent=g, direction=d), mask=mask)
+    got = np.asarray(oracle.compute(masked, quantity).value)
+    base = op.removeprefix("masked_")
+    for row in range(5):
+        kept = mask[row]
+        sub = make(base, [logits[row, kept]], cotangent=[g[row, kept]], direction=[d[row, kept]])
+        np.testing.assert_array_equal(got[row, kept], np.asarray(oracle.compute(sub, quantity).value)[0])
+        masked_value = (0.0 if base == "softmax" else -np.inf) if quantity == "value" else 0.0
+        assert (got[row, ~kept] == masked_value).all()
+    nothing_kept = replace(masked, mask=np.zeros((5, 7), bool))
+    assert np.isnan(np.asarray(oracle.compute(nothing_kept, "value").value, np.float64)).all()

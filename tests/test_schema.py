@@ -20,7 +20,8 @@ ROOT = Path(__file__).resolve().parent.parent
 BEYOND_A_SCHEMA = ("duplicate id", "differs from logits", "should be [", "does not fit", "not rectangular", "applies to none",
                    "none applies to", "needs dense labels", "needs integer", "is out of range", "listed twice", "over the limit",
                    "options.weight", "cross-entropy options", "applies to sparse", "must have at least one dimension",
-                   "field 'axis'", "'low' is too large", "must be finite", "is not one of inf", "options.ignore_index")
+                   "field 'axis'", "'low' is too large", "must be finite", "is not one of inf", "options.ignore_index",
+                   "needs a mask", "applies to masked_softmax", "does not broadcast")
 # JSON has one number type (to a schema 1.0 is an integer); options that depend on the ops; rectangular nesting
 BEYOND_NAMES = {"sparse-float.yaml", "options-on-softmax.yaml", "expect-value-ragged.yaml"}
 

@@ -95,6 +95,24 @@ def safe_cross_entropy(x, labels, inputs):
     return optax.safe_softmax_cross_entropy(x, labels)
 
 
+def softmax_where(x, mask, inputs):
+    """JAX's own masked softmax: the `where` argument (masked entries come back 0)."""
+    return jax.nn.softmax(x, axis=inputs.axis, where=mask)
+
+
+def log_softmax_where(x, mask, inputs):
+    return jax.nn.log_softmax(x, axis=inputs.axis, where=mask)
+
+
+def jnp_where_softmax(x, mask, inputs):
+    """Masked softmax as people write it without `where=`: jnp.where(mask, x, -inf), then softmax."""
+    return jax.nn.softmax(jnp.where(mask, x, -jnp.inf), axis=inputs.axis)
+
+
+def jnp_where_log_softmax(x, mask, inputs):
+    return jax.nn.log_softmax(jnp.where(mask, x, -jnp.inf), axis=inputs.axis)
+
+
 def naive_softmax(x, labels, inputs):
     e = jnp.exp(x)
     return e / jnp.sum(e, axis=inputs.axis, keepdims=True)
@@ -122,6 +140,11 @@ def implementations() -> list[Impl]:
              last_axis_only=True),
         Impl(NAME, "optax.softmax_cross_entropy_with_integer_labels", "sparse_softmax_cross_entropy", sparse_cross_entropy,
              key="optax/softmax_cross_entropy_with_integer_labels"),
+        Impl(NAME, "jax.nn.softmax(x, where=mask)", "masked_softmax", softmax_where, key="softmax/where"),
+        Impl(NAME, "jax.nn.log_softmax(x, where=mask)", "masked_log_softmax", log_softmax_where, key="log_softmax/where"),
+        Impl(NAME, "jax.nn.softmax(jnp.where(mask, x, -inf))", "masked_softmax", jnp_where_softmax, key="jnp_where/softmax"),
+        Impl(NAME, "jax.nn.log_softmax(jnp.where(mask, x, -inf))", "masked_log_softmax", jnp_where_log_softmax,
+             key="jnp_where/log_softmax"),
         Impl(NAME, "naive: jnp.exp(x) / jnp.exp(x).sum()", "softmax", naive_softmax, naive=True, key="naive/softmax"),
         Impl(NAME, "naive: jnp.log(jax.nn.softmax(x))", "log_softmax", naive_log_softmax, naive=True, key="naive/log_softmax"),
         Impl(NAME, "naive: -jnp.sum(y * jnp.log(jax.nn.softmax(x)))", "softmax_cross_entropy", naive_cross_entropy, naive=True, key="naive/cross_entropy"),

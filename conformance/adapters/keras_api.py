@@ -8,9 +8,11 @@ from __future__ import annotations
 import os
 from typing import Any
 
+from ..generators import MAX_RANK
 from .base import Impl
 
 keras: Any = None
+_softmax_layers: dict[int, Any] = {}
 _KERAS_REDUCTION = {"none": "none", "sum": "sum", "mean": "sum_over_batch_size"}
 
 
@@ -25,6 +27,9 @@ def load(backend: str) -> None:
     if _keras.backend.backend() != backend:
         raise ImportError(f"keras runs on {_keras.backend.backend()} in this process (KERAS_BACKEND), not {backend}")
     keras = _keras
+    # Built here, as a model builds its layers before it runs: torch.compile(fullgraph=True) cannot trace a layer's
+    # constructor (graph break), though it traces the call. One per class axis (inputs.axis is non-negative).
+    _softmax_layers.update({axis: keras.layers.Softmax(axis=axis) for axis in range(MAX_RANK)})
 
 
 def _classes_last(x, axis: int):
@@ -62,6 +67,12 @@ def loss_sparse_cross_entropy(x, labels, inputs):
     return loss(labels, _classes_last(x, inputs.axis))
 
 
+def layer_softmax_mask(x, mask, inputs):
+    """The Softmax layer with a mask, as attention layers call it: masked entries get a large negative number added
+    (not -inf), then softmax."""
+    return _softmax_layers[inputs.axis](x, mask=mask)
+
+
 def implementations(framework: str) -> list[Impl]:
     """The Keras doors, with stable ids under `<framework>/keras/...`."""
     return [
@@ -70,6 +81,7 @@ def implementations(framework: str) -> list[Impl]:
         Impl(framework, "keras.losses.SparseCategoricalCrossentropy(from_logits=True)", "sparse_softmax_cross_entropy",
              loss_sparse_cross_entropy, options=frozenset({"reduction", "ignore_index"}), key="keras/SparseCategoricalCrossentropy"),
         Impl(framework, "keras.ops.softmax", "softmax", ops_softmax, key="keras/ops/softmax"),
+        Impl(framework, "keras.layers.Softmax()(x, mask=mask)", "masked_softmax", layer_softmax_mask, key="keras/layers/Softmax/mask"),
         Impl(framework, "keras.ops.log_softmax", "log_softmax", ops_log_softmax, key="keras/ops/log_softmax"),
         Impl(framework, "keras.ops.categorical_crossentropy(from_logits=True)", "softmax_cross_entropy", ops_cross_entropy,
              key="keras/ops/categorical_crossentropy"),

@@ -83,12 +83,23 @@ def naive_sparse_cross_entropy(x, labels, inputs):
     return -np.squeeze(np.take_along_axis(logp, np.expand_dims(labels, inputs.axis), axis=inputs.axis), axis=inputs.axis)
 
 
+def masked_softmax(x, mask, inputs):
+    """SciPy has no mask argument: the masked entries are set to -inf first, as people write it."""
+    return _sp.softmax(np.where(mask, x, -np.inf), axis=inputs.axis)
+
+
+def masked_log_softmax(x, mask, inputs):
+    return _sp.log_softmax(np.where(mask, x, -np.inf), axis=inputs.axis)
+
+
 # label -> stable key (records, the registry and baselines use numpy/<key>; labels can be improved freely)
 KEYS = {
     'scipy.special.softmax': 'scipy/softmax',
     'scipy.special.log_softmax': 'scipy/log_softmax',
     '-sum(y * scipy.special.log_softmax(x))': 'scipy/cross_entropy',
     '-take_along_axis(scipy.special.log_softmax(x), t)': 'scipy/sparse_cross_entropy',
+    'scipy.special.softmax(np.where(mask, x, -inf))': 'scipy/where/softmax',
+    'scipy.special.log_softmax(np.where(mask, x, -inf))': 'scipy/where/log_softmax',
     'naive: np.exp(x) / np.exp(x).sum()': 'naive/softmax',
     'naive: np.log(scipy.special.softmax(x))': 'naive/log_softmax',
     'naive: -sum(y * np.log(scipy.special.softmax(x)))': 'naive/cross_entropy',
@@ -106,6 +117,8 @@ def implementations() -> list[Impl]:
         impl("scipy.special.log_softmax", "log_softmax", log_softmax),
         impl("-sum(y * scipy.special.log_softmax(x))", "softmax_cross_entropy", cross_entropy),
         impl("-take_along_axis(scipy.special.log_softmax(x), t)", "sparse_softmax_cross_entropy", sparse_cross_entropy),
+        impl("scipy.special.softmax(np.where(mask, x, -inf))", "masked_softmax", masked_softmax),
+        impl("scipy.special.log_softmax(np.where(mask, x, -inf))", "masked_log_softmax", masked_log_softmax),
         impl("naive: np.exp(x) / np.exp(x).sum()", "softmax", naive_softmax, naive=True),
         impl("naive: np.log(scipy.special.softmax(x))", "log_softmax", naive_log_softmax, naive=True),
         impl("naive: -sum(y * np.log(scipy.special.softmax(x)))", "softmax_cross_entropy", naive_cross_entropy, naive=True),

@@ -120,6 +120,15 @@ def sparse_cross_entropy(x, labels, inputs):
     return tf.nn.sparse_softmax_cross_entropy_with_logits(labels=labels, logits=_classes_last(x, inputs.axis))
 
 
+def where_softmax(x, mask, inputs):
+    """Masked softmax as people write it in TensorFlow: tf.where(mask, x, -inf), then softmax."""
+    return tf.nn.softmax(tf.where(mask, x, tf.constant(-np.inf, x.dtype)), axis=inputs.axis)
+
+
+def where_log_softmax(x, mask, inputs):
+    return tf.nn.log_softmax(tf.where(mask, x, tf.constant(-np.inf, x.dtype)), axis=inputs.axis)
+
+
 def naive_softmax(x, labels, inputs):
     e = tf.exp(x)
     return e / tf.reduce_sum(e, axis=inputs.axis, keepdims=True)
@@ -146,6 +155,8 @@ def implementations() -> list[Impl]:
         Impl(NAME, "tf.nn.softmax_cross_entropy_with_logits", "softmax_cross_entropy", cross_entropy, key="softmax_cross_entropy_with_logits"),
         Impl(NAME, "tf.nn.sparse_softmax_cross_entropy_with_logits", "sparse_softmax_cross_entropy", sparse_cross_entropy,
              key="sparse_softmax_cross_entropy_with_logits"),
+        Impl(NAME, "tf.nn.softmax(tf.where(mask, x, -inf))", "masked_softmax", where_softmax, key="where/softmax"),
+        Impl(NAME, "tf.nn.log_softmax(tf.where(mask, x, -inf))", "masked_log_softmax", where_log_softmax, key="where/log_softmax"),
         *keras_api.implementations(NAME),
         Impl(NAME, "naive: tf.exp(x) / tf.reduce_sum(tf.exp(x))", "softmax", naive_softmax, naive=True, key="naive/softmax"),
         Impl(NAME, "naive: tf.math.log(tf.nn.softmax(x))", "log_softmax", naive_log_softmax, naive=True, key="naive/log_softmax"),

@@ -129,6 +129,15 @@ def nll_of_log_softmax(x, labels, inputs):
     return F.nll_loss(logp, labels, **_loss_kwargs(x, inputs, smoothing=False))
 
 
+def masked_fill_softmax(x, mask, inputs):
+    """Masked softmax as people write it in PyTorch (attention code): masked_fill(~mask, -inf), then softmax."""
+    return torch.softmax(x.masked_fill(~mask, float("-inf")), dim=inputs.axis)
+
+
+def masked_fill_log_softmax(x, mask, inputs):
+    return F.log_softmax(x.masked_fill(~mask, float("-inf")), dim=inputs.axis)
+
+
 def naive_softmax(x, labels, inputs):
     e = torch.exp(x)
     return e / e.sum(dim=inputs.axis, keepdim=True)
@@ -164,6 +173,9 @@ def implementations() -> list[Impl]:
              options=ce_options | {"ignore_index"}, key="sparse/CrossEntropyLoss"),
         Impl(NAME, "torch.nn.functional.nll_loss(F.log_softmax(x), t)", "sparse_softmax_cross_entropy", nll_of_log_softmax,
              options=frozenset({"reduction", "weight", "ignore_index"}), key="nll_loss/log_softmax"),
+        Impl(NAME, "torch.softmax(x.masked_fill(~mask, -inf))", "masked_softmax", masked_fill_softmax, key="masked_fill/softmax"),
+        Impl(NAME, "F.log_softmax(x.masked_fill(~mask, -inf))", "masked_log_softmax", masked_fill_log_softmax,
+             key="masked_fill/log_softmax"),
         Impl(NAME, "naive: torch.exp(x) / torch.exp(x).sum()", "softmax", naive_softmax, naive=True, key="naive/softmax"),
         Impl(NAME, "naive: torch.log(torch.softmax(x))", "log_softmax", naive_log_softmax, naive=True, key="naive/log_softmax"),
         Impl(NAME, "naive: -(y * torch.log(torch.softmax(x))).sum()", "softmax_cross_entropy", naive_cross_entropy, naive=True, key="naive/cross_entropy"),
@@ -225,11 +237,8 @@ def _evaluate(impl: Impl, inputs, quantities, mode: str, device: str) -> dict:
     dev = _torch_device(device)
     grad = needs_grad(quantities)
     x = _tensor(inputs.logits, dev, requires_grad=grad)
-    labels = None  # softmax and log_softmax take none
-    if inputs.labels is not None:
-        labels = _tensor(inputs.labels, dev, requires_grad="grad_labels" in quantities)
-    elif inputs.sparse_labels is not None:
-        labels = _tensor(inputs.sparse_labels, dev)
+    given = inputs.given_labels  # dense or integer labels, a mask, or None (softmax and log_softmax take none)
+    labels = None if given is None else _tensor(given, dev, requires_grad="grad_labels" in quantities)
     f = _forward(impl, inputs, mode, device)
     try:
         out = f(x, labels)
