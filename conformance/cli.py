@@ -395,9 +395,12 @@ def _describe(name: str) -> str:
     except FrameworkAbsent as exc:
         return f"{name}: absent ({exc})"
     lines = [f"{name} {adapter.version()}  devices: {', '.join(adapter.devices())}"]
-    for impl in adapter.implementations():
-        opts = f"  [options: {', '.join(sorted(impl.options))}]" if impl.options else ""
-        lines.append(f"  {impl.op:30s} {impl.id:52s} {impl.name}{opts}")
+    impls = adapter.implementations()
+    for op in [op for op in OPS if any(i.op == op for i in impls)]:  # grouped by op: every door to it, naive last
+        lines.append(f"  {op}")
+        for impl in sorted((i for i in impls if i.op == op), key=lambda i: i.naive):
+            opts = f"  [options: {', '.join(sorted(impl.options))}]" if impl.options else ""
+            lines.append(f"    {impl.id:54s} {impl.name}{opts}")
     return "\n".join(lines)
 
 

@@ -135,3 +135,14 @@ def test_a_failure_can_be_rerun_from_another_folder(tmp_path):
     out = subprocess.run([sys.executable, "snippet.py"], capture_output=True, text=True, cwd=elsewhere, timeout=300)
     assert out.returncode == 0, out.stderr
     assert "verdict   fail" in out.stdout and "oracle" in out.stdout and "tolerance" in out.stdout, out.stdout
+
+
+def test_list_groups_each_framework_by_op_with_every_door_and_naive_last():
+    from conformance.cli import _describe
+
+    lines = _describe("numpy").splitlines()
+    assert lines[0].startswith("numpy ") and "devices: cpu" in lines[0]
+    headers = [line.strip() for line in lines if line.startswith("  ") and not line.startswith("    ")]
+    assert headers == ["softmax", "log_softmax", "softmax_cross_entropy", "sparse_softmax_cross_entropy", "masked_softmax", "masked_log_softmax"]
+    softmax = lines[lines.index("  softmax") + 1:lines.index("  log_softmax")]
+    assert [line.split()[0] for line in softmax] == ["numpy/scipy/softmax", "numpy/naive/softmax"]

@@ -95,6 +95,11 @@ def safe_cross_entropy(x, labels, inputs):
     return optax.safe_softmax_cross_entropy(x, labels)
 
 
+def logsumexp_log_softmax(x, labels, inputs):
+    """The log-softmax people write from the public, documented jax.scipy.special.logsumexp."""
+    return x - jax.scipy.special.logsumexp(x, axis=inputs.axis, keepdims=True)
+
+
 def softmax_where(x, mask, inputs):
     """JAX's own masked softmax: the `where` argument (masked entries come back 0)."""
     return jax.nn.softmax(x, axis=inputs.axis, where=mask)
@@ -140,6 +145,7 @@ def implementations() -> list[Impl]:
              last_axis_only=True),
         Impl(NAME, "optax.softmax_cross_entropy_with_integer_labels", "sparse_softmax_cross_entropy", sparse_cross_entropy,
              key="optax/softmax_cross_entropy_with_integer_labels"),
+        Impl(NAME, "x - jax.scipy.special.logsumexp(x)", "log_softmax", logsumexp_log_softmax, key="logsumexp/log_softmax"),
         Impl(NAME, "jax.nn.softmax(x, where=mask)", "masked_softmax", softmax_where, key="softmax/where"),
         Impl(NAME, "jax.nn.log_softmax(x, where=mask)", "masked_log_softmax", log_softmax_where, key="log_softmax/where"),
         Impl(NAME, "jax.nn.softmax(jnp.where(mask, x, -inf))", "masked_softmax", jnp_where_softmax, key="jnp_where/softmax"),
