@@ -29,7 +29,7 @@ def stand_in_cupy(monkeypatch):
 def test_cupy_adapter_computes_what_the_oracle_says(stand_in_cupy):
     adapter = stand_in_cupy
     assert adapter.devices() == ["gpu"] and "cpu" in adapter.device_problems()
-    cases = load([ROOT / "cases" / "published-values.yaml", ROOT / "cases" / "reductions.yaml"])
+    cases = load([ROOT / "cases" / "published-values.yaml", ROOT / "cases" / "reductions.yaml", ROOT / "cases" / "masked-softmax.yaml"])
     records = [r for c in cases for r in judge_case(adapter, c, Selection(("cupy",), ("float32", "float64", "bfloat16"), ("gpu",), ("eager",)), ["gpu"])]
     values = [r for r in records if r["quantity"] == "value" and r["dtype"] != "bfloat16"]
     assert values and all(r["status"] == "pass" for r in values), [(r["case"], r["impl"], r.get("detail")) for r in values if r["status"] != "pass"]

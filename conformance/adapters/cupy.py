@@ -14,7 +14,7 @@ from typing import Any
 import numpy as np
 
 from .base import Impl, Unsupported, check_supported, reduce_with
-from .numpy import composed
+from .numpy import composed, masked
 
 NAME = "cupy"
 REQUIRES = ("cupy",)
@@ -63,12 +63,16 @@ def flags() -> dict:
 
 def implementations() -> list[Impl]:
     softmax, log_softmax, cross_entropy, sparse_cross_entropy = composed(cp, _sp)
+    masked_softmax, masked_log_softmax = masked(cp, _sp)
     return [
         Impl(NAME, "cupyx.scipy.special.softmax", "softmax", softmax, key="scipy/softmax"),
         Impl(NAME, "cupyx.scipy.special.log_softmax", "log_softmax", log_softmax, key="scipy/log_softmax"),
         Impl(NAME, "-sum(y * cupyx.scipy.special.log_softmax(x))", "softmax_cross_entropy", cross_entropy, key="scipy/cross_entropy"),
         Impl(NAME, "-take_along_axis(cupyx.scipy.special.log_softmax(x), t)", "sparse_softmax_cross_entropy", sparse_cross_entropy,
              key="scipy/sparse_cross_entropy"),
+        Impl(NAME, "cupyx.scipy.special.softmax(cupy.where(mask, x, -inf))", "masked_softmax", masked_softmax, key="scipy/where/softmax"),
+        Impl(NAME, "cupyx.scipy.special.log_softmax(cupy.where(mask, x, -inf))", "masked_log_softmax", masked_log_softmax,
+             key="scipy/where/log_softmax"),
     ]
 
 

@@ -2,7 +2,7 @@
 (conversions, reductions, the composed cross-entropies, synchronisation) is tested where no GPU is lent."""
 
 import numpy as _np
-from numpy import asarray, expand_dims, mean, squeeze, sum, take_along_axis  # noqa: F401
+from numpy import asarray, expand_dims, inf, mean, squeeze, sum, take_along_axis, where  # noqa: F401
 
 __version__ = "0.0+numpy-stand-in"
 
