@@ -15,7 +15,7 @@ import sys
 import time
 from pathlib import Path
 
-from . import __version__, repro, speed_report, summary
+from . import __version__, repro, shard_costs, speed_report, summary
 from . import known as known_registry
 from . import results as results_io
 from .adapters import absent_message, missing_packages, registered
@@ -224,10 +224,11 @@ def cmd_run(args) -> int:
     extra = {"stale_known": stale, "known_divergences": matched, "wall_seconds": round(time.monotonic() - started, 1),
              "selection": {**sel.to_json(), "case_files": [str(Path(p).resolve()) for p in case_paths],
                            "suites": sorted({c.suite for c in cases})},
-             "complete": outcome.complete}
+             "complete": outcome.complete, "timing": outcome.timing}
     if not outcome.complete:
         extra["incomplete"] = {"interrupted": outcome.interrupted, "lost": outcome.lost}
     doc = results_io.document(records, {**info, "_interrupted": outcome.interrupted}, extra)
+    shard_costs.remember(cache, doc["environment"]["cpu"], outcome.timing)  # the next run here plans from these
     out = Path(args.out)
     results_io.write(doc, out / "results.json")
     _write_summary(out, doc)
@@ -368,6 +369,35 @@ def cmd_bench(args) -> int:
                                                                          if doc["incomplete"]["not_started"] else ""))
         return 3
     return 1 if run.failed else 0
+
+
+def cmd_timing(args) -> int:
+    """Break down results files; with --measure, first make them: a cold run (a fresh compile cache in OUT/cache, so
+    nothing is compiled yet and the planner has no measured costs), then two warm runs (the second is planned from
+    the first's measured costs, as every later run on this machine is)."""
+    import shlex
+    import subprocess
+
+    from . import timing_report
+
+    paths = list(args.results)
+    if args.measure:
+        cache = args.out / "cache"
+        if cache.exists():
+            raise UsageError(f"{cache} exists: --measure needs a fresh compile cache for its cold run (remove it, or choose another --out)")
+        for name in ("cold", "warm", "warm-planned"):
+            cmd = [sys.executable, "-m", "conformance.cli", "run", "--compile-cache", str(cache), "--out", str(args.out / name),
+                   *shlex.split(args.run_args)]
+            print(f"timing: {name}: {' '.join(cmd[2:])}", flush=True)
+            code = subprocess.run(cmd, stdout=subprocess.DEVNULL).returncode
+            if code > 1:
+                raise UsageError(f"the {name} run ended with exit {code}; see {args.out / name}")
+            paths.append(args.out / name / "results.json")
+    if not paths:
+        raise UsageError("name results.json files, or --measure")
+    for path in paths:
+        print("\n".join(timing_report.render(results_io.read(path), str(path))) + "\n")
+    return 0
 
 
 def cmd_list(args) -> int:
@@ -596,7 +626,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _add_small_commands(sub) -> None:
-    """`conformance gpu`, `rejudge`, `schema` and `list`."""
+    """`conformance gpu`, `rejudge`, `timing`, `schema` and `list`."""
     gp = sub.add_parser("gpu", help="the prepared GPU job: corpus on CPU and GPU, JAX compiled, GPU benchmarks, report, into one folder")
     gp.add_argument("--out", default="reports/gpu", help="folder for everything (default: reports/gpu/)")
     gp.add_argument("--frameworks", type=_csv(None, "framework"), default=None, help="default: every installed one")
@@ -609,6 +639,13 @@ def _add_small_commands(sub) -> None:
     rj.add_argument("--known", type=Path, default=known_registry.DEFAULT_REGISTRY, help="known-divergence registry (YAML)")
     rj.add_argument("--out", default=None, help="folder for results.json and summary.md (default: the results file's own)")
     rj.set_defaults(func=cmd_rejudge)
+
+    tm = sub.add_parser("timing", help="where a run's time goes, per worker and per phase; --measure runs cold, then warm twice")
+    tm.add_argument("results", type=Path, nargs="*", help="results.json files to break down")
+    tm.add_argument("--measure", action="store_true", help="run the corpus with an empty compile cache, then twice with it warm")
+    tm.add_argument("--out", type=Path, default=Path("reports/timing"), help="folder for the measured runs (default reports/timing/)")
+    tm.add_argument("--run-args", default="", help="extra arguments for each `conformance run`, e.g. \"--cases cases/shapes.yaml\"")
+    tm.set_defaults(func=cmd_timing)
 
     sch = sub.add_parser("schema", help="print the JSON Schema of case files (for editors and validators)")
     sch.set_defaults(func=cmd_schema)

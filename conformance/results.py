@@ -36,7 +36,7 @@ def _cpuinfo(*keys: str) -> str | None:
     return None
 
 
-def _cpu() -> str:
+def cpu_model() -> str:
     return _cpuinfo("model name") or platform.processor() or platform.machine()
 
 
@@ -69,7 +69,7 @@ def environment(framework_info: dict) -> dict:
     flags = {k: os.environ.get(k) for k in dict.fromkeys(names)}
     for info in frameworks.values():
         flags.update(info.get("flags", {}))
-    return {"python": platform.python_version(), "platform": platform.platform(), "cpu": _cpu(),
+    return {"python": platform.python_version(), "platform": platform.platform(), "cpu": cpu_model(),
             "cpu_features": _cpu_features(), "cpu_count": os.cpu_count(), "frameworks": frameworks, "flags": flags}
 
 

@@ -9,12 +9,14 @@ which draws the progress display and keeps everything already computed if the ru
 from __future__ import annotations
 
 import fnmatch
+import itertools
 import multiprocessing as mp
 import os
 import signal
 import threading
 import time
 import traceback
+from collections import Counter
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field, replace
 from multiprocessing.connection import Connection, wait
@@ -22,11 +24,12 @@ from pathlib import Path
 
 import numpy as np
 
-from . import oracle
+from . import oracle, shard_costs
 from .adapters import FrameworkAbsent, Unsupported, cold_seconds, declared, load_adapter, package_versions
 from .cases import Case, load
 from .compare import judge
 from .inputs import Inputs, build
+from .results import cpu_model
 
 # Seconds a worker may go without sending anything (a record, progress) before it is taken for hung and stopped.
 # Generous: the longest silence measured is one cold torch.compile of a backward graph (about 10 s) or JAX eager
@@ -77,8 +80,29 @@ class Selection:
                 "quantities": list(self.quantities)}
 
 
-def case_inputs(cases: list[Case], sel: Selection) -> Iterator[tuple[Case, Inputs, dict]]:
+@dataclass
+class Timing:
+    """Where one worker's seconds went, by phase: import (the framework and its adapter), cases (loading the case
+    files), inputs (building and rounding arrays), oracle, framework (the adapter's evaluate: tracing, compiling or
+    loading compiled programs, and computing), judge (comparing and building records), send (records to the parent).
+    `by_dtype` keeps the per-dtype share of inputs + oracle + framework: the planner's measured cost."""
+    phases: Counter = field(default_factory=Counter)
+    by_dtype: Counter = field(default_factory=Counter)
+    units_by_dtype: Counter = field(default_factory=Counter)  # (case, op, dtype) units done
+
+    def add(self, phase: str, seconds: float, dtype: str | None = None) -> None:
+        self.phases[phase] += seconds
+        if dtype is not None:
+            self.by_dtype[dtype] += seconds
+
+    def to_json(self) -> dict:
+        return {"phases": {k: round(v, 3) for k, v in self.phases.items()}, "by_dtype": {k: round(v, 3) for k, v in self.by_dtype.items()},
+                "units_by_dtype": dict(self.units_by_dtype)}
+
+
+def case_inputs(cases: list[Case], sel: Selection, timing: Timing | None = None) -> Iterator[tuple[Case, Inputs, dict]]:
     """Every selected (case, op, dtype) as concrete inputs, with the oracle's references for its quantities."""
+    timing = timing or Timing()
     for case in cases:
         if not sel.wants_case(case.full_id):
             continue
@@ -91,13 +115,19 @@ def case_inputs(cases: list[Case], sel: Selection) -> Iterator[tuple[Case, Input
             for dtype in case.dtypes:
                 if dtype not in sel.dtypes:
                     continue
+                started = time.perf_counter()
                 inputs = build(case, op, dtype)
+                built = time.perf_counter()
                 refs = {} if case.invalid else {q: oracle.compute(inputs, q) for q in quantities}
+                timing.add("inputs", built - started, dtype)
+                timing.add("oracle", time.perf_counter() - built, dtype)
+                timing.units_by_dtype[dtype] += 1
                 yield case, inputs, refs
 
 
-def records_for(adapter, case: Case, inputs: Inputs, refs: dict, sel: Selection, devices) -> Iterator[dict]:
+def records_for(adapter, case: Case, inputs: Inputs, refs: dict, sel: Selection, devices, timing: Timing | None = None) -> Iterator[dict]:
     """Run every selected implementation of this op in `adapter` and judge each quantity."""
+    timing = timing or Timing()
     quantities = sel.quantities_of(case, inputs.op)
     scale = logit_scale(inputs)
     modes = sel.modes
@@ -112,10 +142,13 @@ def records_for(adapter, case: Case, inputs: Inputs, refs: dict, sel: Selection,
                 except Unsupported as exc:
                     outs = {q: exc for q in quantities}
                 elapsed = time.perf_counter() - started
+                timing.add("framework", elapsed, inputs.dtype)
                 for q in quantities:
+                    judged = time.perf_counter()
                     record = make_record(case, inputs, impl, q, mode, device, outs.get(q), refs.get(q), elapsed, scale)
                     if isinstance(outs.get(q), BaseException) and record.get("error") and hasattr(adapter, "error_message"):
                         record["error"]["message"] = adapter.error_message(outs.get(q))[:300]
+                    timing.add("judge", time.perf_counter() - judged)
                     yield record
 
 
@@ -172,6 +205,7 @@ def run_framework(name: str, case_paths: list[str], sel: Selection, emit: Callab
     """Body of one worker: load the adapter, run every case, emit ("record", r) / ("info", d) messages.
     A framework that cannot be loaded is "absent" (skipped) only when it was not named and its package is
     missing; named, it is bad input (FrameworkBroken); installed but broken, the worker fails (its shard is lost)."""
+    timing, started = Timing(), time.perf_counter()
     try:
         adapter = load_adapter(name, Path(sel.compile_cache) if sel.compile_cache else None)
     except FrameworkAbsent as exc:
@@ -193,15 +227,21 @@ def run_framework(name: str, case_paths: list[str], sel: Selection, emit: Callab
     skipped = [d for d in sel.devices if d not in devices]
     if skipped:
         info["skipped_devices"] = {d: f"no {d} visible to {name}" for d in skipped}
+    timing.add("import", time.perf_counter() - started)
     emit(("info", name, info))
+    started = time.perf_counter()
     cases = load([Path(p) for p in case_paths])
+    timing.add("cases", time.perf_counter() - started)
     total = units(cases, sel)
     done = 0
-    for case, inputs, refs in case_inputs(cases, sel):
-        for record in records_for(adapter, case, inputs, refs, sel, devices):
+    for case, inputs, refs in case_inputs(cases, sel, timing):
+        for record in records_for(adapter, case, inputs, refs, sel, devices, timing):
+            sent = time.perf_counter()
             emit(("record", record))
+            timing.add("send", time.perf_counter() - sent)
         done += 1
         emit(("progress", name, done, total))
+    emit(("timing", name, timing.to_json()))
 
 
 @dataclass(frozen=True)
@@ -268,6 +308,19 @@ def _assert_prone(framework: str, device: str, mode: str, cases: list[Case] | No
     return tuple(c.full_id for c in cases or () if c.labels_out_of_range and sel.wants_case(c.full_id))
 
 
+def _costs(framework: str, sel: Selection, cases: list[Case] | None, share: float, measured: dict) -> dict[tuple[str, str], float]:
+    """Estimated seconds per (mode, dtype): this machine's last measured seconds per unit of work times the units this
+    run takes (shard_costs), else the adapter's cold-run constants scaled to the run's share of the corpus."""
+    cold, out = cold_seconds(framework), {}
+    for mode, dtype in itertools.product(sel.modes, sel.dtypes):
+        rate = shard_costs.per_unit(measured, framework, mode, dtype)
+        if rate is not None and cases:
+            out[(mode, dtype)] = rate * units(cases, replace(sel, modes=(mode,), dtypes=(dtype,)))
+        else:
+            out[(mode, dtype)] = float(cold.get((mode, dtype), 0.0)) * share
+    return out
+
+
 def plan(sel: Selection, cases: list[Case] | None = None) -> list[Shard]:
     """Every (framework, mode, dtype, device) of the selection in exactly one shard, CPU shards longest first (so that
     no long shard starts last and the workers end together). On a GPU a framework gets one shard per mode, run one at a
@@ -277,8 +330,9 @@ def plan(sel: Selection, cases: list[Case] | None = None) -> list[Shard]:
     shards = []
     gpu_wanted = "gpu" in sel.devices
     share = _share_of_corpus(cases, sel)
+    measured = shard_costs.load(sel.compile_cache, cpu_model()) if cases else {}
     for framework in sel.frameworks:
-        costs = {k: v * share for k, v in cold_seconds(framework).items()}
+        costs = _costs(framework, sel, cases, share, measured)
         # GPU shards where a GPU may be there (or one was asked for): elsewhere they would only import the framework
         # again to say there is none, which the CPU shard says anyway
         has_gpu = gpu_wanted and declared(framework, "GPU", True) and (sel.devices_named or gpu_visible())
@@ -330,6 +384,7 @@ def _to_log() -> None:
 def _worker(shard: Shard, case_paths: list[str], sel: Selection, q: Connection, threads: int, parent: int) -> None:
     """One shard in its own process. Messages go through the worker's own pipe, written synchronously: whatever was
     sent before a crash (even SIGKILL) is in the pipe for the parent to read."""
+    q.send(("started", time.time()))  # the parent's spawn to here is process start-up (interpreter, fork server)
     _exit_with_parent(parent)
     _to_log()
     for var in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS"):
@@ -358,6 +413,7 @@ class Outcome:
     info: dict = field(default_factory=dict)  # framework -> version, packages, devices, flags, absent, ...
     lost: list[dict] = field(default_factory=list)  # {"shard", "framework", "mode", "dtypes", "why"} per unfinished shard
     interrupted: bool = False
+    timing: dict = field(default_factory=dict)  # shard -> wall_s, start_s and the worker's Timing (phases, by_dtype)
 
     @property
     def complete(self) -> bool:
@@ -400,9 +456,12 @@ class _Pool:
     def start(self, shard: Shard) -> None:
         reader, writer = self.ctx.Pipe(duplex=False)
         proc = self.ctx.Process(target=_worker, args=(shard, self.paths, self.sel, writer, self.threads, os.getpid()), daemon=True)
+        spawned = time.time()
         proc.start()
         writer.close()  # the worker holds the only writing end: end of file means it is gone
         self.running[shard.name], self.seen[shard.name] = (proc, reader), time.monotonic()
+        self.outcome.timing[shard.name] = {"framework": shard.framework, "mode": shard.mode, "dtypes": list(shard.dtypes),
+                                           "devices": list(shard.devices), "spawned": spawned}
 
     def stop(self, name: str, why: str) -> None:
         proc, conn = self.running.pop(name)
@@ -417,6 +476,15 @@ class _Pool:
         kind = msg[0]
         if kind == "fatal":
             raise FrameworkBroken(msg[1])
+        shard_timing = self.outcome.timing[name]
+        if kind == "started":
+            shard_timing["start_s"] = round(msg[1] - shard_timing["spawned"], 3)
+            return
+        if kind == "timing":
+            shard_timing.update(msg[2])
+            return
+        if kind == "done":
+            shard_timing["wall_s"] = round(time.time() - shard_timing.pop("spawned"), 3)
         self.outcome.take(msg)
         if kind == "crash":
             self.stop(name, f"crashed: {_last_line(msg[1])}")
@@ -496,6 +564,8 @@ def run_inline(case_paths: list[Path], sel: Selection, on_event: Callable[[tuple
     remaining = list(sel.frameworks)
 
     def emit(msg):
+        if msg[0] == "timing":
+            outcome.timing[msg[1]] = {"framework": msg[1], "mode": "+".join(sel.modes), **msg[2]}
         outcome.take(msg)
         on_event(msg)
 
@@ -505,9 +575,11 @@ def run_inline(case_paths: list[Path], sel: Selection, on_event: Callable[[tuple
     restore = interrupt_on_sigterm()
     try:
         while remaining:
-            name = remaining[0]
+            name, started = remaining[0], time.perf_counter()
             try:
                 run_framework(name, [str(p) for p in case_paths], sel, emit)
+                if name in outcome.timing:
+                    outcome.timing[name]["wall_s"] = round(time.perf_counter() - started, 3)
             except FrameworkBroken:
                 raise
             except Exception as exc:  # the parallel run loses this worker's shard; here, this framework's rest

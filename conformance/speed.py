@@ -128,6 +128,46 @@ def loop_stats(fn: Callable[[], object], rounds: int, iterations: int) -> dict:
     return {"min": min(times), "median": statistics.median(times), "iqr": q[2] - q[0], "rounds": rounds, "iterations": iterations}
 
 
+def interleaved(a: Callable[[], object], b: Callable[[], object], rounds: int, iterations: int) -> tuple[dict, dict]:
+    """Two calls timed side by side: each round times `iterations` calls of one, then of the other, in ABBA order, so
+    that drift (another process, a clock change, a warming cache) falls on both alike. Per-call stats of each."""
+    times: dict[int, list[float]] = {0: [], 1: []}
+    for r in range(rounds):
+        for which in ((0, 1) if r % 2 == 0 else (1, 0)):
+            fn = a if which == 0 else b
+            start = time.perf_counter()
+            for _ in range(iterations):
+                fn()
+            times[which].append((time.perf_counter() - start) / iterations)
+
+    def stats(ts: list[float]) -> dict:
+        q = statistics.quantiles(ts, n=4) if len(ts) > 1 else [ts[0]] * 3
+        return {"min": min(ts), "median": statistics.median(ts), "iqr": q[2] - q[0], "rounds": rounds, "iterations": iterations}
+    return stats(times[0]), stats(times[1])
+
+
+# The harness's own cost is acceptable when the adapter call is within this of the bare call (issue #18): a share
+# of the bare call's time, or an absolute floor that matters only for the tiniest calls.
+OVERHEAD_SHARE, OVERHEAD_FLOOR_S = 0.03, 1e-6
+
+
+def overhead_ok(adapter_s: float, bare_s: float) -> bool:
+    return adapter_s - bare_s <= max(OVERHEAD_SHARE * bare_s, OVERHEAD_FLOOR_S)
+
+
+def overhead_specs(impls, modes, devices) -> list[tuple[str, str, str, tuple[int, int], str]]:
+    """(impl id, pass, mode, shape, device) of the overhead table: each op's first fused implementation, every pass
+    it has, every mode, the quick shapes."""
+    out = []
+    for op in OPS:
+        impl = next((i for i in impls if i.op == op and not i.naive), None)
+        if impl is None:
+            continue
+        passes = (FORWARD, FORWARD_BACKWARD) if op in CROSS_ENTROPY_OPS else (FORWARD,)
+        out += [(impl.id, p, mode, shape, device) for device, p, mode, shape in itertools.product(devices, passes, modes, OVERHEAD_SHAPES)]
+    return out
+
+
 def _best_time(fn: Callable[[], object], budget_s: float, min_repeats: int = 5) -> float:
     best, spent, repeats = float("inf"), 0.0, 0
     while repeats < min_repeats or spent < budget_s:

@@ -13,6 +13,7 @@ from conformance import oracle, speed, speed_report
 from conformance.adapters import Unsupported, load_adapter
 from conformance.cli import main
 from conformance.compare import judge
+from conformance.names import OPS
 
 
 def test_bytes_formulas_count_each_input_read_and_each_output_written_once():
@@ -63,10 +64,12 @@ def _result(out, backward: bool) -> np.ndarray:
 
 
 @pytest.mark.parametrize("op,backward", [("softmax", False), ("log_softmax", False), ("softmax_cross_entropy", True),
-                                         ("sparse_softmax_cross_entropy", True)])
-def test_benchmarked_call_computes_the_right_answer(selected_frameworks, op, backward):
-    """The callable the benchmarks time must compute the op (not a no-op, not a cached value): checked
-    against the oracle with the suite's own tolerance, for every fused implementation, eager and compiled."""
+                                         ("sparse_softmax_cross_entropy", True), ("masked_softmax", False), ("masked_log_softmax", False)])
+@pytest.mark.parametrize("path", ["benchmark_call", "bare_call"])
+def test_benchmarked_call_computes_the_right_answer(selected_frameworks, op, backward, path):
+    """The callables the benchmarks time (the adapter's, and the bare call the overhead table compares it with) must
+    compute the op (not a no-op, not a cached value): checked against the oracle with the suite's own tolerance, for
+    every fused implementation, eager and compiled."""
     inputs = speed.bench_inputs(op, "float32", (8, 5), seed=3)
     quantity = "grad_logits" if backward else "value"
     ref = oracle.compute(inputs, quantity)
@@ -76,7 +79,7 @@ def test_benchmarked_call_computes_the_right_answer(selected_frameworks, op, bac
         for impl in [i for i in adapter.implementations() if i.op == op and not i.naive]:
             for mode in ("eager", "compiled"):
                 try:
-                    call = adapter.benchmark_call(impl, inputs, mode, "cpu", backward)
+                    call = getattr(adapter, path)(impl, inputs, mode, "cpu", backward)
                 except Unsupported as exc:
                     declined.add(f"{name}: {exc}")
                     continue
@@ -88,13 +91,12 @@ def test_benchmarked_call_computes_the_right_answer(selected_frameworks, op, bac
         pytest.skip("every selected framework declines: " + "; ".join(sorted(declined)))
 
 
-def test_raw_softmax_is_the_bare_public_call(selected_frameworks):
-    logits = speed.bench_inputs("softmax", "float32", (4, 6)).logits
-    expected = np.exp(logits - logits.max(axis=1, keepdims=True))
-    expected /= expected.sum(axis=1, keepdims=True)
-    for name in selected_frameworks:
-        got = np.asarray(load_adapter(name).raw_softmax(logits, "cpu")(), dtype=np.float64)
-        np.testing.assert_allclose(got, expected, rtol=1e-6, err_msg=name)
+def test_interleaved_timing_alternates_and_the_overhead_rule():
+    order = []
+    a_stats, b_stats = speed.interleaved(lambda: order.append("a"), lambda: order.append("b"), rounds=4, iterations=2)
+    assert "".join(order) == "aabbbbaaaabbbbaa" and a_stats["rounds"] == b_stats["rounds"] == 4  # ABBA: drift hits both
+    assert speed.overhead_ok(1.02e-3, 1.0e-3) and not speed.overhead_ok(1.04e-3, 1.0e-3)  # 3% of the bare call ...
+    assert speed.overhead_ok(10.9e-6, 10e-6) and not speed.overhead_ok(11.1e-6, 10e-6)  # ... or 1 us, whichever is larger
 
 
 def test_bench_writes_gbps_and_roof_fraction_for_every_benchmark(tmp_path, capsys):
@@ -103,14 +105,18 @@ def test_bench_writes_gbps_and_roof_fraction_for_every_benchmark(tmp_path, capsy
     assert code == 0
     doc = json.loads((out / "benchmarks.json").read_text())
     speed_entries = [b for b in doc["benchmarks"] if b["extra_info"]["kind"] == "speed"]
-    assert len(speed_entries) == 4  # numpy: 4 fused forward ops; numpy has no backward and no compiled mode
+    assert len(speed_entries) == 6  # numpy: 6 fused forward ops (masked ones too); no backward and no compiled mode
     for b in doc["benchmarks"]:
         e = b["extra_info"]
         assert e["gbps"] > 0 and e["roof_gbps"] > 0 and e["roof_fraction"] == pytest.approx(e["gbps"] / e["roof_gbps"])
         assert e["bytes"] > 0 and e["threads"] >= 1
     overhead = [b for b in doc["benchmarks"] if b["extra_info"]["kind"] == "overhead"]
-    assert {b["extra_info"]["path"] for b in overhead} == {"raw", "adapter"}
-    assert all(b["extra_info"]["hand_loop"]["rounds"] == b["stats"]["rounds"] for b in overhead)
+    assert {b["extra_info"]["op"] for b in overhead} == set(OPS)  # every op, not only softmax
+    assert {tuple(b["extra_info"]["shape"]) for b in overhead} == set(speed.OVERHEAD_SHAPES)
+    for b in overhead:
+        e = b["extra_info"]
+        assert e["hand_loop"]["rounds"] == e["bare_loop"]["rounds"] == b["stats"]["rounds"]
+        assert e["overhead_s"] == e["hand_loop"]["min"] - e["bare_loop"]["min"] and isinstance(e["overhead_ok"], bool)
     assert doc["runs"][0]["conformance"]["framework"] == "numpy"
     text = (out / "speed.md").read_text()
     assert "## Speed" in text and "Harness overhead" in text and (out / "speed_gbps.png").stat().st_size > 0

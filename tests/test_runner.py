@@ -196,3 +196,32 @@ def test_a_named_gpu_that_cannot_be_used_is_an_error_not_a_skip(tmp_path):
         pytest.skip("a GPU is visible here")
     assert res.returncode == 3, res.stderr
     assert "gpu requested but torch cannot use it: torch.cuda.is_available() is False" in res.stderr
+
+
+def test_a_run_records_where_its_time_went_and_the_next_run_plans_from_it(tmp_path):
+    """results.json carries each worker's wall time and phases, whose parts add up to no more than the whole; the costs
+    kept in the compile cache are per unit of work, and a later plan on this CPU uses them instead of COLD_SECONDS."""
+    from conformance import shard_costs
+    from conformance.cases import load
+
+    cache, cases_file = tmp_path / "cache", ROOT / "cases" / "published-values.yaml"
+    assert main(["run", "--cases", str(cases_file), "--frameworks", "numpy", "--modes", "eager", "--compile-cache", str(cache),
+                 "--out", str(tmp_path / "out")]) == 0
+    doc = json.loads((tmp_path / "out" / "results.json").read_text())
+    (shard,) = doc["timing"].values()
+    assert shard["framework"] == "numpy" and shard["wall_s"] > 0 and shard["start_s"] >= 0
+    assert set(shard["phases"]) >= {"import", "cases", "inputs", "oracle", "framework", "judge", "send"}
+    assert shard["start_s"] + sum(shard["phases"].values()) <= shard["wall_s"] + 0.05  # the parts never exceed the whole
+    cases = load([cases_file])
+    sel = runner.Selection(("numpy",), DTYPES, ("cpu",), ("eager",))
+    assert sum(shard["units_by_dtype"].values()) == runner.units(cases, sel)
+    kept = shard_costs.load(cache, doc["environment"]["cpu"])
+    assert set(kept) == {f"numpy/eager/{d}" for d in shard["units_by_dtype"]}
+    assert not shard_costs.load(cache, "another CPU")  # costs belong to the machine that measured them
+    # a plan from measured costs: a dtype that took 100 s a unit gets a worker of its own, the others share one
+    (cache / shard_costs.FILE).write_text(json.dumps({"cpu": doc["environment"]["cpu"], "entries": {
+        "numpy/eager/float32": {"seconds": 100.0, "units": 1}, "numpy/eager/float64": {"seconds": 0.01, "units": 1}}}))
+    planned = runner.plan(runner.Selection(("numpy",), ("float32", "float64"), ("cpu",), ("eager",), str(cache)), cases)
+    assert sorted(s.dtypes for s in planned) == [("float32",), ("float64",)]
+    by_dtypes = {s.dtypes: s.cost for s in planned}
+    assert by_dtypes[("float32",)] == pytest.approx(100.0 * runner.units(cases, runner.Selection(("numpy",), ("float32",), ("cpu",), ("eager",))))

@@ -17,7 +17,9 @@ An adapter is one module (numpy.py, torch.py, tensorflow.py, jax.py) defining th
     benchmark_call(impl, inputs, mode, device, backward) -> () -> result
                                                 the same computation as evaluate, on device-resident
                                                 arrays, returning once the result exists (synchronised)
-    raw_softmax(logits, device) -> () -> result the bare public softmax call, to measure adapter overhead
+    bare_call(impl, inputs, mode, device, backward) -> () -> result
+                                                the public call with nothing of the harness around it, written
+                                                out as a user would (the overhead table compares the two)
 
 and may declare OWN_PROCESS = True (it cannot share a process with another adapter: in-process tests run it as
 a subprocess), and, for running on a GPU (read without importing the framework):

@@ -238,7 +238,23 @@ def benchmark_call(impl: Impl, inputs, mode: str, device: str, backward: bool):
     return lambda: jax.block_until_ready(fn(x, labels, g, g))
 
 
-def raw_softmax(logits: np.ndarray, device: str):
-    """The bare public call, for measuring what the adapter adds."""
-    x = jax.device_put(logits, _device(device))
-    return lambda: jax.block_until_ready(jax.nn.softmax(x, axis=-1))
+def bare_call(impl: Impl, inputs, mode: str, device: str, backward: bool):
+    """The public call with nothing of the harness around it, written out as a user would (for the overhead table):
+    the function, its mean where it has no reduction, jax.jit for compiled mode and jax.vjp for the backward pass,
+    on arrays already on the device."""
+    check_supported(impl, inputs, ("value",))
+    dev = _device(device)
+    x, t, g = (None if a is None else jax.device_put(a, dev) for a in (inputs.logits, inputs.given_labels, inputs.cotangent))
+    composed = impl.reduction_composed(inputs)
+
+    def f(x, t):
+        out = impl.forward(x, t, inputs)
+        return jnp.mean(out) if composed else out
+
+    if backward:
+        def f_grad(x, t, g):
+            return jax.vjp(lambda z: f(z, t), x)[1](g)[0]
+        fn = jax.jit(f_grad) if mode == "compiled" else f_grad
+        return lambda: jax.block_until_ready(fn(x, t, g))
+    fn = jax.jit(f) if mode == "compiled" else f
+    return lambda: jax.block_until_ready(fn(x, t))

@@ -21,7 +21,7 @@ OWN_PROCESS = True  # Keras's backend is fixed per process: never loaded beside 
 
 # the jax adapter runs these: one framework's machinery, another framework's API on top
 devices, device_problems, set_threads = _jax.devices, _jax.device_problems, _jax.set_threads
-evaluate, benchmark_call, raw_softmax = _jax.evaluate, _jax.benchmark_call, _jax.raw_softmax
+evaluate, benchmark_call, bare_call = _jax.evaluate, _jax.benchmark_call, _jax.bare_call
 
 
 def load(compile_cache: Path | None = None) -> None:

@@ -25,7 +25,7 @@ OWN_PROCESS = True  # Keras's backend is fixed per process: never loaded beside 
 
 # the torch adapter runs these: one framework's machinery, another framework's API on top
 devices, device_problems, set_threads = _torch.devices, _torch.device_problems, _torch.set_threads
-evaluate, benchmark_call, raw_softmax = _torch.evaluate, _torch.benchmark_call, _torch.raw_softmax
+evaluate, benchmark_call, bare_call = _torch.evaluate, _torch.benchmark_call, _torch.bare_call
 
 
 def load(compile_cache: Path | None = None) -> None:

@@ -162,6 +162,13 @@ def benchmark_call(impl: Impl, inputs, mode: str, device: str, backward: bool):
     return lambda: reduce_with(impl.forward(inputs.logits, labels, inputs), reduction, np.sum, np.mean)
 
 
-def raw_softmax(logits: np.ndarray, device: str):
-    """The bare public call, for measuring what the adapter adds."""
-    return lambda: _sp.softmax(logits, axis=-1)
+def bare_call(impl: Impl, inputs, mode: str, device: str, backward: bool):
+    """The public call with nothing of the harness around it (for the overhead table): SciPy's function, and NumPy's
+    mean where the composition needs one."""
+    check_supported(impl, inputs, ("value",))
+    if mode != "eager" or device != "cpu" or backward:
+        raise Unsupported("NumPy/SciPy have no compiler, no GPU and no automatic differentiation")
+    x, t = inputs.logits, inputs.given_labels
+    if impl.reduction_composed(inputs):
+        return lambda: np.mean(impl.forward(x, t, inputs))
+    return lambda: impl.forward(x, t, inputs)

@@ -307,13 +307,31 @@ def benchmark_call(impl: Impl, inputs, mode: str, device: str, backward: bool):
     return forward_backward
 
 
-def raw_softmax(logits: np.ndarray, device: str):
-    """The bare public call, for measuring what the adapter adds."""
+def bare_call(impl: Impl, inputs, mode: str, device: str, backward: bool):
+    """The public call with nothing of the harness around it, written out as a user would (for the overhead table):
+    the function itself, its mean where the public function has no reduction, torch.compile for compiled mode, and
+    torch.autograd.grad for the backward pass, on tensors already on the device."""
+    check_supported(impl, inputs, ("value",))
     dev = _torch_device(device)
-    x, sync = _tensor(logits, dev), _sync(dev)
+    x = _tensor(inputs.logits, dev, requires_grad=backward)
+    t = None if inputs.given_labels is None else _tensor(inputs.given_labels, dev)
+    composed, sync = impl.reduction_composed(inputs), _sync(dev)
 
-    def call():
-        out = torch.softmax(x, dim=-1)
+    def f(x, t):
+        out = impl.forward(x, t, inputs)
+        return out.mean() if composed else out
+
+    f = torch.compile(f, fullgraph=True, dynamic=False) if mode == "compiled" else f
+    if not backward:
+        def forward():
+            out = f(x, t)
+            sync()
+            return out
+        return forward
+    g = _tensor(inputs.cotangent, dev)
+
+    def forward_backward():
+        (gx,) = torch.autograd.grad(f(x, t), x, grad_outputs=g)
         sync()
-        return out
-    return call
+        return gx
+    return forward_backward

@@ -64,25 +64,30 @@ def bench_speed(benchmark, spec: speed.BenchSpec, bench: dict) -> None:
     })
 
 
-def bench_harness_overhead(benchmark, overhead_path: str, shape, device: str, bench: dict) -> None:
-    """The adapter's softmax call beside the bare framework call, float32 eager; each also timed by a
-    hand-written loop with pytest-benchmark's own rounds and iterations, to show the two timers agree."""
+def bench_harness_overhead(benchmark, overhead: tuple, bench: dict) -> None:
+    """The adapter's benchmarked call beside the same public call written out bare (adapter.bare_call): pytest-benchmark
+    times the adapter call; then both are timed side by side (speed.interleaved, ABBA rounds, pytest-benchmark's own
+    rounds and iterations), which gives the overhead and, for the adapter call, a second timer to check the first."""
+    impl_id, passes, mode, shape, device = overhead
     adapter = bench["adapter"]
-    inputs = speed.bench_inputs("softmax", "float32", shape)
-    if overhead_path == "raw":
-        call = adapter.raw_softmax(inputs.logits, device)
-    else:
-        impl = next(i for i in adapter.implementations() if i.op == "softmax" and not i.naive)
-        call = adapter.benchmark_call(impl, inputs, "eager", device, False)
-    call()
-    _warm(call, bench["warmup_seconds"])
-    benchmark.group = f"harness overhead {speed.shape_text(shape)} {device}"
+    impl = next(i for i in adapter.implementations() if i.id == impl_id)
+    inputs = speed.bench_inputs(impl.op, "float32", shape)
+    backward = passes == speed.FORWARD_BACKWARD
+    try:
+        call = adapter.benchmark_call(impl, inputs, mode, device, backward)
+        bare = adapter.bare_call(impl, inputs, mode, device, backward)
+    except Unsupported as exc:
+        pytest.skip(f"unsupported: {exc}")
+    for fn in (call, bare):
+        fn()  # compiles in compiled mode
+        _warm(fn, bench["warmup_seconds"])
+    benchmark.group = f"harness overhead {impl.op} {passes} {mode} {speed.shape_text(shape)} {device}"
     benchmark(call)
-    stats = benchmark.stats.stats
-    loop = speed.loop_stats(call, stats.rounds, benchmark.stats.iterations)
-    nbytes, formula = speed.bytes_moved("softmax", speed.FORWARD, shape, "float32")
+    loop, bare_loop = speed.interleaved(call, bare, benchmark.stats.stats.rounds, benchmark.stats.iterations)
+    nbytes, formula = speed.bytes_moved(impl.op, passes, shape, "float32", 8 if inputs.sparse_labels is not None else 0)
     benchmark.extra_info.update({
-        "kind": "overhead", "framework": adapter.NAME, "path": overhead_path, "op": "softmax", "pass": speed.FORWARD,
-        "dtype": "float32", "mode": "eager", "shape": list(shape), "device": device, "threads": bench["threads"],
-        "hand_loop": loop, **_bandwidth(benchmark, bench, device, nbytes, formula),
+        "kind": "overhead", "framework": adapter.NAME, "impl": impl.name, "impl_id": impl.id, "op": impl.op, "pass": passes,
+        "dtype": "float32", "mode": mode, "shape": list(shape), "device": device, "threads": bench["threads"],
+        "hand_loop": loop, "bare_loop": bare_loop, "overhead_s": loop["min"] - bare_loop["min"],
+        "overhead_ok": speed.overhead_ok(loop["min"], bare_loop["min"]), **_bandwidth(benchmark, bench, device, nbytes, formula),
     })

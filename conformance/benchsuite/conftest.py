@@ -88,10 +88,9 @@ def pytest_generate_tests(metafunc):
         specs = speed.specs(b["adapter"].NAME, b["adapter"].implementations(), profile, dtypes,
                             _csv(config.getoption("--bench-modes")), b["devices"], shapes)
         metafunc.parametrize("spec", specs, ids=[s.id for s in specs])
-    if "overhead_path" in metafunc.fixturenames:
-        cases = [(path, shape, device) for device in b["devices"] for shape in speed.OVERHEAD_SHAPES for path in ("raw", "adapter")]
-        metafunc.parametrize(("overhead_path", "shape", "device"), cases,
-                             ids=[f"{b['adapter'].NAME}|softmax|{p}|{speed.shape_text(s)}|{d}" for p, s, d in cases])
+    if "overhead" in metafunc.fixturenames:
+        cases = speed.overhead_specs(b["adapter"].implementations(), _csv(config.getoption("--bench-modes")), b["devices"])
+        metafunc.parametrize("overhead", cases, ids=[f"overhead|{i}|{p}|{m}|{speed.shape_text(s)}|{d}" for i, p, m, s, d in cases])
 
 
 @pytest.fixture(scope="session")

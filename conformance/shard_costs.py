@@ -1,0 +1,70 @@
+"""What each worker's share of a run cost on this machine last time, kept beside the compile cache.
+
+The planner (runner.plan) splits a framework's mode into one worker per dtype only when a dtype's work outweighs
+starting another worker (importing the framework again). The adapters' COLD_SECONDS say what a cold run costs;
+once the compile cache is warm the same work costs a fraction of that, and splitting it only adds imports. So each
+run records, per (framework, mode, dtype), the seconds its workers spent on inputs, oracle and framework calls and
+how many (case, op, dtype) units that was; the next run on this machine (same CPU, same cache folder) plans from
+those seconds per unit instead of the constants. A run on another CPU, or with no cache folder, uses the constants.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from pathlib import Path
+
+FILE = "shard-seconds.json"
+
+
+def _path(cache: str | Path | None) -> Path | None:
+    return Path(cache) / FILE if cache else None
+
+
+def load(cache: str | Path | None, cpu: str) -> dict[str, dict]:
+    """"framework/mode/dtype" -> {"seconds", "units"} measured on this CPU; empty when there is nothing usable."""
+    path = _path(cache)
+    try:
+        doc = json.loads(path.read_text(encoding="utf-8")) if path and path.is_file() else {}
+    except (OSError, ValueError):
+        return {}  # a damaged file only costs the planner its memory, never the run
+    entries = doc.get("entries") if isinstance(doc, dict) and doc.get("cpu") == cpu else None
+    if not isinstance(entries, dict):
+        return {}
+    return {k: v for k, v in entries.items() if isinstance(v, dict) and _number(v.get("seconds")) and _number(v.get("units")) and v["units"] > 0}
+
+
+def _number(x) -> bool:
+    return isinstance(x, (int, float)) and not isinstance(x, bool) and x >= 0
+
+
+def per_unit(entries: dict[str, dict], framework: str, mode: str, dtype: str) -> float | None:
+    e = entries.get(f"{framework}/{mode}/{dtype}")
+    return e["seconds"] / e["units"] if e else None
+
+
+def remember(cache: str | Path | None, cpu: str, timing: dict[str, dict]) -> None:
+    """Merge this run's finished CPU shards (Outcome.timing) into the file; shards that did not finish say nothing."""
+    path = _path(cache)
+    if path is None:
+        return
+    fresh: dict[str, dict] = {}
+    for shard in timing.values():
+        if "wall_s" not in shard or shard.get("devices") == ["gpu"]:
+            continue
+        for dtype, seconds in (shard.get("by_dtype") or {}).items():
+            units = (shard.get("units_by_dtype") or {}).get(dtype)
+            if units:  # a mode's dtype may be spread over several shards (cases given a worker of their own): add up
+                e = fresh.setdefault(f"{shard['framework']}/{shard['mode']}/{dtype}", {"seconds": 0.0, "units": 0})
+                e["seconds"] += seconds
+                e["units"] += units
+    entries = {**load(cache, cpu), **fresh}
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".shard-seconds-")
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            json.dump({"cpu": cpu, "entries": entries}, f, indent=1, sort_keys=True)
+        os.replace(tmp, path)
+    except OSError:
+        pass  # a read-only cache folder: the next run plans from the constants
