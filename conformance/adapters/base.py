@@ -104,3 +104,9 @@ def no_sync() -> None:
 
 def needs_grad(quantities) -> bool:
     return any(q in GRADIENT_QUANTITIES for q in quantities)
+
+
+def quantity_arguments(quantities, x, labels, g, d) -> tuple:
+    """What a function computing `quantities` takes, and nothing more: (logits, labels), the cotangent for gradients,
+    the direction for an HVP. Every argument of a compiled call costs dispatch time, which the benchmarks would count."""
+    return (x, labels) + ((g,) if needs_grad(quantities) else ()) + ((d,) if "hvp" in quantities else ())

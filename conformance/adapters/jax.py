@@ -13,7 +13,7 @@ from typing import Any
 
 import numpy as np
 
-from .base import Impl, check_supported, needs_grad, reduce_with
+from .base import Impl, check_supported, needs_grad, quantity_arguments, reduce_with
 
 NAME = "jax"
 REQUIRES = ("jax", "optax")  # importable packages; checked before any worker starts
@@ -160,6 +160,8 @@ def implementations() -> list[Impl]:
 
 
 def _quantities_fn(impl: Impl, inputs, quantities: tuple[str, ...]):
+    """One function computing exactly the requested quantities (what is not asked is never returned, so a compiled
+    program drops it): evaluate and the benchmarks run the very same code."""
     composed = impl.reduction_composed(inputs)
     with_labels = "grad_labels" in quantities  # differentiate w.r.t. the labels only when asked (eager pays for it)
 
@@ -167,10 +169,10 @@ def _quantities_fn(impl: Impl, inputs, quantities: tuple[str, ...]):
         out = impl.forward(x, labels, inputs)
         return reduce_with(out, inputs.options.reduction, jnp.sum, jnp.mean) if composed else out
 
-    def run(x, labels, g, d):
-        results = {}
+    def run(x, labels, g=None, d=None):
         if not needs_grad(quantities):
             return {"value": forward(x, labels)}
+        results = {}
         # The cotangent takes the output's dtype, as jax.grad's would: a function whose output dtype differs from
         # its input's (Keras computing in floatx, or promoting float32 with int64 labels under x64) is still
         # differentiated. For JAX's own functions the cast changes nothing.
@@ -220,7 +222,7 @@ def evaluate(impl: Impl, inputs, quantities, mode: str, device: str) -> dict:
     labels = jax.device_put(inputs.given_labels, dev)
     g, d = jax.device_put(inputs.cotangent, dev), jax.device_put(inputs.direction, dev)
     try:
-        out = _callable(impl, inputs, quantities, mode)(x, labels, g, d)
+        out = _callable(impl, inputs, quantities, mode)(*quantity_arguments(quantities, x, labels, g, d))
         return {q: _numpy(jax.block_until_ready(v)) for q, v in out.items()}
     except Exception as exc:
         return {q: exc for q in quantities}
@@ -230,12 +232,12 @@ def benchmark_call(impl: Impl, inputs, mode: str, device: str, backward: bool):
     """A zero-argument callable running the very function `evaluate` runs (forward, or forward and the gradient
     w.r.t. the logits) on arrays already on the device, returning once the result exists (block_until_ready)."""
     check_supported(impl, inputs, ("value",))
-    quantities = ("value", "grad_logits") if backward else ("value",)
+    quantities = ("grad_logits",) if backward else ("value",)  # a training step's backward returns the gradient alone
     dev = _device(device)
     labels = inputs.given_labels
     x, labels, g = (jax.device_put(a, dev) for a in (inputs.logits, labels, inputs.cotangent))
-    fn = _callable(impl, inputs, quantities, mode)
-    return lambda: jax.block_until_ready(fn(x, labels, g, g))
+    fn, args = _callable(impl, inputs, quantities, mode), quantity_arguments(quantities, x, labels, g, None)
+    return lambda: jax.block_until_ready(fn(*args))
 
 
 def bare_call(impl: Impl, inputs, mode: str, device: str, backward: bool):

@@ -18,7 +18,7 @@ import ml_dtypes
 import numpy as np
 
 from . import keras_api
-from .base import Impl, Unsupported, check_supported, needs_grad, no_sync, reduce_with
+from .base import Impl, Unsupported, check_supported, needs_grad, no_sync, quantity_arguments, reduce_with
 
 NAME = "tensorflow"
 REQUIRES = ("tensorflow", "keras")  # importable packages; checked before any worker starts
@@ -168,14 +168,16 @@ def implementations() -> list[Impl]:
 
 
 def _quantities_fn(impl: Impl, inputs, quantities: tuple[str, ...]):
-    """One function computing every requested quantity, so eager and XLA run the very same code."""
+    """One function computing exactly the requested quantities, so eager and XLA, evaluate and the benchmarks run the
+    very same code. The gradient is the vector-Jacobian product itself (output_gradients), not the gradient of an
+    extra sum(cotangent * output) the user's own call would not have."""
     composed = impl.reduction_composed(inputs)
 
     def forward(x, labels):
         out = impl.forward(x, labels, inputs)
         return reduce_with(out, inputs.options.reduction, tf.reduce_sum, tf.reduce_mean) if composed else out
 
-    def run(x, labels, g, d):
+    def run(x, labels, g=None, d=None):
         if not needs_grad(quantities):
             return {"value": forward(x, labels)}  # no tape: a forward pass records nothing
         results = {}
@@ -189,12 +191,12 @@ def _quantities_fn(impl: Impl, inputs, quantities: tuple[str, ...]):
                 if "grad_labels" in quantities:
                     tape.watch(labels)
                 out = forward(x, labels)
-                objective = tf.reduce_sum(tf.cast(out, g.dtype) * g)
             results["value"] = out
-            gx = tape.gradient(objective, x, unconnected_gradients="zero")
+            cotangent = tf.cast(g, out.dtype)  # the output's dtype (Keras computes in floatx); a no-op otherwise
+            gx = tape.gradient(out, x, output_gradients=cotangent, unconnected_gradients="zero")
             results["grad_logits"] = gx
             if "grad_labels" in quantities:
-                results["grad_labels"] = tape.gradient(objective, labels, unconnected_gradients="zero")
+                results["grad_labels"] = tape.gradient(out, labels, output_gradients=cotangent, unconnected_gradients="zero")
         if "hvp" in quantities:
             results["hvp"] = outer.gradient(gx, x, output_gradients=d, unconnected_gradients="zero")
         return {q: v for q, v in results.items() if q in quantities}
@@ -223,10 +225,10 @@ def evaluate(impl: Impl, inputs, quantities, mode: str, device: str) -> dict:
     with tf.device(_placement(device)):
         x = tf.constant(inputs.logits)
         labels = inputs.given_labels
-        labels = tf.zeros([0]) if labels is None else tf.constant(labels)  # softmax and log_softmax take none
+        labels = None if labels is None else tf.constant(labels)  # softmax and log_softmax take none
         g, d = tf.constant(inputs.cotangent), tf.constant(inputs.direction)
         try:
-            out = _callable(impl, inputs, quantities, mode)(x, labels, g, d)
+            out = _callable(impl, inputs, quantities, mode)(*quantity_arguments(quantities, x, labels, g, d))
             return {q: _numpy(v) for q, v in out.items()}
         except Unsupported:
             raise
@@ -249,20 +251,19 @@ def _device_tensors(inputs, device: str) -> tuple:
     inputs live, so no call needs a tf.device scope (about 18 us a call on the CPU)."""
     with tf.device(_placement(device)):
         labels = inputs.given_labels
-        return (tf.constant(inputs.logits), tf.zeros([0]) if labels is None else tf.constant(labels),
-                tf.constant(inputs.cotangent))
+        return tf.constant(inputs.logits), None if labels is None else tf.constant(labels), tf.constant(inputs.cotangent)
 
 
 def benchmark_call(impl: Impl, inputs, mode: str, device: str, backward: bool):
     """A zero-argument callable running the very function `evaluate` runs (forward, or forward and the gradient
     w.r.t. the logits) on tensors already on the device, returning once the result exists."""
     check_supported(impl, inputs, ("value",))
-    quantities = ("value", "grad_logits") if backward else ("value",)
+    quantities = ("grad_logits",) if backward else ("value",)  # a training step's backward returns the gradient alone
     x, labels, g = _device_tensors(inputs, device)
-    fn, sync = _callable(impl, inputs, quantities, mode), _sync(device)
+    fn, sync, args = _callable(impl, inputs, quantities, mode), _sync(device), quantity_arguments(quantities, x, labels, g, None)
 
     def call():
-        out = fn(x, labels, g, g)
+        out = fn(*args)
         sync()
         return out
     return call
