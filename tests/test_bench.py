@@ -97,6 +97,8 @@ def test_interleaved_timing_alternates_and_the_overhead_rule():
     assert "".join(order) == "aabbbbaaaabbbbaa" and a_stats["rounds"] == b_stats["rounds"] == 4  # ABBA: drift hits both
     assert speed.overhead_ok(1.02e-3, 1.0e-3) and not speed.overhead_ok(1.04e-3, 1.0e-3)  # 3% of the bare call ...
     assert speed.overhead_ok(10.9e-6, 10e-6) and not speed.overhead_ok(11.1e-6, 10e-6)  # ... or 1 us, whichever is larger
+    assert speed_report.overhead_verdict(False, 5e-6, 6e-6) == "no, within noise"  # over the target, but not beyond the noise
+    assert speed_report.overhead_verdict(False, 5e-6, 1e-6) == "NO" and speed_report.overhead_verdict(True, 5e-6, 1e-6) == "yes"
 
 
 def test_bench_writes_gbps_and_roof_fraction_for_every_benchmark(tmp_path, capsys):
