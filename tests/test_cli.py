@@ -146,3 +146,15 @@ def test_list_groups_each_framework_by_op_with_every_door_and_naive_last():
     assert headers == ["softmax", "log_softmax", "softmax_cross_entropy", "sparse_softmax_cross_entropy", "masked_softmax", "masked_log_softmax"]
     softmax = lines[lines.index("  softmax") + 1:lines.index("  log_softmax")]
     assert [line.split()[0] for line in softmax] == ["numpy/scipy/softmax", "numpy/naive/softmax"]
+
+
+def test_timing_prints_where_a_runs_time_went_and_refuses_bad_input(tmp_path, capsys):
+    cases = Path(__file__).resolve().parent.parent / "cases" / "published-values.yaml"
+    assert main(["run", "--cases", str(cases), "--frameworks", "numpy", "--modes", "eager", "--out", str(tmp_path)]) == 0
+    capsys.readouterr()
+    assert main(["timing", str(tmp_path / "results.json")]) == 0
+    out = capsys.readouterr().out
+    assert "worker-seconds in 1 workers" in out and "| oracle |" in out and "| numpy/eager |" in out
+    assert main(["timing"]) == 2 and "name results.json files, or --measure" in capsys.readouterr().err
+    (tmp_path / "cache").mkdir()
+    assert main(["timing", "--measure", "--out", str(tmp_path)]) == 2  # a cold run needs an empty cache folder
