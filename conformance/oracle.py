@@ -6,11 +6,11 @@ unit roundoff 2**-64, i.e. 2**11 times finer than float64). Every formula below 
 most about 1/1000 of a float64 ulp. `tests/test_oracle.py` shows this is enough by comparing against
 an independent 60-digit mpmath evaluation (`oracle_mp.py`) on random and extreme inputs, and against
 finite differences for every derivative. On a platform where longdouble is plain double, `EXTENDED`
-is False and the run refuses float64 comparisons rather than judging them with a float64 oracle.
+is False, and tests/test_oracle.py fails there: float64 results would be judged by a float64 oracle.
 
 Each quantity comes with a *scale*: a bound on the rounding error any backward-stable implementation
 may make, in units of the dtype's unit roundoff. It is built from the componentwise condition number
-of the op at the input (see `tolerance.py` for the model and docs/tolerances.md for its derivation).
+of the op at the input (see `tolerance.py` for the model, and the README's "The oracle and the tolerance model").
 
 Semantics of the options (documented in README; PyTorch's conventions, which are the most general):
   y_eff = ((1 - eps) * y + eps / C) * w        dense labels y, smoothing eps, class weights w
