@@ -305,7 +305,7 @@ def _assert_prone(framework: str, device: str, mode: str, cases: list[Case] | No
     poisoned = declared(framework, "DEVICE_ASSERTS", ())
     if device not in poisoned and f"{device}/{mode}" not in poisoned:
         return ()
-    return tuple(c.full_id for c in cases or () if c.labels_out_of_range and sel.wants_case(c.full_id))
+    return tuple(c.full_id for c in cases if c.labels_out_of_range and sel.wants_case(c.full_id))
 
 
 def _costs(framework: str, sel: Selection, cases: list[Case] | None, share: float, measured: dict) -> dict[tuple[str, str], float]:

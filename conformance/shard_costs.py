@@ -11,9 +11,9 @@ those seconds per unit instead of the constants. A run on another CPU, or with n
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 from pathlib import Path
+
+from . import results as results_io
 
 FILE = "shard-seconds.json"
 
@@ -59,12 +59,7 @@ def remember(cache: str | Path | None, cpu: str, timing: dict[str, dict]) -> Non
                 e = fresh.setdefault(f"{shard['framework']}/{shard['mode']}/{dtype}", {"seconds": 0.0, "units": 0})
                 e["seconds"] += seconds
                 e["units"] += units
-    entries = {**load(cache, cpu), **fresh}
     try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".shard-seconds-")
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            json.dump({"cpu": cpu, "entries": entries}, f, indent=1, sort_keys=True)
-        os.replace(tmp, path)
+        results_io.write({"cpu": cpu, "entries": {**load(cache, cpu), **fresh}}, path)  # atomic, like a results file
     except OSError:
         pass  # a read-only cache folder: the next run plans from the constants

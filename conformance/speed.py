@@ -124,8 +124,13 @@ def loop_stats(fn: Callable[[], object], rounds: int, iterations: int) -> dict:
         for _ in range(iterations):
             fn()
         times.append((time.perf_counter() - start) / iterations)
+    return _stats(times, iterations)
+
+
+def _stats(times: list[float], iterations: int) -> dict:
+    """Per-call min, median and interquartile range of timed rounds, as the speed report reads them."""
     q = statistics.quantiles(times, n=4) if len(times) > 1 else [times[0]] * 3
-    return {"min": min(times), "median": statistics.median(times), "iqr": q[2] - q[0], "rounds": rounds, "iterations": iterations}
+    return {"min": min(times), "median": statistics.median(times), "iqr": q[2] - q[0], "rounds": len(times), "iterations": iterations}
 
 
 def interleaved(a: Callable[[], object], b: Callable[[], object], rounds: int, iterations: int) -> tuple[dict, dict]:
@@ -139,11 +144,7 @@ def interleaved(a: Callable[[], object], b: Callable[[], object], rounds: int, i
             for _ in range(iterations):
                 fn()
             times[which].append((time.perf_counter() - start) / iterations)
-
-    def stats(ts: list[float]) -> dict:
-        q = statistics.quantiles(ts, n=4) if len(ts) > 1 else [ts[0]] * 3
-        return {"min": min(ts), "median": statistics.median(ts), "iqr": q[2] - q[0], "rounds": rounds, "iterations": iterations}
-    return stats(times[0]), stats(times[1])
+    return _stats(times[0], iterations), _stats(times[1], iterations)
 
 
 # The harness's own cost is acceptable when the adapter call is within this of the bare call (issue #18): a share

@@ -13,7 +13,7 @@ from typing import Any
 
 import numpy as np
 
-from .base import Impl, check_supported, needs_grad, quantity_arguments, reduce_with
+from .base import Impl, check_supported, exact_signature, needs_grad, quantity_arguments, reduce_with
 
 NAME = "jax"
 REQUIRES = ("jax", "optax")  # importable packages; checked before any worker starts
@@ -193,13 +193,7 @@ def _quantities_fn(impl: Impl, inputs, quantities: tuple[str, ...]):
             results["hvp"] = jax.jvp(grad_x, (x,), (d,))[1]
         return {q: v for q, v in results.items() if q in quantities}
 
-    # An exact signature per quantity set (quantity_arguments): default arguments cost TensorFlow's function call
-    # about 80 us of argument binding, measured beside the bare call (the speed report's overhead table).
-    if "hvp" in quantities:
-        return compute
-    if needs_grad(quantities):
-        return lambda x, labels, g: compute(x, labels, g, None)
-    return lambda x, labels: compute(x, labels, None, None)
+    return exact_signature(compute, quantities)
 
 
 def _callable(impl: Impl, inputs, quantities: tuple[str, ...], mode: str):

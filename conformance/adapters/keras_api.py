@@ -68,8 +68,8 @@ def loss_sparse_cross_entropy(x, labels, inputs):
 
 
 def layer_softmax_mask(x, mask, inputs):
-    """The Softmax layer with a mask, as attention layers call it: masked entries get a large negative number added
-    (not -inf), then softmax."""
+    """The Softmax layer with a mask, as attention layers call it: masked entries replaced by a large negative number
+    (-1e9, not -inf), then softmax, then the masked outputs set to 0."""
     return _softmax_layers[inputs.axis](x, mask=mask)
 
 

@@ -18,7 +18,7 @@ import ml_dtypes
 import numpy as np
 
 from . import keras_api
-from .base import Impl, Unsupported, check_supported, needs_grad, no_sync, quantity_arguments, reduce_with
+from .base import Impl, Unsupported, check_supported, exact_signature, needs_grad, no_sync, quantity_arguments, reduce_with
 
 NAME = "tensorflow"
 REQUIRES = ("tensorflow", "keras")  # importable packages; checked before any worker starts
@@ -201,13 +201,7 @@ def _quantities_fn(impl: Impl, inputs, quantities: tuple[str, ...]):
             results["hvp"] = outer.gradient(gx, x, output_gradients=d, unconnected_gradients="zero")
         return {q: v for q, v in results.items() if q in quantities}
 
-    # An exact signature per quantity set (quantity_arguments): default arguments cost TensorFlow's function call
-    # about 80 us of argument binding, measured beside the bare call (the speed report's overhead table).
-    if "hvp" in quantities:
-        return compute
-    if needs_grad(quantities):
-        return lambda x, labels, g: compute(x, labels, g, None)
-    return lambda x, labels: compute(x, labels, None, None)
+    return exact_signature(compute, quantities)
 
 
 def _callable(impl: Impl, inputs, quantities: tuple[str, ...], mode: str):
