@@ -21,6 +21,7 @@ from . import results as results_io
 from .adapters import absent_message, missing_packages, registered
 from .cases import CaseFileError, load
 from .names import DEVICES, DTYPES, MODES, OPS, QUANTITIES
+from .record import message as record_message
 from .runner import DEFAULT_TIMEOUT_S, WORKER_LOG_ENV, Outcome, interrupt_on_sigterm
 from .safe_yaml import MAX_ELEMENTS_ENV, MAX_FILE_MB_ENV
 
@@ -267,7 +268,7 @@ def _verdict(doc: dict, outcome, out: Path) -> int:
     bad = [r for r in records if r["status"] in ("fail", "error")]
     for r in bad[:10]:
         print(f"  {r['status'].upper()} {r['case']} {r['framework']} {r['impl']} {r['quantity']} {r['dtype']} {r['mode']}: "
-              f"{summary.reason(r)}"[:220])
+              f"{record_message(r)}"[:220])
         print(f"    re-run: {repro.command(r)}")
     if len(bad) > 10:
         print(f"  ... {len(bad) - 10} more in {out / 'summary.md'}")
@@ -489,7 +490,7 @@ def cmd_fuzz(args) -> int:
         return 0
     r = rep.found
     print(f"fuzz: DISAGREEMENT {r['framework']} {r['impl']} {r['op']} {r['quantity']} {r['dtype']} {r['mode']}: "
-          f"{summary.reason(r)}")
+          f"{record_message(r)}")
     print(f"fuzz: shrunk input written to {rep.case_file}; replay it with: conformance run --cases {shlex.quote(str(rep.case_file))} "
           f"--frameworks {r['framework']} --modes {r['mode']}")
     return 1

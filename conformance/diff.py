@@ -9,7 +9,8 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from . import results as results_io
-from .summary import md_cell, reason
+from .record import message as reason
+from .summary import md_cell
 
 ACCURACY_MOVE = 2.0  # a record's error (share of its tolerance) moved by more than this factor either way
 ACCURACY_FLOOR = 0.01  # ... and one side used at least 1% of its tolerance: below that, moves are sub-ulp noise

@@ -32,8 +32,8 @@ from . import known
 from .adapters import load_adapter, package_versions
 from .cases import Case, Options
 from .names import MASKED_OPS
+from .record import message as reason
 from .runner import Selection, judge_case
-from .summary import reason
 
 SCALES = (1.0, 10.0, 100.0, 1e4)
 # Where kernels break: infinities (masks), NaN, subnormal float32/float16, and magnitudes near the formats' limits.

@@ -23,6 +23,7 @@ from conformance import oracle
 from conformance.adapters import load_adapter
 from conformance.cases import load
 from conformance.inputs import build
+from conformance.record import message
 from conformance.runner import Selection, judge_case
 from conformance.tolerance import tolerance
 
@@ -40,5 +41,5 @@ if not case.invalid:
 sel = Selection(({r['framework']!r},), ({r['dtype']!r},), ({r['device']!r},), ({r['mode']!r},), impls=(impl.id,),
                 ops=({r['op']!r},), quantities=({r['quantity']!r},))
 verdict = judge_case(fw, case, sel, [{r['device']!r}])[0]
-print("verdict  ", verdict["status"], verdict.get("detail") or (verdict.get("error") or {{}}).get("message", ""))
+print("verdict  ", verdict["status"], message(verdict))
 """

@@ -11,10 +11,10 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 from .names import STATUSES
+from .record import FIELD_TYPES, REQUIRED
+from .record import key as key  # re-exported: diff and report identify records through results
 
 SCHEMA = "softmax-conformance/results/1"
-REQUIRED_RECORD_FIELDS = ("case", "op", "quantity", "dtype", "framework", "impl", "mode", "device", "status", "behaviour",
-                          "max_abs_err", "max_rel_err", "max_ulp", "size", "nan_count", "inf_count", "error", "known")
 # Settings that change numerics whatever the framework; each adapter names its own (NUMERIC_ENV). Recorded whether
 # or not they are set.
 NUMERIC_ENV_FLAGS = ("OMP_NUM_THREADS",)
@@ -118,14 +118,6 @@ def load_json(path: Path, what: str) -> object:
         raise ResultsError(f"{path}: nested too deeply to be {what}") from None
 
 
-_NUMBER = (int, float)
-# field -> (allowed types, None allowed); what the gate, diff and report read from a record
-RECORD_TYPES = {"case": (str,), "op": (str,), "quantity": (str,), "dtype": (str,), "framework": (str,), "impl": (str,),
-                "mode": (str,), "device": (str,), "status": (str,), "behaviour": (str, type(None)),
-                "max_abs_err": (*_NUMBER, type(None)), "max_rel_err": (*_NUMBER, type(None)), "max_ulp": (*_NUMBER, type(None)),
-                "tol_ratio": (*_NUMBER, type(None)), "size": (int,), "nan_count": (int,), "inf_count": (int,),
-                "error": (dict, type(None)), "known": (str, type(None)), "detail": (str, type(None)), "naive": (bool,), "impl_id": (str,),
-                "invalid": (bool,)}
 DOC_TYPES = {"environment": dict, "stale_known": list, "known_divergences": list, "selection": dict, "incomplete": dict,
              "complete": bool, "interrupted": bool, "created": str}
 
@@ -133,10 +125,10 @@ DOC_TYPES = {"environment": dict, "stale_known": list, "known_divergences": list
 def _check_record(r, i: int, path: Path) -> None:
     if not isinstance(r, dict):
         raise ResultsError(f"{path}: record {i} is not an object")
-    missing = [k for k in REQUIRED_RECORD_FIELDS if k not in r]
+    missing = [k for k in REQUIRED if k not in r]
     if missing:
         raise ResultsError(f"{path}: record {i} lacks {', '.join(missing)}")
-    for k, types in RECORD_TYPES.items():
+    for k, types in FIELD_TYPES.items():
         if k in r and (not isinstance(r[k], types) or (isinstance(r[k], bool) and bool not in types)):
             raise ResultsError(f"{path}: record {i}: field '{k}' is {type(r[k]).__name__}, not {' or '.join(t.__name__ for t in types)}")
     if r["status"] not in STATUSES:
@@ -165,14 +157,6 @@ def read(path: Path) -> dict:
     for i, r in enumerate(records):
         _check_record(r, i, path)
     return doc
-
-
-def key(record: dict, by_id: bool = True) -> tuple:
-    """The identity of a record: one per (case, op, quantity, dtype, framework, implementation, mode, device), the
-    implementation by its stable id where the record has one (a label can be improved without breaking baselines),
-    by its label for files written before ids existed (by_id=False compares such a file with a newer one)."""
-    impl = record.get("impl_id") if by_id and record.get("impl_id") else record["impl"]
-    return (record["case"], record["op"], record["quantity"], record["dtype"], record["framework"], impl, record["mode"], record["device"])
 
 
 def by_id(*docs: dict) -> bool:

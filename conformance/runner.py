@@ -29,6 +29,7 @@ from .adapters import FrameworkAbsent, Unsupported, cold_seconds, declared, load
 from .cases import Case, load
 from .compare import judge
 from .inputs import Inputs, build
+from .record import Record
 from .results import cpu_model
 
 # Seconds a worker may go without sending anything (a record, progress) before it is taken for hung and stopped.
@@ -146,10 +147,10 @@ def records_for(adapter, case: Case, inputs: Inputs, refs: dict, sel: Selection,
                 for q in quantities:
                     judged = time.perf_counter()
                     record = make_record(case, inputs, impl, q, mode, device, outs.get(q), refs.get(q), elapsed, scale)
-                    if isinstance(outs.get(q), BaseException) and record.get("error") and hasattr(adapter, "error_message"):
-                        record["error"]["message"] = adapter.error_message(outs.get(q))[:300]
+                    if isinstance(outs.get(q), BaseException) and record.error and hasattr(adapter, "error_message"):
+                        record.error["message"] = adapter.error_message(outs.get(q))[:300]
                     timing.add("judge", time.perf_counter() - judged)
-                    yield record
+                    yield record.to_json()
 
 
 def units(cases: list[Case], sel: Selection) -> int:
@@ -174,30 +175,26 @@ def logit_scale(inputs: Inputs) -> float | None:
 
 
 def make_record(case: Case, inputs: Inputs, impl, quantity: str, mode: str, device: str, out, ref, elapsed: float,
-                scale: float | None) -> dict:
-    base = {"case": case.full_id, "case_file": str(Path(case.path).resolve()), "op": inputs.op, "quantity": quantity, "dtype": inputs.dtype,
-            "framework": impl.framework, "impl": impl.name, "impl_id": impl.id, "mode": mode, "device": device}
-    extras = {"naive": impl.naive, "invalid": case.invalid, "seconds": round(elapsed, 6), "logit_scale": scale}
-    if impl.reduction_composed(inputs):
-        extras["composed"] = ["reduction"]
+                scale: float | None) -> Record:
+    """The verdict on one quantity of one call: `out` is the adapter's value, an Unsupported, or what it raised."""
+    record = Record(case=case.full_id, op=inputs.op, quantity=quantity, dtype=inputs.dtype, framework=impl.framework, impl=impl.name,
+                    mode=mode, device=device, status="unsupported", impl_id=impl.id, case_file=str(Path(case.path).resolve()),
+                    naive=impl.naive, invalid=case.invalid, seconds=round(elapsed, 6), logit_scale=scale,
+                    composed=["reduction"] if impl.reduction_composed(inputs) else None)
     if isinstance(out, Unsupported):
-        return {**base, "status": "unsupported", "behaviour": None, "max_abs_err": None, "max_rel_err": None,
-                "max_ulp": None, "size": 0, "nan_count": 0, "inf_count": 0, "error": None, "known": None,
-                "reason": str(out), **extras}
+        record.reason = str(out)
+        return record
     error = out if isinstance(out, BaseException) else None
     if out is None and error is None:
         error = RuntimeError(f"the adapter returned no {quantity}")
     v = judge(None if error else out, error, ref, quantity, inputs.dtype, inputs.classes, case.invalid, case.expect)
-    record = {**base, "status": v.status, "behaviour": v.behaviour, "max_abs_err": v.max_abs_err,
-              "max_rel_err": v.max_rel_err, "max_ulp": v.max_ulp, "size": v.size, "nan_count": v.nan_count,
-              "inf_count": v.inf_count, "error": v.extra.pop("error", None), "known": None, **extras,
-              "tol_ratio": v.tol_ratio}
-    if error is None and hasattr(out, "dtype") and str(out.dtype) != inputs.dtype:  # computed in another dtype (Keras: floatx)
-        record["out_dtype"] = str(out.dtype)
-    for key in ("detail", "worst_index", "output", "expected"):
-        if getattr(v, key) is not None:
-            record[key] = getattr(v, key)
-    record.update(v.extra)
+    for name in ("status", "behaviour", "max_abs_err", "max_rel_err", "max_ulp", "tol_ratio", "size", "nan_count", "inf_count",
+                 "detail", "worst_index", "output", "expected"):
+        setattr(record, name, getattr(v, name))
+    record.error = v.extra.pop("error", None)
+    record.extra = v.extra
+    if error is None and hasattr(out, "dtype") and str(out.dtype) != inputs.dtype:  # computed in another dtype (floatx)
+        record.out_dtype = str(out.dtype)
     return record
 
 

@@ -7,6 +7,8 @@ import re
 import unicodedata
 from collections import Counter, defaultdict
 
+from .record import message
+
 COUNTED = ("pass", "known", "fail", "error", "unsupported", "skip")
 GRADIENTS = ("grad_logits", "grad_labels", "hvp")
 
@@ -32,11 +34,6 @@ def md_cell(text) -> str:
     return clean
 
 
-def reason(r: dict) -> str:
-    """What went wrong with a record, in one line: the judge's detail, else the error's message."""
-    return r.get("detail") or (r.get("error") or {}).get("message", "") or ""
-
-
 def status_counts(records: list[dict]) -> Counter:
     return Counter(r["status"] for r in records)
 
@@ -55,7 +52,7 @@ def failures(records: list[dict], limit: int = 60) -> list[str]:
     if not bad:
         return ["No unexplained fail or error: every divergence is either fixed or registered in known/divergences.yaml."]
     rows = [[r["case"], r["framework"], r["impl"], r["quantity"], r["dtype"], r["mode"], r["device"], r["status"],
-             _fmt(r.get("max_ulp")), reason(r)[:140]]
+             _fmt(r.get("max_ulp")), message(r)[:140]]
             for r in bad[:limit]]
     lines = _table(["case", "framework", "implementation", "quantity", "dtype", "mode", "device", "status", "max ulp", "detail"], rows)
     if len(bad) > limit:

@@ -20,6 +20,7 @@ REQUIRES = ("torch",)
 PACKAGES = ()
 GPU = False
 load, version, flags, evaluate, set_threads = base.load, base.version, base.flags, base.evaluate, base.set_threads
+benchmark_call, bare_call = base.benchmark_call, base.bare_call
 
 
 def devices() -> list[str]:

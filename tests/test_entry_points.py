@@ -39,3 +39,35 @@ def test_keras_backends_are_one_per_process():
     if "No module named" in out.stderr:
         pytest.skip("tensorflow backend not installed")
     assert "refused: keras runs on tensorflow" in out.stdout, out.stderr[-500:]
+
+
+def test_every_registered_adapter_keeps_the_contract(monkeypatch):
+    """Built-in, entry point and $CONFORMANCE_ADAPTERS alike (the tests' own adapters included): every name of
+    adapters/base.py's Adapter, each function taking the arguments the runner and the benchmarks pass."""
+    import importlib
+
+    from conformance.adapters import registered
+    from conformance.adapters.base import contract_problems
+
+    monkeypatch.syspath_prepend(str(ROOT / "tests"))
+    monkeypatch.setenv("CONFORMANCE_ADAPTERS", "mutant=mutant_adapter,fault=fault_adapter")
+    adapters = registered()
+    assert {"numpy", "torch", "tensorflow", "jax", "cupy", "mutant", "fault"} <= set(adapters)
+    problems = {name: contract_problems(importlib.import_module(module)) for name, module in adapters.items()}
+    assert not any(problems.values()), problems
+
+
+def test_an_incomplete_adapter_is_refused_with_what_it_lacks(tmp_path, monkeypatch):
+    """The check can fail: an adapter module without evaluate() and with a two-argument bare_call is named as such."""
+    from conformance.adapters import load_adapter
+
+    (tmp_path / "half_adapter.py").write_text(
+        "NAME = 'half'\n"
+        "def load(cache): pass\ndef version(): return '0'\ndef devices(): return ['cpu']\ndef flags(): return {}\n"
+        "def implementations(): return []\ndef set_threads(n): pass\n"
+        "def benchmark_call(impl, inputs, mode, device, backward): pass\ndef bare_call(impl, inputs): pass\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    monkeypatch.setenv("CONFORMANCE_ADAPTERS", "half=half_adapter")
+    with pytest.raises(TypeError, match=r"no evaluate\(\)") as err:
+        load_adapter("half")
+    assert "bare_call() takes 2 arguments, the contract passes 5" in str(err.value)

@@ -13,7 +13,7 @@ from importlib.metadata import version as dist_version
 from pathlib import Path
 from types import ModuleType
 
-from .base import Impl, Unsupported
+from .base import Impl, Unsupported, contract_problems
 
 __all__ = ["Impl", "Unsupported", "FrameworkAbsent", "registered", "load_adapter", "missing_packages", "cold_seconds",
            "package_versions", "declared"]
@@ -66,6 +66,9 @@ def load_adapter(name: str, compile_cache: Path | None = None) -> ModuleType:
     if name not in modules:
         raise KeyError(name)
     adapter = importlib.import_module(modules[name])
+    problems = contract_problems(adapter)
+    if problems:  # a third-party adapter that would fail half-way through a run: say what it lacks before it starts
+        raise TypeError(f"{modules[name]} is not a complete adapter: {'; '.join(problems)} (conformance/adapters/base.py)")
     try:
         adapter.load(compile_cache)
     except ImportError as exc:

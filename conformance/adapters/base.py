@@ -41,13 +41,55 @@ offer, and returns an exception object per quantity for what the framework raise
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from pathlib import Path
+from typing import Any, Protocol, runtime_checkable
 
 from ..inputs import Inputs
 
 GRADIENT_QUANTITIES = ("grad_logits", "grad_labels", "hvp")
+
+
+@runtime_checkable
+class Adapter(Protocol):
+    """The contract above as a type: an adapter module satisfies it (checked by `contract_problems`, at load and by
+    tests/test_entry_points.py for every registered adapter, built-in, entry point or $CONFORMANCE_ADAPTERS)."""
+
+    NAME: str
+
+    def load(self, compile_cache: Path | None) -> None: ...
+    def version(self) -> str: ...
+    def devices(self) -> list[str]: ...
+    def flags(self) -> dict: ...
+    def implementations(self) -> list[Impl]: ...
+    def evaluate(self, impl: Impl, inputs: Inputs, quantities, mode: str, device: str) -> dict: ...
+    def set_threads(self, n: int) -> None: ...
+    def benchmark_call(self, impl: Impl, inputs: Inputs, mode: str, device: str, backward: bool) -> Callable[[], Any]: ...
+    def bare_call(self, impl: Impl, inputs: Inputs, mode: str, device: str, backward: bool) -> Callable[[], Any]: ...
+
+
+def contract_problems(module) -> list[str]:
+    """What an adapter module lacks of the contract: missing names, functions taking the wrong number of arguments."""
+    problems = [f"no {name}" for name in ("NAME",) if not isinstance(getattr(module, name, None), str)]
+    for name, member in vars(Adapter).items():
+        if name.startswith("_") or not inspect.isfunction(member):
+            continue
+        fn = getattr(module, name, None)
+        if not callable(fn):
+            problems.append(f"no {name}()")
+            continue
+        wanted = len(inspect.signature(member).parameters) - 1  # the Protocol's methods take self; a module's do not
+        try:
+            params = list(inspect.signature(fn).parameters.values())
+        except (TypeError, ValueError):
+            continue  # a builtin without a signature: cannot be checked, not wrong
+        required = sum(1 for p in params if p.default is p.empty and p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD))
+        variadic = any(p.kind == p.VAR_POSITIONAL for p in params)
+        if required > wanted or (len(params) < wanted and not variadic):
+            problems.append(f"{name}() takes {len(params)} arguments, the contract passes {wanted}")
+    return problems
 
 
 class Unsupported(Exception):

@@ -1,0 +1,97 @@
+"""One record: the verdict on one (case, op, quantity, dtype, framework, implementation, mode, device).
+
+Defined once here: the runner builds a `Record`, results.json carries `Record.to_json()`, and the reader of a
+results file checks each record against the same fields (`FIELD_TYPES`, `REQUIRED`). Everything downstream (the
+registry, the gate, diff, the report) reads the JSON form, a dict, and identifies a record by `key()`.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import types
+import typing
+from dataclasses import dataclass, field
+
+
+@dataclass
+class Record:
+    # identity: what was run (key())
+    case: str
+    op: str
+    quantity: str
+    dtype: str
+    framework: str
+    impl: str  # the implementation's label: free text, for people
+    mode: str
+    device: str
+    # verdict
+    status: str
+    behaviour: str | None = None
+    max_abs_err: float | None = None
+    max_rel_err: float | None = None
+    max_ulp: float | None = None
+    tol_ratio: float | None = None  # worst |err| / tolerance: below 1 passes
+    size: int = 0
+    nan_count: int = 0
+    inf_count: int = 0
+    error: dict | None = None  # {"type", "message"} where the call raised
+    known: str | None = None  # the registry entry that explains it (set when the registry is applied)
+    # context
+    impl_id: str = ""  # the implementation's stable id (framework/key): what baselines and the registry match
+    case_file: str = ""
+    naive: bool = False
+    invalid: bool = False
+    seconds: float = 0.0
+    logit_scale: float | None = None
+    # written only when set
+    detail: str | None = None
+    reason: str | None = None  # why a call is unsupported
+    out_dtype: str | None = None  # the dtype the framework answered in, where it is not the input's
+    composed: list | None = None  # parts the adapter composed around the public call (e.g. ["reduction"])
+    worst_index: list | None = None
+    output: list | None = None
+    expected: list | None = None
+    extra: dict = field(default_factory=dict)  # the verdict's own flags (silent, expect_checked, ...)
+
+    def to_json(self) -> dict:
+        out = {}
+        for f in dataclasses.fields(self):
+            value = getattr(self, f.name)
+            if f.name == "extra":
+                out.update(value)
+            elif f.name not in OPTIONAL or value is not None:
+                out[f.name] = value
+        return out
+
+    def key(self) -> tuple:
+        return key(self.to_json())
+
+
+OPTIONAL = ("detail", "reason", "out_dtype", "composed", "worst_index", "output", "expected")
+# Fields a results file must carry in every record: the identity and the verdict (older files lack the context).
+REQUIRED = ("case", "op", "quantity", "dtype", "framework", "impl", "mode", "device", "status", "behaviour",
+            "max_abs_err", "max_rel_err", "max_ulp", "size", "nan_count", "inf_count", "error", "known")
+
+
+def _types(annotation) -> tuple[type, ...]:
+    """`float | None` -> (float, int, NoneType): JSON writes a whole float as an int."""
+    args = typing.get_args(annotation) if isinstance(annotation, types.UnionType) else (annotation,)
+    found = tuple(typing.get_origin(a) or a for a in args)
+    return (*found, int) if float in found else found
+
+
+# field -> the types its JSON value may have: what reading a results file checks
+FIELD_TYPES = {name: _types(hint) for name, hint in typing.get_type_hints(Record).items() if name != "extra"}
+
+
+def key(record: dict, by_id: bool = True) -> tuple:
+    """The identity of a record (JSON form): one per (case, op, quantity, dtype, framework, implementation, mode,
+    device), the implementation by its stable id where the record has one (a label can be improved without breaking
+    baselines), by its label for files written before ids existed (by_id=False compares such a file with a newer one)."""
+    impl = record.get("impl_id") if by_id and record.get("impl_id") else record["impl"]
+    return (record["case"], record["op"], record["quantity"], record["dtype"], record["framework"], impl, record["mode"], record["device"])
+
+
+def message(record: dict) -> str:
+    """What a record says about itself in one line: its detail, else its error's message."""
+    return record.get("detail") or (record.get("error") or {}).get("message", "") or ""
