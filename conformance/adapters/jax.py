@@ -13,6 +13,7 @@ from typing import Any
 
 import numpy as np
 
+from . import naive
 from .base import Impl, check_supported, exact_signature, needs_grad, quantity_arguments, reduce_with
 
 NAME = "jax"
@@ -118,23 +119,17 @@ def jnp_where_log_softmax(x, mask, inputs):
     return jax.nn.log_softmax(jnp.where(mask, x, -jnp.inf), axis=inputs.axis)
 
 
-def naive_softmax(x, labels, inputs):
-    e = jnp.exp(x)
-    return e / jnp.sum(e, axis=inputs.axis, keepdims=True)
 
 
-def naive_log_softmax(x, labels, inputs):
-    return jnp.log(jax.nn.softmax(x, axis=inputs.axis))
 
 
-def naive_cross_entropy(x, labels, inputs):
-    return -jnp.sum(labels * jnp.log(jax.nn.softmax(x, axis=inputs.axis)), axis=inputs.axis)
-
-
-def naive_sparse_cross_entropy(x, labels, inputs):
-    logp = jnp.log(jax.nn.softmax(x, axis=inputs.axis))
-    return -jnp.squeeze(jnp.take_along_axis(logp, jnp.expand_dims(labels, inputs.axis), axis=inputs.axis), inputs.axis)
-
+NAIVE = naive.Namespace(
+    exp=lambda x: jnp.exp(x), log=lambda x: jnp.log(x), sum=lambda x, axis, keep: jnp.sum(x, axis=axis, keepdims=keep),
+    softmax=lambda x, axis: jax.nn.softmax(x, axis=axis),
+    pick=lambda v, t, axis: jnp.squeeze(jnp.take_along_axis(v, jnp.expand_dims(t, axis), axis=axis), axis),
+    labels={"softmax": "jnp.exp(x) / jnp.exp(x).sum()", "log_softmax": "jnp.log(jax.nn.softmax(x))",
+            "softmax_cross_entropy": "-jnp.sum(y * jnp.log(jax.nn.softmax(x)))",
+            "sparse_softmax_cross_entropy": "-jnp.log(jax.nn.softmax(x))[t]"})
 
 def implementations() -> list[Impl]:
     return [
@@ -151,11 +146,7 @@ def implementations() -> list[Impl]:
         Impl(NAME, "jax.nn.softmax(jnp.where(mask, x, -inf))", "masked_softmax", jnp_where_softmax, key="jnp_where/softmax"),
         Impl(NAME, "jax.nn.log_softmax(jnp.where(mask, x, -inf))", "masked_log_softmax", jnp_where_log_softmax,
              key="jnp_where/log_softmax"),
-        Impl(NAME, "naive: jnp.exp(x) / jnp.exp(x).sum()", "softmax", naive_softmax, naive=True, key="naive/softmax"),
-        Impl(NAME, "naive: jnp.log(jax.nn.softmax(x))", "log_softmax", naive_log_softmax, naive=True, key="naive/log_softmax"),
-        Impl(NAME, "naive: -jnp.sum(y * jnp.log(jax.nn.softmax(x)))", "softmax_cross_entropy", naive_cross_entropy, naive=True, key="naive/cross_entropy"),
-        Impl(NAME, "naive: -jnp.log(jax.nn.softmax(x))[t]", "sparse_softmax_cross_entropy", naive_sparse_cross_entropy, naive=True,
-             key="naive/sparse_cross_entropy"),
+        *naive.implementations(NAME, NAIVE),
     ]
 
 

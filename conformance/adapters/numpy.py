@@ -11,6 +11,7 @@ from pathlib import Path
 
 import numpy as np
 
+from . import naive
 from .base import Impl, Unsupported, check_supported, reduce_with
 
 NAME = "numpy"
@@ -77,23 +78,17 @@ def masked(xp, special) -> tuple:
     return masked_softmax, masked_log_softmax
 
 
-def naive_softmax(x, labels, inputs):
-    e = np.exp(x)
-    return e / np.sum(e, axis=inputs.axis, keepdims=True)
 
 
-def naive_log_softmax(x, labels, inputs):
-    return np.log(_sp.softmax(x, axis=inputs.axis))
 
 
-def naive_cross_entropy(x, labels, inputs):
-    return -np.sum(labels * np.log(_sp.softmax(x, axis=inputs.axis)), axis=inputs.axis)
-
-
-def naive_sparse_cross_entropy(x, labels, inputs):
-    logp = np.log(_sp.softmax(x, axis=inputs.axis))
-    return -np.squeeze(np.take_along_axis(logp, np.expand_dims(labels, inputs.axis), axis=inputs.axis), axis=inputs.axis)
-
+NAIVE = naive.Namespace(
+    exp=lambda x: np.exp(x), log=lambda x: np.log(x), sum=lambda x, axis, keep: np.sum(x, axis=axis, keepdims=keep),
+    softmax=lambda x, axis: _sp.softmax(x, axis=axis),
+    pick=lambda v, t, axis: np.squeeze(np.take_along_axis(v, np.expand_dims(t, axis), axis=axis), axis=axis),
+    labels={"softmax": "np.exp(x) / np.exp(x).sum()", "log_softmax": "np.log(scipy.special.softmax(x))",
+            "softmax_cross_entropy": "-sum(y * np.log(scipy.special.softmax(x)))",
+            "sparse_softmax_cross_entropy": "-np.log(scipy.special.softmax(x))[t]"})
 
 # label -> stable key (records, the registry and baselines use numpy/<key>; labels can be improved freely)
 KEYS = {
@@ -103,10 +98,6 @@ KEYS = {
     '-take_along_axis(scipy.special.log_softmax(x), t)': 'scipy/sparse_cross_entropy',
     'scipy.special.softmax(np.where(mask, x, -inf))': 'scipy/where/softmax',
     'scipy.special.log_softmax(np.where(mask, x, -inf))': 'scipy/where/log_softmax',
-    'naive: np.exp(x) / np.exp(x).sum()': 'naive/softmax',
-    'naive: np.log(scipy.special.softmax(x))': 'naive/log_softmax',
-    'naive: -sum(y * np.log(scipy.special.softmax(x)))': 'naive/cross_entropy',
-    'naive: -np.log(scipy.special.softmax(x))[t]': 'naive/sparse_cross_entropy',
 }
 
 
@@ -123,10 +114,7 @@ def implementations() -> list[Impl]:
         impl("-take_along_axis(scipy.special.log_softmax(x), t)", "sparse_softmax_cross_entropy", sparse_cross_entropy),
         impl("scipy.special.softmax(np.where(mask, x, -inf))", "masked_softmax", masked_softmax),
         impl("scipy.special.log_softmax(np.where(mask, x, -inf))", "masked_log_softmax", masked_log_softmax),
-        impl("naive: np.exp(x) / np.exp(x).sum()", "softmax", naive_softmax, naive=True),
-        impl("naive: np.log(scipy.special.softmax(x))", "log_softmax", naive_log_softmax, naive=True),
-        impl("naive: -sum(y * np.log(scipy.special.softmax(x)))", "softmax_cross_entropy", naive_cross_entropy, naive=True),
-        impl("naive: -np.log(scipy.special.softmax(x))[t]", "sparse_softmax_cross_entropy", naive_sparse_cross_entropy, naive=True),
+        *naive.implementations(NAME, NAIVE),
     ]
 
 

@@ -17,7 +17,7 @@ from typing import Any
 import ml_dtypes
 import numpy as np
 
-from . import keras_api
+from . import keras_api, naive
 from .base import Impl, Unsupported, check_supported, exact_signature, needs_grad, no_sync, quantity_arguments, reduce_with
 
 NAME = "tensorflow"
@@ -129,23 +129,17 @@ def where_log_softmax(x, mask, inputs):
     return tf.nn.log_softmax(tf.where(mask, x, tf.constant(-np.inf, x.dtype)), axis=inputs.axis)
 
 
-def naive_softmax(x, labels, inputs):
-    e = tf.exp(x)
-    return e / tf.reduce_sum(e, axis=inputs.axis, keepdims=True)
 
 
-def naive_log_softmax(x, labels, inputs):
-    return tf.math.log(tf.nn.softmax(x, axis=inputs.axis))
 
 
-def naive_cross_entropy(x, labels, inputs):
-    return -tf.reduce_sum(labels * tf.math.log(tf.nn.softmax(x, axis=inputs.axis)), axis=inputs.axis)
-
-
-def naive_sparse_cross_entropy(x, labels, inputs):
-    logp = tf.math.log(tf.nn.softmax(_classes_last(x, inputs.axis), axis=-1))
-    return -tf.gather(logp, labels, axis=-1, batch_dims=labels.shape.rank)
-
+NAIVE = naive.Namespace(
+    exp=lambda x: tf.exp(x), log=lambda x: tf.math.log(x), sum=lambda x, axis, keep: tf.reduce_sum(x, axis=axis, keepdims=keep),
+    softmax=lambda x, axis: tf.nn.softmax(x, axis=axis),
+    pick=lambda v, t, axis: tf.gather(_classes_last(v, axis), t, axis=-1, batch_dims=t.shape.rank),
+    labels={"softmax": "tf.exp(x) / tf.reduce_sum(tf.exp(x))", "log_softmax": "tf.math.log(tf.nn.softmax(x))",
+            "softmax_cross_entropy": "-tf.reduce_sum(y * tf.math.log(tf.nn.softmax(x)))",
+            "sparse_softmax_cross_entropy": "-tf.gather(tf.math.log(tf.nn.softmax(x)), t)"})
 
 def implementations() -> list[Impl]:
     return [
@@ -158,12 +152,7 @@ def implementations() -> list[Impl]:
         Impl(NAME, "tf.nn.softmax(tf.where(mask, x, -inf))", "masked_softmax", where_softmax, key="where/softmax"),
         Impl(NAME, "tf.nn.log_softmax(tf.where(mask, x, -inf))", "masked_log_softmax", where_log_softmax, key="where/log_softmax"),
         *keras_api.implementations(NAME),
-        Impl(NAME, "naive: tf.exp(x) / tf.reduce_sum(tf.exp(x))", "softmax", naive_softmax, naive=True, key="naive/softmax"),
-        Impl(NAME, "naive: tf.math.log(tf.nn.softmax(x))", "log_softmax", naive_log_softmax, naive=True, key="naive/log_softmax"),
-        Impl(NAME, "naive: -tf.reduce_sum(y * tf.math.log(tf.nn.softmax(x)))", "softmax_cross_entropy", naive_cross_entropy, naive=True,
-             key="naive/cross_entropy"),
-        Impl(NAME, "naive: -tf.gather(tf.math.log(tf.nn.softmax(x)), t)", "sparse_softmax_cross_entropy",
-             naive_sparse_cross_entropy, naive=True, key="naive/sparse_cross_entropy"),
+        *naive.implementations(NAME, NAIVE),
     ]
 
 

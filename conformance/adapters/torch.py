@@ -15,6 +15,7 @@ from typing import Any
 import ml_dtypes
 import numpy as np
 
+from . import naive
 from .base import Impl, Unsupported, check_supported, needs_grad, no_sync, reduce_with
 
 NAME = "torch"
@@ -138,23 +139,17 @@ def masked_fill_log_softmax(x, mask, inputs):
     return F.log_softmax(x.masked_fill(~mask, float("-inf")), dim=inputs.axis)
 
 
-def naive_softmax(x, labels, inputs):
-    e = torch.exp(x)
-    return e / e.sum(dim=inputs.axis, keepdim=True)
 
 
-def naive_log_softmax(x, labels, inputs):
-    return torch.log(torch.softmax(x, dim=inputs.axis))
 
 
-def naive_cross_entropy(x, labels, inputs):
-    return -(labels * torch.log(torch.softmax(x, dim=inputs.axis))).sum(dim=inputs.axis)
-
-
-def naive_sparse_cross_entropy(x, labels, inputs):
-    logp = torch.log(torch.softmax(x, dim=inputs.axis))
-    return -torch.gather(logp, inputs.axis, labels.long().unsqueeze(inputs.axis)).squeeze(inputs.axis)
-
+NAIVE = naive.Namespace(
+    exp=lambda x: torch.exp(x), log=lambda x: torch.log(x), sum=lambda x, axis, keep: x.sum(dim=axis, keepdim=keep),
+    softmax=lambda x, axis: torch.softmax(x, dim=axis),
+    pick=lambda v, t, axis: torch.gather(v, axis, t.long().unsqueeze(axis)).squeeze(axis),
+    labels={"softmax": "torch.exp(x) / torch.exp(x).sum()", "log_softmax": "torch.log(torch.softmax(x))",
+            "softmax_cross_entropy": "-(y * torch.log(torch.softmax(x))).sum()",
+            "sparse_softmax_cross_entropy": "-torch.log(torch.softmax(x)).gather(t)"})
 
 def implementations() -> list[Impl]:
     ce_options = frozenset({"reduction", "label_smoothing", "weight"})
@@ -176,11 +171,7 @@ def implementations() -> list[Impl]:
         Impl(NAME, "torch.softmax(x.masked_fill(~mask, -inf))", "masked_softmax", masked_fill_softmax, key="masked_fill/softmax"),
         Impl(NAME, "F.log_softmax(x.masked_fill(~mask, -inf))", "masked_log_softmax", masked_fill_log_softmax,
              key="masked_fill/log_softmax"),
-        Impl(NAME, "naive: torch.exp(x) / torch.exp(x).sum()", "softmax", naive_softmax, naive=True, key="naive/softmax"),
-        Impl(NAME, "naive: torch.log(torch.softmax(x))", "log_softmax", naive_log_softmax, naive=True, key="naive/log_softmax"),
-        Impl(NAME, "naive: -(y * torch.log(torch.softmax(x))).sum()", "softmax_cross_entropy", naive_cross_entropy, naive=True, key="naive/cross_entropy"),
-        Impl(NAME, "naive: -torch.log(torch.softmax(x)).gather(t)", "sparse_softmax_cross_entropy", naive_sparse_cross_entropy,
-             naive=True, key="naive/sparse_cross_entropy"),
+        *naive.implementations(NAME, NAIVE),
     ]
 
 
