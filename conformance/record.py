@@ -11,6 +11,7 @@ import dataclasses
 import types
 import typing
 from dataclasses import dataclass, field
+from typing import Any
 
 
 @dataclass
@@ -49,8 +50,8 @@ class Record:
     out_dtype: str | None = None  # the dtype the framework answered in, where it is not the input's
     composed: list | None = None  # parts the adapter composed around the public call (e.g. ["reduction"])
     worst_index: list | None = None
-    output: list | None = None
-    expected: list | None = None
+    output: Any = None  # JSON of the values: nested lists, one number for a reduced loss, "nan"/"inf" as strings
+    expected: Any = None
     extra: dict = field(default_factory=dict)  # the verdict's own flags (silent, expect_checked, ...)
 
     def to_json(self) -> dict:
@@ -81,7 +82,7 @@ def _types(annotation) -> tuple[type, ...]:
 
 
 # field -> the types its JSON value may have: what reading a results file checks
-FIELD_TYPES = {name: _types(hint) for name, hint in typing.get_type_hints(Record).items() if name != "extra"}
+FIELD_TYPES = {name: _types(hint) for name, hint in typing.get_type_hints(Record).items() if name != "extra" and hint is not Any}
 
 
 def key(record: dict, by_id: bool = True) -> tuple:
