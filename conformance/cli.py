@@ -128,7 +128,7 @@ class Progress:
 
 @contextlib.contextmanager
 def framework_logs(out: Path):
-    """Workers write what the frameworks print (TensorFlow's and absl's log lines, Keras warnings, compiler output)
+    """Workers write what the frameworks print (their log lines, warnings, compiler output)
     to out/run.log instead of the terminal: the run's own output stays the progress and the verdict."""
     out.mkdir(parents=True, exist_ok=True)
     path = out / "run.log"
@@ -402,8 +402,8 @@ def cmd_timing(args) -> int:
 
 
 def cmd_list(args) -> int:
-    """Each framework described by a process of its own (spawned): a framework fixes things per process (Keras's
-    backend, thread pools), so describing one in the process of another could describe the wrong thing."""
+    """Each framework described by a process of its own (spawned): a framework fixes things per process (a
+    backend chosen at import, thread pools), so describing one in the process of another could describe the wrong thing."""
     import multiprocessing as mp
 
     with mp.get_context("spawn").Pool(1, maxtasksperchild=1) as pool:
@@ -538,7 +538,7 @@ def _add_run(sub) -> None:
     run.add_argument("--jobs", type=_jobs, default=max(2, _usable_cores()),
                      help="worker processes at once (default: the cores this process may use, at least 2; 1: everything in this process)")
     run.add_argument("--compile-cache", type=Path, default=default_compile_cache(),
-                     help="folder where JAX, TensorFlow's XLA and torch.compile keep compiled programs between runs (default: $CONFORMANCE_CACHE_DIR, "
+                     help="folder where the frameworks' compilers keep compiled programs between runs (default: $CONFORMANCE_CACHE_DIR, "
                           "else ~/.cache/softmax-conformance); an empty folder gives a cold run")
     run.add_argument("--no-compile-cache", action="store_true", help="use each framework's default caching instead")
     run.add_argument("--known", type=Path, default=known_registry.DEFAULT_REGISTRY, help="known-divergence registry (YAML)")
@@ -628,7 +628,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def _add_small_commands(sub) -> None:
     """`conformance gpu`, `rejudge`, `timing`, `schema` and `list`."""
-    gp = sub.add_parser("gpu", help="the prepared GPU job: corpus on CPU and GPU, JAX compiled, GPU benchmarks, report, into one folder")
+    gp = sub.add_parser("gpu", help="the prepared GPU job: corpus on CPU and GPU, eager and compiled, GPU benchmarks, report, into one folder")
     gp.add_argument("--out", default="reports/gpu", help="folder for everything (default: reports/gpu/)")
     gp.add_argument("--frameworks", type=_csv(None, "framework"), default=None, help="default: every installed one")
     gp.add_argument("--minutes", type=_positive("minutes"), default=8.0, help="time budget shared by the steps (default 8)")

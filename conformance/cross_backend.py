@@ -1,7 +1,7 @@
-"""One public call on several backends: "does my Keras model compute the same loss on another backend?"
+"""One public call on several backends: "does my model compute the same loss on another backend?"
 
-Implementations whose stable ids share everything after the framework (`tensorflow/keras/ops/softmax`,
-`keras-jax/keras/ops/softmax`, `keras-torch/keras/ops/softmax`) are one *door* run by different frameworks' kernels.
+Implementations whose stable ids share everything after the framework (`<framework>/<door>` for every framework that
+declares the door's prefix, adapters.shared_doors) are one *door* run by different frameworks' kernels.
 For each door and pair of backends this compares the calls both ran (same case, op, quantity, dtype, mode, device)
 by their verdict before the registry and their behaviour: two passes agree within the oracle's tolerance of each
 other's answer; anything else that differs is a place where the backends part ways."""
@@ -11,12 +11,12 @@ from __future__ import annotations
 from collections import defaultdict
 from itertools import combinations
 
-SHARED_DOORS = ("keras/",)  # id prefixes (after the framework) of public APIs that several frameworks run
+from .adapters import shared_doors
 
 
-def _door(impl_id: str) -> str | None:
+def _door(impl_id: str, prefixes: tuple[str, ...]) -> str | None:
     rest = impl_id.partition("/")[2]
-    return rest if rest.startswith(SHARED_DOORS) else None
+    return rest if prefixes and rest.startswith(prefixes) else None
 
 
 def _verdict(r: dict) -> str:
@@ -26,8 +26,9 @@ def _verdict(r: dict) -> str:
 def calls(records: list[dict]) -> dict[tuple, dict[str, dict]]:
     """(door, case, op, quantity, dtype, mode, device) -> backend -> record, for doors run by two or more backends."""
     out: dict[tuple, dict[str, dict]] = defaultdict(dict)
+    prefixes = shared_doors()
     for r in records:
-        door = _door(r.get("impl_id") or "")
+        door = _door(r.get("impl_id") or "", prefixes)
         if door and r["status"] not in ("unsupported", "skip"):
             out[(door, r["case"], r["op"], r["quantity"], r["dtype"], r["mode"], r["device"])][r["framework"]] = r
     return {k: v for k, v in out.items() if len(v) > 1}

@@ -3,7 +3,7 @@
 The verdict is complete or it is a FAIL. The gate fails when:
   incomplete  the current run was interrupted, lost a worker (crash, hang, time-out), or is missing records the
               baseline has, a framework the baseline ran included, unless the current run's recorded selection
-              explains the gap (`--frameworks jax` is then compared on jax alone, and the gate says so);
+              explains the gap (`--frameworks X` is then compared on X alone, and the gate says so);
   status      a record got worse: pass -> anything else (fail, error, known, unsupported, skip), or anything ->
               fail/error (a new fail/error record counts too);
   behaviour   a record that is known or non-finite in either run (where ULPs of a NaN mean nothing) changed its
@@ -14,16 +14,13 @@ The verdict is complete or it is a FAIL. The gate fails when:
   stale       a known-divergence entry that the current run shows to be out of date and whose records ran;
   speed       see speed_gate.py.
 
-The accuracy envelopes come from measured noise (tests/test_gate_upgrade.py replays the data):
-  same environment   same CPU (model, vector extensions, cores) and the same package versions: re-runs are
-                     bit-identical, except that a cold and a warm torch.compile may pick other kernels (measured:
-                     a bfloat16 gradient 0.6% -> 2.6% of its tolerance); 2x and 5% of the tolerance;
-  version change     same CPU, other package versions: jax 0.9.2/optax 0.2.6 -> jax 0.10.2/optax 0.2.8 (committed
-                     in tests/data/upgrade/) moved no fused record by more than 0.16 of its tolerance;
-                     2x and a quarter of the tolerance leaves room above that;
-  CPU change         two AMD EPYC VMs, one without AVX-512, same versions (the baselines of bf37c69 and a531eb1):
-                     the largest move of a passing fused record was 29% -> 59% (+0.30); the envelope is 2x and
-                     half the tolerance. Across CPUs a record must also stay inside its tolerance (the status rule).
+The accuracy envelopes (ENVELOPES) are sized from measured noise, given with its figures in the README ("The gate
+in CI", "Accuracy envelopes"); tests/test_gate_upgrade.py replays the committed upgrade data:
+  same environment   same CPU (model, vector extensions, cores) and package versions: 2x and 5% of the tolerance
+                     (re-runs are bit-identical except where a cold and a warm compile pick other kernels);
+  version change     same CPU, other package versions: 2x and a quarter of the tolerance;
+  CPU change         other CPU, same versions: 2x and half the tolerance. Across CPUs a record must also stay inside
+                     its tolerance (the status rule).
 A 40x loss of accuracy (e.g. 2% -> 80% of the tolerance) fails in every environment.
 """
 

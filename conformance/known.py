@@ -1,7 +1,7 @@
 """The known-divergence registry: data (known/divergences.yaml), not code.
 
 Each entry matches result records by framework, implementation, op, quantity, dtype, mode, device, case
-pattern (glob on the full case id) and package version ranges (`versions: {optax: "<0.2.7"}`, PEP 440; a
+pattern (glob on the full case id) and package version ranges (`versions: {<package>: "<0.2.7"}`, PEP 440; a
 plain string applies to the framework's own package), and says why they differ: a bug or a design choice,
 with an upstream link. A fail or error record that an entry matches gets status `known` and the entry's link.
 
@@ -165,7 +165,7 @@ def _bound(raw, where: str) -> float | None:
 
 
 def _versions(raw, where: str) -> dict[str, SpecifierSet]:
-    """`versions: "<0.5"` (the framework's own package) or `versions: {optax: "<0.2.7", jax: ">=0.9"}`."""
+    """`versions: "<0.5"` (the framework's own package) or `versions: {<package>: "<0.2.7", <other>: ">=0.9"}`."""
     if raw is None or raw == "":
         return {}
     items = raw.items() if isinstance(raw, dict) else [("", raw)]
@@ -246,7 +246,7 @@ def stale(entries: list[Entry], selection: dict, ran_cases: set[str], corpus_cas
         ran = [names for fw, names in offered.items() if _matches(fw, e.match["framework"])]
         all_ran = all(any(_matches(fw, [p]) for fw in offered) for p in e.match["framework"])  # every framework it names
         # a pattern whose framework part is a glob ("*/naive/*") may rightly match nothing in the frameworks that ran
-        # (Keras alone has no naive formulas): only a pattern naming its framework can be shown renamed
+        # (a framework without naive formulas): only a pattern naming its framework can be shown renamed
         unknown = [p for p in e.match.get("impl", []) if all_ran and not any(ch in p.partition("/")[0] for ch in "*?[")
                    and not any(_matches(n, [p]) for names in ran for n in names)]
         if unknown:

@@ -12,7 +12,7 @@ Each quantity comes with a *scale*: a bound on the rounding error any backward-s
 may make, in units of the dtype's unit roundoff. It is built from the componentwise condition number
 of the op at the input (see `tolerance.py` for the model, and the README's "The oracle and the tolerance model").
 
-Semantics of the options (documented in README; PyTorch's conventions, which are the most general):
+Semantics of the options (documented in README; the most general of the frameworks' conventions):
   y_eff = ((1 - eps) * y + eps / C) * w        dense labels y, smoothing eps, class weights w
   sparse: y = one_hot(t); rows whose label equals ignore_index get y_eff = 0
   loss_i = -sum_c y_eff_ic * log_softmax(x)_ic   (terms with y_eff = 0 contribute 0, even at -inf logits)
@@ -158,8 +158,8 @@ def compute(inp: Inputs, quantity: str) -> Reference:
 
 
 def _flush(inp: Inputs, quantity: str, shape: tuple[int, ...]) -> np.ndarray | float:
-    """How much a result moves if a probability below the normal range is flushed to zero (FTZ/DAZ, as XLA
-    and TensorFlow do on CPU): the magnitude of the factor that multiplies that probability."""
+    """How much a result moves if a probability below the normal range is flushed to zero (FTZ/DAZ, as some
+    frameworks' CPU kernels do): the magnitude of the factor that multiplies that probability."""
     if quantity in ("value", "grad_labels"):
         return 1.0
     g = np.abs(inp.cotangent.astype(np.float64))

@@ -40,7 +40,7 @@ def cpu_model() -> str:
     return _cpuinfo("model name") or platform.processor() or platform.machine()
 
 
-# Vector extensions by which XLA, Inductor (-march=native) and oneDNN choose their CPU kernels: two CPUs that
+# Vector extensions by which the frameworks' compilers and kernel libraries choose their CPU kernels: two CPUs that
 # differ in them sum in a different order, so errors move (within tolerance) although nothing changed.
 KERNEL_FEATURES = ("sse4_2", "avx", "avx2", "fma", "f16c", "avx512f", "avx512bw", "avx512vl", "avx512_vnni", "avx512_bf16",
                    "avx512_fp16", "amx_tile", "amx_bf16", "amx_fp16", "asimd", "sve", "sve2")
@@ -53,7 +53,7 @@ def _cpu_features() -> list[str]:
 
 def kernel_fingerprint(doc: dict) -> str | None:
     """The CPU as far as the frameworks' choice of kernels and their split over threads goes (model, vector
-    extensions, core count: TensorFlow's thread pools size themselves by the cores); None for a results file
+    extensions, core count: frameworks size their thread pools by the cores); None for a results file
     that did not record it."""
     env = doc.get("environment") or {}
     if "cpu_features" not in env:

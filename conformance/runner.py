@@ -33,8 +33,8 @@ from .record import Record
 from .results import cpu_model
 
 # Seconds a worker may go without sending anything (a record, progress) before it is taken for hung and stopped.
-# Generous: the longest silence measured is one cold torch.compile of a backward graph (about 10 s) or JAX eager
-# compiling the primitives of a large case; a framework whose import never returns is what this catches.
+# Generous: far above the longest silence of a healthy worker (one cold compile of a backward graph, README "How
+# long it takes"); a framework whose import never returns is what this catches.
 DEFAULT_TIMEOUT_S = 600.0
 
 
@@ -193,7 +193,7 @@ def make_record(case: Case, inputs: Inputs, impl, quantity: str, mode: str, devi
         setattr(record, name, getattr(v, name))
     record.error = v.extra.pop("error", None)
     record.extra = v.extra
-    if error is None and hasattr(out, "dtype") and str(out.dtype) != inputs.dtype:  # computed in another dtype (floatx)
+    if error is None and hasattr(out, "dtype") and str(out.dtype) != inputs.dtype:  # computed in another dtype (a global float type)
         record.out_dtype = str(out.dtype)
     return record
 
@@ -266,10 +266,9 @@ class Shard:
 
 
 # A dtype whose cold run is estimated above this many seconds gets a worker of its own. Programs never cross
-# dtypes (a torch.compile graph, a jax.jit program, an XLA primitive are all specialised to one), so a dtype
-# split compiles nothing twice; it lets the two cores of the build VM share torch.compile's 820 s instead of
-# one core doing it alone while the other idles. Below it, a worker's start-up (importing the framework, a
-# few seconds) is not worth paying again.
+# dtypes (a compiled graph or program is specialised to one), so a dtype split compiles nothing twice; it
+# lets the cores share a framework's long cold compile instead of one core doing it alone while the others idle.
+# Below it, a worker's start-up (importing the framework, a few seconds) is not worth paying again.
 SPLIT_ABOVE_S = 60.0
 
 

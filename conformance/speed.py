@@ -15,7 +15,7 @@ its roof fraction is below one by design: the figure says how far the framework 
 
 The roof is a STREAM-like copy (np.copyto, counted as read + write like STREAM's COPY) at the same footprint
 (two buffers of bytes/2), on one thread and on the benchmark's thread count, best of both, measured in the
-same process as the benchmarks. On a GPU it is a device-to-device CuPy copy timed with CUDA events. Below a
+same process as the benchmarks. On a GPU it is a device-to-device copy timed with CUDA events (adapters.gpu_roof). Below a
 few hundred KiB the copy is bound by call latency, not bandwidth: for the 32x10 latency shape the time is
 the figure to read, not the GB/s.
 """
@@ -32,6 +32,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from . import dtypes as dt
+from .adapters import gpu_roof
 from .cases import Options
 from .inputs import Inputs, output_shape
 from .names import CROSS_ENTROPY_OPS, MASKED_OPS, OPS
@@ -211,42 +212,8 @@ class CpuRoof:
         return self.cache[nbytes]
 
 
-class GpuRoof:
-    """Device-to-device copy bandwidth with CuPy (a library not under test), timed with CUDA events."""
-
-    method = "CuPy device-to-device copy (read + write), CUDA events, same footprint"
-
-    def __init__(self):
-        import cupy  # noqa: F401  (ImportError: no GPU roof; the benchmarks say so)
-
-        self.cache: dict[int, float] = {}
-
-    def describe(self) -> str:
-        return self.method
-
-    def gbps(self, nbytes: int) -> float:
-        import cupy
-
-        if nbytes not in self.cache:
-            half = max(nbytes // 2, 64)
-            src, dst = cupy.ones(half, cupy.uint8), cupy.empty(half, cupy.uint8)
-            start, stop = cupy.cuda.Event(), cupy.cuda.Event()
-            best = float("inf")
-            for _ in range(20):
-                start.record()
-                dst[...] = src
-                stop.record()
-                stop.synchronize()
-                best = min(best, cupy.cuda.get_elapsed_time(start, stop) / 1e3)
-            self.cache[nbytes] = 2 * half / best / 1e9
-        return self.cache[nbytes]
-
-
 def roof_for(device: str, threads: int):
-    """The roof for a device, or None where it cannot be measured (no CuPy on a GPU machine)."""
+    """The roof for a device, or None where it cannot be measured (the GPU roof's library is not installed)."""
     if device == "cpu":
         return CpuRoof(threads)
-    try:
-        return GpuRoof()
-    except ImportError:
-        return None
+    return gpu_roof()

@@ -129,7 +129,7 @@ def agreement_matrix(records: list[dict], quantity: str) -> list[str]:
 
 def disagreement_rows(records: list[dict]) -> list[list[str]]:
     """The same call judged differently in another mode (eager / compiled) or on another device (CPU / GPU): e.g. an
-    error eagerly and NaN under XLA for the same input. One row per (case, op, quantity, dtype, implementation)."""
+    error eagerly and NaN compiled for the same input. One row per (case, op, quantity, dtype, implementation)."""
     groups: dict[tuple, dict[str, dict]] = defaultdict(dict)
     for r in records:
         if r["status"] in ("unsupported", "skip"):
@@ -295,7 +295,7 @@ def render(doc: dict, benchmarks: list[dict] | None = None, speed_plot: str | No
         ("Gradient agreement", gradient_section(records)),
         ("Pairwise agreement of frameworks (both match the oracle / both ran)",
          [line for q in ("value", *GRADIENTS) for line in (agreement_matrix(records, q) + [""])]),
-        ("The same public call on different backends (Keras 3)", cross_backend_section(records)),
+        ("The same public call on different backends", cross_backend_section(records)),
         ("Behaviour on invalid input", invalid_behaviour(records)),
         ("Known divergences: what each framework computes instead, and why", known_section(records, doc.get("stale_known", []), doc.get("known_divergences"))),
     ]

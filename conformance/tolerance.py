@@ -13,7 +13,7 @@ K        operations chained per element beyond the class reduction: 4 for values
          only for C in the thousands with adversarial ordering; none of the frameworks sums serially).
 tiny*F   the smallest normal number of the dtype times F, the factor that multiplies a probability in the
          result (1 for values; |cotangent| sums for gradients, see oracle._flush): a probability below the
-         normal range may be flushed to zero anywhere in the computation (XLA and TensorFlow set FTZ/DAZ
+         normal range may be flushed to zero anywhere in the computation (some frameworks set FTZ/DAZ
          on CPU), which is not counted as a fail.
 
 These constants were fixed from the error analysis before any framework was run, and are never raised

@@ -16,7 +16,7 @@ from types import ModuleType
 from .base import Impl, Unsupported, contract_problems
 
 __all__ = ["Impl", "Unsupported", "FrameworkAbsent", "registered", "load_adapter", "missing_packages", "cold_seconds",
-           "package_versions", "declared"]
+           "package_versions", "declared", "gpu_roof", "GPU_ROOF_ABSENT", "shared_doors"]
 
 BUILTIN = {
     "numpy": "conformance.adapters.numpy",
@@ -103,6 +103,32 @@ def declared(name: str, attribute: str, default=None):
     """A constant the adapter module declares (COLD_SECONDS, GPU, GPU_ENV, DEVICE_ASSERTS), read without importing
     the framework: the planner needs them before any worker starts."""
     return getattr(importlib.import_module(registered()[name]), attribute, default)
+
+
+def shared_doors() -> tuple[str, ...]:
+    """Key prefixes of public APIs that several registered frameworks run (declared SHARED_DOORS): the report's
+    cross-backend section. An adapter module that cannot be imported here declares nothing."""
+    found = set()
+    for module in registered().values():
+        try:
+            found.update(getattr(importlib.import_module(module), "SHARED_DOORS", ()))
+        except ImportError:
+            continue
+    return tuple(sorted(found))
+
+
+GPU_ROOF_ABSENT = "no CuPy on this GPU machine"
+
+
+def gpu_roof():
+    """A GPU's memory-bandwidth roof for the speed report (CuPy's device-to-device copy), or None where CuPy is not
+    installed (the report then says GPU_ROOF_ABSENT)."""
+    from .cupy import CopyRoof
+
+    try:
+        return CopyRoof()
+    except ImportError:
+        return None
 
 
 def cold_seconds(name: str) -> dict[tuple[str, str], float]:

@@ -34,6 +34,11 @@ a subprocess), and, for running on a GPU (read without importing the framework):
                                                 run in a worker of their own
     device_problems() -> dict[str, str]         why a device is not usable, for the error when one was asked for
 
+and, where some of its implementations are a public API that other frameworks run too (a multi-backend library):
+
+    SHARED_DOORS: tuple[str, ...]               prefixes of those implementations' keys; the report compares the
+                                                same call across the frameworks that declare the prefix
+
 Nothing framework-specific lives outside those modules. `evaluate` computes the requested quantities
 with the framework's own autodiff and compiler; it raises `Unsupported` for what the framework does not
 offer, and returns an exception object per quantity for what the framework raised.

@@ -11,6 +11,10 @@ from typing import Any
 from ..generators import MAX_RANK
 from .base import Impl
 
+# Keras calls are one public API run by several frameworks' kernels: the report compares them across backends
+# (adapters.shared_doors, cross_backend.py). Every adapter with Keras doors declares it.
+SHARED_DOORS = ("keras/",)
+
 keras: Any = None
 _softmax_layers: dict[int, Any] = {}
 _KERAS_REDUCTION = {"none": "none", "sum": "sum", "mean": "sum_over_batch_size"}

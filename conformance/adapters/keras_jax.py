@@ -12,6 +12,7 @@ from . import keras_api
 from .base import Impl
 
 NAME = "keras-jax"
+SHARED_DOORS = keras_api.SHARED_DOORS
 REQUIRES = ("keras", "jax")
 PACKAGES = ("keras", "jax", "jaxlib", "ml_dtypes")
 NUMERIC_ENV = _jax.NUMERIC_ENV

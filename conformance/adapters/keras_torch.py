@@ -12,6 +12,7 @@ from . import torch as _torch
 from .base import Impl
 
 NAME = "keras-torch"
+SHARED_DOORS = keras_api.SHARED_DOORS
 REQUIRES = ("keras", "torch")
 PACKAGES = ("keras", "torch")
 NUMERIC_ENV = _torch.NUMERIC_ENV

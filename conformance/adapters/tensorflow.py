@@ -21,6 +21,7 @@ from . import keras_api, naive
 from .base import Impl, Unsupported, check_supported, exact_signature, needs_grad, no_sync, quantity_arguments, reduce_with
 
 NAME = "tensorflow"
+SHARED_DOORS = keras_api.SHARED_DOORS
 REQUIRES = ("tensorflow", "keras")  # importable packages; checked before any worker starts
 PACKAGES = ("tensorflow", "tensorflow-cpu", "keras", "ml_dtypes")  # versions that change the numbers (the gate attributes moves to them)
 THREAD_ENV = ("TF_NUM_INTRAOP_THREADS", "TF_NUM_INTEROP_THREADS")  # benchmarks size TensorFlow's pools with these

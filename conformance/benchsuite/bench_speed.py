@@ -12,7 +12,7 @@ import time
 import pytest
 
 from conformance import speed
-from conformance.adapters import Unsupported
+from conformance.adapters import GPU_ROOF_ABSENT, Unsupported
 
 
 def _warm(call, seconds: float, at_least: int = 3) -> int:
@@ -35,7 +35,7 @@ def _bandwidth(benchmark, bench: dict, device: str, nbytes: int, formula: str) -
     roof = _roof(bench, device)
     info = {"bytes": nbytes, "bytes_formula": formula, "gbps": nbytes / stats.min / 1e9, "gbps_median": nbytes / stats.median / 1e9}
     if roof is None:
-        return {**info, "roof_gbps": None, "roof_fraction": None, "roof_method": "unavailable (no CuPy on this GPU machine)"}
+        return {**info, "roof_gbps": None, "roof_fraction": None, "roof_method": f"unavailable ({GPU_ROOF_ABSENT})"}
     roof_gbps = roof.gbps(nbytes)
     return {**info, "roof_gbps": roof_gbps, "roof_fraction": info["gbps"] / roof_gbps, "roof_method": roof.describe()}
 

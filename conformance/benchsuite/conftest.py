@@ -30,7 +30,7 @@ def _csv(text):
 
 
 def _pin(threads: int) -> list[int]:
-    """Pin this process to `threads` cores: XLA sizes its pool from the cores it sees, so pinning is the one
+    """Pin this process to `threads` cores: some frameworks size their pools from the cores they see, so pinning is the one
     control that treats every framework alike."""
     if not hasattr(os, "sched_setaffinity"):
         return []
@@ -43,7 +43,7 @@ def pytest_configure(config):
     threads = config.getoption("--bench-threads")
     cores = _pin(threads)
     adapter = load_adapter(config.getoption("--bench-framework"))
-    adapter.set_threads(threads)  # before the framework runs its first op (TensorFlow requires it)
+    adapter.set_threads(threads)  # before the framework runs its first op (some frameworks fix their pools at the first op)
     requested = _csv(config.getoption("--bench-devices"))
     found = adapter.devices()
     config._bench = {
