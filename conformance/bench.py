@@ -159,8 +159,7 @@ def combine(paths: list[Path]) -> dict:
     benchmarks.json). Each benchmark keeps the stats of its fastest run, every process's min
     (extra_info.process_mins) and each run's min (extra_info.run_mins): the spread between runs is the
     noise of this machine from one hour to the next, which the spread between the processes of one run
-    does not show (reports/bench-reruns/: a whole run can be 30-80% slower on a benchmark, in all of its
-    processes)."""
+    does not show (a slow spell slows every process of a run at once: reports/bench-reruns/README.md)."""
     docs = [speed_report.read(p) for p in paths]
     fingerprints = {speed_report.machine_fingerprint(d) for d in docs}
     if len(fingerprints) > 1:

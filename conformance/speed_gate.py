@@ -3,28 +3,19 @@
 A benchmark (pytest-benchmark JSON beside the results file, `benchmarks.json`) whose minimum
 time grew by more than max(SPEED_MIN_SLOWDOWN, SPEED_NOISE_FACTOR x noise), and, with --confirm, is
 still that slow when measured again. The minimum is the statistic least disturbed by other load.
-Noise comes in three sizes on the shared 2-core VM this was built on (reports/bench-reruns/):
-- within one process, a few percent (IQR): too small to matter;
-- between processes: five unchanged single-process runs moved 45 of 112 minimums by more than 25%
-  (allocator and thread-pool state differ per process). `conformance bench --repeat R` runs each
-  framework in R processes and keeps each benchmark's fastest; noise = how far the runner-up
+Noise comes in three sizes (measured in reports/bench-reruns/README.md):
+- within one process (IQR): too small to matter;
+- between processes (allocator and thread-pool state differ per process): `conformance bench --repeat R`
+  runs each framework in R processes and keeps each benchmark's fastest; noise = how far the runner-up
   process lies above the best;
-- between runs, hours apart: even best-of-3-processes minimums moved by up to 83% from run to run,
-  in all three processes of a run at once (slow spells of the machine). A baseline combined from
-  several runs (`conformance bench --combine`) records each run's min; noise = the range of them.
+- between runs, hours apart (slow spells of the machine, in every process of a run at once): a baseline
+  combined from several runs (`conformance bench --combine`) records each run's min; noise = their range.
 A benchmark whose threshold would exceed SPEED_MAX_THRESHOLD is not gated but listed as too noisy:
 a gate that cannot tell a 30% slowdown from noise must say so rather than pass it or cry wolf.
 A slow spell can still outlast a whole run, so a trip is only a suspect: --confirm measures the
 tripped benchmarks again in fresh processes (on the same machine) and the current side keeps the
-fastest of all its processes; a real slowdown survives that, a slow spell does not.
-Measured (reports/bench-reruns/, replayed by tests/test_bench_gate.py):
-- epyc/: a baseline of runs 0-2 passes runs 3-5 without confirmation (72-74 of 112 gated); a
-  single-run baseline (run0) had passed only 4 of 5 re-runs.
-- xeon/ (another CPU, a later session): baseline runs 6-8; the five re-runs 9-13 gate 103-106 of
-  112 benchmarks (6-9 named too noisy). Without --confirm 4 of 5 pass: run10 trips once (TF raw
-  softmax 32x10, 25.2 -> 31.1 us, +24% against a +15% limit), and its re-measurement (25.0 us)
-  clears it; with --confirm 5 of 5 pass. A 30% slowdown trips every gated benchmark on both CPUs
-  and survives confirmation.
+fastest of all its processes; a real slowdown survives that, a slow spell does not. What this rule made of
+unchanged re-runs on two CPUs is in reports/bench-reruns/README.md (replayed by tests/test_bench_gate.py).
 """
 
 from __future__ import annotations

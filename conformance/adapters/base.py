@@ -161,8 +161,8 @@ def quantity_arguments(quantities, x, labels, g, d) -> tuple:
 
 def exact_signature(compute, quantities):
     """`compute(x, labels, g, d)` with exactly the arguments quantity_arguments passes for `quantities`: a compiled
-    call's default arguments cost TensorFlow about 80 us of argument binding (measured beside the bare call, the speed
-    report's overhead table), and unused arguments cost every framework dispatch time."""
+    call's default arguments cost argument binding on every call (the speed report's overhead table shows what is
+    left), and unused arguments cost every framework dispatch time."""
     if "hvp" in quantities:
         return compute
     if needs_grad(quantities):

@@ -21,11 +21,12 @@ REQUIRES = ("jax", "optax")  # importable packages; checked before any worker st
 PACKAGES = ("jax", "jaxlib", "optax", "ml_dtypes")  # versions that change the numbers (the gate attributes moves to them)
 NUMERIC_ENV = ("XLA_FLAGS", "JAX_DEFAULT_MATMUL_PRECISION", "JAX_ENABLE_X64")  # recorded with the results
 QUICK_COMPILE = True  # XLA compiles a program in milliseconds: the GPU job runs JAX compiled too
-# JAX eager on a GPU compiles every primitive for each shape through XLA's GPU backend (H200: about 0.15 s a record)
+# JAX eager on a GPU compiles every primitive for each shape through XLA's GPU backend: the slower mode there
+# (figures: README "On a GPU"); only orders the GPU queue
 GPU_COLD_SECONDS = {"eager": 230, "compiled": 110}
 GPU_ENV = {"XLA_PYTHON_CLIENT_PREALLOCATE": "false"}  # JAX preallocates 75% of the GPU per process by default
-# Cold-cache seconds per (mode, dtype) of a full bundled run (2-core VM, 2026-11-25): only used to split and order
-# worker processes (runner.plan), never to judge anything.
+# Cold-cache seconds per (mode, dtype) of a full bundled run on the reference 2-core VM (README "How long it takes"):
+# the planner's first guess, before this machine has measured costs of its own (shard_costs); never judges anything.
 COLD_SECONDS = {("eager", "float32"): 80, ("eager", "float64"): 78, ("eager", "float16"): 19, ("eager", "bfloat16"): 21,
                 ("compiled", "float32"): 51, ("compiled", "float64"): 40, ("compiled", "float16"): 15, ("compiled", "bfloat16"): 18}
 jax: Any = None
@@ -41,8 +42,8 @@ def load(compile_cache: Path | None = None) -> None:
     _jax.config.update("jax_enable_x64", True)
     if compile_cache is not None:
         # JAX's persistent compilation cache, for every program however small: eager (op-by-op) dispatch
-        # compiles each primitive for each new shape and dtype (915 compiles of about 30 ms for
-        # cases/gradients.yaml alone), and the cache is keyed by the program, jaxlib version and compile options.
+        # compiles each primitive for each new shape and dtype (hundreds of small programs for one case file), and
+        # the cache is keyed by the program, jaxlib version and compile options.
         _jax.config.update("jax_compilation_cache_dir", str(compile_cache / "jax"))
         _jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.0)
         _jax.config.update("jax_persistent_cache_min_entry_size_bytes", -1)

@@ -28,8 +28,8 @@ THREAD_ENV = ("TF_NUM_INTRAOP_THREADS", "TF_NUM_INTEROP_THREADS")  # benchmarks 
 QUIET_ENV = {"TF_CPP_MIN_LOG_LEVEL": "3"}
 NUMERIC_ENV = ("TF_ENABLE_ONEDNN_OPTS", "TF_DETERMINISTIC_OPS", "XLA_FLAGS", "NVIDIA_TF32_OVERRIDE")  # recorded with the results
 GPU_ENV = {"TF_FORCE_GPU_ALLOW_GROWTH": "true"}  # TensorFlow maps all GPU memory per process by default
-# Cold-cache seconds per (mode, dtype) of a full bundled run (2-core VM, 2026-11-25): only used to split and order
-# worker processes (runner.plan), never to judge anything.
+# Cold-cache seconds per (mode, dtype) of a full bundled run on the reference 2-core VM (README "How long it takes"):
+# the planner's first guess, before this machine has measured costs of its own (shard_costs); never judges anything.
 COLD_SECONDS = {("compiled", "float32"): 64, ("compiled", "float64"): 52, ("compiled", "float16"): 14, ("compiled", "bfloat16"): 16,
                 ("eager", "float32"): 3, ("eager", "float64"): 3}
 tf: Any = None
@@ -43,9 +43,8 @@ def load(compile_cache: Path | None = None) -> None:
     flags = os.environ.get("TF_XLA_FLAGS", "")
     if compile_cache is not None and "tf_xla_persistent_cache_directory" not in flags:
         # XLA's persistent cache for jit_compile=True programs, keyed by the program's fingerprint; read once,
-        # when XLA first parses its flags. cases/gradients.yaml compiled: 16.6 s cold, 7.3 s warm. The fingerprint
-        # holds the names tf.function gives its traces, which follow the order this process traces them in: a new
-        # corpus or worker plan misses once (all 567 programs did when runner.plan first split this work by dtype).
+        # when XLA first parses its flags. The fingerprint holds the names tf.function gives its traces, which follow
+        # the order this process traces them in: a new corpus or worker plan misses once, for every program.
         os.environ["TF_XLA_FLAGS"] = f"{flags} --tf_xla_persistent_cache_directory={compile_cache / 'tensorflow'}".strip()
     import tensorflow as _tf
 
@@ -238,7 +237,7 @@ def _placement(device: str) -> str:
 
 def _device_tensors(inputs, device: str) -> tuple:
     """Logits, labels (or mask) and cotangent as tensors placed on the device once: eager ops then run where their
-    inputs live, so no call needs a tf.device scope (about 18 us a call on the CPU)."""
+    inputs live, so no call needs a tf.device scope (which costs every call: the speed report's overhead table)."""
     with tf.device(_placement(device)):
         labels = inputs.given_labels
         return tf.constant(inputs.logits), None if labels is None else tf.constant(labels), tf.constant(inputs.cotangent)

@@ -23,8 +23,8 @@ REQUIRES = ("torch",)  # importable packages; checked before any worker starts
 PACKAGES = ("torch",)  # versions that change the numbers (the gate attributes moves to them)
 NUMERIC_ENV = ("TORCH_ALLOW_TF32_CUBLAS_OVERRIDE", "NVIDIA_TF32_OVERRIDE")  # recorded with the results
 DEVICE_ASSERTS = ("gpu",)  # an out-of-range target on CUDA is a device-side assert: the process is poisoned
-# Cold-cache seconds per (mode, dtype) of a full bundled run (2-core VM, 2026-11-25): only used to split and order
-# worker processes (runner.plan), never to judge anything.
+# Cold-cache seconds per (mode, dtype) of a full bundled run on the reference 2-core VM (README "How long it takes"):
+# the planner's first guess, before this machine has measured costs of its own (shard_costs); never judges anything.
 COLD_SECONDS = {("compiled", "float32"): 396, ("compiled", "float64"): 264, ("compiled", "float16"): 80, ("compiled", "bfloat16"): 82}
 torch: Any = None
 F: Any = None
