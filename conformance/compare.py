@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 
@@ -16,8 +17,9 @@ SMALL_OUTPUT = 16  # outputs up to this size are stored whole in the record, for
 
 @dataclass
 class Verdict:
+    """The judge's answer on one output; a Record (record.py) is a Verdict with what was run around it."""
     status: str
-    behaviour: str
+    behaviour: str | None  # None only where nothing ran (unsupported)
     max_abs_err: float | None = None
     max_rel_err: float | None = None
     max_ulp: float | None = None
@@ -26,10 +28,10 @@ class Verdict:
     nan_count: int = 0
     inf_count: int = 0
     detail: str | None = None
-    worst_index: list[int] | None = None
-    output: list | None = None
-    expected: list | None = None
-    extra: dict = field(default_factory=dict)
+    worst_index: list | None = None
+    output: Any = None  # JSON of the values: nested lists, one number for a reduced loss, "nan"/"inf" as strings
+    expected: Any = None
+    extra: dict = field(default_factory=dict)  # the judge's own flags (silent, expect_checked, error, ...)
 
 
 def behaviour_of(out: np.ndarray) -> str:

@@ -10,12 +10,16 @@ from __future__ import annotations
 import dataclasses
 import types
 import typing
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
+from .compare import Verdict
 
-@dataclass
-class Record:
+
+@dataclass(kw_only=True)
+class Record(Verdict):
+    """The judge's verdict (status, behaviour, error figures, detail, ...: compare.Verdict) with what was run."""
+
     # identity: what was run (key())
     case: str
     op: str
@@ -25,18 +29,8 @@ class Record:
     impl: str  # the implementation's label: free text, for people
     mode: str
     device: str
-    # verdict
-    status: str
-    behaviour: str | None = None
-    max_abs_err: float | None = None
-    max_rel_err: float | None = None
-    max_ulp: float | None = None
-    tol_ratio: float | None = None  # worst |err| / tolerance: below 1 passes
-    size: int = 0
-    nan_count: int = 0
-    inf_count: int = 0
     error: dict | None = None  # {"type", "message"} where the call raised
-    known: str | None = None  # the registry entry that explains it (set when the registry is applied)
+    known: str | None = None  # the registry entry's link that explains it (set when the registry is applied)
     # context
     impl_id: str = ""  # the implementation's stable id (framework/key): what baselines and the registry match
     case_file: str = ""
@@ -45,29 +39,26 @@ class Record:
     seconds: float = 0.0
     logit_scale: float | None = None
     # written only when set
-    detail: str | None = None
     reason: str | None = None  # why a call is unsupported
     out_dtype: str | None = None  # the dtype the framework answered in, where it is not the input's
     composed: list | None = None  # parts the adapter composed around the public call (e.g. ["reduction"])
-    worst_index: list | None = None
-    output: Any = None  # JSON of the values: nested lists, one number for a reduced loss, "nan"/"inf" as strings
-    expected: Any = None
-    extra: dict = field(default_factory=dict)  # the verdict's own flags (silent, expect_checked, ...)
 
     def to_json(self) -> dict:
+        names = [f.name for f in dataclasses.fields(self)]
         out = {}
-        for f in dataclasses.fields(self):
-            value = getattr(self, f.name)
-            if f.name == "extra":
+        for name in sorted(names, key=lambda n: n not in IDENTITY):  # identity first: results.json reads from the left
+            value = getattr(self, name)
+            if name == "extra":
                 out.update(value)
-            elif f.name not in OPTIONAL or value is not None:
-                out[f.name] = value
+            elif name not in OPTIONAL or value is not None:
+                out[name] = value
         return out
 
     def key(self) -> tuple:
         return key(self.to_json())
 
 
+IDENTITY = ("case", "op", "quantity", "dtype", "framework", "impl", "mode", "device")
 OPTIONAL = ("detail", "reason", "out_dtype", "composed", "worst_index", "output", "expected")
 # Fields a results file must carry in every record: the identity and the verdict (older files lack the context).
 REQUIRED = ("case", "op", "quantity", "dtype", "framework", "impl", "mode", "device", "status", "behaviour",

@@ -18,7 +18,7 @@ import time
 import traceback
 from collections import Counter
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field, fields, replace
 from multiprocessing.connection import Connection, wait
 from pathlib import Path
 
@@ -177,22 +177,18 @@ def logit_scale(inputs: Inputs) -> float | None:
 def make_record(case: Case, inputs: Inputs, impl, quantity: str, mode: str, device: str, out, ref, elapsed: float,
                 scale: float | None) -> Record:
     """The verdict on one quantity of one call: `out` is the adapter's value, an Unsupported, or what it raised."""
-    record = Record(case=case.full_id, op=inputs.op, quantity=quantity, dtype=inputs.dtype, framework=impl.framework, impl=impl.name,
-                    mode=mode, device=device, status="unsupported", impl_id=impl.id, case_file=str(Path(case.path).resolve()),
-                    naive=impl.naive, invalid=case.invalid, seconds=round(elapsed, 6), logit_scale=scale,
-                    composed=["reduction"] if impl.reduction_composed(inputs) else None)
+    ran = {"case": case.full_id, "op": inputs.op, "quantity": quantity, "dtype": inputs.dtype, "framework": impl.framework,
+           "impl": impl.name, "mode": mode, "device": device, "impl_id": impl.id, "case_file": str(Path(case.path).resolve()),
+           "naive": impl.naive, "invalid": case.invalid, "seconds": round(elapsed, 6), "logit_scale": scale,
+           "composed": ["reduction"] if impl.reduction_composed(inputs) else None}
     if isinstance(out, Unsupported):
-        record.reason = str(out)
-        return record
+        return Record(status="unsupported", behaviour=None, reason=str(out), **ran)
     error = out if isinstance(out, BaseException) else None
     if out is None and error is None:
         error = RuntimeError(f"the adapter returned no {quantity}")
     v = judge(None if error else out, error, ref, quantity, inputs.dtype, inputs.classes, case.invalid, case.expect)
-    for name in ("status", "behaviour", "max_abs_err", "max_rel_err", "max_ulp", "tol_ratio", "size", "nan_count", "inf_count",
-                 "detail", "worst_index", "output", "expected"):
-        setattr(record, name, getattr(v, name))
-    record.error = v.extra.pop("error", None)
-    record.extra = v.extra
+    verdict = {f.name: getattr(v, f.name) for f in fields(v)}
+    record = Record(**verdict, error=v.extra.pop("error", None), **ran)
     if error is None and hasattr(out, "dtype") and str(out.dtype) != inputs.dtype:  # computed in another dtype (a global float type)
         record.out_dtype = str(out.dtype)
     return record

@@ -14,7 +14,7 @@ from typing import Any
 import numpy as np
 
 from .base import Impl, Unsupported, check_supported, reduce_with
-from .numpy import composed, masked
+from .numpy import scipy_api
 
 NAME = "cupy"
 REQUIRES = ("cupy",)
@@ -62,18 +62,7 @@ def flags() -> dict:
 
 
 def implementations() -> list[Impl]:
-    softmax, log_softmax, cross_entropy, sparse_cross_entropy = composed(cp, _sp)
-    masked_softmax, masked_log_softmax = masked(cp, _sp)
-    return [
-        Impl(NAME, "cupyx.scipy.special.softmax", "softmax", softmax, key="scipy/softmax"),
-        Impl(NAME, "cupyx.scipy.special.log_softmax", "log_softmax", log_softmax, key="scipy/log_softmax"),
-        Impl(NAME, "-sum(y * cupyx.scipy.special.log_softmax(x))", "softmax_cross_entropy", cross_entropy, key="scipy/cross_entropy"),
-        Impl(NAME, "-take_along_axis(cupyx.scipy.special.log_softmax(x), t)", "sparse_softmax_cross_entropy", sparse_cross_entropy,
-             key="scipy/sparse_cross_entropy"),
-        Impl(NAME, "cupyx.scipy.special.softmax(cupy.where(mask, x, -inf))", "masked_softmax", masked_softmax, key="scipy/where/softmax"),
-        Impl(NAME, "cupyx.scipy.special.log_softmax(cupy.where(mask, x, -inf))", "masked_log_softmax", masked_log_softmax,
-             key="scipy/where/log_softmax"),
-    ]
+    return scipy_api(NAME, cp, _sp, "cupy cupyx.scipy.special")
 
 
 def _check(impl: Impl, inputs, quantities, mode: str, device: str) -> None:
@@ -100,33 +89,27 @@ def evaluate(impl: Impl, inputs, quantities, mode: str, device: str) -> dict:
 
 
 def benchmark_call(impl: Impl, inputs, mode: str, device: str, backward: bool):
-    """The forward call on device-resident arrays, synchronised (CUDA kernels are asynchronous)."""
-    _check(impl, inputs, ("value",), mode, device)
-    if backward:
-        raise Unsupported("CuPy has no automatic differentiation")
-    x = cp.asarray(inputs.logits)
-    labels = None if inputs.given_labels is None else cp.asarray(inputs.given_labels)
-    sync = cp.cuda.Device().synchronize
-
-    def call():
-        out = reduce_with(impl.forward(x, labels, inputs), inputs.options.reduction, cp.sum, cp.mean)
-        sync()
-        return out
-    return call
+    """The forward call on device-resident arrays with the SPEC reduction, synchronised (CUDA kernels are asynchronous)."""
+    return _device_call(impl, inputs, mode, device, backward, lambda out: reduce_with(out, inputs.options.reduction, cp.sum, cp.mean))
 
 
 def bare_call(impl: Impl, inputs, mode: str, device: str, backward: bool):
-    """The public call with nothing of the harness around it (for the overhead table), synchronised."""
+    """The public call with nothing of the harness around it (for the overhead table): its mean where the function has
+    no reduction of its own, synchronised."""
+    composed = impl.reduction_composed(inputs)
+    return _device_call(impl, inputs, mode, device, backward, lambda out: cp.mean(out) if composed else out)
+
+
+def _device_call(impl: Impl, inputs, mode: str, device: str, backward: bool, finish):
     _check(impl, inputs, ("value",), mode, device)
     if backward:
         raise Unsupported("CuPy has no automatic differentiation")
     x = cp.asarray(inputs.logits)
     t = None if inputs.given_labels is None else cp.asarray(inputs.given_labels)
-    composed, sync = impl.reduction_composed(inputs), cp.cuda.Device().synchronize
+    sync = cp.cuda.Device().synchronize
 
     def call():
-        out = impl.forward(x, t, inputs)
-        out = cp.mean(out) if composed else out
+        out = finish(impl.forward(x, t, inputs))
         sync()
         return out
     return call

@@ -36,6 +36,23 @@ def load(backend: str) -> None:
     _softmax_layers.update({axis: keras.layers.Softmax(axis=axis) for axis in range(MAX_RANK)})
 
 
+def on_backend(name: str, backend: str, runner):
+    """load, version, flags and implementations of an adapter that runs Keras's calls on `backend`, where the
+    backend framework's own adapter module (`runner`) evaluates, compiles and benchmarks them."""
+
+    def load_both(compile_cache=None) -> None:
+        runner.load(compile_cache)  # the backend's settings (x64, caches) before Keras makes any array
+        load(backend)
+
+    def version() -> str:
+        return f"keras {keras.__version__} on {backend} {getattr(runner, backend).__version__}"  # the runner's module global
+
+    def flags() -> dict:
+        return {**runner.flags(), "keras.config.floatx": keras.config.floatx()}
+
+    return load_both, version, flags, lambda: implementations(name)
+
+
 def _classes_last(x, axis: int):
     """The sparse losses only take the last axis: a layout move, not an emulation."""
     return x if axis == len(x.shape) - 1 else keras.ops.moveaxis(x, axis, -1)

@@ -5,11 +5,8 @@ records: keras-jax/keras/... against tensorflow/keras/... for the same case."""
 
 from __future__ import annotations
 
-from pathlib import Path
-
 from . import jax as _jax
 from . import keras_api
-from .base import Impl
 
 NAME = "keras-jax"
 SHARED_DOORS = keras_api.SHARED_DOORS
@@ -24,19 +21,4 @@ OWN_PROCESS = True  # Keras's backend is fixed per process: never loaded beside 
 devices, device_problems, set_threads = _jax.devices, _jax.device_problems, _jax.set_threads
 evaluate, benchmark_call, bare_call = _jax.evaluate, _jax.benchmark_call, _jax.bare_call
 
-
-def load(compile_cache: Path | None = None) -> None:
-    _jax.load(compile_cache)  # x64 on before Keras makes any array
-    keras_api.load("jax")
-
-
-def version() -> str:
-    return f"keras {keras_api.keras.__version__} on jax {_jax.jax.__version__}"
-
-
-def flags() -> dict:
-    return {**_jax.flags(), "keras.config.floatx": keras_api.keras.config.floatx()}
-
-
-def implementations() -> list[Impl]:
-    return keras_api.implementations(NAME)
+load, version, flags, implementations = keras_api.on_backend(NAME, "jax", _jax)

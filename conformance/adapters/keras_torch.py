@@ -5,11 +5,8 @@ tensorflow/keras/... and keras-jax/keras/... for the same case: the report's cro
 
 from __future__ import annotations
 
-from pathlib import Path
-
 from . import keras_api
 from . import torch as _torch
-from .base import Impl
 
 NAME = "keras-torch"
 SHARED_DOORS = keras_api.SHARED_DOORS
@@ -28,19 +25,4 @@ OWN_PROCESS = True  # Keras's backend is fixed per process: never loaded beside 
 devices, device_problems, set_threads = _torch.devices, _torch.device_problems, _torch.set_threads
 evaluate, benchmark_call, bare_call = _torch.evaluate, _torch.benchmark_call, _torch.bare_call
 
-
-def load(compile_cache: Path | None = None) -> None:
-    _torch.load(compile_cache)
-    keras_api.load("torch")
-
-
-def version() -> str:
-    return f"keras {keras_api.keras.__version__} on torch {_torch.torch.__version__}"
-
-
-def flags() -> dict:
-    return {**_torch.flags(), "keras.config.floatx": keras_api.keras.config.floatx()}
-
-
-def implementations() -> list[Impl]:
-    return keras_api.implementations(NAME)
+load, version, flags, implementations = keras_api.on_backend(NAME, "torch", _torch)

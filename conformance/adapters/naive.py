@@ -21,7 +21,13 @@ class Namespace:
     sum: Callable[[Any, int, bool], Any]  # sum(x, axis, keepdims)
     softmax: Callable[[Any, int], Any]  # the framework's own softmax(x, axis)
     pick: Callable[[Any, Any, int], Any]  # pick(values, class_index, axis): the entry of each row's class, axis dropped
-    labels: dict[str, str]  # op -> how the formula reads in this framework's spelling
+    spelling: str  # how this framework spells exp, sum, log and softmax, space-separated: the labels use them
+
+    def labels(self) -> dict[str, str]:
+        """op -> the formula as a user of this framework would write it (display text: ids do not depend on it)."""
+        exp, total, log, softmax = self.spelling.split()
+        return {"softmax": f"{exp}(x) / {total}({exp}(x))", "log_softmax": f"{log}({softmax}(x))",
+                "softmax_cross_entropy": f"-{total}(y * {log}({softmax}(x)))", "sparse_softmax_cross_entropy": f"-{log}({softmax}(x))[t]"}
 
 
 def implementations(framework: str, ns: Namespace) -> list[Impl]:
@@ -43,4 +49,5 @@ def implementations(framework: str, ns: Namespace) -> list[Impl]:
     formulas = {"softmax": (naive_softmax, "softmax"), "log_softmax": (naive_log_softmax, "log_softmax"),
                 "softmax_cross_entropy": (naive_cross_entropy, "cross_entropy"),
                 "sparse_softmax_cross_entropy": (naive_sparse_cross_entropy, "sparse_cross_entropy")}
-    return [Impl(framework, f"naive: {ns.labels[op]}", op, fn, naive=True, key=f"naive/{key}") for op, (fn, key) in formulas.items()]
+    labels = ns.labels()
+    return [Impl(framework, f"naive: {labels[op]}", op, fn, naive=True, key=f"naive/{key}") for op, (fn, key) in formulas.items()]

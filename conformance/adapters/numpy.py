@@ -47,9 +47,12 @@ def flags() -> dict:
     return {"threads": "one (NumPy ufuncs are single-threaded)"}
 
 
-def composed(xp, special) -> tuple:
-    """softmax, log_softmax and the two cross-entropies through the SciPy API over an array module: NumPy with
-    scipy.special here, CuPy with cupyx.scipy.special in the cupy adapter."""
+def scipy_api(framework: str, xp, special, spelled: str) -> list[Impl]:
+    """The SciPy API's softmax doors over an array module, with the two cross-entropies and the masked forms as
+    people write them with it (no loss function, no mask argument): NumPy with scipy.special here, CuPy with
+    cupyx.scipy.special in the cupy adapter. `spelled`: how the labels name the module and its special functions."""
+    xp_name, special_name = spelled.split()
+
     def softmax(x, labels, inputs):
         return special.softmax(x, axis=inputs.axis)
 
@@ -63,59 +66,33 @@ def composed(xp, special) -> tuple:
         picked = xp.take_along_axis(special.log_softmax(x, axis=inputs.axis), xp.expand_dims(labels, inputs.axis), axis=inputs.axis)
         return -xp.squeeze(picked, axis=inputs.axis)
 
-    return softmax, log_softmax, cross_entropy, sparse_cross_entropy
-
-
-def masked(xp, special) -> tuple:
-    """Masked softmax and log-softmax as people write them with the SciPy API (no mask argument): the masked entries
-    set to -inf first."""
-    def masked_softmax(x, mask, inputs):
+    def masked_softmax(x, mask, inputs):  # the masked entries set to -inf first
         return special.softmax(xp.where(mask, x, -xp.inf), axis=inputs.axis)
 
     def masked_log_softmax(x, mask, inputs):
         return special.log_softmax(xp.where(mask, x, -xp.inf), axis=inputs.axis)
 
-    return masked_softmax, masked_log_softmax
-
-
-
-
+    # (label, op, function, stable key): the keys are the same for both array modules
+    doors = ((f"{special_name}.softmax", "softmax", softmax, "scipy/softmax"),
+             (f"{special_name}.log_softmax", "log_softmax", log_softmax, "scipy/log_softmax"),
+             (f"-sum(y * {special_name}.log_softmax(x))", "softmax_cross_entropy", cross_entropy, "scipy/cross_entropy"),
+             (f"-take_along_axis({special_name}.log_softmax(x), t)", "sparse_softmax_cross_entropy", sparse_cross_entropy,
+              "scipy/sparse_cross_entropy"),
+             (f"{special_name}.softmax({xp_name}.where(mask, x, -inf))", "masked_softmax", masked_softmax, "scipy/where/softmax"),
+             (f"{special_name}.log_softmax({xp_name}.where(mask, x, -inf))", "masked_log_softmax", masked_log_softmax,
+              "scipy/where/log_softmax"))
+    return [Impl(framework, label, op, fn, key=key) for label, op, fn, key in doors]
 
 
 NAIVE = naive.Namespace(
     exp=lambda x: np.exp(x), log=lambda x: np.log(x), sum=lambda x, axis, keep: np.sum(x, axis=axis, keepdims=keep),
     softmax=lambda x, axis: _sp.softmax(x, axis=axis),
     pick=lambda v, t, axis: np.squeeze(np.take_along_axis(v, np.expand_dims(t, axis), axis=axis), axis=axis),
-    labels={"softmax": "np.exp(x) / np.exp(x).sum()", "log_softmax": "np.log(scipy.special.softmax(x))",
-            "softmax_cross_entropy": "-sum(y * np.log(scipy.special.softmax(x)))",
-            "sparse_softmax_cross_entropy": "-np.log(scipy.special.softmax(x))[t]"})
-
-# label -> stable key (records, the registry and baselines use numpy/<key>; labels can be improved freely)
-KEYS = {
-    'scipy.special.softmax': 'scipy/softmax',
-    'scipy.special.log_softmax': 'scipy/log_softmax',
-    '-sum(y * scipy.special.log_softmax(x))': 'scipy/cross_entropy',
-    '-take_along_axis(scipy.special.log_softmax(x), t)': 'scipy/sparse_cross_entropy',
-    'scipy.special.softmax(np.where(mask, x, -inf))': 'scipy/where/softmax',
-    'scipy.special.log_softmax(np.where(mask, x, -inf))': 'scipy/where/log_softmax',
-}
+    spelling="np.exp np.sum np.log scipy.special.softmax")
 
 
 def implementations() -> list[Impl]:
-    def impl(name, op, fn, naive=False):
-        return Impl(NAME, name, op, fn, naive=naive, key=KEYS[name])
-
-    softmax, log_softmax, cross_entropy, sparse_cross_entropy = composed(np, _sp)
-    masked_softmax, masked_log_softmax = masked(np, _sp)
-    return [
-        impl("scipy.special.softmax", "softmax", softmax),
-        impl("scipy.special.log_softmax", "log_softmax", log_softmax),
-        impl("-sum(y * scipy.special.log_softmax(x))", "softmax_cross_entropy", cross_entropy),
-        impl("-take_along_axis(scipy.special.log_softmax(x), t)", "sparse_softmax_cross_entropy", sparse_cross_entropy),
-        impl("scipy.special.softmax(np.where(mask, x, -inf))", "masked_softmax", masked_softmax),
-        impl("scipy.special.log_softmax(np.where(mask, x, -inf))", "masked_log_softmax", masked_log_softmax),
-        *naive.implementations(NAME, NAIVE),
-    ]
+    return [*scipy_api(NAME, np, _sp, "np scipy.special"), *naive.implementations(NAME, NAIVE)]
 
 
 def evaluate(impl: Impl, inputs, quantities, mode: str, device: str) -> dict:

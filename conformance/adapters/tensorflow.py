@@ -137,9 +137,8 @@ NAIVE = naive.Namespace(
     exp=lambda x: tf.exp(x), log=lambda x: tf.math.log(x), sum=lambda x, axis, keep: tf.reduce_sum(x, axis=axis, keepdims=keep),
     softmax=lambda x, axis: tf.nn.softmax(x, axis=axis),
     pick=lambda v, t, axis: tf.gather(_classes_last(v, axis), t, axis=-1, batch_dims=t.shape.rank),
-    labels={"softmax": "tf.exp(x) / tf.reduce_sum(tf.exp(x))", "log_softmax": "tf.math.log(tf.nn.softmax(x))",
-            "softmax_cross_entropy": "-tf.reduce_sum(y * tf.math.log(tf.nn.softmax(x)))",
-            "sparse_softmax_cross_entropy": "-tf.gather(tf.math.log(tf.nn.softmax(x)), t)"})
+    spelling="tf.exp tf.reduce_sum tf.math.log tf.nn.softmax")
+
 
 def implementations() -> list[Impl]:
     return [
