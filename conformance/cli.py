@@ -8,25 +8,22 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import fnmatch
 import os
 import shlex
 import sys
 import time
 from pathlib import Path
 
-from . import __version__, repro, shard_costs, speed_report, summary
+from . import __version__, repro, speed_report, summary
 from . import known as known_registry
 from . import results as results_io
 from .adapters import absent_message, missing_packages, registered
-from .cases import CaseFileError, load
+from .api import BUNDLED_CASES, SelectionError, prepare, rejudge, run_corpus
+from .cases import CaseFileError
 from .names import DEVICES, DTYPES, MODES, OPS, QUANTITIES
 from .record import message as record_message
-from .runner import DEFAULT_TIMEOUT_S, WORKER_LOG_ENV, Outcome, interrupt_on_sigterm
+from .runner import DEFAULT_TIMEOUT_S, WORKER_LOG_ENV, FrameworkBroken, Outcome, Selection, interrupt_on_sigterm
 from .safe_yaml import MAX_ELEMENTS_ENV, MAX_FILE_MB_ENV
-
-REPO_ROOT = Path(__file__).resolve().parent.parent
-DEFAULT_CASES = REPO_ROOT / "cases"
 
 
 class UsageError(Exception):
@@ -65,7 +62,7 @@ class Progress:
     """One status line on a terminal; a line per milestone elsewhere (CI logs stay short). Counts are after the
     known-divergence registry (records are marked as they arrive), so a fail here is a fail in results.json."""
 
-    def __init__(self, stream=None, total: int = 0):
+    def __init__(self, stream=None, total: int = 0):  # total: or from the run's ("planned", units) message
         stream = stream or sys.stderr  # looked up now, not at import: stderr may have been redirected since
         self.stream, self.tty = stream, stream.isatty()
         self.state: dict[str, str] = {}
@@ -86,6 +83,9 @@ class Progress:
 
     def __call__(self, msg: tuple) -> None:
         kind = msg[0]
+        if kind == "planned":
+            self.total = msg[1]  # (case, op, dtype) units over every shard of the plan
+            return
         if kind == "record":
             self.records += 1
             self.bad += msg[1]["status"] in ("fail", "error")
@@ -153,83 +153,18 @@ def _write_summary(out: Path, doc: dict) -> Path:
     return path
 
 
-def _check_selection(cases: list, args) -> None:
-    """Every --case glob must match a case of the corpus being run: a typo would otherwise run nothing and pass."""
-    ids = [c.full_id for c in cases]
-    for pattern in args.case or ():
-        if not any(fnmatch.fnmatchcase(i, pattern) for i in ids):
-            suites = sorted({i.split("/")[0] for i in ids})
-            raise UsageError(f"--case {pattern!r} matches no case; suites: {', '.join(suites)} (e.g. --case '{suites[0]}/*')")
-
-
-def _check_impls(patterns: tuple[str, ...], info: dict) -> None:
-    offered = sorted({name for i in info.values() if isinstance(i, dict) for entry in i.get("implementations", []) for name in entry[1:]})
-    for pattern in patterns:
-        if offered and not any(n == pattern or fnmatch.fnmatchcase(n, pattern) for n in offered):
-            raise UsageError(f"--impl {pattern!r} matches no implementation of the frameworks run; known: {', '.join(offered)}")
-
-
-def _registry_outcome(records: list[dict], entries: list, info: dict, selection: dict, corpus: set[str]) -> tuple[list[dict], list[dict]]:
-    """(stale entries, matched entries) for results.json, once every record went through the registry."""
-    ran_cases = {r["case"] for r in records}
-    offered = {n: {name for entry in i.get("implementations", []) for name in entry[1:]}  # labels and stable ids
-               for n, i in info.items() if isinstance(i, dict) and i.get("implementations")}
-    selection = {**selection, "frameworks": sorted(offered)}  # the frameworks that ran, not the ones asked for
-    stale = known_registry.stale(entries, selection, ran_cases, corpus, offered)
-    matched = [{"id": e.id, "kind": e.kind, "reason": e.reason, "link": e.link, "records": e.matched, "beyond": e.beyond}
-               for e in entries if e.matched or e.beyond]
-    return stale, matched
-
-
 def cmd_run(args) -> int:
-    case_paths = args.cases or [DEFAULT_CASES]
-    cases = load(case_paths)  # validate the whole corpus before anything runs or is written
-    _check_selection(cases, args)
-    bundled = load([DEFAULT_CASES]) if DEFAULT_CASES.exists() and args.cases else []
-    corpus = {c.full_id for c in cases + bundled}  # the cases registry patterns may name: these and the bundled ones
-    entries = known_registry.load(args.known, registered(), corpus)
     frameworks, absent = _frameworks(args.frameworks)
-    from .runner import FrameworkBroken, Selection, run, run_inline, units
-
     cache = None if args.no_compile_cache else str(args.compile_cache)
     sel = Selection(frameworks, args.dtypes, args.devices, args.modes, cache, cases=tuple(args.case or ()), impls=tuple(args.impl or ()),
                     ops=args.op or (), quantities=args.quantity or (), named=args.frameworks is not None,
                     devices_named=args.devices_named)
-    progress = Progress(total=units(cases, sel) * len(sel.frameworks) * len(sel.modes))
-    for name, why in absent.items():
-        progress(("info", name, {"absent": why}))
-    started = time.monotonic()
-    packages: dict[str, dict] = {}
-    known_registry.reset(entries)
-
-    def on_event(msg: tuple) -> None:
-        """Records meet the registry as they arrive, so that the live counts are the final ones."""
-        if msg[0] == "info" and "packages" in msg[2]:
-            packages[msg[1]] = msg[2]["packages"]
-        elif msg[0] == "record":
-            known_registry.apply_one(msg[1], entries, packages.get(msg[1]["framework"]))
-        progress(msg)
-
     try:
+        corpus = prepare(args.cases or [BUNDLED_CASES], sel, args.known)  # bad input is found before anything is written
         with framework_logs(Path(args.out)):
-            outcome = run_inline(case_paths, sel, on_event) if args.jobs == 1 else run(case_paths, sel, args.jobs, on_event, args.timeout, cases)
-    except FrameworkBroken as exc:
+            doc, outcome = run_corpus(corpus, sel, args.jobs, args.timeout, absent, Progress())
+    except (FrameworkBroken, SelectionError) as exc:
         raise UsageError(str(exc)) from None
-    records, info = outcome.records, outcome.info
-    _check_impls(sel.impls, info)
-    for name, why in absent.items():
-        info[name] = {"absent": why}
-    for r in records:
-        r["framework_version"] = (info.get(r["framework"]) or {}).get("version")
-    stale, matched = _registry_outcome(records, entries, info, sel.to_json(), corpus)
-    extra = {"stale_known": stale, "known_divergences": matched, "wall_seconds": round(time.monotonic() - started, 1),
-             "selection": {**sel.to_json(), "case_files": [str(Path(p).resolve()) for p in case_paths],
-                           "suites": sorted({c.suite for c in cases})},
-             "complete": outcome.complete, "timing": outcome.timing}
-    if not outcome.complete:
-        extra["incomplete"] = {"interrupted": outcome.interrupted, "lost": outcome.lost}
-    doc = results_io.document(records, {**info, "_interrupted": outcome.interrupted}, extra)
-    shard_costs.remember(cache, doc["environment"]["cpu"], outcome.timing)  # the next run here plans from these
     out = Path(args.out)
     results_io.write(doc, out / "results.json")
     _write_summary(out, doc)
@@ -239,17 +174,7 @@ def cmd_run(args) -> int:
 def cmd_rejudge(args) -> int:
     """The current registry over a finished run, without running anything: for a run made where it cannot be made
     again (a lent GPU), or a registry that learned a divergence since. The oracle's judgement is kept."""
-    doc = results_io.read(args.results)
-    corpus = {c.full_id for c in load([DEFAULT_CASES])} if DEFAULT_CASES.exists() else set()
-    corpus |= {r["case"] for r in doc["records"]}
-    entries = known_registry.load(args.known, registered(), corpus)
-    info = {k: v for k, v in doc.get("environment", {}).get("frameworks", {}).items() if isinstance(v, dict)}
-    for r in doc["records"]:
-        known_registry.unjudge(r)
-    known_registry.apply(doc["records"], entries, {n: i.get("packages") or {} for n, i in info.items()})
-    stale, matched = _registry_outcome(doc["records"], entries, info, doc.get("selection") or {}, corpus)
-    doc.update(stale_known=stale, known_divergences=matched,
-               rejudged={"registry": str(Path(args.known).resolve()), "at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())})
+    doc = rejudge(results_io.read(args.results), args.known)
     out = Path(args.out) if args.out else args.results.parent
     results_io.write(doc, out / "results.json")
     _write_summary(out, doc)

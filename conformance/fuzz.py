@@ -30,10 +30,11 @@ from hypothesis.errors import NoSuchExample
 
 from . import known
 from .adapters import load_adapter, package_versions
+from .api import judge_case
 from .cases import Case, Options
 from .names import MASKED_OPS
 from .record import message as reason
-from .runner import Selection, judge_case
+from .runner import Selection
 
 SCALES = (1.0, 10.0, 100.0, 1e4)
 # Where kernels break: infinities (masks), NaN, subnormal float32/float16, and magnitudes near the formats' limits.

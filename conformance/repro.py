@@ -24,7 +24,8 @@ from conformance.adapters import load_adapter
 from conformance.cases import load
 from conformance.inputs import build
 from conformance.record import message
-from conformance.runner import Selection, judge_case
+from conformance.api import judge_case
+from conformance.runner import Selection
 from conformance.tolerance import tolerance
 
 case = next(c for c in load([Path({r.get('case_file') or 'cases'!r})]) if c.full_id == {r['case']!r})

@@ -16,9 +16,10 @@ import pytest
 
 from conformance import known
 from conformance.adapters import load_adapter, package_versions, registered
+from conformance.api import judge_case
 from conformance.cases import load
 from conformance.repro import command
-from conformance.runner import Selection, judge_case
+from conformance.runner import Selection
 from conformance.summary import reason
 
 CORPUS = Path(__file__).resolve().parent.parent / "cases"

@@ -10,8 +10,9 @@ from pathlib import Path
 import pytest
 
 from conformance.adapters.base import Unsupported
+from conformance.api import judge_case
 from conformance.cases import load
-from conformance.runner import Selection, judge_case
+from conformance.runner import Selection
 
 ROOT = Path(__file__).resolve().parent.parent
 

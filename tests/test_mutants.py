@@ -14,8 +14,9 @@ import mutant_adapter
 import pytest
 
 from conformance.adapters import load_adapter
+from conformance.api import judge_case
 from conformance.cases import load
-from conformance.runner import Selection, judge_case
+from conformance.runner import Selection
 
 pytest.importorskip("torch", reason="the mutants are built on PyTorch's public functions")
 ROOT = Path(__file__).resolve().parent.parent

@@ -1,0 +1,131 @@
+"""The library behind `conformance run`: a corpus through the frameworks, judged, with the registry applied.
+
+`run_corpus` (and `rejudge`, the registry over a finished run) is what the command line calls: it only parses
+arguments before and prints after. `judge_case` (one case in this process, before the registry) is what the corpus
+tests, `conformance fuzz` and the repro snippets call.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+from . import known as known_registry
+from . import results as results_io
+from . import shard_costs
+from .adapters import registered
+from .cases import Case, load
+from .runner import BUNDLED_CASES, DEFAULT_TIMEOUT_S, Outcome, Selection, judge_case, run, run_inline, units
+
+__all__ = ["BUNDLED_CASES", "Corpus", "SelectionError", "judge_case", "prepare", "rejudge", "run_corpus"]
+
+
+class SelectionError(ValueError):
+    """A selection that would run nothing it names (a --case or --impl pattern that matches nothing)."""
+
+
+def check_cases(cases: list[Case], patterns: tuple[str, ...]) -> None:
+    """Every case glob must match a case of the corpus being run: a typo would otherwise run nothing and pass."""
+    ids = [c.full_id for c in cases]
+    for pattern in patterns:
+        if not any(fnmatch.fnmatchcase(i, pattern) for i in ids):
+            suites = sorted({i.split("/")[0] for i in ids})
+            raise SelectionError(f"--case {pattern!r} matches no case; suites: {', '.join(suites)} (e.g. --case '{suites[0]}/*')")
+
+
+def _check_impls(patterns: tuple[str, ...], info: dict) -> None:
+    offered = sorted({name for i in info.values() if isinstance(i, dict) for entry in i.get("implementations", []) for name in entry[1:]})
+    for pattern in patterns:
+        if offered and not any(n == pattern or fnmatch.fnmatchcase(n, pattern) for n in offered):
+            raise SelectionError(f"--impl {pattern!r} matches no implementation of the frameworks run; known: {', '.join(offered)}")
+
+
+def _registry_outcome(records: list[dict], entries: list, info: dict, selection: dict, corpus: set[str]) -> tuple[list[dict], list[dict]]:
+    """(stale entries, matched entries) for results.json, once every record went through the registry."""
+    ran_cases = {r["case"] for r in records}
+    offered = {n: {name for entry in i.get("implementations", []) for name in entry[1:]}  # labels and stable ids
+               for n, i in info.items() if isinstance(i, dict) and i.get("implementations")}
+    selection = {**selection, "frameworks": sorted(offered)}  # the frameworks that ran, not the ones asked for
+    stale = known_registry.stale(entries, selection, ran_cases, corpus, offered)
+    matched = [{"id": e.id, "kind": e.kind, "reason": e.reason, "link": e.link, "records": e.matched, "beyond": e.beyond}
+               for e in entries if e.matched or e.beyond]
+    return stale, matched
+
+
+@dataclass
+class Corpus:
+    """Case files checked and loaded, with the registry that will judge them: all bad input is found here, before
+    anything runs or is written."""
+    paths: list[Path]
+    cases: list[Case]
+    ids: set[str]  # the case ids registry patterns may name: these cases' and the bundled corpus's
+    entries: list
+
+
+def prepare(case_paths: list[Path], sel: Selection, known: Path) -> Corpus:
+    """Raises CaseFileError, RegistryError or SelectionError (bad input: exit 2)."""
+    cases = load(case_paths)
+    check_cases(cases, sel.cases)
+    bundled = load([BUNDLED_CASES]) if BUNDLED_CASES.exists() and [Path(p) for p in case_paths] != [BUNDLED_CASES] else []
+    ids = {c.full_id for c in cases + bundled}
+    return Corpus(list(case_paths), cases, ids, known_registry.load(known, registered(), ids))
+
+
+def run_corpus(corpus: Corpus, sel: Selection, jobs: int = 2, timeout: float = DEFAULT_TIMEOUT_S,
+               absent: dict[str, str] | None = None, on_event: Callable[[tuple], None] = lambda msg: None) -> tuple[dict, Outcome]:
+    """Run a prepared corpus through the selected frameworks (`jobs` worker processes; 1: in this process), every
+    record through the registry as it arrives (so `on_event` sees final statuses), and return the results document
+    (not yet written) with the run's Outcome. `absent`: frameworks left out because they are not installed, and why.
+    `on_event` first gets ("planned", units of work over every framework and mode), then the workers' messages.
+    Raises FrameworkBroken for a named framework that cannot be loaded, SelectionError for an --impl that matches
+    nothing that ran."""
+    case_paths, cases, entries = corpus.paths, corpus.cases, corpus.entries
+    absent = absent or {}
+    on_event(("planned", units(cases, sel) * len(sel.frameworks) * len(sel.modes)))
+    for name, why in absent.items():
+        on_event(("info", name, {"absent": why}))
+    started, packages = time.monotonic(), {}
+    known_registry.reset(entries)
+
+    def judged(msg: tuple) -> None:
+        if msg[0] == "info" and "packages" in msg[2]:
+            packages[msg[1]] = msg[2]["packages"]
+        elif msg[0] == "record":
+            known_registry.apply_one(msg[1], entries, packages.get(msg[1]["framework"]))
+        on_event(msg)
+
+    outcome = run_inline(case_paths, sel, judged) if jobs == 1 else run(case_paths, sel, jobs, judged, timeout, cases)
+    records, info = outcome.records, outcome.info
+    _check_impls(sel.impls, info)
+    info.update({name: {"absent": why} for name, why in absent.items()})
+    for r in records:
+        r["framework_version"] = (info.get(r["framework"]) or {}).get("version")
+    stale, matched = _registry_outcome(records, entries, info, sel.to_json(), corpus.ids)
+    extra = {"stale_known": stale, "known_divergences": matched, "wall_seconds": round(time.monotonic() - started, 1),
+             "selection": {**sel.to_json(), "case_files": [str(Path(p).resolve()) for p in case_paths],
+                           "suites": sorted({c.suite for c in cases})},
+             "complete": outcome.complete, "timing": outcome.timing}
+    if not outcome.complete:
+        extra["incomplete"] = {"interrupted": outcome.interrupted, "lost": outcome.lost}
+    doc = results_io.document(records, {**info, "_interrupted": outcome.interrupted}, extra)
+    shard_costs.remember(sel.compile_cache, doc["environment"]["cpu"], outcome.timing)  # the next run here plans from these
+    return doc, outcome
+
+
+def rejudge(doc: dict, known: Path) -> dict:
+    """The registry at `known` over a finished run's document, without running anything: for a run made where it cannot
+    be made again (a lent GPU), or a registry that learned a divergence since. The oracle's judgement is kept."""
+    corpus = {c.full_id for c in load([BUNDLED_CASES])} if BUNDLED_CASES.exists() else set()
+    corpus |= {r["case"] for r in doc["records"]}
+    entries = known_registry.load(known, registered(), corpus)
+    info = {k: v for k, v in doc.get("environment", {}).get("frameworks", {}).items() if isinstance(v, dict)}
+    for r in doc["records"]:
+        known_registry.unjudge(r)
+    known_registry.apply(doc["records"], entries, {n: i.get("packages") or {} for n, i in info.items()})
+    stale, matched = _registry_outcome(doc["records"], entries, info, doc.get("selection") or {}, corpus)
+    doc.update(stale_known=stale, known_divergences=matched,
+               rejudged={"registry": str(Path(known).resolve()), "at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())})
+    return doc
