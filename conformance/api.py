@@ -18,7 +18,8 @@ from . import results as results_io
 from . import shard_costs
 from .adapters import registered
 from .cases import Case, load
-from .runner import BUNDLED_CASES, DEFAULT_TIMEOUT_S, Outcome, Selection, judge_case, run, run_inline, units
+from .pool import BUNDLED_CASES, DEFAULT_TIMEOUT_S, Outcome, run, run_inline
+from .runner import Selection, judge_case, units
 
 __all__ = ["BUNDLED_CASES", "Corpus", "SelectionError", "judge_case", "prepare", "rejudge", "run_corpus"]
 

@@ -105,7 +105,7 @@ class Case:
     @property
     def labels_out_of_range(self) -> bool:
         """A class index outside [0, C) that is not ignore_index: no answer exists, and on CUDA some frameworks
-        raise a device-side assert that poisons the process (runner.plan gives such cases a worker of their own)."""
+        raise a device-side assert that poisons the process (pool.plan gives such cases a worker of their own)."""
         if self.sparse_labels is None or isinstance(self.sparse_labels, dict):
             return False  # generated indices are drawn from [0, classes)
         classes = array_shape(self.logits)[self.axis]

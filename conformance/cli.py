@@ -21,8 +21,9 @@ from .adapters import absent_message, missing_packages, registered
 from .api import BUNDLED_CASES, SelectionError, prepare, rejudge, run_corpus
 from .cases import CaseFileError
 from .names import DEVICES, DTYPES, MODES, OPS, QUANTITIES
+from .pool import DEFAULT_TIMEOUT_S, WORKER_LOG_ENV, Outcome, interrupt_on_sigterm
 from .record import message as record_message
-from .runner import DEFAULT_TIMEOUT_S, WORKER_LOG_ENV, FrameworkBroken, Outcome, Selection, interrupt_on_sigterm
+from .runner import FrameworkBroken, Selection
 from .safe_yaml import MAX_ELEMENTS_ENV, MAX_FILE_MB_ENV
 
 

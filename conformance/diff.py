@@ -9,6 +9,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from . import results as results_io
+from .environment import kernel_fingerprint
 from .record import message as reason
 from .summary import md_cell
 
@@ -63,7 +64,7 @@ def version_changes(base: dict, cur: dict, framework: str) -> list[str]:
 
 def attribution(base: dict, cur: dict, framework: str) -> str:
     changes = version_changes(base, cur, framework)
-    b_cpu, c_cpu = results_io.kernel_fingerprint(base), results_io.kernel_fingerprint(cur)
+    b_cpu, c_cpu = kernel_fingerprint(base), kernel_fingerprint(cur)
     parts = []
     if changes:
         parts.append(f"version change ({', '.join(changes)})")
@@ -131,7 +132,7 @@ def render_markdown(moves: list[Move], base_doc: dict, cur_doc: dict, limit: int
     for fw in frameworks:
         changes = version_changes(base_doc, cur_doc, fw)
         lines.append(f"- **{md_cell(fw)}**: " + (md_cell(", ".join(changes)) if changes else "same versions"))
-    b_cpu, c_cpu = results_io.kernel_fingerprint(base_doc), results_io.kernel_fingerprint(cur_doc)
+    b_cpu, c_cpu = kernel_fingerprint(base_doc), kernel_fingerprint(cur_doc)
     lines += [f"- **CPU**: {md_cell(b_cpu or 'unrecorded')}" + ("" if b_cpu == c_cpu else f" -> {md_cell(c_cpu or 'unrecorded')}"), ""]
     if not moves:
         return "\n".join(lines + ["No record moved.", ""])

@@ -34,6 +34,7 @@ from pathlib import Path
 from . import diff as diff_mod
 from . import results as results_io
 from . import speed_gate
+from .environment import kernel_fingerprint
 from .speed_report import BENCH_FILE
 
 __all__ = ["BENCH_FILE", "GateReport", "gate", "render", "compare_records", "ENVELOPES"]
@@ -148,7 +149,7 @@ def compare_records(baseline: dict, current: dict, report: GateReport, include_n
         changes = diff_mod.version_changes(baseline, current, fw)
         if changes:
             report.environment.append(f"{fw}: {', '.join(changes)}")
-    b_cpu, c_cpu = results_io.kernel_fingerprint(baseline), results_io.kernel_fingerprint(current)
+    b_cpu, c_cpu = kernel_fingerprint(baseline), kernel_fingerprint(current)
     report.environment.append(f"CPU: {b_cpu or 'unrecorded'}" + ("" if b_cpu == c_cpu and b_cpu else f" -> {c_cpu or 'unrecorded'}"))
     _completeness(base, cur, baseline, current, report)
     naive_worse = 0

@@ -1,6 +1,6 @@
 """What each worker's share of a run cost on this machine last time, kept beside the compile cache.
 
-The planner (runner.plan) splits a framework's mode into one worker per dtype only when a dtype's work outweighs
+The planner (pool.plan) splits a framework's mode into one worker per dtype only when a dtype's work outweighs
 starting another worker (importing the framework again). The adapters' COLD_SECONDS say what a cold run costs;
 once the compile cache is warm the same work costs a fraction of that, and splitting it only adds imports. So each
 run records, per (framework, mode, dtype), the seconds its workers spent on inputs, oracle and framework calls and

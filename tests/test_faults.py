@@ -63,12 +63,12 @@ def test_a_named_framework_that_fails_to_import_is_exit_2(tmp_path):
 
 def test_an_unnamed_framework_that_fails_to_import_is_lost_not_absent(tmp_path, monkeypatch):
     """Only a framework whose package is missing is 'absent'; one that is installed and raises is a lost shard."""
-    from conformance import runner
+    from conformance import pool, runner
 
     for key, value in _env("raise-import").items():
         monkeypatch.setenv(key, value)
     sel = runner.Selection(("fault",), ("float32",), ("cpu",), ("eager",))
-    outcome = runner.run([CASES], sel, jobs=1, on_event=lambda msg: None, timeout=30)
+    outcome = pool.run([CASES], sel, jobs=1, on_event=lambda msg: None, timeout=30)
     assert not outcome.complete and "failed to import: RuntimeError" in outcome.lost[0]["why"]
 
 

@@ -1,4 +1,4 @@
-"""How the run is split into worker processes (runner.plan) and that the split changes nothing but the time."""
+"""How the run is split into worker processes (pool.plan) and that the split changes nothing but the time."""
 
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from conformance import runner
+from conformance import pool, runner
 from conformance.cli import main
 from conformance.names import DTYPES, MODES
 
@@ -24,8 +24,8 @@ COSTS = {"a": {("compiled", "float32"): 400, ("compiled", "float64"): 300, ("com
 
 
 def _plan(monkeypatch, frameworks=("a", "b"), dtypes=DTYPES, modes=MODES):
-    monkeypatch.setattr(runner, "cold_seconds", lambda name: COSTS[name])
-    return runner.plan(runner.Selection(frameworks, dtypes, ("cpu",), modes))
+    monkeypatch.setattr(pool, "cold_seconds", lambda name: COSTS[name])
+    return pool.plan(runner.Selection(frameworks, dtypes, ("cpu",), modes))
 
 
 def test_every_framework_mode_and_dtype_is_in_exactly_one_shard(monkeypatch):
@@ -53,12 +53,12 @@ def test_gpu_shards_come_first_and_shortest_first(monkeypatch):
     """One GPU worker runs at a time: the GPU queue leads (the GPU is never idle while CPU shards run) and its short
     shards go first, so a run stopped at a time budget has finished the most frameworks on the GPU."""
     declared = {"a": {"GPU_COLD_SECONDS": {"eager": 500}}, "c": {}}
-    monkeypatch.setattr(runner, "cold_seconds", lambda name: {"a": COSTS["a"], "c": {}}[name])
-    monkeypatch.setattr(runner, "declared", lambda name, attr, default=None: declared[name].get(attr, default))
-    shards = runner.plan(runner.Selection(("a", "c"), DTYPES, ("cpu", "gpu"), ("eager",), devices_named=True), [])
+    monkeypatch.setattr(pool, "cold_seconds", lambda name: {"a": COSTS["a"], "c": {}}[name])
+    monkeypatch.setattr(pool, "declared", lambda name, attr, default=None: declared[name].get(attr, default))
+    shards = pool.plan(runner.Selection(("a", "c"), DTYPES, ("cpu", "gpu"), ("eager",), devices_named=True), [])
     assert [s.name for s in shards[:2]] == ["c/eager/gpu", "a/eager/gpu"] and shards[1].cost == 500
     assert not any(s.on_gpu for s in shards[2:])
-    assert runner._next(shards, {}, {s.name: s for s in shards}) == 0
+    assert pool._next(shards, {}, {s.name: s for s in shards}) == 0
 
 
 def test_a_narrowed_selection_is_planned_within_it(monkeypatch):
@@ -76,8 +76,8 @@ def test_split_workers_write_the_same_records_as_one_process(monkeypatch, tmp_pa
     """numpy made to look slow enough to split per dtype: spawned workers, one per dtype, against the same run inline."""
     cases = str(ROOT / "cases" / "extreme-logits.yaml")
     inline = main(["run", "--cases", cases, "--frameworks", "numpy", "--jobs", "1", "--out", str(tmp_path / "inline")])
-    monkeypatch.setattr(runner, "cold_seconds", lambda name: {(m, d): 1000 for m in MODES for d in DTYPES})
-    assert len(runner.plan(runner.Selection(("numpy",), DTYPES, ("cpu",), MODES))) == 2 * len(DTYPES)
+    monkeypatch.setattr(pool, "cold_seconds", lambda name: {(m, d): 1000 for m in MODES for d in DTYPES})
+    assert len(pool.plan(runner.Selection(("numpy",), DTYPES, ("cpu",), MODES))) == 2 * len(DTYPES)
     split = main(["run", "--cases", cases, "--frameworks", "numpy", "--jobs", "2", "--out", str(tmp_path / "split")])
     assert inline == split
     records = _outcomes(tmp_path / "split" / "results.json")
@@ -137,10 +137,10 @@ def test_a_stopped_run_leaves_no_worker_behind(tmp_path, sig):
 
 def _gpu_plan(monkeypatch, frameworks=("a", "b"), cases=None):
     declared = {"a": {"GPU": True, "DEVICE_ASSERTS": ("gpu",)}, "b": {"GPU": False}}
-    monkeypatch.setattr(runner, "cold_seconds", lambda name: COSTS[name])
-    monkeypatch.setattr(runner, "declared", lambda name, attr, default=None: declared[name].get(attr, default))
-    monkeypatch.setattr(runner, "gpu_visible", lambda: True)
-    return runner.plan(runner.Selection(frameworks, ("float32",), ("cpu", "gpu"), ("eager",)), cases)
+    monkeypatch.setattr(pool, "cold_seconds", lambda name: COSTS[name])
+    monkeypatch.setattr(pool, "declared", lambda name, attr, default=None: declared[name].get(attr, default))
+    monkeypatch.setattr(pool, "gpu_visible", lambda: True)
+    return pool.plan(runner.Selection(frameworks, ("float32",), ("cpu", "gpu"), ("eager",)), cases)
 
 
 def test_a_gpu_gets_shards_of_its_own_and_assert_prone_cases_a_worker_each(monkeypatch):
@@ -166,10 +166,10 @@ def test_a_kernel_that_aborts_on_a_bad_index_gets_cpu_workers_per_case_in_that_m
 
     cases = load([ROOT / "cases"])
     declared = {"k": {"DEVICE_ASSERTS": ("gpu", "cpu/compiled")}}
-    monkeypatch.setattr(runner, "cold_seconds", lambda name: {})
-    monkeypatch.setattr(runner, "declared", lambda name, attr, default=None: declared[name].get(attr, default))
+    monkeypatch.setattr(pool, "cold_seconds", lambda name: {})
+    monkeypatch.setattr(pool, "declared", lambda name, attr, default=None: declared[name].get(attr, default))
     sel = runner.Selection(("k",), ("float32",), ("cpu",), ("eager", "compiled"))
-    by_name = {s.name: s for s in runner.plan(sel, cases)}
+    by_name = {s.name: s for s in pool.plan(sel, cases)}
     prone = sorted(c.full_id for c in cases if c.labels_out_of_range)
     assert sorted(by_name["k/compiled"].exclude) == prone and not by_name["k/eager"].exclude
     alone = sorted(s.cases[0] for s in by_name.values() if s.cases)
@@ -180,8 +180,8 @@ def test_one_gpu_worker_at_a_time(monkeypatch):
     shards = _gpu_plan(monkeypatch, cases=[])
     by_name = {s.name: s for s in shards}
     gpu = [i for i, s in enumerate(shards) if s.on_gpu]
-    assert runner._next(shards, {"a/eager/gpu": None}, by_name) not in gpu
-    assert runner._next(shards, {}, by_name) == 0
+    assert pool._next(shards, {"a/eager/gpu": None}, by_name) not in gpu
+    assert pool._next(shards, {}, by_name) == 0
 
 
 def test_a_named_gpu_that_cannot_be_used_is_an_error_not_a_skip(tmp_path):
@@ -221,7 +221,7 @@ def test_a_run_records_where_its_time_went_and_the_next_run_plans_from_it(tmp_pa
     # a plan from measured costs: a dtype that took 100 s a unit gets a worker of its own, the others share one
     (cache / shard_costs.FILE).write_text(json.dumps({"cpu": doc["environment"]["cpu"], "entries": {
         "numpy/eager/float32": {"seconds": 100.0, "units": 1}, "numpy/eager/float64": {"seconds": 0.01, "units": 1}}}))
-    planned = runner.plan(runner.Selection(("numpy",), ("float32", "float64"), ("cpu",), ("eager",), str(cache)), cases)
+    planned = pool.plan(runner.Selection(("numpy",), ("float32", "float64"), ("cpu",), ("eager",), str(cache)), cases)
     assert sorted(s.dtypes for s in planned) == [("float32",), ("float64",)]
     by_dtypes = {s.dtypes: s.cost for s in planned}
     assert by_dtypes[("float32",)] == pytest.approx(100.0 * runner.units(cases, runner.Selection(("numpy",), ("float32",), ("cpu",), ("eager",))))

@@ -17,7 +17,7 @@ NUMERIC_ENV = _torch.NUMERIC_ENV
 # inside an OpenMP region and aborts the process (std::terminate, "index out of bounds: 0 <= tmp10 < ks1") where
 # a fresh compile raises: such cases get a worker of their own there too.
 DEVICE_ASSERTS = (*_torch.DEVICE_ASSERTS, "cpu/compiled")
-# Cold compiled seconds per dtype of the bundled corpus: only used to split and order worker processes (runner.plan)
+# Cold compiled seconds per dtype of the bundled corpus: only used to split and order worker processes (pool.plan)
 COLD_SECONDS = {("compiled", "float32"): 310, ("compiled", "float64"): 250, ("compiled", "float16"): 75, ("compiled", "bfloat16"): 65}
 OWN_PROCESS = True  # Keras's backend is fixed per process: never loaded beside another adapter's Keras
 

@@ -1,0 +1,61 @@
+"""Where a run ran: Python, the platform, the CPU as far as the frameworks' kernels see it, the frameworks, and the
+settings that change numbers. Recorded in every results.json; the gate compares fingerprints between runs."""
+
+from __future__ import annotations
+
+import os
+import platform
+from pathlib import Path
+
+# Settings that change numerics whatever the framework; each adapter names its own (NUMERIC_ENV). Recorded whether
+# or not they are set.
+NUMERIC_ENV_FLAGS = ("OMP_NUM_THREADS",)
+
+
+def _cpuinfo(*keys: str) -> str | None:
+    """The value of the first /proc/cpuinfo line whose key is one of `keys` (None off Linux or where absent)."""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            key, _, value = line.partition(":")
+            if key.strip() in keys:
+                return value.strip()
+    except OSError:
+        pass
+    return None
+
+
+def cpu_model() -> str:
+    return _cpuinfo("model name") or platform.processor() or platform.machine()
+
+
+# Vector extensions by which the frameworks' compilers and kernel libraries choose their CPU kernels: two CPUs that
+# differ in them sum in a different order, so errors move (within tolerance) although nothing changed.
+KERNEL_FEATURES = ("sse4_2", "avx", "avx2", "fma", "f16c", "avx512f", "avx512bw", "avx512vl", "avx512_vnni", "avx512_bf16",
+                   "avx512_fp16", "amx_tile", "amx_bf16", "amx_fp16", "asimd", "sve", "sve2")
+
+
+def _cpu_features() -> list[str]:
+    present = set((_cpuinfo("flags", "Features") or "").split())  # x86 names the line flags, Arm Features
+    return [f for f in KERNEL_FEATURES if f in present]
+
+
+def kernel_fingerprint(doc: dict) -> str | None:
+    """The CPU as far as the frameworks' choice of kernels and their split over threads goes (model, vector
+    extensions, core count: frameworks size their thread pools by the cores); None for a results file
+    that did not record it."""
+    env = doc.get("environment") or {}
+    if "cpu_features" not in env:
+        return None
+    return f"{env.get('cpu', '?')} [{' '.join(env['cpu_features']) or 'no vector extensions'}], {env.get('cpu_count', '?')} cores"
+
+
+def environment(framework_info: dict) -> dict:
+    frameworks = {name: info for name, info in framework_info.items() if not name.startswith("_")}
+    from .adapters import declared, registered
+
+    names = list(NUMERIC_ENV_FLAGS) + [v for fw in registered() for v in declared(fw, "NUMERIC_ENV", ())]
+    flags = {k: os.environ.get(k) for k in dict.fromkeys(names)}
+    for info in frameworks.values():
+        flags.update(info.get("flags", {}))
+    return {"python": platform.python_version(), "platform": platform.platform(), "cpu": cpu_model(),
+            "cpu_features": _cpu_features(), "cpu_count": os.cpu_count(), "frameworks": frameworks, "flags": flags}

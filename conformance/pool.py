@@ -1,0 +1,386 @@
+"""The worker processes of a run: the work split into shards, each a spawned process (so no framework state leaks
+into another, and a crash in one framework's native code loses only that shard's remaining records): one per
+(framework, mode), and where that would be long, one per dtype (see `plan`). Records stream back to the parent as
+they are made, which draws the progress display and keeps everything already computed if the run is interrupted.
+"""
+
+from __future__ import annotations
+
+import itertools
+import multiprocessing as mp
+import os
+import signal
+import threading
+import time
+import traceback
+from collections.abc import Callable
+from dataclasses import dataclass, field, replace
+from multiprocessing.connection import Connection, wait
+from pathlib import Path
+
+from . import shard_costs
+from .adapters import cold_seconds, declared
+from .cases import Case, load
+from .environment import cpu_model
+from .runner import FrameworkBroken, Selection, run_framework, units
+
+# Seconds a worker may go without sending anything (a record, progress) before it is taken for hung and stopped.
+# Generous: far above the longest silence of a healthy worker (one cold compile of a backward graph, README "How
+# long it takes"); a framework whose import never returns is what this catches.
+DEFAULT_TIMEOUT_S = 600.0
+
+
+# Where a worker sends its stdout and stderr (the frameworks' log lines); unset: the terminal.
+WORKER_LOG_ENV = "CONFORMANCE_WORKER_LOG"
+
+
+@dataclass(frozen=True)
+class Shard:
+    """One worker process's share of the run: a framework in one mode, for some of the selected dtypes, on some
+    devices, and (for assert-prone cases on a GPU) some of the cases."""
+    framework: str
+    mode: str
+    dtypes: tuple[str, ...]
+    name: str  # for the progress display: framework/mode, plus the dtypes where the pair was split
+    cost: float  # estimated seconds (COLD_SECONDS of the adapter), for the order
+    devices: tuple[str, ...] = ("cpu",)
+    cases: tuple[str, ...] = ()  # only these case ids (empty: the selection's)
+    exclude: tuple[str, ...] = ()  # not these (they have shards of their own)
+
+    @property
+    def on_gpu(self) -> bool:
+        """Whether this worker uses the GPU: plan() gives the GPU shards that device alone. A framework with no GPU
+        path keeps "gpu" among its CPU shard's devices, to say it has none, and never waits for the GPU."""
+        return self.devices == ("gpu",)
+
+    def selection(self, sel: Selection) -> Selection:
+        return replace(sel, dtypes=self.dtypes, modes=(self.mode,), devices=self.devices, cases=self.cases or sel.cases,
+                       exclude=sel.exclude + self.exclude)
+
+
+# A dtype whose cold run is estimated above this many seconds gets a worker of its own. Programs never cross
+# dtypes (a compiled graph or program is specialised to one), so a dtype split compiles nothing twice; it
+# lets the cores share a framework's long cold compile instead of one core doing it alone while the others idle.
+# Below it, a worker's start-up (importing the framework, a few seconds) is not worth paying again.
+SPLIT_ABOVE_S = 60.0
+
+
+BUNDLED_CASES = Path(__file__).resolve().parent.parent / "cases"
+
+
+def _share_of_corpus(cases: list[Case] | None, sel: Selection) -> float:
+    """The adapters' COLD_SECONDS are for the whole bundled corpus: a run of a few cases costs that share of them, so
+    that it is not split into a worker per dtype (each importing its framework again) for seconds of work."""
+    if not cases or not BUNDLED_CASES.is_dir():
+        return 1.0
+    everything = replace(sel, cases=(), impls=(), ops=(), quantities=(), exclude=())
+    try:
+        total = units(load([BUNDLED_CASES]), everything)
+    except Exception:  # the bundled corpus is not this run's business if it cannot be read
+        return 1.0
+    return min(1.0, units(cases, sel) / total) if total else 1.0
+
+
+def gpu_visible() -> bool:
+    """Whether this machine has an NVIDIA GPU driver loaded, found without importing any framework."""
+    return Path("/proc/driver/nvidia/gpus").is_dir() or Path("/dev/nvidia0").exists()
+
+
+def _assert_prone(framework: str, device: str, mode: str, cases: list[Case] | None, sel: Selection) -> tuple[str, ...]:
+    """The selected cases with an out-of-range class index, where the adapter declares (DEVICE_ASSERTS: "gpu", or
+    "cpu/compiled" for one mode) that such an index can poison or abort the process on this device and mode."""
+    if not cases:
+        return ()
+    poisoned = declared(framework, "DEVICE_ASSERTS", ())
+    if device not in poisoned and f"{device}/{mode}" not in poisoned:
+        return ()
+    return tuple(c.full_id for c in cases if c.labels_out_of_range and sel.wants_case(c.full_id))
+
+
+def _costs(framework: str, sel: Selection, cases: list[Case] | None, share: float, measured: dict) -> dict[tuple[str, str], float]:
+    """Estimated seconds per (mode, dtype): this machine's last measured seconds per unit of work times the units this
+    run takes (shard_costs), else the adapter's cold-run constants scaled to the run's share of the corpus."""
+    cold, out = cold_seconds(framework), {}
+    for mode, dtype in itertools.product(sel.modes, sel.dtypes):
+        rate = shard_costs.per_unit(measured, framework, mode, dtype)
+        if rate is not None and cases:
+            out[(mode, dtype)] = rate * units(cases, replace(sel, modes=(mode,), dtypes=(dtype,)))
+        else:
+            out[(mode, dtype)] = float(cold.get((mode, dtype), 0.0)) * share
+    return out
+
+
+def plan(sel: Selection, cases: list[Case] | None = None) -> list[Shard]:
+    """Every (framework, mode, dtype, device) of the selection in exactly one shard, CPU shards longest first (so that
+    no long shard starts last and the workers end together). On a GPU a framework gets one shard per mode, run one at a
+    time (run() allows one GPU worker at once: they share the device's memory). Where an out-of-range class index
+    poisons or aborts the process (adapter DEVICE_ASSERTS), each such case of `cases` gets a worker of its own, so a
+    poisoned context costs only that case's records and the other shards never meet the bad index."""
+    shards = []
+    gpu_wanted = "gpu" in sel.devices
+    share = _share_of_corpus(cases, sel)
+    measured = shard_costs.load(sel.compile_cache, cpu_model()) if cases else {}
+    for framework in sel.frameworks:
+        costs = _costs(framework, sel, cases, share, measured)
+        # GPU shards where a GPU may be there (or one was asked for): elsewhere they would only import the framework
+        # again to say there is none, which the CPU shard says anyway
+        has_gpu = gpu_wanted and declared(framework, "GPU", True) and (sel.devices_named or gpu_visible())
+        cpu_devices = tuple(d for d in sel.devices if d != "gpu") if has_gpu else sel.devices
+        gpu_costs = declared(framework, "GPU_COLD_SECONDS", {}) if has_gpu else {}
+        for mode in sel.modes:
+            cost = {d: float(costs.get((mode, d), 0.0)) for d in sel.dtypes}
+            if cpu_devices:
+                prone = _assert_prone(framework, "cpu", mode, cases, sel) if "cpu" in cpu_devices else ()
+                alone = [(d,) for d in sel.dtypes if cost[d] > SPLIT_ABOVE_S]
+                rest = tuple(d for d in sel.dtypes if cost[d] <= SPLIT_ABOVE_S)
+                groups = alone + ([rest] if rest else [])
+                for dtypes in groups:
+                    name = f"{framework}/{mode}" + (f"/{'+'.join(dtypes)}" if len(groups) > 1 else "")
+                    shards.append(Shard(framework, mode, dtypes, name, sum(cost[d] for d in dtypes), cpu_devices, exclude=prone))
+                shards += [Shard(framework, mode, sel.dtypes, f"{framework}/{mode}/{cid}", 0.0, cpu_devices, cases=(cid,))
+                           for cid in prone]
+            if has_gpu:
+                prone = _assert_prone(framework, "gpu", mode, cases, sel)
+                gpu_cost = float(gpu_costs.get(mode, sum(cost.values()))) * share
+                shards.append(Shard(framework, mode, sel.dtypes, f"{framework}/{mode}/gpu", gpu_cost, ("gpu",), exclude=prone))
+                shards += [Shard(framework, mode, sel.dtypes, f"{framework}/{mode}/gpu/{cid}", 0.0, ("gpu",), cases=(cid,)) for cid in prone]
+    # GPU shards run one at a time, so their order changes no total: shortest first, ahead of the CPU shards, so the
+    # GPU is never idle and a run stopped at a time budget has finished the most frameworks on it
+    gpu = sorted((s for s in shards if s.on_gpu), key=lambda s: s.cost)
+    return gpu + sorted((s for s in shards if not s.on_gpu), key=lambda s: -s.cost)
+
+
+def _exit_with_parent(parent: int) -> None:
+    """A worker whose parent is gone (killed outright, so it could not stop its workers) has nobody to send records
+    to: it ends instead of burning the machine's cores for nothing (seen: two orphans computing for 30 minutes)."""
+    def watch() -> None:
+        while os.getppid() == parent:
+            time.sleep(1.0)
+        os._exit(1)
+    threading.Thread(target=watch, daemon=True, name="exit-with-parent").start()
+
+
+def _to_log() -> None:
+    """Send this worker's stdout and stderr (native libraries' too: file descriptors 1 and 2) to the run's log."""
+    path = os.environ.get(WORKER_LOG_ENV)
+    if path:
+        fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+        os.dup2(fd, 1)
+        os.dup2(fd, 2)
+        os.close(fd)
+
+
+def _worker(shard: Shard, case_paths: list[str], sel: Selection, q: Connection, threads: int, parent: int) -> None:
+    """One shard in its own process. Messages go through the worker's own pipe, written synchronously: whatever was
+    sent before a crash (even SIGKILL) is in the pipe for the parent to read."""
+    q.send(("started", time.time()))  # the parent's spawn to here is process start-up (interpreter, fork server)
+    _exit_with_parent(parent)
+    _to_log()
+    for var in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS"):
+        os.environ.setdefault(var, str(threads))
+    if shard.on_gpu:
+        for var, value in declared(shard.framework, "GPU_ENV", {}).items():
+            os.environ.setdefault(var, value)
+    elif "gpu" in sel.devices and declared(shard.framework, "GPU", True):
+        os.environ["CUDA_VISIBLE_DEVICES"] = ""  # its GPU shard runs elsewhere: keep this worker off the device's memory
+    part = shard.selection(sel)
+    try:
+        run_framework(shard.framework, case_paths, part, q.send)
+    except FrameworkBroken as exc:
+        q.send(("fatal", str(exc)))
+        return
+    except Exception:
+        q.send(("crash", traceback.format_exc(limit=4)))
+        return
+    q.send(("done",))
+
+
+@dataclass
+class Outcome:
+    """What a run produced: its records, what each framework said about itself, and what did not finish."""
+    records: list[dict] = field(default_factory=list)
+    info: dict = field(default_factory=dict)  # framework -> version, packages, devices, flags, absent, ...
+    lost: list[dict] = field(default_factory=list)  # {"shard", "framework", "mode", "dtypes", "why"} per unfinished shard
+    interrupted: bool = False
+    timing: dict = field(default_factory=dict)  # shard -> wall_s, start_s and the worker's Timing (phases, by_dtype)
+
+    @property
+    def complete(self) -> bool:
+        return not self.lost and not self.interrupted
+
+    def take(self, msg: tuple) -> None:
+        """Keep what a message carries (messages are (kind, ...) as the workers emit them)."""
+        if msg[0] == "record":
+            self.records.append(msg[1])
+        elif msg[0] == "info":
+            self.info.setdefault(msg[1], {}).update(msg[2])
+
+    def lose(self, shard: Shard, why: str) -> None:
+        self.lost.append({"shard": shard.name, "framework": shard.framework, "mode": shard.mode,
+                          "dtypes": list(shard.dtypes), "why": why})
+
+
+def _last_line(text: str) -> str:
+    lines = [line for line in text.strip().splitlines() if line.strip()]
+    return lines[-1].strip() if lines else text
+
+
+def _next(pending: list[Shard], running: dict, shards: dict[str, Shard]) -> int | None:
+    """The index of the next shard to start: the first pending one, except that one GPU worker runs at a time."""
+    gpu_busy = any(shards[name].on_gpu for name in running)
+    return next((i for i, s in enumerate(pending) if not (s.on_gpu and gpu_busy)), None)
+
+
+class _Pool:
+    """The running workers of one run: each a process and the reading end of its pipe, with when it last spoke."""
+
+    def __init__(self, sel: Selection, paths: list[str], shards: list[Shard], jobs: int, on_event: Callable[[tuple], None]):
+        self.ctx, self.sel, self.paths, self.jobs, self.on_event = mp.get_context("spawn"), sel, paths, jobs, on_event
+        self.shards = {s.name: s for s in shards}
+        self.running: dict[str, tuple[mp.Process, Connection]] = {}
+        self.seen: dict[str, float] = {}
+        self.outcome = Outcome()
+        self.threads = max(1, (os.cpu_count() or 1) // max(1, min(jobs, len(shards))))  # equal share, no oversubscription
+
+    def start(self, shard: Shard) -> None:
+        reader, writer = self.ctx.Pipe(duplex=False)
+        proc = self.ctx.Process(target=_worker, args=(shard, self.paths, self.sel, writer, self.threads, os.getpid()), daemon=True)
+        spawned = time.time()
+        proc.start()
+        writer.close()  # the worker holds the only writing end: end of file means it is gone
+        self.running[shard.name], self.seen[shard.name] = (proc, reader), time.monotonic()
+        self.outcome.timing[shard.name] = {"framework": shard.framework, "mode": shard.mode, "dtypes": list(shard.dtypes),
+                                           "devices": list(shard.devices), "spawned": spawned}
+
+    def stop(self, name: str, why: str) -> None:
+        proc, conn = self.running.pop(name)
+        if proc.is_alive():
+            proc.kill()
+        proc.join(timeout=10)
+        conn.close()
+        self.outcome.lose(self.shards[name], why)
+        self.on_event(("lost", name, why))
+
+    def receive(self, name: str, msg: tuple) -> None:
+        kind = msg[0]
+        if kind == "fatal":
+            raise FrameworkBroken(msg[1])
+        shard_timing = self.outcome.timing[name]
+        if kind == "started":
+            shard_timing["start_s"] = round(msg[1] - shard_timing["spawned"], 3)
+            return
+        if kind == "timing":
+            shard_timing.update(msg[2])
+            return
+        if kind == "done":
+            shard_timing["wall_s"] = round(time.time() - shard_timing.pop("spawned"), 3)
+        self.outcome.take(msg)
+        if kind == "crash":
+            self.stop(name, f"crashed: {_last_line(msg[1])}")
+        elif kind == "done":
+            proc, conn = self.running.pop(name)
+            proc.join(timeout=10)
+            conn.close()
+            self.on_event(("done", name))
+        else:
+            self.on_event(("progress", name, *msg[2:]) if kind == "progress" else msg)  # progress is per shard
+
+    def poll(self, timeout: float) -> None:
+        """Read what the workers sent in the next half second; notice the dead and the silent."""
+        by_conn = {conn: name for name, (_, conn) in self.running.items()}
+        for conn in wait(list(by_conn), timeout=0.5):
+            name = by_conn[conn]
+            try:
+                msg = conn.recv()
+            except (EOFError, OSError):  # gone without saying done: a native crash, os._exit, killed
+                proc = self.running[name][0]
+                proc.join(timeout=10)
+                self.stop(name, f"worker exited with code {proc.exitcode} (crashed or killed)")
+                continue
+            self.seen[name] = time.monotonic()
+            self.receive(name, msg)
+        now = time.monotonic()
+        for name in [n for n in self.running if now - self.seen[n] > timeout]:
+            self.stop(name, f"no progress for {timeout:g} s (hung?); stopped")
+
+
+def run(case_paths: list[Path], sel: Selection, jobs: int, on_event: Callable[[tuple], None],
+        timeout: float = DEFAULT_TIMEOUT_S, cases: list[Case] | None = None) -> Outcome:
+    """Run every shard of `plan(sel)` in worker processes, at most `jobs` at a time.
+
+    `on_event` sees every message for the progress display (kind first; progress, done and lost carry the
+    shard's name). A worker that crashes, dies or sends nothing for `timeout` seconds loses only its own
+    shard's remaining records; KeyboardInterrupt or SIGTERM stops the workers and keeps what they sent. Both
+    make the outcome incomplete. A named framework that cannot be loaded stops the run: FrameworkBroken."""
+    pending = plan(sel, cases)
+    pool = _Pool(sel, [str(p) for p in case_paths], pending, jobs, on_event)
+    restore = interrupt_on_sigterm()
+    try:
+        while pending or pool.running:
+            while len(pool.running) < jobs and (startable := _next(pending, pool.running, pool.shards)) is not None:
+                pool.start(pending.pop(startable))
+            pool.poll(timeout)
+    except KeyboardInterrupt:
+        pool.outcome.interrupted = True
+        for name in list(pool.running):
+            pool.stop(name, "interrupted")
+        for shard in pending:
+            pool.outcome.lose(shard, "interrupted before it started")
+    finally:
+        for proc, _ in pool.running.values():  # FrameworkBroken: nobody else's work is wanted either
+            proc.kill()
+        restore()
+    return pool.outcome
+
+
+def interrupt_on_sigterm() -> Callable[[], None]:
+    """SIGTERM (a CI time-out, `kill`) ends the run like Ctrl-C: workers stopped, what they sent kept and written.
+    Returns what puts the previous handler back. Signals can only be handled in the main thread."""
+    if threading.current_thread() is not threading.main_thread():
+        return lambda: None
+
+    def interrupt(signum, frame):
+        raise KeyboardInterrupt
+
+    previous = signal.signal(signal.SIGTERM, interrupt)
+    return lambda: signal.signal(signal.SIGTERM, previous)
+
+
+def run_inline(case_paths: list[Path], sel: Selection, on_event: Callable[[tuple], None]) -> Outcome:
+    """The same as run() in this process (jobs=1): simpler to debug and profile. Ctrl-C and SIGTERM keep what
+    was made, like run(); there is no time-out (nothing else could run while a framework hangs)."""
+    outcome = Outcome()
+    remaining = list(sel.frameworks)
+
+    def emit(msg):
+        if msg[0] == "timing":
+            outcome.timing[msg[1]] = {"framework": msg[1], "mode": "+".join(sel.modes), **msg[2]}
+        outcome.take(msg)
+        on_event(msg)
+
+    def lose(name: str, why: str) -> None:
+        outcome.lost.append({"shard": name, "framework": name, "mode": "+".join(sel.modes), "dtypes": list(sel.dtypes), "why": why})
+
+    restore = interrupt_on_sigterm()
+    try:
+        while remaining:
+            name, started = remaining[0], time.perf_counter()
+            try:
+                run_framework(name, [str(p) for p in case_paths], sel, emit)
+                if name in outcome.timing:
+                    outcome.timing[name]["wall_s"] = round(time.perf_counter() - started, 3)
+            except FrameworkBroken:
+                raise
+            except Exception as exc:  # the parallel run loses this worker's shard; here, this framework's rest
+                lose(name, f"crashed: {type(exc).__name__}: {_last_line(str(exc)) or ''}")
+                on_event(("lost", name, outcome.lost[-1]["why"]))
+            else:
+                emit(("done", name))
+            remaining.pop(0)
+    except KeyboardInterrupt:
+        outcome.interrupted = True
+        for name in remaining:
+            lose(name, "interrupted")
+    finally:
+        restore()
+    return outcome
