@@ -13,11 +13,11 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from . import known as known_registry
 from . import results as results_io
 from . import shard_costs
 from .adapters import registered
 from .cases import Case, load
+from .judge import known as known_registry
 from .pool import BUNDLED_CASES, DEFAULT_TIMEOUT_S, Outcome, run, run_inline
 from .runner import Selection, judge_case, units
 

@@ -14,17 +14,19 @@ import sys
 import time
 from pathlib import Path
 
-from . import __version__, repro, speed_report, summary
-from . import known as known_registry
+from . import __version__, repro
 from . import results as results_io
 from .adapters import absent_message, missing_packages, registered
 from .api import BUNDLED_CASES, SelectionError, prepare, rejudge, run_corpus
 from .cases import CaseFileError
+from .judge import known as known_registry
 from .names import DEVICES, DTYPES, MODES, OPS, QUANTITIES
 from .pool import DEFAULT_TIMEOUT_S, WORKER_LOG_ENV, Outcome, interrupt_on_sigterm
 from .record import message as record_message
+from .report import summary
 from .runner import FrameworkBroken, Selection
 from .safe_yaml import MAX_ELEMENTS_ENV, MAX_FILE_MB_ENV
+from .speed import report as speed_report
 
 
 class UsageError(Exception):
@@ -249,7 +251,7 @@ def _threads(text: str) -> int:
 
 
 def cmd_bench(args) -> int:
-    from . import bench
+    from .speed import bench
 
     out = Path(args.out)
     if args.combine:
@@ -305,7 +307,7 @@ def cmd_timing(args) -> int:
     import shlex
     import subprocess
 
-    from . import timing_report
+    from .report import timing as timing_report
 
     paths = list(args.results)
     if args.measure:
@@ -366,7 +368,7 @@ def cmd_gate(args) -> int:
 
     confirm = None
     if args.confirm:
-        from . import bench
+        from .speed import bench
 
         where = Path(args.current).parent / "confirm"
 
@@ -380,7 +382,7 @@ def cmd_gate(args) -> int:
 
 
 def cmd_diff(args) -> int:
-    from . import diff
+    from .report import diff
 
     base, cur = results_io.read(args.baseline), results_io.read(args.current)
     moves = diff.diff(base, cur)
@@ -391,7 +393,7 @@ def cmd_diff(args) -> int:
 
 
 def cmd_report(args) -> int:
-    from . import report
+    from .report import html as report
 
     paths = args.results or [Path("reports") / "results.json"]
     for b in args.benchmarks or []:

@@ -28,10 +28,10 @@ from hypothesis import HealthCheck, find, settings
 from hypothesis import strategies as st
 from hypothesis.errors import NoSuchExample
 
-from . import known
 from .adapters import load_adapter, package_versions
 from .api import judge_case
 from .cases import Case, Options
+from .judge import known
 from .names import MASKED_OPS
 from .record import message as reason
 from .runner import Selection

@@ -12,7 +12,7 @@ The verdict is complete or it is a FAIL. The gate fails when:
               than the envelope of the environment change between the runs (ENVELOPES), so far only for the
               fused implementations (the naive formulas are reported, and gated with --include-naive);
   stale       a known-divergence entry that the current run shows to be out of date and whose records ran;
-  speed       see speed_gate.py.
+  speed       see speed/gate.py.
 
 The accuracy envelopes (ENVELOPES) are sized from measured noise, given with its figures in the README ("The gate
 in CI", "Accuracy envelopes"); tests/test_gate_upgrade.py replays the committed upgrade data:
@@ -31,11 +31,11 @@ from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from . import diff as diff_mod
 from . import results as results_io
-from . import speed_gate
 from .environment import kernel_fingerprint
-from .speed_report import BENCH_FILE
+from .report import diff as diff_mod
+from .speed import gate as speed_gate
+from .speed.report import BENCH_FILE
 
 __all__ = ["BENCH_FILE", "GateReport", "gate", "render", "compare_records", "ENVELOPES"]
 

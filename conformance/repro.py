@@ -19,14 +19,14 @@ def snippet(r: dict) -> str:
     """Python that recomputes this record and prints value, oracle, tolerance and verdict (before the registry)."""
     return f"""from pathlib import Path
 import numpy as np
-from conformance import oracle
+from conformance.judge import oracle
 from conformance.adapters import load_adapter
 from conformance.cases import load
 from conformance.inputs import build
 from conformance.record import message
 from conformance.api import judge_case
 from conformance.runner import Selection
-from conformance.tolerance import tolerance
+from conformance.judge.tolerance import tolerance
 
 case = next(c for c in load([Path({r.get('case_file') or 'cases'!r})]) if c.full_id == {r['case']!r})
 fw = load_adapter({r['framework']!r})

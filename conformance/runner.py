@@ -14,11 +14,11 @@ from pathlib import Path
 
 import numpy as np
 
-from . import oracle
 from .adapters import FrameworkAbsent, Unsupported, load_adapter, package_versions
 from .cases import Case, load
-from .compare import judge
 from .inputs import Inputs, build
+from .judge import oracle
+from .judge.compare import judge
 from .record import Record
 
 

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from conformance import report
+from conformance.report import html as report
 
 ROOT = Path(__file__).resolve().parent.parent
 BROWSER = next((shutil.which(b) for b in ("chromium", "chromium-browser", "google-chrome") if shutil.which(b)), None)

@@ -5,9 +5,9 @@ from __future__ import annotations
 import numpy as np
 
 from conformance import dtypes as dt
-from conformance.compare import compare_values, judge
-from conformance.oracle import Reference
-from conformance.tolerance import published_tolerance, tolerance
+from conformance.judge.compare import compare_values, judge
+from conformance.judge.oracle import Reference
+from conformance.judge.tolerance import published_tolerance, tolerance
 
 
 def ref(values, scale=1.0):

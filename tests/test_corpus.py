@@ -14,13 +14,13 @@ from pathlib import Path
 
 import pytest
 
-from conformance import known
 from conformance.adapters import load_adapter, package_versions, registered
 from conformance.api import judge_case
 from conformance.cases import load
+from conformance.judge import known
+from conformance.report.summary import reason
 from conformance.repro import command
 from conformance.runner import Selection
-from conformance.summary import reason
 
 CORPUS = Path(__file__).resolve().parent.parent / "cases"
 CASES = load([CORPUS])

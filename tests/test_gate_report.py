@@ -5,9 +5,10 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from conformance import gate, report
+from conformance import gate
 from conformance import results as results_io
 from conformance.cli import main
+from conformance.report import html as report
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -169,7 +170,7 @@ def _keras_record(framework: str, door: str, status: str, behaviour: str, case: 
 def test_the_same_keras_call_parting_across_backends_is_reported():
     """A door run by three backends: one call where all pass, one where JAX returns NaN (registered, so `known`) and
     the others raise. The registry must not hide the parting: it compares verdicts before the registry."""
-    from conformance import cross_backend, summary
+    from conformance.report import cross_backend, summary
 
     records = [_keras_record(fw, "ops/softmax", "pass", "finite") for fw in ("tensorflow", "keras-jax", "keras-torch")]
     records += [_keras_record("tensorflow", "ops/softmax", "pass", "error", "bad/x"),

@@ -42,7 +42,7 @@ def test_cupy_adapter_computes_what_the_oracle_says(stand_in_cupy):
 def test_cupy_benchmark_call_is_synchronised_and_right(stand_in_cupy):
     import numpy as np
 
-    from conformance import speed
+    from conformance.speed import measure as speed
 
     adapter = stand_in_cupy
     inputs = speed.bench_inputs("softmax", "float32", (4, 6))

@@ -10,9 +10,9 @@ import mpmath
 import numpy as np
 import pytest
 
-from conformance import oracle, oracle_mp
 from conformance.cases import Options
 from conformance.inputs import Inputs, output_shape
+from conformance.judge import oracle, oracle_mp
 
 RNG = np.random.default_rng(7)
 SCALES = [1.0, 30.0, 1000.0]

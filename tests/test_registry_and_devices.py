@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from conformance import known
 from conformance.cli import main
+from conformance.judge import known
 
 ROOT = Path(__file__).resolve().parent.parent
 CASE = ROOT / "cases" / "extreme-logits.yaml"

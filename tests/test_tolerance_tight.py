@@ -1,6 +1,6 @@
 """The tolerance is tight enough to matter: real outputs that the committed baseline records within 4x of their
 tolerance (a naive float16 softmax gradient at 1.65x) still fail when judged again with today's tolerance code, and
-would pass under a tolerance 4x looser. Loosening the constants of conformance/tolerance.py 4x fails this test."""
+would pass under a tolerance 4x looser. Loosening the constants of conformance/judge/tolerance.py 4x fails this test."""
 
 from __future__ import annotations
 
@@ -9,10 +9,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from conformance import compare, oracle
 from conformance import results as results_io
 from conformance.cases import load, materialize
 from conformance.inputs import build
+from conformance.judge import compare, oracle
 
 ROOT = Path(__file__).resolve().parent.parent
 CASES = {c.full_id: c for c in load([ROOT / "cases"])}

@@ -12,7 +12,7 @@ from ..generators import MAX_RANK
 from .base import Impl
 
 # Keras calls are one public API run by several frameworks' kernels: the report compares them across backends
-# (adapters.shared_doors, cross_backend.py). Every adapter with Keras doors declares it.
+# (adapters.shared_doors, report/cross_backend.py). Every adapter with Keras doors declares it.
 SHARED_DOORS = ("keras/",)
 
 keras: Any = None

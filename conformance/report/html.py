@@ -15,9 +15,11 @@ from pathlib import Path
 
 import jinja2
 
-from . import cross_backend, repro, speed_report, summary
+from .. import repro
+from .. import results as results_io
+from ..speed import report as speed_report
+from . import cross_backend, summary
 from . import diff as diff_mod
-from . import results as results_io
 
 TEMPLATES = Path(__file__).resolve().parent / "templates"
 MERGED = "merged.json"
@@ -86,7 +88,7 @@ def _env_of(doc: dict, record: dict) -> dict:
 def case_notes(records: list[dict]) -> dict[str, dict]:
     """Description and source of every case the records name, read from the case files they came from (where those
     files are still there and valid: a report of another machine's results may not have them)."""
-    from .cases import CaseFileError, load
+    from ..cases import CaseFileError, load
 
     notes: dict[str, dict] = {}
     for path in sorted({r.get("case_file") for r in records if r.get("case_file")}):

@@ -8,9 +8,9 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from . import results as results_io
-from .environment import kernel_fingerprint
-from .record import message as reason
+from .. import results as results_io
+from ..environment import kernel_fingerprint
+from ..record import message as reason
 from .summary import md_cell
 
 ACCURACY_MOVE = 2.0  # a record's error (share of its tolerance) moved by more than this factor either way

@@ -2,7 +2,7 @@
 
 Each benchmark: build device-resident inputs, time the first call on its own (it holds any compilation),
 warm up explicitly, then let pytest-benchmark time the call. The figures go to extra_info with the bytes the
-call must move, its GB/s and its fraction of the copy roof measured in this process (conformance/speed.py).
+call must move, its GB/s and its fraction of the copy roof measured in this process (conformance/speed/measure.py).
 """
 
 from __future__ import annotations
@@ -11,8 +11,8 @@ import time
 
 import pytest
 
-from conformance import speed
 from conformance.adapters import GPU_ROOF_ABSENT, Unsupported
+from conformance.speed import measure as speed
 
 
 def _warm(call, seconds: float, at_least: int = 3) -> int:

@@ -7,8 +7,8 @@ from typing import Any
 
 import numpy as np
 
-from . import dtypes as dt
-from .cases import materialize
+from .. import dtypes as dt
+from ..cases import materialize
 from .tolerance import published_tolerance, tolerance
 
 SIGNALS = ("error", "nonfinite", "all_nan")  # what counts as 'the implementation told the user' on invalid input

@@ -28,7 +28,7 @@ from pathlib import Path
 from packaging.specifiers import InvalidSpecifier, SpecifierSet
 from packaging.version import InvalidVersion, Version
 
-from .names import BEHAVIOURS, DEVICES, DTYPES, MODES, OPS, QUANTITIES
+from ..names import BEHAVIOURS, DEVICES, DTYPES, MODES, OPS, QUANTITIES
 
 MATCH_FIELDS = ("framework", "impl", "op", "quantity", "dtype", "mode", "device", "case")
 ENTRY_FIELDS = {"id", "match", "kind", "reason", "link", "versions", "statuses", "behaviours", "max_tol_ratio"}
@@ -36,7 +36,7 @@ KINDS = ("bug", "design")
 # The closed sets a pattern of these fields must match something in (case and framework are checked against the
 # corpus and the registered adapters, impl against what the frameworks that ran offer).
 NAMED_FIELDS = {"op": OPS, "quantity": QUANTITIES, "dtype": DTYPES, "mode": MODES, "device": DEVICES}
-DEFAULT_REGISTRY = Path(__file__).resolve().parent.parent / "known" / "divergences.yaml"
+DEFAULT_REGISTRY = Path(__file__).resolve().parents[2] / "known" / "divergences.yaml"
 
 
 class RegistryError(ValueError):
@@ -108,7 +108,7 @@ class Entry:
 def load(path: Path = DEFAULT_REGISTRY, frameworks: Iterable[str] | None = None, case_ids: Iterable[str] | None = None) -> list[Entry]:
     """Read and check the registry. With `frameworks` (the registered ones) and `case_ids` (the corpus), every
     framework and case pattern must match one of them."""
-    from .safe_yaml import YamlError, safe_load
+    from ..safe_yaml import YamlError, safe_load
 
     try:
         doc = safe_load(Path(path)) or {}

@@ -1,4 +1,4 @@
-"""`conformance bench`: the pytest-benchmark suite (conformance/benchsuite), one framework per process.
+"""`conformance bench`: the pytest-benchmark suite (conformance/speed/suite), one framework per process.
 
 Frameworks run one after another, never side by side, each in a fresh pytest process pinned to the same
 cores with the same thread count (isolation: no framework's thread pools, allocator or JIT cache sees
@@ -18,12 +18,12 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from . import results as results_io
-from . import speed_report
-from .adapters import declared
-from .speed_report import BENCH_FILE
+from .. import results as results_io
+from ..adapters import declared
+from . import report as speed_report
+from .report import BENCH_FILE
 
-SUITE = Path(__file__).resolve().parent / "benchsuite"
+SUITE = Path(__file__).resolve().parent / "suite"
 # pytest-benchmark settings per profile: rounds are bounded by time, never fewer than min_rounds.
 PROFILES = {
     "quick": {"max_time": 0.15, "min_rounds": 5, "warmup_seconds": 0.05},

@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections import defaultdict
 from itertools import combinations
 
-from .adapters import shared_doors
+from ..adapters import shared_doors
 
 
 def _door(impl_id: str, prefixes: tuple[str, ...]) -> str | None:

@@ -7,7 +7,7 @@ import re
 import unicodedata
 from collections import Counter, defaultdict
 
-from .record import message
+from ..record import message
 
 COUNTED = ("pass", "known", "fail", "error", "unsupported", "skip")
 GRADIENTS = ("grad_logits", "grad_labels", "hvp")
@@ -70,8 +70,8 @@ def _fenced(text: str, lang: str = "") -> list[str]:
 def reruns(records: list[dict], limit: int = 10) -> list[str]:
     """For the first unexplained fails: the command that re-runs each, and a Python snippet that prints the value,
     the oracle, the tolerance and the verdict (both work from any folder: the case file is named by its path)."""
-    from . import repro
-    from .report import case_notes
+    from .. import repro
+    from .html import case_notes
 
     bad = [r for r in records if r["status"] in ("fail", "error")]
     notes = case_notes(bad[:limit])
@@ -302,7 +302,7 @@ def render(doc: dict, benchmarks: list[dict] | None = None, speed_plot: str | No
     for title, body in sections:
         lines += ["", f"## {title}", "", *body]
     if benchmarks:
-        from .speed_report import section
+        from ..speed.report import section
 
         lines += ["", *section(benchmarks, speed_plot)]
     return "\n".join(lines) + "\n"

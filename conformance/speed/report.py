@@ -5,9 +5,9 @@ from __future__ import annotations
 from collections import defaultdict
 from pathlib import Path
 
-from .results import ResultsError, load_json
-from .speed import OVERHEAD_FLOOR_S, OVERHEAD_SHARE
-from .summary import _table
+from ..report.summary import _table
+from ..results import ResultsError, load_json
+from .measure import OVERHEAD_FLOOR_S, OVERHEAD_SHARE
 
 BENCH_FILE = "benchmarks.json"
 PLOT = "speed_gbps.png"
@@ -156,7 +156,7 @@ def intro(benchmarks: list[dict]) -> str:
     e0 = speed[0]["extra_info"] if speed else {}
     return (f"{len(speed)} benchmarks (pytest-benchmark; min and median of calibrated rounds, compilation and warm-up excluded; "
             f"{e0.get('threads', '?')} threads for every framework). GB/s = compulsory bytes / min time "
-            "(formulas in conformance/speed.py); the roof is a STREAM-like copy at the same footprint measured in the same run"
+            "(formulas in conformance/speed/measure.py); the roof is a STREAM-like copy at the same footprint measured in the same run"
             + (f" ({e0['roof_method']})." if e0.get("roof_method") else "."))
 
 

@@ -23,7 +23,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from pathlib import Path
 
-from . import speed_report
+from . import report as speed_report
 
 SPEED_MIN_SLOWDOWN = 0.15
 SPEED_NOISE_FACTOR = 2.0

@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from conformance import speed
 from conformance.adapters import load_adapter
+from conformance.speed import measure as speed
 
 
 def pytest_addoption(parser):

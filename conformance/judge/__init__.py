@@ -1,0 +1,2 @@
+"""Judging one answer: the extended-precision oracle, the tolerance model, the comparison, and the
+known-divergence registry."""
