@@ -1,4 +1,4 @@
-"""Loading and validating case files (the YAML format of ../shared/SPEC.md).
+"""Loading and validating case files (the YAML format of the SPEC).
 
 Every rule a case must follow is checked here, once, so that the rest of the suite can trust a `Case`.
 A broken file raises `CaseFileError`, whose message names the file, the case id and the field.
@@ -81,7 +81,7 @@ class Case:
     axis: int = -1
     options: Options = Options()
     quantities: tuple[str, ...] | None = None
-    cotangent: Any = "ones"
+    cotangent: Any = None  # None: the op's default (cotangent_for)
     direction: Any = field(default_factory=lambda: dict(DEFAULT_DIRECTION))
     invalid: bool = False
     expect: dict = field(default_factory=dict)

@@ -1,4 +1,4 @@
-"""The `conformance` command line (../shared/SPEC.md, "Command line").
+"""The `conformance` command line (the SPEC, "Command line").
 
 Exit codes: 0 success; 1 a fail/error record (run), a regression (gate) or a failed benchmark run (bench);
 2 bad input or usage: one line on stderr, never a traceback, and nothing already written is touched.

@@ -2,7 +2,7 @@
 
 An adapter is one module (numpy.py, torch.py, tensorflow.py, jax.py) defining the same names:
 
-    NAME: str                                   framework name of ../shared/SPEC.md
+    NAME: str                                   framework name (the SPEC's, for the built-ins)
     COLD_SECONDS: dict[(mode, dtype), float]    optional: measured seconds of a cold full run, which the runner
                                                 uses to split the work into worker processes and order them
     load(compile_cache) -> None                 import the framework (raises ImportError when absent); with a
@@ -40,8 +40,12 @@ and, where some of its implementations are a public API that other frameworks ru
                                                 same call across the frameworks that declare the prefix
 
 Nothing framework-specific lives outside those modules. `evaluate` computes the requested quantities
-with the framework's own autodiff and compiler; it raises `Unsupported` for what the framework does not
-offer, and returns an exception object per quantity for what the framework raised.
+with the framework's own autodiff and compiler. Each quantity's outcome is one of three, and nothing else:
+
+    an array             the value the framework computed (judged against the oracle)
+    an Unsupported       the framework does not offer this quantity here (e.g. a double backward under a
+                         compiler); raising Unsupported says so for every quantity of the call at once
+    any other exception  what the framework raised (the record's error: a finding, not the harness's failure)
 """
 
 from __future__ import annotations
@@ -109,7 +113,6 @@ class Impl:
     forward: Callable[..., Any]  # forward(logits, labels, inputs) in the framework's own arrays
     options: frozenset[str] = frozenset()  # SPEC options the public function takes itself
     naive: bool = False  # the textbook formula (softmax, then log), kept to show what fused functions protect against
-    dtypes: frozenset[str] | None = None  # None: every dtype of the SPEC
     key: str = ""  # stable within the framework, e.g. "naive/softmax"; never changes when the label does
     last_axis_only: bool = False  # the public function has no axis argument: classes must be the last axis
 
@@ -123,10 +126,8 @@ class Impl:
         return inputs.options.reduction != "none" and "reduction" not in self.options
 
 
-def check_supported(impl: Impl, inputs: Inputs, quantities: tuple[str, ...] | list[str]) -> None:
-    """Raise Unsupported for options or dtypes the public function does not take. Never emulate them."""
-    if impl.dtypes is not None and inputs.dtype not in impl.dtypes:
-        raise Unsupported(f"{impl.name} does not take {inputs.dtype}")
+def check_supported(impl: Impl, inputs: Inputs) -> None:
+    """Raise Unsupported for an axis or options the public function does not take. Never emulate them."""
     if impl.last_axis_only and inputs.logits.ndim and inputs.axis != inputs.logits.ndim - 1:
         raise Unsupported(f"{impl.name} has no axis argument (classes are the last axis)")
     for option in inputs.options.non_default():

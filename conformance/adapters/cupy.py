@@ -66,7 +66,7 @@ def implementations() -> list[Impl]:
 
 
 def _check(impl: Impl, inputs, quantities, mode: str, device: str) -> None:
-    check_supported(impl, inputs, quantities)
+    check_supported(impl, inputs)
     if mode != "eager":
         raise Unsupported("CuPy has no compiler")
     if device != "gpu":

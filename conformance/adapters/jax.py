@@ -206,7 +206,7 @@ def _numpy(a) -> np.ndarray:
 
 
 def evaluate(impl: Impl, inputs, quantities, mode: str, device: str) -> dict:
-    check_supported(impl, inputs, quantities)
+    check_supported(impl, inputs)
     quantities = tuple(quantities)
     dev = _device(device)
     x = jax.device_put(inputs.logits, dev)
@@ -222,7 +222,7 @@ def evaluate(impl: Impl, inputs, quantities, mode: str, device: str) -> dict:
 def benchmark_call(impl: Impl, inputs, mode: str, device: str, backward: bool):
     """A zero-argument callable running the very function `evaluate` runs (forward, or forward and the gradient
     w.r.t. the logits) on arrays already on the device, returning once the result exists (block_until_ready)."""
-    check_supported(impl, inputs, ("value",))
+    check_supported(impl, inputs)
     quantities = ("grad_logits",) if backward else ("value",)  # a training step's backward returns the gradient alone
     dev = _device(device)
     labels = inputs.given_labels
@@ -235,7 +235,7 @@ def bare_call(impl: Impl, inputs, mode: str, device: str, backward: bool):
     """The public call with nothing of the harness around it, written out as a user would (for the overhead table):
     the function, its mean where it has no reduction, jax.jit for compiled mode and jax.vjp for the backward pass,
     on arrays already on the device."""
-    check_supported(impl, inputs, ("value",))
+    check_supported(impl, inputs)
     dev = _device(device)
     x, t, g = (None if a is None else jax.device_put(a, dev) for a in (inputs.logits, inputs.given_labels, inputs.cotangent))
     composed = impl.reduction_composed(inputs)

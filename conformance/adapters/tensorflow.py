@@ -208,7 +208,7 @@ def _numpy(t) -> np.ndarray:
 
 
 def evaluate(impl: Impl, inputs, quantities, mode: str, device: str) -> dict:
-    check_supported(impl, inputs, quantities)
+    check_supported(impl, inputs)
     quantities = tuple(quantities)
     with tf.device(_placement(device)):
         x = tf.constant(inputs.logits)
@@ -245,7 +245,7 @@ def _device_tensors(inputs, device: str) -> tuple:
 def benchmark_call(impl: Impl, inputs, mode: str, device: str, backward: bool):
     """A zero-argument callable running the very function `evaluate` runs (forward, or forward and the gradient
     w.r.t. the logits) on tensors already on the device, returning once the result exists."""
-    check_supported(impl, inputs, ("value",))
+    check_supported(impl, inputs)
     quantities = ("grad_logits",) if backward else ("value",)  # a training step's backward returns the gradient alone
     x, labels, g = _device_tensors(inputs, device)
     fn, sync, args = _callable(impl, inputs, quantities, mode), _sync(device), quantity_arguments(quantities, x, labels, g, None)
@@ -261,7 +261,7 @@ def bare_call(impl: Impl, inputs, mode: str, device: str, backward: bool):
     """The public call with nothing of the harness around it, written out as a user would (for the overhead table):
     the function, its mean where it has no reduction, tf.function(jit_compile=True) for compiled mode and one
     GradientTape for the backward pass, on tensors already on the device."""
-    check_supported(impl, inputs, ("value",))
+    check_supported(impl, inputs)
     x, t, g = _device_tensors(inputs, device)
     composed, sync = impl.reduction_composed(inputs), _sync(device)
 

@@ -211,7 +211,7 @@ def _forward(impl: Impl, inputs, mode: str, device: str, dynamic: bool = True):
 
 
 def evaluate(impl: Impl, inputs, quantities, mode: str, device: str) -> dict:
-    check_supported(impl, inputs, quantities)
+    check_supported(impl, inputs)
     try:
         return _evaluate(impl, inputs, quantities, mode, device)
     except RuntimeError as exc:
@@ -276,7 +276,7 @@ def _sync(dev: str):
 def benchmark_call(impl: Impl, inputs, mode: str, device: str, backward: bool):
     """A zero-argument callable: `impl` on tensors already on the device (forward, or forward and the gradient
     w.r.t. the logits), returning once the result exists (CUDA synchronised)."""
-    check_supported(impl, inputs, ("value",))
+    check_supported(impl, inputs)
     dev = _torch_device(device)
     x = _tensor(inputs.logits, dev, requires_grad=backward)
     labels = inputs.given_labels
@@ -288,7 +288,7 @@ def bare_call(impl: Impl, inputs, mode: str, device: str, backward: bool):
     """The public call with nothing of the harness around it, written out as a user would (for the overhead table):
     the function itself, its mean where the public function has no reduction, torch.compile for compiled mode, and
     torch.autograd.grad for the backward pass, on tensors already on the device."""
-    check_supported(impl, inputs, ("value",))
+    check_supported(impl, inputs)
     dev = _torch_device(device)
     x = _tensor(inputs.logits, dev, requires_grad=backward)
     t = None if inputs.given_labels is None else _tensor(inputs.given_labels, dev)
