@@ -124,13 +124,9 @@ def merge(files: list[Path]) -> dict:
     """One pytest-benchmark document from per-process files. A benchmark measured in several processes keeps
     the stats of its fastest process (by min time) and records every process's min in
     extra_info.process_mins: the spread between processes is the noise the gate needs."""
-    runs: dict[str, list[dict]] = {}
-    machines = []
-    for path in files:
-        doc = speed_report.read(path)
-        for b in doc.get("benchmarks", []):
-            runs.setdefault(b["fullname"], []).append(b)
-        machines.append({"source": str(path), **doc.get("machine_info", {})})
+    docs = [speed_report.read(path) for path in files]
+    runs = speed_report.by_name(docs)
+    machines = [{"source": str(path), **doc.get("machine_info", {})} for path, doc in zip(files, docs)]
     benchmarks = []
     for entries in runs.values():
         best = min(entries, key=lambda b: b["stats"]["min"])
@@ -164,10 +160,7 @@ def combine(paths: list[Path]) -> dict:
     fingerprints = {speed_report.machine_fingerprint(d) for d in docs}
     if len(fingerprints) > 1:
         raise results_io.ResultsError(f"runs from different machines cannot make one baseline: {sorted(map(str, fingerprints))}")
-    entries: dict[str, list[dict]] = {}
-    for doc in docs:
-        for b in doc.get("benchmarks", []):
-            entries.setdefault(b["fullname"], []).append(b)
+    entries = speed_report.by_name(docs)
     benchmarks = []
     for runs in entries.values():
         best = min(runs, key=lambda b: b["stats"]["min"])

@@ -54,20 +54,25 @@ def machine_fingerprint(doc: dict) -> str | None:
     return f"{cpu.get('brand_raw', '?')}, {cpu.get('count', '?')} cores, {info.get('machine', '?')}"
 
 
+def by_name(docs: list[dict]) -> dict[str, list[dict]]:
+    """Every benchmark of these pytest-benchmark documents, grouped by its full name, in document order: what the
+    three ways of putting documents together (bench.merge, bench.combine, load) choose from."""
+    grouped: dict[str, list[dict]] = {}
+    for doc in docs:
+        for b in doc.get("benchmarks", []):
+            grouped.setdefault(b["fullname"], []).append(b)
+    return grouped
+
+
 def load(bench_paths: list[Path]) -> dict:
     """One benchmark document from the pytest-benchmark JSON files that exist: every benchmark (a later file
     wins for the same name), every process fingerprint ("runs") and the first file's machine_info."""
-    merged: dict[str, dict] = {}
-    runs: list[dict] = []
-    machine: dict = {}
-    for bench in bench_paths:
-        if not Path(bench).exists():
-            continue
-        doc = read(bench)
-        merged.update((b["fullname"], b) for b in doc.get("benchmarks", []))
-        runs += doc.get("runs") or ([{"source": str(bench), **doc["machine_info"]}] if doc.get("machine_info") else [])
-        machine = machine or doc.get("machine_info") or {}
-    return {"machine_info": machine, "runs": runs, "benchmarks": list(merged.values()),
+    found = [(bench, read(bench)) for bench in bench_paths if Path(bench).exists()]
+    runs = [run for bench, doc in found
+            for run in doc.get("runs") or ([{"source": str(bench), **doc["machine_info"]}] if doc.get("machine_info") else [])]
+    machine = next((doc["machine_info"] for _, doc in found if doc.get("machine_info")), {})
+    latest = [entries[-1] for entries in by_name([doc for _, doc in found]).values()]
+    return {"machine_info": machine, "runs": runs, "benchmarks": latest,
             "version": "softmax-conformance (merged pytest-benchmark JSON)"}
 
 
