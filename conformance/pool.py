@@ -36,10 +36,10 @@ WORKER_LOG_ENV = "CONFORMANCE_WORKER_LOG"
 
 @dataclass(frozen=True)
 class Shard:
-    """One worker process's share of the run: a framework in one mode, for some of the selected dtypes, on some
-    devices, and (for assert-prone cases on a GPU) some of the cases."""
+    """One worker process's share of the run: a framework in one mode (or, for little work, in every mode: "eager+
+    compiled"), for some of the selected dtypes, on some devices, and (for assert-prone cases) some of the cases."""
     framework: str
-    mode: str
+    mode: str  # one mode, or several joined by "+"
     dtypes: tuple[str, ...]
     name: str  # for the progress display: framework/mode, plus the dtypes where the pair was split
     cost: float  # estimated seconds (COLD_SECONDS of the adapter), for the order
@@ -53,15 +53,20 @@ class Shard:
         path keeps "gpu" among its CPU shard's devices, to say it has none, and never waits for the GPU."""
         return self.devices == ("gpu",)
 
+    @property
+    def modes(self) -> tuple[str, ...]:
+        return tuple(self.mode.split("+"))
+
     def selection(self, sel: Selection) -> Selection:
-        return replace(sel, dtypes=self.dtypes, modes=(self.mode,), devices=self.devices, cases=self.cases or sel.cases,
+        return replace(sel, dtypes=self.dtypes, modes=self.modes, devices=self.devices, cases=self.cases or sel.cases,
                        exclude=sel.exclude + self.exclude)
 
 
 # A dtype whose cold run is estimated above this many seconds gets a worker of its own. Programs never cross
 # dtypes (a compiled graph or program is specialised to one), so a dtype split compiles nothing twice; it
 # lets the cores share a framework's long cold compile instead of one core doing it alone while the others idle.
-# Below it, a worker's start-up (importing the framework, a few seconds) is not worth paying again.
+# Below it, a worker's start-up (importing the framework, a few seconds) is not worth paying again; for the same
+# reason a framework's modes share one worker where together they stay below it (a warm run, a few case files).
 SPLIT_ABOVE_S = 60.0
 
 
@@ -127,18 +132,10 @@ def plan(sel: Selection, cases: list[Case] | None = None) -> list[Shard]:
         has_gpu = gpu_wanted and declared(framework, "GPU", True) and (sel.devices_named or gpu_visible())
         cpu_devices = tuple(d for d in sel.devices if d != "gpu") if has_gpu else sel.devices
         gpu_costs = declared(framework, "GPU_COLD_SECONDS", {}) if has_gpu else {}
+        if cpu_devices:
+            shards += _cpu_shards(framework, sel, cases, costs, cpu_devices)
         for mode in sel.modes:
             cost = {d: float(costs.get((mode, d), 0.0)) for d in sel.dtypes}
-            if cpu_devices:
-                prone = _assert_prone(framework, "cpu", mode, cases, sel) if "cpu" in cpu_devices else ()
-                alone = [(d,) for d in sel.dtypes if cost[d] > SPLIT_ABOVE_S]
-                rest = tuple(d for d in sel.dtypes if cost[d] <= SPLIT_ABOVE_S)
-                groups = alone + ([rest] if rest else [])
-                for dtypes in groups:
-                    name = f"{framework}/{mode}" + (f"/{'+'.join(dtypes)}" if len(groups) > 1 else "")
-                    shards.append(Shard(framework, mode, dtypes, name, sum(cost[d] for d in dtypes), cpu_devices, exclude=prone))
-                shards += [Shard(framework, mode, sel.dtypes, f"{framework}/{mode}/{cid}", 0.0, cpu_devices, cases=(cid,))
-                           for cid in prone]
             if has_gpu:
                 prone = _assert_prone(framework, "gpu", mode, cases, sel)
                 gpu_cost = float(gpu_costs.get(mode, sum(cost.values()))) * share
@@ -148,6 +145,30 @@ def plan(sel: Selection, cases: list[Case] | None = None) -> list[Shard]:
     # GPU is never idle and a run stopped at a time budget has finished the most frameworks on it
     gpu = sorted((s for s in shards if s.on_gpu), key=lambda s: s.cost)
     return gpu + sorted((s for s in shards if not s.on_gpu), key=lambda s: -s.cost)
+
+
+def _cpu_shards(framework: str, sel: Selection, cases: list[Case] | None, costs: dict, devices: tuple[str, ...]) -> list[Shard]:
+    """A framework's CPU shards: per mode, a worker per dtype that costs more than SPLIT_ABOVE_S and one for the
+    rest, a worker per assert-prone case; then the modes' "rest" workers merged into one where they take the same
+    dtypes and cases and together cost no more than SPLIT_ABOVE_S (each worker imports the framework again)."""
+    shards, rests = [], []
+    for mode in sel.modes:
+        cost = {d: float(costs.get((mode, d), 0.0)) for d in sel.dtypes}
+        prone = _assert_prone(framework, "cpu", mode, cases, sel) if "cpu" in devices else ()
+        alone = [(d,) for d in sel.dtypes if cost[d] > SPLIT_ABOVE_S]
+        rest = tuple(d for d in sel.dtypes if cost[d] <= SPLIT_ABOVE_S)
+        groups = alone + ([rest] if rest else [])
+        for dtypes in groups:
+            name = f"{framework}/{mode}" + (f"/{'+'.join(dtypes)}" if len(groups) > 1 else "")
+            shard = Shard(framework, mode, dtypes, name, sum(cost[d] for d in dtypes), devices, exclude=prone)
+            (rests if dtypes == rest else shards).append(shard)
+        shards += [Shard(framework, mode, sel.dtypes, f"{framework}/{mode}/{cid}", 0.0, devices, cases=(cid,)) for cid in prone]
+    if len(rests) > 1 and len({(s.dtypes, s.exclude) for s in rests}) == 1 and sum(s.cost for s in rests) <= SPLIT_ABOVE_S:
+        mode = "+".join(s.mode for s in rests)
+        split = any(s.name != f"{framework}/{s.mode}" for s in rests)
+        name = f"{framework}/{mode}" + (f"/{'+'.join(rests[0].dtypes)}" if split else "")
+        rests = [Shard(framework, mode, rests[0].dtypes, name, sum(s.cost for s in rests), devices, exclude=rests[0].exclude)]
+    return shards + rests
 
 
 def _exit_with_parent(parent: int) -> None:

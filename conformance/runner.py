@@ -66,19 +66,29 @@ class Timing:
     """Where one worker's seconds went, by phase: import (the framework and its adapter), cases (loading the case
     files), inputs (building and rounding arrays), oracle, framework (the adapter's evaluate: tracing, compiling or
     loading compiled programs, and computing), judge (comparing and building records), send (records to the parent).
-    `by_dtype` keeps the per-dtype share of inputs + oracle + framework: the planner's measured cost."""
+    `by_mode` keeps, per "mode/dtype", the framework calls' seconds plus that mode's share of the inputs and oracle
+    (built once per (case, op, dtype) for every mode of the worker): the planner's measured cost."""
     phases: Counter = field(default_factory=Counter)
-    by_dtype: Counter = field(default_factory=Counter)
+    by_dtype: Counter = field(default_factory=Counter)  # inputs + oracle + framework per dtype
+    shared: Counter = field(default_factory=Counter)  # inputs + oracle per dtype (every mode uses them)
+    framework: Counter = field(default_factory=Counter)  # framework calls per "mode/dtype"
     units_by_dtype: Counter = field(default_factory=Counter)  # (case, op, dtype) units done
 
-    def add(self, phase: str, seconds: float, dtype: str | None = None) -> None:
+    def add(self, phase: str, seconds: float, dtype: str | None = None, mode: str | None = None) -> None:
         self.phases[phase] += seconds
         if dtype is not None:
             self.by_dtype[dtype] += seconds
+            if mode is None:
+                self.shared[dtype] += seconds
+            else:
+                self.framework[f"{mode}/{dtype}"] += seconds
 
-    def to_json(self) -> dict:
+    def by_mode(self, modes: tuple[str, ...]) -> dict[str, float]:
+        return {f"{m}/{d}": round(self.framework[f"{m}/{d}"] + self.shared[d] / len(modes), 3) for m in modes for d in self.units_by_dtype}
+
+    def to_json(self, modes: tuple[str, ...] = ()) -> dict:
         return {"phases": {k: round(v, 3) for k, v in self.phases.items()}, "by_dtype": {k: round(v, 3) for k, v in self.by_dtype.items()},
-                "units_by_dtype": dict(self.units_by_dtype)}
+                "by_mode": self.by_mode(modes) if modes else {}, "units_by_dtype": dict(self.units_by_dtype)}
 
 
 def case_inputs(cases: list[Case], sel: Selection, timing: Timing | None = None) -> Iterator[tuple[Case, Inputs, dict]]:
@@ -123,7 +133,7 @@ def records_for(adapter, case: Case, inputs: Inputs, refs: dict, sel: Selection,
                 except Unsupported as exc:
                     outs = {q: exc for q in quantities}
                 elapsed = time.perf_counter() - started
-                timing.add("framework", elapsed, inputs.dtype)
+                timing.add("framework", elapsed, inputs.dtype, mode)
                 for q in quantities:
                     judged = time.perf_counter()
                     record = make_record(case, inputs, impl, q, mode, device, outs.get(q), refs.get(q), elapsed, scale)
@@ -214,6 +224,6 @@ def run_framework(name: str, case_paths: list[str], sel: Selection, emit: Callab
             timing.add("send", time.perf_counter() - sent)
         done += 1
         emit(("progress", name, done, total))
-    emit(("timing", name, timing.to_json()))
+    emit(("timing", name, timing.to_json(sel.modes)))
 
 

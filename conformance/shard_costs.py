@@ -3,7 +3,8 @@
 The planner (pool.plan) splits a framework's mode into one worker per dtype only when a dtype's work outweighs
 starting another worker (importing the framework again). The adapters' COLD_SECONDS say what a cold run costs;
 once the compile cache is warm the same work costs a fraction of that, and splitting it only adds imports. So each
-run records, per (framework, mode, dtype), the seconds its workers spent on inputs, oracle and framework calls and
+run records, per (framework, mode, dtype), the seconds its workers spent on inputs, oracle and framework calls (a
+worker running both modes splits its inputs and oracle between them) and
 how many (case, op, dtype) units that was; the next run on this machine (same CPU, same cache folder) plans from
 those seconds per unit instead of the constants. A run on another CPU, or with no cache folder, uses the constants.
 """
@@ -53,10 +54,10 @@ def remember(cache: str | Path | None, cpu: str, timing: dict[str, dict]) -> Non
     for shard in timing.values():
         if "wall_s" not in shard or shard.get("devices") == ["gpu"]:
             continue
-        for dtype, seconds in (shard.get("by_dtype") or {}).items():
-            units = (shard.get("units_by_dtype") or {}).get(dtype)
+        for part, seconds in (shard.get("by_mode") or {}).items():  # "mode/dtype": a worker may run both modes
+            units = (shard.get("units_by_dtype") or {}).get(part.partition("/")[2])
             if units:  # a mode's dtype may be spread over several shards (cases given a worker of their own): add up
-                e = fresh.setdefault(f"{shard['framework']}/{shard['mode']}/{dtype}", {"seconds": 0.0, "units": 0})
+                e = fresh.setdefault(f"{shard['framework']}/{part}", {"seconds": 0.0, "units": 0})
                 e["seconds"] += seconds
                 e["units"] += units
     try:

@@ -30,7 +30,7 @@ def _plan(monkeypatch, frameworks=("a", "b"), dtypes=DTYPES, modes=MODES):
 
 def test_every_framework_mode_and_dtype_is_in_exactly_one_shard(monkeypatch):
     shards = _plan(monkeypatch)
-    covered = [(s.framework, s.mode, d) for s in shards for d in s.dtypes]
+    covered = [(s.framework, m, d) for s in shards for m in s.modes for d in s.dtypes]
     assert sorted(covered) == sorted(product(("a", "b"), MODES, DTYPES))
 
 
@@ -40,8 +40,19 @@ def test_only_dtypes_above_the_threshold_get_a_worker_of_their_own(monkeypatch):
     # float16 (50 s) and the unmeasured rest stay together; eager float32 (100 s) is alone, the rest of eager together
     assert by_name["a/compiled/float16+bfloat16"].cost == 50
     assert by_name["a/eager/float32"].cost == 100 and by_name["a/eager/float16+bfloat16+float64"].cost == 0
-    # a framework that declares no costs keeps one worker per mode, named as before
-    assert {"b/eager", "b/compiled"} <= set(by_name) and by_name["b/eager"].dtypes == DTYPES
+    # a framework that declares no costs (little work) runs both modes in one worker: one import instead of two
+    assert by_name["b/eager+compiled"].dtypes == DTYPES and by_name["b/eager+compiled"].modes == MODES
+    assert not {"b/eager", "b/compiled"} & set(by_name)
+
+
+def test_modes_share_a_worker_only_when_together_they_stay_small(monkeypatch):
+    costs = {"c": {(m, d): 20 for m in MODES for d in DTYPES}}  # 80 s a mode: too much for one worker
+    monkeypatch.setattr(pool, "cold_seconds", lambda name: costs[name])
+    assert sorted(s.name for s in pool.plan(runner.Selection(("c",), DTYPES, ("cpu",), MODES))) == ["c/compiled", "c/eager"]
+    costs["c"] = {(m, d): 5 for m in MODES for d in DTYPES}  # 20 s a mode, 40 s together
+    (merged,) = pool.plan(runner.Selection(("c",), DTYPES, ("cpu",), MODES))
+    assert merged.name == "c/eager+compiled" and merged.cost == 40
+    assert merged.selection(runner.Selection(("c",), DTYPES, ("cpu",), MODES)).modes == MODES
 
 
 def test_longest_shards_start_first(monkeypatch):
