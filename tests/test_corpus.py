@@ -18,7 +18,7 @@ from conformance.adapters import load_adapter, package_versions, registered
 from conformance.api import judge_case
 from conformance.cases import load
 from conformance.judge import known
-from conformance.report.summary import reason
+from conformance.record import message as reason
 from conformance.repro import command
 from conformance.runner import Selection
 
