@@ -66,12 +66,17 @@ class Corpus:
     entries: list
 
 
+def bundled_ids() -> set[str]:
+    """The bundled corpus's case ids: a registry entry may name any of them whatever a run selected."""
+    return {c.full_id for c in load([BUNDLED_CASES])} if BUNDLED_CASES.exists() else set()
+
+
 def prepare(case_paths: list[Path], sel: Selection, known: Path) -> Corpus:
     """Raises CaseFileError, RegistryError or SelectionError (bad input: exit 2)."""
     cases = load(case_paths)
     check_cases(cases, sel.cases)
-    bundled = load([BUNDLED_CASES]) if BUNDLED_CASES.exists() and [Path(p) for p in case_paths] != [BUNDLED_CASES] else []
-    ids = {c.full_id for c in cases + bundled}
+    only_bundled = [Path(p) for p in case_paths] == [BUNDLED_CASES]  # then `cases` are the bundled corpus already
+    ids = {c.full_id for c in cases} | (set() if only_bundled else bundled_ids())
     return Corpus(list(case_paths), cases, ids, known_registry.load(known, registered(), ids))
 
 
@@ -119,8 +124,7 @@ def run_corpus(corpus: Corpus, sel: Selection, jobs: int = 2, timeout: float = D
 def rejudge(doc: dict, known: Path) -> dict:
     """The registry at `known` over a finished run's document, without running anything: for a run made where it cannot
     be made again (a lent GPU), or a registry that learned a divergence since. The oracle's judgement is kept."""
-    corpus = {c.full_id for c in load([BUNDLED_CASES])} if BUNDLED_CASES.exists() else set()
-    corpus |= {r["case"] for r in doc["records"]}
+    corpus = bundled_ids() | {r["case"] for r in doc["records"]}
     entries = known_registry.load(known, registered(), corpus)
     info = {k: v for k, v in doc.get("environment", {}).get("frameworks", {}).items() if isinstance(v, dict)}
     for r in doc["records"]:

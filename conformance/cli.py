@@ -417,7 +417,7 @@ def _add_run(sub) -> None:
 def _add_bench(sub) -> None:
     """`conformance bench` and its options."""
     bn = sub.add_parser("bench", help="speed benchmarks (pytest-benchmark), one framework per process")
-    bn.add_argument("--quick", action="store_true", help="CI-sized: fused implementations, float32, 32x10 and 1024x1000 (about 2 minutes)")
+    bn.add_argument("--quick", action="store_true", help="CI-sized: fused implementations, float32, 32x10 and 1024x1000 (5-7 minutes on 2 cores)")
     bn.add_argument("--profile", choices=("quick", "full"), default="full",
                     help="full (default): every implementation incl. naive, float32/bfloat16/float16, up to 4096x32000 (8192x128256 on a GPU)")
     bn.add_argument("--frameworks", type=_csv(None, "framework"), default=None, help="comma-separated (default: every installed one)")

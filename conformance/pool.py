@@ -151,23 +151,23 @@ def _cpu_shards(framework: str, sel: Selection, cases: list[Case] | None, costs:
     """A framework's CPU shards: per mode, a worker per dtype that costs more than SPLIT_ABOVE_S and one for the
     rest, a worker per assert-prone case; then the modes' "rest" workers merged into one where they take the same
     dtypes and cases and together cost no more than SPLIT_ABOVE_S (each worker imports the framework again)."""
+    def name(mode: str, dtypes: tuple[str, ...]) -> str:  # the dtypes are named where the mode was split by them
+        return f"{framework}/{mode}" + (f"/{'+'.join(dtypes)}" if dtypes != sel.dtypes else "")
+
     shards, rests = [], []
     for mode in sel.modes:
         cost = {d: float(costs.get((mode, d), 0.0)) for d in sel.dtypes}
         prone = _assert_prone(framework, "cpu", mode, cases, sel) if "cpu" in devices else ()
-        alone = [(d,) for d in sel.dtypes if cost[d] > SPLIT_ABOVE_S]
         rest = tuple(d for d in sel.dtypes if cost[d] <= SPLIT_ABOVE_S)
-        groups = alone + ([rest] if rest else [])
-        for dtypes in groups:
-            name = f"{framework}/{mode}" + (f"/{'+'.join(dtypes)}" if len(groups) > 1 else "")
-            shard = Shard(framework, mode, dtypes, name, sum(cost[d] for d in dtypes), devices, exclude=prone)
-            (rests if dtypes == rest else shards).append(shard)
+        shards += [Shard(framework, mode, (d,), name(mode, (d,)), cost[d], devices, exclude=prone)
+                   for d in sel.dtypes if cost[d] > SPLIT_ABOVE_S]
+        if rest:
+            rests.append(Shard(framework, mode, rest, name(mode, rest), sum(cost[d] for d in rest), devices, exclude=prone))
         shards += [Shard(framework, mode, sel.dtypes, f"{framework}/{mode}/{cid}", 0.0, devices, cases=(cid,)) for cid in prone]
     if len(rests) > 1 and len({(s.dtypes, s.exclude) for s in rests}) == 1 and sum(s.cost for s in rests) <= SPLIT_ABOVE_S:
         mode = "+".join(s.mode for s in rests)
-        split = any(s.name != f"{framework}/{s.mode}" for s in rests)
-        name = f"{framework}/{mode}" + (f"/{'+'.join(rests[0].dtypes)}" if split else "")
-        rests = [Shard(framework, mode, rests[0].dtypes, name, sum(s.cost for s in rests), devices, exclude=rests[0].exclude)]
+        rests = [Shard(framework, mode, rests[0].dtypes, name(mode, rests[0].dtypes), sum(s.cost for s in rests), devices,
+                       exclude=rests[0].exclude)]
     return shards + rests
 
 

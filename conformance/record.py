@@ -2,7 +2,7 @@
 
 Defined once here: the runner builds a `Record`, results.json carries `Record.to_json()`, and the reader of a
 results file checks each record against the same fields (`FIELD_TYPES`, `REQUIRED`). Everything downstream (the
-registry, the gate, diff, the report) reads the JSON form, a dict, and identifies a record by `key()`.
+registry, the gate, diff, the report) reads the JSON form, a dict, and identifies a record by `key(record)`.
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ from .judge.compare import Verdict
 class Record(Verdict):
     """The judge's verdict (status, behaviour, error figures, detail, ...: compare.Verdict) with what was run."""
 
-    # identity: what was run (key())
+    # identity: what was run (key(record))
     case: str
     op: str
     quantity: str
@@ -44,9 +44,8 @@ class Record(Verdict):
     composed: list | None = None  # parts the adapter composed around the public call (e.g. ["reduction"])
 
     def to_json(self) -> dict:
-        names = [f.name for f in dataclasses.fields(self)]
         out = {}
-        for name in sorted(names, key=lambda n: n not in IDENTITY):  # identity first: results.json reads from the left
+        for name in _JSON_ORDER:
             value = getattr(self, name)
             if name == "extra":
                 out.update(value)
@@ -54,13 +53,12 @@ class Record(Verdict):
                 out[name] = value
         return out
 
-    def key(self) -> tuple:
-        return key(self.to_json())
-
 
 IDENTITY = ("case", "op", "quantity", "dtype", "framework", "impl", "mode", "device")
 OPTIONAL = ("detail", "reason", "out_dtype", "composed", "worst_index", "output", "expected")
 # Fields a results file must carry in every record: the identity and the verdict (older files lack the context).
+# identity first: results.json reads from the left
+_JSON_ORDER = tuple(sorted((f.name for f in dataclasses.fields(Record)), key=lambda n: n not in IDENTITY))
 REQUIRED = ("case", "op", "quantity", "dtype", "framework", "impl", "mode", "device", "status", "behaviour",
             "max_abs_err", "max_rel_err", "max_ulp", "size", "nan_count", "inf_count", "error", "known")
 

@@ -69,25 +69,29 @@ class Timing:
     `by_mode` keeps, per "mode/dtype", the framework calls' seconds plus that mode's share of the inputs and oracle
     (built once per (case, op, dtype) for every mode of the worker): the planner's measured cost."""
     phases: Counter = field(default_factory=Counter)
-    by_dtype: Counter = field(default_factory=Counter)  # inputs + oracle + framework per dtype
     shared: Counter = field(default_factory=Counter)  # inputs + oracle per dtype (every mode uses them)
     framework: Counter = field(default_factory=Counter)  # framework calls per "mode/dtype"
     units_by_dtype: Counter = field(default_factory=Counter)  # (case, op, dtype) units done
 
     def add(self, phase: str, seconds: float, dtype: str | None = None, mode: str | None = None) -> None:
         self.phases[phase] += seconds
-        if dtype is not None:
-            self.by_dtype[dtype] += seconds
-            if mode is None:
-                self.shared[dtype] += seconds
-            else:
-                self.framework[f"{mode}/{dtype}"] += seconds
+        if dtype is not None and mode is None:
+            self.shared[dtype] += seconds
+        elif dtype is not None:
+            self.framework[f"{mode}/{dtype}"] += seconds
+
+    def by_dtype(self) -> dict[str, float]:
+        """inputs + oracle + framework calls per dtype."""
+        totals = Counter(self.shared)
+        for mode_dtype, seconds in self.framework.items():
+            totals[mode_dtype.partition("/")[2]] += seconds
+        return {d: round(s, 3) for d, s in totals.items()}
 
     def by_mode(self, modes: tuple[str, ...]) -> dict[str, float]:
         return {f"{m}/{d}": round(self.framework[f"{m}/{d}"] + self.shared[d] / len(modes), 3) for m in modes for d in self.units_by_dtype}
 
     def to_json(self, modes: tuple[str, ...] = ()) -> dict:
-        return {"phases": {k: round(v, 3) for k, v in self.phases.items()}, "by_dtype": {k: round(v, 3) for k, v in self.by_dtype.items()},
+        return {"phases": {k: round(v, 3) for k, v in self.phases.items()}, "by_dtype": self.by_dtype(),
                 "by_mode": self.by_mode(modes) if modes else {}, "units_by_dtype": dict(self.units_by_dtype)}
 
 
