@@ -7,6 +7,10 @@ run records, per (framework, mode, dtype), the seconds its workers spent on inpu
 worker running both modes splits its inputs and oracle between them) and
 how many (case, op, dtype) units that was; the next run on this machine (same CPU, same cache folder) plans from
 those seconds per unit instead of the constants. A run on another CPU, or with no cache folder, uses the constants.
+
+Units differ in cost (a gradients case with HVPs costs far more than a softmax of four numbers), so a run of a
+few cases would misstate a whole corpus's rate: a part's figure is replaced only by a run of at least as many
+units of it (the same selection, or a larger one), never by a smaller one.
 """
 
 from __future__ import annotations
@@ -61,6 +65,8 @@ def remember(cache: str | Path | None, cpu: str, timing: dict[str, dict]) -> Non
                 e["seconds"] += seconds
                 e["units"] += units
     try:
-        results_io.write({"cpu": cpu, "entries": {**load(cache, cpu), **fresh}}, path)  # atomic, like a results file
+        kept = load(cache, cpu)
+        fresh = {k: e for k, e in fresh.items() if e["units"] >= kept.get(k, {}).get("units", 0)}
+        results_io.write({"cpu": cpu, "entries": {**kept, **fresh}}, path)  # atomic, like a results file
     except OSError:
         pass  # a read-only cache folder: the next run plans from the constants

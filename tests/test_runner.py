@@ -229,6 +229,14 @@ def test_a_run_records_where_its_time_went_and_the_next_run_plans_from_it(tmp_pa
     kept = shard_costs.load(cache, doc["environment"]["cpu"])
     assert set(kept) == {f"numpy/eager/{d}" for d in shard["units_by_dtype"]}
     assert not shard_costs.load(cache, "another CPU")  # costs belong to the machine that measured them
+    # a smaller run (one case) leaves the larger run's figures alone; a run as large replaces them
+    one = load([cases_file])[0].full_id
+    assert main(["run", "--cases", str(cases_file), "--case", one, "--frameworks", "numpy", "--modes", "eager",
+                 "--compile-cache", str(cache), "--out", str(tmp_path / "one")]) == 0
+    assert shard_costs.load(cache, doc["environment"]["cpu"]) == kept
+    fake = {"s": {"framework": "numpy", "wall_s": 1.0, "by_mode": {"eager/float32": 9.0}, "units_by_dtype": {"float32": 99}}}
+    shard_costs.remember(cache, doc["environment"]["cpu"], fake)
+    assert shard_costs.load(cache, doc["environment"]["cpu"])["numpy/eager/float32"] == {"seconds": 9.0, "units": 99}
     # a plan from measured costs: a dtype that took 100 s a unit gets a worker of its own, the others share one
     (cache / shard_costs.FILE).write_text(json.dumps({"cpu": doc["environment"]["cpu"], "entries": {
         "numpy/eager/float32": {"seconds": 100.0, "units": 1}, "numpy/eager/float64": {"seconds": 0.01, "units": 1}}}))
