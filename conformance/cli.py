@@ -12,6 +12,7 @@ import os
 import shlex
 import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 from . import __version__, repro
@@ -63,7 +64,7 @@ def _frameworks(requested: tuple[str, ...] | None) -> tuple[tuple[str, ...], dic
 
 
 @contextlib.contextmanager
-def framework_logs(out: Path):
+def framework_logs(out: Path) -> Iterator[Path]:
     """Workers write what the frameworks print (their log lines, warnings, compiler output)
     to out/run.log instead of the terminal: the run's own output stays the progress and the verdict."""
     out.mkdir(parents=True, exist_ok=True)
@@ -89,7 +90,7 @@ def _write_summary(out: Path, doc: dict) -> Path:
     return path
 
 
-def cmd_run(args) -> int:
+def cmd_run(args: argparse.Namespace) -> int:
     frameworks, absent = _frameworks(args.frameworks)
     cache = None if args.no_compile_cache else str(args.compile_cache)
     sel = Selection(frameworks, args.dtypes, args.devices, args.modes, cache, cases=tuple(args.case or ()), impls=tuple(args.impl or ()),
@@ -107,7 +108,7 @@ def cmd_run(args) -> int:
     return _verdict(doc, outcome, out)
 
 
-def cmd_rejudge(args) -> int:
+def cmd_rejudge(args: argparse.Namespace) -> int:
     """The current registry over a finished run, without running anything: for a run made where it cannot be made
     again (a lent GPU), or a registry that learned a divergence since. The oracle's judgement is kept."""
     doc = rejudge(results_io.read(args.results), args.known)
@@ -183,7 +184,7 @@ def _threads(text: str) -> int:
     return int(text)
 
 
-def cmd_bench(args) -> int:
+def cmd_bench(args: argparse.Namespace) -> int:
     from .speed import bench
 
     out = Path(args.out)
@@ -233,7 +234,7 @@ def cmd_bench(args) -> int:
     return 1 if run.failed else 0
 
 
-def cmd_timing(args) -> int:
+def cmd_timing(args: argparse.Namespace) -> int:
     """Break down results files; with --measure, first make them: a cold run (a fresh compile cache in OUT/cache, so
     nothing is compiled yet and the planner has no measured costs), then two warm runs (the second is planned from
     the first's measured costs, as every later run on this machine is)."""
@@ -262,7 +263,7 @@ def cmd_timing(args) -> int:
     return 0
 
 
-def cmd_list(args) -> int:
+def cmd_list(args: argparse.Namespace) -> int:
     """Each framework described by a process of its own (spawned): a framework fixes things per process (a
     backend chosen at import, thread pools), so describing one in the process of another could describe the wrong thing."""
     import multiprocessing as mp
@@ -296,7 +297,7 @@ def _describe(name: str) -> str:
     return "\n".join(lines)
 
 
-def cmd_gate(args) -> int:
+def cmd_gate(args: argparse.Namespace) -> int:
     from . import gate
 
     confirm = None
@@ -314,7 +315,7 @@ def cmd_gate(args) -> int:
     return 0 if report.ok else 1
 
 
-def cmd_diff(args) -> int:
+def cmd_diff(args: argparse.Namespace) -> int:
     from .report import diff
 
     base, cur = results_io.read(args.baseline), results_io.read(args.current)
@@ -325,7 +326,7 @@ def cmd_diff(args) -> int:
     return 0
 
 
-def cmd_report(args) -> int:
+def cmd_report(args: argparse.Namespace) -> int:
     from .report import html as report
 
     paths = args.results or [Path("reports") / "results.json"]
@@ -337,7 +338,7 @@ def cmd_report(args) -> int:
     return 0
 
 
-def cmd_fuzz(args) -> int:
+def cmd_fuzz(args: argparse.Namespace) -> int:
     from .fuzz import fuzz
 
     frameworks, _ = _frameworks(args.frameworks)
@@ -360,13 +361,13 @@ def cmd_fuzz(args) -> int:
 SCHEMA_FILE = Path(__file__).resolve().parent / "schema" / "case-file.schema.json"
 
 
-def cmd_schema(args) -> int:
+def cmd_schema(args: argparse.Namespace) -> int:
     """The JSON Schema of case files (editors complete and check against it; the loader checks more)."""
     sys.stdout.write(SCHEMA_FILE.read_text(encoding="utf-8"))
     return 0
 
 
-def cmd_gpu(args) -> int:
+def cmd_gpu(args: argparse.Namespace) -> int:
     from . import gpu_run
 
     return gpu_run.run(Path(args.out), args.frameworks, args.minutes, args.dry_run)

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 
 import ml_dtypes
 import numpy as np
+from numpy.typing import ArrayLike
 
 
 @dataclass(frozen=True)
@@ -49,7 +50,7 @@ def ulp(reference: np.ndarray, dtype: str) -> np.ndarray:
     return np.ldexp(1.0, (exponent - f.mant_bits).astype(np.int64))
 
 
-def round_to(values, dtype: str) -> np.ndarray:
+def round_to(values: ArrayLike, dtype: str) -> np.ndarray:
     """Round (possibly extended-precision) values to the format under test."""
     return np.asarray(np.asarray(values, dtype=np.float64), dtype=FORMATS[dtype].np_dtype)
 

@@ -61,7 +61,7 @@ def _has_answer(logits: list[list[float]]) -> bool:
 
 
 @st.composite
-def drawn_case(draw, ops: tuple[str, ...], dtypes: tuple[str, ...]) -> Case:
+def drawn_case(draw: st.DrawFn, ops: tuple[str, ...], dtypes: tuple[str, ...]) -> Case:
     op = draw(st.sampled_from(ops))
     dtype = draw(st.sampled_from(dtypes))
     rows, classes = draw(st.integers(1, 16)), draw(st.integers(1, 64))

@@ -25,6 +25,7 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -102,7 +103,7 @@ def _run_step(step: Step, seconds: float, log: Path) -> None:
     step.result = {"exit": code, "seconds": round(time.monotonic() - started, 1), "stopped": stopped, "log": str(log)}
 
 
-def run(out: Path, frameworks: tuple[str, ...] | None, minutes: float, dry_run: bool, say=print) -> int:
+def run(out: Path, frameworks: tuple[str, ...] | None, minutes: float, dry_run: bool, say: Callable[[str], None] = print) -> int:
     """Run every step within the budget and the report over what they wrote; 0 when every step finished (a run's
     exit 1 is findings, not a failure), 3 when a step was stopped or lost work, 2 when nothing could run."""
     names = present(frameworks)

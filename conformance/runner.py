@@ -8,13 +8,15 @@ from __future__ import annotations
 import fnmatch
 import time
 from collections import Counter
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field, fields
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
 from .adapters import FrameworkAbsent, Unsupported, load_adapter, package_versions
+from .adapters.base import Adapter, Impl
 from .cases import Case, load
 from .inputs import Inputs, build
 from .judge import oracle
@@ -46,7 +48,7 @@ class Selection:
             return False
         return not self.cases or any(full_id == p or fnmatch.fnmatchcase(full_id, p) for p in self.cases)
 
-    def wants_impl(self, impl) -> bool:
+    def wants_impl(self, impl: Impl) -> bool:
         """By stable id or by label, exactly or as a glob."""
         return not self.impls or any(n == p or fnmatch.fnmatchcase(n, p) for p in self.impls for n in (impl.id, impl.name))
 
@@ -120,7 +122,8 @@ def case_inputs(cases: list[Case], sel: Selection, timing: Timing | None = None)
                 yield case, inputs, refs
 
 
-def records_for(adapter, case: Case, inputs: Inputs, refs: dict, sel: Selection, devices, timing: Timing | None = None) -> Iterator[dict]:
+def records_for(adapter: Adapter, case: Case, inputs: Inputs, refs: dict, sel: Selection, devices: Sequence[str],
+                timing: Timing | None = None) -> Iterator[dict]:
     """Run every selected implementation of this op in `adapter` and judge each quantity."""
     timing = timing or Timing()
     quantities = sel.quantities_of(case, inputs.op)
@@ -153,7 +156,7 @@ def units(cases: list[Case], sel: Selection) -> int:
                for d in c.dtypes if d in sel.dtypes)
 
 
-def judge_case(adapter, case: Case, sel: Selection, devices=("cpu",)) -> list[dict]:
+def judge_case(adapter: Adapter, case: Case, sel: Selection, devices: Sequence[str] = ("cpu",)) -> list[dict]:
     """Every record of one case for one loaded adapter, judged against the oracle (before the registry is applied):
     the library call behind `conformance run`, the corpus tests and `conformance fuzz`."""
     records = []
@@ -168,7 +171,7 @@ def logit_scale(inputs: Inputs) -> float | None:
     return float(np.max(np.abs(finite.astype(np.float64)))) if finite.size else None
 
 
-def make_record(case: Case, inputs: Inputs, impl, quantity: str, mode: str, device: str, out, ref, elapsed: float,
+def make_record(case: Case, inputs: Inputs, impl: Impl, quantity: str, mode: str, device: str, out: Any, ref: oracle.Reference, elapsed: float,
                 scale: float | None) -> Record:
     """The verdict on one quantity of one call: `out` is the adapter's value, an Unsupported, or what it raised."""
     ran = {"case": case.full_id, "op": inputs.op, "quantity": quantity, "dtype": inputs.dtype, "framework": impl.framework,

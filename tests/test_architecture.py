@@ -40,3 +40,26 @@ def test_no_function_over_60_lines():
             if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)) and node.end_lineno - node.lineno + 1 > MAX_FUNCTION_LINES:
                 long.append(f"{path.relative_to(PACKAGE.parent)}:{node.lineno} {node.name} ({node.end_lineno - node.lineno + 1} lines)")
     assert not long, long
+
+
+def _unannotated(source: str) -> list[str]:
+    """Public functions (module level, and methods of public classes) with an argument or the return left unannotated."""
+    def public(nodes: list[ast.stmt]) -> list[ast.FunctionDef]:
+        return [n for n in nodes if isinstance(n, (ast.FunctionDef, ast.AsyncFunctionDef)) and not n.name.startswith("_")]
+
+    tree = ast.parse(source)
+    functions = public(tree.body) + [m for c in tree.body if isinstance(c, ast.ClassDef) and not c.name.startswith("_") for m in public(c.body)]
+    return [f"{f.lineno} {f.name}" for f in functions
+            if f.returns is None or any(a.annotation is None for a in f.args.args + f.args.kwonlyargs if a.arg not in ("self", "cls"))]
+
+
+def test_public_functions_have_type_hints():
+    missing = [f"{p.relative_to(PACKAGE.parent)}:{where}" for p in PACKAGE.rglob("*.py") for where in _unannotated(p.read_text())]
+    assert not missing, "public functions without type hints:\n" + "\n".join(missing)
+
+
+def test_the_type_hint_check_sees_a_missing_hint():
+    assert _unannotated("def f(x) -> int: ...") == ["1 f"]
+    assert _unannotated("def f(x: int): ...") == ["1 f"]
+    assert _unannotated("class A:\n    def m(self, x) -> None: ...") == ["2 m"]
+    assert not _unannotated("def f(x: int) -> int: ...\ndef _g(x): ...\nclass _B:\n    def m(self, x): ...")

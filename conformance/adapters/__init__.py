@@ -12,8 +12,12 @@ from importlib.metadata import PackageNotFoundError, entry_points
 from importlib.metadata import version as dist_version
 from pathlib import Path
 from types import ModuleType
+from typing import TYPE_CHECKING, Any
 
 from .base import Impl, Unsupported, contract_problems
+
+if TYPE_CHECKING:
+    from ..speed.measure import Roof
 
 __all__ = ["Impl", "Unsupported", "FrameworkAbsent", "registered", "load_adapter", "missing_packages", "cold_seconds",
            "package_versions", "declared", "gpu_roof", "GPU_ROOF_ABSENT", "shared_doors"]
@@ -99,7 +103,7 @@ def absent_message(name: str, missing: list[str]) -> str:
     return f"{name} is not installed (missing {', '.join(missing)}); {INSTALL_HINT.get(name, 'install it')}"
 
 
-def declared(name: str, attribute: str, default=None):
+def declared(name: str, attribute: str, default: Any = None) -> Any:
     """A constant the adapter module declares (COLD_SECONDS, GPU, GPU_ENV, DEVICE_ASSERTS), read without importing
     the framework: the planner needs them before any worker starts."""
     return getattr(importlib.import_module(registered()[name]), attribute, default)
@@ -120,7 +124,7 @@ def shared_doors() -> tuple[str, ...]:
 GPU_ROOF_ABSENT = "no CuPy on this GPU machine"
 
 
-def gpu_roof():
+def gpu_roof() -> Roof | None:
     """A GPU's memory-bandwidth roof for the speed report (CuPy's device-to-device copy), or None where CuPy is not
     installed (the report then says GPU_ROOF_ABSENT)."""
     from .cupy import CopyRoof

@@ -51,13 +51,16 @@ with the framework's own autodiff and compiler. Each quantity's outcome is one o
 from __future__ import annotations
 
 import inspect
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
+from types import ModuleType
 from typing import Any, Protocol, runtime_checkable
 
 from ..inputs import Inputs
 
+# A framework's array or tensor. The adapters import their framework only in load(), so no signature can name its type.
+Array = Any
 GRADIENT_QUANTITIES = ("grad_logits", "grad_labels", "hvp")
 
 
@@ -73,13 +76,13 @@ class Adapter(Protocol):
     def devices(self) -> list[str]: ...
     def flags(self) -> dict: ...
     def implementations(self) -> list[Impl]: ...
-    def evaluate(self, impl: Impl, inputs: Inputs, quantities, mode: str, device: str) -> dict: ...
+    def evaluate(self, impl: Impl, inputs: Inputs, quantities: Iterable[str], mode: str, device: str) -> dict: ...
     def set_threads(self, n: int) -> None: ...
     def benchmark_call(self, impl: Impl, inputs: Inputs, mode: str, device: str, backward: bool) -> Callable[[], Any]: ...
     def bare_call(self, impl: Impl, inputs: Inputs, mode: str, device: str, backward: bool) -> Callable[[], Any]: ...
 
 
-def contract_problems(module) -> list[str]:
+def contract_problems(module: ModuleType) -> list[str]:
     """What an adapter module lacks of the contract: missing names, functions taking the wrong number of arguments."""
     problems = [f"no {name}" for name in ("NAME",) if not isinstance(getattr(module, name, None), str)]
     for name, member in vars(Adapter).items():
@@ -150,17 +153,17 @@ def no_sync() -> None:
     """Synchronisation where there is nothing to wait for: CPU kernels have finished when the call returns."""
 
 
-def needs_grad(quantities) -> bool:
+def needs_grad(quantities: Iterable[str]) -> bool:
     return any(q in GRADIENT_QUANTITIES for q in quantities)
 
 
-def quantity_arguments(quantities, x, labels, g, d) -> tuple:
+def quantity_arguments(quantities: Iterable[str], x: Array, labels: Array | None, g: Array | None, d: Array | None) -> tuple:
     """What a function computing `quantities` takes, and nothing more: (logits, labels), the cotangent for gradients,
     the direction for an HVP. Every argument of a compiled call costs dispatch time, which the benchmarks would count."""
     return (x, labels) + ((g,) if needs_grad(quantities) else ()) + ((d,) if "hvp" in quantities else ())
 
 
-def exact_signature(compute, quantities):
+def exact_signature(compute: Callable, quantities: tuple[str, ...]) -> Callable:
     """`compute(x, labels, g, d)` with exactly the arguments quantity_arguments passes for `quantities`: a compiled
     call's default arguments cost argument binding on every call (the speed report's overhead table shows what is
     left), and unused arguments cost every framework dispatch time."""

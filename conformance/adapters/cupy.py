@@ -8,11 +8,13 @@ for exactly what they compute.
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from ..inputs import Inputs
 from .base import Impl, Unsupported, check_supported, reduce_with
 from .numpy import scipy_api
 
@@ -75,7 +77,7 @@ def _check(impl: Impl, inputs, quantities, mode: str, device: str) -> None:
         raise Unsupported("CuPy has no bfloat16")
 
 
-def evaluate(impl: Impl, inputs, quantities, mode: str, device: str) -> dict:
+def evaluate(impl: Impl, inputs: Inputs, quantities: Iterable[str], mode: str, device: str) -> dict:
     _check(impl, inputs, quantities, mode, device)
     results: dict = {q: Unsupported("CuPy has no automatic differentiation") for q in quantities if q != "value"}
     if "value" in quantities:
@@ -88,12 +90,12 @@ def evaluate(impl: Impl, inputs, quantities, mode: str, device: str) -> dict:
     return results
 
 
-def benchmark_call(impl: Impl, inputs, mode: str, device: str, backward: bool):
+def benchmark_call(impl: Impl, inputs: Inputs, mode: str, device: str, backward: bool) -> Callable[[], Any]:
     """The forward call on device-resident arrays with the SPEC reduction, synchronised (CUDA kernels are asynchronous)."""
     return _device_call(impl, inputs, mode, device, backward, lambda out: reduce_with(out, inputs.options.reduction, cp.sum, cp.mean))
 
 
-def bare_call(impl: Impl, inputs, mode: str, device: str, backward: bool):
+def bare_call(impl: Impl, inputs: Inputs, mode: str, device: str, backward: bool) -> Callable[[], Any]:
     """The public call with nothing of the harness around it (for the overhead table): its mean where the function has
     no reduction of its own, synchronised."""
     composed = impl.reduction_composed(inputs)

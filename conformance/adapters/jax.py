@@ -8,13 +8,15 @@ adapter turns on at load (recorded in the flags of every results file).
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from ..inputs import Inputs
 from . import naive
-from .base import Impl, check_supported, exact_signature, needs_grad, quantity_arguments, reduce_with
+from .base import Array, Impl, check_supported, exact_signature, needs_grad, quantity_arguments, reduce_with
 
 NAME = "jax"
 REQUIRES = ("jax", "optax")  # importable packages; checked before any worker starts
@@ -77,46 +79,46 @@ def flags() -> dict:
             "jax_default_matmul_precision": jax.config.jax_default_matmul_precision}
 
 
-def softmax(x, labels, inputs):
+def softmax(x: Array, labels: Array | None, inputs: Inputs) -> Array:
     return jax.nn.softmax(x, axis=inputs.axis)
 
 
-def log_softmax(x, labels, inputs):
+def log_softmax(x: Array, labels: Array | None, inputs: Inputs) -> Array:
     return jax.nn.log_softmax(x, axis=inputs.axis)
 
 
-def cross_entropy(x, labels, inputs):
+def cross_entropy(x: Array, labels: Array | None, inputs: Inputs) -> Array:
     return optax.softmax_cross_entropy(x, labels, axis=inputs.axis)
 
 
-def sparse_cross_entropy(x, labels, inputs):
+def sparse_cross_entropy(x: Array, labels: Array | None, inputs: Inputs) -> Array:
     return optax.softmax_cross_entropy_with_integer_labels(x, labels, axis=inputs.axis)
 
 
-def safe_cross_entropy(x, labels, inputs):
+def safe_cross_entropy(x: Array, labels: Array | None, inputs: Inputs) -> Array:
     return optax.safe_softmax_cross_entropy(x, labels)
 
 
-def logsumexp_log_softmax(x, labels, inputs):
+def logsumexp_log_softmax(x: Array, labels: Array | None, inputs: Inputs) -> Array:
     """The log-softmax people write from the public, documented jax.scipy.special.logsumexp."""
     return x - jax.scipy.special.logsumexp(x, axis=inputs.axis, keepdims=True)
 
 
-def softmax_where(x, mask, inputs):
+def softmax_where(x: Array, mask: Array, inputs: Inputs) -> Array:
     """JAX's own masked softmax: the `where` argument (masked entries come back 0)."""
     return jax.nn.softmax(x, axis=inputs.axis, where=mask)
 
 
-def log_softmax_where(x, mask, inputs):
+def log_softmax_where(x: Array, mask: Array, inputs: Inputs) -> Array:
     return jax.nn.log_softmax(x, axis=inputs.axis, where=mask)
 
 
-def jnp_where_softmax(x, mask, inputs):
+def jnp_where_softmax(x: Array, mask: Array, inputs: Inputs) -> Array:
     """Masked softmax as people write it without `where=`: jnp.where(mask, x, -inf), then softmax."""
     return jax.nn.softmax(jnp.where(mask, x, -jnp.inf), axis=inputs.axis)
 
 
-def jnp_where_log_softmax(x, mask, inputs):
+def jnp_where_log_softmax(x: Array, mask: Array, inputs: Inputs) -> Array:
     return jax.nn.log_softmax(jnp.where(mask, x, -jnp.inf), axis=inputs.axis)
 
 
@@ -205,7 +207,7 @@ def _numpy(a) -> np.ndarray:
     return np.asarray(a)
 
 
-def evaluate(impl: Impl, inputs, quantities, mode: str, device: str) -> dict:
+def evaluate(impl: Impl, inputs: Inputs, quantities: Iterable[str], mode: str, device: str) -> dict:
     check_supported(impl, inputs)
     quantities = tuple(quantities)
     dev = _device(device)
@@ -219,7 +221,7 @@ def evaluate(impl: Impl, inputs, quantities, mode: str, device: str) -> dict:
         return {q: exc for q in quantities}
 
 
-def benchmark_call(impl: Impl, inputs, mode: str, device: str, backward: bool):
+def benchmark_call(impl: Impl, inputs: Inputs, mode: str, device: str, backward: bool) -> Callable[[], Any]:
     """A zero-argument callable running the very function `evaluate` runs (forward, or forward and the gradient
     w.r.t. the logits) on arrays already on the device, returning once the result exists (block_until_ready)."""
     check_supported(impl, inputs)
@@ -231,7 +233,7 @@ def benchmark_call(impl: Impl, inputs, mode: str, device: str, backward: bool):
     return lambda: jax.block_until_ready(fn(*args))
 
 
-def bare_call(impl: Impl, inputs, mode: str, device: str, backward: bool):
+def bare_call(impl: Impl, inputs: Inputs, mode: str, device: str, backward: bool) -> Callable[[], Any]:
     """The public call with nothing of the harness around it, written out as a user would (for the overhead table):
     the function, its mean where it has no reduction, jax.jit for compiled mode and jax.vjp for the backward pass,
     on arrays already on the device."""

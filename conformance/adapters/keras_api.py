@@ -6,10 +6,13 @@ KERAS_BACKEND before the first `import keras`, hence one worker (one framework n
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
+from types import ModuleType
 from typing import Any
 
 from ..generators import MAX_RANK
-from .base import Impl
+from ..inputs import Inputs
+from .base import Array, Impl
 
 # Keras calls are one public API run by several frameworks' kernels: the report compares them across backends
 # (adapters.shared_doors, report/cross_backend.py). Every adapter with Keras doors declares it.
@@ -36,7 +39,7 @@ def load(backend: str) -> None:
     _softmax_layers.update({axis: keras.layers.Softmax(axis=axis) for axis in range(MAX_RANK)})
 
 
-def on_backend(name: str, backend: str, runner):
+def on_backend(name: str, backend: str, runner: ModuleType) -> tuple[Callable, Callable, Callable, Callable]:
     """load, version, flags and implementations of an adapter that runs Keras's calls on `backend`, where the
     backend framework's own adapter module (`runner`) evaluates, compiles and benchmarks them."""
 
@@ -58,37 +61,37 @@ def _classes_last(x, axis: int):
     return x if axis == len(x.shape) - 1 else keras.ops.moveaxis(x, axis, -1)
 
 
-def ops_softmax(x, labels, inputs):
+def ops_softmax(x: Array, labels: Array | None, inputs: Inputs) -> Array:
     return keras.ops.softmax(x, axis=inputs.axis)
 
 
-def ops_log_softmax(x, labels, inputs):
+def ops_log_softmax(x: Array, labels: Array | None, inputs: Inputs) -> Array:
     return keras.ops.log_softmax(x, axis=inputs.axis)
 
 
-def ops_cross_entropy(x, labels, inputs):
+def ops_cross_entropy(x: Array, labels: Array | None, inputs: Inputs) -> Array:
     return keras.ops.categorical_crossentropy(labels, x, from_logits=True, axis=inputs.axis)
 
 
-def ops_sparse_cross_entropy(x, labels, inputs):
+def ops_sparse_cross_entropy(x: Array, labels: Array | None, inputs: Inputs) -> Array:
     return keras.ops.sparse_categorical_crossentropy(labels, _classes_last(x, inputs.axis), from_logits=True)
 
 
-def loss_cross_entropy(x, labels, inputs):
+def loss_cross_entropy(x: Array, labels: Array | None, inputs: Inputs) -> Array:
     opts = inputs.options
     loss = keras.losses.CategoricalCrossentropy(from_logits=True, label_smoothing=opts.label_smoothing,
                                                 axis=inputs.axis, reduction=_KERAS_REDUCTION[opts.reduction])
     return loss(labels, x)
 
 
-def loss_sparse_cross_entropy(x, labels, inputs):
+def loss_sparse_cross_entropy(x: Array, labels: Array | None, inputs: Inputs) -> Array:
     opts = inputs.options
     loss = keras.losses.SparseCategoricalCrossentropy(from_logits=True, ignore_class=opts.ignore_index,
                                                       reduction=_KERAS_REDUCTION[opts.reduction])
     return loss(labels, _classes_last(x, inputs.axis))
 
 
-def layer_softmax_mask(x, mask, inputs):
+def layer_softmax_mask(x: Array, mask: Array, inputs: Inputs) -> Array:
     """The Softmax layer with a mask, as attention layers call it: masked entries replaced by a large negative number
     (-1e9, not -inf), then softmax, then the masked outputs set to 0."""
     return _softmax_layers[inputs.axis](x, mask=mask)

@@ -7,10 +7,14 @@ cross-entropy), named for exactly what they compute.
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterable
 from pathlib import Path
+from types import ModuleType
+from typing import Any
 
 import numpy as np
 
+from ..inputs import Inputs
 from . import naive
 from .base import Impl, Unsupported, check_supported, reduce_with
 
@@ -47,7 +51,7 @@ def flags() -> dict:
     return {"threads": "one (NumPy ufuncs are single-threaded)"}
 
 
-def scipy_api(framework: str, xp, special, spelled: str) -> list[Impl]:
+def scipy_api(framework: str, xp: ModuleType, special: ModuleType, spelled: str) -> list[Impl]:
     """The SciPy API's softmax doors over an array module, with the two cross-entropies and the masked forms as
     people write them with it (no loss function, no mask argument): NumPy with scipy.special here, CuPy with
     cupyx.scipy.special in the cupy adapter. `spelled`: how the labels name the module and its special functions."""
@@ -95,7 +99,7 @@ def implementations() -> list[Impl]:
     return [*scipy_api(NAME, np, _sp, "np scipy.special"), *naive.implementations(NAME, NAIVE)]
 
 
-def evaluate(impl: Impl, inputs, quantities, mode: str, device: str) -> dict:
+def evaluate(impl: Impl, inputs: Inputs, quantities: Iterable[str], mode: str, device: str) -> dict:
     check_supported(impl, inputs)
     if mode != "eager":
         raise Unsupported("NumPy/SciPy have no compiler")
@@ -117,7 +121,7 @@ def evaluate(impl: Impl, inputs, quantities, mode: str, device: str) -> dict:
     return results
 
 
-def benchmark_call(impl: Impl, inputs, mode: str, device: str, backward: bool):
+def benchmark_call(impl: Impl, inputs: Inputs, mode: str, device: str, backward: bool) -> Callable[[], Any]:
     """A zero-argument callable running `impl` forward, as `evaluate` does; NumPy computes before returning."""
     check_supported(impl, inputs)
     if mode != "eager" or device != "cpu" or backward:
@@ -127,7 +131,7 @@ def benchmark_call(impl: Impl, inputs, mode: str, device: str, backward: bool):
     return lambda: reduce_with(impl.forward(inputs.logits, labels, inputs), reduction, np.sum, np.mean)
 
 
-def bare_call(impl: Impl, inputs, mode: str, device: str, backward: bool):
+def bare_call(impl: Impl, inputs: Inputs, mode: str, device: str, backward: bool) -> Callable[[], Any]:
     """The public call with nothing of the harness around it (for the overhead table): SciPy's function, and NumPy's
     mean where the composition needs one."""
     check_supported(impl, inputs)

@@ -11,14 +11,16 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
+from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 
 import ml_dtypes
 import numpy as np
 
+from ..inputs import Inputs
 from . import keras_api, naive
-from .base import Impl, Unsupported, check_supported, exact_signature, needs_grad, no_sync, quantity_arguments, reduce_with
+from .base import Array, Impl, Unsupported, check_supported, exact_signature, needs_grad, no_sync, quantity_arguments, reduce_with
 
 NAME = "tensorflow"
 SHARED_DOORS = keras_api.SHARED_DOORS
@@ -104,28 +106,28 @@ def _classes_last(x, axis: int):
     return tf.transpose(x, perm)
 
 
-def softmax(x, labels, inputs):
+def softmax(x: Array, labels: Array | None, inputs: Inputs) -> Array:
     return tf.nn.softmax(x, axis=inputs.axis)
 
 
-def log_softmax(x, labels, inputs):
+def log_softmax(x: Array, labels: Array | None, inputs: Inputs) -> Array:
     return tf.nn.log_softmax(x, axis=inputs.axis)
 
 
-def cross_entropy(x, labels, inputs):
+def cross_entropy(x: Array, labels: Array | None, inputs: Inputs) -> Array:
     return tf.nn.softmax_cross_entropy_with_logits(labels=labels, logits=x, axis=inputs.axis)
 
 
-def sparse_cross_entropy(x, labels, inputs):
+def sparse_cross_entropy(x: Array, labels: Array | None, inputs: Inputs) -> Array:
     return tf.nn.sparse_softmax_cross_entropy_with_logits(labels=labels, logits=_classes_last(x, inputs.axis))
 
 
-def where_softmax(x, mask, inputs):
+def where_softmax(x: Array, mask: Array, inputs: Inputs) -> Array:
     """Masked softmax as people write it in TensorFlow: tf.where(mask, x, -inf), then softmax."""
     return tf.nn.softmax(tf.where(mask, x, tf.constant(-np.inf, x.dtype)), axis=inputs.axis)
 
 
-def where_log_softmax(x, mask, inputs):
+def where_log_softmax(x: Array, mask: Array, inputs: Inputs) -> Array:
     return tf.nn.log_softmax(tf.where(mask, x, tf.constant(-np.inf, x.dtype)), axis=inputs.axis)
 
 
@@ -207,7 +209,7 @@ def _numpy(t) -> np.ndarray:
     return tf.cast(t, tf.float32).numpy().astype(ml_dtypes.bfloat16) if t.dtype == tf.bfloat16 else t.numpy()
 
 
-def evaluate(impl: Impl, inputs, quantities, mode: str, device: str) -> dict:
+def evaluate(impl: Impl, inputs: Inputs, quantities: Iterable[str], mode: str, device: str) -> dict:
     check_supported(impl, inputs)
     quantities = tuple(quantities)
     with tf.device(_placement(device)):
@@ -242,7 +244,7 @@ def _device_tensors(inputs, device: str) -> tuple:
         return tf.constant(inputs.logits), None if labels is None else tf.constant(labels), tf.constant(inputs.cotangent)
 
 
-def benchmark_call(impl: Impl, inputs, mode: str, device: str, backward: bool):
+def benchmark_call(impl: Impl, inputs: Inputs, mode: str, device: str, backward: bool) -> Callable[[], Any]:
     """A zero-argument callable running the very function `evaluate` runs (forward, or forward and the gradient
     w.r.t. the logits) on tensors already on the device, returning once the result exists."""
     check_supported(impl, inputs)
@@ -257,7 +259,7 @@ def benchmark_call(impl: Impl, inputs, mode: str, device: str, backward: bool):
     return call
 
 
-def bare_call(impl: Impl, inputs, mode: str, device: str, backward: bool):
+def bare_call(impl: Impl, inputs: Inputs, mode: str, device: str, backward: bool) -> Callable[[], Any]:
     """The public call with nothing of the harness around it, written out as a user would (for the overhead table):
     the function, its mean where it has no reduction, tf.function(jit_compile=True) for compiled mode and one
     GradientTape for the backward pass, on tensors already on the device."""

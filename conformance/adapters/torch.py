@@ -9,14 +9,16 @@ cache never falls back to eager without saying so.
 from __future__ import annotations
 
 import os
+from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 
 import ml_dtypes
 import numpy as np
 
+from ..inputs import Inputs
 from . import naive
-from .base import Impl, Unsupported, check_supported, needs_grad, no_sync, reduce_with
+from .base import Array, Impl, Unsupported, check_supported, needs_grad, no_sync, reduce_with
 
 NAME = "torch"
 REQUIRES = ("torch",)  # importable packages; checked before any worker starts
@@ -80,23 +82,23 @@ def _class_first(x, axis: int):
     return x if x.ndim == 1 else torch.movedim(x, axis, 1)
 
 
-def softmax(x, labels, inputs):
+def softmax(x: Array, labels: Array | None, inputs: Inputs) -> Array:
     return torch.softmax(x, dim=inputs.axis)
 
 
-def log_softmax(x, labels, inputs):
+def log_softmax(x: Array, labels: Array | None, inputs: Inputs) -> Array:
     return F.log_softmax(x, dim=inputs.axis)
 
 
-def functional_softmax(x, labels, inputs):
+def functional_softmax(x: Array, labels: Array | None, inputs: Inputs) -> Array:
     return F.softmax(x, dim=inputs.axis)
 
 
-def special_softmax(x, labels, inputs):
+def special_softmax(x: Array, labels: Array | None, inputs: Inputs) -> Array:
     return torch.special.softmax(x, dim=inputs.axis)
 
 
-def special_log_softmax(x, labels, inputs):
+def special_log_softmax(x: Array, labels: Array | None, inputs: Inputs) -> Array:
     return torch.special.log_softmax(x, dim=inputs.axis)
 
 
@@ -115,27 +117,27 @@ def _target(labels, inputs):
     return labels if labels.dtype in (torch.int64, torch.int32) else _class_first(labels, inputs.axis)
 
 
-def cross_entropy(x, labels, inputs):
+def cross_entropy(x: Array, labels: Array | None, inputs: Inputs) -> Array:
     return F.cross_entropy(_class_first(x, inputs.axis), _target(labels, inputs), **_loss_kwargs(x, inputs))
 
 
-def cross_entropy_module(x, labels, inputs):
+def cross_entropy_module(x: Array, labels: Array | None, inputs: Inputs) -> Array:
     """The module people put in a model: a different door (its own defaults are the functional's, kept so)."""
     return torch.nn.CrossEntropyLoss(**_loss_kwargs(x, inputs))(_class_first(x, inputs.axis), _target(labels, inputs))
 
 
-def nll_of_log_softmax(x, labels, inputs):
+def nll_of_log_softmax(x: Array, labels: Array | None, inputs: Inputs) -> Array:
     """The two-step form of older code and tutorials: F.nll_loss(F.log_softmax(x))."""
     logp = F.log_softmax(_class_first(x, inputs.axis), dim=0 if x.ndim == 1 else 1)
     return F.nll_loss(logp, labels, **_loss_kwargs(x, inputs, smoothing=False))
 
 
-def masked_fill_softmax(x, mask, inputs):
+def masked_fill_softmax(x: Array, mask: Array, inputs: Inputs) -> Array:
     """Masked softmax as people write it in PyTorch (attention code): masked_fill(~mask, -inf), then softmax."""
     return torch.softmax(x.masked_fill(~mask, float("-inf")), dim=inputs.axis)
 
 
-def masked_fill_log_softmax(x, mask, inputs):
+def masked_fill_log_softmax(x: Array, mask: Array, inputs: Inputs) -> Array:
     return F.log_softmax(x.masked_fill(~mask, float("-inf")), dim=inputs.axis)
 
 
@@ -211,7 +213,7 @@ def _forward(impl: Impl, inputs, mode: str, device: str, dynamic: bool = True):
     return _compiled[key]
 
 
-def evaluate(impl: Impl, inputs, quantities, mode: str, device: str) -> dict:
+def evaluate(impl: Impl, inputs: Inputs, quantities: Iterable[str], mode: str, device: str) -> dict:
     check_supported(impl, inputs)
     try:
         return _evaluate(impl, inputs, quantities, mode, device)
@@ -274,7 +276,7 @@ def _sync(dev: str):
     return torch.cuda.synchronize if dev == "cuda" else no_sync
 
 
-def benchmark_call(impl: Impl, inputs, mode: str, device: str, backward: bool):
+def benchmark_call(impl: Impl, inputs: Inputs, mode: str, device: str, backward: bool) -> Callable[[], Any]:
     """A zero-argument callable: `impl` on tensors already on the device (forward, or forward and the gradient
     w.r.t. the logits), returning once the result exists (CUDA synchronised)."""
     check_supported(impl, inputs)
@@ -285,7 +287,7 @@ def benchmark_call(impl: Impl, inputs, mode: str, device: str, backward: bool):
     return _timed(_forward(impl, inputs, mode, device, dynamic=False), x, labels, inputs, dev, backward)
 
 
-def bare_call(impl: Impl, inputs, mode: str, device: str, backward: bool):
+def bare_call(impl: Impl, inputs: Inputs, mode: str, device: str, backward: bool) -> Callable[[], Any]:
     """The public call with nothing of the harness around it, written out as a user would (for the overhead table):
     the function itself, its mean where the public function has no reduction, torch.compile for compiled mode, and
     torch.autograd.grad for the backward pass, on tensors already on the device."""

@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from .. import dtypes as dt
 from ..cases import materialize
 from .tolerance import published_tolerance, tolerance
+
+if TYPE_CHECKING:
+    from .oracle import Reference
 
 SIGNALS = ("error", "nonfinite", "all_nan")  # what counts as 'the implementation told the user' on invalid input
 SMALL_OUTPUT = 16  # outputs up to this size are stored whole in the record, for the report
@@ -101,7 +104,7 @@ def compare_values(out: np.ndarray, ref: np.ndarray, tol: np.ndarray, dtype: str
     return verdict
 
 
-def judge(out: np.ndarray | None, error: BaseException | None, ref, quantity: str, dtype: str, classes: int,
+def judge(out: np.ndarray | None, error: BaseException | None, ref: Reference, quantity: str, dtype: str, classes: int,
           invalid: bool, expect: dict) -> Verdict:
     """The verdict for one record. `out` is None exactly when the implementation raised `error`."""
     wanted = expect.get("behaviour")

@@ -8,6 +8,9 @@ for the finite-difference checks of every derivative.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from numbers import Real
+
 import mpmath
 
 mp = mpmath.mp
@@ -27,7 +30,8 @@ def _row_log_softmax(row):
     return [-mpmath.log1p(_rest(row, c)) for c in range(len(row))]
 
 
-def per_row(op: str, rows, labels=None, sparse=None, smoothing=0.0, weight=None, ignore_index=None):
+def per_row(op: str, rows: Sequence[Sequence[Real]], labels: Sequence[Sequence[Real]] | None = None, sparse: Sequence[int] | None = None,
+            smoothing: float = 0.0, weight: Sequence[Real] | None = None, ignore_index: int | None = None) -> list:
     """Per-row outputs of `op` on 2-D input with classes on the last axis (lists of mpf)."""
     out = []
     for i, row in enumerate(rows):
@@ -53,7 +57,8 @@ def per_row(op: str, rows, labels=None, sparse=None, smoothing=0.0, weight=None,
     return out
 
 
-def reduce(losses, reduction: str, sparse=None, weight=None, ignore_index=None):
+def reduce(losses: list, reduction: str, sparse: Sequence[int] | None = None, weight: Sequence[Real] | None = None,
+           ignore_index: int | None = None) -> list | mpmath.mpf:
     if reduction == "none":
         return losses
     total = mpmath.fsum(losses)

@@ -30,7 +30,7 @@ from .. import dtypes as dt
 ALGORITHM_CONSTANT = {"value": 4.0, "grad_logits": 8.0, "grad_labels": 8.0, "hvp": 16.0}
 
 
-def tolerance(scale: np.ndarray, quantity: str, dtype: str, classes: int, flush=1.0) -> np.ndarray:
+def tolerance(scale: np.ndarray, quantity: str, dtype: str, classes: int, flush: float | np.ndarray = 1.0) -> np.ndarray:
     f = dt.fmt(dtype)
     k = ALGORITHM_CONSTANT[quantity] + 2.0 * dt.log2_ceil(classes)
     with np.errstate(all="ignore"):

@@ -24,7 +24,7 @@ def _fmt(x) -> str:
     return "-" if x is None else f"{x:.3g}"
 
 
-def md_cell(text) -> str:
+def md_cell(text: object) -> str:
     """Text from a case file or a framework, made inert for Markdown (GitHub's too) and for a table cell: HTML
     escaped, control characters dropped, and the characters that end a cell, a code span or start a link escaped."""
     clean = "".join(" " if unicodedata.category(ch)[0] == "C" else ch for ch in str(text))

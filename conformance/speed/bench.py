@@ -15,6 +15,7 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -70,7 +71,7 @@ def _environment(threads: int, framework: str) -> dict:
     return env
 
 
-def run(frameworks: tuple[str, ...], out: Path, args, log=print) -> BenchRun:
+def run(frameworks: tuple[str, ...], out: Path, args: argparse.Namespace, log: Callable[[str], None] = print) -> BenchRun:
     """Each framework in `args.repeat` fresh processes, interleaved (fw1, fw2, ..., fw1, fw2, ...), so that a slow
     spell of a shared machine or an unlucky process state (allocator, thread placement) hits one process of a
     benchmark, not all of them."""
@@ -172,7 +173,7 @@ def combine(paths: list[Path]) -> dict:
             "version": "softmax-conformance bench (pytest-benchmark JSON, several runs combined)"}
 
 
-def remeasure(tripped: list[dict], like: dict, out: Path, log=print) -> dict:
+def remeasure(tripped: list[dict], like: dict, out: Path, log: Callable[[str], None] = print) -> dict:
     """Measure exactly the `tripped` benchmarks again, in fresh processes, with the profile, threads and number of
     processes per framework that produced `like` (a merged benchmarks.json): the gate's confirmation of a speed
     regression. Written under `out` (bench/ logs and benchmarks.json); returns the merged document."""

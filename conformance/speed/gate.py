@@ -22,8 +22,12 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from . import report as speed_report
+
+if TYPE_CHECKING:
+    from ..gate import GateReport
 
 SPEED_MIN_SLOWDOWN = 0.15
 SPEED_NOISE_FACTOR = 2.0
@@ -70,7 +74,7 @@ def _us(seconds: float) -> str:
     return f"{seconds * 1e6:.1f} us"
 
 
-def compare_benchmarks(base_path: Path, cur_path: Path, report, confirm: Confirm | None = None) -> None:
+def compare_benchmarks(base_path: Path, cur_path: Path, report: GateReport, confirm: Confirm | None = None) -> None:
     base_doc, cur_doc = speed_report.read(base_path), speed_report.read(cur_path)
     base_machine, cur_machine = speed_report.machine_fingerprint(base_doc), speed_report.machine_fingerprint(cur_doc)
     if base_machine and cur_machine and base_machine != cur_machine:

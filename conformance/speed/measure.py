@@ -25,14 +25,16 @@ from __future__ import annotations
 import itertools
 import statistics
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from typing import Protocol
 
 import numpy as np
 
 from .. import dtypes as dt
 from ..adapters import gpu_roof
+from ..adapters.base import Impl
 from ..cases import Options
 from ..inputs import Inputs, output_shape
 from ..names import CROSS_ENTROPY_OPS, MASKED_OPS, OPS
@@ -64,11 +66,12 @@ class BenchSpec:
         return f"{self.framework}|{self.impl}|{self.op}|{self.passes}|{self.dtype}|{self.mode}|{shape_text(self.shape)}|{self.device}"
 
 
-def shape_text(shape) -> str:
+def shape_text(shape: Sequence[int]) -> str:
     return "x".join(str(n) for n in shape)
 
 
-def specs(framework: str, impls, profile: str, dtypes, modes, devices, shapes=None) -> list[BenchSpec]:
+def specs(framework: str, impls: Iterable[Impl], profile: str, dtypes: Sequence[str], modes: Sequence[str], devices: Sequence[str],
+          shapes: Sequence[tuple[int, int]] | None = None) -> list[BenchSpec]:
     """Every framework x implementation x op x pass x dtype x mode x shape x device of a profile.
     The quick profile keeps the fused (non-naive) implementations only."""
     out = []
@@ -157,7 +160,7 @@ def overhead_ok(adapter_s: float, bare_s: float) -> bool:
     return adapter_s - bare_s <= max(OVERHEAD_SHARE * bare_s, OVERHEAD_FLOOR_S)
 
 
-def overhead_specs(impls, modes, devices) -> list[tuple[str, str, str, tuple[int, int], str]]:
+def overhead_specs(impls: Iterable[Impl], modes: Sequence[str], devices: Sequence[str]) -> list[tuple[str, str, str, tuple[int, int], str]]:
     """(impl id, pass, mode, shape, device) of the overhead table: each op's first fused implementation, every pass
     it has, every mode, the quick shapes."""
     out = []
@@ -180,6 +183,13 @@ def _best_time(fn: Callable[[], object], budget_s: float, min_repeats: int = 5) 
         if repeats >= 1000:
             break
     return best
+
+
+class Roof(Protocol):
+    """A memory-bandwidth roof: what a benchmark's GB/s is a fraction of."""
+
+    def describe(self) -> str: ...
+    def gbps(self, nbytes: int) -> float: ...
 
 
 class CpuRoof:
@@ -212,7 +222,7 @@ class CpuRoof:
         return self.cache[nbytes]
 
 
-def roof_for(device: str, threads: int):
+def roof_for(device: str, threads: int) -> Roof | None:
     """The roof for a device, or None where it cannot be measured (the GPU roof's library is not installed)."""
     if device == "cpu":
         return CpuRoof(threads)

@@ -10,6 +10,7 @@ from __future__ import annotations
 import time
 
 import pytest
+from pytest_benchmark.fixture import BenchmarkFixture
 
 from conformance.adapters import GPU_ROOF_ABSENT, Unsupported
 from conformance.speed import measure as speed
@@ -40,7 +41,7 @@ def _bandwidth(benchmark, bench: dict, device: str, nbytes: int, formula: str) -
     return {**info, "roof_gbps": roof_gbps, "roof_fraction": info["gbps"] / roof_gbps, "roof_method": roof.describe()}
 
 
-def bench_speed(benchmark, spec: speed.BenchSpec, bench: dict) -> None:
+def bench_speed(benchmark: BenchmarkFixture, spec: speed.BenchSpec, bench: dict) -> None:
     adapter = bench["adapter"]
     impl = next(i for i in adapter.implementations() if i.id == spec.impl and i.op == spec.op)
     inputs = speed.bench_inputs(spec.op, spec.dtype, spec.shape)
@@ -64,7 +65,7 @@ def bench_speed(benchmark, spec: speed.BenchSpec, bench: dict) -> None:
     })
 
 
-def bench_harness_overhead(benchmark, overhead: tuple, bench: dict) -> None:
+def bench_harness_overhead(benchmark: BenchmarkFixture, overhead: tuple, bench: dict) -> None:
     """The adapter's benchmarked call beside the same public call written out bare (adapter.bare_call): pytest-benchmark
     times the adapter call; then both are timed side by side (speed.interleaved, ABBA rounds, pytest-benchmark's own
     rounds and iterations), which gives the overhead and, for the adapter call, a second timer to check the first."""

@@ -12,7 +12,7 @@ from conformance.adapters import load_adapter
 from conformance.speed import measure as speed
 
 
-def pytest_addoption(parser):
+def pytest_addoption(parser: pytest.Parser) -> None:
     group = parser.getgroup("conformance bench")
     group.addoption("--bench-framework", required=True)
     group.addoption("--bench-profile", default="quick", choices=("quick", "full"))
@@ -39,7 +39,7 @@ def _pin(threads: int) -> list[int]:
     return cores
 
 
-def pytest_configure(config):
+def pytest_configure(config: pytest.Config) -> None:
     threads = config.getoption("--bench-threads")
     cores = _pin(threads)
     adapter = load_adapter(config.getoption("--bench-framework"))
@@ -54,7 +54,7 @@ def pytest_configure(config):
     }
 
 
-def pytest_collection_modifyitems(config, items):
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     """--bench-ids: exactly the named benchmarks (names hold '|' and '[', which -k expressions cannot match)."""
     path = config.getoption("--bench-ids")
     if not path:
@@ -65,20 +65,20 @@ def pytest_collection_modifyitems(config, items):
     items[:] = keep
 
 
-def pytest_terminal_summary(terminalreporter, exitstatus, config):
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter, exitstatus: int, config: pytest.Config) -> None:
     """Said even under -q: `conformance bench` relays these lines."""
     b = config._bench
     for d in b["missing_devices"]:
         terminalreporter.write_line(f"conformance bench: {d} requested but not visible to {b['adapter'].NAME}: its benchmarks are skipped")
 
 
-def pytest_report_header(config):
+def pytest_report_header(config: pytest.Config) -> list[str]:
     b = config._bench
     lines = [f"conformance bench: {b['adapter'].NAME} {b['adapter'].version()}, {b['threads']} threads on cores {b['cores']}"]
     return lines
 
 
-def pytest_generate_tests(metafunc):
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
     config, b = metafunc.config, metafunc.config._bench
     if "spec" in metafunc.fixturenames:
         profile = b["profile"]
@@ -94,11 +94,11 @@ def pytest_generate_tests(metafunc):
 
 
 @pytest.fixture(scope="session")
-def bench(pytestconfig) -> dict:
+def bench(pytestconfig: pytest.Config) -> dict:
     return pytestconfig._bench
 
 
-def pytest_benchmark_update_machine_info(config, machine_info):
+def pytest_benchmark_update_machine_info(config: pytest.Config, machine_info: dict) -> None:
     b = config._bench
     adapter = b["adapter"]
     machine_info["conformance"] = {
