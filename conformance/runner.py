@@ -77,9 +77,11 @@ class Timing:
 
     def add(self, phase: str, seconds: float, dtype: str | None = None, mode: str | None = None) -> None:
         self.phases[phase] += seconds
-        if dtype is not None and mode is None:
+        if dtype is None:
+            return
+        if mode is None:
             self.shared[dtype] += seconds
-        elif dtype is not None:
+        else:
             self.framework[f"{mode}/{dtype}"] += seconds
 
     def by_dtype(self) -> dict[str, float]:
