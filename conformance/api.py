@@ -13,15 +13,15 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+from . import bundled, shard_costs
 from . import results as results_io
-from . import shard_costs
 from .adapters import registered
 from .cases import Case, load
 from .judge import known as known_registry
-from .pool import BUNDLED_CASES, DEFAULT_TIMEOUT_S, Outcome, run, run_inline
+from .pool import DEFAULT_TIMEOUT_S, Outcome, run, run_inline
 from .runner import Selection, judge_case, units
 
-__all__ = ["BUNDLED_CASES", "Corpus", "SelectionError", "judge_case", "prepare", "rejudge", "run_corpus"]
+__all__ = ["Corpus", "SelectionError", "judge_case", "prepare", "rejudge", "run_corpus"]
 
 
 class SelectionError(ValueError):
@@ -68,14 +68,16 @@ class Corpus:
 
 def bundled_ids() -> set[str]:
     """The bundled corpus's case ids: a registry entry may name any of them whatever a run selected."""
-    return {c.full_id for c in load([BUNDLED_CASES])} if BUNDLED_CASES.exists() else set()
+    return {c.full_id for c in load([bundled.cases_dir()])}
 
 
-def prepare(case_paths: list[Path], sel: Selection, known: Path) -> Corpus:
-    """Raises CaseFileError, RegistryError or SelectionError (bad input: exit 2)."""
+def prepare(case_paths: list[Path] | None, sel: Selection, known: Path | list[Path] | None = None) -> Corpus:
+    """Load and check the case files (default: the bundled corpus) and the registry files (default: the bundled
+    registry). Raises CaseFileError, RegistryError or SelectionError (bad input: exit 2)."""
+    case_paths = list(case_paths or [bundled.cases_dir()])
     cases = load(case_paths)
     check_cases(cases, sel.cases)
-    only_bundled = [Path(p) for p in case_paths] == [BUNDLED_CASES]  # then `cases` are the bundled corpus already
+    only_bundled = [Path(p) for p in case_paths] == [bundled.cases_dir()]  # then `cases` are the bundled corpus already
     ids = {c.full_id for c in cases} | (set() if only_bundled else bundled_ids())
     return Corpus(list(case_paths), cases, ids, known_registry.load(known, registered(), ids))
 
@@ -121,7 +123,11 @@ def run_corpus(corpus: Corpus, sel: Selection, jobs: int = 2, timeout: float = D
     return doc, outcome
 
 
-def rejudge(doc: dict, known: Path) -> dict:
+def _paths(known: Path | list[Path] | None) -> list[Path]:
+    return [bundled.registry_file()] if known is None else [known] if isinstance(known, (str, Path)) else list(known)
+
+
+def rejudge(doc: dict, known: Path | list[Path] | None = None) -> dict:
     """The registry at `known` over a finished run's document, without running anything: for a run made where it cannot
     be made again (a lent GPU), or a registry that learned a divergence since. The oracle's judgement is kept."""
     corpus = bundled_ids() | {r["case"] for r in doc["records"]}
@@ -132,5 +138,5 @@ def rejudge(doc: dict, known: Path) -> dict:
     known_registry.apply(doc["records"], entries, {n: i.get("packages") or {} for n, i in info.items()})
     stale, matched = _registry_outcome(doc["records"], entries, info, doc.get("selection") or {}, corpus)
     doc.update(stale_known=stale, known_divergences=matched,
-               rejudged={"registry": str(Path(known).resolve()), "at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())})
+               rejudged={"registry": [str(Path(p).resolve()) for p in _paths(known)], "at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())})
     return doc

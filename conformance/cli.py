@@ -15,10 +15,10 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
-from . import __version__, repro
+from . import __version__, bundled, repro
 from . import results as results_io
 from .adapters import absent_message, missing_packages, registered
-from .api import BUNDLED_CASES, SelectionError, prepare, rejudge, run_corpus
+from .api import SelectionError, prepare, rejudge, run_corpus
 from .cases import CaseFileError
 from .judge import known as known_registry
 from .names import DEVICES, DTYPES, MODES, OPS, QUANTITIES
@@ -97,7 +97,7 @@ def cmd_run(args: argparse.Namespace) -> int:
                     ops=args.op or (), quantities=args.quantity or (), named=args.frameworks is not None,
                     devices_named=args.devices_named)
     try:
-        corpus = prepare(args.cases or [BUNDLED_CASES], sel, args.known)  # bad input is found before anything is written
+        corpus = prepare(bundled.resolve(args.cases, bundled.cases_dir()), sel, _registries(args))  # bad input is found before anything is written
         with framework_logs(Path(args.out)):
             doc, outcome = run_corpus(corpus, sel, args.jobs, args.timeout, absent, Progress())
     except (FrameworkBroken, SelectionError) as exc:
@@ -105,29 +105,34 @@ def cmd_run(args: argparse.Namespace) -> int:
     out = Path(args.out)
     results_io.write(doc, out / "results.json")
     _write_summary(out, doc)
-    return _verdict(doc, outcome, out)
+    return _verdict(doc, outcome, out, args.include_naive)
 
 
 def cmd_rejudge(args: argparse.Namespace) -> int:
     """The current registry over a finished run, without running anything: for a run made where it cannot be made
     again (a lent GPU), or a registry that learned a divergence since. The oracle's judgement is kept."""
-    doc = rejudge(results_io.read(args.results), args.known)
+    doc = rejudge(results_io.read(args.results), _registries(args))
     out = Path(args.out) if args.out else args.results.parent
     results_io.write(doc, out / "results.json")
     _write_summary(out, doc)
     incomplete = doc.get("incomplete") or {}
-    return _verdict(doc, Outcome(lost=incomplete.get("lost", []), interrupted=bool(incomplete.get("interrupted"))), out)
+    return _verdict(doc, Outcome(lost=incomplete.get("lost", []), interrupted=bool(incomplete.get("interrupted"))), out,
+                    args.include_naive)
 
 
-def _verdict(doc: dict, outcome, out: Path) -> int:
+def _verdict(doc: dict, outcome, out: Path, include_naive: bool = False) -> int:
     """What a person needs after a run: the counts, stale entries, the first fails each with the command that re-runs
-    it, where everything was written, and the exit code (3 for an incomplete run, 1 for a fail, else 0)."""
+    it, where everything was written, and the exit code (3 for an incomplete run, 1 for a fail, else 0). The naive
+    formulas are expected to break (that is what they are in the report for): their fails are counted, and counted in
+    the exit status only with `include_naive`, as the gate does."""
     records = doc["records"]
     counts = summary.status_counts(records)
     print(f"\n{len(records)} records in {doc['wall_seconds']}s: " + ", ".join(f"{counts.get(s, 0)} {s}" for s in summary.COUNTED))
     for e in doc["stale_known"]:
-        print(f"stale known divergence: {e['id']}: {e['why']} ({e['link']})")
-    bad = [r for r in records if r["status"] in ("fail", "error")]
+        print(f"stale known divergence: {e['id']}{' (' + e['file'] + ')' if e.get('file') else ''}: {e['why']} ({e['link']})")
+    failed = [r for r in records if r["status"] in ("fail", "error")]
+    naive = sum(bool(r.get("naive")) for r in failed)
+    bad = failed if include_naive else [r for r in failed if not r.get("naive")]
     for r in bad[:10]:
         print(f"  {r['status'].upper()} {r['case']} {r['framework']} {r['impl']} {r['quantity']} {r['dtype']} {r['mode']}: "
               f"{record_message(r)}"[:220])
@@ -135,6 +140,9 @@ def _verdict(doc: dict, outcome, out: Path) -> int:
     if len(bad) > 10:
         print(f"  ... {len(bad) - 10} more in {out / 'summary.md'}")
     print(f"wrote {out / 'results.json'} and {out / 'summary.md'}")
+    if naive:
+        print(f"{naive} naive-formula record(s) failed (the textbook formulas, expected to break): "
+              + ("counted in the exit status (--include-naive)" if include_naive else "not counted in the exit status (--include-naive counts them)"))
     if not outcome.complete:
         lost = "; ".join(f"{x['shard']}: {x['why']}" for x in outcome.lost) or "nothing finished"
         print(f"INCOMPLETE run ({'interrupted; ' if outcome.interrupted else ''}lost {lost}): results.json holds what finished "
@@ -343,8 +351,9 @@ def cmd_fuzz(args: argparse.Namespace) -> int:
 
     frameworks, _ = _frameworks(args.frameworks)
     ops = args.ops or OPS
-    known_registry.load(args.known, registered())  # a broken registry is bad input before anything is drawn
-    rep = fuzz(frameworks, ops, args.dtypes, args.max_examples, args.seconds, Path(args.out), args.seed, args.modes, args.known)
+    registries = _registries(args)
+    known_registry.load(registries, registered())  # a broken registry is bad input before anything is drawn
+    rep = fuzz(frameworks, ops, args.dtypes, args.max_examples, args.seconds, Path(args.out), args.seed, args.modes, registries)
     covered = ", ".join(f"{op}/{dtype}" for op, dtype in sorted(rep.covered))
     print(f"fuzz: {rep.examples} examples in {rep.seconds:.0f}s over {', '.join(frameworks)}; covered {covered or 'nothing'}")
     if rep.found is None:
@@ -358,12 +367,9 @@ def cmd_fuzz(args: argparse.Namespace) -> int:
     return 1
 
 
-SCHEMA_FILE = Path(__file__).resolve().parent / "schema" / "case-file.schema.json"
-
-
 def cmd_schema(args: argparse.Namespace) -> int:
     """The JSON Schema of case files (editors complete and check against it; the loader checks more)."""
-    sys.stdout.write(SCHEMA_FILE.read_text(encoding="utf-8"))
+    sys.stdout.write(bundled.schema_file().read_text(encoding="utf-8"))
     return 0
 
 
@@ -386,10 +392,22 @@ class _Parser(argparse.ArgumentParser):
         self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
 
 
+def _add_known(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--known", type=Path, action="append", metavar="FILE",
+                        help="known-divergence registry (YAML; repeatable, entries of all files apply): default the bundled one; "
+                             "'--known bundled --known ours.yaml' adds a project's own entries to it")
+
+
+def _registries(args: argparse.Namespace) -> list[Path]:
+    return bundled.resolve(args.known, bundled.registry_file())
+
+
 def _add_run(sub) -> None:
     """`conformance run` and its options."""
     run = sub.add_parser("run", help="run the case corpus through every installed framework")
-    run.add_argument("--cases", type=Path, action="append", help="case file or folder (repeatable; default: the bundled cases/)")
+    run.add_argument("--cases", type=Path, action="append", metavar="PATH",
+                     help="case file or folder (repeatable); the word 'bundled' names the bundled corpus: default it alone; "
+                          "'--cases bundled --cases ours/' runs it with a project's own cases")
     run.add_argument("--frameworks", type=_csv(None, "framework"), default=None, help="comma-separated (default: every installed one)")
     run.add_argument("--dtypes", type=_csv(DTYPES, "dtype"), default=DTYPES)
     run.add_argument("--devices", type=_csv(DEVICES, "device"), default=None,
@@ -403,7 +421,9 @@ def _add_run(sub) -> None:
                      help="folder where the frameworks' compilers keep compiled programs between runs (default: $CONFORMANCE_CACHE_DIR, "
                           "else ~/.cache/softmax-conformance); an empty folder gives a cold run")
     run.add_argument("--no-compile-cache", action="store_true", help="use each framework's default caching instead")
-    run.add_argument("--known", type=Path, default=known_registry.DEFAULT_REGISTRY, help="known-divergence registry (YAML)")
+    _add_known(run)
+    run.add_argument("--include-naive", action="store_true",
+                     help="count the naive formulas' fails in the exit status (default: reported, not counted, as the gate does)")
     run.add_argument("--case", action="append", metavar="GLOB", help="run only cases whose full id matches (repeatable), e.g. 'extreme-logits/*'")
     run.add_argument("--impl", action="append", metavar="GLOB", help="run only these implementations (name or glob, repeatable)")
     run.add_argument("--op", type=_csv(OPS, "op"), default=None, help="comma-separated ops")
@@ -478,7 +498,7 @@ def build_parser() -> argparse.ArgumentParser:
     fz.add_argument("--max-examples", type=int, default=200)
     fz.add_argument("--seconds", type=float, default=120.0, help="wall-clock budget (default 120)")
     fz.add_argument("--seed", type=int, default=0)
-    fz.add_argument("--known", type=Path, default=known_registry.DEFAULT_REGISTRY, help="known-divergence registry (YAML)")
+    _add_known(fz)
     fz.add_argument("--out", default="reports/fuzz", help="where a shrunk disagreement is written as a case file")
     fz.set_defaults(func=cmd_fuzz)
 
@@ -499,7 +519,8 @@ def _add_small_commands(sub) -> None:
 
     rj = sub.add_parser("rejudge", help="apply the current known-divergence registry to a finished run's results.json")
     rj.add_argument("results", type=Path, help="a results.json (the oracle's judgement in it is kept)")
-    rj.add_argument("--known", type=Path, default=known_registry.DEFAULT_REGISTRY, help="known-divergence registry (YAML)")
+    _add_known(rj)
+    rj.add_argument("--include-naive", action="store_true", help="count the naive formulas' fails in the exit status")
     rj.add_argument("--out", default=None, help="folder for results.json and summary.md (default: the results file's own)")
     rj.set_defaults(func=cmd_rejudge)
 

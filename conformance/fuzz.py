@@ -104,7 +104,7 @@ def _failures(case: Case, adapters: dict, entries, packages: dict, modes) -> lis
 
 
 def fuzz(frameworks: tuple[str, ...], ops: tuple[str, ...], dtypes: tuple[str, ...], max_examples: int, seconds: float,
-         out: Path, seed: int, modes: tuple[str, ...] = ("eager",), registry: Path = known.DEFAULT_REGISTRY) -> FuzzReport:
+         out: Path, seed: int, modes: tuple[str, ...] = ("eager",), registry: list[Path] | None = None) -> FuzzReport:
     adapters = {name: load_adapter(name) for name in frameworks}
     packages = {name: package_versions(a) for name, a in adapters.items()}
     entries = known.load(registry)

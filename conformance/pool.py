@@ -18,7 +18,7 @@ from dataclasses import dataclass, field, replace
 from multiprocessing.connection import Connection, wait
 from pathlib import Path
 
-from . import shard_costs
+from . import bundled, shard_costs
 from .adapters import cold_seconds, declared
 from .cases import Case, load
 from .environment import cpu_model
@@ -70,19 +70,13 @@ class Shard:
 SPLIT_ABOVE_S = 60.0
 
 
-BUNDLED_CASES = Path(__file__).resolve().parent.parent / "cases"
-
-
 def _share_of_corpus(cases: list[Case] | None, sel: Selection) -> float:
     """The adapters' COLD_SECONDS are for the whole bundled corpus: a run of a few cases costs that share of them, so
     that it is not split into a worker per dtype (each importing its framework again) for seconds of work."""
-    if not cases or not BUNDLED_CASES.is_dir():
+    if not cases:
         return 1.0
     everything = replace(sel, cases=(), impls=(), ops=(), quantities=(), exclude=())
-    try:
-        total = units(load([BUNDLED_CASES]), everything)
-    except Exception:  # the bundled corpus is not this run's business if it cannot be read
-        return 1.0
+    total = units(load([bundled.cases_dir()]), everything)
     return min(1.0, units(cases, sel) / total) if total else 1.0
 
 

@@ -1,24 +1,39 @@
 """Re-running one record anywhere: the command line that re-runs it, and a self-contained Python snippet that prints
-the implementation's value, the oracle's, the tolerance and the verdict. Both name the case file by its absolute path,
-so they work from any folder of a machine that has softmax-conformance installed."""
+the implementation's value, the oracle's, the tolerance and the verdict. Both find a bundled case in the installed
+package and any other case file by its absolute path, so they work from any folder of a machine that has
+softmax-conformance installed."""
 
 from __future__ import annotations
 
 import shlex
 
+from . import bundled
+
+
+def _case_files(r: dict) -> list[str]:
+    """The --cases arguments that find this record's case: none for the bundled corpus (the default, wherever the
+    package is installed), else the case file's absolute path."""
+    path = r.get("case_file")
+    return [] if not path or bundled.is_bundled_case_file(path) else ["--cases", shlex.quote(path)]
+
 
 def command(r: dict) -> str:
     """The one command that re-runs exactly this record's case, implementation, dtype, mode and quantity."""
-    parts = ["conformance run", "--cases", shlex.quote(r.get("case_file") or "cases"), "--case", shlex.quote(r["case"]),
+    parts = ["conformance run", *_case_files(r), "--case", shlex.quote(r["case"]),
              "--frameworks", r["framework"], "--impl", shlex.quote(r.get("impl_id") or r["impl"]), "--op", r["op"], "--quantity", r["quantity"],
              "--dtypes", r["dtype"], "--modes", r["mode"], "--devices", r["device"], "--out", "/tmp/conformance-repro"]
+    if r.get("naive"):  # a naive formula's fail counts in the exit status only when asked
+        parts.append("--include-naive")
     return " ".join(parts)
 
 
 def snippet(r: dict) -> str:
     """Python that recomputes this record and prints value, oracle, tolerance and verdict (before the registry)."""
+    path = r.get("case_file")
+    where = "bundled.cases_dir()" if not path or bundled.is_bundled_case_file(path) else f"Path({path!r})"
     return f"""from pathlib import Path
 import numpy as np
+from conformance import bundled
 from conformance.judge import oracle
 from conformance.adapters import load_adapter
 from conformance.cases import load
@@ -28,7 +43,7 @@ from conformance.api import judge_case
 from conformance.runner import Selection
 from conformance.judge.tolerance import tolerance
 
-case = next(c for c in load([Path({r.get('case_file') or 'cases'!r})]) if c.full_id == {r['case']!r})
+case = next(c for c in load([{where}]) if c.full_id == {r['case']!r})
 fw = load_adapter({r['framework']!r})
 impl = next(i for i in fw.implementations() if {r.get('impl_id') or r['impl']!r} in (i.id, i.name) and i.op == {r['op']!r})
 inputs = build(case, {r['op']!r}, {r['dtype']!r})

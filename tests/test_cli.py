@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 
+from conformance import bundled
 from conformance.cli import main
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -67,7 +68,7 @@ def test_absent_framework_is_skipped_not_a_crash(monkeypatch, tmp_path):
     import conformance.cli as cli
 
     monkeypatch.setattr(cli, "missing_packages", lambda name: [] if name == "numpy" else [name])
-    code = main(["run", "--cases", str(ROOT / "cases" / "published-values.yaml"), "--out", str(tmp_path), "--jobs", "1"])
+    code = main(["run", "--cases", str(bundled.cases_dir() / "published-values.yaml"), "--out", str(tmp_path), "--jobs", "1"])
     doc = json.loads((tmp_path / "results.json").read_text())
     assert code == 0
     assert "absent" in doc["environment"]["frameworks"]["torch"]
@@ -75,7 +76,7 @@ def test_absent_framework_is_skipped_not_a_crash(monkeypatch, tmp_path):
 
 
 def test_run_writes_spec_results(tmp_path):
-    res = run("run", "--cases", str(ROOT / "cases" / "extreme-logits.yaml"), "--frameworks", "numpy", "--out", str(tmp_path))
+    res = run("run", "--cases", str(bundled.cases_dir() / "extreme-logits.yaml"), "--frameworks", "numpy", "--out", str(tmp_path))
     doc = json.loads((tmp_path / "results.json").read_text())
     assert doc["schema"] == "softmax-conformance/results/1"
     rec = doc["records"][0]
@@ -103,7 +104,7 @@ def test_a_warm_compile_cache_changes_nothing_but_the_time(tmp_path, framework, 
     """The same records from a cold and a warm persistent compilation cache, and the cache is really written."""
     if framework not in selected_frameworks:
         pytest.skip(f"{framework} not selected or not installed")
-    cases = str(ROOT / "cases" / "published-values.yaml")
+    cases = str(bundled.cases_dir() / "published-values.yaml")
     cache = tmp_path / "cache"
     for out in ("cold", "warm"):
         res = run("run", "--cases", cases, "--frameworks", framework, "--dtypes", "float32", "--compile-cache", str(cache),
@@ -120,8 +121,8 @@ def test_a_failure_can_be_rerun_from_another_folder(tmp_path):
     the command, report.md the snippet; both work from another folder and say the verdict."""
     empty = tmp_path / "empty.yaml"
     empty.write_text("divergences: []\n")
-    res = run("run", "--cases", str(ROOT / "cases" / "extreme-logits.yaml"), "--case", "extreme-logits/huge-positive-row",
-              "--frameworks", "numpy", "--modes", "eager", "--out", str(tmp_path / "out"), "--known", str(empty))
+    res = run("run", "--cases", str(bundled.cases_dir() / "extreme-logits.yaml"), "--case", "extreme-logits/huge-positive-row",
+              "--frameworks", "numpy", "--modes", "eager", "--out", str(tmp_path / "out"), "--known", str(empty), "--include-naive")
     assert res.returncode == 1, res.stderr
     command = next(line.split("re-run: ", 1)[1] for line in res.stdout.splitlines() if "re-run: " in line)
     elsewhere = tmp_path / "elsewhere"
@@ -150,7 +151,7 @@ def test_list_groups_each_framework_by_op_with_every_door_and_naive_last():
 
 
 def test_timing_prints_where_a_runs_time_went_and_refuses_bad_input(tmp_path, capsys):
-    cases = Path(__file__).resolve().parent.parent / "cases" / "published-values.yaml"
+    cases = bundled.cases_dir() / "published-values.yaml"
     assert main(["run", "--cases", str(cases), "--frameworks", "numpy", "--modes", "eager", "--out", str(tmp_path)]) == 0
     capsys.readouterr()
     assert main(["timing", str(tmp_path / "results.json")]) == 0

@@ -10,10 +10,10 @@ from __future__ import annotations
 import subprocess
 import sys
 from functools import cache
-from pathlib import Path
 
 import pytest
 
+from conformance import bundled
 from conformance.adapters import load_adapter, package_versions, registered
 from conformance.api import judge_case
 from conformance.cases import load
@@ -22,7 +22,7 @@ from conformance.record import message as reason
 from conformance.repro import command
 from conformance.runner import Selection
 
-CORPUS = Path(__file__).resolve().parent.parent / "cases"
+CORPUS = bundled.cases_dir()
 CASES = load([CORPUS])
 ENTRIES = known.load(case_ids=[c.full_id for c in CASES], frameworks=registered())
 

@@ -16,8 +16,10 @@ from pathlib import Path
 
 import pytest
 
+from conformance import bundled
+
 ROOT = Path(__file__).resolve().parent.parent
-CASES = ROOT / "cases" / "published-values.yaml"
+CASES = bundled.cases_dir() / "published-values.yaml"
 
 
 def _env(fault: str) -> dict:

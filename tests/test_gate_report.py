@@ -133,7 +133,7 @@ def test_report_merges_escapes_and_links_repros(tmp_path):
     for page in (html, suite):
         assert "<script>alert(1)</script>" not in page and "&lt;script&gt;" in page
     assert "jax.nn.softmax" in html and "torch.softmax" in html  # merged
-    assert "fw.evaluate(impl, inputs" in suite and "conformance run --cases" in suite  # the fail's snippet and command
+    assert "fw.evaluate(impl, inputs" in suite and "conformance run --case " in suite  # the fail's snippet and command
     assert 'href="cases/s.html#' in html  # findings and tables link to the record's suite page
     assert (out / "report.md").read_text().startswith("# softmax-conformance summary")
     assert (out / "error_vs_scale.png").exists()

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 
+from conformance import bundled
 from conformance.adapters.base import Unsupported
 from conformance.api import judge_case
 from conformance.cases import load
@@ -30,7 +31,7 @@ def stand_in_cupy(monkeypatch):
 def test_cupy_adapter_computes_what_the_oracle_says(stand_in_cupy):
     adapter = stand_in_cupy
     assert adapter.devices() == ["gpu"] and "cpu" in adapter.device_problems()
-    cases = load([ROOT / "cases" / "published-values.yaml", ROOT / "cases" / "reductions.yaml", ROOT / "cases" / "masked-softmax.yaml"])
+    cases = load([bundled.cases_dir() / "published-values.yaml", bundled.cases_dir() / "reductions.yaml", bundled.cases_dir() / "masked-softmax.yaml"])
     records = [r for c in cases for r in judge_case(adapter, c, Selection(("cupy",), ("float32", "float64", "bfloat16"), ("gpu",), ("eager",)), ["gpu"])]
     values = [r for r in records if r["quantity"] == "value" and r["dtype"] != "bfloat16"]
     assert values and all(r["status"] == "pass" for r in values), [(r["case"], r["impl"], r.get("detail")) for r in values if r["status"] != "pass"]
@@ -78,7 +79,7 @@ def test_a_cuda_device_side_assert_is_the_records_error_not_a_lost_worker(monkey
     torch_adapter = pytest.importorskip("conformance.adapters.torch")
     pytest.importorskip("torch")
     torch_adapter.load(None)
-    case = next(c for c in load([ROOT / "cases" / "published-values.yaml"]) if "sparse_softmax_cross_entropy" in c.ops)
+    case = next(c for c in load([bundled.cases_dir() / "published-values.yaml"]) if "sparse_softmax_cross_entropy" in c.ops)
 
     def poisoned(t):
         raise RuntimeError("CUDA error: device-side assert triggered\nCompile with `TORCH_USE_CUDA_DSA` to enable device-side assertions.")

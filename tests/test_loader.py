@@ -8,10 +8,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from conformance import bundled
 from conformance.cases import CaseFileError, load, load_file
 from conformance.inputs import build
 
-CORPUS = Path(__file__).resolve().parent.parent / "cases"
+CORPUS = bundled.cases_dir()
 
 GOOD = """
 suite: demo

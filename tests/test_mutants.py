@@ -13,6 +13,7 @@ from pathlib import Path
 import mutant_adapter
 import pytest
 
+from conformance import bundled
 from conformance.adapters import load_adapter
 from conformance.api import judge_case
 from conformance.cases import load
@@ -20,7 +21,7 @@ from conformance.runner import Selection
 
 pytest.importorskip("torch", reason="the mutants are built on PyTorch's public functions")
 ROOT = Path(__file__).resolve().parent.parent
-CASES = load([ROOT / "cases"])
+CASES = load([bundled.cases_dir()])
 SCORE: dict[str, bool] = {}
 
 

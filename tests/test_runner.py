@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from conformance import pool, runner
+from conformance import bundled, pool, runner
 from conformance.cli import main
 from conformance.names import DTYPES, MODES
 
@@ -85,7 +85,7 @@ def _outcomes(path: Path) -> list[tuple]:
 
 def test_split_workers_write_the_same_records_as_one_process(monkeypatch, tmp_path):
     """numpy made to look slow enough to split per dtype: spawned workers, one per dtype, against the same run inline."""
-    cases = str(ROOT / "cases" / "extreme-logits.yaml")
+    cases = str(bundled.cases_dir() / "extreme-logits.yaml")
     inline = main(["run", "--cases", cases, "--frameworks", "numpy", "--jobs", "1", "--out", str(tmp_path / "inline")])
     monkeypatch.setattr(pool, "cold_seconds", lambda name: {(m, d): 1000 for m in MODES for d in DTYPES})
     assert len(pool.plan(runner.Selection(("numpy",), DTYPES, ("cpu",), MODES))) == 2 * len(DTYPES)
@@ -157,7 +157,7 @@ def _gpu_plan(monkeypatch, frameworks=("a", "b"), cases=None):
 def test_a_gpu_gets_shards_of_its_own_and_assert_prone_cases_a_worker_each(monkeypatch):
     from conformance.cases import load
 
-    cases = load([ROOT / "cases"])
+    cases = load([bundled.cases_dir()])
     by_name = {s.name: s for s in _gpu_plan(monkeypatch, cases=cases)}
     prone = sorted(c.full_id for c in cases if c.labels_out_of_range)
     assert prone and by_name["a/eager"].devices == ("cpu",) and by_name["a/eager/gpu"].devices == ("gpu",)
@@ -175,7 +175,7 @@ def test_a_kernel_that_aborts_on_a_bad_index_gets_cpu_workers_per_case_in_that_m
     share a worker with the rest of the corpus, and eager (which raises cleanly) keeps one worker."""
     from conformance.cases import load
 
-    cases = load([ROOT / "cases"])
+    cases = load([bundled.cases_dir()])
     declared = {"k": {"DEVICE_ASSERTS": ("gpu", "cpu/compiled")}}
     monkeypatch.setattr(pool, "cold_seconds", lambda name: {})
     monkeypatch.setattr(pool, "declared", lambda name, attr, default=None: declared[name].get(attr, default))
@@ -196,7 +196,7 @@ def test_one_gpu_worker_at_a_time(monkeypatch):
 
 
 def test_a_named_gpu_that_cannot_be_used_is_an_error_not_a_skip(tmp_path):
-    res = subprocess.run([sys.executable, "-m", "conformance.cli", "run", "--cases", str(ROOT / "cases" / "published-values.yaml"),
+    res = subprocess.run([sys.executable, "-m", "conformance.cli", "run", "--cases", str(bundled.cases_dir() / "published-values.yaml"),
                           "--frameworks", "torch", "--devices", "gpu", "--modes", "eager", "--out", str(tmp_path)],
                          capture_output=True, text=True, cwd=ROOT, timeout=300)
     try:
@@ -215,7 +215,7 @@ def test_a_run_records_where_its_time_went_and_the_next_run_plans_from_it(tmp_pa
     from conformance import shard_costs
     from conformance.cases import load
 
-    cache, cases_file = tmp_path / "cache", ROOT / "cases" / "published-values.yaml"
+    cache, cases_file = tmp_path / "cache", bundled.cases_dir() / "published-values.yaml"
     assert main(["run", "--cases", str(cases_file), "--frameworks", "numpy", "--modes", "eager", "--compile-cache", str(cache),
                  "--out", str(tmp_path / "out")]) == 0
     doc = json.loads((tmp_path / "out" / "results.json").read_text())

@@ -9,13 +9,14 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from conformance import bundled
 from conformance import results as results_io
 from conformance.cases import load, materialize
 from conformance.inputs import build
 from conformance.judge import compare, oracle
 
 ROOT = Path(__file__).resolve().parent.parent
-CASES = {c.full_id: c for c in load([ROOT / "cases"])}
+CASES = {c.full_id: c for c in load([bundled.cases_dir()])}
 
 
 def _near_misses() -> list[dict]:

@@ -1,4 +1,4 @@
-"""The known-divergence registry: data (known/divergences.yaml), not code.
+"""The known-divergence registry: data (the bundled `data/known/divergences.yaml`, plus a project's own files), not code.
 
 Each entry matches result records by framework, implementation, op, quantity, dtype, mode, device, case
 pattern (glob on the full case id) and package version ranges (`versions: {<package>: "<0.2.7"}`, PEP 440; a
@@ -21,13 +21,14 @@ its patterns match, every dtype, mode, op and quantity it names): a narrowed run
 from __future__ import annotations
 
 import fnmatch
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from packaging.specifiers import InvalidSpecifier, SpecifierSet
 from packaging.version import InvalidVersion, Version
 
+from .. import bundled
 from ..names import BEHAVIOURS, DEVICES, DTYPES, MODES, OPS, QUANTITIES
 
 MATCH_FIELDS = ("framework", "impl", "op", "quantity", "dtype", "mode", "device", "case")
@@ -36,7 +37,6 @@ KINDS = ("bug", "design")
 # The closed sets a pattern of these fields must match something in (case and framework are checked against the
 # corpus and the registered adapters, impl against what the frameworks that ran offer).
 NAMED_FIELDS = {"op": OPS, "quantity": QUANTITIES, "dtype": DTYPES, "mode": MODES, "device": DEVICES}
-DEFAULT_REGISTRY = Path(__file__).resolve().parents[2] / "known" / "divergences.yaml"
 
 
 class RegistryError(ValueError):
@@ -59,6 +59,7 @@ class Entry:
     statuses: tuple[str, ...] = ("fail", "error")
     behaviours: tuple[str, ...] | None = None  # None: any behaviour
     max_tol_ratio: float | None = None  # None: unbounded
+    origin: str = ""  # the registry file it came from
     matched: int = field(default=0)
     exercised: int = field(default=0)  # records its fields select, whatever their status
     beyond: int = field(default=0)  # records it selects that fail beyond its bounds
@@ -105,9 +106,24 @@ class Entry:
         return cases <= ran_cases
 
 
-def load(path: Path = DEFAULT_REGISTRY, frameworks: Iterable[str] | None = None, case_ids: Iterable[str] | None = None) -> list[Entry]:
-    """Read and check the registry. With `frameworks` (the registered ones) and `case_ids` (the corpus), every
-    framework and case pattern must match one of them."""
+def load(paths: Path | Sequence[Path] | None = None, frameworks: Iterable[str] | None = None,
+         case_ids: Iterable[str] | None = None) -> list[Entry]:
+    """Read and check the registry: one file or several (a project's own entries beside the bundled ones; default:
+    the bundled registry alone), every entry checked alike and every id unique across them. With `frameworks` (the
+    registered ones) and `case_ids` (the corpus), every framework and case pattern must match one of them."""
+    if paths is None:
+        paths = [bundled.registry_file()]
+    elif isinstance(paths, (str, Path)):
+        paths = [Path(paths)]
+    entries: list[Entry] = []
+    seen: dict[str, str] = {}
+    case_ids = None if case_ids is None else tuple(case_ids)
+    for path in paths:
+        entries.extend(_load_file(Path(path), frameworks, case_ids, seen))
+    return entries
+
+
+def _load_file(path: Path, frameworks: Iterable[str] | None, case_ids: tuple[str, ...] | None, seen: dict[str, str]) -> list[Entry]:
     from ..safe_yaml import YamlError, safe_load
 
     try:
@@ -117,8 +133,7 @@ def load(path: Path = DEFAULT_REGISTRY, frameworks: Iterable[str] | None = None,
     raw_entries = doc.get("divergences", []) if isinstance(doc, dict) else None
     if not isinstance(raw_entries, list):
         raise RegistryError(f"{path}: must be a mapping with a 'divergences' list")
-    entries, seen = [], set()
-    case_ids = None if case_ids is None else tuple(case_ids)
+    entries = []
     for i, raw in enumerate(raw_entries):
         where = f"{path}: entry {raw.get('id', '#' + str(i)) if isinstance(raw, dict) else '#' + str(i)}"
         if not isinstance(raw, dict):
@@ -130,8 +145,8 @@ def load(path: Path = DEFAULT_REGISTRY, frameworks: Iterable[str] | None = None,
             if not raw.get(key):
                 raise RegistryError(f"{where}: field '{key}' is required")
         if raw["id"] in seen:
-            raise RegistryError(f"{where}: duplicate id")
-        seen.add(raw["id"])
+            raise RegistryError(f"{where}: duplicate id" + ("" if seen[raw["id"]] == str(path) else f" (also in {seen[raw['id']]})"))
+        seen[raw["id"]] = str(path)
         if raw["kind"] not in KINDS:
             raise RegistryError(f"{where}: field 'kind' must be one of {', '.join(KINDS)}")
         match = raw["match"]
@@ -141,7 +156,8 @@ def load(path: Path = DEFAULT_REGISTRY, frameworks: Iterable[str] | None = None,
             id=str(raw["id"]), match={k: [str(x) for x in (v if isinstance(v, list) else [v])] for k, v in match.items()},
             kind=raw["kind"], reason=" ".join(str(raw["reason"]).split()), link=str(raw["link"]),
             versions=_versions(raw.get("versions"), where), statuses=_names(raw, "statuses", ("fail", "error"), where),
-            behaviours=_names(raw, "behaviours", BEHAVIOURS, where, None), max_tol_ratio=_bound(raw.get("max_tol_ratio"), where))
+            behaviours=_names(raw, "behaviours", BEHAVIOURS, where, None), max_tol_ratio=_bound(raw.get("max_tol_ratio"), where),
+            origin=str(path))
         _check_patterns(entry, where, frameworks, case_ids)
         entries.append(entry)
     return entries
@@ -250,9 +266,9 @@ def stale(entries: list[Entry], selection: dict, ran_cases: set[str], corpus_cas
         unknown = [p for p in e.match.get("impl", []) if all_ran and not any(ch in p.partition("/")[0] for ch in "*?[")
                    and not any(_matches(n, [p]) for names in ran for n in names)]
         if unknown:
-            out.append({"id": e.id, "link": e.link, "exercised": e.exercised,
+            out.append({"id": e.id, "link": e.link, "exercised": e.exercised, "file": e.origin,
                         "why": f"no framework that ran offers an implementation {unknown[0]!r} (renamed?)"})
         elif e.exercised and not e.matched and not e.beyond and e.covered_by(selection, ran_cases, corpus_cases):
-            out.append({"id": e.id, "link": e.link, "exercised": e.exercised,
+            out.append({"id": e.id, "link": e.link, "exercised": e.exercised, "file": e.origin,
                         "why": f"its {e.exercised} record(s) ran and none failed: the divergence is gone"})
     return out

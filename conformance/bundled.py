@@ -1,0 +1,55 @@
+"""The data that ships inside the package: the case corpus, the known-divergence registry and the case-file schema.
+
+They are read through `importlib.resources`, so a checkout and an installed wheel find them the same way, whatever
+the current folder. On the command line the word `bundled` names them (`--cases bundled --cases mine/` runs the
+bundled corpus and a project's own cases; `--known bundled --known ours.yaml` adds entries to the bundled registry).
+"""
+
+from __future__ import annotations
+
+from importlib.resources import files
+from pathlib import Path
+
+# The word that names the bundled corpus (with --cases) or the bundled registry (with --known).
+WORD = "bundled"
+
+
+def _path(*parts: str) -> Path:
+    # A wheel installed by pip is unpacked, so the package's resources are files on disk; a zipped install
+    # (zipimport) has no paths to give the workers, which read case files by path, so it is refused in one line.
+    resource = files("conformance").joinpath("data", *parts)
+    path = Path(str(resource))
+    if not path.exists():
+        raise FileNotFoundError(f"the bundled {'/'.join(parts)} is not in this installation of softmax-conformance ({path})")
+    return path
+
+
+def cases_dir() -> Path:
+    """The bundled corpus: one suite per *.yaml file."""
+    return _path("cases")
+
+
+def registry_file() -> Path:
+    """The bundled known-divergence registry."""
+    return _path("known", "divergences.yaml")
+
+
+def schema_file() -> Path:
+    """The JSON Schema of case files."""
+    return Path(str(files("conformance").joinpath("schema", "case-file.schema.json")))
+
+
+def resolve(paths: list[Path] | None, default: Path) -> list[Path]:
+    """Command-line paths with the word `bundled` replaced by `default` (the bundled corpus or registry); none given:
+    the default alone. A real folder or file named `bundled` is written `./bundled`."""
+    if not paths:
+        return [default]
+    return [default if str(p) == WORD else Path(p) for p in paths]
+
+
+def is_bundled_case_file(path: str | Path) -> bool:
+    """Whether a case file is one of the bundled corpus's (a repro command then needs no --cases)."""
+    try:
+        return Path(path).resolve().parent == cases_dir().resolve()
+    except (OSError, FileNotFoundError):
+        return False
