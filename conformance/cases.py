@@ -381,13 +381,40 @@ def _expect(raw: Any, path: Path, cid: str) -> dict:
     return dict(raw)
 
 
+def _check_defaults(defaults: dict, path: Path) -> None:
+    """Every field of `defaults` is checked whether or not a case uses it: a wrong default that every case overrides
+    today is wrong for the next case someone adds."""
+    where = "defaults"
+    unknown = set(defaults) - (CASE_FIELDS - {"id"})
+    if unknown:
+        raise CaseFileError(path, where, sorted(unknown)[0], "unknown field (or one a default cannot give)")
+    for name, allowed in (("ops", OPS), ("dtypes", DTYPES), ("quantities", QUANTITIES)):
+        if name in defaults:
+            _str_list(defaults, name, allowed, path, where, default=None)
+    if "options" in defaults:
+        _options(defaults["options"], path, where, tuple(OPS))
+    for name, allow_ones in (("cotangent", True), ("direction", False)):
+        if name in defaults:
+            _seeded_field(defaults, name, None, path, where, allow_ones=allow_ones)
+    if "axis" in defaults and (not isinstance(defaults["axis"], int) or isinstance(defaults["axis"], bool) or abs(defaults["axis"]) > 64):
+        raise CaseFileError(path, where, "axis", "must be a small integer")
+    if "invalid" in defaults and not isinstance(defaults["invalid"], bool):
+        raise CaseFileError(path, where, "invalid", "must be true or false")
+
+
+def _name_ok(name: Any) -> bool:
+    """A suite or case name: printable, no '/', and not a path component of its own ('.', '..'), since the report
+    writes a page per suite and repro commands name cases by it."""
+    return isinstance(name, str) and bool(name) and "/" not in name and name not in (".", "..") and _printable(name) and len(name) <= 200
+
+
 def _case(raw: Any, suite: str, defaults: dict, path: Path, index: int) -> Case:
     if not isinstance(raw, dict):
         raise CaseFileError(path, f"#{index}", None, "each case must be a mapping")
     merged = {**defaults, **raw}
     cid = merged.get("id")
-    if not isinstance(cid, str) or not cid or "/" in cid or not _printable(cid) or len(cid) > 200:
-        raise CaseFileError(path, f"#{index}", "id", "required: a non-empty string of at most 200 printable characters without '/'")
+    if not _name_ok(cid):
+        raise CaseFileError(path, f"#{index}", "id", "required: a non-empty string of at most 200 printable characters without '/', not '.' or '..'")
     unknown = set(merged) - CASE_FIELDS
     if unknown:
         raise CaseFileError(path, cid, sorted(unknown)[0], "unknown field")
@@ -449,11 +476,12 @@ def load_file(path: Path) -> list[Case]:
     if unknown:
         raise CaseFileError(path, None, sorted(unknown)[0], "unknown top-level field")
     suite = doc.get("suite")
-    if not isinstance(suite, str) or not suite or "/" in suite or not _printable(suite) or len(suite) > 200:
-        raise CaseFileError(path, None, "suite", "required: a non-empty name of at most 200 printable characters without '/'")
+    if not _name_ok(suite):
+        raise CaseFileError(path, None, "suite", "required: a non-empty name of at most 200 printable characters without '/', not '.' or '..'")
     defaults = doc.get("defaults") or {}
     if not isinstance(defaults, dict):
         raise CaseFileError(path, None, "defaults", "must be a mapping")
+    _check_defaults(defaults, path)
     raw_cases = doc.get("cases")
     if not isinstance(raw_cases, list) or not raw_cases:
         raise CaseFileError(path, None, "cases", "required: a non-empty list")

@@ -138,6 +138,7 @@ GENERATORS: dict[str, Callable[[dict], np.ndarray]] = {
 FIELDS = {"normal": {"loc", "scale"}, "uniform": {"low", "high"}, "full": {"value"}, "linspace": {"start", "stop"},
           "one_hot": set(), "dirichlet": {"alpha"}, "class_indices": {"classes"}, "bernoulli": {"p"}}
 INTEGER_GENERATORS = ("class_indices",)
+CLASS_AXIS_GENERATORS = ("one_hot", "dirichlet")  # they draw along the last axis: it needs a class
 MASK_GENERATORS = ("bernoulli",)
 
 
@@ -152,7 +153,9 @@ def check(spec: dict[str, Any], shaped: bool = True) -> None:
         raise GeneratorError(f"generator {name} has no field '{unknown[0]}' (it takes: {', '.join(sorted(FIELDS[name] | {'shape', 'seed'}))})")
     _rng(spec)
     if shaped:
-        shape_of(spec)
+        shape = shape_of(spec)
+        if name in CLASS_AXIS_GENERATORS and (not shape or shape[-1] < 1):  # the two-element draw below cannot see it
+            raise GeneratorError(f"{name} needs a shape whose last axis has at least one class, not {list(shape)}")
     elif "shape" in spec:
         raise GeneratorError("takes no 'shape': it is the shape of the output (cotangent) or of the logits (direction)")
     try:

@@ -121,6 +121,16 @@ def case_files() -> Iterator[Bad]:
     yield Bad("case-not-mapping.yaml", yaml.safe_dump({"suite": "s", "cases": [1]}).encode(), "each case must be a mapping")
     yield Bad("defaults-bad-dtype.yaml", _doc(GOOD_CASE, defaults={"dtypes": ["float8"]}), "field 'dtypes'")
     yield Bad("defaults-unknown.yaml", _doc(GOOD_CASE, defaults={"colour": "red"}), "field 'colour'")
+    # a default that every case overrides is still checked: the next case added would inherit it
+    yield Bad("defaults-unused-bad-dtype.yaml", _doc(_with(GOOD_CASE, dtypes=["float32"]), defaults={"dtypes": ["float8"]}), "field 'dtypes'")
+    yield Bad("defaults-unused-bad-option.yaml", _doc(GOOD_CASE, defaults={"options": {"reduction": "avg"}}), "reduction")
+    yield Bad("defaults-id.yaml", _doc(GOOD_CASE, defaults={"id": "x"}), "field 'id'")
+    for name in (".", ".."):  # path components: the report writes a page per suite
+        yield Bad(f"suite-dots-{len(name)}.yaml", _doc(GOOD_CASE, suite=name), "field 'suite'")
+        yield Bad(f"id-dots-{len(name)}.yaml", _doc(_with(GOOD_CASE, id=name)), "field 'id'")
+    for gen in ("one_hot", "dirichlet"):  # zero classes: a draw of two elements would not see it
+        yield Bad(f"{gen}-zero-classes.yaml", _doc(_with(GOOD_CE, logits={"generate": "normal", "shape": [3, 0], "seed": 0},
+                                                         labels={"generate": gen, "shape": [3, 0], "seed": 1})), "at least one class")
     # --- identity and description
     yield Bad("id-missing.yaml", _doc(_with(GOOD_CASE, id=_DROP)), "field 'id'")
     yield Bad("id-int.yaml", _doc(_with(GOOD_CASE, id=7)), "field 'id'")
