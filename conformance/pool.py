@@ -329,12 +329,14 @@ def run(case_paths: list[Path], sel: Selection, jobs: int, on_event: Callable[[t
     make the outcome incomplete. A named framework that cannot be loaded stops the run: FrameworkBroken."""
     pending = plan(sel, cases)
     pool = _Pool(sel, [str(p) for p in case_paths], pending, jobs, on_event)
+    on_event(("plan", [(s.name, s.cost) for s in pending]))
     restore = interrupt_on_sigterm()
     try:
         while pending or pool.running:
             while len(pool.running) < jobs and (startable := _next(pending, pool.running, pool.shards)) is not None:
                 pool.start(pending.pop(startable))
             pool.poll(timeout)
+            on_event(("tick", list(pool.running)))  # the display's clock: a log line at least every minute
     except KeyboardInterrupt:
         pool.outcome.interrupted = True
         for name in list(pool.running):

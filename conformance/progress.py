@@ -1,66 +1,112 @@
-"""The live display of a run: one status line on a terminal, a line per milestone elsewhere (CI logs stay short)."""
+"""The live display of a run: one status line on a terminal; in a log (CI), a line per tenth of the work, a heartbeat
+at least every minute, a 100% line and the devices that were skipped, said once."""
 
 from __future__ import annotations
 
 import sys
 import time
 
+# The longest a log may go without a line while workers run: a CI log that stays silent for minutes looks hung.
+HEARTBEAT_S = 60.0
+
 
 class Progress:
-    """One status line on a terminal; a line per milestone elsewhere (CI logs stay short). Counts are after the
-    known-divergence registry (records are marked as they arrive), so a fail here is a fail in results.json."""
+    """Counts are after the known-divergence registry (records are marked as they arrive), so a fail here is a fail in
+    results.json. The share done is weighted by the plan's estimated seconds per shard (what the planner measured on
+    this machine last time, else the adapters' declared costs), not by records: a record of a compiled gradient costs
+    a hundred of an eager softmax, so counting records would promise an end that never comes."""
 
-    def __init__(self, stream=None, total: int = 0):  # total: or from the run's ("planned", units) message
+    def __init__(self, stream=None, total: int = 0, clock=time.monotonic):
         stream = stream or sys.stderr  # looked up now, not at import: stderr may have been redirected since
-        self.stream, self.tty = stream, stream.isatty()
+        self.stream, self.tty, self.clock = stream, stream.isatty(), clock
         self.state: dict[str, str] = {}
-        self.done: dict[str, int] = {}
-        self.total = total  # (case, op, dtype) units over every shard of the plan
+        self.fraction_of: dict[str, float] = {}  # shard -> share of its own work done
+        self.cost: dict[str, float] = {}  # shard -> estimated seconds (the plan)
+        self.total = total  # (case, op, dtype, mode) units over every shard, where no plan is given (one process)
+        self.done_units: dict[str, int] = {}
         self.records = self.bad = self.known = 0
-        self.started = time.monotonic()
+        self.started = self.last_line = clock()
         self.last_tenth = -1
         self.said: set[str] = set()
+        self.skipped: dict[str, list[str]] = {}  # "no gpu visible" -> frameworks
+        self.finished = False
+
+    def fraction(self) -> float | None:
+        if self.cost and sum(self.cost.values()) > 0:
+            return min(1.0, sum(c * self.fraction_of.get(n, 0.0) for n, c in self.cost.items()) / sum(self.cost.values()))
+        if self.total:
+            return min(1.0, sum(self.done_units.values()) / self.total)
+        return None
 
     def overall(self) -> str:
-        if not self.total:
+        fraction = self.fraction()
+        if fraction is None:
             return ""
-        fraction = min(1.0, sum(self.done.values()) / self.total)
-        elapsed = time.monotonic() - self.started
+        elapsed = self.clock() - self.started
         eta = f", about {elapsed * (1 - fraction) / fraction:.0f} s left" if 0.02 < fraction < 1 else ""
         return f"{fraction:.0%} overall{eta}"
+
+    def counts(self) -> str:
+        return f"{self.records} records: {self.bad} fail/error, {self.known} known"
 
     def __call__(self, msg: tuple) -> None:
         kind = msg[0]
         if kind == "planned":
-            self.total = msg[1]  # (case, op, dtype) units over every shard of the plan
+            self.total = msg[1]
+            return
+        if kind == "plan":  # [(shard, estimated seconds)] from the pool
+            self.cost = {name: max(float(cost), 1.0) for name, cost in msg[1]}  # a shard of no estimate still counts
             return
         if kind == "record":
             self.records += 1
             self.bad += msg[1]["status"] in ("fail", "error")
             self.known += msg[1]["status"] == "known"
             return
+        if kind == "tick":
+            self._heartbeat(msg[1])
+            return
         if kind == "progress":
             name, done, total = msg[1:]
-            self.state[name], self.done[name] = f"{done}/{total}", done
-            tenth = int(10 * sum(self.done.values()) / self.total) if self.total else -1
-            if not self.tty and tenth > self.last_tenth:
+            self.state[name], self.done_units[name] = f"{done}/{total}", done
+            self.fraction_of[name] = done / total if total else 1.0
+            fraction = self.fraction()
+            tenth = int(10 * fraction) if fraction is not None else -1
+            if not self.tty and tenth > self.last_tenth and tenth < 10:
                 self.last_tenth = tenth
-                self._line(f"{self.overall()} ({self.records} records: {self.bad} fail/error, {self.known} known)")
+                self._line(f"{self.overall()} ({self.counts()})")
         elif kind == "info" and "absent" in msg[2]:
             self._once(f"{msg[1]}: absent, skipped ({msg[2]['absent']})")
         elif kind == "info" and msg[2].get("skipped_devices"):
-            self._once(f"{msg[1]}: {'; '.join(msg[2]['skipped_devices'].values())}: skipped")
-        elif kind == "done":
-            self.state[msg[1]] = "done"
-            self._line(f"{msg[1]}: done")
-        elif kind == "lost":
-            self.state[msg[1]] = "LOST"
-            self._line(f"{msg[1]}: LOST ({msg[2]}); the records it sent are kept, the run will be incomplete")
+            for why in msg[2]["skipped_devices"].values():  # "no gpu visible to torch": one line at the end for all
+                what, _, who = why.rpartition(" to ")
+                names = self.skipped.setdefault(what or why, [])
+                if who and who not in names:
+                    names.append(who)
+        elif kind in ("done", "lost"):
+            self.state[msg[1]] = "done" if kind == "done" else "LOST"
+            self.fraction_of[msg[1]] = 1.0
+            self._line(f"{msg[1]}: done" if kind == "done" else
+                       f"{msg[1]}: LOST ({msg[2]}); the records it sent are kept, the run will be incomplete")
+            self._maybe_finished()
         if self.tty:
             status = " | ".join(f"{k} {v}" for k, v in self.state.items())
-            self.stream.write(f"\r\x1b[K{self.overall()} | {status} | {self.records} records, {self.bad} fail/error, {self.known} known, "
-                              f"{time.monotonic() - self.started:.0f}s")
+            self.stream.write(f"\r\x1b[K{self.overall()} | {status} | {self.counts()}, {self.clock() - self.started:.0f}s")
             self.stream.flush()
+
+    def _maybe_finished(self) -> None:
+        """The 100% line and the skipped devices, once every planned shard has ended."""
+        if self.finished or not self.cost or any(self.state.get(n) not in ("done", "LOST") for n in self.cost):
+            return
+        self.finished = True
+        lost = sum(v == "LOST" for v in self.state.values())
+        self._line(f"100% overall: every shard ended{f' ({lost} lost)' if lost else ''} ({self.counts()})")
+        for what, names in self.skipped.items():
+            self._line(f"{what} to {', '.join(names)}: skipped" if names else f"{what}: skipped")
+
+    def _heartbeat(self, running: list[str]) -> None:
+        if self.tty or self.clock() - self.last_line < HEARTBEAT_S or not running:
+            return
+        self._line(f"still running {', '.join(running)}; {self.overall() or 'started'} ({self.counts()})")
 
     def _once(self, text: str) -> None:
         """A framework's news, said once however many of its shards report it."""
@@ -70,5 +116,6 @@ class Progress:
 
     def _line(self, text: str) -> None:
         prefix = "\r\x1b[K" if self.tty else ""
-        self.stream.write(f"{prefix}[{time.monotonic() - self.started:5.1f}s] {text}\n")
+        self.last_line = self.clock()
+        self.stream.write(f"{prefix}[{self.last_line - self.started:5.1f}s] {text}\n")
         self.stream.flush()

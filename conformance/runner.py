@@ -224,14 +224,15 @@ def run_framework(name: str, case_paths: list[str], sel: Selection, emit: Callab
     started = time.perf_counter()
     cases = load([Path(p) for p in case_paths])
     timing.add("cases", time.perf_counter() - started)
-    total = units(cases, sel)
+    per_unit = len(sel.modes)  # a unit is a (case, op, dtype) in every mode of this worker: the plan counts modes apart
+    total = units(cases, sel) * per_unit
     done = 0
     for case, inputs, refs in case_inputs(cases, sel, timing):
         for record in records_for(adapter, case, inputs, refs, sel, devices, timing):
             sent = time.perf_counter()
             emit(("record", record))
             timing.add("send", time.perf_counter() - sent)
-        done += 1
+        done += per_unit
         emit(("progress", name, done, total))
     emit(("timing", name, timing.to_json(sel.modes)))
 
