@@ -44,16 +44,27 @@ def _check_impls(patterns: tuple[str, ...], info: dict) -> None:
             raise SelectionError(f"--impl {pattern!r} matches no implementation of the frameworks run; known: {', '.join(offered)}")
 
 
-def _registry_outcome(records: list[dict], entries: list, info: dict, selection: dict, corpus: set[str]) -> tuple[list[dict], list[dict]]:
-    """(stale entries, matched entries) for results.json, once every record went through the registry."""
+def _registry_outcome(records: list[dict], entries: list, info: dict, selection: dict, corpus: set[str],
+                      selected: set[str] | None = None) -> tuple[list[dict], list[dict]]:
+    """(stale entries, matched entries) for results.json, once every record went through the registry.
+
+    `selected` (the case ids of the whole selection) marks a machine's share of a split run: whether an entry's
+    divergence is gone can only be said once every machine's records are merged (report.html.merge), so every entry
+    is listed with its counts and whether the whole selection covers it, and only a renamed implementation, which
+    any share shows, is stale here."""
     ran_cases = {r["case"] for r in records}
     offered = {n: {name for entry in i.get("implementations", []) for name in entry[1:]}  # labels and stable ids
                for n, i in info.items() if isinstance(i, dict) and i.get("implementations")}
-    selection = {**selection, "frameworks": sorted(offered)}  # the frameworks that ran, not the ones asked for
-    stale = known_registry.stale(entries, selection, ran_cases, corpus, offered)
-    matched = [{"id": e.id, "kind": e.kind, "reason": e.reason, "link": e.link, "records": e.matched, "beyond": e.beyond}
-               for e in entries if e.matched or e.beyond]
-    return stale, matched
+    if selected is None:
+        selection = {**selection, "frameworks": sorted(offered)}  # the frameworks that ran, not the ones asked for
+        stale = known_registry.stale(entries, selection, ran_cases, corpus, offered)
+        matched = [{"id": e.id, "kind": e.kind, "reason": e.reason, "link": e.link, "records": e.matched, "beyond": e.beyond}
+                   for e in entries if e.matched or e.beyond]
+        return stale, matched
+    stale = [e for e in known_registry.stale(entries, selection, set(), corpus, offered) if "renamed" in e["why"]]
+    every = [{"id": e.id, "kind": e.kind, "reason": e.reason, "link": e.link, "records": e.matched, "beyond": e.beyond,
+              "exercised": e.exercised, "covered": e.covered_by(selection, selected, corpus), "file": e.origin} for e in entries]
+    return stale, every
 
 
 @dataclass
@@ -83,13 +94,15 @@ def prepare(case_paths: list[Path] | None, sel: Selection, known: Path | list[Pa
 
 
 def run_corpus(corpus: Corpus, sel: Selection, jobs: int = 2, timeout: float = DEFAULT_TIMEOUT_S,
-               absent: dict[str, str] | None = None, on_event: Callable[[tuple], None] = lambda msg: None) -> tuple[dict, Outcome]:
+               absent: dict[str, str] | None = None, on_event: Callable[[tuple], None] = lambda msg: None,
+               machine: tuple[int, int] | None = None) -> tuple[dict, Outcome]:
     """Run a prepared corpus through the selected frameworks (`jobs` worker processes; 1: in this process), every
     record through the registry as it arrives (so `on_event` sees final statuses), and return the results document
     (not yet written) with the run's Outcome. `absent`: frameworks left out because they are not installed, and why.
     `on_event` first gets ("planned", units of work over every framework and mode), then the workers' messages.
     Raises FrameworkBroken for a named framework that cannot be loaded, SelectionError for an --impl that matches
-    nothing that ran."""
+    nothing that ran. `machine` (K, N): run only machine K's share of the run split across N machines; `conformance
+    report` merges the N results files into one run, complete when every share is there."""
     case_paths, cases, entries = corpus.paths, corpus.cases, corpus.entries
     absent = absent or {}
     on_event(("planned", units(cases, sel) * len(sel.frameworks) * len(sel.modes)))
@@ -105,16 +118,23 @@ def run_corpus(corpus: Corpus, sel: Selection, jobs: int = 2, timeout: float = D
             known_registry.apply_one(msg[1], entries, packages.get(msg[1]["framework"]))
         on_event(msg)
 
-    outcome = run_inline(case_paths, sel, judged) if jobs == 1 else run(case_paths, sel, jobs, judged, timeout, cases)
+    if jobs == 1 and not machine:
+        outcome = run_inline(case_paths, sel, judged)
+    else:
+        outcome = run(case_paths, sel, jobs, judged, timeout, cases, machine)
+    on_event(("finished",))
     records, info = outcome.records, outcome.info
     _check_impls(sel.impls, info)
     info.update({name: {"absent": why} for name, why in absent.items()})
     for r in records:
         r["framework_version"] = (info.get(r["framework"]) or {}).get("version")
-    stale, matched = _registry_outcome(records, entries, info, sel.to_json(), corpus.ids)
+    selected = {c.full_id for c in cases if sel.wants_case(c.full_id)} if machine else None
+    stale, matched = _registry_outcome(records, entries, info, sel.to_json(), corpus.ids, selected)
+    selection = {**sel.to_json(), "case_files": [str(Path(p).resolve()) for p in case_paths], "suites": sorted({c.suite for c in cases})}
+    if machine:
+        selection["machine"] = {"index": machine[0], "count": machine[1], "plan": outcome.plan_id, "shards": outcome.shards}
     extra = {"stale_known": stale, "known_divergences": matched, "wall_seconds": round(time.monotonic() - started, 1),
-             "selection": {**sel.to_json(), "case_files": [str(Path(p).resolve()) for p in case_paths],
-                           "suites": sorted({c.suite for c in cases})},
+             "selection": selection,
              "complete": outcome.complete, "timing": outcome.timing}
     if not outcome.complete:
         extra["incomplete"] = {"interrupted": outcome.interrupted, "lost": outcome.lost}

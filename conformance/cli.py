@@ -99,7 +99,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     try:
         corpus = prepare(bundled.resolve(args.cases, bundled.cases_dir()), sel, _registries(args))  # bad input is found before anything is written
         with framework_logs(Path(args.out)):
-            doc, outcome = run_corpus(corpus, sel, args.jobs, args.timeout, absent, Progress())
+            doc, outcome = run_corpus(corpus, sel, args.jobs, args.timeout, absent, Progress(), args.shard)
     except (FrameworkBroken, SelectionError) as exc:
         raise UsageError(str(exc)) from None
     out = Path(args.out)
@@ -177,6 +177,13 @@ def _positive(what: str):
 
 
 _seconds = _positive("seconds")
+
+
+def _share(text: str) -> tuple[int, int]:
+    k, _, n = text.partition("/")
+    if not (k.isdigit() and n.isdigit() and 1 <= int(k) <= int(n) <= 1000):
+        raise argparse.ArgumentTypeError(f"shard must be K/N with 1 <= K <= N <= 1000 (e.g. 2/3), not {text!r}")
+    return int(k), int(n)
 
 
 def _jobs(text: str) -> int:
@@ -428,6 +435,9 @@ def _add_run(sub) -> None:
     run.add_argument("--impl", action="append", metavar="GLOB", help="run only these implementations (name or glob, repeatable)")
     run.add_argument("--op", type=_csv(OPS, "op"), default=None, help="comma-separated ops")
     run.add_argument("--quantity", type=_csv(QUANTITIES, "quantity"), default=None, help="comma-separated quantities")
+    run.add_argument("--shard", type=_share, default=None, metavar="K/N",
+                     help="run only share K of the run split across N machines (deterministic, balanced on the declared costs); "
+                          "`conformance report` merges the N results files into one run, complete when every share is there")
     run.add_argument("--timeout", type=_seconds, default=DEFAULT_TIMEOUT_S,
                      help=f"seconds a worker may send nothing before it is stopped as hung (default {DEFAULT_TIMEOUT_S:g})")
     run.add_argument("--max-file-mb", type=_positive("max-file-mb"), default=None, help="largest case file read (default 10)")

@@ -99,6 +99,11 @@ def _completeness(base: dict, cur: dict, base_doc: dict, cur_doc: dict, report: 
         if isinstance(info, dict) and info.get("crash"):
             report.regressions.append(f"incomplete: {fw} crashed in the current run: {str(info['crash']).strip().splitlines()[-1]}")
     selection = cur_doc.get("selection")
+    machine = (selection or {}).get("machine")
+    if isinstance(machine, dict):  # one machine's share of a split run says nothing about the others' records
+        report.regressions.append(f"incomplete: the current file is share {machine.get('index')}/{machine.get('count')} of a run split "
+                                  "across machines; merge every share (conformance report FILES... --out DIR) and gate DIR/merged.json")
+        return
     suites = set(selection["suites"]) if selection and selection.get("suites") else None
     missing: dict[str, list[dict]] = {}
     explained: Counter = Counter()

@@ -6,6 +6,7 @@ they are made, which draws the progress display and keeps everything already com
 
 from __future__ import annotations
 
+import hashlib
 import itertools
 import multiprocessing as mp
 import os
@@ -20,6 +21,7 @@ from pathlib import Path
 
 from . import bundled, shard_costs
 from .adapters import cold_seconds, declared
+from .balance import partition, spread
 from .cases import Case, load
 from .environment import cpu_model
 from .runner import FrameworkBroken, Selection, run_framework, units
@@ -70,6 +72,11 @@ class Shard:
 SPLIT_ABOVE_S = 60.0
 
 
+# What another worker costs before its first case: the interpreter, the framework's import and its adapter (a few
+# seconds each, more for the largest frameworks). The planner charges it to every piece it splits off.
+START_S = 6.0
+
+
 def _share_of_corpus(cases: list[Case] | None, sel: Selection) -> float:
     """The adapters' COLD_SECONDS are for the whole bundled corpus: a run of a few cases costs that share of them, so
     that it is not split into a worker per dtype (each importing its framework again) for seconds of work."""
@@ -109,16 +116,21 @@ def _costs(framework: str, sel: Selection, cases: list[Case] | None, share: floa
     return out
 
 
-def plan(sel: Selection, cases: list[Case] | None = None) -> list[Shard]:
+def plan(sel: Selection, cases: list[Case] | None = None, workers: int | None = None, measured: dict | None = None) -> list[Shard]:
     """Every (framework, mode, dtype, device) of the selection in exactly one shard, CPU shards longest first (so that
     no long shard starts last and the workers end together). On a GPU a framework gets one shard per mode, run one at a
     time (run() allows one GPU worker at once: they share the device's memory). Where an out-of-range class index
     poisons or aborts the process (adapter DEVICE_ASSERTS), each such case of `cases` gets a worker of its own, so a
-    poisoned context costs only that case's records and the other shards never meet the bad index."""
+    poisoned context costs only that case's records and the other shards never meet the bad index.
+
+    With `workers` (and `cases`), a CPU shard much longer than the others is split by its cases while that shortens
+    the planned run on that many workers (balance.spread). `measured`: the seconds per unit to plan from (default: what
+    the last run on this machine measured, shard_costs; {} for the adapters' declared costs alone)."""
     shards = []
     gpu_wanted = "gpu" in sel.devices
     share = _share_of_corpus(cases, sel)
-    measured = shard_costs.load(sel.compile_cache, cpu_model()) if cases else {}
+    if measured is None:
+        measured = shard_costs.load(sel.compile_cache, cpu_model()) if cases else {}
     for framework in sel.frameworks:
         costs = _costs(framework, sel, cases, share, measured)
         # GPU shards where a GPU may be there (or one was asked for): elsewhere they would only import the framework
@@ -138,7 +150,59 @@ def plan(sel: Selection, cases: list[Case] | None = None) -> list[Shard]:
     # GPU shards run one at a time, so their order changes no total: shortest first, ahead of the CPU shards, so the
     # GPU is never idle and a run stopped at a time budget has finished the most frameworks on it
     gpu = sorted((s for s in shards if s.on_gpu), key=lambda s: s.cost)
-    return gpu + sorted((s for s in shards if not s.on_gpu), key=lambda s: -s.cost)
+    cpu = [s for s in shards if not s.on_gpu]
+    if workers and cases:
+        cpu = _named_parts(spread(cpu, lambda s: s.cost + START_S, lambda s: _halves(s, sel, cases), workers))
+    return gpu + sorted(cpu, key=lambda s: -s.cost)
+
+
+def _halves(shard: Shard, sel: Selection, cases: list[Case]) -> list[Shard] | None:
+    """The shard as two shards of about half its work each, cut between its cases (in corpus order, so each half
+    keeps neighbouring cases and the programs they share); None for a shard of one case."""
+    part = shard.selection(sel)
+    mine = [(c.full_id, n) for c in cases if part.wants_case(c.full_id) and (n := units([c], part))]
+    if len(mine) < 2:
+        return None
+    total, done, cut = sum(n for _, n in mine), 0, 1
+    for i, (_, n) in enumerate(mine[:-1]):
+        done += n
+        cut = i + 1
+        if done * 2 >= total:
+            break
+    halves = (mine[:cut], mine[cut:])
+    return [replace(shard, name=f"{shard.name}~{k}", cases=tuple(i for i, _ in half), cost=shard.cost * sum(n for _, n in half) / total)
+            for k, half in enumerate(halves, 1)]
+
+
+def _named_parts(shards: list[Shard]) -> list[Shard]:
+    """Pieces of one shard renamed "<shard>/part-K-of-N", numbered in corpus order."""
+    groups: dict[str, list[Shard]] = {}
+    for s in shards:
+        groups.setdefault(s.name.split("~", 1)[0], []).append(s)
+    out = []
+    for base, group in groups.items():
+        if len(group) == 1 and "~" not in group[0].name:
+            out.append(group[0])
+            continue
+        group.sort(key=lambda s: s.name)
+        out += [replace(s, name=f"{base}/part-{k}-of-{len(group)}") for k, s in enumerate(group, 1)]
+    return out
+
+
+# The workers a machine of a split run is planned for (not its own --jobs: every machine must deal the same shards).
+MACHINE_WORKERS = 4
+
+
+def plan_id(shards: list[Shard]) -> str:
+    """A fingerprint of a whole plan: the shards of one run split across machines all carry the same one."""
+    text = "\n".join(sorted(f"{s.name}|{','.join(s.cases)}|{','.join(s.exclude)}" for s in shards))
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+def machine_share(shards: list[Shard], index: int, count: int) -> list[Shard]:
+    """Shard `index` of `count` (1-based) of a run split across machines: the plan's shards dealt by cost
+    (balance.partition), the same on every machine that plans the same selection from the same declared costs."""
+    return partition(shards, lambda s: s.cost + START_S, lambda s: s.name, count)[index - 1]
 
 
 def _cpu_shards(framework: str, sel: Selection, cases: list[Case] | None, costs: dict, devices: tuple[str, ...]) -> list[Shard]:
@@ -218,6 +282,8 @@ class Outcome:
     lost: list[dict] = field(default_factory=list)  # {"shard", "framework", "mode", "dtypes", "why"} per unfinished shard
     interrupted: bool = False
     timing: dict = field(default_factory=dict)  # shard -> wall_s, start_s and the worker's Timing (phases, by_dtype)
+    shards: list[str] = field(default_factory=list)  # the shards this run was given
+    plan_id: str = ""  # the whole plan's fingerprint (balance across machines: every machine's is the same)
 
     @property
     def complete(self) -> bool:
@@ -320,15 +386,24 @@ class _Pool:
 
 
 def run(case_paths: list[Path], sel: Selection, jobs: int, on_event: Callable[[tuple], None],
-        timeout: float = DEFAULT_TIMEOUT_S, cases: list[Case] | None = None) -> Outcome:
+        timeout: float = DEFAULT_TIMEOUT_S, cases: list[Case] | None = None, machine: tuple[int, int] | None = None) -> Outcome:
     """Run every shard of `plan(sel)` in worker processes, at most `jobs` at a time.
 
     `on_event` sees every message for the progress display (kind first; progress, done and lost carry the
     shard's name). A worker that crashes, dies or sends nothing for `timeout` seconds loses only its own
     shard's remaining records; KeyboardInterrupt or SIGTERM stops the workers and keeps what they sent. Both
-    make the outcome incomplete. A named framework that cannot be loaded stops the run: FrameworkBroken."""
-    pending = plan(sel, cases)
+    make the outcome incomplete. A named framework that cannot be loaded stops the run: FrameworkBroken.
+
+    `machine` (K, N): only this machine's share of a run split across N machines, planned from the declared costs
+    alone (every machine must deal the same shards, whatever its own cache has measured)."""
+    if machine:
+        whole = plan(sel, cases, MACHINE_WORKERS * machine[1], measured={})
+        pending = machine_share(whole, *machine)
+    else:
+        whole = pending = plan(sel, cases, jobs)
     pool = _Pool(sel, [str(p) for p in case_paths], pending, jobs, on_event)
+    pool.outcome.shards = [s.name for s in pending]
+    pool.outcome.plan_id = plan_id(whole)
     on_event(("plan", [(s.name, s.cost) for s in pending]))
     restore = interrupt_on_sigterm()
     try:

@@ -65,6 +65,9 @@ class Progress:
         if kind == "tick":
             self._heartbeat(msg[1])
             return
+        if kind == "finished":
+            self._maybe_finished(ended=True)
+            return
         if kind == "progress":
             name, done, total = msg[1:]
             self.state[name], self.done_units[name] = f"{done}/{total}", done
@@ -77,7 +80,7 @@ class Progress:
         elif kind == "info" and "absent" in msg[2]:
             self._once(f"{msg[1]}: absent, skipped ({msg[2]['absent']})")
         elif kind == "info" and msg[2].get("skipped_devices"):
-            for why in msg[2]["skipped_devices"].values():  # "no gpu visible to torch": one line at the end for all
+            for why in msg[2]["skipped_devices"].values():  # "no gpu visible to <framework>": one line at the end
                 what, _, who = why.rpartition(" to ")
                 names = self.skipped.setdefault(what or why, [])
                 if who and who not in names:
@@ -93,9 +96,9 @@ class Progress:
             self.stream.write(f"\r\x1b[K{self.overall()} | {status} | {self.counts()}, {self.clock() - self.started:.0f}s")
             self.stream.flush()
 
-    def _maybe_finished(self) -> None:
-        """The 100% line and the skipped devices, once every planned shard has ended."""
-        if self.finished or not self.cost or any(self.state.get(n) not in ("done", "LOST") for n in self.cost):
+    def _maybe_finished(self, ended: bool = False) -> None:
+        """The 100% line and the skipped devices, once every planned shard has ended (or the run says it has)."""
+        if self.finished or (not ended and (not self.cost or any(self.state.get(n) not in ("done", "LOST") for n in self.cost))):
             return
         self.finished = True
         lost = sum(v == "LOST" for v in self.state.values())

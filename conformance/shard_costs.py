@@ -54,6 +54,17 @@ def remember(cache: str | Path | None, cpu: str, timing: dict[str, dict]) -> Non
     path = _path(cache)
     if path is None:
         return
+    fresh = entries_from(timing)
+    try:
+        kept = load(cache, cpu)
+        fresh = {k: e for k, e in fresh.items() if e["units"] >= kept.get(k, {}).get("units", 0)}
+        results_io.write({"cpu": cpu, "entries": {**kept, **fresh}}, path)  # atomic, like a results file
+    except OSError:
+        pass  # a read-only cache folder: the next run plans from the constants
+
+
+def entries_from(timing: dict[str, dict]) -> dict[str, dict]:
+    """"framework/mode/dtype" -> {"seconds", "units"} from a run's finished CPU shards (a results file's `timing`)."""
     fresh: dict[str, dict] = {}
     for shard in timing.values():
         if "wall_s" not in shard or shard.get("devices") == ["gpu"]:
@@ -64,9 +75,4 @@ def remember(cache: str | Path | None, cpu: str, timing: dict[str, dict]) -> Non
                 e = fresh.setdefault(f"{shard['framework']}/{part}", {"seconds": 0.0, "units": 0})
                 e["seconds"] += seconds
                 e["units"] += units
-    try:
-        kept = load(cache, cpu)
-        fresh = {k: e for k, e in fresh.items() if e["units"] >= kept.get(k, {}).get("units", 0)}
-        results_io.write({"cpu": cpu, "entries": {**kept, **fresh}}, path)  # atomic, like a results file
-    except OSError:
-        pass  # a read-only cache folder: the next run plans from the constants
+    return fresh

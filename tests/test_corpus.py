@@ -1,6 +1,11 @@
-"""The corpus as tests: every (case, op, dtype, framework, implementation) of the bundled cases/ runs
-through its adapter in eager mode and is judged against the oracle, with known divergences applied.
-Choose the frameworks with --frameworks (or CONFORMANCE_FRAMEWORKS); absent ones skip.
+"""The corpus as tests: every (case, op, dtype, framework, implementation) of the bundled corpus runs through its
+adapter in eager mode and is judged against the oracle, with known divergences applied. Choose the frameworks with
+--frameworks (or CONFORMANCE_FRAMEWORKS); absent ones skip.
+
+The whole corpus is marked `corpus` and left out of the default run (`pytest -m corpus` runs it): `.ci/run` runs
+the same corpus once, eager and compiled, with `conformance run`, which exits 1 on any unexplained record, and
+gates it. The default run judges the published values (every cross-entropy op and option there) through every
+framework, in this process and, for the Keras backends, in a `conformance run` of their own.
 
 A failure message carries a copy-paste repro: the case id and the exact command that re-runs it.
 """
@@ -32,14 +37,18 @@ def adapter(name):
     return load_adapter(name)
 
 
-def _params():
+SMOKE = "published-values"
+
+
+def _params(smoke: bool):
     for case in CASES:
-        for framework in registered():
-            yield pytest.param(case.full_id, framework, id=f"{framework}-{case.full_id}")
+        if (case.suite == SMOKE) == smoke:
+            for framework in registered():
+                marks = () if smoke else (pytest.mark.corpus,)
+                yield pytest.param(case.full_id, framework, id=f"{framework}-{case.full_id}", marks=marks)
 
 
-@pytest.mark.corpus
-@pytest.mark.parametrize("case_id, framework", list(_params()))
+@pytest.mark.parametrize("case_id, framework", [*_params(True), *_params(False)])
 def test_case(case_id, framework, selected_frameworks, own_process_frameworks):
     if framework in own_process_frameworks:
         pytest.skip(f"{framework} needs a process of its own: test_own_process_frameworks_pass_the_corpus runs it")
@@ -58,13 +67,13 @@ def test_case(case_id, framework, selected_frameworks, own_process_frameworks):
         for r in bad)
 
 
-@pytest.mark.corpus
-def test_own_process_frameworks_pass_the_corpus(own_process_frameworks, tmp_path):
-    """The whole corpus, eager, for each framework that cannot share this process (keras-jax): `conformance run` in a
-    subprocess, which must end with every record passing or explained by the registry (exit 0)."""
+@pytest.mark.parametrize("scope", [pytest.param(("--case", f"{SMOKE}/*"), id=SMOKE), pytest.param((), id="corpus", marks=pytest.mark.corpus)])
+def test_own_process_frameworks_pass_the_corpus(scope, own_process_frameworks, tmp_path):
+    """The corpus (or its published values), eager, for each framework that cannot share this process (keras-jax): a
+    `conformance run` in a subprocess, which must end with every record passing or explained by the registry (exit 0)."""
     if not own_process_frameworks:
         pytest.skip("no such framework selected or installed")
     for name in own_process_frameworks:
-        res = subprocess.run([sys.executable, "-m", "conformance.cli", "run", "--frameworks", name, "--modes", "eager",
-                              "--out", str(tmp_path / name)], capture_output=True, text=True, cwd=CORPUS.parent, timeout=1200)
+        res = subprocess.run([sys.executable, "-m", "conformance.cli", "run", "--frameworks", name, "--modes", "eager", *scope,
+                              "--out", str(tmp_path / name)], capture_output=True, text=True, cwd=tmp_path, timeout=1200)
         assert res.returncode == 0, f"{name}: exit {res.returncode}\n{res.stdout[-3000:]}\n{res.stderr[-1500:]}"

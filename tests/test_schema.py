@@ -22,7 +22,7 @@ BEYOND_A_SCHEMA = ("duplicate id", "differs from logits", "should be [", "does n
                    "none applies to", "needs dense labels", "needs integer", "is out of range", "listed twice", "over the limit",
                    "options.weight", "cross-entropy options", "applies to sparse", "must have at least one dimension",
                    "field 'axis'", "'low' is too large", "must be finite", "is not one of inf", "options.ignore_index",
-                   "needs a mask", "applies to masked_softmax", "does not broadcast")
+                   "needs a mask", "applies to masked_softmax", "does not broadcast", "at least one class")
 # JSON has one number type (to a schema 1.0 is an integer); options that depend on the ops; rectangular nesting
 BEYOND_NAMES = {"sparse-float.yaml", "options-on-softmax.yaml", "expect-value-ragged.yaml"}
 

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import jinja2
 
-from .. import repro
+from .. import repro, shares
 from .. import results as results_io
 from ..speed import report as speed_report
 from . import cross_backend, summary
@@ -38,8 +38,8 @@ def merge(paths: list[Path], on_duplicate: str = "error") -> dict:
     stale: dict[str, dict] = {}
     entries: dict[str, dict] = {}
     incomplete = []
-    for path in paths:
-        doc = results_io.read(path)
+    docs = [results_io.read(path) for path in paths]
+    for path, doc in zip(paths, docs):
         for r in doc["records"]:
             version = _version(r, doc)
             k = (*results_io.key(r), version)
@@ -52,9 +52,17 @@ def merge(paths: list[Path], on_duplicate: str = "error") -> dict:
         for e in doc.get("stale_known", []):
             stale[e["id"]] = e
         for e in doc.get("known_divergences", []):
+            if "exercised" in e and e["id"] in entries:  # a machine's share lists every entry: add the shares up
+                e = {**e, **{k: int(entries[e["id"]].get(k) or 0) + int(e.get(k) or 0) for k in ("records", "beyond", "exercised")}}
             entries[e["id"]] = e
         if doc.get("complete") is False or doc.get("interrupted"):
             incomplete.append({"source": str(path), **(doc.get("incomplete") or {"interrupted": True})})
+    joined = shares.join(docs)
+    if joined.missing:
+        incomplete.append({"source": "the shares of a split run", "lost": joined.missing})
+    for e in joined.stale:
+        stale[e["id"]] = e
+    entries = {k: e for k, e in entries.items() if e.get("records") or e.get("beyond")}
     merged = {"schema": results_io.SCHEMA, "records": list(records.values()), "stale_known": list(stale.values()),
               "sources": [str(p) for p in paths], "environments": environments, "known_divergences": list(entries.values()),
               "environment": environments[-1] if environments else {}, "complete": not incomplete}
@@ -62,6 +70,8 @@ def merge(paths: list[Path], on_duplicate: str = "error") -> dict:
         merged["incomplete"] = {"sources": incomplete, "lost": [x for i in incomplete for x in i.get("lost", [])]}
     merged["environment"] = {**merged["environment"], "frameworks": {
         name: info for env in environments for name, info in env.get("frameworks", {}).items()}}
+    if joined.selection:  # exactly one split run: the gate compares it within its selection, as the unsplit run
+        merged["selection"] = joined.selection
     return merged
 
 
