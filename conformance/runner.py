@@ -6,6 +6,7 @@ over them); `judge_case` is the same for one case, for the tests, fuzz and the r
 from __future__ import annotations
 
 import fnmatch
+import itertools
 import time
 from collections import Counter
 from collections.abc import Callable, Iterator, Sequence
@@ -99,8 +100,20 @@ class Timing:
                 "by_mode": self.by_mode(modes) if modes else {}, "units_by_dtype": dict(self.units_by_dtype)}
 
 
-def case_inputs(cases: list[Case], sel: Selection, timing: Timing | None = None) -> Iterator[tuple[Case, Inputs, dict]]:
-    """Every selected (case, op, dtype) as concrete inputs, with the oracle's references for its quantities."""
+@dataclass
+class HarnessFailure:
+    """What the harness itself could not do for one (case, op, dtype): build its inputs or the oracle's references
+    (a MemoryError, a reference that cannot be computed). It costs that case's records, each an `error` saying
+    where it was raised, and the worker goes on with the next case."""
+    op: str
+    dtype: str
+    where: str  # "inputs" or "oracle"
+    exc: BaseException
+
+
+def case_inputs(cases: list[Case], sel: Selection, timing: Timing | None = None) -> Iterator[tuple[Case, Inputs | HarnessFailure, dict]]:
+    """Every selected (case, op, dtype) as concrete inputs, with the oracle's references for its quantities; a
+    HarnessFailure in place of the inputs where building them or the references raised."""
     timing = timing or Timing()
     for case in cases:
         if not sel.wants_case(case.full_id):
@@ -114,10 +127,14 @@ def case_inputs(cases: list[Case], sel: Selection, timing: Timing | None = None)
             for dtype in case.dtypes:
                 if dtype not in sel.dtypes:
                     continue
-                started = time.perf_counter()
-                inputs = build(case, op, dtype)
-                built = time.perf_counter()
-                refs = {} if case.invalid else {q: oracle.compute(inputs, q) for q in quantities}
+                started = built = time.perf_counter()
+                where = "inputs"
+                try:
+                    inputs = build(case, op, dtype)
+                    built, where = time.perf_counter(), "oracle"
+                    refs = {} if case.invalid else {q: oracle.compute(inputs, q) for q in quantities}
+                except Exception as exc:  # MemoryError included: the arrays that failed are gone with the frame
+                    inputs, refs = HarnessFailure(op, dtype, where, exc), {}
                 timing.add("inputs", built - started, dtype)
                 timing.add("oracle", time.perf_counter() - built, dtype)
                 timing.units_by_dtype[dtype] += 1
@@ -128,6 +145,9 @@ def records_for(adapter: Adapter, case: Case, inputs: Inputs, refs: dict, sel: S
                 timing: Timing | None = None) -> Iterator[dict]:
     """Run every selected implementation of this op in `adapter` and judge each quantity."""
     timing = timing or Timing()
+    if isinstance(inputs, HarnessFailure):
+        yield from _failure_records(adapter, case, inputs, sel, devices)
+        return
     quantities = sel.quantities_of(case, inputs.op)
     scale = logit_scale(inputs)
     modes = sel.modes
@@ -150,6 +170,20 @@ def records_for(adapter: Adapter, case: Case, inputs: Inputs, refs: dict, sel: S
                         record.error["message"] = adapter.error_message(outs.get(q))[:300]
                     timing.add("judge", time.perf_counter() - judged)
                     yield record.to_json()
+
+
+def _failure_records(adapter: Adapter, case: Case, failure: HarnessFailure, sel: Selection, devices: Sequence[str]) -> Iterator[dict]:
+    """The records of a (case, op, dtype) the harness could not prepare: `error`, raised in the harness, not the framework."""
+    exc = failure.exc
+    message = f"{type(exc).__name__} in the harness ({failure.where} of {case.full_id} {failure.op} {failure.dtype}): {str(exc)[:200]}"
+    for impl in adapter.implementations():
+        if impl.op != failure.op or not sel.wants_impl(impl):
+            continue
+        for device, mode, q in itertools.product(devices, sel.modes, sel.quantities_of(case, failure.op)):
+            yield Record(status="error", behaviour="error", detail=message, case=case.full_id, op=failure.op, quantity=q,
+                         dtype=failure.dtype, framework=impl.framework, impl=impl.name, mode=mode, device=device, impl_id=impl.id,
+                         case_file=str(Path(case.path).resolve()), naive=impl.naive, invalid=case.invalid,
+                         error={"type": type(exc).__name__, "message": message, "where": f"harness/{failure.where}"}).to_json()
 
 
 def units(cases: list[Case], sel: Selection) -> int:

@@ -97,3 +97,34 @@ cases:
     dtypes: [float32, float64]
     logits: {{generate: normal, shape: [64, 65536], seed: {i}}}
 """ for i in range(8))
+
+
+def test_a_memory_error_in_one_case_costs_that_case_only(tmp_path, monkeypatch, capsys):
+    """The harness's own reference computation runs out of memory on one case among 50 healthy ones: that case's
+    records are `error`s that name it and say the harness raised, the 50 others are kept and judged, exit 1."""
+    from conformance.cli import main
+    from conformance.judge import oracle
+
+    healthy = [{"id": f"row-{i}", "description": "a healthy softmax", "ops": ["softmax"], "logits": [[float(i), 0.5, -1.0]]}
+               for i in range(50)]
+    doomed = {"id": "too-big-for-the-oracle", "description": "pretends to exhaust memory", "ops": ["softmax"],
+              "logits": [[0.0] * 7]}
+    (tmp_path / "cases.yaml").write_text(json.dumps({"suite": "many", "description": "x", "cases": [*healthy[:25], doomed, *healthy[25:]]}))
+    real = oracle.compute
+
+    def compute(inputs, quantity):
+        if inputs.logits.shape[-1] == 7:
+            raise MemoryError("Unable to allocate 12.0 GiB")
+        return real(inputs, quantity)
+
+    monkeypatch.setattr(oracle, "compute", compute)
+    code = main(["run", "--cases", str(tmp_path / "cases.yaml"), "--frameworks", "numpy", "--modes", "eager", "--jobs", "1",
+                 "--out", str(tmp_path / "out")])
+    records = json.loads((tmp_path / "out" / "results.json").read_text())["records"]
+    doomed_records = [r for r in records if r["case"] == "many/too-big-for-the-oracle"]
+    others = [r for r in records if r["case"] != "many/too-big-for-the-oracle"]
+    assert code == 1
+    assert {r["case"] for r in others if r["status"] == "pass"} == {f"many/row-{i}" for i in range(50)}
+    assert all(r["status"] in ("pass", "unsupported") for r in others)  # NumPy has no autodiff: grad_logits unsupported
+    assert doomed_records and all(r["status"] == "error" and r["error"]["where"] == "harness/oracle" for r in doomed_records)
+    assert "MemoryError in the harness (oracle of many/too-big-for-the-oracle" in capsys.readouterr().out

@@ -214,7 +214,10 @@ def reset(entries: list[Entry]) -> None:
 
 def apply_one(record: dict, entries: list[Entry], packages: dict[str, str] | None) -> None:
     """Mark the record `known` (in place) when a registered divergence explains its fail or error, within the entry's
-    bounds; count it for every entry that selects it. `packages`: the installed versions of the record's framework."""
+    bounds; count it for every entry that selects it. `packages`: the installed versions of the record's framework.
+    An error the harness raised (its own inputs or oracle failed) says nothing about the framework: no entry explains it."""
+    if str((record.get("error") or {}).get("where", "")).startswith("harness"):
+        return
     for entry in entries:
         if not entry.selects(record, packages):
             continue
