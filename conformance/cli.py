@@ -1,7 +1,8 @@
 """The `conformance` command line (the SPEC, "Command line").
 
 Exit codes: 0 success; 1 a fail/error record (run), a regression (gate) or a failed benchmark run (bench);
-2 bad input or usage: one line on stderr, never a traceback, and nothing already written is touched.
+2 bad input or usage: one line on stderr, never a traceback, and nothing already written is touched; 3 an
+incomplete run; 4 the environment failed a write (the previous files are intact; one line says where the records are).
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
-from . import __version__, bundled, repro
+from . import __version__, bundled, output, repro
 from . import results as results_io
 from .adapters import absent_message, missing_packages, registered
 from .api import SelectionError, prepare, rejudge, run_corpus
@@ -65,11 +66,10 @@ def _frameworks(requested: tuple[str, ...] | None) -> tuple[tuple[str, ...], dic
 
 @contextlib.contextmanager
 def framework_logs(out: Path) -> Iterator[Path]:
-    """Workers write what the frameworks print (their log lines, warnings, compiler output)
-    to out/run.log instead of the terminal: the run's own output stays the progress and the verdict."""
-    out.mkdir(parents=True, exist_ok=True)
-    path = out / "run.log"
-    path.write_text("")
+    """Workers write what the frameworks print (their log lines, warnings, compiler output) to out/run.log.partial
+    instead of the terminal (it replaces run.log when the results are written): the run's own output stays the
+    progress and the verdict."""
+    path = out / output.PARTIAL_LOG  # output.start made it
     old = os.environ.get(WORKER_LOG_ENV)
     os.environ[WORKER_LOG_ENV] = str(path.resolve())
     try:
@@ -86,7 +86,7 @@ def _write_summary(out: Path, doc: dict) -> Path:
     benchmarks = speed_report.load([out / speed_report.BENCH_FILE])["benchmarks"]
     plot = speed_report.PLOT if (out / speed_report.PLOT).exists() else None
     path = out / "summary.md"
-    path.write_text(summary.render(doc, benchmarks, plot), encoding="utf-8")
+    results_io.write_text(path, summary.render(doc, benchmarks, plot))
     return path
 
 
@@ -96,15 +96,18 @@ def cmd_run(args: argparse.Namespace) -> int:
     sel = Selection(frameworks, args.dtypes, args.devices, args.modes, cache, cases=tuple(args.case or ()), impls=tuple(args.impl or ()),
                     ops=args.op or (), quantities=args.quantity or (), named=args.frameworks is not None,
                     devices_named=args.devices_named)
-    try:
-        corpus = prepare(bundled.resolve(args.cases, bundled.cases_dir()), sel, _registries(args))  # bad input is found before anything is written
-        with framework_logs(Path(args.out)):
-            doc, outcome = run_corpus(corpus, sel, args.jobs, args.timeout, absent, Progress(), args.shard)
-    except (FrameworkBroken, SelectionError) as exc:
-        raise UsageError(str(exc)) from None
     out = Path(args.out)
-    results_io.write(doc, out / "results.json")
-    _write_summary(out, doc)
+    try:
+        output.check(out)
+        corpus = prepare(bundled.resolve(args.cases, bundled.cases_dir()), sel, _registries(args))  # bad input is found before anything is written
+        output.start(out)
+        with framework_logs(out):
+            doc, outcome = run_corpus(corpus, sel, args.jobs, args.timeout, absent, Progress(), args.shard)
+    except (FrameworkBroken, SelectionError, output.FolderError) as exc:
+        if out.is_dir():
+            output.abandon(out)
+        raise UsageError(str(exc)) from None
+    output.save(doc, out, _write_summary)
     return _verdict(doc, outcome, out, args.include_naive)
 
 
@@ -113,8 +116,11 @@ def cmd_rejudge(args: argparse.Namespace) -> int:
     again (a lent GPU), or a registry that learned a divergence since. The oracle's judgement is kept."""
     doc = rejudge(results_io.read(args.results), _registries(args))
     out = Path(args.out) if args.out else args.results.parent
-    results_io.write(doc, out / "results.json")
-    _write_summary(out, doc)
+    try:
+        output.check(out)
+    except output.FolderError as exc:
+        raise UsageError(str(exc)) from None
+    output.save(doc, out, _write_summary)
     incomplete = doc.get("incomplete") or {}
     return _verdict(doc, Outcome(lost=incomplete.get("lost", []), interrupted=bool(incomplete.get("interrupted"))), out,
                     args.include_naive)
@@ -561,6 +567,9 @@ def main(argv: list[str] | None = None) -> int:
     except (UsageError, CaseFileError, known_registry.RegistryError, results_io.ResultsError) as exc:
         print(f"conformance: error: {exc}", file=sys.stderr)
         return 2
+    except output.WriteFailed as exc:
+        print(f"conformance: environment: {exc}", file=sys.stderr)
+        return 4
     except KeyboardInterrupt:
         print("conformance: interrupted", file=sys.stderr)
         return 130

@@ -31,6 +31,7 @@ from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from . import output
 from . import results as results_io
 from .environment import kernel_fingerprint
 from .report import diff as diff_mod
@@ -176,6 +177,14 @@ def compare_records(baseline: dict, current: dict, report: GateReport, include_n
 def gate(baseline_path: Path, current_path: Path, confirm: speed_gate.Confirm | None = None, include_naive: bool = False) -> GateReport:
     baseline, current = results_io.read(baseline_path), results_io.read(current_path)
     report = GateReport()
+    if Path(baseline_path).resolve() == Path(current_path).resolve():
+        report.notes.append(f"WARNING: the baseline and the current run are the same file ({current_path}): nothing is compared")
+    elif baseline.get("created") == current.get("created") and len(baseline["records"]) == len(current["records"]):
+        report.notes.append("WARNING: the baseline and the current run look like one run (same creation time and records): "
+                            "nothing is compared")
+    stale = output.stale_note(Path(current_path))
+    if stale:
+        report.regressions.append(f"incomplete: {stale}")
     compare_records(baseline, current, report, include_naive)
     b_bench, c_bench = Path(baseline_path).with_name(BENCH_FILE), Path(current_path).with_name(BENCH_FILE)
     if b_bench.exists() and c_bench.exists():

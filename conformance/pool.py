@@ -158,7 +158,10 @@ def plan(sel: Selection, cases: list[Case] | None = None, workers: int | None = 
 
 def _halves(shard: Shard, sel: Selection, cases: list[Case]) -> list[Shard] | None:
     """The shard as two shards of about half its work each, cut between its cases (in corpus order, so each half
-    keeps neighbouring cases and the programs they share); None for a shard of one case."""
+    keeps neighbouring cases and the programs they share); None for a shard of one case, or one too short for another
+    worker's start-up to be worth paying (SPLIT_ABOVE_S, the rule that splits by dtype)."""
+    if shard.cost <= SPLIT_ABOVE_S:
+        return None
     part = shard.selection(sel)
     mine = [(c.full_id, n) for c in cases if part.wants_case(c.full_id) and (n := units([c], part))]
     if len(mine) < 2:

@@ -1,11 +1,13 @@
-"""results.json: the environment fingerprint, atomic writing, and validated reading."""
+"""results.json: the environment fingerprint, atomic writing (of every output file), and validated reading."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import stat
 import tempfile
+from collections.abc import Iterator
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -30,17 +32,37 @@ def document(records: list[dict], framework_info: dict, extra: dict | None = Non
     return doc
 
 
+@contextlib.contextmanager
+def atomic(path: Path) -> Iterator[Path]:
+    """A temporary path beside `path` to write to; renamed over `path` when the block ends, removed when it raises
+    (a full disk, a folder that became unwritable): the previous file stays whole and no fragment is left."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.stem}-", suffix=path.suffix)
+    os.close(fd)
+    try:
+        yield Path(tmp)
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(tmp, 0o666 & ~umask)  # mkstemp makes it private (0600); an output is for everyone to read
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        raise
+
+
 def write(doc: dict, path: Path) -> None:
     """Write atomically: a run that dies half way never leaves a truncated results file behind."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".results-", suffix=".json")
-    with os.fdopen(fd, "w", encoding="utf-8") as f:
+    with atomic(path) as tmp, open(tmp, "w", encoding="utf-8") as f:
         json.dump(doc, f, indent=1, allow_nan=False, default=str)
         f.write("\n")
-    umask = os.umask(0)
-    os.umask(umask)
-    os.chmod(tmp, 0o666 & ~umask)  # mkstemp makes it private (0600); a results file is for everyone to read
-    os.replace(tmp, path)
+
+
+def write_text(path: Path, text: str) -> None:
+    """A text output (summary.md, a report page) written atomically, like results.json."""
+    with atomic(path) as tmp:
+        tmp.write_text(text, encoding="utf-8")
 
 
 MAX_JSON_MB = 512  # a full four-framework run is about 10 MB; this only stops a runaway file

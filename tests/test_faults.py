@@ -128,3 +128,97 @@ def test_a_memory_error_in_one_case_costs_that_case_only(tmp_path, monkeypatch, 
     assert all(r["status"] in ("pass", "unsupported") for r in others)  # NumPy has no autodiff: grad_logits unsupported
     assert doomed_records and all(r["status"] == "error" and r["error"]["where"] == "harness/oracle" for r in doomed_records)
     assert "MemoryError in the harness (oracle of many/too-big-for-the-oracle" in capsys.readouterr().out
+
+
+SMALL = ["--frameworks", "numpy", "--modes", "eager", "--case", "published-values/*", "--jobs", "1"]
+
+
+def _first_run(out: Path) -> tuple[bytes, bytes]:
+    from conformance.cli import main
+
+    assert main(["run", *SMALL, "--out", str(out)]) == 0
+    return (out / "results.json").read_bytes(), (out / "summary.md").read_bytes()
+
+
+@pytest.mark.parametrize("failing", ["results", "summary"])
+def test_a_full_disk_keeps_the_previous_files_and_says_where_the_records_are(tmp_path, monkeypatch, capsys, failing):
+    import errno
+    import tempfile as tempfile_mod
+
+    from conformance import results as results_io
+    from conformance.cli import main
+
+    out = tmp_path / "out"
+    before = _first_run(out)
+    rescue_dir = tmp_path / "rescue"
+    rescue_dir.mkdir()
+    monkeypatch.setattr(tempfile_mod, "tempdir", str(rescue_dir))
+    real_write = Path.write_text
+
+    def full(self, *args, **kwargs):  # the disk fills while the temporary file is written
+        if self.parent == out and failing == "summary" and self.name.startswith(".summary"):
+            raise OSError(errno.ENOSPC, "No space left on device")
+        return real_write(self, *args, **kwargs)
+
+    real_dump = results_io.json.dump
+
+    def dump(doc, f, *args, **kwargs):
+        if failing == "results" and Path(f.name).parent == out and "records" in doc:
+            raise OSError(errno.ENOSPC, "No space left on device")
+        return real_dump(doc, f, *args, **kwargs)
+
+    monkeypatch.setattr(Path, "write_text", full)
+    monkeypatch.setattr(results_io.json, "dump", dump)
+    capsys.readouterr()
+    assert main(["run", *SMALL, "--out", str(out)]) == 4
+    text = capsys.readouterr().err
+    err = [line for line in text.splitlines() if line.startswith("conformance:")]  # the rest is the progress display
+    assert len(err) == 1 and "No space left on device" in err[0] and "Traceback" not in text, err
+    if failing == "results":
+        assert (out / "results.json").read_bytes() == before[0] and (out / "summary.md").read_bytes() == before[1]
+        (kept,) = rescue_dir.glob("conformance-results-*.json")
+        assert str(kept) in err[0] and json.loads(kept.read_text())["records"]
+    else:
+        assert json.loads((out / "results.json").read_text())["records"] and (out / "summary.md").read_bytes() == before[1]
+    assert not [p.name for p in out.iterdir() if p.name.startswith(".")]  # no hidden fragment left behind
+
+
+@pytest.mark.parametrize("layout, needle", [
+    ("file", "exists and is not a folder"),
+    ("under-a-file", "is a file, not a folder"),
+    ("results-is-a-folder", "results.json is a folder"),
+    ("dev-null", "exists and is not a folder"),
+])
+def test_an_output_folder_that_cannot_hold_a_run_is_exit_2_before_anything_runs(tmp_path, capsys, layout, needle):
+    from conformance.cli import main
+
+    out = {"file": tmp_path / "f", "under-a-file": tmp_path / "f" / "out", "results-is-a-folder": tmp_path / "out",
+           "dev-null": Path("/dev/null")}[layout]
+    if layout in ("file", "under-a-file"):
+        (tmp_path / "f").write_text("a file")
+    if layout == "results-is-a-folder":
+        (out / "results.json").mkdir(parents=True)
+    assert main(["run", *SMALL, "--out", str(out)]) == 2
+    err = [line for line in capsys.readouterr().err.splitlines() if line.strip()]
+    assert len(err) == 1 and needle in err[0], err
+
+
+def test_a_killed_run_leaves_no_old_results_posing_as_its_own(tmp_path):
+    """The parent is killed outright mid-run: the marker stays, so the gate refuses the earlier results.json beside it
+    and the previous run.log is kept."""
+    from conformance import gate
+
+    out = tmp_path / "out"
+    _first_run(out)
+    old_log = (out / "run.log").read_bytes()
+    proc = subprocess.Popen([sys.executable, "-m", "conformance.cli", "run", "--frameworks", "numpy", "--out", str(out)],
+                            cwd=tmp_path, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 60
+    while not (out / "run-in-progress.json").exists() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    proc.kill()
+    proc.wait(timeout=30)
+    assert (out / "run-in-progress.json").exists() and (out / "run.log").read_bytes() == old_log
+    report = gate.gate(out / "results.json", out / "results.json")
+    assert not report.ok and any("is from an earlier run" in r for r in report.regressions)
+    assert any("same file" in n for n in report.notes)

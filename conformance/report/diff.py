@@ -156,5 +156,5 @@ def write(moves: list[Move], base_doc: dict, cur_doc: dict, out: Path) -> list[P
     doc = {"schema": "softmax-conformance/diff/1", "moves": [asdict(m) for m in moves],
            "baseline_created": base_doc.get("created"), "current_created": cur_doc.get("created")}
     results_io.write(doc, out / "diff.json")
-    (out / "diff.md").write_text(render_markdown(moves, base_doc, cur_doc), encoding="utf-8")
+    results_io.write_text(out / "diff.md", render_markdown(moves, base_doc, cur_doc))
     return [out / "diff.json", out / "diff.md"]

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import jinja2
 
-from .. import repro, shares
+from .. import output, repro, shares
 from .. import results as results_io
 from ..speed import report as speed_report
 from . import cross_backend, summary
@@ -57,6 +57,8 @@ def merge(paths: list[Path], on_duplicate: str = "error") -> dict:
             entries[e["id"]] = e
         if doc.get("complete") is False or doc.get("interrupted"):
             incomplete.append({"source": str(path), **(doc.get("incomplete") or {"interrupted": True})})
+        if (stale_note := output.stale_note(Path(path))) is not None:
+            incomplete.append({"source": str(path), "lost": [{"shard": str(path.parent), "why": stale_note}]})
     joined = shares.join(docs)
     if joined.missing:
         incomplete.append({"source": "the shares of a split run", "lost": joined.missing})
@@ -140,7 +142,8 @@ def _plots(records: list[dict], out: Path) -> list[str]:
         axes[0][0].set_ylabel("max error (ulp); 1e12 = NaN/inf")
         axes[0][0].legend()
         fig.tight_layout()
-        fig.savefig(out / "error_vs_scale.png", dpi=90)
+        with results_io.atomic(out / "error_vs_scale.png") as tmp:
+            fig.savefig(tmp, dpi=90, format="png")
         plt.close(fig)
         files.append("error_vs_scale.png")
     return files
@@ -173,7 +176,7 @@ def _suite_pages(records: list[dict], env: jinja2.Environment, out: Path) -> lis
             cases.append({"id": case_id, "anchor": anchor(case_id), "records": rs, **notes.get(case_id, {}),
                           "fails": [{**r, "silent": silent(r), "command": repro.command(r),  # snippets where there is news
                                      "repro": repro.snippet(r) if r["status"] != "known" or silent(r) else None} for r in fails]})
-        (out / "cases" / f"{suite}.html").write_text(env.get_template("suite.html").render(suite=suite, cases=cases), encoding="utf-8")
+        results_io.write_text(out / "cases" / f"{suite}.html", env.get_template("suite.html").render(suite=suite, cases=cases))
         suites.append({"name": suite, "cases": len(by_case), "counts": summary.status_counts([r for rs in by_case.values() for r in rs])})
     return suites
 
@@ -215,8 +218,8 @@ def build(paths: list[Path], out: Path, bench_paths: list[Path] | None = None, o
         invalid_columns=invalid_columns, invalid_rows=invalid_rows, gradients=summary.gradient_data(records), speed_plot=speed_plot,
         speed_intro=speed_report.intro(benchmarks) if benchmarks else None, speed_tables=speed_report.tables(benchmarks) if benchmarks else [],
         bench_runs=[r for r in bench["runs"] if "conformance" in r], versions=versions)
-    (out / "index.html").write_text(html, encoding="utf-8")
-    (out / "report.md").write_text(_versions_md(versions) + summary.render(doc, benchmarks, speed_plot), encoding="utf-8")
+    results_io.write_text(out / "index.html", html)
+    results_io.write_text(out / "report.md", _versions_md(versions) + summary.render(doc, benchmarks, speed_plot))
     results_io.write(doc, out / MERGED)
     return out
 

@@ -146,7 +146,7 @@ def write(doc: dict, out: Path) -> list[Path]:
     results_io.write(doc, path)  # atomic: an interrupted run never leaves half a file
     written = [path]
     plot = speed_report.plot(doc["benchmarks"], out)
-    (out / "speed.md").write_text("\n".join(speed_report.section(doc["benchmarks"], plot)) + "\n", encoding="utf-8")
+    results_io.write_text(out / "speed.md", "\n".join(speed_report.section(doc["benchmarks"], plot)) + "\n")
     written.append(out / "speed.md")
     return written + ([out / plot] if plot else [])
 

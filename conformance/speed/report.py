@@ -6,7 +6,7 @@ from collections import defaultdict
 from pathlib import Path
 
 from ..report.summary import _table
-from ..results import ResultsError, load_json
+from ..results import ResultsError, atomic, load_json
 from .measure import OVERHEAD_FLOOR_S, OVERHEAD_SHARE
 
 BENCH_FILE = "benchmarks.json"
@@ -225,6 +225,7 @@ def plot(benchmarks: list[dict], out: Path) -> str | None:
     axes[0][0].set_ylabel("GB/s (bytes / min time)")
     axes[0][-1].legend(fontsize=7, loc="lower right")
     fig.tight_layout()
-    fig.savefig(out / PLOT, dpi=90)
+    with atomic(out / PLOT) as tmp:
+        fig.savefig(tmp, dpi=90, format="png")
     plt.close(fig)
     return PLOT
