@@ -447,7 +447,7 @@ def _add_run(sub) -> None:
     run.add_argument("--timeout", type=_seconds, default=DEFAULT_TIMEOUT_S,
                      help=f"seconds a worker may send nothing before it is stopped as hung (default {DEFAULT_TIMEOUT_S:g})")
     run.add_argument("--max-file-mb", type=_positive("max-file-mb"), default=None, help="largest case file read (default 10)")
-    run.add_argument("--max-elements", type=_positive("max-elements"), default=None, help="largest array of a case (default 2^26 elements)")
+    run.add_argument("--max-elements", type=_positive("max-elements"), default=None, help="largest array of a case (default 2^22: under 2 GB a worker)")
     run.set_defaults(func=cmd_run)
 
 

@@ -19,7 +19,12 @@ import yaml
 MAX_FILE_MB_ENV = "CONFORMANCE_MAX_FILE_MB"
 MAX_ELEMENTS_ENV = "CONFORMANCE_MAX_ELEMENTS"
 DEFAULT_MAX_FILE_MB = 10.0  # the bundled corpus's largest file is under 10 kB
-DEFAULT_MAX_ELEMENTS = 2 ** 26  # per array; the corpus's largest is 2^17 (shapes/classes-2-pow-17)
+# Per array. A case's peak memory in a worker grows with its elements (the extended-precision oracle keeps several
+# 80-bit copies of the logits and their derivatives): the default keeps the largest accepted case under
+# MEMORY_BUDGET_GB per worker (docs/case-format.md has the measurement; tests/test_faults.py checks it), room for
+# 2^18-class vocabularies of a few rows. The bundled corpus's largest array is 2^17 elements.
+DEFAULT_MAX_ELEMENTS = 2 ** 22
+MEMORY_BUDGET_GB = 2.0
 MAX_DEPTH = 32  # nesting of mappings and lists; a case needs 6 or so (cases, case, logits rows, elements)
 
 

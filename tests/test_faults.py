@@ -222,3 +222,27 @@ def test_a_killed_run_leaves_no_old_results_posing_as_its_own(tmp_path):
     report = gate.gate(out / "results.json", out / "results.json")
     assert not report.ok and any("is from an earlier run" in r for r in report.regressions)
     assert any("same file" in n for n in report.notes)
+
+
+def test_the_largest_case_the_default_limits_accept_stays_under_the_memory_budget(tmp_path):
+    """The heaviest op (softmax: value and gradient, the oracle's extended-precision copies) at the default element
+    limit, in a worker of its own: its peak resident memory is under the stated budget, and one element more is
+    refused at load."""
+    from conformance.safe_yaml import DEFAULT_MAX_ELEMENTS, MEMORY_BUDGET_GB
+
+    rows = 16
+    case = {"id": "at-the-limit", "description": "the largest accepted", "ops": ["softmax"], "quantities": ["value", "grad_logits"],
+            "logits": {"generate": "normal", "shape": [rows, DEFAULT_MAX_ELEMENTS // rows], "seed": 1}}
+    (tmp_path / "big.yaml").write_text(json.dumps({"suite": "big", "description": "x", "cases": [case]}))
+    probe = ("import resource, sys; from conformance.cli import main; code = main(sys.argv[1:]); "
+             "print('PEAK', resource.getrusage(resource.RUSAGE_SELF).ru_maxrss); sys.exit(code)")
+    res = subprocess.run([sys.executable, "-c", probe, "run", "--cases", str(tmp_path / "big.yaml"), "--frameworks", "numpy",
+                          "--modes", "eager", "--jobs", "1", "--out", str(tmp_path / "out")], capture_output=True, text=True, timeout=300)
+    assert res.returncode == 0, res.stderr[-2000:]
+    peak_gb = int(res.stdout.split("PEAK ")[1].split()[0]) / 2 ** 20  # ru_maxrss is in kB on Linux
+    assert peak_gb < MEMORY_BUDGET_GB, peak_gb
+    case["logits"]["shape"] = [rows + 1, DEFAULT_MAX_ELEMENTS // rows]
+    (tmp_path / "big.yaml").write_text(json.dumps({"suite": "big", "description": "x", "cases": [case]}))
+    res = subprocess.run([sys.executable, "-m", "conformance.cli", "run", "--cases", str(tmp_path / "big.yaml"), "--frameworks", "numpy",
+                          "--out", str(tmp_path / "out2")], capture_output=True, text=True, timeout=60)
+    assert res.returncode == 2 and "over the limit" in res.stderr
