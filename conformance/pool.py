@@ -318,9 +318,13 @@ def _next(pending: list[Shard], running: dict, shards: dict[str, Shard]) -> int 
 class _Pool:
     """The running workers of one run: each a process and the reading end of its pipe, with when it last spoke."""
 
-    def __init__(self, sel: Selection, paths: list[str], shards: list[Shard], jobs: int, on_event: Callable[[tuple], None]):
+    def __init__(self, sel: Selection, paths: list[str], shards: list[Shard], jobs: int, on_event: Callable[[tuple], None],
+                 cases: list[Case] | None = None):
         self.ctx, self.sel, self.paths, self.jobs, self.on_event = mp.get_context("spawn"), sel, paths, jobs, on_event
         self.shards = {s.name: s for s in shards}
+        self.cases = cases or []
+        self.begun: dict[str, list[str]] = {}  # shard -> the cases it has started, in order
+        self.resumed: list[Shard] = []  # what the pool starts for the rest of a shard whose worker died
         self.running: dict[str, tuple[mp.Process, Connection]] = {}
         self.seen: dict[str, float] = {}
         self.outcome = Outcome()
@@ -336,13 +340,24 @@ class _Pool:
         self.outcome.timing[shard.name] = {"framework": shard.framework, "mode": shard.mode, "dtypes": list(shard.dtypes),
                                            "devices": list(shard.devices), "spawned": spawned}
 
-    def stop(self, name: str, why: str) -> None:
+    def stop(self, name: str, why: str, resume: bool = False) -> None:
+        """The worker stopped and its shard lost; with `resume`, the cases it had not begun go to a new worker, so
+        a worker that dies costs at most the case it was on (once: a shard resumed dies for good)."""
         proc, conn = self.running.pop(name)
         if proc.is_alive():
             proc.kill()
         proc.join(timeout=10)
         conn.close()
-        self.outcome.lose(self.shards[name], why)
+        shard, begun = self.shards[name], self.begun.get(name, [])
+        if begun:
+            why = f"{why}, during case {begun[-1]}"
+        rest = [c.full_id for c in self.cases if shard.selection(self.sel).wants_case(c.full_id) and c.full_id not in begun]
+        if resume and rest and self.cases and not name.endswith("/resumed"):
+            again = replace(shard, name=f"{name}/resumed", cases=tuple(rest))
+            self.shards[again.name] = again
+            self.resumed.append(again)
+            why = f"{why}; its {len(rest)} case(s) not yet begun run in a new worker"
+        self.outcome.lose(shard, why)
         self.on_event(("lost", name, why))
 
     def receive(self, name: str, msg: tuple) -> None:
@@ -356,11 +371,14 @@ class _Pool:
         if kind == "timing":
             shard_timing.update(msg[2])
             return
+        if kind == "case":
+            self.begun.setdefault(name, []).append(msg[2])
+            return
         if kind == "done":
             shard_timing["wall_s"] = round(time.time() - shard_timing.pop("spawned"), 3)
         self.outcome.take(msg)
         if kind == "crash":
-            self.stop(name, f"crashed: {_last_line(msg[1])}")
+            self.stop(name, f"crashed: {_last_line(msg[1])}", resume=True)
         elif kind == "done":
             proc, conn = self.running.pop(name)
             proc.join(timeout=10)
@@ -379,7 +397,7 @@ class _Pool:
             except (EOFError, OSError):  # gone without saying done: a native crash, os._exit, killed
                 proc = self.running[name][0]
                 proc.join(timeout=10)
-                self.stop(name, f"worker exited with code {proc.exitcode} (crashed or killed)")
+                self.stop(name, f"worker exited with code {proc.exitcode} (crashed or killed)", resume=True)
                 continue
             self.seen[name] = time.monotonic()
             self.receive(name, msg)
@@ -404,13 +422,14 @@ def run(case_paths: list[Path], sel: Selection, jobs: int, on_event: Callable[[t
         pending = machine_share(whole, *machine)
     else:
         whole = pending = plan(sel, cases, jobs)
-    pool = _Pool(sel, [str(p) for p in case_paths], pending, jobs, on_event)
+    pool = _Pool(sel, [str(p) for p in case_paths], pending, jobs, on_event, cases)
     pool.outcome.shards = [s.name for s in pending]
     pool.outcome.plan_id = plan_id(whole)
     on_event(("plan", [(s.name, s.cost) for s in pending]))
     restore = interrupt_on_sigterm()
     try:
-        while pending or pool.running:
+        while pending or pool.running or pool.resumed:
+            pending[:0], pool.resumed = pool.resumed, []  # the rest of a dead worker's shard goes first
             while len(pool.running) < jobs and (startable := _next(pending, pool.running, pool.shards)) is not None:
                 pool.start(pending.pop(startable))
             pool.poll(timeout)

@@ -260,8 +260,11 @@ def run_framework(name: str, case_paths: list[str], sel: Selection, emit: Callab
     timing.add("cases", time.perf_counter() - started)
     per_unit = len(sel.modes)  # a unit is a (case, op, dtype) in every mode of this worker: the plan counts modes apart
     total = units(cases, sel) * per_unit
-    done = 0
+    done, current = 0, None
     for case, inputs, refs in case_inputs(cases, sel, timing):
+        if case.full_id != current:  # the parent knows which case a worker that dies was on, and what is left
+            current = case.full_id
+            emit(("case", name, current))
         for record in records_for(adapter, case, inputs, refs, sel, devices, timing):
             sent = time.perf_counter()
             emit(("record", record))

@@ -2,7 +2,8 @@
 
 Registered through $CONFORMANCE_ADAPTERS ("fault=fault_adapter", with tests/ on PYTHONPATH); $CONFORMANCE_FAULT
 picks the fault: hang-import, raise-import, and, on the second evaluation (so that one case's records were sent
-first), exit (os._exit), segv, sigkill, hang; or a planted numerical bug: unshifted (softmax as exp(x)/sum(exp(x)) under
+first), exit (os._exit), segv, sigkill, hang; exit-on-dense-labels (os._exit on every dense cross-entropy);
+or a planted numerical bug: unshifted (softmax as exp(x)/sum(exp(x)) under
 the fused function's name). Otherwise it computes what the NumPy adapter computes.
 """
 
@@ -63,6 +64,8 @@ def implementations():
 def evaluate(impl, inputs, quantities, mode: str, device: str) -> dict:
     global _calls
     _calls += 1
+    if _fault() == "exit-on-dense-labels" and inputs.op == "softmax_cross_entropy":  # one case dies, in every worker
+        os._exit(7)
     if _calls == 2:
         fault = _fault()
         if fault == "exit":
