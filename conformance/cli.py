@@ -142,7 +142,8 @@ def _verdict(doc: dict, outcome, out: Path, include_naive: bool = False) -> int:
     for r in bad[:10]:
         print(f"  {r['status'].upper()} {r['case']} {r['framework']} {r['impl']} {r['quantity']} {r['dtype']} {r['mode']}: "
               f"{record_message(r)}"[:220])
-        print(f"    re-run: {repro.command(r)}")
+        cache = ((doc["environment"].get("frameworks") or {}).get(r["framework"]) or {}).get("compile_cache")
+        print(f"    re-run: {repro.command(r, cache if cache and Path(cache) != default_compile_cache() else None)}")
     if len(bad) > 10:
         print(f"  ... {len(bad) - 10} more in {out / 'summary.md'}")
     print(f"wrote {out / 'results.json'} and {out / 'summary.md'}")

@@ -17,13 +17,16 @@ def _case_files(r: dict) -> list[str]:
     return [] if not path or bundled.is_bundled_case_file(path) else ["--cases", shlex.quote(path)]
 
 
-def command(r: dict) -> str:
-    """The one command that re-runs exactly this record's case, implementation, dtype, mode and quantity."""
+def command(r: dict, compile_cache: str | None = None) -> str:
+    """The one command that re-runs exactly this record's case, implementation, dtype, mode and quantity (in the same
+    compile cache, where the run was given one: a fault of a cached program re-runs as it happened)."""
     parts = ["conformance run", *_case_files(r), "--case", shlex.quote(r["case"]),
              "--frameworks", r["framework"], "--impl", shlex.quote(r.get("impl_id") or r["impl"]), "--op", r["op"], "--quantity", r["quantity"],
              "--dtypes", r["dtype"], "--modes", r["mode"], "--devices", r["device"], "--out", "/tmp/conformance-repro"]
     if r.get("naive"):  # a naive formula's fail counts in the exit status only when asked
         parts.append("--include-naive")
+    if compile_cache:
+        parts += ["--compile-cache", shlex.quote(str(compile_cache))]
     return " ".join(parts)
 
 

@@ -160,3 +160,14 @@ def test_timing_prints_where_a_runs_time_went_and_refuses_bad_input(tmp_path, ca
     assert main(["timing"]) == 2 and "name results.json files, or --measure" in capsys.readouterr().err
     (tmp_path / "cache").mkdir()
     assert main(["timing", "--measure", "--out", str(tmp_path)]) == 2  # a cold run needs an empty cache folder
+
+
+def test_the_rerun_command_carries_the_compile_cache(tmp_path):
+    empty = tmp_path / "empty.yaml"
+    empty.write_text("divergences: []\n")
+    cache = tmp_path / "my cache"
+    res = run("run", "--case", "extreme-logits/huge-positive-row", "--frameworks", "numpy", "--modes", "eager", "--out", str(tmp_path / "out"),
+              "--known", str(empty), "--include-naive", "--compile-cache", str(cache))
+    assert res.returncode == 1
+    command = next(line.split("re-run: ", 1)[1] for line in res.stdout.splitlines() if "re-run: " in line)
+    assert f"--compile-cache '{cache}'" in command and "--cases" not in command  # a bundled case needs no --cases

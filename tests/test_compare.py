@@ -67,3 +67,24 @@ def test_published_expectation_uses_its_printed_precision():
     bad = judge(np.array([0.839343339]), None, r, "value", "float64", 3, False, {"value": 0.839353})
     assert ok.status == "pass" and ok.extra.get("expect_checked")
     assert bad.status == "fail" and "explicit expectation" in bad.detail
+
+
+def test_an_error_keeps_its_cause():
+    """A compiler error whose first line only says who raised keeps the line that says what (a damaged cache entry),
+    and an exception raised from another names the innermost one."""
+    from conformance.judge.compare import _first_line
+
+    try:
+        try:
+            raise ImportError("/cache/torchinductor/ab/main.so: file too short")
+        except ImportError as inner:
+            raise RuntimeError("backend='inductor' raised:\nImportError: /cache/torchinductor/ab/main.so: file too short\n\nSet TORCH_LOGS") from inner
+    except RuntimeError as exc:
+        assert _first_line(exc) == "backend='inductor' raised: ImportError: /cache/torchinductor/ab/main.so: file too short"
+    try:
+        try:
+            raise ValueError("the real reason")
+        except ValueError as inner:
+            raise KeyError("a wrapper") from inner
+    except KeyError as exc:
+        assert _first_line(exc) == "'a wrapper' (caused by ValueError: the real reason)"

@@ -156,7 +156,19 @@ def _check_published(verdict: Verdict, out: np.ndarray, expected_literal, tol: n
 
 
 def _first_line(error: BaseException) -> str:
-    """The first line of the error's message (an adapter whose framework puts something else first, such as a
-    traceback of user code, says which line matters in its own `error_message`)."""
-    lines = [line.strip() for line in (str(error).strip() or type(error).__name__).splitlines() if line.strip()]
-    return lines[0][:300]
+    """The first line of the error's message, and its cause where the first line does not say it: a line ending in
+    ':' takes the next one ("backend='inductor' raised:" then "ImportError: ...main.so: file too short"), and the
+    innermost exception of the chain is named when it is another (an adapter whose framework puts something else
+    first, such as a traceback of user code, says which line matters in its own `error_message`)."""
+    def lines_of(e: BaseException) -> list[str]:
+        return [line.strip() for line in (str(e).strip() or type(e).__name__).splitlines() if line.strip()]
+
+    lines = lines_of(error)
+    text = f"{lines[0]} {lines[1]}" if lines[0].endswith(":") and len(lines) > 1 else lines[0]
+    root, seen = error, {id(error)}
+    while (nxt := root.__cause__ or root.__context__) is not None and id(nxt) not in seen:
+        root = nxt
+        seen.add(id(root))
+    if root is not error and lines_of(root)[0] not in text:
+        text += f" (caused by {type(root).__name__}: {lines_of(root)[0]})"
+    return text[:300]
