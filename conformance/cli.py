@@ -147,6 +147,12 @@ def _verdict(doc: dict, outcome, out: Path, include_naive: bool = False) -> int:
     if len(bad) > 10:
         print(f"  ... {len(bad) - 10} more in {out / 'summary.md'}")
     print(f"wrote {out / 'results.json'} and {out / 'summary.md'}")
+    replaced: dict[str, int] = {}
+    for shard in (doc.get("timing") or {}).values():
+        if shard.get("cache_replaced"):
+            replaced[shard["framework"]] = replaced.get(shard["framework"], 0) + shard["cache_replaced"]
+    for fw, n in replaced.items():
+        print(f"compile cache: {fw}: replaced {n} damaged cache file(s) and compiled those programs again")
     if naive:
         print(f"{naive} naive-formula record(s) failed (the textbook formulas, expected to break): "
               + ("counted in the exit status (--include-naive)" if include_naive else "not counted in the exit status (--include-naive counts them)"))

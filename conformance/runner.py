@@ -75,6 +75,7 @@ class Timing:
     shared: Counter = field(default_factory=Counter)  # inputs + oracle per dtype (every mode uses them)
     framework: Counter = field(default_factory=Counter)  # framework calls per "mode/dtype"
     units_by_dtype: Counter = field(default_factory=Counter)  # (case, op, dtype) units done
+    cache_replaced: int = 0  # damaged compile-cache files discarded (and their programs compiled again)
 
     def add(self, phase: str, seconds: float, dtype: str | None = None, mode: str | None = None) -> None:
         self.phases[phase] += seconds
@@ -96,8 +97,11 @@ class Timing:
         return {f"{m}/{d}": round(self.framework[f"{m}/{d}"] + self.shared[d] / len(modes), 3) for m in modes for d in self.units_by_dtype}
 
     def to_json(self, modes: tuple[str, ...] = ()) -> dict:
-        return {"phases": {k: round(v, 3) for k, v in self.phases.items()}, "by_dtype": self.by_dtype(),
-                "by_mode": self.by_mode(modes) if modes else {}, "units_by_dtype": dict(self.units_by_dtype)}
+        out = {"phases": {k: round(v, 3) for k, v in self.phases.items()}, "by_dtype": self.by_dtype(),
+               "by_mode": self.by_mode(modes) if modes else {}, "units_by_dtype": dict(self.units_by_dtype)}
+        if self.cache_replaced:
+            out["cache_replaced"] = self.cache_replaced
+        return out
 
 
 @dataclass
@@ -157,10 +161,7 @@ def records_for(adapter: Adapter, case: Case, inputs: Inputs, refs: dict, sel: S
         for device in devices:
             for mode in modes:
                 started = time.perf_counter()
-                try:
-                    outs = adapter.evaluate(impl, inputs, quantities, mode, device)
-                except Unsupported as exc:
-                    outs = {q: exc for q in quantities}
+                outs = _evaluate_healing(adapter, impl, inputs, quantities, mode, device, timing)
                 elapsed = time.perf_counter() - started
                 timing.add("framework", elapsed, inputs.dtype, mode)
                 for q in quantities:
@@ -170,6 +171,26 @@ def records_for(adapter: Adapter, case: Case, inputs: Inputs, refs: dict, sel: S
                         record.error["message"] = adapter.error_message(outs.get(q))[:300]
                     timing.add("judge", time.perf_counter() - judged)
                     yield record.to_json()
+
+
+def _evaluate_healing(adapter: Adapter, impl: Impl, inputs: Inputs, quantities: tuple[str, ...], mode: str, device: str,
+                      timing: Timing) -> dict:
+    """adapter.evaluate; where a compiled call failed on a damaged entry of the compile cache (the adapter's
+    `cache_damaged`), the entry is discarded (`discard_cache`) and the call made again, once, on a fresh program:
+    a damaged cache costs a recompilation, never a wrong verdict."""
+    def call() -> dict:
+        try:
+            return adapter.evaluate(impl, inputs, quantities, mode, device)
+        except Unsupported as exc:
+            return {q: exc for q in quantities}
+
+    outs = call()
+    damaged = [e for e in outs.values() if isinstance(e, BaseException) and not isinstance(e, Unsupported)
+               and mode == "compiled" and getattr(adapter, "cache_damaged", lambda e: False)(e)]
+    if damaged:
+        timing.cache_replaced += adapter.discard_cache(damaged[0])
+        outs = call()
+    return outs
 
 
 def _failure_records(adapter: Adapter, case: Case, failure: HarnessFailure, sel: Selection, devices: Sequence[str]) -> Iterator[dict]:

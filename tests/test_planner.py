@@ -22,7 +22,8 @@ COSTS = Path(__file__).resolve().parent / "data" / "costs"
 
 def _measured() -> dict[str, dict]:
     """What a cold run of the whole corpus on the CI machine measured (its results file's `timing`)."""
-    return shard_costs.entries_from(json.loads((COSTS / "cold-run-timing.json").read_text()))
+    timing = json.loads((COSTS / "cold-run-timing.json").read_text())
+    return shard_costs.entries_from({k: v for k, v in timing.items() if isinstance(v, dict)})
 
 
 @pytest.mark.parametrize("costs", ["declared", "measured"])

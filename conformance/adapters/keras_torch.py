@@ -24,5 +24,6 @@ OWN_PROCESS = True  # Keras's backend is fixed per process: never loaded beside 
 # the torch adapter runs these: one framework's machinery, another framework's API on top
 devices, device_problems, set_threads = _torch.devices, _torch.device_problems, _torch.set_threads
 evaluate, benchmark_call, bare_call = _torch.evaluate, _torch.benchmark_call, _torch.bare_call
+cache_damaged, discard_cache = _torch.cache_damaged, _torch.discard_cache
 
 load, version, flags, implementations = keras_api.on_backend(NAME, "torch", _torch)

@@ -8,7 +8,11 @@ cache never falls back to eager without saying so.
 
 from __future__ import annotations
 
+import importlib
 import os
+import pickle
+import re
+import sys
 from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
@@ -209,8 +213,54 @@ def _forward(impl: Impl, inputs, mode: str, device: str, dynamic: bool = True):
     shape = None if dynamic else inputs.logits.shape
     key = (impl.name, impl.op, inputs.options, inputs.axis, inputs.dtype, inputs.logits.ndim, device, dynamic, shape)
     if key not in _compiled:
+        _headers_in_the_cache()
         _compiled[key] = torch.compile(f, fullgraph=True, dynamic=dynamic)
     return _compiled[key]
+
+
+def _headers_in_the_cache() -> None:
+    """Inductor fixes its precompiled headers' folder at import, from the temporary folder, whatever
+    TORCHINDUCTOR_CACHE_DIR says: put them in the run's compile cache too, so that an empty cache is a cold run."""
+    cache = os.environ.get("TORCHINDUCTOR_CACHE_DIR")
+    codecache = sys.modules.get("torch._inductor.codecache") or importlib.import_module("torch._inductor.codecache")
+    if cache and hasattr(codecache, "_HEADER_DIR"):
+        codecache._HEADER_DIR = os.path.join(cache, "precompiled_headers")
+        codecache._HEADER_LOCK_DIR = os.path.join(codecache._HEADER_DIR, "locks")
+
+
+# What a damaged cached program raises when Inductor loads it: a truncated shared object, a truncated or garbled pickle.
+_DAMAGE_TYPES = (ImportError, EOFError, pickle.UnpicklingError)
+_DAMAGE_WORDS = ("file too short", "invalid load key", "truncated", "ran out of input", "invalid ELF header", "not a valid")
+
+
+def cache_damaged(error: BaseException) -> bool:
+    """Whether a compiled call failed because an entry of the run's compile cache is damaged (not the program)."""
+    cache = os.environ.get("TORCHINDUCTOR_CACHE_DIR")
+    chain, e = [], error
+    while e is not None and e not in chain:
+        chain.append(e)
+        e = e.__cause__ or e.__context__
+    text = " ".join(str(x) for x in chain)
+    return bool(cache) and (any(isinstance(x, _DAMAGE_TYPES) for x in chain) or any(w in text for w in _DAMAGE_WORDS)) and (
+        cache in text or any(isinstance(x, (EOFError, pickle.UnpicklingError)) for x in chain))
+
+
+def discard_cache(error: BaseException) -> int:
+    """Discard what a damaged load came from (the files the error names, and the graph and autograd caches that point
+    at compiled code) and every compiled function of this process, so the next call compiles afresh. Returns how
+    many cache files were removed."""
+    cache = os.environ.get("TORCHINDUCTOR_CACHE_DIR")
+    if not cache:
+        return 0
+    named = {Path(p) for p in re.findall(re.escape(cache) + r"[^\s'\":]*", str(error) + str(error.__cause__ or ""))}
+    doomed = [p for p in named if p.is_file()]
+    for sub in ("fxgraph", "aotautograd"):
+        doomed += [p for p in (Path(cache) / sub).rglob("*") if p.is_file()]
+    for p in doomed:
+        p.unlink(missing_ok=True)
+    _compiled.clear()
+    torch._dynamo.reset()
+    return len(doomed)
 
 
 def evaluate(impl: Impl, inputs: Inputs, quantities: Iterable[str], mode: str, device: str) -> dict:
