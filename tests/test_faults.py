@@ -259,3 +259,37 @@ def test_a_worker_that_dies_costs_at_most_the_case_it_was_on(tmp_path):
     assert "during case published-values/mean-cross-entropy-two-rows" in lost["why"] and "run in a new worker" in lost["why"]
     cases = {r["case"] for r in doc["records"]}
     assert cases == {"published-values/softmax-four-logits", "published-values/mean-sparse-cross-entropy-two-rows"}, cases
+
+
+@pytest.mark.slow
+def test_a_damaged_compile_cache_heals(tmp_path):
+    """A fifth of a warm torch.compile cache emptied, halved or overwritten (and every shared object among them):
+    the run discards it, compiles again and writes the same records as with the clean cache, and says so."""
+    pytest.importorskip("torch")
+    import shutil
+
+    sel = ["--frameworks", "torch", "--modes", "compiled", "--dtypes", "float32", "--case", "published-values/*",
+           "--case", "sparse-labels/ignore-index-*"]
+    clean = tmp_path / "clean"
+    first = subprocess.run([sys.executable, "-m", "conformance.cli", "run", *sel, "--compile-cache", str(clean), "--out", str(tmp_path / "a")],
+                           capture_output=True, text=True, timeout=600)
+    assert first.returncode == 0, first.stderr[-2000:]
+    damaged = tmp_path / "damaged"
+    shutil.copytree(clean, damaged)
+    files = sorted(p for p in (damaged / "torchinductor").rglob("*") if p.is_file() and "precompiled_headers" not in p.parts)
+    chosen = [p for i, p in enumerate(files) if i % 5 == 0 or p.suffix == ".so"]
+    for i, p in enumerate(chosen):
+        data = p.read_bytes()
+        p.write_bytes([b"", data[: len(data) // 2], b"\x00garbage\xff" * 8][i % 3])
+    assert chosen
+    second = subprocess.run([sys.executable, "-m", "conformance.cli", "run", *sel, "--compile-cache", str(damaged), "--out", str(tmp_path / "b")],
+                            capture_output=True, text=True, timeout=600)
+    assert second.returncode == 0, second.stdout[-3000:]
+    assert "compile cache: torch: replaced" in second.stdout
+
+    def statuses(name: str) -> dict:
+        # statuses, not ulps: a program compiled afresh may pick other kernels than the cached one (docs/gate.md)
+        return {(r["case"], r["op"], r["quantity"], r["impl_id"]): r["status"]
+                for r in json.loads((tmp_path / name / "results.json").read_text())["records"]}
+
+    assert statuses("a") == statuses("b")

@@ -228,38 +228,46 @@ def _headers_in_the_cache() -> None:
         codecache._HEADER_LOCK_DIR = os.path.join(codecache._HEADER_DIR, "locks")
 
 
-# What a damaged cached program raises when Inductor loads it: a truncated shared object, a truncated or garbled pickle.
-_DAMAGE_TYPES = (ImportError, EOFError, pickle.UnpicklingError)
-_DAMAGE_WORDS = ("file too short", "invalid load key", "truncated", "ran out of input", "invalid ELF header", "not a valid")
+# A generated module of Inductor's (its name is the hash of its source) that came from the cache: the message that an
+# attribute is missing from one means the file on disk is not the code that was compiled.
+_GENERATED_MODULE = re.compile(r"compile_tasks\.c[a-z0-9]{20,}")
+# Discarding the cache recompiles everything after it: a worker does it this many times at most, so that a genuine
+# compiler error (whose generated code also lives in the cache) cannot make it recompile for ever.
+HEALS_PER_WORKER = 3
+_heals = 0
 
 
 def cache_damaged(error: BaseException) -> bool:
-    """Whether a compiled call failed because an entry of the run's compile cache is damaged (not the program)."""
+    """Whether a compiled call failed on what the run's compile cache holds rather than on the program: the error's
+    chain names a file of the cache (a truncated shared object, a C++ compile of a damaged source or header), a
+    generated module loaded from it, or a truncated pickle."""
     cache = os.environ.get("TORCHINDUCTOR_CACHE_DIR")
+    if not cache or _heals >= HEALS_PER_WORKER:
+        return False
     chain, e = [], error
     while e is not None and e not in chain:
         chain.append(e)
         e = e.__cause__ or e.__context__
     text = " ".join(str(x) for x in chain)
-    return bool(cache) and (any(isinstance(x, _DAMAGE_TYPES) for x in chain) or any(w in text for w in _DAMAGE_WORDS)) and (
-        cache in text or any(isinstance(x, (EOFError, pickle.UnpicklingError)) for x in chain))
+    return cache in text or bool(_GENERATED_MODULE.search(text)) or any(isinstance(x, (EOFError, pickle.UnpicklingError)) for x in chain)
 
 
 def discard_cache(error: BaseException) -> int:
-    """Discard what a damaged load came from (the files the error names, and the graph and autograd caches that point
-    at compiled code) and every compiled function of this process, so the next call compiles afresh. Returns how
-    many cache files were removed."""
+    """Discard the run's Inductor cache (which entry is damaged cannot be told from outside: a regenerated file of
+    the same hash would not be written over a damaged one) and every compiled function of this process, so the next
+    call compiles afresh. Returns how many cache files were removed."""
+    global _heals
+    _heals += 1
     cache = os.environ.get("TORCHINDUCTOR_CACHE_DIR")
-    if not cache:
-        return 0
-    named = {Path(p) for p in re.findall(re.escape(cache) + r"[^\s'\":]*", str(error) + str(error.__cause__ or ""))}
-    doomed = [p for p in named if p.is_file()]
-    for sub in ("fxgraph", "aotautograd"):
-        doomed += [p for p in (Path(cache) / sub).rglob("*") if p.is_file()]
+    # not the precompiled headers: Inductor remembers in memory that it built them, and would compile against none
+    doomed = [p for p in Path(cache).rglob("*") if p.is_file() and p.suffix != ".lock" and "precompiled_headers" not in p.parts] if cache else []
     for p in doomed:
         p.unlink(missing_ok=True)
     _compiled.clear()
     torch._dynamo.reset()
+    utils = sys.modules.get("torch._inductor.utils")
+    if utils is not None and hasattr(utils, "clear_inductor_caches"):  # the code caches in memory, keyed by the same hashes
+        utils.clear_inductor_caches()
     return len(doomed)
 
 
