@@ -16,6 +16,7 @@ from typing import Any
 
 import numpy as np
 
+from . import ownership
 from .adapters import FrameworkAbsent, Unsupported, load_adapter, package_versions
 from .adapters.base import Adapter, Impl
 from .cases import Case, load
@@ -164,9 +165,10 @@ def records_for(adapter: Adapter, case: Case, inputs: Inputs, refs: dict, sel: S
                 outs = _evaluate_healing(adapter, impl, inputs, quantities, mode, device, timing)
                 elapsed = time.perf_counter() - started
                 timing.add("framework", elapsed, inputs.dtype, mode)
+                owners = _framework_dirs(adapter)
                 for q in quantities:
                     judged = time.perf_counter()
-                    record = make_record(case, inputs, impl, q, mode, device, outs.get(q), refs.get(q), elapsed, scale)
+                    record = make_record(case, inputs, impl, q, mode, device, outs.get(q), refs.get(q), elapsed, scale, owners)
                     if isinstance(outs.get(q), BaseException) and record.error and hasattr(adapter, "error_message"):
                         record.error["message"] = adapter.error_message(outs.get(q))[:300]
                     timing.add("judge", time.perf_counter() - judged)
@@ -228,9 +230,22 @@ def logit_scale(inputs: Inputs) -> float | None:
     return float(np.max(np.abs(finite.astype(np.float64)))) if finite.size else None
 
 
+_DIRS: dict[str, tuple[str, ...]] = {}
+
+
+def _framework_dirs(adapter: Adapter) -> tuple[str, ...]:
+    """The folders of the packages an adapter runs (REQUIRES and PACKAGES): frames there are the framework's."""
+    name = getattr(adapter, "NAME", "")
+    if name not in _DIRS:
+        _DIRS[name] = ownership.package_dirs({*getattr(adapter, "REQUIRES", ()), *getattr(adapter, "PACKAGES", ())})
+    return _DIRS[name]
+
+
 def make_record(case: Case, inputs: Inputs, impl: Impl, quantity: str, mode: str, device: str, out: Any, ref: oracle.Reference, elapsed: float,
-                scale: float | None) -> Record:
-    """The verdict on one quantity of one call: `out` is the adapter's value, an Unsupported, or what it raised."""
+                scale: float | None, owners: tuple[str, ...] = ()) -> Record:
+    """The verdict on one quantity of one call: `out` is the adapter's value, an Unsupported, or what it raised.
+    `owners`: the framework's package folders; an exception that the calling code itself raised (ownership) is an
+    error of that code, or `unsupported` where the installed release does not take a keyword the call passes."""
     ran = {"case": case.full_id, "op": inputs.op, "quantity": quantity, "dtype": inputs.dtype, "framework": impl.framework,
            "impl": impl.name, "mode": mode, "device": device, "impl_id": impl.id, "case_file": str(Path(case.path).resolve()),
            "naive": impl.naive, "invalid": case.invalid, "seconds": round(elapsed, 6), "logit_scale": scale,
@@ -238,6 +253,14 @@ def make_record(case: Case, inputs: Inputs, impl: Impl, quantity: str, mode: str
     if isinstance(out, Unsupported):
         return Record(status="unsupported", behaviour=None, reason=str(out), **ran)
     error = out if isinstance(out, BaseException) else None
+    where = ownership.raised_by_code(error, owners) if error is not None else None
+    if where:
+        keyword = ownership.missing_keyword(error)
+        if keyword:
+            return Record(status="unsupported", behaviour=None, reason=f"this release of {impl.name} takes no '{keyword}' argument", **ran)
+        message = f"{type(error).__name__} raised by the calling code at {where}, not by {impl.framework}: {str(error)[:200]}"
+        return Record(status="error", behaviour="error", detail=message,
+                      error={"type": type(error).__name__, "message": message, "where": f"code {where}"}, **ran)
     if out is None and error is None:
         error = RuntimeError(f"the adapter returned no {quantity}")
     v = judge(None if error else out, error, ref, quantity, inputs.dtype, inputs.classes, case.invalid, case.expect)

@@ -42,6 +42,8 @@ def load(compile_cache: Path | None = None) -> None:
     import jax as _jax
 
     _jax.config.update("jax_enable_x64", True)
+    # JAX's own frames stay in tracebacks: an exception's owner is read from its innermost frame (ownership.py)
+    _jax.config.update("jax_traceback_filtering", "off")
     if compile_cache is not None:
         # JAX's persistent compilation cache, for every program however small: eager (op-by-op) dispatch
         # compiles each primitive for each new shape and dtype (hundreds of small programs for one case file), and
