@@ -3,7 +3,7 @@ framework signalling the problem) only when the framework raised it. Python's ow
 missing attribute or name, a call with arguments the callee does not take) raised in a frame of the harness, an
 adapter or a user's function belong to that code: an error of the code, never a signal about the input.
 
-A keyword that the installed release of a function does not take (an older optax without `axis=`) is what that
+A keyword that the installed release of a function does not take (an older release without an `axis=` its successor added) is what that
 release cannot be called with: the caller learns it from the TypeError raised at its own call, and the record is
 `unsupported` for the case.
 """
@@ -51,7 +51,7 @@ def package_dirs(modules: Iterable[str]) -> tuple[str, ...]:
 
 def raised_by_code(error: BaseException, framework_dirs: tuple[str, ...]) -> str | None:
     """Where the harness's or the user's own code raised `error` ("file:line"), or None when it is the framework's:
-    a code error whose innermost frame, over the whole chain (JAX attaches its unfiltered frames as the cause), lies
+    a code error whose innermost frame, over the whole chain (a framework may attach its unfiltered frames as the cause), lies
     outside every framework folder."""
     code_error = isinstance(error, CODE_ERRORS) or (isinstance(error, TypeError) and _CALL_ERROR.search(str(error)))
     if not code_error or not framework_dirs:

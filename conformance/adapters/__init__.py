@@ -1,4 +1,4 @@
-"""Finding adapters: the four built-in modules plus any registered under the entry-point group
+"""Finding adapters: the built-in modules (BUILTIN) plus any registered under the entry-point group
 `softmax_conformance.adapters` (name = "package.module"). Adding a framework is one module and one line here
 or one entry point in its own package.
 """
@@ -14,7 +14,7 @@ from pathlib import Path
 from types import ModuleType
 from typing import TYPE_CHECKING, Any
 
-from .base import Impl, Unsupported, contract_problems
+from .base import DECLARATIONS, Impl, Unsupported, contract_problems
 
 if TYPE_CHECKING:
     from ..speed.measure import Roof
@@ -104,9 +104,11 @@ def absent_message(name: str, missing: list[str]) -> str:
 
 
 def declared(name: str, attribute: str, default: Any = None) -> Any:
-    """A constant the adapter module declares (COLD_SECONDS, GPU, GPU_ENV, DEVICE_ASSERTS), read without importing
-    the framework: the planner needs them before any worker starts."""
-    return getattr(importlib.import_module(registered()[name]), attribute, default)
+    """A constant the adapter module declares (base.DECLARATIONS: each with its default), read without importing the
+    framework: the planner needs them before any worker starts. A name outside the contract is a bug of the caller."""
+    if attribute not in DECLARATIONS:
+        raise KeyError(f"{attribute} is not a declaration of the adapter contract (base.DECLARATIONS)")
+    return getattr(importlib.import_module(registered()[name]), attribute, DECLARATIONS[attribute][1] if default is None else default)
 
 
 def shared_doors() -> tuple[str, ...]:

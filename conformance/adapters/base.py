@@ -1,6 +1,7 @@
 """What every framework adapter provides, and the few pieces they share.
 
-An adapter is one module (numpy.py, torch.py, tensorflow.py, jax.py) defining the same names:
+An adapter is one module (numpy.py, torch.py, tensorflow.py, jax.py, keras_jax.py, keras_torch.py, cupy.py, or a
+plugin's) defining the same names:
 
     NAME: str                                   framework name (the SPEC's, for the built-ins)
     COLD_SECONDS: dict[(mode, dtype), float]    optional: measured seconds of a cold full run, which the runner
@@ -21,8 +22,9 @@ An adapter is one module (numpy.py, torch.py, tensorflow.py, jax.py) defining th
                                                 the public call with nothing of the harness around it, written
                                                 out as a user would (the overhead table compares the two)
 
-and may declare OWN_PROCESS = True (it cannot share a process with another adapter: in-process tests run it as
-a subprocess), and, for running on a GPU (read without importing the framework):
+and may declare the constants of `DECLARATIONS` below (each with its type, default and meaning: REQUIRES, PACKAGES,
+COLD_SECONDS, OWN_PROCESS, NUMERIC_ENV, QUIET_ENV, THREAD_ENV, QUICK_COMPILE, the GPU ones, SHARED_DOORS) and the
+functions of `OPTIONAL_FUNCTIONS` (device_problems, error_message, cache_damaged, discard_cache); for a GPU:
 
     GPU: bool                                   False: the framework has no GPU path (default True)
     GPU_ENV: dict[str, str]                     environment a GPU worker sets before the import (memory growth
@@ -82,9 +84,43 @@ class Adapter(Protocol):
     def bare_call(self, impl: Impl, inputs: Inputs, mode: str, device: str, backward: bool) -> Callable[[], Any]: ...
 
 
+# Every constant the core reads from an adapter module (adapters.declared), with its type and its default: the whole
+# optional part of the contract in one place, checked by contract_problems like the required names.
+DECLARATIONS: dict[str, tuple[type | tuple[type, ...], Any, str]] = {
+    "REQUIRES": (tuple, (), "importable packages, checked before any worker starts; their frames are the framework's"),
+    "PACKAGES": (tuple, (), "distributions whose versions change the numbers (recorded; the gate attributes moves to them)"),
+    "COLD_SECONDS": (dict, {}, "(mode, dtype) -> seconds of a cold run of the bundled corpus: orders and splits workers"),
+    "OWN_PROCESS": (bool, False, "cannot share a process with another adapter (in-process tests run it as a subprocess)"),
+    "NUMERIC_ENV": (tuple, (), "environment variables that change numerics (recorded with the results)"),
+    "QUIET_ENV": (dict, {}, "environment set before the import to keep the framework's own logging quiet"),
+    "THREAD_ENV": (tuple, (), "environment variables that size the framework's thread pools (benchmarks set them)"),
+    "QUICK_COMPILE": (bool, False, "compiles in milliseconds: the GPU job runs it compiled too"),
+    "GPU": (bool, True, "False: the framework has no GPU path"),
+    "GPU_ENV": (dict, {}, "environment a GPU worker sets before the import"),
+    "GPU_COLD_SECONDS": (dict, {}, "mode -> seconds of the corpus on one GPU, cold (orders the GPU queue)"),
+    "DEVICE_ASSERTS": (tuple, (), "devices or device/mode pairs where an out-of-range class index poisons the process"),
+    "SHARED_DOORS": (tuple, (), "key prefixes of a multi-backend public API that other frameworks run too"),
+}
+# Optional functions the core calls where an adapter has them.
+OPTIONAL_FUNCTIONS = {
+    "device_problems": 0,  # () -> {device: why it is not usable}
+    "error_message": 1,  # (error) -> the line of the framework's message that says what went wrong
+    "cache_damaged": 1,  # (error) -> whether a compiled call failed on a damaged compile-cache entry
+    "discard_cache": 1,  # (error) -> how many cache files it removed so that the call compiles afresh
+}
+
+
 def contract_problems(module: ModuleType) -> list[str]:
-    """What an adapter module lacks of the contract: missing names, functions taking the wrong number of arguments."""
+    """What an adapter module lacks of the contract: missing names, functions taking the wrong number of arguments,
+    declared constants of the wrong type (DECLARATIONS)."""
     problems = [f"no {name}" for name in ("NAME",) if not isinstance(getattr(module, name, None), str)]
+    for name, (kind, _, _) in DECLARATIONS.items():
+        if hasattr(module, name) and not isinstance(getattr(module, name), kind):
+            problems.append(f"{name} must be a {kind.__name__ if isinstance(kind, type) else kind}")
+    for name, arity in OPTIONAL_FUNCTIONS.items():
+        fn = getattr(module, name, None)
+        if fn is not None and (not callable(fn) or _arity_problem(fn, arity)):
+            problems.append(f"{name}() must take {arity} argument(s)")
     for name, member in vars(Adapter).items():
         if name.startswith("_") or not inspect.isfunction(member):
             continue
@@ -102,6 +138,15 @@ def contract_problems(module: ModuleType) -> list[str]:
         if required > wanted or (len(params) < wanted and not variadic):
             problems.append(f"{name}() takes {len(params)} arguments, the contract passes {wanted}")
     return problems
+
+
+def _arity_problem(fn: Callable, wanted: int) -> bool:
+    try:
+        params = list(inspect.signature(fn).parameters.values())
+    except (TypeError, ValueError):
+        return False
+    required = sum(1 for p in params if p.default is p.empty and p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD))
+    return required > wanted or (len(params) < wanted and not any(p.kind == p.VAR_POSITIONAL for p in params))
 
 
 class Unsupported(Exception):
