@@ -157,7 +157,7 @@ def _check_published(verdict: Verdict, out: np.ndarray, expected_literal, tol: n
 
 def _first_line(error: BaseException) -> str:
     """The first line of the error's message, and its cause where the first line does not say it: a line ending in
-    ':' takes the next one ("backend='inductor' raised:" then "ImportError: ...main.so: file too short"), and the
+    ':' takes the next one ("backend='X' raised:" then "ImportError: ...main.so: file too short"), and the
     innermost exception of the chain is named when it is another (an adapter whose framework puts something else
     first, such as a traceback of user code, says which line matters in its own `error_message`)."""
     def lines_of(e: BaseException) -> list[str]:
