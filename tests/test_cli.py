@@ -107,7 +107,7 @@ def test_a_warm_compile_cache_changes_nothing_but_the_time(tmp_path, framework, 
     cases = str(bundled.cases_dir() / "published-values.yaml")
     cache = tmp_path / "cache"
     for out in ("cold", "warm"):
-        res = run("run", "--cases", cases, "--case", "published-values/softmax-four-logits", "--frameworks", framework,
+        res = run("run", "--cases", cases, "--case", "published-values/softmax-four-logits", "--quantity", "value", "--frameworks", framework,
                   "--dtypes", "float32", "--compile-cache", str(cache), "--out", str(tmp_path / out))
         assert res.returncode == 0, res.stdout + res.stderr
     assert _outcomes(tmp_path / "cold" / "results.json") == _outcomes(tmp_path / "warm" / "results.json")
