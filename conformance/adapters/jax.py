@@ -27,10 +27,10 @@ QUICK_COMPILE = True  # XLA compiles a program in milliseconds: the GPU job runs
 # (figures: README "On a GPU"); only orders the GPU queue
 GPU_COLD_SECONDS = {"eager": 230, "compiled": 110}
 GPU_ENV = {"XLA_PYTHON_CLIENT_PREALLOCATE": "false"}  # JAX preallocates 75% of the GPU per process by default
-# Cold-cache seconds per (mode, dtype) of a full bundled run on the reference 2-core VM (README "How long it takes"):
+# Cold-cache seconds per (mode, dtype) of a full bundled run on the 2-core CI machine (tests/data/costs/cold-run-timing.json):
 # the planner's first guess, before this machine has measured costs of its own (shard_costs); never judges anything.
-COLD_SECONDS = {("eager", "float32"): 80, ("eager", "float64"): 78, ("eager", "float16"): 19, ("eager", "bfloat16"): 21,
-                ("compiled", "float32"): 51, ("compiled", "float64"): 40, ("compiled", "float16"): 15, ("compiled", "bfloat16"): 18}
+COLD_SECONDS = {("compiled", "bfloat16"): 35, ("compiled", "float16"): 26, ("compiled", "float32"): 76, ("compiled", "float64"): 63,
+                ("eager", "bfloat16"): 51, ("eager", "float16"): 43, ("eager", "float32"): 159, ("eager", "float64"): 128}
 jax: Any = None
 jnp: Any = None
 optax: Any = None

@@ -15,6 +15,9 @@ PACKAGES = ("keras", "jax", "jaxlib", "ml_dtypes")
 NUMERIC_ENV = _jax.NUMERIC_ENV
 QUICK_COMPILE = _jax.QUICK_COMPILE
 GPU_ENV = _jax.GPU_ENV
+# Cold-cache seconds per (mode, dtype) of a full bundled run (tests/data/costs/cold-run-timing.json)
+COLD_SECONDS = {("compiled", "bfloat16"): 5, ("compiled", "float16"): 5, ("compiled", "float32"): 17, ("compiled", "float64"): 17,
+                ("eager", "bfloat16"): 4, ("eager", "float16"): 9, ("eager", "float32"): 29, ("eager", "float64"): 12}
 OWN_PROCESS = True  # Keras's backend is fixed per process: never loaded beside the tensorflow adapter's Keras
 
 # the jax adapter runs these: one framework's machinery, another framework's API on top

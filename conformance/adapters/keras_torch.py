@@ -18,7 +18,7 @@ NUMERIC_ENV = _torch.NUMERIC_ENV
 # a fresh compile raises: such cases get a worker of their own there too.
 DEVICE_ASSERTS = (*_torch.DEVICE_ASSERTS, "cpu/compiled")
 # Cold compiled seconds per dtype of the bundled corpus: only used to split and order worker processes (pool.plan)
-COLD_SECONDS = {("compiled", "float32"): 310, ("compiled", "float64"): 250, ("compiled", "float16"): 75, ("compiled", "bfloat16"): 65}
+COLD_SECONDS = {("compiled", "bfloat16"): 56, ("compiled", "float16"): 62, ("compiled", "float32"): 271, ("compiled", "float64"): 249}
 OWN_PROCESS = True  # Keras's backend is fixed per process: never loaded beside another adapter's Keras
 
 # the torch adapter runs these: one framework's machinery, another framework's API on top
