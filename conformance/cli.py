@@ -111,6 +111,34 @@ def cmd_run(args: argparse.Namespace) -> int:
     return _verdict(doc, outcome, out, args.include_naive)
 
 
+def cmd_check(args: argparse.Namespace) -> int:
+    """A user's own function through the corpus for one op, beside the framework's own function (check.py)."""
+    from . import check
+    from .adapters.user import TargetError
+
+    cache = None if args.no_compile_cache else str(args.compile_cache)
+    sel = Selection((), args.dtypes, args.devices, args.modes, cache, cases=tuple(args.case or ()), quantities=args.quantity or (),
+                    devices_named=args.devices_named)
+    out = Path(args.out)
+    try:
+        output.check(out)
+        output.start(out)
+        with framework_logs(out):
+            result = check.run(args.target, args.framework, args.op, sel, bundled.resolve(args.cases, bundled.cases_dir()), args.jobs,
+                               _registries(args))
+    except (TargetError, FrameworkBroken, SelectionError, output.FolderError) as exc:
+        if out.is_dir():
+            output.abandon(out)
+        raise UsageError(str(exc)) from None
+    output.save(result.doc, out, _write_summary)
+    print("\n".join(result.summary()))
+    print(f"wrote {out / 'results.json'} and {out / 'summary.md'}")
+    if not result.complete:
+        print("INCOMPLETE check: results.json holds what finished and says what is missing", file=sys.stderr)
+        return 3
+    return 1 if result.failures else 0
+
+
 def cmd_rejudge(args: argparse.Namespace) -> int:
     """The current registry over a finished run, without running anything: for a run made where it cannot be made
     again (a lent GPU), or a registry that learned a divergence since. The oracle's judgement is kept."""
@@ -458,6 +486,28 @@ def _add_run(sub) -> None:
     run.set_defaults(func=cmd_run)
 
 
+def _add_check(sub) -> None:
+    """`conformance check` and its options (the selection options of run)."""
+    from .adapters.user import FRAMEWORKS
+
+    ck = sub.add_parser("check", help="judge your own softmax or cross-entropy function against the corpus, beside the framework's own")
+    ck.add_argument("target", help="module:function or path/to/file.py:function")
+    ck.add_argument("--op", required=True, choices=OPS, help="the op your function computes")
+    ck.add_argument("--framework", required=True, choices=FRAMEWORKS, help="the framework it is written in (its autodiff and compiler are used)")
+    ck.add_argument("--cases", type=Path, action="append", metavar="PATH", help="case files or folders ('bundled': the bundled corpus, the default)")
+    ck.add_argument("--case", action="append", metavar="GLOB", help="only cases whose full id matches (repeatable)")
+    ck.add_argument("--dtypes", type=_csv(DTYPES, "dtype"), default=DTYPES)
+    ck.add_argument("--devices", type=_csv(DEVICES, "device"), default=None, help="default: cpu, and gpu where the framework sees one")
+    ck.add_argument("--modes", type=_csv(MODES, "mode"), default=MODES)
+    ck.add_argument("--quantity", type=_csv(QUANTITIES, "quantity"), default=None, help="comma-separated quantities")
+    ck.add_argument("--out", default="reports/check", help="output folder (default: reports/check/)")
+    ck.add_argument("--jobs", type=_jobs, default=max(2, _usable_cores()), help="worker processes at once")
+    ck.add_argument("--compile-cache", type=Path, default=default_compile_cache(), help="as for run")
+    ck.add_argument("--no-compile-cache", action="store_true", help="use the framework's default caching instead")
+    _add_known(ck)
+    ck.set_defaults(func=cmd_check)
+
+
 def _add_bench(sub) -> None:
     """`conformance bench` and its options."""
     bn = sub.add_parser("bench", help="speed benchmarks (pytest-benchmark), one framework per process")
@@ -487,6 +537,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True)
 
     _add_run(sub)
+    _add_check(sub)
 
     rep = sub.add_parser("report", help="render (and merge) results files into index.html and report.md")
     rep.add_argument("results", type=Path, nargs="*", help="results.json files (default: reports/results.json)")
@@ -564,7 +615,7 @@ def _add_small_commands(sub) -> None:
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
-    if getattr(args, "command", None) == "run":
+    if getattr(args, "command", None) in ("run", "check"):
         args.devices_named, args.devices = args.devices is not None, args.devices or DEVICES
     for flag, env in (("max_file_mb", MAX_FILE_MB_ENV), ("max_elements", MAX_ELEMENTS_ENV)):
         if getattr(args, flag, None) is not None:  # the environment carries the limit to the spawned workers too

@@ -258,7 +258,7 @@ def make_record(case: Case, inputs: Inputs, impl: Impl, quantity: str, mode: str
         keyword = ownership.missing_keyword(error)
         if keyword:
             return Record(status="unsupported", behaviour=None, reason=f"this release of {impl.name} takes no '{keyword}' argument", **ran)
-        message = f"{type(error).__name__} raised by the calling code at {where}, not by {impl.framework}: {str(error)[:200]}"
+        message = f"{type(error).__name__} raised by the calling code at {where}, not by the framework: {str(error)[:200]}"
         return Record(status="error", behaviour="error", detail=message,
                       error={"type": type(error).__name__, "message": message, "where": f"code {where}"}, **ran)
     if out is None and error is None:

@@ -1,0 +1,202 @@
+"""A user's own function, judged as a built-in implementation is (`conformance check`, `conformance.testing.check`).
+
+Framework `user`: one implementation, the function named by a TARGET (`package.module:function` or
+`path/to/file.py:function`), run by the adapter of the framework it is written in (torch, jax, tensorflow, numpy),
+so its values, gradients and Hessian-vector products come from that framework's own autodiff and its compiled mode
+from that framework's compiler, exactly as for the framework's own functions.
+
+What the function takes is read from its signature, never emulated:
+- the class axis: a keyword `axis` or `dim` (else the classes must be the last axis: other cases are unsupported);
+- the cross-entropy options of the SPEC under their names: `reduction`, `label_smoothing`, `ignore_index`, `weight`
+  (class weights as an array of the framework's); an option it does not take is `unsupported` for the cases that
+  set it, except `reduction`, which the harness applies after the call with the framework's own sum or mean when
+  the function returns per-example losses (marked `composed` in the record);
+- softmax and log_softmax take `f(x)`; the cross entropies `f(logits, labels)` (dense labels, or integer class
+  indices for sparse_softmax_cross_entropy); the masked ops `f(x, mask)`.
+
+The target reaches every worker process through $CONFORMANCE_CHECK (JSON: target, framework, op); in one process
+(`conformance.testing`) `use(function, framework, op)` sets it directly.
+"""
+
+from __future__ import annotations
+
+import importlib
+import importlib.util
+import inspect
+import json
+import os
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+
+from ..inputs import Inputs
+from .base import Array, Impl
+
+NAME = "user"
+CHECK_ENV = "CONFORMANCE_CHECK"
+FRAMEWORKS = ("torch", "jax", "tensorflow", "numpy")
+OWN_PROCESS = True  # it takes on its framework's adapter, which may fix things per process (Keras's backend)
+OPTIONS = ("reduction", "label_smoothing", "ignore_index", "weight")
+
+_fn: Callable | None = None
+_spec: dict = {}
+_fw: ModuleType | None = None
+
+
+class TargetError(ValueError):
+    """A TARGET that does not name a function: bad input, one line."""
+
+
+def resolve(target: str) -> Callable:
+    """The function a TARGET names: `path/to/file.py:function` or `package.module:function`."""
+    where, _, name = target.rpartition(":")
+    if not where or not name:
+        raise TargetError(f"{target!r}: a TARGET is module:function or path/to/file.py:function")
+    if where.endswith(".py"):
+        path = Path(where).resolve()
+        if not path.is_file():
+            raise TargetError(f"{target!r}: {path} is not a file")
+        spec = importlib.util.spec_from_file_location(f"conformance_user_{path.stem}", path)
+        module = importlib.util.module_from_spec(spec)
+        sys.modules[spec.name] = module
+        try:
+            spec.loader.exec_module(module)
+        except Exception as exc:
+            raise TargetError(f"{target!r}: importing {path} raised {type(exc).__name__}: {exc}") from None
+    else:
+        if os.getcwd() not in sys.path:
+            sys.path.insert(0, os.getcwd())
+        try:
+            module = importlib.import_module(where)
+        except Exception as exc:
+            raise TargetError(f"{target!r}: importing {where} raised {type(exc).__name__}: {exc}") from None
+    fn = getattr(module, name, None)
+    if not callable(fn):
+        raise TargetError(f"{target!r}: {where} has no function {name!r}")
+    return fn
+
+
+def use(function: Callable, framework: str, op: str, target: str = "") -> None:
+    """Judge `function` (an op of `framework`) in this process."""
+    global _fn, _spec, _fw
+    _fn, _spec, _fw = function, {"framework": framework, "op": op, "target": target or _label(function)}, None
+
+
+def target() -> str:
+    """The function under check, as its TARGET (or module:qualname for a function handed over in this process)."""
+    return str(_spec.get("target", ""))
+
+
+def _label(function: Callable) -> str:
+    return f"{getattr(function, '__module__', '?')}:{getattr(function, '__qualname__', repr(function))}"
+
+
+def _framework() -> ModuleType:
+    global _fw
+    if _fw is None:
+        if not _spec and os.environ.get(CHECK_ENV):
+            _spec.update(json.loads(os.environ[CHECK_ENV]))
+        if _spec.get("framework") not in FRAMEWORKS:
+            raise ImportError(f"no function to check (set by conformance check; framework one of {', '.join(FRAMEWORKS)})")
+        _fw = importlib.import_module(f"conformance.adapters.{_spec['framework']}")
+    return _fw
+
+
+REQUIRES: tuple[str, ...] = ()
+PACKAGES: tuple[str, ...] = ()
+
+
+def load(compile_cache: Path | None = None) -> None:
+    global _fn, REQUIRES, PACKAGES
+    fw = _framework()
+    fw.load(compile_cache)
+    # the framework's packages are the framework's: an error raised in the user's own code is the code's (ownership)
+    REQUIRES, PACKAGES = tuple(getattr(fw, "REQUIRES", ())), tuple(getattr(fw, "PACKAGES", ()))
+    if _fn is None:
+        _fn = resolve(_spec["target"])
+
+
+def version() -> str:
+    return f"{_spec['target']} on {_spec['framework']} {_framework().version()}"
+
+
+def devices() -> list[str]:
+    return _framework().devices()
+
+
+def flags() -> dict:
+    return _framework().flags()
+
+
+def set_threads(n: int) -> None:
+    _framework().set_threads(n)
+
+
+def _parameters() -> dict[str, inspect.Parameter]:
+    try:
+        return dict(inspect.signature(_fn).parameters)
+    except (TypeError, ValueError):
+        return {}
+
+
+def _to_array(x: Array, values: Any) -> Array:
+    """Class weights as an array of the function's framework, in the logits' dtype and place."""
+    fw = _spec["framework"]
+    if fw == "torch":
+        return x.new_tensor(values)
+    if fw == "jax":
+        return _framework().jnp.asarray(values, dtype=x.dtype)
+    if fw == "tensorflow":
+        return _framework().tf.constant(values, dtype=x.dtype)
+    import numpy as np
+
+    return np.asarray(values, dtype=x.dtype)
+
+
+def _forward(x: Array, labels: Array | None, inputs: Inputs) -> Array:
+    params = _parameters()
+    kwargs: dict[str, Any] = {}
+    for axis_name in ("axis", "dim"):
+        if axis_name in params:
+            kwargs[axis_name] = inputs.axis
+    opts = inputs.options
+    for option in OPTIONS:
+        if option not in params:
+            continue
+        value = getattr(opts, option)
+        if option == "weight" and value is not None:
+            value = _to_array(x, value)
+        if value is not None:
+            kwargs[option] = value
+    args = (x,) if labels is None else (x, labels)
+    return _fn(*args, **kwargs)
+
+
+def implementations() -> list[Impl]:
+    op = _spec.get("op") or json.loads(os.environ.get(CHECK_ENV, "{}")).get("op")
+    params = _parameters()
+    options = frozenset(o for o in OPTIONS if o in params)
+    last_axis_only = not ({"axis", "dim"} & set(params))
+    return [Impl(NAME, _spec["target"], op, _forward, options=options, key=f"{_spec['framework']}/{op}", last_axis_only=last_axis_only)]
+
+
+def evaluate(impl: Impl, inputs: Inputs, quantities, mode: str, device: str) -> dict:
+    return _framework().evaluate(impl, inputs, quantities, mode, device)
+
+
+def benchmark_call(impl: Impl, inputs: Inputs, mode: str, device: str, backward: bool) -> Callable[[], Any]:
+    return _framework().benchmark_call(impl, inputs, mode, device, backward)
+
+
+def bare_call(impl: Impl, inputs: Inputs, mode: str, device: str, backward: bool) -> Callable[[], Any]:
+    return _framework().bare_call(impl, inputs, mode, device, backward)
+
+
+def cache_damaged(error: BaseException) -> bool:
+    return bool(getattr(_framework(), "cache_damaged", lambda e: False)(error))
+
+
+def discard_cache(error: BaseException) -> int:
+    return int(getattr(_framework(), "discard_cache", lambda e: 0)(error))

@@ -1,0 +1,136 @@
+"""Judging a user's own function (`conformance check`, `conformance.testing.check`): the corpus for one op through
+the function (framework `user`, adapters/user.py) and, beside it, through the framework's own fused function for
+that op, each record judged exactly as a built-in one is; then the two compared record by record.
+"""
+
+from __future__ import annotations
+
+import importlib
+import json
+import os
+import shlex
+from collections import Counter
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+
+from . import api
+from .adapters import EXTRA_ADAPTERS_ENV, registered
+from .adapters import user as user_adapter
+from .record import message
+from .runner import Selection
+
+# The identity of a record without its implementation: what pairs the user's record with the framework's.
+_PAIR = ("case", "op", "quantity", "dtype", "mode", "device")
+BAD = ("fail", "error")
+
+
+def reference(framework: str, op: str) -> str | None:
+    """The framework's own fused function for `op` (the first it declares): the user's function is shown beside it."""
+    module = importlib.import_module(registered()[framework])
+    return next((i.id for i in module.implementations() if i.op == op and not i.naive), None)
+
+
+def absolute_target(target: str) -> str:
+    """A file TARGET with its path made absolute, so that the re-run commands work from any folder."""
+    where, _, name = target.rpartition(":")
+    return f"{Path(where).resolve()}:{name}" if where.endswith(".py") else target
+
+
+def register(target: str, framework: str, op: str) -> None:
+    """Make framework `user` this function, here and in every worker this process starts."""
+    os.environ[user_adapter.CHECK_ENV] = json.dumps({"target": target, "framework": framework, "op": op})
+    extra = [x for x in os.environ.get(EXTRA_ADAPTERS_ENV, "").split(",") if x and not x.startswith("user=")]
+    os.environ[EXTRA_ADAPTERS_ENV] = ",".join([*extra, "user=conformance.adapters.user"])
+
+
+def selection(framework: str, op: str, sel: Selection) -> Selection:
+    """The run's selection: the user's function and the framework's reference, this op only."""
+    ref = reference(framework, op)
+    return replace(sel, frameworks=(user_adapter.NAME, framework), ops=(op,), impls=("user/*", *([ref] if ref else [])),
+                   named=True)
+
+
+@dataclass
+class CheckResult:
+    """The records of a check, the user's and the reference's, and how they compare."""
+    doc: dict
+    target: str
+    framework: str
+    op: str
+    complete: bool = True
+    pairs: list[tuple[dict, dict | None]] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        theirs = {tuple(r[k] for k in _PAIR): r for r in self.doc["records"] if r["framework"] == self.framework}
+        self.pairs = [(r, theirs.get(tuple(r[k] for k in _PAIR))) for r in self.mine]
+
+    @property
+    def mine(self) -> list[dict]:
+        return [r for r in self.doc["records"] if r["framework"] == user_adapter.NAME]
+
+    @property
+    def failures(self) -> list[dict]:
+        return [r for r in self.mine if r["status"] in BAD]
+
+    def comparison(self) -> Counter:
+        """How the user's verdicts stand against the reference's, record by record."""
+        out: Counter = Counter()
+        for mine, theirs in self.pairs:
+            if theirs is None or "unsupported" in (mine["status"], theirs["status"]):
+                out["not comparable (unsupported on one side)"] += 1
+            elif (mine["status"] in BAD) == (theirs["status"] in BAD):
+                out["same verdict"] += 1
+            elif mine["status"] in BAD:
+                out["yours fails where the framework's passes"] += 1
+            else:
+                out["yours passes where the framework's fails"] += 1
+        return out
+
+    def summary(self, limit: int = 10) -> list[str]:
+        counts = Counter(r["status"] for r in self.mine)
+        ref = next((t["impl"] for _, t in self.pairs if t), "the framework's own function")
+        lines = [f"check: {self.target} as {self.op} on {self.framework}: {len(self.mine)} records: "
+                 + ", ".join(f"{counts.get(s, 0)} {s}" for s in ("pass", "fail", "error", "unsupported")),
+                 f"beside {ref}: " + "; ".join(f"{n} {what}" for what, n in self.comparison().most_common())]
+        theirs_of = {id(m): t for m, t in self.pairs}
+        # the records where the framework's own function passes come first: those are the user's to mend
+        ranked = sorted(self.failures, key=lambda m: (theirs_of.get(id(m)) or {}).get("status") in BAD)
+        for mine in ranked[:limit]:
+            theirs = theirs_of.get(id(mine))
+            beside = "" if theirs is None else f" (theirs: {theirs['status']}" + (
+                f", {theirs['tol_ratio']:.2g} of the tolerance)" if theirs.get("tol_ratio") is not None else ")")
+            lines.append(f"  YOURS {mine['status'].upper()} {mine['case']} {mine['quantity']} {mine['dtype']} {mine['mode']}: "
+                         f"{message(mine)[:160]}{beside}")
+            lines.append(f"    re-run: {command(mine)}")
+        if len(ranked) > limit:
+            lines.append(f"  ... {len(ranked) - limit} more in summary.md")
+        return lines
+
+    def assert_ok(self) -> None:
+        """AssertionError listing every failing record of the user's function, each with its re-run command."""
+        if not self.complete:
+            raise AssertionError(f"the check of {self.target} did not finish: {self.doc.get('incomplete')}")
+        if self.failures:
+            raise AssertionError("\n".join([f"{len(self.failures)} record(s) of {self.target} fail or error:"]
+                                           + [f"{r['status']}: {r['case']} {r['op']} {r['quantity']} {r['dtype']} {r['mode']}: "
+                                              f"{message(r)}\n  re-run: {command(r)}" for r in self.failures]))
+
+
+def command(r: dict) -> str:
+    """`conformance check` for exactly this record of a user's function (its TARGET, op and framework from the record)."""
+    framework = r["impl_id"].split("/")[1]
+    return " ".join(["conformance check", shlex.quote(r["impl"]), "--op", r["op"], "--framework", framework,
+                     "--case", shlex.quote(r["case"]), "--quantity", r["quantity"], "--dtypes", r["dtype"], "--modes", r["mode"],
+                     "--devices", r["device"], "--out", "/tmp/conformance-check"])
+
+
+def run(target: str, framework: str, op: str, sel: Selection, case_paths: list[Path] | None = None, jobs: int = 2,
+        registries: list[Path] | None = None) -> CheckResult:
+    """The corpus (or the selection) for `op` through the function named by `target`. Raises TargetError, CaseFileError,
+    RegistryError or SelectionError for bad input."""
+    target = absolute_target(target)
+    user_adapter.resolve(target)  # a TARGET that names nothing is bad input before anything runs
+    register(target, framework, op)
+    corpus = api.prepare(case_paths, selection(framework, op, sel), registries)
+    doc, outcome = api.run_corpus(corpus, selection(framework, op, sel), jobs)
+    return CheckResult(doc, target, framework, op, outcome.complete)

@@ -1,0 +1,47 @@
+"""Judging your own function from pytest: `check(fn, op=..., framework=...)` runs the corpus for that op through
+`fn` in this process, beside the framework's own function, and returns a CheckResult (`records` of yours,
+`summary()`, `assert_ok()`).
+
+    from conformance.testing import check
+
+    def test_my_softmax():
+        check(my_softmax, op="softmax", framework="torch", modes=("eager",)).assert_ok()
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+from . import api
+from . import check as check_mod
+from .adapters import EXTRA_ADAPTERS_ENV
+from .adapters import user as user_adapter
+from .check import CheckResult
+from .names import DTYPES, MODES
+from .runner import Selection
+
+__all__ = ["CheckResult", "check"]
+
+
+def check(fn: Callable, op: str, framework: str, *, cases: Sequence[str | Path] | None = None, case: Sequence[str] = (),
+          dtypes: Sequence[str] = DTYPES, modes: Sequence[str] = MODES, quantities: Sequence[str] = (),
+          devices: Sequence[str] = ("cpu",), compile_cache: str | Path | None = None) -> CheckResult:
+    """`fn` (an `op` written in `framework`: torch, jax, tensorflow or numpy) judged on the bundled corpus (or `cases`,
+    case files or folders), narrowed by `case` globs, dtypes, modes, quantities and devices."""
+    user_adapter.use(fn, framework, op)
+    old = os.environ.get(EXTRA_ADAPTERS_ENV)
+    os.environ[EXTRA_ADAPTERS_ENV] = ",".join(x for x in (old, "user=conformance.adapters.user") if x)
+    try:
+        sel = check_mod.selection(framework, op, Selection((), tuple(dtypes), tuple(devices), tuple(modes),
+                                                           str(compile_cache) if compile_cache else None, cases=tuple(case),
+                                                           quantities=tuple(quantities)))
+        corpus = api.prepare([Path(p) for p in cases] if cases else None, sel)
+        doc, outcome = api.run_corpus(corpus, sel, jobs=1)
+    finally:
+        if old is None:
+            os.environ.pop(EXTRA_ADAPTERS_ENV, None)
+        else:
+            os.environ[EXTRA_ADAPTERS_ENV] = old
+    return CheckResult(doc, user_adapter.target(), framework, op, outcome.complete)
