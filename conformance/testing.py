@@ -5,7 +5,7 @@
     from conformance.testing import check
 
     def test_my_softmax():
-        check(my_softmax, op="softmax", framework="torch", modes=("eager",)).assert_ok()
+        check(my_softmax, op="softmax", framework=FRAMEWORK, modes=("eager",)).assert_ok()
 """
 
 from __future__ import annotations
@@ -28,7 +28,7 @@ __all__ = ["CheckResult", "check"]
 def check(fn: Callable, op: str, framework: str, *, cases: Sequence[str | Path] | None = None, case: Sequence[str] = (),
           dtypes: Sequence[str] = DTYPES, modes: Sequence[str] = MODES, quantities: Sequence[str] = (),
           devices: Sequence[str] = ("cpu",), compile_cache: str | Path | None = None) -> CheckResult:
-    """`fn` (an `op` written in `framework`: torch, jax, tensorflow or numpy) judged on the bundled corpus (or `cases`,
+    """`fn` (an `op` written in `framework`, one of adapters.user.FRAMEWORKS) judged on the bundled corpus (or `cases`,
     case files or folders), narrowed by `case` globs, dtypes, modes, quantities and devices."""
     user_adapter.use(fn, framework, op)
     old = os.environ.get(EXTRA_ADAPTERS_ENV)

@@ -53,23 +53,23 @@ def own_process_frameworks(pytestconfig) -> list[str]:
 @pytest.fixture(scope="session", autouse=True)
 def _private_compile_cache(tmp_path_factory):
     """`conformance run` keeps compiled programs in ~/.cache by default; the tests keep theirs to themselves."""
-    old = os.environ.get("CONFORMANCE_CACHE_DIR")
+    saved = {k: os.environ.get(k) for k in ("CONFORMANCE_CACHE_DIR", "CONFORMANCE_TORCH_HEADERS")}
     os.environ["CONFORMANCE_CACHE_DIR"] = str(tmp_path_factory.mktemp("compile-cache"))
+    # Inductor's precompiled headers (a 150 MB g++ build) once for the session, not once per test that makes a cache
+    os.environ["CONFORMANCE_TORCH_HEADERS"] = str(tmp_path_factory.mktemp("torch-headers"))
     yield
-    if old is None:
-        os.environ.pop("CONFORMANCE_CACHE_DIR", None)
-    else:
-        os.environ["CONFORMANCE_CACHE_DIR"] = old
+    for key, old in saved.items():
+        if old is None:
+            os.environ.pop(key, None)
+        else:
+            os.environ[key] = old
 
 
 def pytest_terminal_summary(terminalreporter):
-    """The mutation score of tests/test_mutants.py, when it ran."""
-    import sys
-
-    module = sys.modules.get("test_mutants") or sys.modules.get("tests.test_mutants")
-    score = getattr(module, "SCORE", None)
-    if score:
-        killed = sum(score.values())
-        survivors = ", ".join(sorted(m for m, k in score.items() if not k)) or "none"
-        terminalreporter.write_line(f"mutation score: {killed}/{len(score)} of the suite's own mutants killed by the bundled corpus "
-                                    f"(survivors: {survivors})")
+    """The mutation score of tests/test_mutants.py, from the test reports (so that it adds up under pytest-xdist too)."""
+    reports = [r for key in ("passed", "failed") for r in terminalreporter.stats.get(key, [])
+               if getattr(r, "when", "") == "call" and "test_the_corpus_kills_the_mutant[" in getattr(r, "nodeid", "")]
+    if reports:
+        survivors = ", ".join(sorted(r.nodeid.split("[", 1)[1].rstrip("]") for r in reports if r.failed)) or "none"
+        terminalreporter.write_line(f"mutation score: {sum(r.passed for r in reports)}/{len(reports)} of the suite's own mutants killed by "
+                                    f"the bundled corpus (survivors: {survivors})")

@@ -224,10 +224,13 @@ def _headers_in_the_cache() -> None:
     cache = os.environ.get("TORCHINDUCTOR_CACHE_DIR")
     codecache = sys.modules.get("torch._inductor.codecache") or importlib.import_module("torch._inductor.codecache")
     if cache and hasattr(codecache, "_HEADER_DIR"):
-        codecache._HEADER_DIR = os.path.join(cache, "precompiled_headers")
+        # $CONFORMANCE_TORCH_HEADERS: one folder for many caches (a test session's runs, each with a cache of its own)
+        codecache._HEADER_DIR = os.environ.get(HEADERS_ENV) or os.path.join(cache, "precompiled_headers")
         codecache._HEADER_LOCK_DIR = os.path.join(codecache._HEADER_DIR, "locks")
 
 
+# Where the precompiled headers go instead of the compile cache: one folder shared by many caches (the test session).
+HEADERS_ENV = "CONFORMANCE_TORCH_HEADERS"
 # A generated module of Inductor's (its name is the hash of its source) that came from the cache: the message that an
 # attribute is missing from one means the file on disk is not the code that was compiled.
 _GENERATED_MODULE = re.compile(r"compile_tasks\.c[a-z0-9]{20,}")

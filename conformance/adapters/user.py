@@ -26,7 +26,7 @@ import inspect
 import json
 import os
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 from types import ModuleType
 from typing import Any
@@ -182,7 +182,7 @@ def implementations() -> list[Impl]:
     return [Impl(NAME, _spec["target"], op, _forward, options=options, key=f"{_spec['framework']}/{op}", last_axis_only=last_axis_only)]
 
 
-def evaluate(impl: Impl, inputs: Inputs, quantities, mode: str, device: str) -> dict:
+def evaluate(impl: Impl, inputs: Inputs, quantities: Iterable[str], mode: str, device: str) -> dict:
     return _framework().evaluate(impl, inputs, quantities, mode, device)
 
 

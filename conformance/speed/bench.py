@@ -43,8 +43,9 @@ class BenchRun:
 
 def _command(framework: str, profile: str, json_path: Path, args) -> list[str]:
     p = PROFILES[profile]
+    # -p no:xdist: one benchmark at a time in this process, whatever plugins the environment has (timing in parallel is noise)
     cmd = [sys.executable, "-m", "pytest", str(SUITE / "bench_speed.py"), "-c", str(SUITE / "pytest.ini"), "--rootdir", str(SUITE),
-           "-q", "--benchmark-json", str(json_path), "--benchmark-disable-gc", "--benchmark-min-rounds", str(p["min_rounds"]),
+           "-p", "no:xdist", "-q", "--benchmark-json", str(json_path), "--benchmark-disable-gc", "--benchmark-min-rounds", str(p["min_rounds"]),
            "--benchmark-max-time", str(args.max_time or p["max_time"]), "--benchmark-warmup", "on", "--benchmark-warmup-iterations", "10",
            "--benchmark-columns", "min,median,iqr,rounds,iterations", "--benchmark-sort", "name",
            "--bench-framework", framework, "--bench-profile", profile, "--bench-threads", str(args.threads),
@@ -63,7 +64,8 @@ def _command(framework: str, profile: str, json_path: Path, args) -> list[str]:
 def _environment(threads: int, framework: str) -> dict:
     """The same thread count for every framework's own pools (the process is also pinned to `threads` cores): the
     OpenMP/BLAS variables, and those the adapter names (THREAD_ENV); the adapter's QUIET_ENV keeps its logs down."""
-    env = dict(os.environ)
+    # not a worker of a pytest-xdist session that started this one (the tests): pytest-benchmark would disable itself
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("PYTEST_XDIST", "PYTEST_ADDOPTS"))}
     for var in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS", *declared(framework, "THREAD_ENV", ())):
         env[var] = str(threads)
     for var, value in declared(framework, "QUIET_ENV", {}).items():
