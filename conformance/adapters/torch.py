@@ -240,10 +240,15 @@ HEALS_PER_WORKER = 3
 _heals = 0
 
 
+# What a damaged file of the cache makes the loader or the compiler say (not what a program's own run raises: a
+# compiled kernel's bounds check names its source file in the cache too, and is the framework's answer).
+_DAMAGE_WORDS = ("file too short", "invalid ELF header", "not an ELF", "ran out of input", "invalid load key", "unexpected end of")
+
+
 def cache_damaged(error: BaseException) -> bool:
-    """Whether a compiled call failed on what the run's compile cache holds rather than on the program: the error's
-    chain names a file of the cache (a truncated shared object, a C++ compile of a damaged source or header), a
-    generated module loaded from it, or a truncated pickle."""
+    """Whether a compiled call failed on a damaged file of the run's compile cache rather than on the program: a
+    truncated pickle, a generated module that lacks what was compiled into it, a shared object or source that the
+    loader or g++ cannot read."""
     cache = os.environ.get("TORCHINDUCTOR_CACHE_DIR")
     if not cache or _heals >= HEALS_PER_WORKER:
         return False
@@ -252,7 +257,12 @@ def cache_damaged(error: BaseException) -> bool:
         chain.append(e)
         e = e.__cause__ or e.__context__
     text = " ".join(str(x) for x in chain)
-    return cache in text or bool(_GENERATED_MODULE.search(text)) or any(isinstance(x, (EOFError, pickle.UnpicklingError)) for x in chain)
+    if any(isinstance(x, (EOFError, pickle.UnpicklingError)) for x in chain):
+        return True
+    if any(isinstance(x, AttributeError) for x in chain) and _GENERATED_MODULE.search(text):
+        return True
+    compile_failed = any(type(x).__name__ == "CppCompileError" for x in chain)
+    return cache in text and (compile_failed or any(w in text for w in _DAMAGE_WORDS))
 
 
 def discard_cache(error: BaseException) -> int:
