@@ -31,7 +31,8 @@ def _innermost(tb: TracebackType | None) -> TracebackType | None:
     return tb
 
 
-def _chain(error: BaseException) -> list[BaseException]:
+def chain(error: BaseException) -> list[BaseException]:
+    """The error and what caused it, outermost first (each once)."""
     out, e = [], error
     while e is not None and all(e is not x for x in out):
         out.append(e)
@@ -56,7 +57,7 @@ def raised_by_code(error: BaseException, framework_dirs: tuple[str, ...]) -> str
     code_error = isinstance(error, CODE_ERRORS) or (isinstance(error, TypeError) and _CALL_ERROR.search(str(error)))
     if not code_error or not framework_dirs:
         return None
-    frames = [tb for e in _chain(error) if (tb := _innermost(e.__traceback__)) is not None]
+    frames = [tb for e in chain(error) if (tb := _innermost(e.__traceback__)) is not None]
     if not frames:
         return None
     for tb in frames:

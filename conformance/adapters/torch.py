@@ -21,6 +21,7 @@ import ml_dtypes
 import numpy as np
 
 from ..inputs import Inputs
+from ..ownership import chain
 from . import naive
 from .base import Array, Impl, Unsupported, check_supported, needs_grad, no_sync, reduce_with
 
@@ -252,16 +253,13 @@ def cache_damaged(error: BaseException) -> bool:
     cache = os.environ.get("TORCHINDUCTOR_CACHE_DIR")
     if not cache or _heals >= HEALS_PER_WORKER:
         return False
-    chain, e = [], error
-    while e is not None and e not in chain:
-        chain.append(e)
-        e = e.__cause__ or e.__context__
-    text = " ".join(str(x) for x in chain)
-    if any(isinstance(x, (EOFError, pickle.UnpicklingError)) for x in chain):
+    causes = chain(error)
+    text = " ".join(str(x) for x in causes)
+    if any(isinstance(x, (EOFError, pickle.UnpicklingError)) for x in causes):
         return True
-    if any(isinstance(x, AttributeError) for x in chain) and _GENERATED_MODULE.search(text):
+    if any(isinstance(x, AttributeError) for x in causes) and _GENERATED_MODULE.search(text):
         return True
-    compile_failed = any(type(x).__name__ == "CppCompileError" for x in chain)
+    compile_failed = any(type(x).__name__ == "CppCompileError" for x in causes)
     return cache in text and (compile_failed or any(w in text for w in _DAMAGE_WORDS))
 
 

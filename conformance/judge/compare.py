@@ -9,6 +9,7 @@ import numpy as np
 
 from .. import dtypes as dt
 from ..cases import materialize
+from ..ownership import chain
 from .tolerance import published_tolerance, tolerance
 
 if TYPE_CHECKING:
@@ -165,10 +166,7 @@ def _first_line(error: BaseException) -> str:
 
     lines = lines_of(error)
     text = f"{lines[0]} {lines[1]}" if lines[0].endswith(":") and len(lines) > 1 else lines[0]
-    root, seen = error, {id(error)}
-    while (nxt := root.__cause__ or root.__context__) is not None and id(nxt) not in seen:
-        root = nxt
-        seen.add(id(root))
+    root = chain(error)[-1]
     if root is not error and lines_of(root)[0] not in text:
         text += f" (caused by {type(root).__name__}: {lines_of(root)[0]})"
     return text[:300]
