@@ -13,11 +13,16 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
+
 from . import bundled, shard_costs
 from . import results as results_io
 from .adapters import registered
-from .cases import Case, load
+from .cases import Case, load, materialize
+from .inputs import build
 from .judge import known as known_registry
+from .judge.oracle import compute as reference
+from .judge.compare import judge
 from .pool import DEFAULT_TIMEOUT_S, Outcome, run, run_inline
 from .runner import Selection, judge_case, units
 
@@ -147,9 +152,12 @@ def _paths(known: Path | list[Path] | None) -> list[Path]:
     return [bundled.registry_file()] if known is None else [known] if isinstance(known, (str, Path)) else list(known)
 
 
-def rejudge(doc: dict, known: Path | list[Path] | None = None) -> dict:
+def rejudge(doc: dict, known: Path | list[Path] | None = None, oracle: bool = False) -> dict:
     """The registry at `known` over a finished run's document, without running anything: for a run made where it cannot
-    be made again (a lent GPU), or a registry that learned a divergence since. The oracle's judgement is kept."""
+    be made again (a lent GPU), or a registry that learned a divergence since. The oracle's judgement is kept, except
+    with `oracle`: then every record whose output the file holds (small outputs) is judged again by today's oracle
+    first, from its stored answer (an oracle that learned a definition since; the other records keep theirs)."""
+    again = _judge_again(doc["records"]) if oracle else None
     corpus = bundled_ids() | {r["case"] for r in doc["records"]}
     entries = known_registry.load(known, registered(), corpus)
     info = {k: v for k, v in doc.get("environment", {}).get("frameworks", {}).items() if isinstance(v, dict)}
@@ -158,5 +166,31 @@ def rejudge(doc: dict, known: Path | list[Path] | None = None) -> dict:
     known_registry.apply(doc["records"], entries, {n: i.get("packages") or {} for n, i in info.items()})
     stale, matched = _registry_outcome(doc["records"], entries, info, doc.get("selection") or {}, corpus)
     doc.update(stale_known=stale, known_divergences=matched,
-               rejudged={"registry": [str(Path(p).resolve()) for p in _paths(known)], "at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())})
+               rejudged={"registry": [str(Path(p).resolve()) for p in _paths(known)], "at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+                         **({"oracle_records": again} if oracle else {})})
     return doc
+
+
+def _judge_again(records: list[dict]) -> int:
+    """Judge each record with a stored output again, by today's oracle on its case (bundled, or its case file where that
+    still exists); returns how many were judged again."""
+    paths = {bundled.cases_dir(), *(Path(r["case_file"]) for r in records if r.get("case_file") and Path(r["case_file"]).is_file())}
+    cases = {c.full_id: c for c in load(sorted(paths))}
+    count = 0
+    for r in records:
+        case = cases.get(r["case"])
+        if case is None or r.get("output") is None or r["status"] in ("unsupported", "skip") or r.get("error") or r.get("overwritten"):
+            continue
+        inputs = build(case, r["op"], r["dtype"])
+        ref = None if case.invalid else reference(inputs, r["quantity"])
+        out = np.asarray(materialize(r["output"]), dtype=np.float64)
+        if ref is not None and out.size == ref.value.size:
+            out = out.reshape(ref.value.shape)  # JSON keeps no shape for an empty array ([] for a [0, C] output)
+        v = judge(out, None, ref, r["quantity"], r["dtype"], inputs.classes, case.invalid, case.expect)
+        known_registry.unjudge(r)
+        for name in ("status", "behaviour", "max_abs_err", "max_rel_err", "max_ulp", "tol_ratio", "size", "nan_count", "inf_count",
+                     "detail", "worst_index", "output", "expected"):
+            if getattr(v, name) is not None or name in r:
+                r[name] = getattr(v, name)
+        count += 1
+    return count

@@ -23,7 +23,7 @@ CASE_FIELDS = {
     "id", "description", "source", "ops", "dtypes", "logits", "labels", "sparse_labels", "mask", "axis",
     "options", "quantities", "cotangent", "direction", "invalid", "expect", "tags",
 }
-OPTION_FIELDS = {"reduction", "label_smoothing", "ignore_index", "weight", "label_dtype"}
+OPTION_FIELDS = {"reduction", "label_smoothing", "ignore_index", "weight", "label_dtype", "softcap", "z_loss"}
 LABEL_DTYPES = ("int64", "int32")
 LABEL_RANGE = {"int64": (-2 ** 63, 2 ** 63 - 1), "int32": (-2 ** 31, 2 ** 31 - 1)}
 SPECIALS = {"inf": math.inf, "-inf": -math.inf, "nan": math.nan, "+inf": math.inf}
@@ -51,6 +51,9 @@ class Options:
     ignore_index: int | None = None
     weight: tuple[float, ...] | None = None
     label_dtype: str = "int64"  # extension: dtype of integer labels handed to the framework
+    # extensions, options of LLM kernels (none of the frameworks' own functions takes them: unsupported there)
+    softcap: float | None = None  # logits soft-capped to c * tanh(x / c) before the softmax (Gemma 2's final logits)
+    z_loss: float = 0.0  # z * logsumexp(x)^2 added to each counted row's loss (PaLM's auxiliary z-loss)
 
     def non_default(self) -> list[str]:
         """Option names set away from their defaults (what an implementation must support natively)."""
@@ -63,6 +66,10 @@ class Options:
             out.append("ignore_index")
         if self.weight is not None:
             out.append("weight")
+        if self.softcap is not None:
+            out.append("softcap")
+        if self.z_loss:
+            out.append("z_loss")
         return out
 
 
@@ -294,9 +301,25 @@ def _options(raw: Any, path: Path, cid: str, ops: tuple[str, ...]) -> Options:
         raise CaseFileError(path, cid, "options.ignore_index", f"{ignore} does not fit label_dtype {label_dtype}")
     if weight is not None and not all(math.isfinite(w) for w in weight):
         raise CaseFileError(path, cid, "options.weight", "must hold finite numbers")
-    if any(op not in CROSS_ENTROPY_OPS for op in ops) and (reduction != "none" or smoothing or ignore is not None or weight):
+    softcap, z_loss = _llm_options(raw, path, cid, weight)
+    if any(op not in CROSS_ENTROPY_OPS for op in ops) and (reduction != "none" or smoothing or ignore is not None or weight
+                                                           or softcap is not None or z_loss):
         raise CaseFileError(path, cid, "options", "cross-entropy options given to a case whose ops include softmax/log_softmax")
-    return Options(reduction, float(smoothing), ignore, weight, label_dtype)
+    return Options(reduction, float(smoothing), ignore, weight, label_dtype, softcap, z_loss)
+
+
+def _llm_options(raw: dict, path: Path, cid: str, weight: tuple | None) -> tuple[float | None, float]:
+    """softcap (a positive cap) and z_loss (a coefficient >= 0); z_loss with class weights has no convention that the
+    kernels taking it share, so a case cannot ask for both."""
+    softcap, z_loss = raw.get("softcap"), raw.get("z_loss", 0.0) or 0.0
+    for name, value, low_ok in (("softcap", softcap, False), ("z_loss", z_loss, True)):
+        if value is None:
+            continue
+        if not isinstance(value, (int, float)) or isinstance(value, bool) or not math.isfinite(value) or value < 0 or (value == 0 and not low_ok):
+            raise CaseFileError(path, cid, f"options.{name}", "must be a finite number " + (">= 0" if low_ok else "> 0") + " or null")
+    if z_loss and weight is not None:
+        raise CaseFileError(path, cid, "options.z_loss", "cannot be combined with class weights (no shared convention)")
+    return (None if softcap is None else float(softcap)), float(z_loss)
 
 
 def _check_shapes(case: Case, path: Path) -> None:

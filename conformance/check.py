@@ -70,7 +70,15 @@ class CheckResult:
 
     @property
     def failures(self) -> list[dict]:
-        return [r for r in self.mine if r["status"] in BAD]
+        """The user's records that fail or error, and those answered in another dtype than the framework's own
+        function answers the same call in (a float32 loss returned for bfloat16 logits, or the reverse)."""
+        other = {id(r) for r in self.other_dtype}
+        return [r for r in self.mine if r["status"] in BAD or id(r) in other]
+
+    @property
+    def other_dtype(self) -> list[dict]:
+        return [mine for mine, theirs in self.pairs if theirs is not None and _answered(mine) and _answered(theirs)
+                and _dtype(mine) != _dtype(theirs)]
 
     def comparison(self) -> Counter:
         """How the user's verdicts stand against the reference's, record by record."""
@@ -91,7 +99,8 @@ class CheckResult:
         ref = next((t["impl"] for _, t in self.pairs if t), "the framework's own function")
         lines = [f"check: {self.target} as {self.op} on {self.framework}: {len(self.mine)} records: "
                  + ", ".join(f"{counts.get(s, 0)} {s}" for s in ("pass", "fail", "error", "unsupported")),
-                 f"beside {ref}: " + "; ".join(f"{n} {what}" for what, n in self.comparison().most_common())]
+                 f"beside {ref}: " + "; ".join(f"{n} {what}" for what, n in self.comparison().most_common())
+                 + (f"; {len(self.other_dtype)} answered in another dtype than the framework's" if self.other_dtype else "")]
         theirs_of = {id(m): t for m, t in self.pairs}
         # the records where the framework's own function passes come first: those are the user's to mend
         ranked = sorted(self.failures, key=lambda m: (theirs_of.get(id(m)) or {}).get("status") in BAD)
@@ -99,8 +108,9 @@ class CheckResult:
             theirs = theirs_of.get(id(mine))
             beside = "" if theirs is None else f" (theirs: {theirs['status']}" + (
                 f", {theirs['tol_ratio']:.2g} of the tolerance)" if theirs.get("tol_ratio") is not None else ")")
-            lines.append(f"  YOURS {mine['status'].upper()} {mine['case']} {mine['quantity']} {mine['dtype']} {mine['mode']}: "
-                         f"{message(mine)[:160]}{beside}")
+            verdict = mine["status"].upper() if mine["status"] in BAD else "OTHER DTYPE"
+            lines.append(f"  YOURS {verdict} {mine['case']} {mine['quantity']} {mine['dtype']} {mine['mode']}: "
+                         f"{message_of(mine, theirs)[:160]}{beside}")
             lines.append(f"    re-run: {command(mine)}")
         if len(ranked) > limit:
             lines.append(f"  ... {len(ranked) - limit} more in summary.md")
@@ -111,9 +121,26 @@ class CheckResult:
         if not self.complete:
             raise AssertionError(f"the check of {self.target} did not finish: {self.doc.get('incomplete')}")
         if self.failures:
-            raise AssertionError("\n".join([f"{len(self.failures)} record(s) of {self.target} fail or error:"]
+            theirs_of = {id(m): t for m, t in self.pairs}
+            raise AssertionError("\n".join([f"{len(self.failures)} record(s) of {self.target} fail, error or answer in another dtype:"]
                                            + [f"{r['status']}: {r['case']} {r['op']} {r['quantity']} {r['dtype']} {r['mode']}: "
-                                              f"{message(r)}\n  re-run: {command(r)}" for r in self.failures]))
+                                              f"{message_of(r, theirs_of.get(id(r)))}\n  re-run: {command(r)}" for r in self.failures]))
+
+
+def _answered(r: dict) -> bool:
+    return r["status"] not in ("unsupported", "skip") and r.get("behaviour") not in (None, "error")
+
+
+def _dtype(r: dict) -> str:
+    """The dtype a record's answer came in (out_dtype is written only where it is not the input's)."""
+    return r.get("out_dtype") or r["dtype"]
+
+
+def message_of(r: dict, theirs: dict | None) -> str:
+    """A user's record in one line: its own message, or that it answered in another dtype than the framework's."""
+    if r["status"] not in BAD and theirs is not None and _dtype(r) != _dtype(theirs):
+        return f"answered in {_dtype(r)} where the framework's own function answers in {_dtype(theirs)}"
+    return message(r)
 
 
 def command(r: dict) -> str:

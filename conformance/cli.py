@@ -142,7 +142,7 @@ def cmd_check(args: argparse.Namespace) -> int:
 def cmd_rejudge(args: argparse.Namespace) -> int:
     """The current registry over a finished run, without running anything: for a run made where it cannot be made
     again (a lent GPU), or a registry that learned a divergence since. The oracle's judgement is kept."""
-    doc = rejudge(results_io.read(args.results), _registries(args))
+    doc = rejudge(results_io.read(args.results), _registries(args), oracle=args.oracle)
     out = Path(args.out) if args.out else args.results.parent
     try:
         output.check(out)
@@ -595,6 +595,8 @@ def _add_small_commands(sub) -> None:
     rj.add_argument("results", type=Path, help="a results.json (the oracle's judgement in it is kept)")
     _add_known(rj)
     rj.add_argument("--include-naive", action="store_true", help="count the naive formulas' fails in the exit status")
+    rj.add_argument("--oracle", action="store_true",
+                    help="first judge again, by today's oracle, every record whose output the file holds (small outputs)")
     rj.add_argument("--out", default=None, help="folder for results.json and summary.md (default: the results file's own)")
     rj.set_defaults(func=cmd_rejudge)
 

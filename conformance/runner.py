@@ -18,7 +18,7 @@ import numpy as np
 
 from . import ownership
 from .adapters import FrameworkAbsent, Unsupported, load_adapter, package_versions
-from .adapters.base import Adapter, Impl
+from .adapters.base import Adapter, Impl, Overwritten
 from .cases import Case, load
 from .inputs import Inputs, build
 from .judge import oracle
@@ -263,9 +263,13 @@ def make_record(case: Case, inputs: Inputs, impl: Impl, quantity: str, mode: str
                       error={"type": type(error).__name__, "message": message, "where": f"code {where}"}, **ran)
     if out is None and error is None:
         error = RuntimeError(f"the adapter returned no {quantity}")
+    written = out.what if isinstance(out, Overwritten) else None
+    out = out.value if isinstance(out, Overwritten) else out
     v = judge(None if error else out, error, ref, quantity, inputs.dtype, inputs.classes, case.invalid, case.expect)
     verdict = {f.name: getattr(v, f.name) for f in fields(v)}
-    record = Record(**verdict, error=v.extra.pop("error", None), **ran)
+    if written:  # right or wrong, an answer that cost the caller its inputs fails; no registry entry explains it
+        verdict.update(status="fail", detail="; ".join(filter(None, [f"the call wrote into its input {written}", verdict["detail"]])))
+    record = Record(**verdict, error=v.extra.pop("error", None), overwritten=written, **ran)
     if error is None and hasattr(out, "dtype") and str(out.dtype) != inputs.dtype:  # computed in another dtype (a global float type)
         record.out_dtype = str(out.dtype)
     return record

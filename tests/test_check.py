@@ -8,6 +8,8 @@ import subprocess
 import sys
 import textwrap
 
+import numpy as np
+
 import pytest
 
 from conformance.testing import check
@@ -112,3 +114,163 @@ def test_from_pytest_a_tensorflow_softmax():
                    modes=["eager"], dtypes=["float32"])
     result.assert_ok()
     assert any(r["status"] == "pass" for r in result.mine)
+
+
+def test_a_kernel_that_writes_its_gradient_into_the_logits_fails_whatever_it_returns():
+    torch = pytest.importorskip("torch")
+
+    class GradInLogits(torch.autograd.Function):
+        """What memory-saving fused kernels do: compute the gradient in the forward and store it in the logits' memory."""
+
+        @staticmethod
+        def forward(ctx, x):
+            y = torch.softmax(x, dim=-1)
+            out = y.clone()
+            ctx.save_for_backward(y)
+            x.data.copy_(y)  # behind autograd's back: the caller's logits are gone
+            return out
+
+        @staticmethod
+        def backward(ctx, g):
+            (y,) = ctx.saved_tensors
+            return y * (g - (g * y).sum(-1, keepdim=True))
+
+    result = check(lambda x: GradInLogits.apply(x), op="softmax", framework="torch", case=["published-values/*"],
+                   modes=["eager"], dtypes=["float32"])
+    values = [r for r in result.mine if r["quantity"] == "value"]
+    assert values and all(r["status"] == "fail" and "logits" in r["overwritten"] and "forward" in r["overwritten"] for r in values)
+    assert all(r["max_ulp"] is not None and r["max_ulp"] <= 4 for r in values)  # the answer itself is right: the input is what broke
+    with pytest.raises(AssertionError, match="wrote into its input logits"):
+        result.assert_ok()
+
+
+def test_a_backward_that_reads_only_the_first_cotangent_fails_on_a_per_example_cotangent():
+    torch = pytest.importorskip("torch")
+    F = torch.nn.functional
+
+    class FirstCotangent(torch.autograd.Function):
+        @staticmethod
+        def forward(ctx, x, t):
+            ctx.save_for_backward(x, t)
+            return F.cross_entropy(x, t, reduction="none")
+
+        @staticmethod
+        def backward(ctx, g):
+            x, t = ctx.saved_tensors
+            p = torch.softmax(x, dim=-1) - F.one_hot(t, x.shape[-1]).to(x.dtype)
+            return g[0] * p, None  # the bug: one scalar for every row, right only for a uniform cotangent
+
+    result = check(lambda x, t: FirstCotangent.apply(x, t), op="sparse_softmax_cross_entropy", framework="torch",
+                   case=["gradients/cross-entropy-seeded-cotangent", "gradients/mean-reduction-gradient"],
+                   modes=["eager"], dtypes=["float64"], quantities=["value", "grad_logits"])
+    by = {(r["case"], r["quantity"]): r["status"] for r in result.mine}
+    assert by[("gradients/cross-entropy-seeded-cotangent", "value")] == "pass"
+    assert by[("gradients/cross-entropy-seeded-cotangent", "grad_logits")] == "fail"  # the per-example cotangent exposes it
+
+
+def test_a_numpy_function_that_shifts_in_place_fails_and_leaves_the_corpus_intact():
+    def shifted_in_place(x, axis=-1):
+        x -= x.max(axis=axis, keepdims=True)
+        e = np.exp(x)
+        return e / e.sum(axis=axis, keepdims=True)
+
+    result = check(shifted_in_place, op="softmax", framework="numpy", case=["published-values/*", "extreme-logits/*"], dtypes=["float32"],
+                   modes=["eager"])
+    values = [r for r in result.mine if r["quantity"] == "value" and r["status"] != "unsupported"]
+    unshifted = "extreme-logits/float32-underflow-probabilities"  # every row's max is 0 already: nothing is written
+    assert len(values) > 5 and all(r["status"] == "fail" and r["overwritten"].startswith("logits") for r in values if r["case"] != unshifted)
+    assert all(r["status"] == "pass" and "overwritten" not in r for r in values if r["case"] == unshifted)
+    theirs = [t for _, t in result.pairs if t and t["quantity"] == "value"]
+    assert theirs and all(t["status"] in ("pass", "known") for t in theirs)  # scipy's own function, judged on the same cases
+
+
+def test_a_mean_that_divides_by_the_count_of_targets_gives_nan_gradients_when_every_label_is_ignored():
+    torch = pytest.importorskip("torch")
+
+    def ce(x, t, ignore_index=-100, reduction="none"):
+        keep = t != ignore_index
+        loss = -torch.log_softmax(x, -1).gather(-1, t.clamp(min=0)[:, None]).squeeze(-1) * keep
+        return loss.sum() / keep.sum() if reduction == "mean" else loss.sum() if reduction == "sum" else loss
+
+    result = check(ce, op="sparse_softmax_cross_entropy", framework="torch", case=["sparse-labels/every-label-ignored-*"],
+                   modes=["eager"], dtypes=["float32"], quantities=["value", "grad_logits"])
+    by = {(r["case"].split("/")[1], r["quantity"]): r for r in result.mine}
+    assert by[("every-label-ignored-mean", "value")]["status"] == "pass"  # 0/0 is NaN: the mean has no value
+    grad = by[("every-label-ignored-mean", "grad_logits")]
+    assert grad["status"] == "fail" and grad["nan_count"] == grad["size"]  # but no logit enters it: the gradient is 0
+    assert {r["status"] for k, r in by.items() if k[0] == "every-label-ignored-sum"} == {"pass"}
+
+
+def test_a_loss_returned_in_another_dtype_than_the_frameworks_is_named():
+    torch = pytest.importorskip("torch")
+
+    def ce(x, t):  # right to float32's precision, but hands a bfloat16 caller a float32 loss
+        return torch.nn.functional.cross_entropy(x.float(), t, reduction="none")
+
+    result = check(ce, op="sparse_softmax_cross_entropy", framework="torch", case=["gradients/half-precision-gradients",
+                   "published-values/*"], modes=["eager"], dtypes=["bfloat16", "float32"], quantities=["value"])
+    by = {r["dtype"]: r for r in result.failures}
+    assert set(by) == {"bfloat16"} and by["bfloat16"]["out_dtype"] == "float32" and by["bfloat16"]["status"] == "pass"
+    assert any(r["dtype"] == "float32" and r["status"] == "pass" for r in result.mine)
+    with pytest.raises(AssertionError, match="answered in float32 where the framework's own function answers in bfloat16"):
+        result.assert_ok()
+
+
+def _llm_ce(torch, cap_grad_right=True, z_factor=2.0):
+    """A sparse cross-entropy with soft-capping and z-loss as LLM kernels write it; the flags plant the usual bugs."""
+    F = torch.nn.functional
+
+    class Capped(torch.autograd.Function):
+        @staticmethod
+        def forward(ctx, x, c):
+            ctx.save_for_backward(x)
+            ctx.c = c
+            return c * torch.tanh(x / c)
+
+        @staticmethod
+        def backward(ctx, g):
+            (x,) = ctx.saved_tensors
+            return (g / torch.cosh(x / ctx.c) ** 2 if cap_grad_right else g), None  # the bug: no sech^2 factor
+
+    class ZLoss(torch.autograd.Function):
+        @staticmethod
+        def forward(ctx, x, z):
+            lse = torch.logsumexp(x, -1)
+            ctx.save_for_backward(x, lse)
+            ctx.z = z
+            return z * lse ** 2
+
+        @staticmethod
+        def backward(ctx, g):
+            x, lse = ctx.saved_tensors
+            return (g * z_factor * ctx.z * lse)[..., None] * torch.softmax(x, -1), None
+
+    def ce(logits, labels, softcap=None, z_loss=0.0, ignore_index=-100, reduction="none"):
+        x = Capped.apply(logits, softcap) if softcap is not None else logits
+        keep = labels != ignore_index
+        loss = F.cross_entropy(x, labels, ignore_index=ignore_index, reduction="none")
+        if z_loss:
+            loss = loss + ZLoss.apply(x, z_loss) * keep
+        if reduction == "mean":
+            return loss.sum() / keep.sum()
+        return loss.sum() if reduction == "sum" else loss
+
+    return ce
+
+
+def test_soft_capping_and_z_loss_are_judged_against_the_oracle():
+    torch = pytest.importorskip("torch")
+    selection = {"case": ["llm-losses/*"], "modes": ["eager"], "dtypes": ["float32", "float64"], "quantities": ["value", "grad_logits"]}
+    right = check(_llm_ce(torch), op="sparse_softmax_cross_entropy", framework="torch", **selection)
+    right.assert_ok()
+    assert {r["case"] for r in right.mine if r["status"] == "pass"} >= {"llm-losses/softcap-30", "llm-losses/z-loss-palm-mean"}
+    theirs = {t["status"] for _, t in right.pairs if t}
+    assert theirs == {"unsupported"}  # torch.nn.functional.cross_entropy takes neither option: never emulated
+    # its z-loss backward reuses the forward's lse, a constant to autograd: the double backward drops 2 z p p^T
+    hvp = check(_llm_ce(torch), op="sparse_softmax_cross_entropy", framework="torch", case=["llm-losses/z-loss-large-lse"],
+                modes=["eager"], dtypes=["float64"], quantities=["hvp"])
+    assert [r["status"] for r in hvp.mine] == ["fail"]
+    for bug, case in (({"cap_grad_right": False}, "llm-losses/softcap-30"), ({"z_factor": 1.0}, "llm-losses/z-loss-large-lse")):
+        wrong = check(_llm_ce(torch, **bug), op="sparse_softmax_cross_entropy", framework="torch", **selection)
+        by = {(r["case"], r["quantity"], r["dtype"]): r["status"] for r in wrong.mine}
+        assert by[(case, "value", "float64")] == "pass" and by[(case, "grad_logits", "float64")] == "fail", (bug, by)

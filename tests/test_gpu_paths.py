@@ -95,13 +95,14 @@ def test_a_cuda_device_side_assert_is_the_records_error_not_a_lost_worker(monkey
 
 
 def test_the_committed_gpu_run_is_explained_by_the_registry(tmp_path):
-    """reports/gpu/ holds what a lent H200 produced. Every fail in it is registered (rejudge re-applies the registry
-    from the oracle's own judgement, so an entry removed or narrowed shows up here as exit 1)."""
+    """reports/gpu/ holds what a lent H200 produced. Every fail in it is registered (rejudge re-applies the registry,
+    so an entry removed or narrowed shows up here as exit 1; --oracle judges the stored outputs by today's oracle
+    first, so a definition the oracle learned since the run applies to it too)."""
     from conformance.cli import main
     from conformance.results import read
 
     for run in ("eager", "compiled"):
-        code = main(["rejudge", str(ROOT / "reports" / "gpu" / run / "results.json"), "--out", str(tmp_path / run)])
+        code = main(["rejudge", "--oracle", str(ROOT / "reports" / "gpu" / run / "results.json"), "--out", str(tmp_path / run)])
         doc = read(tmp_path / run / "results.json")  # still a valid results file
         assert code == 3 and doc["complete"] is False  # the budget cut the run short, and it says so
         assert doc["records"] and not [r for r in doc["records"] if r["status"] in ("fail", "error")]

@@ -35,7 +35,8 @@ def mp_output(inp: Inputs, x=None, labels=None):
     o = inp.options
     rows = oracle_mp.per_row(inp.op, x, labels=labels,
                              sparse=None if inp.sparse_labels is None else inp.sparse_labels.tolist(),
-                             smoothing=o.label_smoothing, weight=o.weight, ignore_index=o.ignore_index)
+                             smoothing=o.label_smoothing, weight=o.weight, ignore_index=o.ignore_index, softcap=o.softcap,
+                             z_loss=o.z_loss)
     if inp.op in ("softmax", "log_softmax"):
         return rows
     return oracle_mp.reduce(rows, o.reduction, sparse=None if inp.sparse_labels is None else inp.sparse_labels.tolist(),
@@ -75,6 +76,11 @@ CASES = [
     ("sparse_softmax_cross_entropy", {"sparse": [0, 3, 1]}),
     ("sparse_softmax_cross_entropy", {"sparse": [0, 3, 1], "options": Options(reduction="mean", weight=(1.0, 2.0, 0.5, 3.0))}),
     ("sparse_softmax_cross_entropy", {"sparse": [0, -1, 2], "options": Options(reduction="mean", ignore_index=-1, label_smoothing=0.1)}),
+    # the LLM-kernel options: soft-capping (Gemma 2's 30, and a tight 2 where tanh saturates), z-loss (PaLM's 1e-4, and 0.5)
+    ("softmax_cross_entropy", {"labels": "dirichlet", "options": Options(softcap=2.0)}),
+    ("sparse_softmax_cross_entropy", {"sparse": [0, 3, 1], "options": Options(softcap=30.0, reduction="mean")}),
+    ("sparse_softmax_cross_entropy", {"sparse": [0, -1, 2], "options": Options(z_loss=0.5, ignore_index=-1, reduction="mean")}),
+    ("softmax_cross_entropy", {"labels": "unnormalised", "options": Options(z_loss=1e-4, softcap=2.0, label_smoothing=0.1)}),
 ]
 
 

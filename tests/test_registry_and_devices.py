@@ -131,3 +131,24 @@ def test_a_renamed_implementation_is_stale_but_a_glob_over_frameworks_is_not():
     stale = known.stale([entry("torch/naive/softmaxx"), entry("*/naive/*")], {}, set(), set(), offered)
     assert [e["id"] for e in stale] == ["torch/naive/softmaxx"]
     assert not known.stale([entry("*/naive/*")], {}, set(), set(), {"keras-torch": {"keras-torch/keras/ops/softmax"}})
+
+
+def test_rejudge_with_the_oracle_judges_stored_outputs_again(tmp_path):
+    """A record whose stored output the oracle now judges otherwise changes with --oracle, and only then: the oracle
+    is asked again, not the record's own expected value."""
+    from conformance.cli import main
+    from conformance.results import read
+
+    (tmp_path / "cases").mkdir()
+    (tmp_path / "cases" / "c.yaml").write_text(
+        "suite: again\ndescription: d\ncases:\n  - id: two\n    description: d\n    ops: [softmax]\n    dtypes: [float64]\n"
+        "    quantities: [value]\n    logits: [[0.0, 1.0]]\n")
+    assert main(["run", "--cases", str(tmp_path / "cases"), "--frameworks", "numpy", "--out", str(tmp_path / "run")]) == 0
+    doc = read(tmp_path / "run" / "results.json")
+    record = next(r for r in doc["records"] if r["impl_id"] == "numpy/scipy/softmax")
+    record["output"] = [[0.5, 0.5]]  # an answer the oracle calls wrong, as if the oracle had said otherwise at the time
+    (tmp_path / "edited.json").write_text(__import__("json").dumps(doc))
+    assert main(["rejudge", str(tmp_path / "edited.json"), "--out", str(tmp_path / "kept")]) == 0  # judgement kept
+    assert main(["rejudge", "--oracle", str(tmp_path / "edited.json"), "--out", str(tmp_path / "again")]) == 1
+    again = next(r for r in read(tmp_path / "again" / "results.json")["records"] if r["impl_id"] == "numpy/scipy/softmax")
+    assert again["status"] == "fail" and again["expected"][0][1] > 0.73

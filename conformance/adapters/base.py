@@ -59,6 +59,8 @@ from pathlib import Path
 from types import ModuleType
 from typing import Any, Protocol, runtime_checkable
 
+import numpy as np
+
 from ..inputs import Inputs
 
 # A framework's array or tensor. The adapters import their framework only in load(), so no signature can name its type.
@@ -151,6 +153,37 @@ def _arity_problem(fn: Callable, wanted: int) -> bool:
 
 class Unsupported(Exception):
     """The framework does not offer this op, dtype, device, mode or option; str() says why."""
+
+
+@dataclass(frozen=True)
+class Overwritten:
+    """An answer from a call that also wrote into the arrays it was given (a kernel storing its gradient in the logits
+    to save memory, a max shift done in place): whatever it returned, the caller's inputs are gone, so it fails."""
+
+    value: Any  # what the call returned, judged as usual for the figures
+    what: str  # which input changed, how much, and when
+
+
+def overwritten(given: dict[str, np.ndarray], now: dict[str, np.ndarray], when: str) -> str | None:
+    """Which of the inputs `given` differ from what they hold `now` (NaN equal to NaN, bit patterns of -0.0 aside),
+    as "logits (3 of 12 entries) during the backward", or None when every input is as it was given."""
+    changed = []
+    for name, before in given.items():
+        after = now.get(name)
+        if after is None or before.shape != after.shape:
+            continue
+        a, b = np.asarray(before, np.float64), np.asarray(after, np.float64)
+        differs = ~((a == b) | (np.isnan(a) & np.isnan(b)))
+        if differs.any():
+            changed.append(f"{name} ({int(differs.sum())} of {differs.size} entries)")
+    return f"{' and '.join(changed)} during the {when}" if changed else None
+
+
+def mark_overwritten(results: dict, what: str | None) -> dict:
+    """Every answer of a call that wrote into its inputs becomes an Overwritten (exceptions and Unsupported stay)."""
+    if what is None:
+        return results
+    return {q: v if isinstance(v, (BaseException, Overwritten)) else Overwritten(v, what) for q, v in results.items()}
 
 
 @dataclass(frozen=True)

@@ -16,7 +16,7 @@ import numpy as np
 
 from ..inputs import Inputs
 from . import naive
-from .base import Impl, Unsupported, check_supported, reduce_with
+from .base import Impl, Unsupported, check_supported, mark_overwritten, overwritten, reduce_with
 
 NAME = "numpy"
 REQUIRES = ("scipy",)  # importable packages; checked before any worker starts
@@ -111,13 +111,19 @@ def evaluate(impl: Impl, inputs: Inputs, quantities: Iterable[str], mode: str, d
         if q != "value":
             results[q] = Unsupported("NumPy/SciPy have no automatic differentiation")
     if "value" in quantities:
+        # copies: the arrays are the corpus's, shared by every implementation, and a function may write into them
+        x, y = inputs.logits.copy(), None if labels is None else labels.copy()
         try:
             with np.errstate(all="ignore"):
-                out = impl.forward(inputs.logits, labels, inputs)
+                out = impl.forward(x, y, inputs)
                 out = reduce_with(out, inputs.options.reduction, np.sum, np.mean)
             results["value"] = np.asarray(out)
         except Exception as exc:  # the framework's own error is the finding
             results["value"] = exc
+        given, now = {"logits": inputs.logits}, {"logits": x}
+        if labels is not None:
+            given["labels"], now["labels"] = labels, y
+        results = mark_overwritten(results, overwritten(given, now, "call"))
     return results
 
 

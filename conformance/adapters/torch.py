@@ -23,7 +23,7 @@ import numpy as np
 from ..inputs import Inputs
 from ..ownership import chain
 from . import naive
-from .base import Array, Impl, Unsupported, check_supported, needs_grad, no_sync, reduce_with
+from .base import Array, Impl, Unsupported, check_supported, mark_overwritten, needs_grad, no_sync, overwritten, reduce_with
 
 NAME = "torch"
 REQUIRES = ("torch",)  # importable packages; checked before any worker starts
@@ -309,8 +309,24 @@ def _evaluate(impl: Impl, inputs, quantities, mode: str, device: str) -> dict:
     results: dict = {}
     if "value" in quantities:
         results["value"] = _numpy(out)
+    written = _written(inputs, x, labels, "forward")
     if not grad:
-        return results
+        return mark_overwritten(results, written)
+    results = _gradients(f, inputs, quantities, x, labels, out, dev, results)
+    return mark_overwritten(results, written or _written(inputs, x, labels, "backward"))
+
+
+def _written(inputs: Inputs, x, labels, when: str) -> str | None:
+    """Whether the call wrote into the tensors it was given (they are the caller's: a kernel that stores its
+    gradient in the logits' memory fails, whatever it returns)."""
+    now = {"logits": _numpy(x)}
+    given = {"logits": inputs.logits}
+    if labels is not None and inputs.given_labels is not None:
+        now["labels"], given["labels"] = _numpy(labels), inputs.given_labels
+    return overwritten(given, now, when)
+
+
+def _gradients(f, inputs: Inputs, quantities, x, labels, out, dev, results: dict) -> dict:
     g = _tensor(inputs.cotangent, dev)
     wrt = [x] + ([labels] if "grad_labels" in quantities else [])
     # First-order gradients never depend on whether an HVP was also asked for: no create_graph or

@@ -8,7 +8,8 @@ from that framework's compiler, exactly as for the framework's own functions.
 What the function takes is read from its signature, never emulated:
 - the class axis: a keyword `axis` or `dim` (else the classes must be the last axis: other cases are unsupported);
 - the cross-entropy options of the SPEC under their names: `reduction`, `label_smoothing`, `ignore_index`, `weight`
-  (class weights as an array of the framework's); an option it does not take is `unsupported` for the cases that
+  (class weights as an array of the framework's), and the LLM-kernel options `softcap` (also `logit_softcap`,
+  `soft_cap`) and `z_loss` (also `lse_square_scale`); an option it does not take is `unsupported` for the cases that
   set it, except `reduction`, which the harness applies after the call with the framework's own sum or mean when
   the function returns per-example losses (marked `composed` in the record);
 - softmax and log_softmax take `f(x)`; the cross entropies `f(logits, labels)` (dense labels, or integer class
@@ -38,7 +39,9 @@ NAME = "user"
 CHECK_ENV = "CONFORMANCE_CHECK"
 FRAMEWORKS = ("torch", "jax", "tensorflow", "numpy")
 OWN_PROCESS = True  # it takes on its framework's adapter, which may fix things per process (Keras's backend)
-OPTIONS = ("reduction", "label_smoothing", "ignore_index", "weight")
+OPTIONS = ("reduction", "label_smoothing", "ignore_index", "weight", "softcap", "z_loss")
+# the keywords a function may take an option under: the case format's name first, then the kernels' own names
+KEYWORDS = {"softcap": ("softcap", "logit_softcap", "soft_cap"), "z_loss": ("z_loss", "lse_square_scale")}
 
 _fn: Callable | None = None
 _spec: dict = {}
@@ -163,21 +166,27 @@ def _forward(x: Array, labels: Array | None, inputs: Inputs) -> Array:
             kwargs[axis_name] = inputs.axis
     opts = inputs.options
     for option in OPTIONS:
-        if option not in params:
+        keyword = _keyword(option, params)
+        if keyword is None:
             continue
         value = getattr(opts, option)
         if option == "weight" and value is not None:
             value = _to_array(x, value)
         if value is not None:
-            kwargs[option] = value
+            kwargs[keyword] = value
     args = (x,) if labels is None else (x, labels)
     return _fn(*args, **kwargs)
+
+
+def _keyword(option: str, params: dict) -> str | None:
+    """The keyword under which the function takes `option`, or None where it does not take it."""
+    return next((k for k in KEYWORDS.get(option, (option,)) if k in params), None)
 
 
 def implementations() -> list[Impl]:
     op = _spec.get("op") or json.loads(os.environ.get(CHECK_ENV, "{}")).get("op")
     params = _parameters()
-    options = frozenset(o for o in OPTIONS if o in params)
+    options = frozenset(o for o in OPTIONS if _keyword(o, params))
     last_axis_only = not ({"axis", "dim"} & set(params))
     return [Impl(NAME, _spec["target"], op, _forward, options=options, key=f"{_spec['framework']}/{op}", last_axis_only=last_axis_only)]
 

@@ -216,8 +216,8 @@ def apply_one(record: dict, entries: list[Entry], packages: dict[str, str] | Non
     """Mark the record `known` (in place) when a registered divergence explains its fail or error, within the entry's
     bounds; count it for every entry that selects it. `packages`: the installed versions of the record's framework.
     An error the harness raised (its own inputs or oracle failed), or the calling code (an adapter's, a user's), says
-    nothing about the framework: no entry explains it."""
-    if str((record.get("error") or {}).get("where", "")).startswith(("harness", "code")):
+    nothing about the framework: no entry explains it; nor does one explain a call that wrote into its inputs."""
+    if record.get("overwritten") or str((record.get("error") or {}).get("where", "")).startswith(("harness", "code")):
         return
     for entry in entries:
         if not entry.selects(record, packages):

@@ -18,6 +18,7 @@ Semantics of the options (documented in README; the most general of the framewor
   loss_i = -sum_c y_eff_ic * log_softmax(x)_ic   (terms with y_eff = 0 contribute 0, even at -inf logits)
   reduction sum: sum_i loss_i; mean: sum_i loss_i / D, D = number of rows (dense) or
   sum of w[t_i] over rows not ignored (sparse). A label outside [0, C) that is not ignore_index has no answer: NaN.
+  A mean over no rows (every label ignored) is 0/0, no answer; its logit gradient and HVP are 0 (no logit enters it).
 """
 
 from __future__ import annotations
@@ -134,6 +135,55 @@ def _reduce(inp: Inputs, loss: np.ndarray, scale: np.ndarray, denominator) -> tu
         return np.asarray(total / denominator), np.asarray(total_scale / np.abs(denominator))
 
 
+@dataclass(frozen=True)
+class _ZLoss:
+    """z * lse^2 per counted row (keepdims, class axis last) and its derivative 2 z lse p with respect to x'.
+    lse's error per unit roundoff is 1 + |lse| + sum_c p_c |x'_c| (its inputs perturbed, then the log rounded)."""
+
+    z: np.ndarray  # z on counted rows, 0 on ignored ones
+    lse: np.ndarray
+    lse_scale: np.ndarray
+    value: np.ndarray
+    scale: np.ndarray
+    grad: np.ndarray
+    grad_scale: np.ndarray
+
+    @staticmethod
+    def of(inp: Inputs, rows: _Rows, valid: np.ndarray) -> _ZLoss | None:
+        if not inp.options.z_loss:
+            return None
+        z = np.where(valid, LD(inp.options.z_loss), LD(0))[..., None]
+        lse = np.max(rows.x, axis=-1, keepdims=True) - np.max(rows.logp, axis=-1, keepdims=True)
+        ax = np.where(np.isfinite(rows.x), np.abs(rows.x), LD(0))
+        lse_scale = 1 + np.abs(lse) + np.sum(rows.p * ax, axis=-1, keepdims=True)
+        pr = rows.p * rows.r
+        return _ZLoss(z, lse, lse_scale, z * lse ** 2, z * (2 * np.abs(lse) * lse_scale + lse ** 2),
+                      2 * z * lse * rows.p, 2 * z * (np.abs(lse) * pr + rows.p * lse_scale))
+
+
+def _llm_hvp(rows: _Rows, g, sum_y, q, q_scale, d, cap: _Cap | None, zl: _ZLoss | None) -> tuple[np.ndarray, np.ndarray]:
+    """H d for the capped and/or z-lossed cross-entropy: g (s * H' (s * d) + q * t2 * d), with H' the Hessian in x',
+    sum(y) (diag(p) - p p^T) + 2 z (p p^T + lse (diag(p) - p p^T)), and q = dL/dx' per unit cotangent."""
+    p, pr = rows.p, rows.p * rows.r
+    s = LD(1) if cap is None else cap.s
+    w = s * d
+    pw = np.sum(p * w, axis=-1, keepdims=True)
+    big_w = np.sum(pr * np.abs(w), axis=-1, keepdims=True)
+    two_z = LD(0) if zl is None else 2 * zl.z
+    lse = LD(0) if zl is None else zl.lse
+    coef = sum_y + two_z * lse
+    coef_scale = np.abs(sum_y) + (LD(0) if zl is None else two_z * zl.lse_scale)
+    hw = coef * p * (w - pw) + two_z * p * pw
+    hw_scale = coef_scale * pr * (np.abs(w) + big_w) + two_z * (pr * np.abs(pw) + p * big_w)
+    abs_g = np.abs(g)
+    value, scale = g * s * hw, abs_g * s * hw_scale
+    if cap is not None:
+        curve = g * q * cap.t2 * d
+        value = value + curve
+        scale = scale + cap.k * np.abs(g * s * hw) + abs_g * np.abs(cap.t2 * d) * q_scale + (cap.k + 1) * np.abs(curve)
+    return value, scale
+
+
 def _to_layout(values: np.ndarray, inp: Inputs) -> np.ndarray:
     return np.moveaxis(values, -1, inp.axis)
 
@@ -146,12 +196,16 @@ def compute(inp: Inputs, quantity: str) -> Reference:
     if inp.mask is not None:
         logits = np.where(np.broadcast_to(inp.mask, logits.shape), logits, LD(-np.inf))
         inp = replace(inp, op=UNMASKED[inp.op])
+    cap = None
+    if inp.options.softcap is not None:
+        cap = _Cap.of(np.moveaxis(logits, inp.axis, -1), LD(inp.options.softcap))
+        logits = np.moveaxis(cap.capped, -1, inp.axis)
     rows = _rows(np.moveaxis(logits, inp.axis, -1))
     if inp.op in SOFTMAX_LIKE:
         value, scale = _softmax_like(inp, rows, quantity)
         value, scale = _to_layout(value, inp), _to_layout(scale, inp)
     else:
-        value, scale, per_class = _cross_entropy(inp, rows, quantity)
+        value, scale, per_class = _cross_entropy(inp, rows, quantity, cap)
         if per_class:
             value, scale = _to_layout(value, inp), _to_layout(scale, inp)
     return Reference(value, np.asarray(scale, dtype=np.float64), _flush(inp, quantity, value.shape))
@@ -204,15 +258,42 @@ def _softmax_like(inp: Inputs, rows: _Rows, quantity: str) -> tuple[np.ndarray, 
         return -sum_g * centred_d, sum_abs_g * pr * (np.abs(d) + big_d)
 
 
-def _cross_entropy(inp: Inputs, rows: _Rows, quantity: str) -> tuple[np.ndarray, np.ndarray, bool]:
-    """(value, scale, per_class): per_class is True when the result is shaped like the logits."""
+@dataclass(frozen=True)
+class _Cap:
+    """Soft-capping x' = c tanh(x / c) (class axis last), with what the chain rule needs: s = dx'/dx = sech^2(x / c),
+    t2 = d^2x'/dx^2 = -(2 / c) tanh(x / c) s, and k = 1 + 2 |z tanh z| (z = x / c), the componentwise condition of s
+    at x: a backward-stable derivative is s at a perturbed x, so its relative error is k units, however it is written
+    (1 - tanh^2 cancels where s is tiny, which this bound does not forgive)."""
+
+    capped: np.ndarray
+    s: np.ndarray
+    t2: np.ndarray
+    k: np.ndarray
+
+    @staticmethod
+    def of(x: np.ndarray, c: LD) -> _Cap:
+        with np.errstate(all="ignore"):
+            z = x / c
+            th = np.tanh(z)
+            s = 1 / np.cosh(z) ** 2  # 0 at -inf (a masked logit is capped to -c with zero gradient)
+            k = 1 + 2 * np.where(np.isfinite(z), np.abs(z * th), LD(0))
+            return _Cap(c * th, s, -(2 / c) * th * s, k)
+
+
+def _cross_entropy(inp: Inputs, rows: _Rows, quantity: str, cap: _Cap | None = None) -> tuple[np.ndarray, np.ndarray, bool]:
+    """(value, scale, per_class): per_class is True when the result is shaped like the logits. With soft-capping the
+    rows are those of the capped logits x', and derivatives go back to x by the chain rule; z-loss adds
+    z * lse(x')^2 to every counted row (ignored rows add nothing), divided by the mean's denominator like the rest."""
     y_eff, dy_factor, valid = _effective_labels(inp, rows)
     denominator = _denominator(inp, valid)
     with np.errstate(all="ignore"):
         nonzero = y_eff != 0
         loss = -np.sum(np.where(nonzero, y_eff * rows.logp, LD(0)), axis=-1)
         loss_scale = np.sum(np.where(nonzero, np.abs(y_eff) * rows.a, LD(0)), axis=-1)
+        zl = _ZLoss.of(inp, rows, valid)
         if quantity == "value":
+            if zl is not None:
+                loss, loss_scale = loss + zl.value[..., 0], loss_scale + zl.scale[..., 0]
             value, scale = _reduce(inp, loss, loss_scale, denominator)
             return value, scale, False
         g = _per_example_cotangent(inp, loss.shape, denominator)[..., None]
@@ -220,18 +301,32 @@ def _cross_entropy(inp: Inputs, rows: _Rows, quantity: str) -> tuple[np.ndarray,
         sum_y = np.sum(y_eff, axis=-1, keepdims=True)
         sum_abs_y = np.sum(np.abs(y_eff), axis=-1, keepdims=True)
         pr = rows.p * rows.r
+        # the derivative with respect to x' per unit cotangent, and its scale: what soft-capping multiplies by s
+        q = sum_y * rows.p - y_eff
+        q_scale = np.abs(sum_y) * pr + np.abs(y_eff) + sum_abs_y * rows.p
+        if zl is not None:
+            q, q_scale = q + zl.grad, q_scale + zl.grad_scale
         if quantity == "grad_logits":
-            value = g * (sum_y * rows.p - y_eff)
-            scale = abs_g * (np.abs(sum_y) * pr + np.abs(y_eff) + sum_abs_y * rows.p)
+            value, scale = g * q, abs_g * q_scale
+            if cap is not None:
+                value, scale = cap.s * value, cap.s * scale + cap.k * np.abs(cap.s * value)
         elif quantity == "grad_labels":
             value = -g * dy_factor * rows.logp
             scale = abs_g * np.abs(dy_factor) * rows.a
         elif quantity == "hvp":
             d = np.moveaxis(inp.direction.astype(LD), inp.axis, -1)
-            big_d = np.sum(pr * np.abs(d), axis=-1, keepdims=True)
-            value = g * sum_y * rows.p * (d - np.sum(rows.p * d, axis=-1, keepdims=True))
-            scale = abs_g * np.abs(sum_y) * pr * (np.abs(d) + big_d)
+            if cap is None and zl is None:
+                big_d = np.sum(pr * np.abs(d), axis=-1, keepdims=True)
+                value = g * sum_y * rows.p * (d - np.sum(rows.p * d, axis=-1, keepdims=True))
+                scale = abs_g * np.abs(sum_y) * pr * (np.abs(d) + big_d)
+            else:
+                value, scale = _llm_hvp(rows, g, sum_y, q, q_scale, d, cap, zl)
         else:
             raise ValueError(f"unknown quantity {quantity!r}")
+        if inp.options.reduction == "mean" and denominator == 0 and quantity != "grad_labels":
+            # Every row ignored (or weighted 0): the mean is 0/0 and has no value, but no logit enters it, so it is
+            # constant in the logits: their gradient and HVP are exactly 0 (a kernel dividing by the count gives NaN).
+            weightless = ~np.any(nonzero, axis=-1, keepdims=True)
+            value, scale = np.where(weightless, LD(0), value), np.where(weightless, LD(0), scale)
         # Rows with no answer (invalid label) stay NaN in their gradients too.
         return value, scale, True

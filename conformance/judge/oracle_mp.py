@@ -30,11 +30,21 @@ def _row_log_softmax(row):
     return [-mpmath.log1p(_rest(row, c)) for c in range(len(row))]
 
 
+def _lse(row) -> mpmath.mpf:
+    top = max(mpmath.mpf(v) for v in row)
+    return top + mpmath.log(mpmath.fsum(mpmath.exp(mpmath.mpf(v) - top) for v in row))
+
+
 def per_row(op: str, rows: Sequence[Sequence[Real]], labels: Sequence[Sequence[Real]] | None = None, sparse: Sequence[int] | None = None,
-            smoothing: float = 0.0, weight: Sequence[Real] | None = None, ignore_index: int | None = None) -> list:
-    """Per-row outputs of `op` on 2-D input with classes on the last axis (lists of mpf)."""
+            smoothing: float = 0.0, weight: Sequence[Real] | None = None, ignore_index: int | None = None,
+            softcap: float | None = None, z_loss: float = 0.0) -> list:
+    """Per-row outputs of `op` on 2-D input with classes on the last axis (lists of mpf). softcap: the logits are
+    c * tanh(x / c) first; z_loss: z * logsumexp(row)^2 is added to each counted row's loss."""
     out = []
     for i, row in enumerate(rows):
+        if softcap is not None:
+            cap = mpmath.mpf(softcap)
+            row = [cap * mpmath.tanh(mpmath.mpf(v) / cap) for v in row]
         c = len(row)
         if op == "softmax":
             out.append(_row_softmax(row))
@@ -53,7 +63,8 @@ def per_row(op: str, rows: Sequence[Sequence[Real]], labels: Sequence[Sequence[R
         else:
             y = [mpmath.mpf(1 if k == sparse[i] else 0) for k in range(c)]
         y_eff = [((1 - eps) * y[k] + eps / c) * w[k] for k in range(c)]
-        out.append(-mpmath.fsum(y_eff[k] * logp[k] for k in range(c) if y_eff[k] != 0))
+        z_term = mpmath.mpf(z_loss) * _lse(row) ** 2 if z_loss else 0
+        out.append(-mpmath.fsum(y_eff[k] * logp[k] for k in range(c) if y_eff[k] != 0) + z_term)
     return out
 
 
