@@ -21,8 +21,8 @@ from .adapters import registered
 from .cases import Case, load, materialize
 from .inputs import build
 from .judge import known as known_registry
-from .judge.oracle import compute as reference
 from .judge.compare import judge
+from .judge.oracle import compute as reference
 from .pool import DEFAULT_TIMEOUT_S, Outcome, run, run_inline
 from .runner import Selection, judge_case, units
 
