@@ -8,6 +8,10 @@ The verdict is complete or it is a FAIL. The gate fails when:
               fail/error (a new fail/error record counts too);
   behaviour   a record that is known or non-finite in either run (where ULPs of a NaN mean nothing) changed its
               behaviour (finite / nonfinite / all_nan / error) for the worse, or gained NaN/inf elements;
+  answer      a record with the same status in both runs whose answer changed (compare.digest of the values, or
+              the exception's type), where the verdict does not measure it: an invalid input's, a registered
+              divergence's, an error's or a non-finite answer; unless the current record is explained by a registry
+              entry other than the one that explained the baseline's (an entry written for the change);
   accuracy    a finite, passing record whose worst error, as a share of its tolerance (tol_ratio), grew by more
               than the envelope of the environment change between the runs (ENVELOPES), so far only for the
               fused implementations (the naive formulas are reported, and gated with --include-naive);
@@ -139,6 +143,15 @@ def _judge(move: diff_mod.Move, report: GateReport, include_naive: bool) -> None
         return
     if move.kind in ("missing",):
         return  # judged with the run's selection in _completeness
+    if move.kind == "answer":
+        if not move.worse:
+            return  # an accurate answer that moved within the accuracy rule's reach: diff lists it
+        if move.accepted_by:
+            report.notes.append(f"answer: {text}: accepted by registry entry {move.accepted_by}, which explains the new answer")
+        elif include_naive or not move.naive:
+            report.regressions.append(f"answer: {text} (an invalid input's, a registered divergence's or an error's answer "
+                                      f"changed with its verdict unchanged; {move.attribution})")
+        return
     if move.worse and (include_naive or not move.naive or move.kind in ("status", "new")):
         detail = f": {move.detail}" if move.detail else ""
         label = {"new": "status", "nonfinite": "behaviour"}.get(move.kind, move.kind)

@@ -91,7 +91,9 @@ def one_hot(spec: dict) -> np.ndarray:
     if not shape or shape[-1] < 1:
         raise GeneratorError("one_hot needs a shape whose last axis has at least one class")
     idx = _rng(spec).integers(0, shape[-1], size=shape[:-1])
-    return np.eye(shape[-1])[idx]
+    out = np.zeros(shape)  # not np.eye(C)[idx]: a C x C identity is 128 GiB at C = 131072
+    np.put_along_axis(out, idx[..., None], 1.0, axis=-1)
+    return out
 
 
 def dirichlet(spec: dict) -> np.ndarray:

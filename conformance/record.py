@@ -43,6 +43,7 @@ class Record(Verdict):
     out_dtype: str | None = None  # the dtype the framework answered in, where it is not the input's
     composed: list | None = None  # parts the adapter composed around the public call (e.g. ["reduction"])
     overwritten: str | None = None  # which input the call wrote into, and when: the record fails, whatever it returned
+    answer: str | None = None  # a digest of what the call returned (compare.digest): diff and the gate see changed answers
 
     def to_json(self) -> dict:
         out = {}
@@ -56,7 +57,7 @@ class Record(Verdict):
 
 
 IDENTITY = ("case", "op", "quantity", "dtype", "framework", "impl", "mode", "device")
-OPTIONAL = ("detail", "reason", "out_dtype", "composed", "overwritten", "worst_index", "output", "expected")
+OPTIONAL = ("detail", "reason", "out_dtype", "composed", "overwritten", "answer", "worst_index", "output", "expected")
 # Fields a results file must carry in every record: the identity and the verdict (older files lack the context).
 # identity first: results.json reads from the left
 _JSON_ORDER = tuple(sorted((f.name for f in dataclasses.fields(Record)), key=lambda n: n not in IDENTITY))

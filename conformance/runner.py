@@ -22,7 +22,7 @@ from .adapters.base import Adapter, Impl, Overwritten
 from .cases import Case, load
 from .inputs import Inputs, build
 from .judge import oracle
-from .judge.compare import judge
+from .judge.compare import digest, judge
 from .record import Record
 
 
@@ -269,7 +269,8 @@ def make_record(case: Case, inputs: Inputs, impl: Impl, quantity: str, mode: str
     verdict = {f.name: getattr(v, f.name) for f in fields(v)}
     if written:  # right or wrong, an answer that cost the caller its inputs fails; no registry entry explains it
         verdict.update(status="fail", detail="; ".join(filter(None, [f"the call wrote into its input {written}", verdict["detail"]])))
-    record = Record(**verdict, error=v.extra.pop("error", None), overwritten=written, **ran)
+    answer = digest(out) if error is None and isinstance(out, np.ndarray | np.generic) else None
+    record = Record(**verdict, error=v.extra.pop("error", None), overwritten=written, answer=answer, **ran)
     if error is None and hasattr(out, "dtype") and str(out.dtype) != inputs.dtype:  # computed in another dtype (a global float type)
         record.out_dtype = str(out.dtype)
     return record

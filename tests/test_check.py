@@ -273,3 +273,24 @@ def test_soft_capping_and_z_loss_are_judged_against_the_oracle():
         wrong = check(_llm_ce(torch, **bug), op="sparse_softmax_cross_entropy", framework="torch", **selection)
         by = {(r["case"], r["quantity"], r["dtype"]): r["status"] for r in wrong.mine}
         assert by[(case, "value", "float64")] == "pass" and by[(case, "grad_logits", "float64")] == "fail", (bug, by)
+
+
+def test_a_tensorflow_custom_gradient_is_differentiated_as_written():
+    tf = pytest.importorskip("tensorflow")
+
+    def make(right: bool):
+        @tf.custom_gradient
+        def softmax(x):
+            y = tf.nn.softmax(x, axis=-1)
+
+            def grad(g):
+                return y * (g - tf.reduce_sum(g * y, axis=-1, keepdims=True)) if right else g * y  # the bug: no centring
+            return y, grad
+        return softmax
+
+    selection = {"case": ["gradients/softmax-seeded-cotangent"], "modes": ["eager", "compiled"], "dtypes": ["float32"],
+                 "quantities": ["value", "grad_logits"]}
+    check(make(True), op="softmax", framework="tensorflow", **selection).assert_ok()
+    wrong = check(make(False), op="softmax", framework="tensorflow", **selection)
+    assert {(r["quantity"], r["mode"]): r["status"] for r in wrong.mine} == {
+        ("value", "eager"): "pass", ("value", "compiled"): "pass", ("grad_logits", "eager"): "fail", ("grad_logits", "compiled"): "fail"}

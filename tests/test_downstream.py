@@ -30,7 +30,7 @@ def _run(tmp_path: Path, registry: Path, *more: str) -> int:
 
 def test_own_cases_and_entries_run_with_the_bundled_ones(tmp_path, capsys):
     stale = {"id": "ours-softmax-never-fails", "match": {"framework": "numpy", "impl": "numpy/softmax", "case": "our-model/*"},
-             "kind": "bug", "reason": "an entry for a divergence that the run does not show", "link": "https://example.org/ours"}
+             "kind": "bug", "explains": "accuracy", "reason": "an entry for a divergence that the run does not show", "link": "https://example.org/ours"}
     code = _run(tmp_path, _registry(tmp_path, stale))
     out = capsys.readouterr().out
     records = json.loads((tmp_path / "out" / "results.json").read_text())["records"]
@@ -49,7 +49,7 @@ def test_include_naive_counts_the_naive_formulas(tmp_path, capsys):
 
 
 def test_an_entry_id_of_the_bundled_registry_is_refused_in_one_line(tmp_path, capsys):
-    again = {"id": "naive-formula-on-extreme-logits", "match": {"framework": "numpy"}, "kind": "bug", "reason": "x", "link": "https://x"}
+    again = {"id": "naive-formula-on-extreme-logits", "match": {"framework": "numpy"}, "kind": "bug", "explains": "error", "reason": "x", "link": "https://x"}
     assert _run(tmp_path, _registry(tmp_path, again)) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "naive-formula-on-extreme-logits: duplicate id (also in " in err[0] and "divergences.yaml" in err[0]

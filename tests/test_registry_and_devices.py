@@ -39,7 +39,7 @@ def test_removing_an_entry_makes_the_run_name_the_records(tmp_path, capsys):
 
 def _entry(**match) -> dict:
     return {"id": "pretend-scipy-softmax-is-wrong", "match": {"framework": "numpy", "impl": "scipy.special.softmax", **match},
-            "kind": "bug", "reason": "a test entry", "link": "https://example.org/stale"}
+            "kind": "bug", "explains": "accuracy", "reason": "a test entry", "link": "https://example.org/stale"}
 
 
 def test_stale_entry_is_reported_only_where_the_run_covered_it(tmp_path, capsys):
@@ -75,7 +75,7 @@ def test_versions_apply_per_package(tmp_path):
     reg.write_text(yaml.safe_dump({"divergences": [{**_entry(), "versions": {"scipy": "<1.0", "numpy": ">=1"}},
                                                    {**_entry(), "id": "plain", "versions": ">=2"}]}))
     per_package, plain = known.load(reg)
-    record = {"framework": "numpy", "impl": "scipy.special.softmax"}
+    record = {"framework": "numpy", "impl": "scipy.special.softmax", "behaviour": "finite"}
     assert not per_package.selects(record, {"numpy": "2.4.6", "scipy": "1.17.1"})
     assert per_package.selects(record, {"numpy": "2.4.6", "scipy": "0.9"})
     assert not per_package.selects(record, {"numpy": "2.4.6"})  # a range on a package that was not recorded does not select
@@ -94,9 +94,9 @@ def test_a_divergence_worse_than_its_bound_fails(tmp_path):
     """An entry bounds what it explains: a record 10x beyond its max_tol_ratio, or with a behaviour it does not list,
     stays a fail and says which divergence it left."""
     reg = tmp_path / "bounded.yaml"
-    reg.write_text(yaml.safe_dump({"divergences": [{**_entry(), "behaviours": ["finite"], "max_tol_ratio": 10}]}))
+    reg.write_text(yaml.safe_dump({"divergences": [{**_entry(case="s/*"), "explains": "value", "behaviours": ["finite"], "max_tol_ratio": 10}]}))
     entry = known.load(reg)[0]
-    base = {"framework": "numpy", "impl": "scipy.special.softmax", "status": "fail", "known": None, "behaviour": "finite"}
+    base = {"framework": "numpy", "impl": "scipy.special.softmax", "case": "s/c", "status": "fail", "known": None, "behaviour": "finite"}
     inside, worse, other = dict(base, tol_ratio=8.0), dict(base, tol_ratio=100.0), dict(base, tol_ratio=None, behaviour="all_nan")
     known.apply([inside, worse, other], [entry], {})
     assert inside["status"] == "known"
@@ -152,3 +152,45 @@ def test_rejudge_with_the_oracle_judges_stored_outputs_again(tmp_path):
     assert main(["rejudge", "--oracle", str(tmp_path / "edited.json"), "--out", str(tmp_path / "again")]) == 1
     again = next(r for r in read(tmp_path / "again" / "results.json")["records"] if r["impl_id"] == "numpy/scipy/softmax")
     assert again["status"] == "fail" and again["expected"][0][1] > 0.73
+
+
+def _explaining(explains, **match) -> known.Entry:
+    return known.Entry(id="e", match={"framework": ["keras-jax"], **match}, kind="design", reason="r", link="l", explains=explains)
+
+
+def test_an_entry_explains_one_kind_of_record_and_matches_no_other():
+    finite = {"framework": "keras-jax", "impl": "k", "case": "s/c", "behaviour": "finite", "status": "fail"}
+    silent = {**finite, "invalid": True}  # a finite answer to an input that has none
+    nan = {**finite, "behaviour": "all_nan"}
+    raised = {**finite, "behaviour": "error", "status": "error"}
+    accuracy = _explaining(("accuracy",))
+    assert accuracy.selects(finite) and not accuracy.selects(silent) and not accuracy.selects(nan) and not accuracy.selects(raised)
+    assert _explaining(("invalid-input",)).selects(silent) and not _explaining(("invalid-input",)).selects(finite)
+    assert _explaining(("error",)).selects(raised) and not _explaining(("error",)).selects(nan)
+    value = _explaining(("value",), case=["s/c"])
+    assert value.selects(finite) and value.selects(nan) and not value.selects(silent) and not value.selects(raised)
+
+
+def test_explains_is_required_and_checked(tmp_path):
+    def load(extra: str):
+        path = tmp_path / "k.yaml"
+        path.write_text("divergences:\n  - id: e\n    match: {framework: numpy}\n    kind: design\n    reason: r\n    link: l\n" + extra)
+        return known.load(path)
+
+    for extra, message in (("", "field 'explains' is required"), ("    explains: speed\n", "must be one of accuracy"),
+                           ("    explains: value\n", "must name its cases")):
+        with pytest.raises(known.RegistryError, match=message):
+            load(extra)
+    assert load("    explains: [accuracy, error]\n")[0].explains == ("accuracy", "error")
+
+
+def test_the_floatx_entry_explains_accuracy_only_on_the_baseline(tmp_path):
+    """keras-losses-compute-in-floatx (Keras casts to float32) explains float64 answers that are float32-accurate; a
+    silent answer to an invalid input or a NaN on the same calls needs an entry that names it (or stays a fail)."""
+    from conformance.api import rejudge
+    from conformance.results import read
+
+    base = Path(__file__).resolve().parent.parent / "reports" / "baseline" / "results.json"
+    doc = rejudge(read(base))
+    floatx = [r for r in doc["records"] if r.get("known_id") == "keras-losses-compute-in-floatx"]
+    assert floatx and all(not r.get("invalid") and r["behaviour"] == "finite" for r in floatx)

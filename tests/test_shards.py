@@ -69,7 +69,7 @@ def test_a_share_alone_is_not_a_run(runs):
 
 def test_a_stale_entry_is_found_on_the_merged_run(runs, tmp_path):
     entry = {"id": "pretend-scipy-softmax-fails-on-shapes", "match": {"framework": "numpy", "impl": "numpy/scipy/softmax", "case": "shapes/*"},
-             "kind": "bug", "reason": "a test entry for a divergence that is not there", "link": "https://example.org/stale"}
+             "kind": "bug", "explains": "accuracy", "reason": "a test entry for a divergence that is not there", "link": "https://example.org/stale"}
     reg = tmp_path / "ours.yaml"
     reg.write_text(yaml.safe_dump({"divergences": [entry]}))
     known = ["--known", str(bundled.registry_file()), "--known", str(reg)]

@@ -109,6 +109,7 @@ OPTIONAL_FUNCTIONS = {
     "error_message": 1,  # (error) -> the line of the framework's message that says what went wrong
     "cache_damaged": 1,  # (error) -> whether a compiled call failed on a damaged compile-cache entry
     "discard_cache": 1,  # (error) -> how many cache files it removed so that the call compiles afresh
+    "forget_compiled": 0,  # () -> drop this process's compiled callables (a function under check replaced by another)
 }
 
 

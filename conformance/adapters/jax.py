@@ -255,3 +255,9 @@ def bare_call(impl: Impl, inputs: Inputs, mode: str, device: str, backward: bool
         return lambda: jax.block_until_ready(fn(x, t, g))
     fn = jax.jit(f) if mode == "compiled" else f
     return lambda: jax.block_until_ready(fn(x, t))
+
+
+def forget_compiled() -> None:
+    """Drop every compiled callable, so that the next call compiles afresh: in one process, a function under check
+    (adapters/user.py) replaced by another keeps its implementation's name and would otherwise reuse the first one's."""
+    _compiled.clear()

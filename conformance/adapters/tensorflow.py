@@ -286,3 +286,9 @@ def bare_call(impl: Impl, inputs: Inputs, mode: str, device: str, backward: bool
         sync()
         return out
     return call
+
+
+def forget_compiled() -> None:
+    """Drop every compiled callable, so that the next call compiles afresh: in one process, a function under check
+    (adapters/user.py) replaced by another keeps its implementation's name and would otherwise reuse the first one's."""
+    _compiled.clear()

@@ -407,3 +407,9 @@ def _timed(f, x, labels, inputs, dev, backward: bool):
         sync()
         return gx
     return forward_backward
+
+
+def forget_compiled() -> None:
+    """Drop every compiled callable, so that the next call compiles afresh: in one process, a function under check
+    (adapters/user.py) replaced by another keeps its implementation's name and would otherwise reuse the first one's."""
+    _compiled.clear()

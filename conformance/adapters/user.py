@@ -85,6 +85,9 @@ def use(function: Callable, framework: str, op: str, target: str = "") -> None:
     """Judge `function` (an op of `framework`) in this process."""
     global _fn, _spec, _fw
     _fn, _spec, _fw = function, {"framework": framework, "op": op, "target": target or _label(function)}, None
+    loaded = sys.modules.get(f"conformance.adapters.{framework}")
+    if loaded is not None and hasattr(loaded, "forget_compiled"):
+        loaded.forget_compiled()  # compiled callables are keyed by the implementation's name, which is the function's label
 
 
 def target() -> str:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -52,6 +53,18 @@ def jsonable(values: np.ndarray) -> list:
     for v in np.asarray(values, dtype=np.float64).ravel():
         flat.append(float(v) if np.isfinite(v) else ("nan" if np.isnan(v) else ("inf" if v > 0 else "-inf")))
     return np.asarray(flat, dtype=object).reshape(np.shape(values)).tolist()
+
+
+def digest(values: np.ndarray) -> str:
+    """A fingerprint of an answer: its shape and every value exactly as the framework returned it in its dtype (held
+    exactly in float64), with -0.0 read as 0.0 and every NaN as one NaN, so that only a changed value or NaN/inf
+    pattern changes it. 16 hex digits of SHA-256."""
+    v = np.array(values, dtype=np.float64)
+    v[v == 0] = 0.0
+    v[np.isnan(v)] = np.nan
+    h = hashlib.sha256(repr(v.shape).encode())
+    h.update(np.ascontiguousarray(v).tobytes())
+    return h.hexdigest()[:16]
 
 
 def _none_if_nan(v: float) -> float | None:

@@ -5,7 +5,8 @@ pattern (glob on the full case id) and package version ranges (`versions: {<pack
 plain string applies to the framework's own package), and says why they differ: a bug or a design choice,
 with an upstream link. A fail or error record that an entry matches gets status `known` and the entry's link.
 
-An entry may bound what it explains: `behaviours` (the behaviours it covers, e.g. [all_nan, nonfinite]) and
+An entry says what kind of record it explains (`explains`: accuracy, invalid-input, error, value; record_kind) and
+matches no record of another kind (record_kinds). It may bound what it explains further: `behaviours` (the behaviours it covers, e.g. [all_nan, nonfinite]) and
 `max_tol_ratio` (the largest error, as a multiple of the tolerance, it covers). A record beyond either stays a
 fail, marked "beyond known divergence X": a framework that got much worse inside a registered divergence is news.
 
@@ -32,8 +33,14 @@ from .. import bundled
 from ..names import BEHAVIOURS, DEVICES, DTYPES, MODES, OPS, QUANTITIES
 
 MATCH_FIELDS = ("framework", "impl", "op", "quantity", "dtype", "mode", "device", "case")
-ENTRY_FIELDS = {"id", "match", "kind", "reason", "link", "versions", "statuses", "behaviours", "max_tol_ratio"}
+ENTRY_FIELDS = {"id", "match", "kind", "explains", "reason", "link", "versions", "statuses", "behaviours", "max_tol_ratio"}
 KINDS = ("bug", "design")
+# What an entry explains; it matches records of that kind only (record_kind):
+#   accuracy       a finite answer to a valid input, off by more than the tolerance
+#   invalid-input  what the framework did with an input that has no answer (a silent value, NaN, an error)
+#   error          an error raised where a value was expected
+#   value          a value (finite or not) on the valid cases the entry names: a definition of its own
+EXPLAINS = ("accuracy", "invalid-input", "error", "value")
 # The closed sets a pattern of these fields must match something in (case and framework are checked against the
 # corpus and the registered adapters, impl against what the frameworks that ran offer).
 NAMED_FIELDS = {"op": OPS, "quantity": QUANTITIES, "dtype": DTYPES, "mode": MODES, "device": DEVICES}
@@ -55,6 +62,7 @@ class Entry:
     kind: str
     reason: str
     link: str
+    explains: tuple[str, ...] = EXPLAINS  # the kinds of record it matches (EXPLAINS); the bundled entries name one or two
     versions: dict[str, SpecifierSet] = field(default_factory=dict)  # package -> range ("" = the framework's own)
     statuses: tuple[str, ...] = ("fail", "error")
     behaviours: tuple[str, ...] | None = None  # None: any behaviour
@@ -66,7 +74,10 @@ class Entry:
 
     def selects(self, record: dict, packages: dict[str, str] | None = None) -> bool:
         """Whether this entry speaks for the record; `packages` are the installed versions of the record's framework
-        (environment.frameworks[fw].packages). A range on a package that is not recorded does not select."""
+        (environment.frameworks[fw].packages). A range on a package that is not recorded does not select, nor does a
+        record of a kind the entry does not explain (an accuracy entry never speaks for a silent answer or a NaN)."""
+        if not set(record_kinds(record)) & set(self.explains):
+            return False
         for key, patterns in self.match.items():
             values = (record.get("impl_id"), record.get("impl")) if key == "impl" else (record.get(key),)
             if not any(v is not None and _matches(str(v), patterns) for v in values):  # impl: the stable id or the label
@@ -106,6 +117,17 @@ class Entry:
         return cases <= ran_cases
 
 
+def record_kinds(record: dict) -> tuple[str, ...]:
+    """The kinds of explanation (EXPLAINS) that can speak for a record: an invalid input's behaviour; an error where
+    a value was expected; a finite answer to a valid input (accuracy, or a value on a named case); a non-finite one
+    (a value on a named case only: an accuracy entry never explains a NaN)."""
+    if record.get("invalid"):
+        return ("invalid-input",)
+    if record.get("behaviour") == "error":
+        return ("error",)
+    return ("accuracy", "value") if record.get("behaviour") == "finite" else ("value",)
+
+
 def load(paths: Path | Sequence[Path] | None = None, frameworks: Iterable[str] | None = None,
          case_ids: Iterable[str] | None = None) -> list[Entry]:
     """Read and check the registry: one file or several (a project's own entries beside the bundled ones; default:
@@ -141,7 +163,7 @@ def _load_file(path: Path, frameworks: Iterable[str] | None, case_ids: tuple[str
         unknown = sorted(str(k) for k in set(raw) - ENTRY_FIELDS)
         if unknown:
             raise RegistryError(f"{where}: unknown field '{unknown[0]}'; known: {', '.join(sorted(ENTRY_FIELDS))}")
-        for key in ("id", "match", "kind", "reason", "link"):
+        for key in ("id", "match", "kind", "explains", "reason", "link"):
             if not raw.get(key):
                 raise RegistryError(f"{where}: field '{key}' is required")
         if raw["id"] in seen:
@@ -154,13 +176,24 @@ def _load_file(path: Path, frameworks: Iterable[str] | None, case_ids: tuple[str
             raise RegistryError(f"{where}: field 'match' must name a framework and only {', '.join(MATCH_FIELDS)}")
         entry = Entry(
             id=str(raw["id"]), match={k: [str(x) for x in (v if isinstance(v, list) else [v])] for k, v in match.items()},
-            kind=raw["kind"], reason=" ".join(str(raw["reason"]).split()), link=str(raw["link"]),
+            kind=raw["kind"], reason=" ".join(str(raw["reason"]).split()), link=str(raw["link"]), explains=_explains(raw, match, where),
             versions=_versions(raw.get("versions"), where), statuses=_names(raw, "statuses", ("fail", "error"), where),
             behaviours=_names(raw, "behaviours", BEHAVIOURS, where, None), max_tol_ratio=_bound(raw.get("max_tol_ratio"), where),
             origin=str(path))
         _check_patterns(entry, where, frameworks, case_ids)
         entries.append(entry)
     return entries
+
+
+def _explains(raw: dict, match: dict, where: str) -> tuple[str, ...]:
+    """`explains`: one kind, or a list of them; "value" and "accuracy" on more than named cases would explain anything."""
+    value = raw["explains"]
+    kinds = tuple(value) if isinstance(value, list) else (value,)
+    if not kinds or not all(k in EXPLAINS for k in kinds) or len(set(kinds)) != len(kinds):
+        raise RegistryError(f"{where}: field 'explains' must be one of {', '.join(EXPLAINS)}, or a list of them")
+    if "value" in kinds and not match.get("case"):
+        raise RegistryError(f"{where}: an entry that explains 'value' must name its cases (match.case)")
+    return kinds
 
 
 def _names(raw: dict, key: str, allowed: tuple[str, ...], where: str, default=...) -> tuple[str, ...] | None:

@@ -13,6 +13,7 @@ from ..environment import kernel_fingerprint
 from ..record import message as reason
 from .summary import md_cell
 
+ANSWER_SHARE = 0.25  # an accurate answer "changed" when its error moved by a quarter of its tolerance or more
 ACCURACY_MOVE = 2.0  # a record's error (share of its tolerance) moved by more than this factor either way
 ACCURACY_FLOOR = 0.01  # ... and one side used at least 1% of its tolerance: below that, moves are sub-ulp noise
 STATUS_ORDER = {"pass": 0, "known": 1, "unsupported": 1, "skip": 1, "fail": 2, "error": 2}
@@ -21,7 +22,7 @@ IDENTITY = ("case", "op", "quantity", "dtype", "framework", "impl", "mode", "dev
 
 @dataclass
 class Move:
-    kind: str  # status | behaviour | nonfinite | accuracy | missing | new
+    kind: str  # status | behaviour | nonfinite | accuracy | answer | missing | new
     record: str  # the record's identity, readable
     framework: str
     before: str
@@ -32,6 +33,7 @@ class Move:
     detail: str = ""
     before_ratio: float | None = None
     after_ratio: float | None = None
+    accepted_by: str = ""  # an answer move: the registry entry that explains the new answer and not the old one
 
 
 def describe(r: dict) -> str:
@@ -84,6 +86,39 @@ def _ratio(r: dict) -> float | None:
     return r.get("tol_ratio")
 
 
+def _accurate(r: dict) -> bool:
+    """A finite answer judged against the oracle: its error, a share of the tolerance, is what can move."""
+    return not r.get("invalid") and r.get("behaviour") == "finite" and r.get("tol_ratio") is not None
+
+
+def shown(r: dict) -> str:
+    """A record's answer for people: the exception's type, else the values where they are small, else the digest."""
+    if r.get("behaviour") == "error" or (r.get("error") and not r.get("answer")):
+        return f"raises {(r.get('error') or {}).get('type', '?')}"
+    if r.get("output") is not None:
+        text = str(r["output"])
+        return text if len(text) <= 120 else text[:117] + "..."
+    return f"{r.get('size', '?')} values, {_counts(r)} (digest {r.get('answer')})"
+
+
+def answer_move(b: dict, c: dict) -> tuple[bool, bool] | None:
+    """(changed, gated) where both runs fingerprinted the answer: an invalid input's answer, a registered
+    divergence's, an error's or a non-finite one changed with any change of value, NaN/inf pattern or exception type
+    (gated); an accurate answer with a move of ANSWER_SHARE of its tolerance or more (listed; the accuracy rule gates it)."""
+    if b["status"] != c["status"]:
+        return None  # the status move says it
+    if not (b.get("answer") or b.get("error")) or not (c.get("answer") or c.get("error")):
+        return None  # a file written before answers were fingerprinted, or a record with no answer (unsupported)
+    same = b.get("answer") == c.get("answer") and (b.get("error") or {}).get("type") == (c.get("error") or {}).get("type")
+    if same:
+        return None
+    if _accurate(b) and _accurate(c) and "known" not in (b["status"], c["status"]):
+        return (abs(c["tol_ratio"] - b["tol_ratio"]) >= ANSWER_SHARE, False)
+    if _accurate(b) and _accurate(c):  # inside a registered accuracy bound: a move of the same size
+        return (abs(c["tol_ratio"] - b["tol_ratio"]) >= ANSWER_SHARE, True)
+    return (True, True)
+
+
 def record_moves(b: dict, c: dict, why: str) -> list[Move]:
     """Every way one record moved between two runs."""
     base = dict(record=describe(c), framework=c["framework"], naive=bool(c.get("naive")), attribution=why)
@@ -99,6 +134,12 @@ def record_moves(b: dict, c: dict, why: str) -> list[Move]:
     elif (b.get("nan_count", 0), b.get("inf_count", 0)) != (c.get("nan_count", 0), c.get("inf_count", 0)):
         grew = c.get("nan_count", 0) + c.get("inf_count", 0) > b.get("nan_count", 0) + b.get("inf_count", 0)
         moves.append(Move("nonfinite", before=_counts(b), after=_counts(c), worse=grew, **base))
+    answer = answer_move(b, c)
+    if answer and answer[0]:
+        accepted = c.get("known_id") if c.get("known_id") and c.get("known_id") != b.get("known_id") else ""
+        moves.append(Move("answer", before=shown(b), after=shown(c), worse=answer[1], accepted_by=accepted or "",
+                          detail="the answer changed" + ("" if answer[1] else f" by {abs(c['tol_ratio'] - b['tol_ratio']):.0%} of the tolerance"),
+                          **base))
     bt, ct = _ratio(b), _ratio(c)
     if bt is not None and ct is not None and max(bt, ct) >= ACCURACY_FLOOR and (ct > ACCURACY_MOVE * bt or bt > ACCURACY_MOVE * ct):
         moves.append(Move("accuracy", before=f"{bt:.2%}", after=f"{ct:.2%}", worse=ct > bt, before_ratio=bt, after_ratio=ct,

@@ -1,0 +1,80 @@
+"""Answers, not only verdicts: every record carries a digest of what the framework returned, and `conformance diff`
+and the gate see an answer that changed under an unchanged verdict (an invalid input's answer, a registered
+divergence's, an error's type), while an accurate answer moves only by a share of its tolerance."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+
+from conformance.cli import main
+from conformance.judge.compare import digest
+from conformance.report import diff as diff_mod
+from conformance.testing import check
+
+SELECTION = {"case": ["invalid-input/negative-label", "published-values/*"], "modes": ["eager"], "dtypes": ["float32"]}
+
+
+def wraps(logits, labels, axis=-1):  # NumPy indexing: label -1 is the last class
+    logp = logits - np.log(np.exp(logits - logits.max(axis, keepdims=True)).sum(axis, keepdims=True)) - logits.max(axis, keepdims=True)
+    return -np.take_along_axis(logp, labels[..., None], axis).squeeze(axis)
+
+
+def clamps(logits, labels, axis=-1):  # a gather that clamps: label -1 is the first class
+    return wraps(logits, np.clip(labels, 0, logits.shape[axis] - 1), axis)
+
+
+def test_the_digest_sees_values_and_nan_patterns_and_nothing_else():
+    a = np.array([[0.25, np.nan], [-0.0, np.inf]], np.float32)
+    assert digest(a) == digest(np.array([[0.25, -np.nan], [0.0, np.inf]], np.float32))  # NaN payloads, -0.0: the same answer
+    assert digest(a) != digest(np.array([[0.25, np.nan], [0.0, -np.inf]], np.float32))
+    assert digest(a) != digest(a.reshape(4))  # the shape is part of the answer
+    assert digest(np.float32(1) + np.spacing(np.float32(1))) != digest(np.float32(1))  # one ulp is another answer
+
+
+def _save(result, path):
+    path.parent.mkdir(parents=True)
+    path.write_text(json.dumps(result.doc))
+    return path
+
+
+def test_another_finite_answer_to_an_invalid_input_is_listed_and_fails_the_gate(tmp_path, capsys):
+    before = _save(check(wraps, op="sparse_softmax_cross_entropy", framework="numpy", **SELECTION), tmp_path / "before" / "results.json")
+    after = _save(check(clamps, op="sparse_softmax_cross_entropy", framework="numpy", **SELECTION), tmp_path / "after" / "results.json")
+    moves = diff_mod.diff(json.loads(before.read_text()), json.loads(after.read_text()))
+    changed = [m for m in moves if m.kind == "answer"]
+    assert [m.record.split()[0] for m in changed] == ["invalid-input/negative-label"] and changed[0].worse
+    assert changed[0].before != changed[0].after and "[" in changed[0].before  # small outputs shown as values
+    assert not [m for m in moves if m.kind == "status"]  # both silent: the verdict alone saw nothing
+    assert main(["diff", str(before), str(after), "--out", str(tmp_path / "diff")]) in (0, 1)
+    assert "invalid-input/negative-label" in (tmp_path / "diff" / "diff.md").read_text()
+    capsys.readouterr()
+    assert main(["gate", "--baseline", str(before), "--current", str(after)]) == 1
+    out = capsys.readouterr().out
+    assert "answer: invalid-input/negative-label" in out and "1 answer" in out
+    assert main(["gate", "--baseline", str(before), "--current", str(before.parent.parent / "before" / "results.json")]) == 0
+
+
+def _pair(**over):
+    base = {"case": "s/c", "op": "softmax", "quantity": "value", "dtype": "float32", "framework": "torch", "impl": "torch.softmax",
+            "mode": "eager", "device": "cpu", "status": "pass", "behaviour": "finite", "tol_ratio": 0.1, "answer": "a" * 16,
+            "size": 4, "nan_count": 0, "inf_count": 0, "error": None, "known": None}
+    return base, {**base, **over}
+
+
+def test_an_accurate_answer_changes_only_by_a_share_of_its_tolerance():
+    assert diff_mod.answer_move(*_pair(answer="b" * 16, tol_ratio=0.2)) == (False, False)  # an ulp's jitter: not a change
+    assert diff_mod.answer_move(*_pair(answer="b" * 16, tol_ratio=0.6)) == (True, False)  # listed, gated by the accuracy rule
+    assert diff_mod.answer_move(*_pair(answer="b" * 16, status="known", tol_ratio=0.6)) is None  # status moved: that move says it
+    _, known = _pair(status="known", known_id="k")
+    assert diff_mod.answer_move(known, {**known, "answer": "c" * 16, "tol_ratio": 0.9}) == (True, True)  # inside a bound: gated
+
+
+def test_an_errors_type_is_its_answer_and_old_files_compare_as_before():
+    _, raised = _pair(behaviour="error", answer=None, error={"type": "IndexError", "message": "m"}, invalid=True)
+    assert diff_mod.answer_move(raised, {**raised, "error": {"type": "RuntimeError", "message": "m"}}) == (True, True)
+    assert diff_mod.answer_move(raised, {**raised, "error": {"type": "IndexError", "message": "other words"}}) is None
+    old, new = _pair(answer="b" * 16)
+    del old["answer"]
+    assert diff_mod.answer_move(old, new) is None  # written before answers were fingerprinted: nothing to compare
