@@ -20,7 +20,7 @@ if TYPE_CHECKING:
     from ..speed.measure import Roof
 
 __all__ = ["Impl", "Unsupported", "FrameworkAbsent", "registered", "load_adapter", "missing_packages", "cold_seconds",
-           "package_versions", "declared", "gpu_roof", "GPU_ROOF_ABSENT", "shared_doors"]
+           "package_versions", "declared", "gpu_roof", "GPU_ROOF_ABSENT", "shared_doors", "exported_doors"]
 
 BUILTIN = {
     "numpy": "conformance.adapters.numpy",
@@ -30,6 +30,7 @@ BUILTIN = {
     "keras-jax": "conformance.adapters.keras_jax",  # Keras 3 on its JAX backend (its TensorFlow backend is in tensorflow)
     "keras-torch": "conformance.adapters.keras_torch",  # Keras 3 on its PyTorch backend
     "cupy": "conformance.adapters.cupy",  # GPU only: absent (skipped) where CuPy is not installed
+    "onnxruntime": "conformance.adapters.onnxruntime",  # the deployment path: values only (an inference runtime)
 }
 ENTRY_POINT_GROUP = "softmax_conformance.adapters"
 # Adapters that are not packaged (a framework under development, the tests' fault-injection adapter):
@@ -43,6 +44,7 @@ INSTALL_HINT = {
     "keras-jax": "pip install 'softmax-conformance[jax,keras]'",
     "keras-torch": "pip install 'softmax-conformance[torch,keras]'",
     "cupy": "pip install 'softmax-conformance[cupy]' (needs a CUDA GPU)",
+    "onnxruntime": "pip install 'softmax-conformance[onnxruntime]'",
 }
 
 
@@ -121,6 +123,18 @@ def shared_doors() -> tuple[str, ...]:
         except ImportError:
             continue
     return tuple(sorted(found))
+
+
+def exported_doors() -> dict[str, str]:
+    """Key prefix -> source framework of implementations that run a model exported from another framework (declared
+    EXPORTED_FROM; onnxruntime's torch.onnx/ doors): the report pairs them with the source's own records."""
+    found: dict[str, str] = {}
+    for module in registered().values():
+        try:
+            found.update(getattr(importlib.import_module(module), "EXPORTED_FROM", {}))
+        except ImportError:
+            continue
+    return found
 
 
 GPU_ROOF_ABSENT = "no CuPy on this GPU machine"

@@ -102,6 +102,7 @@ DECLARATIONS: dict[str, tuple[type | tuple[type, ...], Any, str]] = {
     "GPU_COLD_SECONDS": (dict, {}, "mode -> seconds of the corpus on one GPU, cold (orders the GPU queue)"),
     "DEVICE_ASSERTS": (tuple, (), "devices or device/mode pairs where an out-of-range class index poisons the process"),
     "SHARED_DOORS": (tuple, (), "key prefixes of a multi-backend public API that other frameworks run too"),
+    "EXPORTED_FROM": (dict, {}, "key prefix -> framework: implementations running a model exported from that framework"),
 }
 # Optional functions the core calls where an adapter has them.
 OPTIONAL_FUNCTIONS = {

@@ -1,7 +1,9 @@
 """One public call on several backends: "does my model compute the same loss on another backend?"
 
 Implementations whose stable ids share everything after the framework (`<framework>/<door>` for every framework that
-declares the door's prefix, adapters.shared_doors) are one *door* run by different frameworks' kernels.
+declares the door's prefix, adapters.shared_doors) are one *door* run by different frameworks' kernels; a model
+exported from a framework and run by another (onnxruntime's `torch.onnx/<key>`, adapters.exported_doors) is the
+source framework's door, deployed: "the same model, trained vs deployed".
 For each door and pair of backends this compares the calls both ran (same case, op, quantity, dtype, mode, device)
 by their verdict before the registry and their behaviour: two passes agree within the oracle's tolerance of each
 other's answer; anything else that differs is a place where the backends part ways."""
@@ -11,11 +13,19 @@ from __future__ import annotations
 from collections import defaultdict
 from itertools import combinations
 
-from ..adapters import shared_doors
+from ..adapters import exported_doors, shared_doors
 
 
-def _door(impl_id: str, prefixes: tuple[str, ...]) -> str | None:
-    rest = impl_id.partition("/")[2]
+def _door(impl_id: str, prefixes: tuple[str, ...], exports: dict[str, str] | None = None) -> str | None:
+    """The door a record's implementation is: a shared door's key, or for an exported model (`exports`: key prefix ->
+    the framework it was exported from, adapters.exported_doors) the source framework's own door, so that trained
+    and deployed answers pair up; the source framework's records are that door too."""
+    framework, _, rest = impl_id.partition("/")
+    for prefix, source in (exports or {}).items():
+        if rest.startswith(prefix):
+            return f"{source}/{rest[len(prefix):]}"
+    if framework in (exports or {}).values():
+        return impl_id
     return rest if prefixes and rest.startswith(prefixes) else None
 
 
@@ -26,9 +36,9 @@ def _verdict(r: dict) -> str:
 def calls(records: list[dict]) -> dict[tuple, dict[str, dict]]:
     """(door, case, op, quantity, dtype, mode, device) -> backend -> record, for doors run by two or more backends."""
     out: dict[tuple, dict[str, dict]] = defaultdict(dict)
-    prefixes = shared_doors()
+    prefixes, exports = shared_doors(), exported_doors()
     for r in records:
-        door = _door(r.get("impl_id") or "", prefixes)
+        door = _door(r.get("impl_id") or "", prefixes, exports)
         if door and r["status"] not in ("unsupported", "skip"):
             out[(door, r["case"], r["op"], r["quantity"], r["dtype"], r["mode"], r["device"])][r["framework"]] = r
     return {k: v for k, v in out.items() if len(v) > 1}
