@@ -305,7 +305,7 @@ def benchmark_call(impl: Impl, inputs: Inputs, mode: str, device: str, backward:
         raise Unsupported("ONNX Runtime is an inference runtime: no gradients")
     feeds = _feeds(impl, inputs)
     session = _session(impl, inputs, feeds, mode, device)
-    return lambda: _run(session, feeds)
+    return lambda: _run(session, feeds)[0]
 
 
 def bare_call(impl: Impl, inputs: Inputs, mode: str, device: str, backward: bool) -> Callable[[], Any]:

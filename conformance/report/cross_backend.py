@@ -2,8 +2,8 @@
 
 Implementations whose stable ids share everything after the framework (`<framework>/<door>` for every framework that
 declares the door's prefix, adapters.shared_doors) are one *door* run by different frameworks' kernels; a model
-exported from a framework and run by another (onnxruntime's `torch.onnx/<key>`, adapters.exported_doors) is the
-source framework's door, deployed: "the same model, trained vs deployed".
+exported from one framework and run by another (adapters.exported_doors) is the source framework's door, deployed:
+"the same model, trained vs deployed".
 For each door and pair of backends this compares the calls both ran (same case, op, quantity, dtype, mode, device)
 by their verdict before the registry and their behaviour: two passes agree within the oracle's tolerance of each
 other's answer; anything else that differs is a place where the backends part ways."""
