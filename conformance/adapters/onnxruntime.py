@@ -162,6 +162,11 @@ def _exported(impl: Impl) -> Callable:
 
         from . import torch as torch_adapter
 
+        if torch_adapter.torch is None:
+            try:
+                torch_adapter.load(None)
+            except ImportError:
+                raise Unsupported("the exporter is PyTorch's, and torch is not installed here") from None
         torch = torch_adapter.torch
 
         class Model(torch.nn.Module):
@@ -187,15 +192,10 @@ def _exported(impl: Impl) -> Callable:
 
 
 def _exported_implementations() -> list[Impl]:
-    """The PyTorch doors above, exported; none where torch is not installed (it is not this adapter's requirement)."""
-    import importlib.util
-
-    if importlib.util.find_spec("torch") is None:
-        return []
+    """The PyTorch doors above, exported. Offered whether or not torch is installed (it is not this adapter's
+    requirement), so that their ids and registry entries stay the same: without torch they are `unsupported`."""
     from . import torch as torch_adapter
 
-    if torch_adapter.torch is None:
-        torch_adapter.load(None)
     return [Impl(NAME, f"torch.onnx.export({impl.name}) in ONNX Runtime", impl.op, _exported(impl), options=impl.options,
                  key=f"torch.onnx/{impl.key}", last_axis_only=impl.last_axis_only)
             for impl in torch_adapter.implementations() if impl.key in _EXPORTED_KEYS]

@@ -252,6 +252,8 @@ def apply_one(record: dict, entries: list[Entry], packages: dict[str, str] | Non
     nothing about the framework: no entry explains it; nor does one explain a call that wrote into its inputs."""
     if record.get("overwritten") or str((record.get("error") or {}).get("where", "")).startswith(("harness", "code")):
         return
+    if record["status"] in ("unsupported", "skip"):
+        return  # nothing ran: it neither shows a divergence nor shows one gone
     for entry in entries:
         if not entry.selects(record, packages):
             continue
