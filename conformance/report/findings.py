@@ -107,3 +107,21 @@ def heatmap(records: list[dict]) -> tuple[list[tuple[str, str]], list[str], dict
     rows = sorted(naive, key=lambda row: (naive[row], row))
     columns = sorted({k[1] for k in cells})
     return rows, columns, cells
+
+
+def verdict_line(doc: dict) -> str:
+    """The run in one line, what a reader must know first: unexplained fails of the fused implementations (the naive
+    formulas apart), and the silent answers to invalid input with how many are registered, so that "0 fail" and
+    "N silent answers" never stand side by side unexplained."""
+    f = collect(doc)
+    fused = [r for r in f.unexplained if not r.get("naive")]
+    naive = len(f.unexplained) - len(fused)
+    registered = sum(1 for s in f.silent if s["known"])
+    parts = [f"{'INCOMPLETE run; ' if f.incomplete else ''}{len(fused)} unexplained fail/error record(s) of the fused implementations"
+             + (f" ({naive} of the naive formulas, which are expected to break)" if naive else "")]
+    if f.silent:
+        parts.append(f"{len(f.silent)} silent answer(s) to invalid input (a finite value where none exists), "
+                     + ("all registered" if registered == len(f.silent) else f"{registered} registered, {len(f.silent) - registered} not")
+                     + ": see Findings")
+    return "; ".join(parts) + "."
+

@@ -8,6 +8,7 @@ import unicodedata
 from collections import Counter, defaultdict
 
 from ..record import message
+from .findings import collect, verdict_line
 
 COUNTED = ("pass", "known", "fail", "error", "unsupported", "skip")
 GRADIENTS = ("grad_logits", "grad_labels", "hvp")
@@ -237,7 +238,6 @@ def known_section(records: list[dict], stale_entries: list[dict], entries: list[
 def findings_section(doc: dict, limit: int = 20) -> list[str]:
     """What diverges, where and why, before any table: silent wrong answers, unexplained fails, registered divergences
     by kind (bug / design) with their links, calls judged differently across modes or devices, then agreement."""
-    from .findings import collect
 
     records = doc["records"]
     f = collect(doc, len(disagreement_rows(records)))
@@ -268,7 +268,7 @@ def render(doc: dict, benchmarks: list[dict] | None = None, speed_plot: str | No
     records = doc["records"]
     env = doc["environment"]
     counts = status_counts(records)
-    lines = ["# softmax-conformance summary", "",
+    lines = ["# softmax-conformance summary", "", f"**Verdict**: {md_cell(verdict_line(doc))}", "",
              f"{len(records)} records: " + ", ".join(f"{counts.get(s, 0)} {s}" for s in COUNTED), ""]
     lines += ["## Frameworks", ""]
     for name, info in sorted(env.get("frameworks", {}).items()):
