@@ -4,8 +4,9 @@ Registered as framework "mutant" through $CONFORMANCE_ADAPTERS ("mutant=mutant_a
 $CONFORMANCE_MUTANT names the bug (MUTANTS), which replaces one fused implementation's forward; everything else is
 the torch adapter unchanged, gradients and HVPs by torch.autograd through the mutated forward. Gradient bugs are
 written as forwards whose value is right and whose derivative is wrong (a term that is zero but not constant), the
-way a fused kernel with a wrong backward behaves. tests/test_mutants.py runs the bundled corpus against each and
-requires that every one is killed: some record fails that passes without the mutation.
+way a fused kernel with a wrong backward behaves. tests/test_mutants.py judges each through conformance.testing.check,
+as a user's own function beside torch's, and requires that every one is killed: some record fails where torch's own
+function passes. As a framework it also serves tests/test_entry_points.py (a third-party adapter module).
 """
 
 from __future__ import annotations

@@ -1,57 +1,49 @@
 """Tests that can fail: the bundled corpus must kill each of the suite's own mutants (tests/mutant_adapter.py:
-realistic kernel bugs behind PyTorch's public functions, plugged in as framework "mutant" through
-$CONFORMANCE_ADAPTERS). A mutant is killed when some record of the corpus fails or errors with the bug and not
-without it. The mutation score is printed at the end of the run.
+realistic kernel bugs written on PyTorch's public functions), each judged through `conformance.testing.check` exactly
+as a kernel engineer's own function is: f(x[, labels]) with the class axis and the options as keywords, beside
+torch's own function for the op. A mutant is killed when some record of it fails where torch's function passes.
+The mutation score is printed at the end of the run.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import os
-from functools import cache
-from pathlib import Path
 
 import mutant_adapter
 import pytest
 
-from conformance import bundled
-from conformance.adapters import load_adapter
-from conformance.api import judge_case
-from conformance.cases import load
-from conformance.runner import Selection
+from conformance.cases import Options
+from conformance.testing import check
 
 pytest.importorskip("torch", reason="the mutants are built on PyTorch's public functions")
-ROOT = Path(__file__).resolve().parent.parent
-CASES = load([bundled.cases_dir()])
 
 
-def _records(op: str, monkeypatch) -> dict[tuple, str]:
-    monkeypatch.setenv("CONFORMANCE_ADAPTERS", "mutant=mutant_adapter")
-    adapter = load_adapter("mutant")
-    out = {}
-    for case in CASES:
-        if op not in case.ops:
-            continue
-        sel = Selection(("mutant",), case.dtypes, ("cpu",), ("eager",), ops=(op,))
-        for r in judge_case(adapter, case, sel):
-            out[(r["case"], r["impl"], r["quantity"], r["dtype"])] = r["status"]
-    return out
+@dataclasses.dataclass(frozen=True)
+class _Call:
+    """What a mutant's forward reads of the harness's inputs: the class axis and the options."""
+
+    axis: int
+    options: Options
 
 
-@cache
-def _clean(op: str) -> dict[tuple, str]:
-    with pytest.MonkeyPatch.context() as mp:
-        mp.delenv("CONFORMANCE_MUTANT", raising=False)
-        return _records(op, mp)
+def as_user_function(forward):
+    """A mutant's forward as `conformance check` takes a user's function: f(x[, labels]) with the class axis and the
+    cross-entropy options as keywords (the check reads them from the signature; it never emulates one)."""
+
+    def fn(x, labels=None, dim=-1, reduction="none", label_smoothing=0.0, ignore_index=None, weight=None):
+        weights = None if weight is None else tuple(float(w) for w in weight.tolist())
+        return forward(x, labels, _Call(dim, Options(reduction, label_smoothing, ignore_index, weights)))
+    return fn
 
 
 @pytest.mark.parametrize("mutant", sorted(mutant_adapter.MUTANTS))
-def test_the_corpus_kills_the_mutant(mutant, monkeypatch):
-    op = mutant_adapter.MUTANTS[mutant][0]
-    clean = _clean(op)
-    monkeypatch.setenv("CONFORMANCE_MUTANT", mutant)
-    mutated = _records(op, monkeypatch)
-    killers = sorted(k for k, status in mutated.items() if status in ("fail", "error") and clean.get(k) not in ("fail", "error"))
-    assert killers, f"mutant {mutant} survives the bundled corpus: no case of {op} tells it from the real kernel"
+def test_the_corpus_kills_the_mutant(mutant):
+    op, forward = mutant_adapter.MUTANTS[mutant]
+    mutant_adapter.base.load(None)  # the mutants call torch through the torch adapter's module
+    result = check(as_user_function(forward), op=op, framework="torch", modes=["eager"])
+    killers = result.comparison()["yours fails where the framework's passes"]
+    assert killers, f"mutant {mutant} survives the bundled corpus: no case of {op} tells it from torch's own function"
 
 
 def test_there_are_at_least_15_mutants():
