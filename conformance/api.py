@@ -10,7 +10,7 @@ from __future__ import annotations
 import fnmatch
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from pathlib import Path
 
 import numpy as np
@@ -21,7 +21,7 @@ from .adapters import registered
 from .cases import Case, load, materialize
 from .inputs import build
 from .judge import known as known_registry
-from .judge.compare import judge
+from .judge.compare import JUDGE_FLAGS, Verdict, judge
 from .judge.oracle import compute as reference
 from .pool import DEFAULT_TIMEOUT_S, Outcome, run, run_inline
 from .runner import Selection, judge_case, units
@@ -174,23 +174,30 @@ def rejudge(doc: dict, known: Path | list[Path] | None = None, oracle: bool = Fa
 def _judge_again(records: list[dict]) -> int:
     """Judge each record with a stored output again, by today's oracle on its case (bundled, or its case file where that
     still exists); returns how many were judged again."""
-    paths = {bundled.cases_dir(), *(Path(r["case_file"]) for r in records if r.get("case_file") and Path(r["case_file"]).is_file())}
-    cases = {c.full_id: c for c in load(sorted(paths))}
-    count = 0
+    bundled_dir = bundled.cases_dir().resolve()
+    # a run's own case files, beside the bundled corpus (whose files the records of a bundled run name too)
+    own = {p.resolve() for r in records if r.get("case_file") and (p := Path(r["case_file"])).is_file() and p.resolve().parent != bundled_dir}
+    cases = {c.full_id: c for c in load([bundled_dir, *sorted(own)])}
+    count, built, refs = 0, {}, {}  # a (case, op, dtype)'s inputs and references serve every implementation and mode
     for r in records:
         case = cases.get(r["case"])
         if case is None or r.get("output") is None or r["status"] in ("unsupported", "skip") or r.get("error") or r.get("overwritten"):
             continue
-        inputs = build(case, r["op"], r["dtype"])
-        ref = None if case.invalid else reference(inputs, r["quantity"])
+        call = (r["case"], r["op"], r["dtype"])
+        inputs = built[call] if call in built else built.setdefault(call, build(case, r["op"], r["dtype"]))
+        if not case.invalid and (*call, r["quantity"]) not in refs:
+            refs[(*call, r["quantity"])] = reference(inputs, r["quantity"])
+        ref = None if case.invalid else refs[(*call, r["quantity"])]
         out = np.asarray(materialize(r["output"]), dtype=np.float64)
         if ref is not None and out.size == ref.value.size:
             out = out.reshape(ref.value.shape)  # JSON keeps no shape for an empty array ([] for a [0, C] output)
         v = judge(out, None, ref, r["quantity"], r["dtype"], inputs.classes, case.invalid, case.expect)
         known_registry.unjudge(r)
-        for name in ("status", "behaviour", "max_abs_err", "max_rel_err", "max_ulp", "tol_ratio", "size", "nan_count", "inf_count",
-                     "detail", "worst_index", "output", "expected"):
-            if getattr(v, name) is not None or name in r:
-                r[name] = getattr(v, name)
+        for f in fields(Verdict):  # every figure and flag of the judgement, as the runner writes them (runner.make_record)
+            if f.name != "extra" and (getattr(v, f.name) is not None or f.name in r):
+                r[f.name] = getattr(v, f.name)
+        for flag in JUDGE_FLAGS:  # the old judgement's flags go with it
+            r.pop(flag, None)
+        r.update(v.extra)
         count += 1
     return count

@@ -152,6 +152,11 @@ def test_rejudge_with_the_oracle_judges_stored_outputs_again(tmp_path):
     assert main(["rejudge", "--oracle", str(tmp_path / "edited.json"), "--out", str(tmp_path / "again")]) == 1
     again = next(r for r in read(tmp_path / "again" / "results.json")["records"] if r["impl_id"] == "numpy/scipy/softmax")
     assert again["status"] == "fail" and again["expected"][0][1] > 0.73
+    # a run of the bundled corpus names the bundled files as its case files: read once, judged the same
+    assert main(["run", "--case", "published-values/*", "--frameworks", "numpy", "--out", str(tmp_path / "bundled")]) == 0
+    assert main(["rejudge", "--oracle", str(tmp_path / "bundled" / "results.json"), "--out", str(tmp_path / "bundled-again")]) == 0
+    before, after = (read(tmp_path / d / "results.json")["records"] for d in ("bundled", "bundled-again"))
+    assert [r["status"] for r in after] == [r["status"] for r in before]
 
 
 def _explaining(explains, **match) -> known.Entry:

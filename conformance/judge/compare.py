@@ -36,7 +36,10 @@ class Verdict:
     worst_index: list | None = None
     output: Any = None  # JSON of the values: nested lists, one number for a reduced loss, "nan"/"inf" as strings
     expected: Any = None
-    extra: dict = field(default_factory=dict)  # the judge's own flags (silent, expect_checked, error, ...)
+    extra: dict = field(default_factory=dict)  # the judge's own flags (JUDGE_FLAGS)
+
+
+JUDGE_FLAGS = ("silent", "expect_checked")  # what judge() may add to a record beside its declared fields
 
 
 def behaviour_of(out: np.ndarray) -> str:
