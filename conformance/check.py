@@ -63,6 +63,7 @@ class CheckResult:
     def __post_init__(self) -> None:
         theirs = {tuple(r[k] for k in _PAIR): r for r in self.doc["records"] if r["framework"] == self.framework}
         self.pairs = [(r, theirs.get(tuple(r[k] for k in _PAIR))) for r in self.mine]
+        self._theirs = {id(mine): t for mine, t in self.pairs}  # the framework's record beside each of the user's
 
     @property
     def mine(self) -> list[dict]:
@@ -101,11 +102,10 @@ class CheckResult:
                  + ", ".join(f"{counts.get(s, 0)} {s}" for s in ("pass", "fail", "error", "unsupported")),
                  f"beside {ref}: " + "; ".join(f"{n} {what}" for what, n in self.comparison().most_common())
                  + (f"; {len(self.other_dtype)} answered in another dtype than the framework's" if self.other_dtype else "")]
-        theirs_of = {id(m): t for m, t in self.pairs}
         # the records where the framework's own function passes come first: those are the user's to mend
-        ranked = sorted(self.failures, key=lambda m: (theirs_of.get(id(m)) or {}).get("status") in BAD)
+        ranked = sorted(self.failures, key=lambda m: (self._theirs.get(id(m)) or {}).get("status") in BAD)
         for mine in ranked[:limit]:
-            theirs = theirs_of.get(id(mine))
+            theirs = self._theirs.get(id(mine))
             beside = "" if theirs is None else f" (theirs: {theirs['status']}" + (
                 f", {theirs['tol_ratio']:.2g} of the tolerance)" if theirs.get("tol_ratio") is not None else ")")
             verdict = mine["status"].upper() if mine["status"] in BAD else "OTHER DTYPE"
@@ -121,10 +121,9 @@ class CheckResult:
         if not self.complete:
             raise AssertionError(f"the check of {self.target} did not finish: {self.doc.get('incomplete')}")
         if self.failures:
-            theirs_of = {id(m): t for m, t in self.pairs}
             raise AssertionError("\n".join([f"{len(self.failures)} record(s) of {self.target} fail, error or answer in another dtype:"]
                                            + [f"{r['status']}: {r['case']} {r['op']} {r['quantity']} {r['dtype']} {r['mode']}: "
-                                              f"{message_of(r, theirs_of.get(id(r)))}\n  re-run: {command(r)}" for r in self.failures]))
+                                              f"{message_of(r, self._theirs.get(id(r)))}\n  re-run: {command(r)}" for r in self.failures]))
 
 
 def _answered(r: dict) -> bool:

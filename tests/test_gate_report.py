@@ -187,13 +187,13 @@ def test_the_same_keras_call_parting_across_backends_is_reported():
 
 
 def test_the_verdict_line_says_what_0_fail_and_the_silent_answers_mean_together():
-    from conformance.report.findings import verdict_line
+    from conformance.report.findings import collect, verdict_line
 
     silent = dict(invalid=True, behaviour="finite", status="known", known_id="k", known="https://x")
     doc = {"records": [record(), record(naive=True, status="fail", impl="naive"), record(case="s/a", **silent),
                        record(case="s/b", **{**silent, "status": "fail", "known_id": None, "known": None})]}
-    line = verdict_line(doc)
+    line = verdict_line(collect(doc))
     assert line.startswith("1 unexplained fail/error record(s) of the fused implementations (1 of the naive formulas")
     assert "2 silent answer(s) to invalid input" in line and "1 registered, 1 not" in line
     doc["records"] = doc["records"][:3]
-    assert verdict_line(doc).startswith("0 unexplained") and "all registered" in verdict_line(doc)
+    assert verdict_line(collect(doc)).startswith("0 unexplained") and "all registered" in verdict_line(collect(doc))

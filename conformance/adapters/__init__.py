@@ -113,28 +113,30 @@ def declared(name: str, attribute: str, default: Any = None) -> Any:
     return getattr(importlib.import_module(registered()[name]), attribute, DECLARATIONS[attribute][1] if default is None else default)
 
 
-def shared_doors() -> tuple[str, ...]:
-    """Key prefixes of public APIs that several registered frameworks run (declared SHARED_DOORS): the report's
-    cross-backend section. An adapter module that cannot be imported here declares nothing."""
-    found = set()
+def _declared_by_every_adapter(attribute: str) -> list[Any]:
+    """What every registered adapter module declares as `attribute` (base.DECLARATIONS), where it declares it; an
+    adapter module that cannot be imported here declares nothing."""
+    found = []
     for module in registered().values():
         try:
-            found.update(getattr(importlib.import_module(module), "SHARED_DOORS", ()))
+            value = getattr(importlib.import_module(module), attribute, None)
         except ImportError:
             continue
-    return tuple(sorted(found))
+        if value:
+            found.append(value)
+    return found
+
+
+def shared_doors() -> tuple[str, ...]:
+    """Key prefixes of public APIs that several registered frameworks run (declared SHARED_DOORS): the report's
+    cross-backend section."""
+    return tuple(sorted({prefix for doors in _declared_by_every_adapter("SHARED_DOORS") for prefix in doors}))
 
 
 def exported_doors() -> dict[str, str]:
     """Key prefix -> source framework of implementations that run a model exported from another framework (declared
     EXPORTED_FROM; onnxruntime's torch.onnx/ doors): the report pairs them with the source's own records."""
-    found: dict[str, str] = {}
-    for module in registered().values():
-        try:
-            found.update(getattr(importlib.import_module(module), "EXPORTED_FROM", {}))
-        except ImportError:
-            continue
-    return found
+    return {prefix: source for exports in _declared_by_every_adapter("EXPORTED_FROM") for prefix, source in exports.items()}
 
 
 GPU_ROOF_ABSENT = "no CuPy on this GPU machine"

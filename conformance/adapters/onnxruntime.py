@@ -143,11 +143,6 @@ def _dense(inputs: Inputs, feeds: dict) -> tuple[list, int]:
     return nodes, 18
 
 
-def _opset11(op: str) -> Callable:
-    """Softmax / LogSoftmax at opset 11: the input coerced to 2-D at `axis` and normalised over the flattened block."""
-    return _softmax(op, 11)
-
-
 LOSS_OPTIONS = frozenset({"reduction", "ignore_index", "weight"})
 # PyTorch's functions as a model exported with torch.onnx.export (TorchScript exporter, opset 17) runs them in
 # deployment: "trained vs deployed" on the same records (report/cross_backend.py pairs them with torch's own).
@@ -205,8 +200,9 @@ def implementations() -> list[Impl]:
     doors = (
         ("onnx Softmax (opset 13+)", "softmax", _softmax("Softmax", OPSET), "Softmax-13", frozenset()),
         ("onnx LogSoftmax (opset 13+)", "log_softmax", _softmax("LogSoftmax", OPSET), "LogSoftmax-13", frozenset()),
-        ("onnx Softmax (opset 11: flattened from axis)", "softmax", _opset11("Softmax"), "Softmax-11", frozenset()),
-        ("onnx LogSoftmax (opset 11: flattened from axis)", "log_softmax", _opset11("LogSoftmax"), "LogSoftmax-11", frozenset()),
+        # opset 11: the input coerced to 2-D at `axis` and normalised over the flattened block
+        ("onnx Softmax (opset 11: flattened from axis)", "softmax", _softmax("Softmax", 11), "Softmax-11", frozenset()),
+        ("onnx LogSoftmax (opset 11: flattened from axis)", "log_softmax", _softmax("LogSoftmax", 11), "LogSoftmax-11", frozenset()),
         ("onnx SoftmaxCrossEntropyLoss", "sparse_softmax_cross_entropy", _loss("SoftmaxCrossEntropyLoss"), "SoftmaxCrossEntropyLoss",
          LOSS_OPTIONS),
         ("onnx NegativeLogLikelihoodLoss(LogSoftmax)", "sparse_softmax_cross_entropy", _loss("NegativeLogLikelihoodLoss"),
@@ -223,17 +219,13 @@ def implementations() -> list[Impl]:
 
 
 def _feeds(impl: Impl, inputs: Inputs) -> dict[str, np.ndarray]:
-    feeds = {"x": _array(inputs.logits)}
+    feeds = {"x": np.ascontiguousarray(inputs.logits)}
     given = inputs.given_labels
     if given is not None:
-        feeds["mask" if inputs.mask is not None else "labels"] = _array(given)
+        feeds["mask" if inputs.mask is not None else "labels"] = np.ascontiguousarray(given)
     if inputs.options.weight is not None and impl.op == "sparse_softmax_cross_entropy":
         feeds["weight"] = np.asarray(inputs.options.weight, dtype=inputs.logits.dtype)
     return feeds
-
-
-def _array(a: np.ndarray) -> np.ndarray:
-    return np.ascontiguousarray(a)
 
 
 def _elem(a: np.ndarray) -> int:

@@ -161,9 +161,11 @@ class _ZLoss:
                       2 * z * lse * rows.p, 2 * z * (np.abs(lse) * pr + rows.p * lse_scale))
 
 
-def _llm_hvp(rows: _Rows, g, sum_y, q, q_scale, d, cap: _Cap | None, zl: _ZLoss | None) -> tuple[np.ndarray, np.ndarray]:
-    """H d for the capped and/or z-lossed cross-entropy: g (s * H' (s * d) + q * t2 * d), with H' the Hessian in x',
-    sum(y) (diag(p) - p p^T) + 2 z (p p^T + lse (diag(p) - p p^T)), and q = dL/dx' per unit cotangent."""
+def _hvp(rows: _Rows, g, sum_y, q, q_scale, d, cap: _Cap | None, zl: _ZLoss | None) -> tuple[np.ndarray, np.ndarray]:
+    """H d of the cross-entropy: g (s * H' (s * d) + q * t2 * d), with H' the Hessian in the (capped) logits x',
+    sum(y) (diag(p) - p p^T) + 2 z (p p^T + lse (diag(p) - p p^T)), and q = dL/dx' per unit cotangent. Without
+    soft-capping (s = 1, no curvature term) and z-loss it is g sum(y) p (d - <p, d>), with scale
+    |g| |sum(y)| p r (|d| + sum p r |d|)."""
     p, pr = rows.p, rows.p * rows.r
     s = LD(1) if cap is None else cap.s
     w = s * d
@@ -314,13 +316,7 @@ def _cross_entropy(inp: Inputs, rows: _Rows, quantity: str, cap: _Cap | None = N
             value = -g * dy_factor * rows.logp
             scale = abs_g * np.abs(dy_factor) * rows.a
         elif quantity == "hvp":
-            d = np.moveaxis(inp.direction.astype(LD), inp.axis, -1)
-            if cap is None and zl is None:
-                big_d = np.sum(pr * np.abs(d), axis=-1, keepdims=True)
-                value = g * sum_y * rows.p * (d - np.sum(rows.p * d, axis=-1, keepdims=True))
-                scale = abs_g * np.abs(sum_y) * pr * (np.abs(d) + big_d)
-            else:
-                value, scale = _llm_hvp(rows, g, sum_y, q, q_scale, d, cap, zl)
+            value, scale = _hvp(rows, g, sum_y, q, q_scale, np.moveaxis(inp.direction.astype(LD), inp.axis, -1), cap, zl)
         else:
             raise ValueError(f"unknown quantity {quantity!r}")
         if inp.options.reduction == "mean" and denominator == 0 and quantity != "grad_labels":

@@ -112,10 +112,8 @@ def answer_move(b: dict, c: dict) -> tuple[bool, bool] | None:
     same = b.get("answer") == c.get("answer") and (b.get("error") or {}).get("type") == (c.get("error") or {}).get("type")
     if same:
         return None
-    if _accurate(b) and _accurate(c) and "known" not in (b["status"], c["status"]):
-        return (abs(c["tol_ratio"] - b["tol_ratio"]) >= ANSWER_SHARE, False)
-    if _accurate(b) and _accurate(c):  # inside a registered accuracy bound: a move of the same size
-        return (abs(c["tol_ratio"] - b["tol_ratio"]) >= ANSWER_SHARE, True)
+    if _accurate(b) and _accurate(c):  # gated here only inside a registered accuracy bound (the statuses are equal)
+        return (abs(c["tol_ratio"] - b["tol_ratio"]) >= ANSWER_SHARE, c["status"] == "known")
     return (True, True)
 
 

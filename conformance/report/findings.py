@@ -109,11 +109,10 @@ def heatmap(records: list[dict]) -> tuple[list[tuple[str, str]], list[str], dict
     return rows, columns, cells
 
 
-def verdict_line(doc: dict) -> str:
+def verdict_line(f: Findings) -> str:
     """The run in one line, what a reader must know first: unexplained fails of the fused implementations (the naive
     formulas apart), and the silent answers to invalid input with how many are registered, so that "0 fail" and
     "N silent answers" never stand side by side unexplained."""
-    f = collect(doc)
     fused = [r for r in f.unexplained if not r.get("naive")]
     naive = len(f.unexplained) - len(fused)
     registered = sum(1 for s in f.silent if s["known"])
@@ -124,4 +123,3 @@ def verdict_line(doc: dict) -> str:
                      + ("all registered" if registered == len(f.silent) else f"{registered} registered, {len(f.silent) - registered} not")
                      + ": see Findings")
     return "; ".join(parts) + "."
-

@@ -8,7 +8,7 @@ import unicodedata
 from collections import Counter, defaultdict
 
 from ..record import message
-from .findings import collect, verdict_line
+from .findings import Findings, collect, verdict_line
 
 COUNTED = ("pass", "known", "fail", "error", "unsupported", "skip")
 GRADIENTS = ("grad_logits", "grad_labels", "hvp")
@@ -235,12 +235,9 @@ def known_section(records: list[dict], stale_entries: list[dict], entries: list[
     return lines
 
 
-def findings_section(doc: dict, limit: int = 20) -> list[str]:
+def findings_section(f: Findings, limit: int = 20) -> list[str]:
     """What diverges, where and why, before any table: silent wrong answers, unexplained fails, registered divergences
     by kind (bug / design) with their links, calls judged differently across modes or devices, then agreement."""
-
-    records = doc["records"]
-    f = collect(doc, len(disagreement_rows(records)))
     lines = []
     if f.incomplete:
         lines += [f"**Incomplete run**: {md_cell('; '.join(f.incomplete))}. The findings below cover what finished.", ""]
@@ -268,7 +265,8 @@ def render(doc: dict, benchmarks: list[dict] | None = None, speed_plot: str | No
     records = doc["records"]
     env = doc["environment"]
     counts = status_counts(records)
-    lines = ["# softmax-conformance summary", "", f"**Verdict**: {md_cell(verdict_line(doc))}", "",
+    found = collect(doc, len(disagreement_rows(records)))
+    lines = ["# softmax-conformance summary", "", f"**Verdict**: {md_cell(verdict_line(found))}", "",
              f"{len(records)} records: " + ", ".join(f"{counts.get(s, 0)} {s}" for s in COUNTED), ""]
     lines += ["## Frameworks", ""]
     for name, info in sorted(env.get("frameworks", {}).items()):
@@ -286,7 +284,7 @@ def render(doc: dict, benchmarks: list[dict] | None = None, speed_plot: str | No
         lines += ["", "**This run is incomplete: the records below are partial.**"
                   + (" Lost: " + "; ".join(md_cell(f"{x.get('shard')}: {x.get('why')}") for x in lost) if lost else "")]
     sections = [
-        ("Findings", findings_section(doc)),
+        ("Findings", findings_section(found)),
         ("Overview", overview(records)),
         ("Unexplained fails and errors", failures(records)),
         ("Re-run a failure", reruns(records)),
