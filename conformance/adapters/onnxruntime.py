@@ -77,7 +77,8 @@ def flags() -> dict:
     return {"intra_op_num_threads": _threads or "default", "providers": ort.get_available_providers()}
 
 
-# --- the graphs: build(inputs, x, labels) -> (nodes, extra graph inputs, opset); names x, labels, mask, y are fixed
+# --- the graphs: build(inputs, feeds) -> (nodes, opset), or a serialized model (an exported one); the graph's inputs
+# are named x, labels, mask and weight, as the feeds are, and its output y
 
 
 def _node(op: str, inputs: list[str], outputs: list[str], **attrs) -> Any:
@@ -234,7 +235,7 @@ def _elem(a: np.ndarray) -> int:
 
 def _session(impl: Impl, inputs: Inputs, feeds: dict[str, np.ndarray], mode: str, device: str) -> Any:
     shapes = tuple((k, v.dtype.str, v.ndim) for k, v in sorted(feeds.items()))
-    key = (impl.key, inputs.dtype, inputs.axis, inputs.options, shapes, mode, device, inputs.logits.ndim)
+    key = (impl.key, inputs.dtype, inputs.axis, inputs.options, shapes, mode, device)  # shapes: every feed's dtype and rank
     if key in _sessions:
         return _sessions[key]
     built = impl.forward(inputs, feeds)
