@@ -49,6 +49,15 @@ def _check_impls(patterns: tuple[str, ...], info: dict) -> None:
             raise SelectionError(f"--impl {pattern!r} matches no implementation of the frameworks run; known: {', '.join(offered)}")
 
 
+def _entry_summary(e: known_registry.Entry) -> dict:
+    """A registry entry as results.json lists it: with its version ranges, which the gate reads (an entry scoped from
+    a release on is one written for a change in that release)."""
+    out = {"id": e.id, "kind": e.kind, "reason": e.reason, "link": e.link, "records": e.matched, "beyond": e.beyond}
+    if e.versions:
+        out["versions"] = {package: str(spec) for package, spec in e.versions.items()}
+    return out
+
+
 def _registry_outcome(records: list[dict], entries: list, info: dict, selection: dict, corpus: set[str],
                       selected: set[str] | None = None) -> tuple[list[dict], list[dict]]:
     """(stale entries, matched entries) for results.json, once every record went through the registry.
@@ -63,12 +72,11 @@ def _registry_outcome(records: list[dict], entries: list, info: dict, selection:
     if selected is None:
         selection = {**selection, "frameworks": sorted(offered)}  # the frameworks that ran, not the ones asked for
         stale = known_registry.stale(entries, selection, ran_cases, corpus, offered)
-        matched = [{"id": e.id, "kind": e.kind, "reason": e.reason, "link": e.link, "records": e.matched, "beyond": e.beyond}
-                   for e in entries if e.matched or e.beyond]
+        matched = [_entry_summary(e) for e in entries if e.matched or e.beyond]
         return stale, matched
     stale = [e for e in known_registry.stale(entries, selection, set(), corpus, offered) if "renamed" in e["why"]]
-    every = [{"id": e.id, "kind": e.kind, "reason": e.reason, "link": e.link, "records": e.matched, "beyond": e.beyond,
-              "exercised": e.exercised, "covered": e.covered_by(selection, selected, corpus), "file": e.origin} for e in entries]
+    every = [_entry_summary(e) | {"exercised": e.exercised, "covered": e.covered_by(selection, selected, corpus), "file": e.origin}
+             for e in entries]
     return stale, every
 
 

@@ -21,6 +21,7 @@ from . import results as results_io
 from .adapters import absent_message, missing_packages, registered
 from .api import SelectionError, prepare, rejudge, run_corpus
 from .cases import CaseFileError
+from .history import HistoryError
 from .judge import known as known_registry
 from .names import DEVICES, DTYPES, MODES, OPS, QUANTITIES
 from .pool import DEFAULT_TIMEOUT_S, WORKER_LOG_ENV, Outcome, interrupt_on_sigterm
@@ -382,6 +383,20 @@ def cmd_diff(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_history(args: argparse.Namespace) -> int:
+    from . import history
+
+    if args.framework not in registered():
+        raise UsageError(f"unknown framework {args.framework!r}; known: {', '.join(registered())}")
+    releases = [history.parse_release(text) for text in args.release]
+    pairs = history.history(args.framework, releases, Path(args.out), args.cache, shlex.split(args.run_args),
+                            log=lambda line: print(line, file=sys.stderr, flush=True))
+    for p in pairs:
+        print(f"history: {p.before} -> {p.after}: {len(p.answers)} record(s) changed; {p.verdict}")
+    print(f"wrote {Path(args.out) / 'history.md'} and {Path(args.out) / 'history.json'}")
+    return 0
+
+
 def cmd_report(args: argparse.Namespace) -> int:
     from .report import html as report
 
@@ -591,6 +606,16 @@ def _add_small_commands(sub) -> None:
     gp.add_argument("--dry-run", action="store_true", help="the same steps on the CPU, one small suite, tiny benchmarks")
     gp.set_defaults(func=cmd_gpu)
 
+    hs = sub.add_parser("history", help="one framework's doors across a list of its releases, each consecutive pair diffed and gated both ways")
+    hs.add_argument("--framework", required=True, help="the framework whose doors run (a name `conformance list` shows)")
+    hs.add_argument("--release", action="append", required=True, metavar="PINS",
+                    help="one release as exact pins, in upgrade order (repeatable): 'pkg==1.2.0', or 'pkg==1.2.0 pkglib==1.2.0' (packages that move together)")
+    hs.add_argument("--out", default="reports/history", help="folder: one results folder per release, history.md, history.json")
+    hs.add_argument("--cache", type=Path, default=default_compile_cache() / "releases",
+                    help="where each release is installed once (default: the cache folder's releases/)")
+    hs.add_argument("--run-args", default="--modes eager", help="options for each `conformance run` (default: '--modes eager')")
+    hs.set_defaults(func=cmd_history)
+
     rj = sub.add_parser("rejudge", help="apply the current known-divergence registry to a finished run's results.json")
     rj.add_argument("results", type=Path, help="a results.json (the oracle's judgement in it is kept)")
     _add_known(rj)
@@ -624,7 +649,7 @@ def main(argv: list[str] | None = None) -> int:
             os.environ[env] = repr(getattr(args, flag))
     try:
         return args.func(args)
-    except (UsageError, CaseFileError, known_registry.RegistryError, results_io.ResultsError) as exc:
+    except (UsageError, CaseFileError, known_registry.RegistryError, results_io.ResultsError, HistoryError) as exc:
         print(f"conformance: error: {exc}", file=sys.stderr)
         return 2
     except output.WriteFailed as exc:

@@ -5,7 +5,8 @@ adapter or a user's function belong to that code: an error of the code, never a 
 
 A keyword that the installed release of a function does not take (an older release without an `axis=` its successor added) is what that
 release cannot be called with: the caller learns it from the TypeError raised at its own call, and the record is
-`unsupported` for the case.
+`unsupported` for the case. So is a door whose public function the release does not have yet (a release older than
+the function), named by the AttributeError of its own module.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ CODE_ERRORS = (AttributeError, NameError, ImportError, SyntaxError)
 _CALL_ERROR = re.compile(r"unexpected keyword argument|missing \d+ required (positional|keyword-only) argument|"
                          r"takes \d+ positional arguments? but \d+ (was|were) given|got multiple values for argument")
 _NO_SUCH_KEYWORD = re.compile(r"got an unexpected keyword argument '(\w+)'")
+_NO_SUCH_FUNCTION = re.compile(r"module '([\w.]+)' has no attribute '(\w+)'")
 
 
 def _innermost(tb: TracebackType | None) -> TracebackType | None:
@@ -71,3 +73,13 @@ def missing_keyword(error: BaseException) -> str | None:
     """The keyword a called function does not take, where that is what `error` says."""
     match = _NO_SUCH_KEYWORD.search(str(error)) if isinstance(error, TypeError) else None
     return match.group(1) if match else None
+
+
+def missing_function(error: BaseException, door: str) -> str | None:
+    """The public function (`package.function`) that the installed release lacks, where `error` says
+    that the module has no attribute of the very name the door calls, or None. Any other missing attribute is a
+    bug of the calling code, never hidden as "unsupported"."""
+    match = _NO_SUCH_FUNCTION.search(str(error)) if isinstance(error, AttributeError) else None
+    if match and re.search(rf"(^|[.\s(]){re.escape(match.group(2))}($|[\s(])", door):
+        return f"{match.group(1)}.{match.group(2)}"
+    return None

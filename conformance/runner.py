@@ -161,6 +161,8 @@ def records_for(adapter: Adapter, case: Case, inputs: Inputs, refs: dict, sel: S
             continue
         for device in devices:
             for mode in modes:
+                if not impl.runs(case.full_id, mode):
+                    continue
                 started = time.perf_counter()
                 outs = _evaluate_healing(adapter, impl, inputs, quantities, mode, device, timing)
                 elapsed = time.perf_counter() - started
@@ -203,6 +205,8 @@ def _failure_records(adapter: Adapter, case: Case, failure: HarnessFailure, sel:
         if impl.op != failure.op or not sel.wants_impl(impl):
             continue
         for device, mode, q in itertools.product(devices, sel.modes, sel.quantities_of(case, failure.op)):
+            if not impl.runs(case.full_id, mode):
+                continue
             yield Record(status="error", behaviour="error", detail=message, case=case.full_id, op=failure.op, quantity=q,
                          dtype=failure.dtype, framework=impl.framework, impl=impl.name, mode=mode, device=device, impl_id=impl.id,
                          case_file=str(Path(case.path).resolve()), naive=impl.naive, invalid=case.invalid,
@@ -258,6 +262,9 @@ def make_record(case: Case, inputs: Inputs, impl: Impl, quantity: str, mode: str
         keyword = ownership.missing_keyword(error)
         if keyword:
             return Record(status="unsupported", behaviour=None, reason=f"this release of {impl.name} takes no '{keyword}' argument", **ran)
+        function = ownership.missing_function(error, impl.name)
+        if function:
+            return Record(status="unsupported", behaviour=None, reason=f"the installed release has no {function}", **ran)
         message = f"{type(error).__name__} raised by the calling code at {where}, not by the framework: {str(error)[:200]}"
         return Record(status="error", behaviour="error", detail=message,
                       error={"type": type(error).__name__, "message": message, "where": f"code {where}"}, **ran)

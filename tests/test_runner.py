@@ -263,3 +263,29 @@ def test_a_record_is_what_reading_a_results_file_accepts(tmp_path):
         write({"schema": SCHEMA, "records": [broken]}, tmp_path / "bad.json")
         with pytest.raises(ResultsError, match=says):
             read(tmp_path / "bad.json")
+
+
+def test_static_shape_doors_run_compiled_only_on_the_suites_chosen_for_them(monkeypatch):
+    """torch.compile(dynamic=False) is what a fixed-shape training loop gets; its doors exist only in compiled mode
+    and only on the shape suites (adapters/torch.py, STATIC_SUITES), and compile a graph per input shape."""
+    from conformance.api import judge_case
+    from conformance.cases import load
+    from conformance.runner import Selection
+
+    torch_adapter = pytest.importorskip("conformance.adapters.torch")
+    pytest.importorskip("torch")
+    torch_adapter.load(None)
+    static = [i for i in torch_adapter.implementations() if i.static_shapes]
+    assert static and all(i.id.startswith("torch/static/") and i.modes == ("compiled",) for i in static)
+    shapes = next(c for c in load([bundled.cases_dir() / "shapes.yaml"]) if c.id == "two-classes")
+    other = next(c for c in load([bundled.cases_dir() / "published-values.yaml"]) if "softmax" in c.ops)
+    compiled = []
+    real = torch_adapter.torch.compile
+    monkeypatch.setattr(torch_adapter.torch, "compile", lambda f, **kw: compiled.append(kw["dynamic"]) or real(f, **kw))
+    sel = Selection(("torch",), ("float32",), ("cpu",), ("eager", "compiled"), impls=("torch/static/softmax", "torch/softmax"))
+    on_shapes = judge_case(torch_adapter, shapes, sel, ["cpu"])
+    assert {(r["impl_id"], r["mode"]) for r in on_shapes} == {("torch/softmax", "eager"), ("torch/softmax", "compiled"),
+                                                             ("torch/static/softmax", "compiled")}
+    assert all(r["status"] == "pass" for r in on_shapes), [r["detail"] for r in on_shapes if r["status"] != "pass"]
+    assert sorted(compiled) == [False, True]  # the dynamic door's graph and the static door's graph, one each
+    assert {r["impl_id"] for r in judge_case(torch_adapter, other, sel, ["cpu"])} == {"torch/softmax"}

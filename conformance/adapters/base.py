@@ -52,6 +52,7 @@ with the framework's own autodiff and compiler. Each quantity's outcome is one o
 
 from __future__ import annotations
 
+import fnmatch
 import inspect
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
@@ -198,11 +199,21 @@ class Impl:
     naive: bool = False  # the textbook formula (softmax, then log), kept to show what fused functions protect against
     key: str = ""  # stable within the framework, e.g. "naive/softmax"; never changes when the label does
     last_axis_only: bool = False  # the public function has no axis argument: classes must be the last axis
+    # A door that exists in some modes only (empty: every mode), e.g. a compiler setting that has no eager form.
+    modes: tuple[str, ...] = ()
+    # Case ids (globs) the door runs on (empty: every case): a costly door aimed at what it can reveal, said in its
+    # declaration, never a way to leave out cases it fails.
+    cases: tuple[str, ...] = ()
+    static_shapes: bool = False  # compiled once per input shape (a fixed-shape training loop), not once for every shape
 
     @property
     def id(self) -> str:
         """The stable identity of records, registry entries, baselines and benchmarks: framework/key."""
         return f"{self.framework}/{self.key or self.op}"
+
+    def runs(self, case_id: str, mode: str) -> bool:
+        """Whether this door is defined for the case in the mode (see `modes` and `cases`)."""
+        return (not self.modes or mode in self.modes) and (not self.cases or any(fnmatch.fnmatchcase(case_id, g) for g in self.cases))
 
     def reduction_composed(self, inputs: Inputs) -> bool:
         """True when reduction is applied after the call with the framework's own sum/mean (recorded, never hidden)."""

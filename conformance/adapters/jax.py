@@ -115,6 +115,15 @@ def log_softmax_where(x: Array, mask: Array, inputs: Inputs) -> Array:
     return jax.nn.log_softmax(x, axis=inputs.axis, where=mask)
 
 
+def logsumexp_where_log_softmax(x: Array, mask: Array, inputs: Inputs) -> Array:
+    """Masked log-softmax from the public logsumexp's own mask: `where=` keeps the masked entries out of the sum,
+    and the output is -inf there (what jax.nn.log_softmax(where=) documents). Its gradient at masked entries is
+    logsumexp's: JAX before 0.5.0 gave them nonzero values (jax commit f0392a1, 'fix grad(logsumexp) to produce 0s
+    where `where` is False')."""
+    lse = jax.scipy.special.logsumexp(x, axis=inputs.axis, keepdims=True, where=mask)
+    return jnp.where(mask, x - lse, -jnp.inf)
+
+
 def jnp_where_softmax(x: Array, mask: Array, inputs: Inputs) -> Array:
     """Masked softmax as people write it without `where=`: jnp.where(mask, x, -inf), then softmax."""
     return jax.nn.softmax(jnp.where(mask, x, -jnp.inf), axis=inputs.axis)
@@ -147,6 +156,8 @@ def implementations() -> list[Impl]:
         Impl(NAME, "x - jax.scipy.special.logsumexp(x)", "log_softmax", logsumexp_log_softmax, key="logsumexp/log_softmax"),
         Impl(NAME, "jax.nn.softmax(x, where=mask)", "masked_softmax", softmax_where, key="softmax/where"),
         Impl(NAME, "jax.nn.log_softmax(x, where=mask)", "masked_log_softmax", log_softmax_where, key="log_softmax/where"),
+        Impl(NAME, "x - jax.scipy.special.logsumexp(x, where=mask)", "masked_log_softmax", logsumexp_where_log_softmax,
+             key="logsumexp/where/log_softmax"),
         Impl(NAME, "jax.nn.softmax(jnp.where(mask, x, -inf))", "masked_softmax", jnp_where_softmax, key="jnp_where/softmax"),
         Impl(NAME, "jax.nn.log_softmax(jnp.where(mask, x, -inf))", "masked_log_softmax", jnp_where_log_softmax,
              key="jnp_where/log_softmax"),

@@ -177,8 +177,31 @@ def implementations() -> list[Impl]:
         Impl(NAME, "torch.softmax(x.masked_fill(~mask, -inf))", "masked_softmax", masked_fill_softmax, key="masked_fill/softmax"),
         Impl(NAME, "F.log_softmax(x.masked_fill(~mask, -inf))", "masked_log_softmax", masked_fill_log_softmax,
              key="masked_fill/log_softmax"),
+        *static_shape_doors(),
         *naive.implementations(NAME, NAIVE),
     ]
+
+
+# torch.compile as a fixed-shape training loop gets it: dynamic=False, one graph per input shape. Inductor picks its
+# reduction strategy (a persistent reduction or a looped one, its block size, a split reduction over rows) from the
+# static sizes, so kernels that the dynamic-shape graph never runs run here. On the suites whose shapes span that
+# choice: `shapes` (0 to 2^17 classes, 0 to 1024 rows, class axis first, middle or last) and `model-shapes`
+# (sequence-shaped [B, T, V] cross-entropy, 32k to 256k classes in half precision, [B, H, T, T] attention masks).
+# Every other suite runs the dynamic-shape graph only: a graph per shape for each of the corpus's cases would
+# compile about 2,000 times.
+STATIC_SUITES = ("shapes/*", "model-shapes/*")
+
+
+def static_shape_doors() -> list[Impl]:
+    ce_options = frozenset({"reduction", "label_smoothing", "weight"})
+    doors = [("torch.softmax", "softmax", softmax, frozenset(), "softmax"),
+             ("torch.nn.functional.log_softmax", "log_softmax", log_softmax, frozenset(), "log_softmax"),
+             ("torch.nn.functional.cross_entropy", "softmax_cross_entropy", cross_entropy, ce_options, "cross_entropy"),
+             ("torch.nn.functional.cross_entropy", "sparse_softmax_cross_entropy", cross_entropy, ce_options | {"ignore_index"},
+              "sparse_cross_entropy"),
+             ("torch.softmax(x.masked_fill(~mask, -inf))", "masked_softmax", masked_fill_softmax, frozenset(), "masked_fill/softmax")]
+    return [Impl(NAME, f"{name} [torch.compile(dynamic=False)]", op, fn, options=options, key=f"static/{key}", modes=("compiled",),
+                 cases=STATIC_SUITES, static_shapes=True) for name, op, fn, options, key in doors]
 
 
 def _torch_device(device: str) -> str:
@@ -199,7 +222,7 @@ def _numpy(t) -> np.ndarray:
     return t.float().numpy().astype(ml_dtypes.bfloat16) if t.dtype == torch.bfloat16 else t.numpy()
 
 
-def _forward(impl: Impl, inputs, mode: str, device: str, dynamic: bool = True):
+def _forward(impl: Impl, inputs, mode: str, device: str, dynamic: bool | None = None):
     def f(x, labels):
         out = impl.forward(x, labels, inputs)
         if impl.reduction_composed(inputs):
@@ -211,6 +234,7 @@ def _forward(impl: Impl, inputs, mode: str, device: str, dynamic: bool = True):
     # Conformance uses dynamic=True: one graph serves every shape of this key (static-then-dynamic would compile
     # twice). Benchmarks use dynamic=False and a function per shape: graphs specialised to it, as a fixed-shape
     # training loop gets them, and no guard on the other shape's closure (`inputs`) to fail and recompile.
+    dynamic = not impl.static_shapes if dynamic is None else dynamic
     shape = None if dynamic else inputs.logits.shape
     key = (impl.name, impl.op, inputs.options, inputs.axis, inputs.dtype, inputs.logits.ndim, device, dynamic, shape)
     if key not in _compiled:

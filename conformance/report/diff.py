@@ -5,6 +5,7 @@ the gate (gate.py) judges it.
 
 from __future__ import annotations
 
+import re
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -114,11 +115,15 @@ def answer_move(b: dict, c: dict) -> tuple[bool, bool] | None:
         return None
     if _accurate(b) and _accurate(c):  # gated here only inside a registered accuracy bound (the statuses are equal)
         return (abs(c["tol_ratio"] - b["tol_ratio"]) >= ANSWER_SHARE, c["status"] == "known")
+    if _accurate(c) and b.get("behaviour") in ("nonfinite", "all_nan"):
+        return (True, False)  # NaN/inf became a finite answer that the oracle measures (and the accuracy rule gates)
     return (True, True)
 
 
-def record_moves(b: dict, c: dict, why: str) -> list[Move]:
-    """Every way one record moved between two runs."""
+def record_moves(b: dict, c: dict, why: str, written_for_a_release: frozenset[str] = frozenset()) -> list[Move]:
+    """Every way one record moved between two runs. `written_for_a_release`: the current run's registry entries
+    scoped from a release on (from_a_release); one of them that explains the new answer, and did not explain the
+    old, accepts the change."""
     base = dict(record=describe(c), framework=c["framework"], naive=bool(c.get("naive")), attribution=why)
     moves = []
     if b["status"] != c["status"]:
@@ -134,7 +139,8 @@ def record_moves(b: dict, c: dict, why: str) -> list[Move]:
         moves.append(Move("nonfinite", before=_counts(b), after=_counts(c), worse=grew, **base))
     answer = answer_move(b, c)
     if answer and answer[0]:
-        accepted = c.get("known_id") if c.get("known_id") and c.get("known_id") != b.get("known_id") else ""
+        new_entry = c.get("known_id") and c.get("known_id") != b.get("known_id") and c.get("known_id") in written_for_a_release
+        accepted = c["known_id"] if new_entry else ""
         moves.append(Move("answer", before=shown(b), after=shown(c), worse=answer[1], accepted_by=accepted or "",
                           detail="the answer changed" + ("" if answer[1] else f" by {abs(c['tol_ratio'] - b['tol_ratio']):.0%} of the tolerance"),
                           **base))
@@ -145,11 +151,19 @@ def record_moves(b: dict, c: dict, why: str) -> list[Move]:
     return moves
 
 
+def from_a_release(entry: dict) -> bool:
+    """Whether a results file's registry entry is scoped to begin at a release (a lower bound: `>=3.10`), so that it
+    speaks for a change that release made. An entry bounded only from above describes the releases before a change:
+    on a downgrade it explains the old answer, it does not accept losing the new one."""
+    return any(re.search(r"(>=|>|==|~=)\s*\d", spec) for spec in (entry.get("versions") or {}).values())
+
+
 def diff(base_doc: dict, cur_doc: dict) -> list[Move]:
     """Every record that moved, appeared or disappeared between two results documents."""
     ids = results_io.by_id(base_doc, cur_doc)
     base, cur = index(base_doc, "baseline", ids), index(cur_doc, "current", ids)
     why = {fw: attribution(base_doc, cur_doc, fw) for fw in {k[4] for k in base} | {k[4] for k in cur}}
+    scoped = frozenset(e["id"] for e in cur_doc.get("known_divergences", []) if from_a_release(e))
     moves = []
     for k, c in cur.items():
         b = base.get(k)
@@ -157,7 +171,7 @@ def diff(base_doc: dict, cur_doc: dict) -> list[Move]:
             moves.append(Move("new", describe(c), c["framework"], "-", c["status"], c["status"] in ("fail", "error"),
                               bool(c.get("naive")), why[c["framework"]], reason(c)))
         else:
-            moves += record_moves(b, c, why[c["framework"]])
+            moves += record_moves(b, c, why[c["framework"]], scoped)
     for k, b in base.items():
         if k not in cur:
             moves.append(Move("missing", describe(b), b["framework"], b["status"], "-", True, bool(b.get("naive")), why[b["framework"]]))

@@ -60,6 +60,9 @@ def collect(doc: dict, disagreements: int = 0) -> Findings:
     return f
 
 
+KNOWN_COLOUR = "#d9cbb8"  # registered divergences: muted, apart from the reds of what nobody explained
+
+
 @dataclass
 class Cell:
     status: str  # the worst of its records (silent counts as worse than fail)
@@ -73,10 +76,10 @@ class Cell:
         if self.status in ("fail", "error"):
             return "#d73027"
         if self.status == "known":
-            return "#fdae61"
-        if self.status == "pass":  # pale when far inside the tolerance, deep green when it uses most of it
+            return KNOWN_COLOUR
+        if self.status == "pass":  # the best outcome is the brightest: vivid green far inside the tolerance, pale near it
             share = min(1.0, self.ratio or 0.0)
-            return f"hsl(125, 55%, {88 - 40 * share:.0f}%)"
+            return f"hsl({125 - 55 * share:.0f}, {62 - 20 * share:.0f}%, {46 + 36 * share:.0f}%)"
         return "#e0e0e0"
 
     @property
@@ -100,7 +103,9 @@ def heatmap(records: list[dict]) -> tuple[list[tuple[str, str]], list[str], dict
         groups[(row, r["case"].split("/")[0])].append(r)
     cells = {}
     for key, rs in groups.items():
-        counts = Counter("silent" if silent(r) and r["status"] != "pass" else r["status"] for r in rs)
+        # An unregistered silent answer is the worst a cell can show; a registered one is a known divergence, drawn
+        # muted like the others (the Findings list says which are silent).
+        counts = Counter("silent" if silent(r) and r["status"] in ("fail", "error") else r["status"] for r in rs)
         worst = min(counts, key=lambda s: SEVERITY.get(s, 9))
         ratios = [r["tol_ratio"] for r in rs if r["status"] == "pass" and r.get("tol_ratio") is not None]
         cells[key] = Cell(worst, max(ratios) if ratios else None, counts)

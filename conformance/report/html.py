@@ -186,7 +186,8 @@ def anchor(case_id: str) -> str:
 
 
 def build(paths: list[Path], out: Path, bench_paths: list[Path] | None = None, on_duplicate: str = "error") -> Path:
-    from .findings import collect, heatmap
+    from . import choose
+    from .findings import KNOWN_COLOUR, collect, heatmap, verdict_line
 
     doc = merge(paths, on_duplicate)
     versions = version_pairs(doc)
@@ -209,9 +210,13 @@ def build(paths: list[Path], out: Path, bench_paths: list[Path] | None = None, o
     disagreements = summary.disagreement_rows(records)
     rows, columns, cells = heatmap(records)
     invalid_columns, invalid_rows = summary.invalid_data(records)
+    found = collect(doc, len(disagreements))
+    chosen = choose.choices(records, benchmarks)
+    columns, choose_rows = choose.pivot(chosen)
     html = env.get_template("index.html").render(
         doc=doc, counts=summary.status_counts(records), statuses=summary.COUNTED, plots=plots, suites=suites,
-        findings=collect(doc, len(disagreements)), heat={"rows": rows, "columns": columns, "cells": cells},
+        findings=found, verdict=verdict_line(found), known_colour=KNOWN_COLOUR, choose_cell=choose.cell_text,
+        choose_columns=columns, choose_rows=choose_rows, heat={"rows": rows, "columns": columns, "cells": cells},
         overview=sorted(overview.items()), worst_case=worst_case, disagreements=disagreements,
         agreement={q: summary.agreement_data(records, q) for q in ("value", "grad_logits", "grad_labels", "hvp")},
         backend_pairs=cross_backend.pair_counts(records), backend_partings=cross_backend.partings(records),
@@ -220,6 +225,7 @@ def build(paths: list[Path], out: Path, bench_paths: list[Path] | None = None, o
         bench_runs=[r for r in bench["runs"] if "conformance" in r], versions=versions)
     results_io.write_text(out / "index.html", html)
     results_io.write_text(out / "report.md", _versions_md(versions) + summary.render(doc, benchmarks, speed_plot))
+    results_io.write_text(out / choose.FILE, summary.which_function(chosen))
     results_io.write(doc, out / MERGED)
     return out
 

@@ -8,6 +8,7 @@ import unicodedata
 from collections import Counter, defaultdict
 
 from ..record import message
+from . import choose
 from .findings import Findings, collect, verdict_line
 
 COUNTED = ("pass", "known", "fail", "error", "unsupported", "skip")
@@ -260,6 +261,14 @@ def findings_section(f: Findings, limit: int = 20) -> list[str]:
     return lines
 
 
+def which_function(chosen: dict[tuple[str, str, str, str], list[choose.Choice]]) -> str:
+    """which-function.md: every (op, dtype, mode, device) table of choose.choices(), the long form."""
+    lines = ["# Which function should I use?", ""]
+    for (op, dtype, mode, device), cs in chosen.items():
+        lines += [f"## {op}, {dtype}, {mode}, {device}", "", *_table(choose.HEADER, [choose.row(c) for c in cs]), ""]
+    return "\n".join(lines)
+
+
 def render(doc: dict, benchmarks: list[dict] | None = None, speed_plot: str | None = None) -> str:
     """The summary; with benchmarks (pytest-benchmark entries from `conformance bench`), a speed section too."""
     records = doc["records"]
@@ -285,6 +294,7 @@ def render(doc: dict, benchmarks: list[dict] | None = None, speed_plot: str | No
                   + (" Lost: " + "; ".join(md_cell(f"{x.get('shard')}: {x.get('why')}") for x in lost) if lost else "")]
     sections = [
         ("Findings", findings_section(found)),
+        ("Which function should I use?", choose.short(records)),
         ("Overview", overview(records)),
         ("Unexplained fails and errors", failures(records)),
         ("Re-run a failure", reruns(records)),
