@@ -87,6 +87,7 @@ def _write_summary(out: Path, doc: dict) -> Path:
     benchmarks = speed_report.load([out / speed_report.BENCH_FILE])["benchmarks"]
     plot = speed_report.PLOT if (out / speed_report.PLOT).exists() else None
     path = out / "summary.md"
+    results_io.write_text(out / summary.DETAILS, summary.render_details(doc))
     results_io.write_text(path, summary.render(doc, benchmarks, plot))
     return path
 

@@ -78,3 +78,27 @@ def test_an_errors_type_is_its_answer_and_old_files_compare_as_before():
     old, new = _pair(answer="b" * 16)
     del old["answer"]
     assert diff_mod.answer_move(old, new) is None  # written before answers were fingerprinted: nothing to compare
+
+
+def test_nan_becoming_a_measured_answer_is_listed_not_gated_and_the_reverse_is():
+    _, nan = _pair(status="known", known_id="k", behaviour="all_nan", tol_ratio=None, answer="n" * 16)  # both sides known
+    measured = {**nan, "behaviour": "finite", "tol_ratio": 3.0, "answer": "f" * 16}
+    assert diff_mod.answer_move(nan, measured) == (True, False)  # the oracle measures the new answer: the accuracy rule gates it
+    assert diff_mod.answer_move(measured, nan) == (True, True)  # a measured answer became NaN inside the same entry
+
+
+def _entry_doc(record: dict, entries: list[dict]) -> dict:
+    return {"environment": {}, "records": [record], "known_divergences": entries}
+
+
+def test_only_an_entry_scoped_from_a_release_on_accepts_a_changed_answer():
+    """An entry written for a change (`>=3.10`) accepts the new answer on the upgrade; on the downgrade the old
+    release's entry (`<3.10`) describes the past and accepts nothing; an unscoped entry accepts nothing either."""
+    _, old = _pair(status="known", known_id="before-3.10", invalid=True, answer="o" * 16)
+    new = {**old, "known_id": "from-3.10", "answer": "z" * 16}
+    entries = [{"id": "from-3.10", "link": "l", "versions": {"keras": ">=3.10"}}, {"id": "before-3.10", "link": "l", "versions": {"keras": "<3.10"}}]
+    up = [m for m in diff_mod.diff(_entry_doc(old, entries), _entry_doc(new, entries)) if m.kind == "answer"]
+    down = [m for m in diff_mod.diff(_entry_doc(new, entries), _entry_doc(old, entries)) if m.kind == "answer"]
+    assert up[0].accepted_by == "from-3.10" and down[0].accepted_by == "" and down[0].worse
+    unscoped = [{"id": "from-3.10", "link": "l"}, {"id": "before-3.10", "link": "l"}]
+    assert [m.accepted_by for m in diff_mod.diff(_entry_doc(old, unscoped), _entry_doc(new, unscoped)) if m.kind == "answer"] == [""]

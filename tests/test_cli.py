@@ -118,7 +118,7 @@ def test_a_warm_compile_cache_changes_nothing_but_the_time(tmp_path, framework, 
 
 def test_a_failure_can_be_rerun_from_another_folder(tmp_path):
     """Without the registry's naive-formula entries the NumPy naive softmax fails on huge logits: the FAIL line carries
-    the command, report.md the snippet; both work from another folder and say the verdict."""
+    the command, details.md (linked from report.md) the snippet; both work from another folder and say the verdict."""
     empty = tmp_path / "empty.yaml"
     empty.write_text("divergences: []\n")
     res = run("run", "--cases", str(bundled.cases_dir() / "extreme-logits.yaml"), "--case", "extreme-logits/huge-positive-row",
@@ -131,7 +131,8 @@ def test_a_failure_can_be_rerun_from_another_folder(tmp_path):
                            capture_output=True, text=True, cwd=elsewhere, timeout=300)
     assert rerun.returncode == 0 and "1 records" in rerun.stdout, rerun.stdout + rerun.stderr  # the registry explains it there
     assert main(["report", str(tmp_path / "out" / "results.json"), "--out", str(tmp_path / "rep")]) == 0
-    md = (tmp_path / "rep" / "report.md").read_text()
+    assert "details.md" in (tmp_path / "rep" / "report.md").read_text()
+    md = (tmp_path / "rep" / "details.md").read_text()
     snippet = md.split("```python\n", 1)[1].split("\n```", 1)[0]
     (elsewhere / "snippet.py").write_text(snippet)
     out = subprocess.run([sys.executable, "snippet.py"], capture_output=True, text=True, cwd=elsewhere, timeout=300)

@@ -118,7 +118,7 @@ def test_case_text_is_inert_in_every_markdown_and_html_output(tmp_path):
     from conformance.cli import _write_summary
 
     _write_summary(tmp_path / "out", results_io.read(path))
-    pages = ["report.md", "summary.md", "index.html", *(f"cases/{p.name}" for p in (tmp_path / "out" / "cases").glob("*.html"))]
+    pages = ["report.md", "summary.md", "details.md", "index.html", *(f"cases/{p.name}" for p in (tmp_path / "out" / "cases").glob("*.html"))]
     assert len(pages) > 3
     for name in pages:
         text = (tmp_path / "out" / name).read_text()

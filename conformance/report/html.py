@@ -112,41 +112,58 @@ def case_notes(records: list[dict]) -> dict[str, dict]:
     return notes
 
 
+NONFINITE_ROW = 1e9  # where the plot draws a NaN/inf answer: a band of its own above every finite error, labelled so
+
+
 def _plots(records: list[dict], out: Path) -> list[str]:
+    """error_vs_scale.png: one panel per op, float32 values, max error in ulp against the largest |logit|; fused
+    implementations in blue, the naive formulas in red; a NaN or inf answer is an x in a band of its own labelled
+    NaN/inf, never a number on the error axis."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    files = []
-    values = [r for r in records if r["quantity"] == "value" and r.get("logit_scale") and not r.get("invalid")
+    values = [r for r in records if r["quantity"] == "value" and r.get("logit_scale") and not r.get("invalid") and r["dtype"] == "float32"
               and (r.get("max_ulp") is not None or r.get("nan_count", 0) + r.get("inf_count", 0))]
-    frameworks = sorted({r["framework"] for r in values})
-    if values:
-        fig, axes = plt.subplots(1, max(1, len(frameworks)), figsize=(4.2 * max(1, len(frameworks)), 3.6), sharey=True, squeeze=False)
-        for ax, fw in zip(axes[0], frameworks):
-            for naive, colour, label in ((False, "tab:blue", "fused"), (True, "tab:red", "naive")):
-                pts = [(r["logit_scale"], r["max_ulp"] if r.get("max_ulp") is not None and not (r.get("nan_count") or r.get("inf_count")) else 1e12)
-                       for r in values if r["framework"] == fw and bool(r.get("naive")) == naive and r["dtype"] == "float32"]
-                if pts:
-                    xs, ys = zip(*pts)
-                    ax.scatter([max(x, 0.1) for x in xs], [max(y, 1e-3) for y in ys], s=12, alpha=0.6, c=colour, label=label)
-            ax.set_xscale("log")  # scales below 0.1 (all-zero rows) are drawn at 0.1
-            ax.set_xticks([1, 1e8, 1e16, 1e24, 1e32], ["1", "1e8", "1e16", "1e24", "1e32"])
-            ax.set_xlim(0.05, 1e39)
-            ax.set_yscale("log")
-            ax.grid(True, which="major", lw=0.3)
-            ax.axhline(1e12, color="grey", lw=0.5)
-            ax.set_title(f"{fw} (float32 values)")
-            ax.set_xlabel("max |logit|")
-        axes[0][0].set_ylabel("max error (ulp); 1e12 = NaN/inf")
-        axes[0][0].legend()
-        fig.tight_layout()
-        with results_io.atomic(out / "error_vs_scale.png") as tmp:
-            fig.savefig(tmp, dpi=90, format="png")
-        plt.close(fig)
-        files.append("error_vs_scale.png")
-    return files
+    ops = sorted({r["op"] for r in values})
+    if not values:
+        return []
+    columns = min(3, len(ops))
+    fig, axes = plt.subplots((len(ops) + columns - 1) // columns, columns, figsize=(4.6 * columns, 3.3 * ((len(ops) + columns - 1) // columns)),
+                             sharey=True, squeeze=False)
+    for ax, op in zip(axes.flat, ops):
+        for naive, colour, label in ((False, "tab:blue", "fused"), (True, "tab:red", "naive")):
+            rs = [r for r in values if r["op"] == op and bool(r.get("naive")) == naive]
+            # a NaN/inf that is the answer (-inf for a masked log-probability) passes and is drawn by its finite part
+            bad = [r for r in rs if (r.get("nan_count") or r.get("inf_count")) and (r["status"] != "pass" or r.get("max_ulp") is None)]
+            good = [r for r in rs if r not in bad and r.get("max_ulp") is not None]
+            if good:
+                ax.scatter([max(r["logit_scale"], 0.1) for r in good], [max(r["max_ulp"], 1e-3) for r in good], s=10, alpha=0.5, c=colour,
+                           label=label)
+            if bad:
+                ax.scatter([max(r["logit_scale"], 0.1) for r in bad], [NONFINITE_ROW] * len(bad), s=22, marker="x", c=colour,
+                           label=f"{label}: NaN/inf")
+        ax.set_xscale("log")  # scales below 0.1 (all-zero rows) are drawn at 0.1
+        ax.set_xticks([1, 1e8, 1e16, 1e24, 1e32], ["1", "1e8", "1e16", "1e24", "1e32"])
+        ax.set_xlim(0.05, 1e39)
+        ax.set_yscale("log")
+        ax.set_ylim(1e-3, NONFINITE_ROW * 10)
+        ax.set_yticks([1e-3, 1, 1e3, 1e6, NONFINITE_ROW], ["0.001", "1", "1e3", "1e6", "NaN/inf"])
+        ax.axhspan(NONFINITE_ROW / 3, NONFINITE_ROW * 10, color="#fde2e1", zorder=0)
+        ax.grid(True, which="major", lw=0.3)
+        ax.set_title(op, fontsize=10)
+        ax.set_xlabel("max |logit|")
+        ax.legend(fontsize=7, loc="center left")
+    for ax in axes.flat[len(ops):]:
+        ax.set_visible(False)
+    for row in axes:
+        row[0].set_ylabel("max error (ulp), float32")
+    fig.tight_layout()
+    with results_io.atomic(out / "error_vs_scale.png") as tmp:
+        fig.savefig(tmp, dpi=80, format="png")
+    plt.close(fig)
+    return ["error_vs_scale.png"]
 
 
 def _write_benchmarks(bench: dict, out: Path) -> str | None:
@@ -224,6 +241,7 @@ def build(paths: list[Path], out: Path, bench_paths: list[Path] | None = None, o
         speed_intro=speed_report.intro(benchmarks) if benchmarks else None, speed_tables=speed_report.tables(benchmarks) if benchmarks else [],
         bench_runs=[r for r in bench["runs"] if "conformance" in r], versions=versions)
     results_io.write_text(out / "index.html", html)
+    results_io.write_text(out / summary.DETAILS, summary.render_details(doc))
     results_io.write_text(out / "report.md", _versions_md(versions) + summary.render(doc, benchmarks, speed_plot))
     results_io.write_text(out / choose.FILE, summary.which_function(chosen))
     results_io.write(doc, out / MERGED)

@@ -269,6 +269,33 @@ def which_function(chosen: dict[tuple[str, str, str, str], list[choose.Choice]])
     return "\n".join(lines)
 
 
+DETAILS = "details.md"  # the long tables, beside summary.md and report.md
+
+
+def detail_sections(doc: dict) -> list[tuple[str, list[str]]]:
+    records = doc["records"]
+    return [
+        ("Re-run a failure", reruns(records)),
+        ("Overview", overview(records)),
+        ("Naive formula against fused functions", naive_vs_fused(records)),
+        ("Where modes and devices disagree (eager / compiled, CPU / GPU)", mode_device_disagreements(records)),
+        ("Gradient agreement", gradient_section(records)),
+        ("Pairwise agreement of frameworks (both match the oracle / both ran)",
+         [line for q in ("value", *GRADIENTS) for line in (agreement_matrix(records, q) + [""])]),
+        ("The same public call on different backends", cross_backend_section(records)),
+        ("Behaviour on invalid input", invalid_behaviour(records)),
+        ("Known divergences: what each framework computes instead, and why", known_section(records, doc.get("stale_known", []), doc.get("known_divergences"))),
+    ]
+
+
+def render_details(doc: dict) -> str:
+    """details.md: every long table of a run, linked from summary.md and report.md."""
+    lines = ["# softmax-conformance: the details", ""]
+    for title, body in detail_sections(doc):
+        lines += ["", f"## {title}", "", *body]
+    return "\n".join(lines) + "\n"
+
+
 def render(doc: dict, benchmarks: list[dict] | None = None, speed_plot: str | None = None) -> str:
     """The summary; with benchmarks (pytest-benchmark entries from `conformance bench`), a speed section too."""
     records = doc["records"]
@@ -295,20 +322,11 @@ def render(doc: dict, benchmarks: list[dict] | None = None, speed_plot: str | No
     sections = [
         ("Findings", findings_section(found)),
         ("Which function should I use?", choose.short(records)),
-        ("Overview", overview(records)),
         ("Unexplained fails and errors", failures(records)),
-        ("Re-run a failure", reruns(records)),
-        ("Naive formula against fused functions", naive_vs_fused(records)),
-        ("Where modes and devices disagree (eager / compiled, CPU / GPU)", mode_device_disagreements(records)),
-        ("Gradient agreement", gradient_section(records)),
-        ("Pairwise agreement of frameworks (both match the oracle / both ran)",
-         [line for q in ("value", *GRADIENTS) for line in (agreement_matrix(records, q) + [""])]),
-        ("The same public call on different backends", cross_backend_section(records)),
-        ("Behaviour on invalid input", invalid_behaviour(records)),
-        ("Known divergences: what each framework computes instead, and why", known_section(records, doc.get("stale_known", []), doc.get("known_divergences"))),
     ]
     for title, body in sections:
         lines += ["", f"## {title}", "", *body]
+    lines += ["", "## More", "", f"`{DETAILS}` beside this file: " + "; ".join(title for title, _ in detail_sections(doc)) + "."]
     if benchmarks:
         from ..speed.report import section
 
