@@ -75,7 +75,7 @@ GZIP_MAGIC = b"\x1f\x8b"
 
 def _gunzip(data: bytes, path: Path, what: str) -> bytes:
     """A gzipped file's text, bounded like a plain one (a small file must not unpack into gigabytes)."""
-    limit = MAX_JSON_MB * 1024 * 1024
+    limit = int(MAX_JSON_MB * 1024 * 1024)
     try:
         with gzip.GzipFile(fileobj=io.BytesIO(data)) as f:
             out = f.read(limit + 1)

@@ -69,6 +69,8 @@ def test_an_accurate_answer_changes_only_by_a_share_of_its_tolerance():
     assert diff_mod.answer_move(*_pair(answer="b" * 16, status="known", tol_ratio=0.6)) is None  # status moved: that move says it
     _, known = _pair(status="known", known_id="k")
     assert diff_mod.answer_move(known, {**known, "answer": "c" * 16, "tol_ratio": 0.9}) == (True, True)  # inside a bound: gated
+    worse = {**known, "tol_ratio": 4e13}
+    assert diff_mod.answer_move(worse, {**worse, "answer": "c" * 16, "tol_ratio": 3e6}) == (True, False)  # toward the oracle: listed
 
 
 def test_an_errors_type_is_its_answer_and_old_files_compare_as_before():

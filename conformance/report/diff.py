@@ -113,11 +113,17 @@ def answer_move(b: dict, c: dict) -> tuple[bool, bool] | None:
     same = b.get("answer") == c.get("answer") and (b.get("error") or {}).get("type") == (c.get("error") or {}).get("type")
     if same:
         return None
-    if _accurate(b) and _accurate(c):  # gated here only inside a registered accuracy bound (the statuses are equal)
-        return (abs(c["tol_ratio"] - b["tol_ratio"]) >= ANSWER_SHARE, c["status"] == "known")
+    if _accurate(b) and _accurate(c):  # gated here only inside a registered bound, and only when it moved away from the oracle
+        return (abs(c["tol_ratio"] - b["tol_ratio"]) >= ANSWER_SHARE, c["status"] == "known" and c["tol_ratio"] > b["tol_ratio"])
     if _accurate(c) and b.get("behaviour") in ("nonfinite", "all_nan"):
         return (True, False)  # NaN/inf became a finite answer that the oracle measures (and the accuracy rule gates)
     return (True, True)
+
+
+def _answer_detail(b: dict, c: dict, gated: bool) -> str:
+    if gated or b.get("tol_ratio") is None or c.get("tol_ratio") is None:
+        return "the answer changed" + ("" if gated else f" ({b.get('behaviour')} -> {c.get('behaviour')}, now measured by the oracle)")
+    return f"the answer changed by {abs(c['tol_ratio'] - b['tol_ratio']):.0%} of the tolerance"
 
 
 def record_moves(b: dict, c: dict, why: str, written_for_a_release: frozenset[str] = frozenset()) -> list[Move]:
@@ -142,7 +148,7 @@ def record_moves(b: dict, c: dict, why: str, written_for_a_release: frozenset[st
         new_entry = c.get("known_id") and c.get("known_id") != b.get("known_id") and c.get("known_id") in written_for_a_release
         accepted = c["known_id"] if new_entry else ""
         moves.append(Move("answer", before=shown(b), after=shown(c), worse=answer[1], accepted_by=accepted or "",
-                          detail="the answer changed" + ("" if answer[1] else f" by {abs(c['tol_ratio'] - b['tol_ratio']):.0%} of the tolerance"),
+                          detail=_answer_detail(b, c, answer[1]),
                           **base))
     bt, ct = _ratio(b), _ratio(c)
     if bt is not None and ct is not None and max(bt, ct) >= ACCURACY_FLOOR and (ct > ACCURACY_MOVE * bt or bt > ACCURACY_MOVE * ct):
