@@ -11,7 +11,10 @@ The verdict is complete or it is a FAIL. The gate fails when:
   answer      a record with the same status in both runs whose answer changed (compare.digest of the values, or
               the exception's type), where the verdict does not measure it: an invalid input's, a registered
               divergence's, an error's or a non-finite answer; unless the current record is explained by a registry
-              entry other than the one that explained the baseline's (an entry written for the change);
+              entry other than the one that explained the baseline's and scoped from a release on (an entry
+              written for the change). Between two CPUs, answers and pass -> known moves are listed as notes, not
+              gated: another CPU sums in another order and flushes subnormals on other vector paths, which no
+              change under test did (the status rule still gates anything -> fail/error, the accuracy rule its envelope);
   accuracy    a finite, passing record whose worst error, as a share of its tolerance (tol_ratio), grew by more
               than the envelope of the environment change between the runs (ENVELOPES), so far only for the
               fused implementations (the naive formulas are reported, and gated with --include-naive);
@@ -143,14 +146,20 @@ def _judge(move: diff_mod.Move, report: GateReport, include_naive: bool) -> None
         return
     if move.kind in ("missing",):
         return  # judged with the run's selection in _completeness
+    cpu_changed = "CPU change" in move.attribution
     if move.kind == "answer":
         if not move.worse:
             return  # an accurate answer that moved within the accuracy rule's reach: diff lists it
-        if move.accepted_by:
+        if cpu_changed:  # another CPU sums in another order and flushes subnormals on other paths: not the change's doing
+            report.notes.append(f"answer: {text}: differs on this CPU ({move.attribution}); not gated across CPUs")
+        elif move.accepted_by:
             report.notes.append(f"answer: {text}: accepted by registry entry {move.accepted_by}, which explains the new answer")
         elif include_naive or not move.naive:
             report.regressions.append(f"answer: {text} (an invalid input's, a registered divergence's or an error's answer "
                                       f"changed with its verdict unchanged; {move.attribution})")
+        return
+    if cpu_changed and move.kind == "status" and (move.before, move.after) == ("pass", "known"):
+        report.notes.append(f"status: {text}: explained by the registry on this CPU ({move.attribution}); not gated across CPUs")
         return
     if move.worse and (include_naive or not move.naive or move.kind in ("status", "new")):
         detail = f": {move.detail}" if move.detail else ""

@@ -104,3 +104,29 @@ def test_only_an_entry_scoped_from_a_release_on_accepts_a_changed_answer():
     assert up[0].accepted_by == "from-3.10" and down[0].accepted_by == "" and down[0].worse
     unscoped = [{"id": "from-3.10", "link": "l"}, {"id": "before-3.10", "link": "l"}]
     assert [m.accepted_by for m in diff_mod.diff(_entry_doc(old, unscoped), _entry_doc(new, unscoped)) if m.kind == "answer"] == [""]
+
+
+def test_between_two_cpus_answers_and_pass_to_known_are_notes_and_a_fail_still_gates():
+    """Another CPU sums in another order and flushes subnormals on other paths: the answer of a registered divergence
+    and a pass that becomes known there are listed, not gated; a record that fails is still a regression."""
+    from conformance import gate
+
+    _, known = _pair(status="known", known_id="k", invalid=True)
+    _, passing = _pair(case="s/p")
+    docs = []
+    for cpu, answer, status in (("CPU A", "a" * 16, "pass"), ("CPU B", "b" * 16, "known")):
+        env = {"cpu": cpu, "cpu_features": ["avx2"], "cpu_count": 2}
+        docs.append({"environment": env, "records": [{**known, "answer": answer}, {**passing, "status": status}]})
+    report = gate.GateReport()
+    gate.compare_records(docs[0], docs[1], report)
+    assert report.ok, report.regressions
+    assert any("differs on this CPU" in n for n in report.notes) and any("explained by the registry on this CPU" in n for n in report.notes)
+    docs[1]["records"][1]["status"] = "fail"
+    report = gate.GateReport()
+    gate.compare_records(docs[0], docs[1], report)
+    assert [r.split(":")[0] for r in report.regressions] == ["status"]
+    docs[1]["environment"]["cpu"] = "CPU A"  # the same CPU: the answer is gated again
+    docs[1]["records"][1]["status"] = "pass"
+    report = gate.GateReport()
+    gate.compare_records(docs[0], docs[1], report)
+    assert [r.split(":")[0] for r in report.regressions] == ["answer"]

@@ -5,6 +5,7 @@ the gate (gate.py) judges it.
 
 from __future__ import annotations
 
+import math
 import re
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -88,8 +89,10 @@ def _ratio(r: dict) -> float | None:
 
 
 def _accurate(r: dict) -> bool:
-    """A finite answer judged against the oracle: its error, a share of the tolerance, is what can move."""
-    return not r.get("invalid") and r.get("behaviour") == "finite" and r.get("tol_ratio") is not None
+    """An answer the oracle measured: its error, a share of the tolerance, is what can move. That includes an answer
+    whose infinities are the oracle's own (-inf for a masked log-probability): its finite part is measured."""
+    ratio = r.get("tol_ratio")
+    return not r.get("invalid") and r.get("behaviour") in ("finite", "nonfinite") and ratio is not None and math.isfinite(ratio)
 
 
 def shown(r: dict) -> str:

@@ -229,11 +229,11 @@ def build(paths: list[Path], out: Path, bench_paths: list[Path] | None = None, o
     invalid_columns, invalid_rows = summary.invalid_data(records)
     found = collect(doc, len(disagreements))
     chosen = choose.choices(records, benchmarks)
-    columns, choose_rows = choose.pivot(chosen)
+    choose_columns, choose_rows = choose.pivot(chosen)
     html = env.get_template("index.html").render(
         doc=doc, counts=summary.status_counts(records), statuses=summary.COUNTED, plots=plots, suites=suites,
         findings=found, verdict=verdict_line(found), known_colour=KNOWN_COLOUR, choose_cell=choose.cell_text,
-        choose_columns=columns, choose_rows=choose_rows, heat={"rows": rows, "columns": columns, "cells": cells},
+        choose_columns=choose_columns, choose_rows=choose_rows, heat={"rows": rows, "columns": columns, "cells": cells},
         overview=sorted(overview.items()), worst_case=worst_case, disagreements=disagreements,
         agreement={q: summary.agreement_data(records, q) for q in ("value", "grad_logits", "grad_labels", "hvp")},
         backend_pairs=cross_backend.pair_counts(records), backend_partings=cross_backend.partings(records),
