@@ -8,6 +8,7 @@ cache never falls back to eager without saying so.
 
 from __future__ import annotations
 
+import dataclasses
 import importlib
 import os
 import pickle
@@ -159,7 +160,7 @@ NAIVE = naive.Namespace(
 
 def implementations() -> list[Impl]:
     ce_options = frozenset({"reduction", "label_smoothing", "weight"})
-    return [
+    doors = [
         Impl(NAME, "torch.softmax", "softmax", softmax, key="softmax"),
         Impl(NAME, "torch.nn.functional.softmax", "softmax", functional_softmax, key="functional/softmax"),
         Impl(NAME, "torch.special.softmax", "softmax", special_softmax, key="special/softmax"),
@@ -177,9 +178,8 @@ def implementations() -> list[Impl]:
         Impl(NAME, "torch.softmax(x.masked_fill(~mask, -inf))", "masked_softmax", masked_fill_softmax, key="masked_fill/softmax"),
         Impl(NAME, "F.log_softmax(x.masked_fill(~mask, -inf))", "masked_log_softmax", masked_fill_log_softmax,
              key="masked_fill/log_softmax"),
-        *static_shape_doors(),
-        *naive.implementations(NAME, NAIVE),
     ]
+    return [*doors, *static_shape_doors(doors), *naive.implementations(NAME, NAIVE)]
 
 
 # torch.compile as a fixed-shape training loop gets it: dynamic=False, one graph per input shape. Inductor picks its
@@ -190,18 +190,13 @@ def implementations() -> list[Impl]:
 # Every other suite runs the dynamic-shape graph only: a graph per shape for each of the corpus's cases would
 # compile about 2,000 times.
 STATIC_SUITES = ("shapes/*", "model-shapes/*")
+STATIC_KEYS = ("softmax", "log_softmax", "cross_entropy", "sparse_cross_entropy", "masked_fill/softmax")
 
 
-def static_shape_doors() -> list[Impl]:
-    ce_options = frozenset({"reduction", "label_smoothing", "weight"})
-    doors = [("torch.softmax", "softmax", softmax, frozenset(), "softmax"),
-             ("torch.nn.functional.log_softmax", "log_softmax", log_softmax, frozenset(), "log_softmax"),
-             ("torch.nn.functional.cross_entropy", "softmax_cross_entropy", cross_entropy, ce_options, "cross_entropy"),
-             ("torch.nn.functional.cross_entropy", "sparse_softmax_cross_entropy", cross_entropy, ce_options | {"ignore_index"},
-              "sparse_cross_entropy"),
-             ("torch.softmax(x.masked_fill(~mask, -inf))", "masked_softmax", masked_fill_softmax, frozenset(), "masked_fill/softmax")]
-    return [Impl(NAME, f"{name} [torch.compile(dynamic=False)]", op, fn, options=options, key=f"static/{key}", modes=("compiled",),
-                 cases=STATIC_SUITES, static_shapes=True) for name, op, fn, options, key in doors]
+def static_shape_doors(doors: list[Impl]) -> list[Impl]:
+    """The same public calls as `doors` of STATIC_KEYS, compiled with dynamic=False on STATIC_SUITES only."""
+    return [dataclasses.replace(i, name=f"{i.name} [torch.compile(dynamic=False)]", key=f"static/{i.key}", modes=("compiled",),
+                                cases=STATIC_SUITES, static_shapes=True) for i in doors if i.key in STATIC_KEYS]
 
 
 def _torch_device(device: str) -> str:

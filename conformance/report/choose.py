@@ -132,9 +132,9 @@ def short(records: list[dict]) -> list[str]:
 def pivot(chosen: dict[tuple[str, str, str, str], list[Choice]]) -> tuple[list[tuple[str, str, str]], list[dict]]:
     """The compact form for the HTML page: a row per (op, implementation), a column per (dtype, mode, device), so
     that "bfloat16, compiled" is one column. Rows best first within each op: the most columns passed."""
+    widest_first = ("float64", "float32", "float16", "bfloat16")
     columns = sorted({(dtype, mode, device) for _op, dtype, mode, device in chosen},
-                     key=lambda c: (c[2], c[1], ("float64", "float32", "float16", "bfloat16").index(c[0]) if c[0] in
-                                    ("float64", "float32", "float16", "bfloat16") else 9))
+                     key=lambda c: (c[2], c[1], widest_first.index(c[0]) if c[0] in widest_first else len(widest_first)))
     rows: dict[tuple[str, str], dict] = {}
     for (op, dtype, mode, device), cs in chosen.items():
         for c in cs:
