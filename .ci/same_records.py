@@ -3,8 +3,8 @@ checkout's run of the same selection (.ci/package)."""
 
 import sys
 
-from conformance import results
-from conformance.record import key
+from conformance.model.record import key
+from conformance.run import results
 
 
 def main(a: str, b: str) -> int:

@@ -14,13 +14,13 @@ import os
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
-from . import api
-from . import check as check_mod
 from .adapters import EXTRA_ADAPTERS_ENV
 from .adapters import user as user_adapter
-from .check import CheckResult
-from .names import DTYPES, MODES
-from .runner import Selection
+from .model.names import DTYPES, MODES
+from .run import api
+from .run import check as check_mod
+from .run.check import CheckResult
+from .run.runner import Selection
 
 __all__ = ["CheckResult", "check"]
 

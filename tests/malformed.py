@@ -354,7 +354,7 @@ def write_all(out: Path, good_results: dict) -> list[Path]:
 
 
 if __name__ == "__main__":
-    from conformance import results as results_io
+    from conformance.run import results as results_io
 
     good = results_io.document([], {})
     print(f"{len(write_all(Path(sys.argv[1]), good))} files written to {sys.argv[1]}")

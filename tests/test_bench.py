@@ -10,12 +10,12 @@ import numpy as np
 import pytest
 
 from conformance.adapters import Unsupported, load_adapter
-from conformance.cli import main
+from conformance.app.cli import main
 from conformance.judge import oracle
 from conformance.judge.compare import judge
-from conformance.names import OPS
+from conformance.model.names import OPS
+from conformance.report import speed as speed_report
 from conformance.speed import measure as speed
-from conformance.speed import report as speed_report
 
 
 def test_bytes_formulas_count_each_input_read_and_each_output_written_once():

@@ -15,10 +15,10 @@ from pathlib import Path
 
 import pytest
 
-from conformance import gate
-from conformance.cli import main
+from conformance.app.cli import main
+from conformance.gate import records as gate
+from conformance.gate import speed as speed_gate
 from conformance.speed import bench
-from conformance.speed import gate as speed_gate
 
 DATA = Path(__file__).resolve().parent.parent / "reports" / "bench-reruns"
 EPYC = [DATA / "epyc" / f"run{i}.json" for i in range(6)]

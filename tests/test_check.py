@@ -31,7 +31,7 @@ MINE = textwrap.dedent('''
 
 def _check(tmp_path, name, *more):
     (tmp_path / "mine.py").write_text(MINE)
-    return subprocess.run([sys.executable, "-m", "conformance.cli", "check", f"mine.py:{name}", "--op", "softmax", "--framework", "numpy",
+    return subprocess.run([sys.executable, "-m", "conformance.app.cli", "check", f"mine.py:{name}", "--op", "softmax", "--framework", "numpy",
                            "--out", str(tmp_path / name), *more], capture_output=True, text=True, cwd=tmp_path, timeout=300)
 
 
@@ -48,7 +48,7 @@ def test_an_unshifted_softmax_fails_and_its_rerun_works_from_another_folder(tmp_
     command = next(line.split("re-run: ", 1)[1] for line in res.stdout.splitlines() if "re-run: " in line)
     elsewhere = tmp_path / "elsewhere"
     elsewhere.mkdir()
-    again = subprocess.run(command.replace("conformance check", f"{sys.executable} -m conformance.cli check", 1), shell=True,
+    again = subprocess.run(command.replace("conformance check", f"{sys.executable} -m conformance.app.cli check", 1), shell=True,
                            capture_output=True, text=True, cwd=elsewhere, timeout=300)
     assert again.returncode == 1 and "1 records" in again.stdout and "YOURS FAIL" in again.stdout, again.stdout + again.stderr
 

@@ -9,14 +9,14 @@ from pathlib import Path
 
 import pytest
 
-from conformance import bundled
-from conformance.cli import main
+from conformance.app.cli import main
+from conformance.corpus import bundled
 
 ROOT = Path(__file__).resolve().parent.parent
 
 
 def run(*args):
-    return subprocess.run([sys.executable, "-m", "conformance.cli", *args], capture_output=True, text=True, cwd=ROOT, timeout=600)
+    return subprocess.run([sys.executable, "-m", "conformance.app.cli", *args], capture_output=True, text=True, cwd=ROOT, timeout=600)
 
 
 def test_version():
@@ -57,7 +57,7 @@ def test_unknown_framework_exits_2():
 
 
 def test_missing_framework_exits_2(monkeypatch, capsys):
-    import conformance.cli as cli
+    import conformance.app.cli as cli
 
     monkeypatch.setattr(cli, "missing_packages", lambda name: ["torch"] if name == "torch" else [])
     assert main(["run", "--frameworks", "torch", "--out", "/nonexistent"]) == 2
@@ -65,7 +65,7 @@ def test_missing_framework_exits_2(monkeypatch, capsys):
 
 
 def test_absent_framework_is_skipped_not_a_crash(monkeypatch, tmp_path):
-    import conformance.cli as cli
+    import conformance.app.cli as cli
 
     monkeypatch.setattr(cli, "missing_packages", lambda name: [] if name == "numpy" else [name])
     code = main(["run", "--cases", str(bundled.cases_dir() / "published-values.yaml"), "--out", str(tmp_path), "--jobs", "1"])
@@ -127,7 +127,7 @@ def test_a_failure_can_be_rerun_from_another_folder(tmp_path):
     command = next(line.split("re-run: ", 1)[1] for line in res.stdout.splitlines() if "re-run: " in line)
     elsewhere = tmp_path / "elsewhere"
     elsewhere.mkdir()
-    rerun = subprocess.run(command.replace("conformance run", f"{sys.executable} -m conformance.cli run", 1), shell=True,
+    rerun = subprocess.run(command.replace("conformance run", f"{sys.executable} -m conformance.app.cli run", 1), shell=True,
                            capture_output=True, text=True, cwd=elsewhere, timeout=300)
     assert rerun.returncode == 0 and "1 records" in rerun.stdout, rerun.stdout + rerun.stderr  # the registry explains it there
     assert main(["report", str(tmp_path / "out" / "results.json"), "--out", str(tmp_path / "rep")]) == 0
@@ -141,7 +141,7 @@ def test_a_failure_can_be_rerun_from_another_folder(tmp_path):
 
 
 def test_list_groups_each_framework_by_op_with_every_door_and_naive_last():
-    from conformance.cli import _describe
+    from conformance.app.cli import _describe
 
     lines = _describe("numpy").splitlines()
     assert lines[0].startswith("numpy ") and "devices: cpu" in lines[0]

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import numpy as np
 
-from conformance import dtypes as dt
 from conformance.judge.compare import compare_values, judge
 from conformance.judge.oracle import Reference
 from conformance.judge.tolerance import published_tolerance, tolerance
+from conformance.model import dtypes as dt
 
 
 def ref(values, scale=1.0):

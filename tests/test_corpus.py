@@ -18,14 +18,14 @@ from functools import cache
 
 import pytest
 
-from conformance import bundled
 from conformance.adapters import load_adapter, package_versions, registered
-from conformance.api import judge_case
-from conformance.cases import load
+from conformance.corpus import bundled
+from conformance.corpus.cases import load
 from conformance.judge import known
-from conformance.record import message as reason
-from conformance.repro import command
-from conformance.runner import Selection
+from conformance.model.record import message as reason
+from conformance.run.api import judge_case
+from conformance.run.repro import command
+from conformance.run.runner import Selection
 
 CORPUS = bundled.cases_dir()
 CASES = load([CORPUS])
@@ -74,6 +74,6 @@ def test_own_process_frameworks_pass_the_corpus(scope, own_process_frameworks, t
     if not own_process_frameworks:
         pytest.skip("no such framework selected or installed")
     for name in own_process_frameworks:
-        res = subprocess.run([sys.executable, "-m", "conformance.cli", "run", "--frameworks", name, "--modes", "eager", *scope,
+        res = subprocess.run([sys.executable, "-m", "conformance.app.cli", "run", "--frameworks", name, "--modes", "eager", *scope,
                               "--out", str(tmp_path / name)], capture_output=True, text=True, cwd=tmp_path, timeout=1200)
         assert res.returncode == 0, f"{name}: exit {res.returncode}\n{res.stdout[-3000:]}\n{res.stderr[-1500:]}"

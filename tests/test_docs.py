@@ -8,7 +8,7 @@ from pathlib import Path
 
 import yaml
 
-from conformance import bundled
+from conformance.corpus import bundled
 
 ROOT = Path(__file__).resolve().parent.parent
 DATED = re.compile(r"\b20\d\d-\d\d-\d\d\b")

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import yaml
 
-from conformance.cli import main
+from conformance.app.cli import main
 
 EXAMPLE = Path(__file__).resolve().parent.parent / "examples" / "downstream"
 OURS = "our-model/masked-vocabulary-soft-labels"

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from conformance import bundled
+from conformance.corpus import bundled
 
 ROOT = Path(__file__).resolve().parent.parent
 CASES = bundled.cases_dir() / "published-values.yaml"
@@ -29,7 +29,7 @@ def _env(fault: str) -> dict:
 
 def _run(tmp_path: Path, fault: str, *extra: str, frameworks: str = "numpy,fault") -> tuple[subprocess.CompletedProcess, float]:
     started = time.monotonic()
-    res = subprocess.run([sys.executable, "-m", "conformance.cli", "run", "--cases", str(CASES), "--frameworks", frameworks,
+    res = subprocess.run([sys.executable, "-m", "conformance.app.cli", "run", "--cases", str(CASES), "--frameworks", frameworks,
                           "--modes", "eager", "--out", str(tmp_path / "out"), "--timeout", "8", *extra],
                          capture_output=True, text=True, cwd=ROOT, env=_env(fault), timeout=180)
     return res, time.monotonic() - started
@@ -66,7 +66,7 @@ def test_a_named_framework_that_fails_to_import_is_exit_2(tmp_path):
 
 def test_an_unnamed_framework_that_fails_to_import_is_lost_not_absent(tmp_path, monkeypatch):
     """Only a framework whose package is missing is 'absent'; one that is installed and raises is a lost shard."""
-    from conformance import pool, runner
+    from conformance.run import pool, runner
 
     for key, value in _env("raise-import").items():
         monkeypatch.setenv(key, value)
@@ -78,7 +78,7 @@ def test_an_unnamed_framework_that_fails_to_import_is_lost_not_absent(tmp_path, 
 @pytest.mark.skipif(not hasattr(signal, "SIGTERM"), reason="POSIX signals")
 def test_jobs_1_keeps_what_finished_on_sigterm(tmp_path):
     (tmp_path / "slow.yaml").write_text(SLOW)
-    proc = subprocess.Popen([sys.executable, "-m", "conformance.cli", "run", "--cases", str(tmp_path / "slow.yaml"), "--frameworks", "numpy",
+    proc = subprocess.Popen([sys.executable, "-m", "conformance.app.cli", "run", "--cases", str(tmp_path / "slow.yaml"), "--frameworks", "numpy",
                              "--jobs", "1", "--out", str(tmp_path / "out")], cwd=ROOT, stderr=subprocess.PIPE, stdout=subprocess.DEVNULL, text=True)
     for line in proc.stderr:
         if "% overall" in line:
@@ -103,7 +103,7 @@ cases:
 def test_a_memory_error_in_one_case_costs_that_case_only(tmp_path, monkeypatch, capsys):
     """The harness's own reference computation runs out of memory on one case among 50 healthy ones: that case's
     records are `error`s that name it and say the harness raised, the 50 others are kept and judged, exit 1."""
-    from conformance.cli import main
+    from conformance.app.cli import main
     from conformance.judge import oracle
 
     healthy = [{"id": f"row-{i}", "description": "a healthy softmax", "ops": ["softmax"], "logits": [[float(i), 0.5, -1.0]]}
@@ -135,7 +135,7 @@ SMALL = ["--frameworks", "numpy", "--modes", "eager", "--case", "published-value
 
 
 def _first_run(out: Path) -> tuple[bytes, bytes]:
-    from conformance.cli import main
+    from conformance.app.cli import main
 
     assert main(["run", *SMALL, "--out", str(out)]) == 0
     return (out / "results.json").read_bytes(), (out / "summary.md").read_bytes()
@@ -146,8 +146,8 @@ def test_a_full_disk_keeps_the_previous_files_and_says_where_the_records_are(tmp
     import errno
     import tempfile as tempfile_mod
 
-    from conformance import results as results_io
-    from conformance.cli import main
+    from conformance.app.cli import main
+    from conformance.run import results as results_io
 
     out = tmp_path / "out"
     before = _first_run(out)
@@ -191,7 +191,7 @@ def test_a_full_disk_keeps_the_previous_files_and_says_where_the_records_are(tmp
     ("dev-null", "exists and is not a folder"),
 ])
 def test_an_output_folder_that_cannot_hold_a_run_is_exit_2_before_anything_runs(tmp_path, capsys, layout, needle):
-    from conformance.cli import main
+    from conformance.app.cli import main
 
     out = {"file": tmp_path / "f", "under-a-file": tmp_path / "f" / "out", "results-is-a-folder": tmp_path / "out",
            "dev-null": Path("/dev/null")}[layout]
@@ -207,12 +207,12 @@ def test_an_output_folder_that_cannot_hold_a_run_is_exit_2_before_anything_runs(
 def test_a_killed_run_leaves_no_old_results_posing_as_its_own(tmp_path):
     """The parent is killed outright mid-run: the marker stays, so the gate refuses the earlier results.json beside it
     and the previous run.log is kept."""
-    from conformance import gate
+    from conformance.gate import records as gate
 
     out = tmp_path / "out"
     _first_run(out)
     old_log = (out / "run.log").read_bytes()
-    proc = subprocess.Popen([sys.executable, "-m", "conformance.cli", "run", "--frameworks", "numpy", "--out", str(out)],
+    proc = subprocess.Popen([sys.executable, "-m", "conformance.app.cli", "run", "--frameworks", "numpy", "--out", str(out)],
                             cwd=tmp_path, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     deadline = time.monotonic() + 60
     while not (out / "run-in-progress.json").exists() and time.monotonic() < deadline:
@@ -229,13 +229,13 @@ def test_the_largest_case_the_default_limits_accept_stays_under_the_memory_budge
     """The heaviest op (softmax: value and gradient, the oracle's extended-precision copies) at the default element
     limit, in a worker of its own: its peak resident memory is under the stated budget, and one element more is
     refused at load."""
-    from conformance.safe_yaml import DEFAULT_MAX_ELEMENTS, MEMORY_BUDGET_GB
+    from conformance.corpus.safe_yaml import DEFAULT_MAX_ELEMENTS, MEMORY_BUDGET_GB
 
     rows = 16
     case = {"id": "at-the-limit", "description": "the largest accepted", "ops": ["softmax"], "quantities": ["value", "grad_logits"],
             "logits": {"generate": "normal", "shape": [rows, DEFAULT_MAX_ELEMENTS // rows], "seed": 1}}
     (tmp_path / "big.yaml").write_text(json.dumps({"suite": "big", "description": "x", "cases": [case]}))
-    probe = ("import resource, sys; from conformance.cli import main; code = main(sys.argv[1:]); "
+    probe = ("import resource, sys; from conformance.app.cli import main; code = main(sys.argv[1:]); "
              "print('PEAK', resource.getrusage(resource.RUSAGE_SELF).ru_maxrss); sys.exit(code)")
     res = subprocess.run([sys.executable, "-c", probe, "run", "--cases", str(tmp_path / "big.yaml"), "--frameworks", "numpy",
                           "--modes", "eager", "--jobs", "1", "--out", str(tmp_path / "out")], capture_output=True, text=True, timeout=300)
@@ -244,7 +244,7 @@ def test_the_largest_case_the_default_limits_accept_stays_under_the_memory_budge
     assert peak_gb < MEMORY_BUDGET_GB, peak_gb
     case["logits"]["shape"] = [rows + 1, DEFAULT_MAX_ELEMENTS // rows]
     (tmp_path / "big.yaml").write_text(json.dumps({"suite": "big", "description": "x", "cases": [case]}))
-    res = subprocess.run([sys.executable, "-m", "conformance.cli", "run", "--cases", str(tmp_path / "big.yaml"), "--frameworks", "numpy",
+    res = subprocess.run([sys.executable, "-m", "conformance.app.cli", "run", "--cases", str(tmp_path / "big.yaml"), "--frameworks", "numpy",
                           "--out", str(tmp_path / "out2")], capture_output=True, text=True, timeout=60)
     assert res.returncode == 2 and "over the limit" in res.stderr
 
@@ -271,7 +271,7 @@ def test_a_damaged_compile_cache_heals(tmp_path):
     sel = ["--frameworks", "torch", "--modes", "compiled", "--dtypes", "float32", "--case", "published-values/*",
            "--case", "sparse-labels/ignore-index-*"]
     clean = tmp_path / "clean"
-    first = subprocess.run([sys.executable, "-m", "conformance.cli", "run", *sel, "--compile-cache", str(clean), "--out", str(tmp_path / "a")],
+    first = subprocess.run([sys.executable, "-m", "conformance.app.cli", "run", *sel, "--compile-cache", str(clean), "--out", str(tmp_path / "a")],
                            capture_output=True, text=True, timeout=600)
     assert first.returncode == 0, first.stderr[-2000:]
     damaged = tmp_path / "damaged"
@@ -287,7 +287,7 @@ def test_a_damaged_compile_cache_heals(tmp_path):
     for p in modules:
         p.write_text("damaged = True\n")
     assert chosen and modules
-    second = subprocess.run([sys.executable, "-m", "conformance.cli", "run", *sel, "--compile-cache", str(damaged), "--out", str(tmp_path / "b")],
+    second = subprocess.run([sys.executable, "-m", "conformance.app.cli", "run", *sel, "--compile-cache", str(damaged), "--out", str(tmp_path / "b")],
                             capture_output=True, text=True, timeout=600)
     assert second.returncode == 0, second.stdout[-3000:]  # Inductor recovers from some damage itself; the rest is healed
 

@@ -8,9 +8,9 @@ from pathlib import Path
 import pytest
 import yaml
 
-from conformance.cases import load
-from conformance.cli import main
-from conformance.fuzz import drawn_case, fuzz, write_case
+from conformance.app.cli import main
+from conformance.app.fuzz import drawn_case, fuzz, write_case
+from conformance.corpus.cases import load
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -56,7 +56,7 @@ def test_draws_reach_the_edges():
     from hypothesis import find, settings
     from hypothesis import strategies as st
 
-    from conformance.fuzz import _has_answer, _value
+    from conformance.app.fuzz import _has_answer, _value
 
     value = st.composite(lambda draw: _value(draw, 10.0))()
     quiet = settings(max_examples=3000, database=None)

@@ -5,10 +5,10 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from conformance import gate
-from conformance import results as results_io
-from conformance.cli import main
+from conformance.app.cli import main
+from conformance.gate import records as gate
 from conformance.report import html as report
+from conformance.run import results as results_io
 
 ROOT = Path(__file__).resolve().parent.parent
 

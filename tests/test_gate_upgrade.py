@@ -12,9 +12,9 @@ from pathlib import Path
 
 import pytest
 
-from conformance import gate
-from conformance import results as results_io
-from conformance.cli import main
+from conformance.app.cli import main
+from conformance.gate import records as gate
+from conformance.run import results as results_io
 
 DATA = Path(__file__).resolve().parent / "data" / "upgrade"
 OLD, NEW = DATA / "jax-0.9.2.json", DATA / "jax-0.10.2.json"

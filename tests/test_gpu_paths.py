@@ -9,11 +9,11 @@ from pathlib import Path
 
 import pytest
 
-from conformance import bundled
 from conformance.adapters.base import Unsupported
-from conformance.api import judge_case
-from conformance.cases import load
-from conformance.runner import Selection
+from conformance.corpus import bundled
+from conformance.corpus.cases import load
+from conformance.run.api import judge_case
+from conformance.run.runner import Selection
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -59,7 +59,7 @@ def test_the_prepared_gpu_command_dry_run(tmp_path):
     import json
     import subprocess
 
-    res = subprocess.run([sys.executable, "-m", "conformance.cli", "gpu", "--dry-run", "--frameworks", "numpy,torch", "--minutes", "4",
+    res = subprocess.run([sys.executable, "-m", "conformance.app.cli", "gpu", "--dry-run", "--frameworks", "numpy,torch", "--minutes", "4",
                           "--out", str(tmp_path)], capture_output=True, text=True, cwd=ROOT, timeout=400)
     assert res.returncode == 0, res.stdout + res.stderr
     assert "the GPU parts are skipped" in res.stdout
@@ -98,8 +98,8 @@ def test_the_committed_gpu_run_is_explained_by_the_registry(tmp_path):
     """reports/gpu/ holds what a lent H200 produced. Every fail in it is registered (rejudge re-applies the registry,
     so an entry removed or narrowed shows up here as exit 1; --oracle judges the stored outputs by today's oracle
     first, so a definition the oracle learned since the run applies to it too)."""
-    from conformance.cli import main
-    from conformance.results import read
+    from conformance.app.cli import main
+    from conformance.run.results import read
 
     for run in ("eager", "compiled"):
         code = main(["rejudge", "--oracle", str(ROOT / "reports" / "gpu" / run / "results.json"), "--out", str(tmp_path / run)])

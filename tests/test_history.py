@@ -16,9 +16,9 @@ from pathlib import Path
 import pytest
 import yaml
 
-from conformance import history
-from conformance import results as results_io
-from conformance.cli import main
+from conformance.app import history
+from conformance.app.cli import main
+from conformance.run import results as results_io
 
 DATA = Path(__file__).resolve().parent / "data" / "history"
 PAIRS = yaml.safe_load((DATA / "pairs.yaml").read_text(encoding="utf-8"))["pairs"]

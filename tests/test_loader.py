@@ -8,9 +8,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from conformance import bundled
-from conformance.cases import CaseFileError, load, load_file
-from conformance.inputs import build
+from conformance.corpus import bundled
+from conformance.corpus.cases import CaseFileError, load, load_file
+from conformance.corpus.inputs import build
 
 CORPUS = bundled.cases_dir()
 

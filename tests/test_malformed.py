@@ -15,8 +15,8 @@ from pathlib import Path
 import malformed
 import pytest
 
-from conformance import results as results_io
-from conformance.cli import main
+from conformance.app.cli import main
+from conformance.run import results as results_io
 
 CASES = list(malformed.case_files())
 GOOD_RECORD = {"case": "s/c", "op": "softmax", "quantity": "value", "dtype": "float32", "framework": "numpy", "impl": "scipy.special.softmax",
@@ -117,7 +117,7 @@ def test_case_text_is_inert_in_every_markdown_and_html_output(tmp_path):
     path = tmp_path / "r" / "results.json"
     results_io.write(results_io.document([record], {}, {"stale_known": [{"id": "<script>x</script>", "link": "javascript:alert(1)"}]}), path)
     assert main(["report", str(path), "--out", str(tmp_path / "out")]) == 0
-    from conformance.cli import _write_summary
+    from conformance.app.cli import _write_summary
 
     _write_summary(tmp_path / "out", results_io.read(path))
     pages = ["report.md", "summary.md", "details.md", "index.html", *(f"cases/{p.name}" for p in (tmp_path / "out" / "cases").glob("*.html"))]

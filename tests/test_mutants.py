@@ -13,7 +13,7 @@ import os
 import mutant_adapter
 import pytest
 
-from conformance.cases import Options
+from conformance.corpus.cases import Options
 from conformance.testing import check
 
 pytest.importorskip("torch", reason="the mutants are built on PyTorch's public functions")

@@ -7,7 +7,7 @@ import json
 
 import pytest
 
-from conformance.cli import main
+from conformance.app.cli import main
 from conformance.report import cross_backend
 
 pytest.importorskip("onnxruntime")

@@ -10,8 +10,8 @@ import mpmath
 import numpy as np
 import pytest
 
-from conformance.cases import Options
-from conformance.inputs import Inputs, output_shape
+from conformance.corpus.cases import Options
+from conformance.corpus.inputs import Inputs, output_shape
 from conformance.judge import oracle, oracle_mp
 
 RNG = np.random.default_rng(7)

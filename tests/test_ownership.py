@@ -9,8 +9,8 @@ import json
 import sys
 import textwrap
 
-from conformance.cli import main
-from conformance.ownership import missing_keyword, package_dirs, raised_by_code
+from conformance.adapters.ownership import missing_keyword, package_dirs, raised_by_code
+from conformance.app.cli import main
 
 MINE = '''
 import dataclasses

@@ -9,11 +9,12 @@ from pathlib import Path
 
 import pytest
 
-from conformance import bundled, pool, shard_costs
-from conformance.balance import makespan, partition, spread
-from conformance.cases import load
-from conformance.names import DTYPES, MODES
-from conformance.runner import Selection
+from conformance.corpus import bundled
+from conformance.corpus.cases import load
+from conformance.model.names import DTYPES, MODES
+from conformance.run import pool, shard_costs
+from conformance.run.balance import makespan, partition, spread
+from conformance.run.runner import Selection
 
 CASES = load([bundled.cases_dir()])
 FRAMEWORKS = ("numpy", "torch", "tensorflow", "jax", "keras-jax", "keras-torch")

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import io
 
-from conformance.progress import HEARTBEAT_S, Progress
+from conformance.app.progress import HEARTBEAT_S, Progress
 
 
 class Clock:

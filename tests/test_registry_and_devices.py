@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from conformance import bundled
-from conformance.cli import main
+from conformance.app.cli import main
+from conformance.corpus import bundled
 from conformance.judge import known
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -108,8 +108,8 @@ def test_a_divergence_worse_than_its_bound_fails(tmp_path):
 def test_rejudge_with_the_same_registry_changes_no_status(tmp_path):
     """`conformance rejudge` undoes the registry's decisions and applies it again: over the baseline, made with this
     registry, every record keeps its status and its entry."""
-    from conformance.cli import main
-    from conformance.results import read
+    from conformance.app.cli import main
+    from conformance.run.results import read
 
     base = Path(__file__).resolve().parent.parent / "reports" / "baseline" / "results.json"
     assert main(["rejudge", str(base), "--out", str(tmp_path)]) == 0
@@ -136,8 +136,8 @@ def test_a_renamed_implementation_is_stale_but_a_glob_over_frameworks_is_not():
 def test_rejudge_with_the_oracle_judges_stored_outputs_again(tmp_path):
     """A record whose stored output the oracle now judges otherwise changes with --oracle, and only then: the oracle
     is asked again, not the record's own expected value."""
-    from conformance.cli import main
-    from conformance.results import read
+    from conformance.app.cli import main
+    from conformance.run.results import read
 
     (tmp_path / "cases").mkdir()
     (tmp_path / "cases" / "c.yaml").write_text(
@@ -192,8 +192,8 @@ def test_explains_is_required_and_checked(tmp_path):
 def test_the_floatx_entry_explains_accuracy_only_on_the_baseline(tmp_path):
     """keras-losses-compute-in-floatx (Keras casts to float32) explains float64 answers that are float32-accurate; a
     silent answer to an invalid input or a NaN on the same calls needs an entry that names it (or stays a fail)."""
-    from conformance.api import rejudge
-    from conformance.results import read
+    from conformance.run.api import rejudge
+    from conformance.run.results import read
 
     base = Path(__file__).resolve().parent.parent / "reports" / "baseline" / "results.json"
     doc = rejudge(read(base))

@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from conformance import results as results_io
 from conformance.report import choose, html
+from conformance.run import results as results_io
 
 BASELINE = Path(__file__).resolve().parent.parent / "reports" / "baseline" / "results.json"
 QUESTION = ("sparse_softmax_cross_entropy", "bfloat16", "compiled", "cpu")

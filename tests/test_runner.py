@@ -14,9 +14,10 @@ from pathlib import Path
 
 import pytest
 
-from conformance import bundled, pool, runner
-from conformance.cli import main
-from conformance.names import DTYPES, MODES
+from conformance.app.cli import main
+from conformance.corpus import bundled
+from conformance.model.names import DTYPES, MODES
+from conformance.run import pool, runner
 
 ROOT = Path(__file__).resolve().parent.parent
 COSTS = {"a": {("compiled", "float32"): 400, ("compiled", "float64"): 300, ("compiled", "float16"): 50, ("eager", "float32"): 100},
@@ -123,7 +124,7 @@ def _marked(mark: str) -> list[int]:
 def test_a_stopped_run_leaves_no_worker_behind(tmp_path, sig):
     (tmp_path / "slow.yaml").write_text(SLOW_CASES)
     mark = uuid.uuid4().hex
-    proc = subprocess.Popen([sys.executable, "-m", "conformance.cli", "run", "--cases", str(tmp_path / "slow.yaml"), "--frameworks", "numpy",
+    proc = subprocess.Popen([sys.executable, "-m", "conformance.app.cli", "run", "--cases", str(tmp_path / "slow.yaml"), "--frameworks", "numpy",
                              "--jobs", "2", "--out", str(tmp_path / "out")],
                             cwd=ROOT, env={**os.environ, "CONFORMANCE_TEST_MARK": mark}, stderr=subprocess.PIPE, stdout=subprocess.DEVNULL, text=True)
     for line in proc.stderr:  # a worker has finished its first case and is on the next
@@ -155,7 +156,7 @@ def _gpu_plan(monkeypatch, frameworks=("a", "b"), cases=None):
 
 
 def test_a_gpu_gets_shards_of_its_own_and_assert_prone_cases_a_worker_each(monkeypatch):
-    from conformance.cases import load
+    from conformance.corpus.cases import load
 
     cases = load([bundled.cases_dir()])
     by_name = {s.name: s for s in _gpu_plan(monkeypatch, cases=cases)}
@@ -173,7 +174,7 @@ def test_a_gpu_gets_shards_of_its_own_and_assert_prone_cases_a_worker_each(monke
 def test_a_kernel_that_aborts_on_a_bad_index_gets_cpu_workers_per_case_in_that_mode_only(monkeypatch):
     """keras-torch compiled: an Inductor bounds check aborts the whole process, so its out-of-range cases must never
     share a worker with the rest of the corpus, and eager (which raises cleanly) keeps one worker."""
-    from conformance.cases import load
+    from conformance.corpus.cases import load
 
     cases = load([bundled.cases_dir()])
     declared = {"k": {"DEVICE_ASSERTS": ("gpu", "cpu/compiled")}}
@@ -196,7 +197,7 @@ def test_one_gpu_worker_at_a_time(monkeypatch):
 
 
 def test_a_named_gpu_that_cannot_be_used_is_an_error_not_a_skip(tmp_path):
-    res = subprocess.run([sys.executable, "-m", "conformance.cli", "run", "--cases", str(bundled.cases_dir() / "published-values.yaml"),
+    res = subprocess.run([sys.executable, "-m", "conformance.app.cli", "run", "--cases", str(bundled.cases_dir() / "published-values.yaml"),
                           "--frameworks", "torch", "--devices", "gpu", "--modes", "eager", "--out", str(tmp_path)],
                          capture_output=True, text=True, cwd=ROOT, timeout=300)
     try:
@@ -212,8 +213,8 @@ def test_a_named_gpu_that_cannot_be_used_is_an_error_not_a_skip(tmp_path):
 def test_a_run_records_where_its_time_went_and_the_next_run_plans_from_it(tmp_path):
     """results.json carries each worker's wall time and phases, whose parts add up to no more than the whole; the costs
     kept in the compile cache are per unit of work, and a later plan on this CPU uses them instead of COLD_SECONDS."""
-    from conformance import shard_costs
-    from conformance.cases import load
+    from conformance.corpus.cases import load
+    from conformance.run import shard_costs
 
     cache, cases_file = tmp_path / "cache", bundled.cases_dir() / "published-values.yaml"
     assert main(["run", "--cases", str(cases_file), "--frameworks", "numpy", "--modes", "eager", "--compile-cache", str(cache),
@@ -249,8 +250,8 @@ def test_a_run_records_where_its_time_went_and_the_next_run_plans_from_it(tmp_pa
 def test_a_record_is_what_reading_a_results_file_accepts(tmp_path):
     """One definition: what the runner builds (Record.to_json) is what results.read checks, and a field of the wrong
     type, a missing verdict field or an unknown status is refused."""
-    from conformance.record import Record
-    from conformance.results import SCHEMA, ResultsError, read, write
+    from conformance.model.record import Record
+    from conformance.run.results import SCHEMA, ResultsError, read, write
 
     good = Record(case="f/c", op="softmax", quantity="value", dtype="float32", framework="numpy", impl="scipy.special.softmax",
                   mode="eager", device="cpu", status="pass", behaviour="finite", max_abs_err=0.0, tol_ratio=0.5, size=4,
@@ -268,9 +269,9 @@ def test_a_record_is_what_reading_a_results_file_accepts(tmp_path):
 def test_static_shape_doors_run_compiled_only_on_the_suites_chosen_for_them(monkeypatch):
     """torch.compile(dynamic=False) is what a fixed-shape training loop gets; its doors exist only in compiled mode
     and only on the shape suites (adapters/torch.py, STATIC_SUITES), and compile a graph per input shape."""
-    from conformance.api import judge_case
-    from conformance.cases import load
-    from conformance.runner import Selection
+    from conformance.corpus.cases import load
+    from conformance.run.api import judge_case
+    from conformance.run.runner import Selection
 
     torch_adapter = pytest.importorskip("conformance.adapters.torch")
     pytest.importorskip("torch")

@@ -11,8 +11,8 @@ import malformed
 import pytest
 import yaml
 
-from conformance import bundled
-from conformance.cli import main
+from conformance.app.cli import main
+from conformance.corpus import bundled
 
 jsonschema = pytest.importorskip("jsonschema", reason="the test extra installs jsonschema")
 ROOT = Path(__file__).resolve().parent.parent
@@ -29,7 +29,7 @@ BEYOND_NAMES = {"sparse-float.yaml", "options-on-softmax.yaml", "expect-value-ra
 
 @pytest.fixture(scope="module")
 def schema() -> dict:
-    return json.loads((ROOT / "conformance" / "schema" / "case-file.schema.json").read_text())
+    return json.loads((ROOT / "conformance" / "corpus" / "schema" / "case-file.schema.json").read_text())
 
 
 def test_conformance_schema_prints_it(capsys):

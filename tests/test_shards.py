@@ -10,10 +10,10 @@ from pathlib import Path
 import pytest
 import yaml
 
-from conformance import bundled
-from conformance import gate as gate_mod
-from conformance.cli import main
-from conformance.record import key
+from conformance.app.cli import main
+from conformance.corpus import bundled
+from conformance.gate import records as gate_mod
+from conformance.model.record import key
 from conformance.report import html
 
 SELECTION = ["--frameworks", "numpy", "--case", "extreme-logits/*", "--case", "shapes/*", "--case", "sparse-labels/*"]

@@ -9,11 +9,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from conformance import bundled
-from conformance import results as results_io
-from conformance.cases import load, materialize
-from conformance.inputs import build
+from conformance.corpus import bundled
+from conformance.corpus.cases import load, materialize
+from conformance.corpus.inputs import build
 from conformance.judge import compare, oracle
+from conformance.run import results as results_io
 
 ROOT = Path(__file__).resolve().parent.parent
 CASES = {c.full_id: c for c in load([bundled.cases_dir()])}

@@ -1,4 +1,4 @@
-"""Finding adapters: the built-in modules (BUILTIN) plus any registered under the entry-point group
+"""Layer 3, adapters: one module per framework with the same names (base.py is the contract). Finding adapters: the built-in modules (BUILTIN) plus any registered under the entry-point group
 `softmax_conformance.adapters` (name = "package.module"). Adding a framework is one module and one line here
 or one entry point in its own package.
 """

@@ -62,7 +62,7 @@ from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
 
-from ..inputs import Inputs
+from ..corpus.inputs import Inputs
 
 # A framework's array or tensor. The adapters import their framework only in load(), so no signature can name its type.
 Array = Any

@@ -14,7 +14,7 @@ from typing import Any
 
 import numpy as np
 
-from ..inputs import Inputs
+from ..corpus.inputs import Inputs
 from .base import Impl, Unsupported, check_supported, reduce_with
 from .numpy import scipy_api
 

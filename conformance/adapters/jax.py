@@ -14,7 +14,7 @@ from typing import Any
 
 import numpy as np
 
-from ..inputs import Inputs
+from ..corpus.inputs import Inputs
 from . import naive
 from .base import Array, Impl, check_supported, exact_signature, needs_grad, quantity_arguments, reduce_with
 

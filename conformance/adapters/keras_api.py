@@ -10,8 +10,8 @@ from collections.abc import Callable
 from types import ModuleType
 from typing import Any
 
-from ..generators import MAX_RANK
-from ..inputs import Inputs
+from ..corpus.generators import MAX_RANK
+from ..corpus.inputs import Inputs
 from .base import Array, Impl
 
 # Keras calls are one public API run by several frameworks' kernels: the report compares them across backends

@@ -26,7 +26,7 @@ from typing import Any
 import ml_dtypes
 import numpy as np
 
-from ..inputs import Inputs
+from ..corpus.inputs import Inputs
 from .base import Impl, Unsupported, check_supported
 
 NAME = "onnxruntime"

@@ -18,7 +18,7 @@ from typing import Any
 import ml_dtypes
 import numpy as np
 
-from ..inputs import Inputs
+from ..corpus.inputs import Inputs
 from . import keras_api, naive
 from .base import Array, Impl, Unsupported, check_supported, exact_signature, needs_grad, no_sync, quantity_arguments, reduce_with
 

@@ -21,10 +21,10 @@ from typing import Any
 import ml_dtypes
 import numpy as np
 
-from ..inputs import Inputs
-from ..ownership import chain
+from ..corpus.inputs import Inputs
 from . import naive
 from .base import Array, Impl, Unsupported, check_supported, mark_overwritten, needs_grad, no_sync, overwritten, reduce_with
+from .ownership import chain
 
 NAME = "torch"
 REQUIRES = ("torch",)  # importable packages; checked before any worker starts

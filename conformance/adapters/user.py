@@ -32,7 +32,7 @@ from pathlib import Path
 from types import ModuleType
 from typing import Any
 
-from ..inputs import Inputs
+from ..corpus.inputs import Inputs
 from .base import Array, Impl
 
 NAME = "user"

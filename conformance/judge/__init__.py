@@ -1,2 +1,2 @@
-"""Judging one answer: the extended-precision oracle, the tolerance model, the comparison, and the
+"""Layer 4, judging one answer: the extended-precision oracle, the tolerance model, the comparison, and the
 known-divergence registry."""

@@ -8,9 +8,9 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from .. import dtypes as dt
-from ..cases import materialize
-from ..ownership import chain
+from ..adapters.ownership import chain
+from ..corpus.cases import materialize
+from ..model import dtypes as dt
 from .tolerance import published_tolerance, tolerance
 
 if TYPE_CHECKING:

@@ -29,8 +29,8 @@ from pathlib import Path
 from packaging.specifiers import InvalidSpecifier, SpecifierSet
 from packaging.version import InvalidVersion, Version
 
-from .. import bundled
-from ..names import BEHAVIOURS, DEVICES, DTYPES, MODES, OPS, QUANTITIES
+from ..corpus import bundled
+from ..model.names import BEHAVIOURS, DEVICES, DTYPES, MODES, OPS, QUANTITIES
 
 MATCH_FIELDS = ("framework", "impl", "op", "quantity", "dtype", "mode", "device", "case")
 ENTRY_FIELDS = {"id", "match", "kind", "explains", "reason", "link", "versions", "statuses", "behaviours", "max_tol_ratio"}
@@ -146,7 +146,7 @@ def load(paths: Path | Sequence[Path] | None = None, frameworks: Iterable[str] |
 
 
 def _load_file(path: Path, frameworks: Iterable[str] | None, case_ids: tuple[str, ...] | None, seen: dict[str, str]) -> list[Entry]:
-    from ..safe_yaml import YamlError, safe_load
+    from ..corpus.safe_yaml import YamlError, safe_load
 
     try:
         doc = safe_load(Path(path)) or {}

@@ -27,8 +27,8 @@ from dataclasses import dataclass, replace
 
 import numpy as np
 
-from ..inputs import Inputs
-from ..names import SOFTMAX_LIKE, UNMASKED
+from ..corpus.inputs import Inputs
+from ..model.names import SOFTMAX_LIKE, UNMASKED
 
 LD = np.longdouble
 EXTENDED = np.finfo(LD).nmant >= 63

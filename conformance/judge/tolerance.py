@@ -25,7 +25,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .. import dtypes as dt
+from ..model import dtypes as dt
 
 ALGORITHM_CONSTANT = {"value": 4.0, "grad_logits": 8.0, "grad_labels": 8.0, "hvp": 16.0}
 

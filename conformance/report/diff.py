@@ -10,9 +10,9 @@ import re
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from .. import results as results_io
-from ..environment import kernel_fingerprint
-from ..record import message as reason
+from ..model.record import message as reason
+from ..run import results as results_io
+from ..run.environment import kernel_fingerprint
 from .summary import md_cell
 
 ANSWER_SHARE = 0.25  # an accurate answer "changed" when its error moved by a quarter of its tolerance or more

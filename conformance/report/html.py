@@ -15,11 +15,11 @@ from pathlib import Path
 
 import jinja2
 
-from .. import output, repro, shares
-from .. import results as results_io
-from ..speed import report as speed_report
+from ..run import output, repro, shares
+from ..run import results as results_io
 from . import cross_backend, summary
 from . import diff as diff_mod
+from . import speed as speed_report
 
 TEMPLATES = Path(__file__).resolve().parent / "templates"
 MERGED = "merged.json"
@@ -100,7 +100,7 @@ def _env_of(doc: dict, record: dict) -> dict:
 def case_notes(records: list[dict]) -> dict[str, dict]:
     """Description and source of every case the records name, read from the case files they came from (where those
     files are still there and valid: a report of another machine's results may not have them)."""
-    from ..cases import CaseFileError, load
+    from ..corpus.cases import CaseFileError, load
 
     notes: dict[str, dict] = {}
     for path in sorted({r.get("case_file") for r in records if r.get("case_file")}):

@@ -7,7 +7,7 @@ import re
 import unicodedata
 from collections import Counter, defaultdict
 
-from ..record import message
+from ..model.record import message
 from . import choose
 from .findings import Findings, collect, verdict_line
 
@@ -72,7 +72,7 @@ def _fenced(text: str, lang: str = "") -> list[str]:
 def reruns(records: list[dict], limit: int = 10) -> list[str]:
     """For the first unexplained fails: the command that re-runs each, and a Python snippet that prints the value,
     the oracle, the tolerance and the verdict (both work from any folder: the case file is named by its path)."""
-    from .. import repro
+    from ..run import repro
     from .html import case_notes
 
     bad = [r for r in records if r["status"] in ("fail", "error")]
@@ -328,7 +328,7 @@ def render(doc: dict, benchmarks: list[dict] | None = None, speed_plot: str | No
         lines += ["", f"## {title}", "", *body]
     lines += ["", "## More", "", f"`{DETAILS}` beside this file: " + "; ".join(title for title, _ in detail_sections(doc)) + "."]
     if benchmarks:
-        from ..speed.report import section
+        from .speed import section
 
         lines += ["", *section(benchmarks, speed_plot)]
     return "\n".join(lines) + "\n"

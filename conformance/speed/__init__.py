@@ -1,2 +1,2 @@
-"""Speed: the benchmark suite (pytest-benchmark, suite/), its runner (bench), the roofs and overhead
-measurements (measure), the speed report and the speed half of the gate."""
+"""Layer 6, speed: the benchmark suite (pytest-benchmark, suite/), its runner (bench), and the roofs and overhead
+measurements (measure)."""

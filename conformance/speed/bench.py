@@ -19,10 +19,10 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .. import results as results_io
 from ..adapters import declared
-from . import report as speed_report
-from .report import BENCH_FILE
+from ..report import speed as speed_report
+from ..report.speed import BENCH_FILE
+from ..run import results as results_io
 
 SUITE = Path(__file__).resolve().parent / "suite"
 # pytest-benchmark settings per profile: rounds are bounded by time, never fewer than min_rounds.

@@ -32,12 +32,12 @@ from typing import Protocol
 
 import numpy as np
 
-from .. import dtypes as dt
 from ..adapters import gpu_roof
 from ..adapters.base import Impl
-from ..cases import Options
-from ..inputs import Inputs, output_shape
-from ..names import CROSS_ENTROPY_OPS, MASKED_OPS, OPS
+from ..corpus.cases import Options
+from ..corpus.inputs import Inputs, output_shape
+from ..model import dtypes as dt
+from ..model.names import CROSS_ENTROPY_OPS, MASKED_OPS, OPS
 
 LATENCY, MEDIUM, VOCAB, GPU_VOCAB = (32, 10), (1024, 1000), (4096, 32000), (8192, 128256)
 SHAPES = {"quick": (LATENCY, MEDIUM), "full": (LATENCY, MEDIUM, VOCAB)}

@@ -13,7 +13,7 @@ import typing
 from dataclasses import dataclass
 from typing import Any
 
-from .judge.compare import Verdict
+from ..judge.compare import Verdict
 
 
 @dataclass(kw_only=True)

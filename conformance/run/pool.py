@@ -19,10 +19,11 @@ from dataclasses import dataclass, field, replace
 from multiprocessing.connection import Connection, wait
 from pathlib import Path
 
-from . import bundled, shard_costs
-from .adapters import cold_seconds, declared
+from ..adapters import cold_seconds, declared
+from ..corpus import bundled
+from ..corpus.cases import Case, load
+from . import shard_costs
 from .balance import partition, spread
-from .cases import Case, load
 from .environment import cpu_model
 from .runner import FrameworkBroken, Selection, run_framework, units
 

@@ -16,14 +16,13 @@ from typing import Any
 
 import numpy as np
 
-from . import ownership
-from .adapters import FrameworkAbsent, Unsupported, load_adapter, package_versions
-from .adapters.base import Adapter, Impl, Overwritten
-from .cases import Case, load
-from .inputs import Inputs, build
-from .judge import oracle
-from .judge.compare import digest, judge
-from .record import Record
+from ..adapters import FrameworkAbsent, Unsupported, load_adapter, ownership, package_versions
+from ..adapters.base import Adapter, Impl, Overwritten
+from ..corpus.cases import Case, load
+from ..corpus.inputs import Inputs, build
+from ..judge import oracle
+from ..judge.compare import digest, judge
+from ..model.record import Record
 
 
 class FrameworkBroken(Exception):

@@ -13,10 +13,10 @@ from collections import Counter
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
+from ..adapters import EXTRA_ADAPTERS_ENV, registered
+from ..adapters import user as user_adapter
+from ..model.record import message
 from . import api
-from .adapters import EXTRA_ADAPTERS_ENV, registered
-from .adapters import user as user_adapter
-from .record import message
 from .runner import Selection
 
 # The identity of a record without its implementation: what pairs the user's record with the framework's.

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import shlex
 
-from . import bundled
+from ..corpus import bundled
 
 
 def _case_files(r: dict) -> list[str]:
@@ -36,14 +36,14 @@ def snippet(r: dict) -> str:
     where = "bundled.cases_dir()" if not path or bundled.is_bundled_case_file(path) else f"Path({path!r})"
     return f"""from pathlib import Path
 import numpy as np
-from conformance import bundled
+from conformance.corpus import bundled
 from conformance.judge import oracle
 from conformance.adapters import load_adapter
-from conformance.cases import load
-from conformance.inputs import build
-from conformance.record import message
-from conformance.api import judge_case
-from conformance.runner import Selection
+from conformance.corpus.cases import load
+from conformance.corpus.inputs import build
+from conformance.model.record import message
+from conformance.run.api import judge_case
+from conformance.run.runner import Selection
 from conformance.judge.tolerance import tolerance
 
 case = next(c for c in load([{where}]) if c.full_id == {r['case']!r})

@@ -15,14 +15,15 @@ from pathlib import Path
 
 import numpy as np
 
-from . import bundled, shard_costs
+from ..adapters import registered
+from ..corpus import bundled
+from ..corpus.cases import Case, load, materialize
+from ..corpus.inputs import build
+from ..judge import known as known_registry
+from ..judge.compare import JUDGE_FLAGS, Verdict, judge
+from ..judge.oracle import compute as reference
 from . import results as results_io
-from .adapters import registered
-from .cases import Case, load, materialize
-from .inputs import build
-from .judge import known as known_registry
-from .judge.compare import JUDGE_FLAGS, Verdict, judge
-from .judge.oracle import compute as reference
+from . import shard_costs
 from .pool import DEFAULT_TIMEOUT_S, Outcome, run, run_inline
 from .runner import Selection, judge_case, units
 

@@ -16,21 +16,23 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
-from . import __version__, bundled, output, repro
-from . import results as results_io
-from .adapters import absent_message, missing_packages, registered
-from .api import SelectionError, prepare, rejudge, run_corpus
-from .cases import CaseFileError
+from .. import __version__
+from ..adapters import absent_message, missing_packages, registered
+from ..corpus import bundled
+from ..corpus.cases import CaseFileError
+from ..corpus.safe_yaml import MAX_ELEMENTS_ENV, MAX_FILE_MB_ENV
+from ..judge import known as known_registry
+from ..model.names import DEVICES, DTYPES, MODES, OPS, QUANTITIES
+from ..model.record import message as record_message
+from ..report import speed as speed_report
+from ..report import summary
+from ..run import output, repro
+from ..run import results as results_io
+from ..run.api import SelectionError, prepare, rejudge, run_corpus
+from ..run.pool import DEFAULT_TIMEOUT_S, WORKER_LOG_ENV, Outcome, interrupt_on_sigterm
+from ..run.runner import FrameworkBroken, Selection
 from .history import HistoryError
-from .judge import known as known_registry
-from .names import DEVICES, DTYPES, MODES, OPS, QUANTITIES
-from .pool import DEFAULT_TIMEOUT_S, WORKER_LOG_ENV, Outcome, interrupt_on_sigterm
 from .progress import Progress
-from .record import message as record_message
-from .report import summary
-from .runner import FrameworkBroken, Selection
-from .safe_yaml import MAX_ELEMENTS_ENV, MAX_FILE_MB_ENV
-from .speed import report as speed_report
 
 
 class UsageError(Exception):
@@ -115,8 +117,8 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 def cmd_check(args: argparse.Namespace) -> int:
     """A user's own function through the corpus for one op, beside the framework's own function (check.py)."""
-    from . import check
-    from .adapters.user import TargetError
+    from ..adapters.user import TargetError
+    from ..run import check
 
     cache = None if args.no_compile_cache else str(args.compile_cache)
     sel = Selection((), args.dtypes, args.devices, args.modes, cache, cases=tuple(args.case or ()), quantities=args.quantity or (),
@@ -243,7 +245,7 @@ def _threads(text: str) -> int:
 
 
 def cmd_bench(args: argparse.Namespace) -> int:
-    from .speed import bench
+    from ..speed import bench
 
     out = Path(args.out)
     if args.combine:
@@ -299,7 +301,7 @@ def cmd_timing(args: argparse.Namespace) -> int:
     import shlex
     import subprocess
 
-    from .report import timing as timing_report
+    from ..report import timing as timing_report
 
     paths = list(args.results)
     if args.measure:
@@ -307,7 +309,7 @@ def cmd_timing(args: argparse.Namespace) -> int:
         if cache.exists():
             raise UsageError(f"{cache} exists: --measure needs a fresh compile cache for its cold run (remove it, or choose another --out)")
         for name in ("cold", "warm", "warm-planned"):
-            cmd = [sys.executable, "-m", "conformance.cli", "run", "--compile-cache", str(cache), "--out", str(args.out / name),
+            cmd = [sys.executable, "-m", "conformance.app.cli", "run", "--compile-cache", str(cache), "--out", str(args.out / name),
                    *shlex.split(args.run_args)]
             print(f"timing: {name}: {' '.join(cmd[2:])}", flush=True)
             code = subprocess.run(cmd, stdout=subprocess.DEVNULL).returncode
@@ -334,7 +336,7 @@ def cmd_list(args: argparse.Namespace) -> int:
 
 def _describe(name: str) -> str:
     """`conformance list`'s lines for one framework."""
-    from .adapters import FrameworkAbsent, declared, load_adapter
+    from ..adapters import FrameworkAbsent, declared, load_adapter
 
     for var, value in declared(name, "QUIET_ENV", {}).items():
         os.environ.setdefault(var, value)
@@ -356,11 +358,11 @@ def _describe(name: str) -> str:
 
 
 def cmd_gate(args: argparse.Namespace) -> int:
-    from . import gate
+    from ..gate import records as gate
 
     confirm = None
     if args.confirm:
-        from .speed import bench
+        from ..speed import bench
 
         where = Path(args.current).parent / "confirm"
 
@@ -374,7 +376,7 @@ def cmd_gate(args: argparse.Namespace) -> int:
 
 
 def cmd_diff(args: argparse.Namespace) -> int:
-    from .report import diff
+    from ..report import diff
 
     base, cur = results_io.read(args.baseline), results_io.read(args.current)
     moves = diff.diff(base, cur)
@@ -399,7 +401,7 @@ def cmd_history(args: argparse.Namespace) -> int:
 
 
 def cmd_report(args: argparse.Namespace) -> int:
-    from .report import html as report
+    from ..report import html as report
 
     paths = args.results or [Path("reports") / "results.json"]
     for b in args.benchmarks or []:
@@ -504,7 +506,7 @@ def _add_run(sub) -> None:
 
 def _add_check(sub) -> None:
     """`conformance check` and its options (the selection options of run)."""
-    from .adapters.user import FRAMEWORKS
+    from ..adapters.user import FRAMEWORKS
 
     ck = sub.add_parser("check", help="judge your own softmax or cross-entropy function against the corpus, beside the framework's own")
     ck.add_argument("target", help="module:function or path/to/file.py:function")

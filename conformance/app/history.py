@@ -21,9 +21,9 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from . import gate as gate_mod
-from . import results as results_io
-from .report import diff as diff_mod
+from ..gate import records as gate_mod
+from ..report import diff as diff_mod
+from ..run import results as results_io
 
 _REQUIREMENT = re.compile(r"^([A-Za-z0-9][A-Za-z0-9._-]*)==([A-Za-z0-9.+!-]+)$")
 INSTALL_TIMEOUT_S = 900  # one release's wheels from the registry
@@ -111,7 +111,7 @@ def run_release(release: Release, target: Path, framework: str, out: Path, run_a
             log(f"history: {release.label}: kept {results} ({len(doc['records'])} records)")
             return results
     env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(target), *filter(None, [os.environ.get("PYTHONPATH")])]))
-    cmd = [sys.executable, "-m", "conformance.cli", "run", "--frameworks", framework, "--out", str(out), *run_args]
+    cmd = [sys.executable, "-m", "conformance.app.cli", "run", "--frameworks", framework, "--out", str(out), *run_args]
     log(f"history: {release.label}: conformance run --frameworks {framework} {' '.join(run_args)}")
     code = subprocess.run(cmd, env=env, stdout=subprocess.DEVNULL).returncode
     if code > 1 or not results.exists():

@@ -6,9 +6,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from . import dtypes as dt
+from ..model import dtypes as dt
+from ..model.names import MASKED_OPS, SOFTMAX_LIKE
 from .cases import Case, Options, materialize
-from .names import MASKED_OPS, SOFTMAX_LIKE
 
 
 @dataclass(frozen=True)

@@ -28,13 +28,13 @@ from hypothesis import HealthCheck, find, settings
 from hypothesis import strategies as st
 from hypothesis.errors import NoSuchExample
 
-from .adapters import load_adapter, package_versions
-from .api import judge_case
-from .cases import Case, Options
-from .judge import known
-from .names import MASKED_OPS
-from .record import message as reason
-from .runner import Selection
+from ..adapters import load_adapter, package_versions
+from ..corpus.cases import Case, Options
+from ..judge import known
+from ..model.names import MASKED_OPS
+from ..model.record import message as reason
+from ..run.api import judge_case
+from ..run.runner import Selection
 
 SCALES = (1.0, 10.0, 100.0, 1e4)
 # Where kernels break: infinities (masks), NaN, subnormal float32/float16, and magnitudes near the formats' limits.

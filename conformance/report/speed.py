@@ -5,9 +5,9 @@ from __future__ import annotations
 from collections import defaultdict
 from pathlib import Path
 
-from ..report.summary import _table
-from ..results import ResultsError, atomic, load_json
-from .measure import OVERHEAD_FLOOR_S, OVERHEAD_SHARE
+from ..run.results import ResultsError, atomic, load_json
+from ..speed.measure import OVERHEAD_FLOOR_S, OVERHEAD_SHARE
+from .summary import _table
 
 BENCH_FILE = "benchmarks.json"
 PLOT = "speed_gbps.png"

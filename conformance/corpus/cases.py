@@ -14,9 +14,9 @@ from typing import Any
 
 import numpy as np
 
+from ..model.names import APPLICABLE_QUANTITIES, BEHAVIOURS, CROSS_ENTROPY_OPS, DEFAULT_QUANTITIES, DTYPES, MASKED_OPS, OPS, QUANTITIES, REDUCTIONS
 from .generators import INTEGER_GENERATORS, MASK_GENERATORS, GeneratorError, generate, shape_of
 from .generators import check as check_generator
-from .names import APPLICABLE_QUANTITIES, BEHAVIOURS, CROSS_ENTROPY_OPS, DEFAULT_QUANTITIES, DTYPES, MASKED_OPS, OPS, QUANTITIES, REDUCTIONS
 from .safe_yaml import YamlError, max_elements, safe_load
 
 CASE_FIELDS = {

@@ -24,10 +24,10 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from . import report as speed_report
+from ..report import speed as speed_report
 
 if TYPE_CHECKING:
-    from ..gate import GateReport
+    from .records import GateReport
 
 SPEED_MIN_SLOWDOWN = 0.15
 SPEED_NOISE_FACTOR = 2.0

@@ -17,7 +17,7 @@ WORD = "bundled"
 def _path(*parts: str) -> Path:
     # A wheel installed by pip is unpacked, so the package's resources are files on disk; a zipped install
     # (zipimport) has no paths to give the workers, which read case files by path, so it is refused in one line.
-    resource = files("conformance").joinpath("data", *parts)
+    resource = files("conformance.corpus").joinpath("data", *parts)
     path = Path(str(resource))
     if not path.exists():
         raise FileNotFoundError(f"the bundled {'/'.join(parts)} is not in this installation of softmax-conformance ({path})")
@@ -36,7 +36,7 @@ def registry_file() -> Path:
 
 def schema_file() -> Path:
     """The JSON Schema of case files."""
-    return Path(str(files("conformance").joinpath("schema", "case-file.schema.json")))
+    return Path(str(files("conformance.corpus").joinpath("schema", "case-file.schema.json")))
 
 
 def resolve(paths: list[Path] | None, default: Path) -> list[Path]:

@@ -38,12 +38,12 @@ from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from . import output
-from . import results as results_io
-from .environment import kernel_fingerprint
-from .report import diff as diff_mod
-from .speed import gate as speed_gate
-from .speed.report import BENCH_FILE
+from ..report import diff as diff_mod
+from ..report.speed import BENCH_FILE
+from ..run import output
+from ..run import results as results_io
+from ..run.environment import kernel_fingerprint
+from . import speed as speed_gate
 
 __all__ = ["BENCH_FILE", "GateReport", "gate", "render", "compare_records", "ENVELOPES"]
 

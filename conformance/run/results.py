@@ -13,10 +13,10 @@ from collections.abc import Iterator
 from datetime import datetime, timezone
 from pathlib import Path
 
+from ..model.names import STATUSES
+from ..model.record import FIELD_TYPES, REQUIRED
+from ..model.record import key as key  # re-exported: diff and report identify records through results
 from .environment import environment
-from .names import STATUSES
-from .record import FIELD_TYPES, REQUIRED
-from .record import key as key  # re-exported: diff and report identify records through results
 
 SCHEMA = "softmax-conformance/results/1"
 

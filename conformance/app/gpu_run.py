@@ -29,7 +29,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .adapters import declared, missing_packages, registered
+from ..adapters import declared, missing_packages, registered
 
 
 @dataclass
@@ -83,7 +83,7 @@ def _run_step(step: Step, seconds: float, log: Path) -> None:
     """One step as a subprocess; past its share it is stopped like Ctrl-C (SIGTERM) so it writes what it has."""
     started = time.monotonic()
     with open(log, "w", encoding="utf-8") as f:
-        proc = subprocess.Popen([sys.executable, "-m", "conformance.cli", *step.args], stdout=f, stderr=subprocess.STDOUT)
+        proc = subprocess.Popen([sys.executable, "-m", "conformance.app.cli", *step.args], stdout=f, stderr=subprocess.STDOUT)
         try:
             code = proc.wait(timeout=max(30.0, seconds))
             stopped = False
@@ -138,7 +138,7 @@ def run(out: Path, frameworks: tuple[str, ...] | None, minutes: float, dry_run: 
             report_args = ["report", *map(str, results), "--out", str(out)]
             if (out / "bench" / "benchmarks.json").exists():
                 report_args += ["--benchmarks", str(out / "bench" / "benchmarks.json")]
-            code = subprocess.run([sys.executable, "-m", "conformance.cli", *report_args], capture_output=True, text=True).returncode
+            code = subprocess.run([sys.executable, "-m", "conformance.app.cli", *report_args], capture_output=True, text=True).returncode
             doc["report"] = {"exit": code, "args": report_args}
         doc["seconds"] = round(time.monotonic() - started, 1)
         (out / "gpu.json").write_text(json.dumps(doc, indent=1) + "\n", encoding="utf-8")
