@@ -63,3 +63,122 @@ def test_the_type_hint_check_sees_a_missing_hint():
     assert _unannotated("def f(x: int): ...") == ["1 f"]
     assert _unannotated("class A:\n    def m(self, x) -> None: ...") == ["2 m"]
     assert not _unannotated("def f(x: int) -> int: ...\ndef _g(x): ...\nclass _B:\n    def m(self, x): ...")
+
+
+# The layers, lowest first: a module imports only from its own layer or one below. The package itself (its
+# __init__: the version) is below them all; `conformance.testing`, the public check API, above them all.
+LAYERS = ("model", "corpus", "adapters", "judge", "run", "speed", "report", "gate", "app")
+TOP = len(LAYERS)
+
+
+def _module_name(path: Path) -> str:
+    parts = list(path.relative_to(PACKAGE.parent).with_suffix("").parts)
+    return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+
+
+def _imports(module: str, source: str, is_package: bool) -> set[tuple[str, str | None]]:
+    """(module, name) for every import of the package in this module's source, wherever the statement is (deferred
+    into a function, or under TYPE_CHECKING, counts the same: neither may hide a cycle)."""
+    found: set[tuple[str, str | None]] = set()
+    for node in ast.walk(ast.parse(source)):
+        if isinstance(node, ast.ImportFrom):
+            if node.level:
+                base = module.split(".") if is_package else module.split(".")[:-1]
+                target = ".".join(base[:len(base) - node.level + 1] + ([node.module] if node.module else []))
+            else:
+                target = node.module or ""
+            if target.split(".")[0] == "conformance":
+                found |= {(target, a.name) for a in node.names}
+        elif isinstance(node, ast.Import):
+            found |= {(a.name, None) for a in node.names if a.name.split(".")[0] == "conformance"}
+    return found
+
+
+def import_graph(sources: dict[str, tuple[str, bool]]) -> dict[str, set[str]]:
+    """module -> the package's modules it imports (`sources`: module -> (its source, whether it is a package)).
+    `from P import m` depends on the module P.m where there is one, else on P (the name is P's)."""
+    graph = {}
+    for m, (src, pkg) in sources.items():
+        targets = {f"{t}.{name}" if f"{t}.{name}" in sources else t for t, name in _imports(m, src, pkg)}
+        graph[m] = {t for t in targets if t in sources and t != m}
+    return graph
+
+
+def layer(module: str) -> int:
+    parts = module.split(".")
+    if len(parts) == 1:
+        return -1
+    return LAYERS.index(parts[1]) if parts[1] in LAYERS else TOP
+
+
+def _name(level: int) -> str:
+    return "package" if level < 0 else LAYERS[level] if level < TOP else "top"
+
+
+def upward(graph: dict[str, set[str]]) -> list[str]:
+    return sorted(f"{m} (layer {_name(layer(m))}) imports {t} ({_name(layer(t))})" for m, targets in graph.items() for t in targets if layer(t) > layer(m))
+
+
+def cycles(graph: dict[str, set[str]]) -> list[list[str]]:
+    """The import cycles, one per strongly connected group of modules (Tarjan); a package's __init__ importing its own
+    modules is not a cycle unless a module imports the package back."""
+    index, low, stack, on, out = {}, {}, [], set(), []
+
+    def visit(v: str) -> None:
+        index[v] = low[v] = len(index)
+        stack.append(v)
+        on.add(v)
+        for w in graph.get(v, ()):
+            if w not in index:
+                visit(w)
+                low[v] = min(low[v], low[w])
+            elif w in on:
+                low[v] = min(low[v], index[w])
+        if low[v] == index[v]:
+            group = []
+            while True:
+                w = stack.pop()
+                on.discard(w)
+                group.append(w)
+                if w == v:
+                    break
+            if len(group) > 1:
+                out.append(sorted(group))
+
+    for v in sorted(graph):
+        if v not in index:
+            visit(v)
+    return out
+
+
+def _package_graph() -> dict[str, set[str]]:
+    return import_graph({_module_name(p): (p.read_text(), p.name == "__init__.py") for p in PACKAGE.rglob("*.py")})
+
+
+def test_the_layers_are_folders_of_the_package():
+    loose = sorted(p.name for p in PACKAGE.glob("*.py") if p.stem not in ("__init__", "__main__", "testing"))
+    assert not loose, f"modules outside the layers' folders: {loose}"
+    assert all((PACKAGE / name / "__init__.py").is_file() for name in LAYERS)
+
+
+def test_imports_go_only_down():
+    assert not upward(_package_graph()), "imports up the layers:\n" + "\n".join(upward(_package_graph()))
+
+
+def test_no_import_cycle():
+    assert not cycles(_package_graph()), cycles(_package_graph())
+
+
+def test_the_import_checks_see_an_upward_import_and_a_cycle():
+    """The checks above can fail: an upward import (model importing the gate) and a cycle hidden in a function."""
+    graph = import_graph({
+        "conformance.model.record": ("from ..gate import records", False),
+        "conformance.gate": ("", True),
+        "conformance.gate.records": ("def f():\n    from ..report import summary\n", False),
+        "conformance.report": ("", True),
+        "conformance.report.summary": ("from ..gate.records import GateReport\n", False),
+    })
+    assert upward(graph) == ["conformance.model.record (layer model) imports conformance.gate.records (gate)",
+                             "conformance.report.summary (layer report) imports conformance.gate.records (gate)"]
+    assert cycles(graph) == [["conformance.gate.records", "conformance.report.summary"]]
+    assert not cycles(import_graph({"conformance.run": ("from . import pool", True), "conformance.run.pool": ("", False)}))

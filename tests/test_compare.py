@@ -48,14 +48,14 @@ def test_invalid_input_judged_on_behaviour():
     assert judge(None, ValueError("bad label"), r, "value", "float32", 4, True, {}).status == "pass"
     assert judge(np.array([np.nan]), None, r, "value", "float32", 4, True, {}).status == "pass"
     silent = judge(np.array([1.5]), None, r, "value", "float32", 4, True, {})
-    assert silent.status == "fail" and silent.extra.get("silent") is True
+    assert silent.status == "fail" and silent.silent is True
     # an explicit expectation of an error turns a returned value into status error
     assert judge(np.array([np.nan]), None, r, "value", "float32", 4, True, {"behaviour": "error"}).status == "error"
 
 
 def test_valid_input_raising_is_error():
     v = judge(None, RuntimeError("boom\nmore"), ref([1.0]), "value", "float32", 4, False, {})
-    assert v.status == "error" and v.extra["error"] == {"type": "RuntimeError", "message": "boom"}
+    assert v.status == "error" and v.error == {"type": "RuntimeError", "message": "boom"}
 
 
 def test_published_expectation_uses_its_printed_precision():
@@ -65,7 +65,7 @@ def test_published_expectation_uses_its_printed_precision():
     r = ref([0.839343339])
     ok = judge(np.array([0.839343339]), None, r, "value", "float64", 3, False, {"value": 0.839343})
     bad = judge(np.array([0.839343339]), None, r, "value", "float64", 3, False, {"value": 0.839353})
-    assert ok.status == "pass" and ok.extra.get("expect_checked")
+    assert ok.status == "pass" and ok.expect_checked
     assert bad.status == "fail" and "explicit expectation" in bad.detail
 
 

@@ -11,6 +11,7 @@ import yaml
 from conformance.app.cli import main
 from conformance.corpus import bundled
 from conformance.judge import known
+from conformance.model.record import message as record_message
 
 ROOT = Path(__file__).resolve().parent.parent
 CASE = bundled.cases_dir() / "extreme-logits.yaml"
@@ -100,8 +101,8 @@ def test_a_divergence_worse_than_its_bound_fails(tmp_path):
     inside, worse, other = dict(base, tol_ratio=8.0), dict(base, tol_ratio=100.0), dict(base, tol_ratio=None, behaviour="all_nan")
     known.apply([inside, worse, other], [entry], {})
     assert inside["status"] == "known"
-    assert worse["status"] == "fail" and worse["beyond_known"] == entry.id and "100x its tolerance" in worse["detail"]
-    assert other["status"] == "fail" and "behaviour all_nan" in other["detail"]
+    assert worse["status"] == "fail" and worse["beyond_known"] == entry.id and "100x its tolerance" in record_message(worse)
+    assert other["status"] == "fail" and "behaviour all_nan" in record_message(other)
     assert entry.matched == 1 and entry.beyond == 2
 
 

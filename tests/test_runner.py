@@ -249,18 +249,19 @@ def test_a_run_records_where_its_time_went_and_the_next_run_plans_from_it(tmp_pa
 
 def test_a_record_is_what_reading_a_results_file_accepts(tmp_path):
     """One definition: what the runner builds (Record.to_json) is what results.read checks, and a field of the wrong
-    type, a missing verdict field or an unknown status is refused."""
+    type, a missing verdict field, a field no record has, or an unknown status is refused."""
     from conformance.model.record import Record
     from conformance.run.results import SCHEMA, ResultsError, read, write
 
     good = Record(case="f/c", op="softmax", quantity="value", dtype="float32", framework="numpy", impl="scipy.special.softmax",
                   mode="eager", device="cpu", status="pass", behaviour="finite", max_abs_err=0.0, tol_ratio=0.5, size=4,
-                  impl_id="numpy/scipy/softmax", extra={"silent": False}).to_json()
+                  impl_id="numpy/scipy/softmax", silent=False).to_json()
     assert "detail" not in good and good["silent"] is False and good["known"] is None
     write({"schema": SCHEMA, "records": [good]}, tmp_path / "ok.json")
     assert read(tmp_path / "ok.json")["records"] == [good]
     for broken, says in (({**good, "size": "4"}, "field 'size' is str"), ({**good, "naive": 1}, "field 'naive' is int"),
-                         ({k: v for k, v in good.items() if k != "behaviour"}, "lacks behaviour"), ({**good, "status": "ok"}, "status 'ok'")):
+                         ({k: v for k, v in good.items() if k != "behaviour"}, "lacks behaviour"), ({**good, "status": "ok"}, "status 'ok'"),
+                         ({**good, "note": "added in passing"}, "field.s. a record does not have: 'note'")):
         write({"schema": SCHEMA, "records": [broken]}, tmp_path / "bad.json")
         with pytest.raises(ResultsError, match=says):
             read(tmp_path / "bad.json")

@@ -1,4 +1,6 @@
-"""Layer 3, adapters: one module per framework with the same names (base.py is the contract). Finding adapters: the built-in modules (BUILTIN) plus any registered under the entry-point group
+"""Layer 3, adapters: one module per framework with the same names (base.py is the contract).
+
+Finding adapters: the built-in modules (BUILTIN) plus any registered under the entry-point group
 `softmax_conformance.adapters` (name = "package.module"). Adding a framework is one module and one line here
 or one entry point in its own package.
 """
@@ -12,12 +14,9 @@ from importlib.metadata import PackageNotFoundError, entry_points
 from importlib.metadata import version as dist_version
 from pathlib import Path
 from types import ModuleType
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-from .base import DECLARATIONS, Impl, Unsupported, contract_problems
-
-if TYPE_CHECKING:
-    from ..speed.measure import Roof
+from .base import DECLARATIONS, Impl, Roof, Unsupported, contract_problems
 
 __all__ = ["Impl", "Unsupported", "FrameworkAbsent", "registered", "load_adapter", "missing_packages", "cold_seconds",
            "package_versions", "declared", "gpu_roof", "GPU_ROOF_ABSENT", "shared_doors", "exported_doors"]

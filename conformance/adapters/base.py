@@ -263,3 +263,11 @@ def exact_signature(compute: Callable, quantities: tuple[str, ...]) -> Callable:
     if needs_grad(quantities):
         return lambda x, labels, g: compute(x, labels, g, None)
     return lambda x, labels: compute(x, labels, None, None)
+
+
+class Roof(Protocol):
+    """A memory-bandwidth roof: what a benchmark's GB/s is a fraction of (speed.measure.CpuRoof; a GPU's from its
+    adapter's library, cupy.CopyRoof)."""
+
+    def describe(self) -> str: ...
+    def gbps(self, nbytes: int) -> float: ...

@@ -22,8 +22,9 @@ from ..corpus import bundled
 from ..corpus.cases import CaseFileError
 from ..corpus.safe_yaml import MAX_ELEMENTS_ENV, MAX_FILE_MB_ENV
 from ..judge import known as known_registry
-from ..model.names import DEVICES, DTYPES, MODES, OPS, QUANTITIES
+from ..model.names import DEVICES, DTYPES, MODES, OPS, QUANTITIES, STATUSES
 from ..model.record import message as record_message
+from ..model.record import unexplained
 from ..report import speed as speed_report
 from ..report import summary
 from ..run import output, repro
@@ -31,6 +32,7 @@ from ..run import results as results_io
 from ..run.api import SelectionError, prepare, rejudge, run_corpus
 from ..run.pool import DEFAULT_TIMEOUT_S, WORKER_LOG_ENV, Outcome, interrupt_on_sigterm
 from ..run.runner import FrameworkBroken, Selection
+from ..speed import documents as bench_documents
 from .history import HistoryError
 from .progress import Progress
 
@@ -86,7 +88,7 @@ def framework_logs(out: Path) -> Iterator[Path]:
 
 def _write_summary(out: Path, doc: dict) -> Path:
     """summary.md for a results document, with the speed section of a `conformance bench` into the same folder."""
-    benchmarks = speed_report.load([out / speed_report.BENCH_FILE])["benchmarks"]
+    benchmarks = bench_documents.load([out / bench_documents.BENCH_FILE])["benchmarks"]
     plot = speed_report.PLOT if (out / speed_report.PLOT).exists() else None
     path = out / "summary.md"
     results_io.write_text(out / summary.DETAILS, summary.render_details(doc))
@@ -165,10 +167,10 @@ def _verdict(doc: dict, outcome, out: Path, include_naive: bool = False) -> int:
     the exit status only with `include_naive`, as the gate does."""
     records = doc["records"]
     counts = summary.status_counts(records)
-    print(f"\n{len(records)} records in {doc['wall_seconds']}s: " + ", ".join(f"{counts.get(s, 0)} {s}" for s in summary.COUNTED))
+    print(f"\n{len(records)} records in {doc['wall_seconds']}s: " + ", ".join(f"{counts.get(s, 0)} {s}" for s in STATUSES))
     for e in doc["stale_known"]:
         print(f"stale known divergence: {e['id']}{' (' + e['file'] + ')' if e.get('file') else ''}: {e['why']} ({e['link']})")
-    failed = [r for r in records if r["status"] in ("fail", "error")]
+    failed = [r for r in records if unexplained(r)]
     naive = sum(bool(r.get("naive")) for r in failed)
     bad = failed if include_naive else [r for r in failed if not r.get("naive")]
     for r in bad[:10]:
@@ -250,7 +252,7 @@ def cmd_bench(args: argparse.Namespace) -> int:
     out = Path(args.out)
     if args.combine:
         doc = bench.combine(args.combine)
-        written = bench.write(doc, out)
+        written = speed_report.write(doc, out)
         print(f"bench: {len(doc['benchmarks'])} benchmarks from {len(args.combine)} runs combined (each keeps its fastest run "
               "and every run's min, the between-run noise the gate reads)")
         print("wrote " + ", ".join(str(p) for p in written))
@@ -274,7 +276,7 @@ def cmd_bench(args: argparse.Namespace) -> int:
     if run.interrupted:  # what finished is kept, and says it is not the whole run
         never = [n for n in frameworks if n not in run.seconds]
         doc.update(complete=False, incomplete={"interrupted": run.interrupted, "not_started": never})
-    written = bench.write(doc, out)
+    written = speed_report.write(doc, out)
     results_path = out / "results.json"
     if results_path.exists():  # a conformance run in the same folder: its summary gains the speed section
         written.append(_write_summary(out, results_io.read(results_path)))

@@ -33,6 +33,7 @@ from ..corpus.cases import Case, Options
 from ..judge import known
 from ..model.names import MASKED_OPS
 from ..model.record import message as reason
+from ..model.record import unexplained
 from ..run.api import judge_case
 from ..run.runner import Selection
 
@@ -100,7 +101,7 @@ def _failures(case: Case, adapters: dict, entries, packages: dict, modes) -> lis
         sel = Selection((name,), case.dtypes, ("cpu",), tuple(modes))
         records.extend(r for r in judge_case(adapter, case, sel) if not r["naive"])
     known.apply(records, entries, packages)
-    return [r for r in records if r["status"] in ("fail", "error")]
+    return [r for r in records if unexplained(r)]
 
 
 def fuzz(frameworks: tuple[str, ...], ops: tuple[str, ...], dtypes: tuple[str, ...], max_examples: int, seconds: float,

@@ -35,15 +35,16 @@ from __future__ import annotations
 
 import fnmatch
 from collections import Counter
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 from ..report import diff as diff_mod
-from ..report.speed import BENCH_FILE
 from ..run import output
 from ..run import results as results_io
 from ..run.environment import kernel_fingerprint
+from ..speed.documents import BENCH_FILE
 from . import speed as speed_gate
+from .outcome import GateReport, render
 
 __all__ = ["BENCH_FILE", "GateReport", "gate", "render", "compare_records", "ENVELOPES"]
 
@@ -63,20 +64,6 @@ def envelope_for(attribution: str) -> tuple[str, Envelope]:
         if name in attribution:
             return name, ENVELOPES[name]
     return "same environment", ENVELOPES["same environment"]
-
-
-@dataclass
-class GateReport:
-    regressions: list[str] = field(default_factory=list)
-    notes: list[str] = field(default_factory=list)
-    improvements: list[str] = field(default_factory=list)
-    environment: list[str] = field(default_factory=list)  # version and CPU changes between the runs
-    compared: int = 0
-    benchmarks_compared: int = 0
-
-    @property
-    def ok(self) -> bool:
-        return not self.regressions
 
 
 def _explained(record: dict, selection: dict | None, suites: set[str] | None) -> str | None:
@@ -214,20 +201,3 @@ def gate(baseline_path: Path, current_path: Path, confirm: speed_gate.Confirm | 
     elif b_bench.exists() or c_bench.exists():
         report.notes.append(f"speed not compared: {BENCH_FILE} is beside only one of the two results files")
     return report
-
-
-def render(report: GateReport, limit: int = 200) -> str:
-    lines = [f"gate: compared {report.compared} records and {report.benchmarks_compared} benchmarks"]
-    lines += [f"environment: {e}" for e in report.environment]
-    lines += [f"note: {n}" for n in report.notes]
-    if report.improvements:
-        lines.append(f"improved: {len(report.improvements)} record(s), e.g. " + "; ".join(report.improvements[:3]))
-    if report.ok:
-        lines.append("gate: PASS, no regression")
-    else:
-        kinds = Counter(r.split(":", 1)[0] for r in report.regressions)
-        lines.append(f"gate: FAIL, {len(report.regressions)} regression(s) ({', '.join(f'{n} {k}' for k, n in kinds.most_common())}):")
-        lines += [f"  - {r}" for r in report.regressions[:limit]]
-        if len(report.regressions) > limit:
-            lines.append(f"  ... and {len(report.regressions) - limit} more")
-    return "\n".join(lines)

@@ -22,12 +22,9 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING
 
-from ..report import speed as speed_report
-
-if TYPE_CHECKING:
-    from .records import GateReport
+from ..speed import documents
+from .outcome import GateReport
 
 SPEED_MIN_SLOWDOWN = 0.15
 SPEED_NOISE_FACTOR = 2.0
@@ -75,8 +72,8 @@ def _us(seconds: float) -> str:
 
 
 def compare_benchmarks(base_path: Path, cur_path: Path, report: GateReport, confirm: Confirm | None = None) -> None:
-    base_doc, cur_doc = speed_report.read(base_path), speed_report.read(cur_path)
-    base_machine, cur_machine = speed_report.machine_fingerprint(base_doc), speed_report.machine_fingerprint(cur_doc)
+    base_doc, cur_doc = documents.read(base_path), documents.read(cur_path)
+    base_machine, cur_machine = documents.machine_fingerprint(base_doc), documents.machine_fingerprint(cur_doc)
     if base_machine and cur_machine and base_machine != cur_machine:
         report.notes.append(f"speed not compared: the baseline ran on {base_machine}, the current run on {cur_machine}")
         return
@@ -125,7 +122,7 @@ def _remeasured(confirm: Confirm | None, tripped: list[dict], cur_doc: dict, cur
                             "a regression from a slow spell of the machine)")
         return None
     doc = confirm(tripped, cur_doc)
-    machine = speed_report.machine_fingerprint(doc)
+    machine = documents.machine_fingerprint(doc)
     if cur_machine and machine and machine != cur_machine:
         report.notes.append(f"re-measurement not used: it ran on {machine}, the current run on {cur_machine}")
         return None

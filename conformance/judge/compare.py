@@ -3,43 +3,18 @@
 from __future__ import annotations
 
 import hashlib
-from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from ..adapters.ownership import chain
 from ..corpus.cases import materialize
 from ..model import dtypes as dt
+from ..model.record import Verdict
+from .oracle import Reference
 from .tolerance import published_tolerance, tolerance
-
-if TYPE_CHECKING:
-    from .oracle import Reference
 
 SIGNALS = ("error", "nonfinite", "all_nan")  # what counts as 'the implementation told the user' on invalid input
 SMALL_OUTPUT = 16  # outputs up to this size are stored whole in the record, for the report
-
-
-@dataclass
-class Verdict:
-    """The judge's answer on one output; a Record (record.py) is a Verdict with what was run around it."""
-    status: str
-    behaviour: str | None  # None only where nothing ran (unsupported)
-    max_abs_err: float | None = None
-    max_rel_err: float | None = None
-    max_ulp: float | None = None
-    tol_ratio: float | None = None  # worst |err| / tolerance: below 1 passes
-    size: int = 0
-    nan_count: int = 0
-    inf_count: int = 0
-    detail: str | None = None
-    worst_index: list | None = None
-    output: Any = None  # JSON of the values: nested lists, one number for a reduced loss, "nan"/"inf" as strings
-    expected: Any = None
-    extra: dict = field(default_factory=dict)  # the judge's own flags (JUDGE_FLAGS)
-
-
-JUDGE_FLAGS = ("silent", "expect_checked")  # what judge() may add to a record beside its declared fields
 
 
 def behaviour_of(out: np.ndarray) -> str:
@@ -128,7 +103,7 @@ def judge(out: np.ndarray | None, error: BaseException | None, ref: Reference, q
     wanted = [wanted] if isinstance(wanted, str) else wanted
     if error is not None:
         verdict = Verdict(status="error", behaviour="error",
-                          extra={"error": {"type": type(error).__name__, "message": _first_line(error)}})
+                          error={"type": type(error).__name__, "message": _first_line(error)})
         if (invalid and (wanted is None or "error" in wanted)) or (wanted and "error" in wanted):
             verdict.status = "pass"
         return verdict
@@ -145,7 +120,7 @@ def judge(out: np.ndarray | None, error: BaseException | None, ref: Reference, q
             verdict.status = "error" if allowed == ["error"] else "fail"
             verdict.detail = f"returned {verdict.behaviour} values where {' or '.join(allowed)} was expected"
             if verdict.behaviour == "finite":
-                verdict.extra["silent"] = True  # a finite answer to a question that has none
+                verdict.silent = True  # a finite answer to a question that has none
         return verdict
     tol = tolerance(ref.scale, quantity, dtype, classes, ref.flush)
     verdict = compare_values(out, ref.value, tol, dtype)
@@ -166,7 +141,7 @@ def _check_published(verdict: Verdict, out: np.ndarray, expected_literal, tol: n
         return
     allowed = published_tolerance(expected) + tol
     check = compare_values(out, expected, allowed, "float64")
-    verdict.extra["expect_checked"] = True
+    verdict.expect_checked = True
     if check.status != "pass":
         verdict.status = "fail"
         verdict.detail = "explicit expectation: " + (check.detail or "")

@@ -30,7 +30,9 @@ from packaging.specifiers import InvalidSpecifier, SpecifierSet
 from packaging.version import InvalidVersion, Version
 
 from ..corpus import bundled
+from ..corpus.safe_yaml import YamlError, safe_load
 from ..model.names import BEHAVIOURS, DEVICES, DTYPES, MODES, OPS, QUANTITIES
+from ..model.record import Judgement, judged
 
 MATCH_FIELDS = ("framework", "impl", "op", "quantity", "dtype", "mode", "device", "case")
 ENTRY_FIELDS = {"id", "match", "kind", "explains", "reason", "link", "versions", "statuses", "behaviours", "max_tol_ratio"}
@@ -146,8 +148,6 @@ def load(paths: Path | Sequence[Path] | None = None, frameworks: Iterable[str] |
 
 
 def _load_file(path: Path, frameworks: Iterable[str] | None, case_ids: tuple[str, ...] | None, seen: dict[str, str]) -> list[Entry]:
-    from ..corpus.safe_yaml import YamlError, safe_load
-
     try:
         doc = safe_load(Path(path)) or {}
     except YamlError as exc:
@@ -261,27 +261,11 @@ def apply_one(record: dict, entries: list[Entry], packages: dict[str, str] | Non
         if record["status"] not in entry.statuses or record.get("known") is not None or record.get("beyond_known"):
             continue
         why = entry.exceeded_by(record)
+        judged(record, Judgement(entry.id, entry.link, beyond=why or None))
         if why:
-            record["beyond_known"] = entry.id
-            record["detail"] = f"beyond known divergence {entry.id}: {why}" + (f"; {record['detail']}" if record.get("detail") else "")
             entry.beyond += 1
-            continue
-        record["known_status"] = record["status"]  # what it would have been
-        record["status"] = "known"
-        record["known"] = entry.link
-        record["known_id"] = entry.id
-        entry.matched += 1
-
-
-def unjudge(record: dict) -> None:
-    """Take back what a registry decided about this record (in place): its status as the oracle judged it."""
-    if record.get("status") == "known" and record.get("known_status"):
-        record["status"] = record["known_status"]
-    if record.get("beyond_known") and str(record.get("detail", "")).startswith("beyond known divergence"):
-        record["detail"] = record["detail"].split("; ", 1)[1] if "; " in record["detail"] else None
-    for k in ("known_status", "known_id", "beyond_known"):
-        record.pop(k, None)
-    record["known"] = None  # a field of every record (the results schema)
+        else:
+            entry.matched += 1
 
 
 def apply(records: list[dict], entries: list[Entry], packages: dict[str, dict[str, str]]) -> None:

@@ -1,8 +1,10 @@
 """One record: the verdict on one (case, op, quantity, dtype, framework, implementation, mode, device).
 
-Defined once here: the runner builds a `Record`, results.json carries `Record.to_json()`, and the reader of a
-results file checks each record against the same fields (`FIELD_TYPES`, `REQUIRED`). Everything downstream (the
-registry, the gate, diff, the report) reads the JSON form, a dict, and identifies a record by `key(record)`.
+Defined once here: the judge returns a `Verdict`, the runner builds a `Record` (the verdict with what was run),
+results.json carries `Record.to_json()`, and the reader of a results file accepts exactly the fields declared here
+(`FIELD_TYPES`, `REQUIRED`). Everything downstream (the registry, the gate, diff, the report) reads the JSON form, a
+dict, identifies a record by `key(record)`, and changes a record only through the functions below (`judged`,
+`unjudged`): no module adds a key of its own.
 """
 
 from __future__ import annotations
@@ -13,12 +15,33 @@ import typing
 from dataclasses import dataclass
 from typing import Any
 
-from ..judge.compare import Verdict
+from .names import STATUSES
+
+
+@dataclass
+class Verdict:
+    """The judge's answer on one output (judge.compare.judge)."""
+    status: str
+    behaviour: str | None  # None only where nothing ran (unsupported)
+    max_abs_err: float | None = None
+    max_rel_err: float | None = None
+    max_ulp: float | None = None
+    tol_ratio: float | None = None  # worst |err| / tolerance: below 1 passes
+    size: int = 0
+    nan_count: int = 0
+    inf_count: int = 0
+    detail: str | None = None
+    worst_index: list | None = None
+    output: Any = None  # JSON of the values: nested lists, one number for a reduced loss, "nan"/"inf" as strings
+    expected: Any = None
+    error: dict | None = None  # {"type", "message"[, "where"]} where the call raised
+    silent: bool | None = None  # a finite answer to an input that has none (written only when set)
+    expect_checked: bool | None = None  # the case's published values were checked too (written only when set)
 
 
 @dataclass(kw_only=True)
 class Record(Verdict):
-    """The judge's verdict (status, behaviour, error figures, detail, ...: compare.Verdict) with what was run."""
+    """The judge's verdict (status, behaviour, error figures, detail, ...: Verdict) with what was run."""
 
     # identity: what was run (key(record))
     case: str
@@ -29,8 +52,12 @@ class Record(Verdict):
     impl: str  # the implementation's label: free text, for people
     mode: str
     device: str
-    error: dict | None = None  # {"type", "message"} where the call raised
-    known: str | None = None  # the registry entry's link that explains it (set when the registry is applied)
+    # the registry's judgement (Judgement, set by `judged`): the entry's link, id, and the status it replaced
+    known: str | None = None
+    known_id: str | None = None
+    known_status: str | None = None
+    beyond_known: str | None = None  # the entry that selects this fail, but whose bounds it exceeds
+    beyond_why: str | None = None  # how it exceeds them
     # context
     impl_id: str = ""  # the implementation's stable id (framework/key): what baselines and the registry match
     case_file: str = ""
@@ -38,6 +65,8 @@ class Record(Verdict):
     invalid: bool = False
     seconds: float = 0.0
     logit_scale: float | None = None
+    framework_version: str | None = None  # the framework's version as the run found it
+    source: str | None = None  # in a document merged from several (the report's merged.json): the results file it came from
     # written only when set
     reason: str | None = None  # why a call is unsupported
     out_dtype: str | None = None  # the dtype the framework answered in, where it is not the input's
@@ -49,15 +78,15 @@ class Record(Verdict):
         out = {}
         for name in _JSON_ORDER:
             value = getattr(self, name)
-            if name == "extra":
-                out.update(value)
-            elif name not in OPTIONAL or value is not None:
+            if name not in OPTIONAL or value is not None:
                 out[name] = value
         return out
 
 
 IDENTITY = ("case", "op", "quantity", "dtype", "framework", "impl", "mode", "device")
-OPTIONAL = ("detail", "reason", "out_dtype", "composed", "overwritten", "answer", "worst_index", "output", "expected")
+# written only when set
+OPTIONAL = ("detail", "reason", "out_dtype", "composed", "overwritten", "answer", "worst_index", "output", "expected", "silent",
+            "expect_checked", "known_id", "known_status", "beyond_known", "beyond_why", "source")
 # Fields a results file must carry in every record: the identity and the verdict (older files lack the context).
 # identity first: results.json reads from the left
 _JSON_ORDER = tuple(sorted((f.name for f in dataclasses.fields(Record)), key=lambda n: n not in IDENTITY))
@@ -73,7 +102,8 @@ def _types(annotation) -> tuple[type, ...]:
 
 
 # field -> the types its JSON value may have: what reading a results file checks
-FIELD_TYPES = {name: _types(hint) for name, hint in typing.get_type_hints(Record).items() if name != "extra" and hint is not Any}
+FIELD_TYPES = {name: _types(hint) for name, hint in typing.get_type_hints(Record).items() if hint is not Any}
+FIELDS = frozenset(f.name for f in dataclasses.fields(Record))  # what a record may carry: exactly these
 
 
 def key(record: dict, by_id: bool = True) -> tuple:
@@ -85,5 +115,44 @@ def key(record: dict, by_id: bool = True) -> tuple:
 
 
 def message(record: dict) -> str:
-    """What a record says about itself in one line: its detail, else its error's message."""
-    return record.get("detail") or (record.get("error") or {}).get("message", "") or ""
+    """What a record says about itself in one line: the bound of a known divergence it exceeds, its detail, else its
+    error's message."""
+    said = record.get("detail") or (record.get("error") or {}).get("message", "") or ""
+    if record.get("beyond_known"):
+        return f"beyond known divergence {record['beyond_known']}: {record.get('beyond_why')}" + (f"; {said}" if said else "")
+    return said
+
+
+UNEXPLAINED = ("fail", "error")  # the oracle says it is wrong, and no registered divergence explains it
+RAN = frozenset(STATUSES) - {"unsupported", "skip"}  # statuses of a call that ran
+
+
+def unexplained(record: dict) -> bool:
+    """A fail or error that no registry entry explains: what `conformance run` exits 1 for."""
+    return record["status"] in UNEXPLAINED
+
+
+@dataclass(frozen=True)
+class Judgement:
+    """What the registry decided about one record: explained by an entry (status known, its link and id, the status it
+    replaces), or selected by an entry whose bounds it exceeds (it keeps its status)."""
+    entry: str
+    link: str | None = None
+    beyond: str | None = None  # why it is beyond the entry's bounds; None: explained
+
+
+def judged(record: dict, judgement: Judgement) -> None:
+    """Write the registry's judgement into the record's declared fields (in place)."""
+    if judgement.beyond is not None:
+        record.update(beyond_known=judgement.entry, beyond_why=judgement.beyond)
+    else:
+        record.update(known_status=record["status"], status="known", known=judgement.link, known_id=judgement.entry)
+
+
+def unjudged(record: dict) -> None:
+    """Take back what a registry decided (in place): the record's status as the oracle judged it."""
+    if record.get("status") == "known" and record.get("known_status"):
+        record["status"] = record["known_status"]
+    for k in ("known_status", "known_id", "beyond_known", "beyond_why"):
+        record.pop(k, None)
+    record["known"] = None  # a field of every record

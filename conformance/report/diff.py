@@ -11,9 +11,10 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from ..model.record import message as reason
+from ..model.record import unexplained
 from ..run import results as results_io
 from ..run.environment import kernel_fingerprint
-from .summary import md_cell
+from .markdown import md_cell
 
 ANSWER_SHARE = 0.25  # an accurate answer "changed" when its error moved by a quarter of its tolerance or more
 ACCURACY_MOVE = 2.0  # a record's error (share of its tolerance) moved by more than this factor either way
@@ -177,7 +178,7 @@ def diff(base_doc: dict, cur_doc: dict) -> list[Move]:
     for k, c in cur.items():
         b = base.get(k)
         if b is None:
-            moves.append(Move("new", describe(c), c["framework"], "-", c["status"], c["status"] in ("fail", "error"),
+            moves.append(Move("new", describe(c), c["framework"], "-", c["status"], unexplained(c),
                               bool(c.get("naive")), why[c["framework"]], reason(c)))
         else:
             moves += record_moves(b, c, why[c["framework"]], scoped)

@@ -9,6 +9,8 @@ from __future__ import annotations
 from collections import Counter, defaultdict
 from dataclasses import dataclass, field
 
+from ..model.record import unexplained
+
 # Worst first: the status a heatmap cell shows is the worst of its records.
 SEVERITY = {"silent": 0, "fail": 1, "error": 1, "known": 2, "pass": 3, "unsupported": 4, "skip": 4}
 
@@ -41,7 +43,7 @@ def collect(doc: dict, disagreements: int = 0) -> Findings:
                          "where": ", ".join(sorted({f"{r['mode']} {r['device']}" for r in rs})),
                          "known": next((r.get("known_id") for r in rs if r.get("known_id")), None),
                          "link": next((r.get("known") for r in rs if r.get("known")), None)})
-    f.unexplained = [r for r in records if r["status"] in ("fail", "error")]
+    f.unexplained = [r for r in records if unexplained(r)]
     entries = {e["id"]: e for e in doc.get("known_divergences", [])}
     hits: dict[str, Counter] = defaultdict(Counter)
     for r in records:
@@ -105,7 +107,7 @@ def heatmap(records: list[dict]) -> tuple[list[tuple[str, str]], list[str], dict
     for key, rs in groups.items():
         # An unregistered silent answer is the worst a cell can show; a registered one is a known divergence, drawn
         # muted like the others (the Findings list says which are silent).
-        counts = Counter("silent" if silent(r) and r["status"] in ("fail", "error") else r["status"] for r in rs)
+        counts = Counter("silent" if silent(r) and unexplained(r) else r["status"] for r in rs)
         worst = min(counts, key=lambda s: SEVERITY.get(s, 9))
         ratios = [r["tol_ratio"] for r in rs if r["status"] == "pass" and r.get("tol_ratio") is not None]
         cells[key] = Cell(worst, max(ratios) if ratios else None, counts)

@@ -15,11 +15,16 @@ from pathlib import Path
 
 import jinja2
 
+from ..model.names import STATUSES
 from ..run import output, repro, shares
 from ..run import results as results_io
-from . import cross_backend, summary
+from ..speed import documents as bench_documents
+from . import choose, cross_backend, summary
 from . import diff as diff_mod
 from . import speed as speed_report
+from .findings import KNOWN_COLOUR, collect, heatmap, silent, verdict_line
+from .markdown import md_cell
+from .notes import case_notes
 
 TEMPLATES = Path(__file__).resolve().parent / "templates"
 MERGED = "merged.json"
@@ -97,21 +102,6 @@ def _env_of(doc: dict, record: dict) -> dict:
     return next((e for e in doc["environments"] if e["source"] == record["source"]), doc["environment"])
 
 
-def case_notes(records: list[dict]) -> dict[str, dict]:
-    """Description and source of every case the records name, read from the case files they came from (where those
-    files are still there and valid: a report of another machine's results may not have them)."""
-    from ..corpus.cases import CaseFileError, load
-
-    notes: dict[str, dict] = {}
-    for path in sorted({r.get("case_file") for r in records if r.get("case_file")}):
-        try:
-            cases = load([Path(path)])
-        except CaseFileError:
-            continue
-        notes.update({c.full_id: {"description": c.description, "source": c.source} for c in cases})
-    return notes
-
-
 NONFINITE_ROW = 1e9  # where the plot draws a NaN/inf answer: a band of its own above every finite error, labelled so
 
 
@@ -170,15 +160,13 @@ def _write_benchmarks(bench: dict, out: Path) -> str | None:
     """The merged benchmarks beside merged.json (so the gate can compare the union), and their plot."""
     if not bench["benchmarks"]:
         return None
-    results_io.write(bench, out / speed_report.BENCH_FILE)
+    results_io.write(bench, out / bench_documents.BENCH_FILE)
     return speed_report.plot(bench["benchmarks"], out)
 
 
 def _suite_pages(records: list[dict], env: jinja2.Environment, out: Path) -> list[dict]:
     """One page per suite under out/cases/: each case's description and source, the records that are not a plain
     pass with their re-run command and snippet, and all records. Returns the suites' names, case and status counts."""
-    from .findings import silent
-
     notes = case_notes(records)
     by_suite: dict[str, dict[str, list[dict]]] = defaultdict(lambda: defaultdict(list))
     for r in records:
@@ -203,15 +191,13 @@ def anchor(case_id: str) -> str:
 
 
 def build(paths: list[Path], out: Path, bench_paths: list[Path] | None = None, on_duplicate: str = "error") -> Path:
-    from . import choose
-    from .findings import KNOWN_COLOUR, collect, heatmap, verdict_line
 
     doc = merge(paths, on_duplicate)
     versions = version_pairs(doc)
     out.mkdir(parents=True, exist_ok=True)
     records = doc["records"]
-    bench_paths = [Path(p).with_name(speed_report.BENCH_FILE) for p in paths] + list(bench_paths or [])
-    bench = speed_report.load(bench_paths)
+    bench_paths = [Path(p).with_name(bench_documents.BENCH_FILE) for p in paths] + list(bench_paths or [])
+    bench = bench_documents.load(bench_paths)
     benchmarks = bench["benchmarks"]
     speed_plot = _write_benchmarks(bench, out)
     plots = _plots(records, out)
@@ -231,7 +217,7 @@ def build(paths: list[Path], out: Path, bench_paths: list[Path] | None = None, o
     chosen = choose.choices(records, benchmarks)
     choose_columns, choose_rows = choose.pivot(chosen)
     html = env.get_template("index.html").render(
-        doc=doc, counts=summary.status_counts(records), statuses=summary.COUNTED, plots=plots, suites=suites,
+        doc=doc, counts=summary.status_counts(records), statuses=STATUSES, plots=plots, suites=suites,
         findings=found, verdict=verdict_line(found), known_colour=KNOWN_COLOUR, choose_cell=choose.cell_text,
         choose_columns=choose_columns, choose_rows=choose_rows, heat={"rows": rows, "columns": columns, "cells": cells},
         overview=sorted(overview.items()), worst_case=worst_case, disagreements=disagreements,
@@ -255,10 +241,10 @@ def _versions_md(pairs: list[dict]) -> str:
     lines = ["# Versions side by side", ""]
     for p in pairs:
         worse = [m for m in p["moves"] if m.worse]
-        lines += [f"## {summary.md_cell(p['framework'])} {summary.md_cell(p['old'])} -> {summary.md_cell(p['new'])}", "",
+        lines += [f"## {md_cell(p['framework'])} {md_cell(p['old'])} -> {md_cell(p['new'])}", "",
                   f"{p['counts'][0]} and {p['counts'][1]} records; {len(p['moves'])} moved, {len(worse)} for the worse.", ""]
         lines += ["| record | kind | before | after | worse |", "|---|---|---|---|---|"]
-        lines += ["| " + " | ".join(summary.md_cell(x) for x in (m.record, m.kind, m.before, m.after, "yes" if m.worse else "no")) + " |"
+        lines += ["| " + " | ".join(md_cell(x) for x in (m.record, m.kind, m.before, m.after, "yes" if m.worse else "no")) + " |"
                   for m in sorted(p["moves"], key=lambda m: (not m.worse, m.record))[:100]]
         lines.append("")
     return "\n".join(lines) + "\n"

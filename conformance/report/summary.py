@@ -2,38 +2,23 @@
 
 from __future__ import annotations
 
-import html
 import re
-import unicodedata
 from collections import Counter, defaultdict
 
-from ..model.record import message
-from . import choose
+from ..model.names import STATUSES as COUNTED
+from ..model.record import message, unexplained
+from ..run import repro
+from . import choose, cross_backend
 from .findings import Findings, collect, verdict_line
+from .markdown import md_cell, table
+from .notes import case_notes
+from .speed import section
 
-COUNTED = ("pass", "known", "fail", "error", "unsupported", "skip")
 GRADIENTS = ("grad_logits", "grad_labels", "hvp")
-
-
-def _table(header: list[str], rows: list[list]) -> list[str]:
-    """A GitHub-flavoured table; every cell is data, escaped (md_cell), so no case id or message can break out of it."""
-    out = ["| " + " | ".join(md_cell(h) for h in header) + " |", "|" + "---|" * len(header)]
-    out += ["| " + " | ".join(md_cell(c) for c in row) + " |" for row in rows]
-    return out
 
 
 def _fmt(x) -> str:
     return "-" if x is None else f"{x:.3g}"
-
-
-def md_cell(text: object) -> str:
-    """Text from a case file or a framework, made inert for Markdown (GitHub's too) and for a table cell: HTML
-    escaped, control characters dropped, and the characters that end a cell, a code span or start a link escaped."""
-    clean = "".join(" " if unicodedata.category(ch)[0] == "C" else ch for ch in str(text))
-    clean = html.escape(clean, quote=False)
-    for ch in ("\\", "|", "`", "*", "_", "[", "]"):
-        clean = clean.replace(ch, "\\" + ch)
-    return clean
 
 
 def status_counts(records: list[dict]) -> Counter:
@@ -46,17 +31,17 @@ def overview(records: list[dict]) -> list[str]:
     for r in records:
         groups[(r["framework"], r["impl"], r["op"])][r["status"]] += 1
     rows = [[fw, impl, op, *(c.get(s, 0) for s in COUNTED)] for (fw, impl, op), c in sorted(groups.items())]
-    return _table(["framework", "implementation", "op", *COUNTED], rows)
+    return table(["framework", "implementation", "op", *COUNTED], rows)
 
 
 def failures(records: list[dict], limit: int = 60) -> list[str]:
-    bad = [r for r in records if r["status"] in ("fail", "error")]
+    bad = [r for r in records if unexplained(r)]
     if not bad:
         return ["No unexplained fail or error: every divergence is either fixed or registered in known/divergences.yaml."]
     rows = [[r["case"], r["framework"], r["impl"], r["quantity"], r["dtype"], r["mode"], r["device"], r["status"],
              _fmt(r.get("max_ulp")), message(r)[:140]]
             for r in bad[:limit]]
-    lines = _table(["case", "framework", "implementation", "quantity", "dtype", "mode", "device", "status", "max ulp", "detail"], rows)
+    lines = table(["case", "framework", "implementation", "quantity", "dtype", "mode", "device", "status", "max ulp", "detail"], rows)
     if len(bad) > limit:
         lines.append(f"... and {len(bad) - limit} more in results.json.")
     return lines
@@ -72,10 +57,8 @@ def _fenced(text: str, lang: str = "") -> list[str]:
 def reruns(records: list[dict], limit: int = 10) -> list[str]:
     """For the first unexplained fails: the command that re-runs each, and a Python snippet that prints the value,
     the oracle, the tolerance and the verdict (both work from any folder: the case file is named by its path)."""
-    from ..run import repro
-    from .html import case_notes
 
-    bad = [r for r in records if r["status"] in ("fail", "error")]
+    bad = [r for r in records if unexplained(r)]
     notes = case_notes(bad[:limit])
     lines = []
     for r in bad[:limit]:
@@ -103,7 +86,7 @@ def naive_vs_fused(records: list[dict]) -> list[str]:
                          f"{len(groups['fused']) - len(fused_bad)}/{len(groups['fused'])}" + (f" (not: {', '.join(fused_bad)})" if fused_bad else "")])
     if not rows:
         return ["No case separates the naive formula from the fused functions."]
-    return _table(["case", "op", "dtype", "naive implementations within tolerance", "fused implementations within tolerance"], rows)
+    return table(["case", "op", "dtype", "naive implementations within tolerance", "fused implementations within tolerance"], rows)
 
 
 def agreement_data(records: list[dict], quantity: str) -> tuple[list[str], dict[str, dict[str, tuple[int, int]]]]:
@@ -126,7 +109,7 @@ def agreement_matrix(records: list[dict], quantity: str) -> list[str]:
     if len(frameworks) < 2:
         return [f"Fewer than two frameworks produced {quantity}."]
     rows = [[a, *(f"{cells[a][b][0]}/{cells[a][b][1]}" if cells[a][b][1] else "-" for b in frameworks)] for a in frameworks]
-    return _table([quantity, *frameworks], rows)
+    return table([quantity, *frameworks], rows)
 
 
 def disagreement_rows(records: list[dict]) -> list[list[str]]:
@@ -150,7 +133,7 @@ def mode_device_disagreements(records: list[dict], limit: int = 100) -> list[str
     if not rows:
         return ["Every implementation is judged the same in every mode and on every device it ran."]
     lines = [f"{len(rows)} call(s) judged differently across modes or devices (status before the registry, behaviour):", ""]
-    lines += _table(["case", "framework", "implementation", "op", "quantity", "dtype", "mode device: status (behaviour)"], rows[:limit])
+    lines += table(["case", "framework", "implementation", "op", "quantity", "dtype", "mode device: status (behaviour)"], rows[:limit])
     if len(rows) > limit:
         lines.append(f"... and {len(rows) - limit} more in results.json.")
     return lines
@@ -172,7 +155,7 @@ def gradient_data(records: list[dict]) -> dict[str, list[list]]:
 def gradient_section(records: list[dict]) -> list[str]:
     lines = []
     for q, rows in gradient_data(records).items():
-        lines += [f"### {q}", "", *_table(["framework", "mode", *COUNTED], rows), ""]
+        lines += [f"### {q}", "", *table(["framework", "mode", *COUNTED], rows), ""]
     return lines or ["No gradient quantities in this run."]
 
 
@@ -203,18 +186,17 @@ def invalid_behaviour(records: list[dict]) -> list[str]:
 
 
 def cross_backend_section(records: list[dict], limit: int = 60) -> list[str]:
-    from . import cross_backend
 
     counts = cross_backend.pair_counts(records)
     if not counts:
         return ["No public call ran on two or more backends in this run."]
     lines = ["Verdict before the registry and behaviour, for every call both backends ran (two passes agree within "
              "the oracle's tolerance of each other):", ""]
-    lines += _table(["call", "backends", "both ran", "judged the same", "part ways"], counts)
+    lines += table(["call", "backends", "both ran", "judged the same", "part ways"], counts)
     rows = cross_backend.partings(records)
     if rows:
         lines += ["", f"{len(rows)} call(s) where the backends part ways:", ""]
-        lines += _table(["call", "case", "quantity", "dtype", "mode", "backend: status (behaviour)"], rows[:limit])
+        lines += table(["call", "case", "quantity", "dtype", "mode", "backend: status (behaviour)"], rows[:limit])
         if len(rows) > limit:
             lines.append(f"... and {len(rows) - limit} more in results.json.")
     return lines
@@ -265,7 +247,7 @@ def which_function(chosen: dict[tuple[str, str, str, str], list[choose.Choice]])
     """which-function.md: every (op, dtype, mode, device) table of choose.choices(), the long form."""
     lines = ["# Which function should I use?", ""]
     for (op, dtype, mode, device), cs in chosen.items():
-        lines += [f"## {op}, {dtype}, {mode}, {device}", "", *_table(choose.HEADER, [choose.row(c) for c in cs]), ""]
+        lines += [f"## {op}, {dtype}, {mode}, {device}", "", *table(choose.HEADER, [choose.row(c) for c in cs]), ""]
     return "\n".join(lines)
 
 
@@ -328,7 +310,6 @@ def render(doc: dict, benchmarks: list[dict] | None = None, speed_plot: str | No
         lines += ["", f"## {title}", "", *body]
     lines += ["", "## More", "", f"`{DETAILS}` beside this file: " + "; ".join(title for title, _ in detail_sections(doc)) + "."]
     if benchmarks:
-        from .speed import section
 
         lines += ["", *section(benchmarks, speed_plot)]
     return "\n".join(lines) + "\n"

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections import Counter
 
-from .summary import _table
+from .markdown import table
 
 PHASES = ("start", "import", "cases", "inputs", "oracle", "framework", "judge", "send")
 FRAMEWORK_OWN = ("import", "framework")
@@ -45,7 +45,7 @@ def render(doc: dict, title: str = "") -> list[str]:
              f"the frameworks' own (import + framework calls) {own:.1f} s = {own / max(b['worker_s'], 1e-9):.0%}", ""]
     rows = [[p, f"{b['phases'][p]:.1f}", f"{b['phases'][p] / max(b['worker_s'], 1e-9):.0%}",
              "framework" if p in FRAMEWORK_OWN else "harness"] for p in PHASES]
-    lines += _table(["phase", "worker-seconds", "share", "whose"], rows) + [""]
+    lines += table(["phase", "worker-seconds", "share", "whose"], rows) + [""]
     rows = [[s["name"], f"{s['wall_s']:.1f}", *(f"{s['phases'][p]:.1f}" for p in PHASES), f"{s['other']:.1f}"] for s in b["shards"]]
-    lines += _table(["shard", "wall", *PHASES, "other"], rows)
+    lines += table(["shard", "wall", *PHASES, "other"], rows)
     return lines

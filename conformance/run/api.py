@@ -20,8 +20,9 @@ from ..corpus import bundled
 from ..corpus.cases import Case, load, materialize
 from ..corpus.inputs import build
 from ..judge import known as known_registry
-from ..judge.compare import JUDGE_FLAGS, Verdict, judge
+from ..judge.compare import judge
 from ..judge.oracle import compute as reference
+from ..model.record import OPTIONAL, Verdict, unjudged
 from . import results as results_io
 from . import shard_costs
 from .pool import DEFAULT_TIMEOUT_S, Outcome, run, run_inline
@@ -171,7 +172,7 @@ def rejudge(doc: dict, known: Path | list[Path] | None = None, oracle: bool = Fa
     entries = known_registry.load(known, registered(), corpus)
     info = {k: v for k, v in doc.get("environment", {}).get("frameworks", {}).items() if isinstance(v, dict)}
     for r in doc["records"]:
-        known_registry.unjudge(r)
+        unjudged(r)
     known_registry.apply(doc["records"], entries, {n: i.get("packages") or {} for n, i in info.items()})
     stale, matched = _registry_outcome(doc["records"], entries, info, doc.get("selection") or {}, corpus)
     doc.update(stale_known=stale, known_divergences=matched,
@@ -201,12 +202,12 @@ def _judge_again(records: list[dict]) -> int:
         if ref is not None and out.size == ref.value.size:
             out = out.reshape(ref.value.shape)  # JSON keeps no shape for an empty array ([] for a [0, C] output)
         v = judge(out, None, ref, r["quantity"], r["dtype"], inputs.classes, case.invalid, case.expect)
-        known_registry.unjudge(r)
+        unjudged(r)
         for f in fields(Verdict):  # every figure and flag of the judgement, as the runner writes them (runner.make_record)
-            if f.name != "extra" and (getattr(v, f.name) is not None or f.name in r):
-                r[f.name] = getattr(v, f.name)
-        for flag in JUDGE_FLAGS:  # the old judgement's flags go with it
-            r.pop(flag, None)
-        r.update(v.extra)
+            value = getattr(v, f.name)
+            if value is None and f.name in OPTIONAL:
+                r.pop(f.name, None)  # the old judgement's flags go with it
+            elif value is not None or f.name in r:
+                r[f.name] = value
         count += 1
     return count

@@ -7,6 +7,8 @@ import os
 import platform
 from pathlib import Path
 
+from ..adapters import declared, registered
+
 # Settings that change numerics whatever the framework; each adapter names its own (NUMERIC_ENV). Recorded whether
 # or not they are set.
 NUMERIC_ENV_FLAGS = ("OMP_NUM_THREADS",)
@@ -51,8 +53,6 @@ def kernel_fingerprint(doc: dict) -> str | None:
 
 def environment(framework_info: dict) -> dict:
     frameworks = {name: info for name, info in framework_info.items() if not name.startswith("_")}
-    from ..adapters import declared, registered
-
     names = list(NUMERIC_ENV_FLAGS) + [v for fw in registered() for v in declared(fw, "NUMERIC_ENV", ())]
     flags = {k: os.environ.get(k) for k in dict.fromkeys(names)}
     for info in frameworks.values():

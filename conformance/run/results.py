@@ -14,7 +14,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 from ..model.names import STATUSES
-from ..model.record import FIELD_TYPES, REQUIRED
+from ..model.record import FIELD_TYPES, FIELDS, REQUIRED
 from ..model.record import key as key  # re-exported: diff and report identify records through results
 from .environment import environment
 
@@ -118,6 +118,9 @@ def _check_record(r, i: int, path: Path) -> None:
     missing = [k for k in REQUIRED if k not in r]
     if missing:
         raise ResultsError(f"{path}: record {i} lacks {', '.join(missing)}")
+    undeclared = sorted(k for k in r if k not in FIELDS)
+    if undeclared:  # a field no version of the Record declares: another tool's file, or a key added in passing
+        raise ResultsError(f"{path}: record {i} has field(s) a record does not have: {', '.join(map(repr, undeclared[:5]))}")
     for k, types in FIELD_TYPES.items():
         if k in r and (not isinstance(r[k], types) or (isinstance(r[k], bool) and bool not in types)):
             raise ResultsError(f"{path}: record {i}: field '{k}' is {type(r[k]).__name__}, not {' or '.join(t.__name__ for t in types)}")

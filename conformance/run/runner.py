@@ -276,7 +276,7 @@ def make_record(case: Case, inputs: Inputs, impl: Impl, quantity: str, mode: str
     if written:  # right or wrong, an answer that cost the caller its inputs fails; no registry entry explains it
         verdict.update(status="fail", detail="; ".join(filter(None, [f"the call wrote into its input {written}", verdict["detail"]])))
     answer = digest(out) if error is None and isinstance(out, np.ndarray | np.generic) else None
-    record = Record(**verdict, error=v.extra.pop("error", None), overwritten=written, answer=answer, **ran)
+    record = Record(**verdict, overwritten=written, answer=answer, **ran)
     if error is None and hasattr(out, "dtype") and str(out.dtype) != inputs.dtype:  # computed in another dtype (a global float type)
         record.out_dtype = str(out.dtype)
     return record

@@ -20,9 +20,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from ..adapters import declared
-from ..report import speed as speed_report
-from ..report.speed import BENCH_FILE
 from ..run import results as results_io
+from . import documents
+from .documents import BENCH_FILE
 
 SUITE = Path(__file__).resolve().parent / "suite"
 # pytest-benchmark settings per profile: rounds are bounded by time, never fewer than min_rounds.
@@ -127,8 +127,8 @@ def merge(files: list[Path]) -> dict:
     """One pytest-benchmark document from per-process files. A benchmark measured in several processes keeps
     the stats of its fastest process (by min time) and records every process's min in
     extra_info.process_mins: the spread between processes is the noise the gate needs."""
-    docs = [speed_report.read(path) for path in files]
-    runs = speed_report.by_name(docs)
+    docs = [documents.read(path) for path in files]
+    runs = documents.by_name(docs)
     machines = [{"source": str(path), **doc.get("machine_info", {})} for path, doc in zip(files, docs)]
     benchmarks = []
     for entries in runs.values():
@@ -143,27 +143,17 @@ def merge(files: list[Path]) -> dict:
             "benchmarks": benchmarks, "version": "softmax-conformance bench (pytest-benchmark JSON)"}
 
 
-def write(doc: dict, out: Path) -> list[Path]:
-    path = out / BENCH_FILE
-    results_io.write(doc, path)  # atomic: an interrupted run never leaves half a file
-    written = [path]
-    plot = speed_report.plot(doc["benchmarks"], out)
-    results_io.write_text(out / "speed.md", "\n".join(speed_report.section(doc["benchmarks"], plot)) + "\n")
-    written.append(out / "speed.md")
-    return written + ([out / plot] if plot else [])
-
-
 def combine(paths: list[Path]) -> dict:
     """One speed baseline from several `conformance bench` runs made at different times (each a merged
     benchmarks.json). Each benchmark keeps the stats of its fastest run, every process's min
     (extra_info.process_mins) and each run's min (extra_info.run_mins): the spread between runs is the
     noise of this machine from one hour to the next, which the spread between the processes of one run
     does not show (a slow spell slows every process of a run at once: reports/bench-reruns/README.md)."""
-    docs = [speed_report.read(p) for p in paths]
-    fingerprints = {speed_report.machine_fingerprint(d) for d in docs}
+    docs = [documents.read(p) for p in paths]
+    fingerprints = {documents.machine_fingerprint(d) for d in docs}
     if len(fingerprints) > 1:
         raise results_io.ResultsError(f"runs from different machines cannot make one baseline: {sorted(map(str, fingerprints))}")
-    entries = speed_report.by_name(docs)
+    entries = documents.by_name(docs)
     benchmarks = []
     for runs in entries.values():
         best = min(runs, key=lambda b: b["stats"]["min"])

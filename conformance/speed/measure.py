@@ -28,12 +28,11 @@ import time
 from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import Protocol
 
 import numpy as np
 
 from ..adapters import gpu_roof
-from ..adapters.base import Impl
+from ..adapters.base import Impl, Roof
 from ..corpus.cases import Options
 from ..corpus.inputs import Inputs, output_shape
 from ..model import dtypes as dt
@@ -183,13 +182,6 @@ def _best_time(fn: Callable[[], object], budget_s: float, min_repeats: int = 5) 
         if repeats >= 1000:
             break
     return best
-
-
-class Roof(Protocol):
-    """A memory-bandwidth roof: what a benchmark's GB/s is a fraction of."""
-
-    def describe(self) -> str: ...
-    def gbps(self, nbytes: int) -> float: ...
 
 
 class CpuRoof:
