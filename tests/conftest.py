@@ -38,7 +38,7 @@ def selected_frameworks(pytestconfig) -> list[str]:
     """The selected frameworks that can be loaded in this (the pytest) process."""
     from conformance.adapters import declared
 
-    return [n for n in _installed(pytestconfig) if not declared(n, "OWN_PROCESS", False)]
+    return [n for n in _installed(pytestconfig) if not declared(n, "OWN_PROCESS")]
 
 
 @pytest.fixture(scope="session")
@@ -47,7 +47,7 @@ def own_process_frameworks(pytestconfig) -> list[str]:
     adapter fixes): their tests run `conformance run` in a subprocess."""
     from conformance.adapters import declared
 
-    return [n for n in _installed(pytestconfig) if declared(n, "OWN_PROCESS", False)]
+    return [n for n in _installed(pytestconfig) if declared(n, "OWN_PROCESS")]
 
 
 @pytest.fixture(scope="session", autouse=True)

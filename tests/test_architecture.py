@@ -182,3 +182,33 @@ def test_the_import_checks_see_an_upward_import_and_a_cycle():
                              "conformance.report.summary (layer report) imports conformance.gate.records (gate)"]
     assert cycles(graph) == [["conformance.gate.records", "conformance.report.summary"]]
     assert not cycles(import_graph({"conformance.run": ("from . import pool", True), "conformance.run.pool": ("", False)}))
+
+
+def contract_reads(source: str) -> list[str]:
+    """Names the code reads from an adapter module by string: through declared()/declaration()/optional_function(),
+    and any getattr(<x>, "CONSTANT") (what the contract helpers replace)."""
+    found = []
+    for node in ast.walk(ast.parse(source)):
+        if isinstance(node, ast.Call) and len(node.args) >= 2 and isinstance(node.args[1], ast.Constant) and isinstance(node.args[1].value, str):
+            name = node.func.attr if isinstance(node.func, ast.Attribute) else getattr(node.func, "id", "")
+            if name in ("declared", "declaration", "optional_function") or (name == "getattr" and node.args[1].value.isupper()):
+                found.append(f"{name}:{node.args[1].value}")
+    return found
+
+
+def test_the_core_reads_only_what_the_adapter_contract_declares():
+    """Every constant and optional function the core reads from an adapter is declared, with its default, in
+    adapters/base.py (DECLARATIONS, OPTIONAL_FUNCTIONS), and read through its helpers, never by a bare getattr."""
+    from conformance.adapters.base import DECLARATIONS, OPTIONAL_FUNCTIONS
+
+    reads = [(p, r) for p in PACKAGE.rglob("*.py") if p.name != "base.py" for r in contract_reads(p.read_text())]
+    bare = [f"{p.relative_to(PACKAGE.parent)}: {r}" for p, r in reads if r.startswith("getattr:")]
+    undeclared = [f"{p.relative_to(PACKAGE.parent)}: {r}" for p, r in reads
+                  if not r.startswith("getattr:") and r.split(":")[1] not in {**DECLARATIONS, **OPTIONAL_FUNCTIONS}]
+    assert not bare and not undeclared, bare + undeclared
+    assert {r.split(":")[1] for _, r in reads} >= {"QUIET_ENV", "THREAD_ENV", "NUMERIC_ENV", "GPU", "REQUIRES", "PACKAGES"}
+
+
+def test_the_contract_check_sees_a_bare_read():
+    assert contract_reads('getattr(adapter, "QUICK_COMPILE", False)\ndeclared(fw, "NOPE")\ngetattr(x, "name")') == \
+        ["getattr:QUICK_COMPILE", "declared:NOPE"]

@@ -16,7 +16,7 @@ from pathlib import Path
 from types import ModuleType
 from typing import Any
 
-from .base import DECLARATIONS, Impl, Roof, Unsupported, contract_problems
+from .base import Impl, Roof, Unsupported, contract_problems, declaration
 
 __all__ = ["Impl", "Unsupported", "FrameworkAbsent", "registered", "load_adapter", "missing_packages", "cold_seconds",
            "package_versions", "declared", "gpu_roof", "GPU_ROOF_ABSENT", "shared_doors", "exported_doors"]
@@ -86,7 +86,7 @@ def package_versions(adapter: ModuleType) -> dict[str, str]:
     """Installed version of every distribution the adapter declares as changing its numerics (PACKAGES), read
     from the package metadata: the gate compares them between runs to say what an upgrade moved."""
     found = {}
-    for dist in getattr(adapter, "PACKAGES", ()):
+    for dist in declaration(adapter, "PACKAGES"):
         try:
             found[dist] = dist_version(dist)
         except PackageNotFoundError:
@@ -96,20 +96,17 @@ def package_versions(adapter: ModuleType) -> dict[str, str]:
 
 def missing_packages(name: str) -> list[str]:
     """Packages the framework needs that are not importable, found without importing the framework itself."""
-    adapter = importlib.import_module(registered()[name])
-    return [p for p in getattr(adapter, "REQUIRES", ()) if importlib.util.find_spec(p) is None]
+    return [p for p in declaration(importlib.import_module(registered()[name]), "REQUIRES") if importlib.util.find_spec(p) is None]
 
 
 def absent_message(name: str, missing: list[str]) -> str:
     return f"{name} is not installed (missing {', '.join(missing)}); {INSTALL_HINT.get(name, 'install it')}"
 
 
-def declared(name: str, attribute: str, default: Any = None) -> Any:
-    """A constant the adapter module declares (base.DECLARATIONS: each with its default), read without importing the
-    framework: the planner needs them before any worker starts. A name outside the contract is a bug of the caller."""
-    if attribute not in DECLARATIONS:
-        raise KeyError(f"{attribute} is not a declaration of the adapter contract (base.DECLARATIONS)")
-    return getattr(importlib.import_module(registered()[name]), attribute, DECLARATIONS[attribute][1] if default is None else default)
+def declared(name: str, attribute: str) -> Any:
+    """A constant the adapter module declares (base.DECLARATIONS: each with its one default), read without importing
+    the framework: the planner needs them before any worker starts. A name outside the contract is a bug of the caller."""
+    return declaration(importlib.import_module(registered()[name]), attribute)
 
 
 def _declared_by_every_adapter(attribute: str) -> list[Any]:
@@ -118,7 +115,7 @@ def _declared_by_every_adapter(attribute: str) -> list[Any]:
     found = []
     for module in registered().values():
         try:
-            value = getattr(importlib.import_module(module), attribute, None)
+            value = declaration(importlib.import_module(module), attribute)
         except ImportError:
             continue
         if value:
@@ -154,4 +151,4 @@ def gpu_roof() -> Roof | None:
 
 def cold_seconds(name: str) -> dict[tuple[str, str], float]:
     """The adapter's measured cold-run seconds per (mode, dtype) (empty if the adapter declares none)."""
-    return dict(declared(name, "COLD_SECONDS", {}))
+    return dict(declared(name, "COLD_SECONDS"))

@@ -1,7 +1,7 @@
 """What every framework adapter provides, and the few pieces they share.
 
-An adapter is one module (numpy.py, torch.py, tensorflow.py, jax.py, keras_jax.py, keras_torch.py, cupy.py, or a
-plugin's) defining the same names:
+An adapter is one module (numpy.py, torch.py, tensorflow.py, jax.py, keras_jax.py, keras_torch.py, cupy.py,
+onnxruntime.py, or a plugin's) defining the same names:
 
     NAME: str                                   framework name (the SPEC's, for the built-ins)
     COLD_SECONDS: dict[(mode, dtype), float]    optional: measured seconds of a cold full run, which the runner
@@ -23,8 +23,10 @@ plugin's) defining the same names:
                                                 out as a user would (the overhead table compares the two)
 
 and may declare the constants of `DECLARATIONS` below (each with its type, default and meaning: REQUIRES, PACKAGES,
-COLD_SECONDS, OWN_PROCESS, NUMERIC_ENV, QUIET_ENV, THREAD_ENV, QUICK_COMPILE, the GPU ones, SHARED_DOORS) and the
-functions of `OPTIONAL_FUNCTIONS` (device_problems, error_message, cache_damaged, discard_cache); for a GPU:
+COLD_SECONDS, OWN_PROCESS, NUMERIC_ENV, QUIET_ENV, THREAD_ENV, QUICK_COMPILE, the GPU ones, SHARED_DOORS,
+EXPORTED_FROM) and the functions of `OPTIONAL_FUNCTIONS` (device_problems, error_message, cache_damaged,
+discard_cache, forget_compiled). The core reads them only through `declaration` and `optional_function`, which
+refuse a name outside the contract. For a GPU:
 
     GPU: bool                                   False: the framework has no GPU path (default True)
     GPU_ENV: dict[str, str]                     environment a GPU worker sets before the import (memory growth
@@ -113,6 +115,20 @@ OPTIONAL_FUNCTIONS = {
     "discard_cache": 1,  # (error) -> how many cache files it removed so that the call compiles afresh
     "forget_compiled": 0,  # () -> drop this process's compiled callables (a function under check replaced by another)
 }
+
+
+def declaration(module: ModuleType, name: str) -> Any:
+    """A constant of the adapter module (DECLARATIONS), or its default where the module does not declare it."""
+    if name not in DECLARATIONS:
+        raise KeyError(f"{name} is not a declaration of the adapter contract (base.DECLARATIONS)")
+    return getattr(module, name, DECLARATIONS[name][1])
+
+
+def optional_function(module: ModuleType, name: str) -> Callable | None:
+    """An optional function of the adapter module (OPTIONAL_FUNCTIONS), or None where the module has none."""
+    if name not in OPTIONAL_FUNCTIONS:
+        raise KeyError(f"{name} is not an optional function of the adapter contract (base.OPTIONAL_FUNCTIONS)")
+    return getattr(module, name, None)
 
 
 def contract_problems(module: ModuleType) -> list[str]:

@@ -33,7 +33,7 @@ from types import ModuleType
 from typing import Any
 
 from ..corpus.inputs import Inputs
-from .base import Array, Impl
+from .base import Array, Impl, declaration
 
 NAME = "user"
 CHECK_ENV = "CONFORMANCE_CHECK"
@@ -119,7 +119,7 @@ def load(compile_cache: Path | None = None) -> None:
     fw = _framework()
     fw.load(compile_cache)
     # the framework's packages are the framework's: an error raised in the user's own code is the code's (ownership)
-    REQUIRES, PACKAGES = tuple(getattr(fw, "REQUIRES", ())), tuple(getattr(fw, "PACKAGES", ()))
+    REQUIRES, PACKAGES = tuple(declaration(fw, "REQUIRES")), tuple(declaration(fw, "PACKAGES"))
     if _fn is None:
         _fn = resolve(_spec["target"])
 

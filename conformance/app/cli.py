@@ -340,7 +340,7 @@ def _describe(name: str) -> str:
     """`conformance list`'s lines for one framework."""
     from ..adapters import FrameworkAbsent, declared, load_adapter
 
-    for var, value in declared(name, "QUIET_ENV", {}).items():
+    for var, value in declared(name, "QUIET_ENV").items():
         os.environ.setdefault(var, value)
     missing = missing_packages(name)
     if missing:

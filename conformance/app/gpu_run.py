@@ -64,10 +64,10 @@ def steps(out: Path, frameworks: list[str], dry_run: bool) -> list[Step]:
     gpu = "cpu" if dry_run else "gpu"
     narrow = ["--case", "published-values/*"] if dry_run else []
     fw = ",".join(frameworks)
-    gpu_frameworks = [n for n in frameworks if declared(n, "GPU", True)]
+    gpu_frameworks = [n for n in frameworks if declared(n, "GPU")]
     plan = [Step("corpus eager, CPU and GPU", ["run", "--frameworks", fw, "--devices", devices, "--modes", "eager", *narrow,
                                                 "--out", str(out / "eager")], 0.45)]
-    quick = [n for n in gpu_frameworks if declared(n, "QUICK_COMPILE", False)]  # compiling the corpus fits the budget
+    quick = [n for n in gpu_frameworks if declared(n, "QUICK_COMPILE")]  # compiling the corpus fits the budget
     if quick:
         plan.append(Step("corpus compiled, GPU", ["run", "--frameworks", ",".join(quick), "--devices", gpu, "--modes", "compiled", *narrow,
                                                   "--out", str(out / "compiled")], 0.2))

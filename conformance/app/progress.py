@@ -6,6 +6,8 @@ from __future__ import annotations
 import sys
 import time
 
+from ..model.record import unexplained
+
 # A CI log that stays silent for minutes looks hung: no silence over 60 s while workers run. The parent looks at the
 # clock between workers' messages, which can keep it busy for a second or two (a cold CI run went 61.9 s with the
 # heartbeat at 60 s), so the heartbeat aims 10 s early.
@@ -61,7 +63,7 @@ class Progress:
             return
         if kind == "record":
             self.records += 1
-            self.bad += msg[1]["status"] in ("fail", "error")
+            self.bad += unexplained(msg[1])
             self.known += msg[1]["status"] == "known"
             return
         if kind == "tick":

@@ -32,7 +32,7 @@ from packaging.version import InvalidVersion, Version
 from ..corpus import bundled
 from ..corpus.safe_yaml import YamlError, safe_load
 from ..model.names import BEHAVIOURS, DEVICES, DTYPES, MODES, OPS, QUANTITIES
-from ..model.record import Judgement, judged
+from ..model.record import UNEXPLAINED, Judgement, judged
 
 MATCH_FIELDS = ("framework", "impl", "op", "quantity", "dtype", "mode", "device", "case")
 ENTRY_FIELDS = {"id", "match", "kind", "explains", "reason", "link", "versions", "statuses", "behaviours", "max_tol_ratio"}
@@ -66,7 +66,7 @@ class Entry:
     link: str
     explains: tuple[str, ...] = EXPLAINS  # the kinds of record it matches (EXPLAINS); the bundled entries name one or two
     versions: dict[str, SpecifierSet] = field(default_factory=dict)  # package -> range ("" = the framework's own)
-    statuses: tuple[str, ...] = ("fail", "error")
+    statuses: tuple[str, ...] = UNEXPLAINED
     behaviours: tuple[str, ...] | None = None  # None: any behaviour
     max_tol_ratio: float | None = None  # None: unbounded
     origin: str = ""  # the registry file it came from
@@ -177,7 +177,7 @@ def _load_file(path: Path, frameworks: Iterable[str] | None, case_ids: tuple[str
         entry = Entry(
             id=str(raw["id"]), match={k: [str(x) for x in (v if isinstance(v, list) else [v])] for k, v in match.items()},
             kind=raw["kind"], reason=" ".join(str(raw["reason"]).split()), link=str(raw["link"]), explains=_explains(raw, match, where),
-            versions=_versions(raw.get("versions"), where), statuses=_names(raw, "statuses", ("fail", "error"), where),
+            versions=_versions(raw.get("versions"), where), statuses=_names(raw, "statuses", UNEXPLAINED, where),
             behaviours=_names(raw, "behaviours", BEHAVIOURS, where, None), max_tol_ratio=_bound(raw.get("max_tol_ratio"), where),
             origin=str(path))
         _check_patterns(entry, where, frameworks, case_ids)

@@ -90,7 +90,7 @@ OPTIONAL = ("detail", "reason", "out_dtype", "composed", "overwritten", "answer"
 # Fields a results file must carry in every record: the identity and the verdict (older files lack the context).
 # identity first: results.json reads from the left
 _JSON_ORDER = tuple(sorted((f.name for f in dataclasses.fields(Record)), key=lambda n: n not in IDENTITY))
-REQUIRED = ("case", "op", "quantity", "dtype", "framework", "impl", "mode", "device", "status", "behaviour",
+REQUIRED = (*IDENTITY, "status", "behaviour",
             "max_abs_err", "max_rel_err", "max_ulp", "size", "nan_count", "inf_count", "error", "known")
 
 

@@ -10,8 +10,8 @@ import re
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
+from ..model.record import IDENTITY, unexplained
 from ..model.record import message as reason
-from ..model.record import unexplained
 from ..run import results as results_io
 from ..run.environment import kernel_fingerprint
 from .markdown import md_cell
@@ -20,7 +20,6 @@ ANSWER_SHARE = 0.25  # an accurate answer "changed" when its error moved by a qu
 ACCURACY_MOVE = 2.0  # a record's error (share of its tolerance) moved by more than this factor either way
 ACCURACY_FLOOR = 0.01  # ... and one side used at least 1% of its tolerance: below that, moves are sub-ulp noise
 STATUS_ORDER = {"pass": 0, "known": 1, "unsupported": 1, "skip": 1, "fail": 2, "error": 2}
-IDENTITY = ("case", "op", "quantity", "dtype", "framework", "impl", "mode", "device")
 
 
 @dataclass

@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections import Counter, defaultdict
 from dataclasses import dataclass, field
 
-from ..model.record import unexplained
+from ..model.record import UNEXPLAINED, unexplained
 
 # Worst first: the status a heatmap cell shows is the worst of its records.
 SEVERITY = {"silent": 0, "fail": 1, "error": 1, "known": 2, "pass": 3, "unsupported": 4, "skip": 4}
@@ -75,7 +75,7 @@ class Cell:
     def colour(self) -> str:
         if self.status == "silent":
             return "#67000d"
-        if self.status in ("fail", "error"):
+        if self.status in UNEXPLAINED:
             return "#d73027"
         if self.status == "known":
             return KNOWN_COLOUR
@@ -86,7 +86,7 @@ class Cell:
 
     @property
     def ink(self) -> str:
-        return "#fff" if self.status in ("silent", "fail", "error") else "#222"
+        return "#fff" if self.status in ("silent", *UNEXPLAINED) else "#222"
 
     @property
     def text(self) -> str:

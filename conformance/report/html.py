@@ -16,6 +16,7 @@ from pathlib import Path
 import jinja2
 
 from ..model.names import STATUSES
+from ..model.record import unexplained
 from ..run import output, repro, shares
 from ..run import results as results_io
 from ..speed import documents as bench_documents
@@ -177,7 +178,7 @@ def _suite_pages(records: list[dict], env: jinja2.Environment, out: Path) -> lis
         cases = []
         for case_id, rs in sorted(by_case.items()):
             rs = sorted(rs, key=lambda r: (r["op"], r["quantity"], r["dtype"], r["framework"], r["impl"], r["mode"], r["device"]))
-            fails = [r for r in rs if r["status"] in ("fail", "error", "known") or silent(r)]
+            fails = [r for r in rs if unexplained(r) or r["status"] == "known" or silent(r)]
             cases.append({"id": case_id, "anchor": anchor(case_id), "records": rs, **notes.get(case_id, {}),
                           "fails": [{**r, "silent": silent(r), "command": repro.command(r),  # snippets where there is news
                                      "repro": repro.snippet(r) if r["status"] != "known" or silent(r) else None} for r in fails]})
@@ -205,7 +206,7 @@ def build(paths: list[Path], out: Path, bench_paths: list[Path] | None = None, o
     worst_case = {}
     for r in records:
         overview[(r["framework"], r["impl"], r["op"], r["quantity"])][r["status"]] += 1
-        if r["status"] in ("fail", "error", "known"):
+        if unexplained(r) or r["status"] == "known":
             worst_case.setdefault((r["framework"], r["impl"], r["op"], r["quantity"]), r["case"])
     env = jinja2.Environment(loader=jinja2.FileSystemLoader(TEMPLATES), autoescape=jinja2.select_autoescape(["html"]))
     env.globals["suite_link"] = lambda case_id: f"cases/{case_id.split('/')[0]}.html#{anchor(case_id)}"

@@ -15,13 +15,12 @@ from pathlib import Path
 
 from ..adapters import EXTRA_ADAPTERS_ENV, registered
 from ..adapters import user as user_adapter
-from ..model.record import message
+from ..model.record import message, unexplained
 from . import api
 from .runner import Selection
 
 # The identity of a record without its implementation: what pairs the user's record with the framework's.
 _PAIR = ("case", "op", "quantity", "dtype", "mode", "device")
-BAD = ("fail", "error")
 
 
 def reference(framework: str, op: str) -> str | None:
@@ -74,7 +73,7 @@ class CheckResult:
         """The user's records that fail or error, and those answered in another dtype than the framework's own
         function answers the same call in (a float32 loss returned for bfloat16 logits, or the reverse)."""
         other = {id(r) for r in self.other_dtype}
-        return [r for r in self.mine if r["status"] in BAD or id(r) in other]
+        return [r for r in self.mine if unexplained(r) or id(r) in other]
 
     @property
     def other_dtype(self) -> list[dict]:
@@ -87,9 +86,9 @@ class CheckResult:
         for mine, theirs in self.pairs:
             if theirs is None or "unsupported" in (mine["status"], theirs["status"]):
                 out["not comparable (unsupported on one side)"] += 1
-            elif (mine["status"] in BAD) == (theirs["status"] in BAD):
+            elif (unexplained(mine)) == (unexplained(theirs)):
                 out["same verdict"] += 1
-            elif mine["status"] in BAD:
+            elif unexplained(mine):
                 out["yours fails where the framework's passes"] += 1
             else:
                 out["yours passes where the framework's fails"] += 1
@@ -103,12 +102,12 @@ class CheckResult:
                  f"beside {ref}: " + "; ".join(f"{n} {what}" for what, n in self.comparison().most_common())
                  + (f"; {len(self.other_dtype)} answered in another dtype than the framework's" if self.other_dtype else "")]
         # the records where the framework's own function passes come first: those are the user's to mend
-        ranked = sorted(self.failures, key=lambda m: (self._theirs.get(id(m)) or {}).get("status") in BAD)
+        ranked = sorted(self.failures, key=lambda m: unexplained(self._theirs.get(id(m)) or {"status": None}))
         for mine in ranked[:limit]:
             theirs = self._theirs.get(id(mine))
             beside = "" if theirs is None else f" (theirs: {theirs['status']}" + (
                 f", {theirs['tol_ratio']:.2g} of the tolerance)" if theirs.get("tol_ratio") is not None else ")")
-            verdict = mine["status"].upper() if mine["status"] in BAD else "OTHER DTYPE"
+            verdict = mine["status"].upper() if unexplained(mine) else "OTHER DTYPE"
             lines.append(f"  YOURS {verdict} {mine['case']} {mine['quantity']} {mine['dtype']} {mine['mode']}: "
                          f"{message_of(mine, theirs)[:160]}{beside}")
             lines.append(f"    re-run: {command(mine)}")
@@ -137,7 +136,7 @@ def _dtype(r: dict) -> str:
 
 def message_of(r: dict, theirs: dict | None) -> str:
     """A user's record in one line: its own message, or that it answered in another dtype than the framework's."""
-    if r["status"] not in BAD and theirs is not None and _dtype(r) != _dtype(theirs):
+    if not unexplained(r) and theirs is not None and _dtype(r) != _dtype(theirs):
         return f"answered in {_dtype(r)} where the framework's own function answers in {_dtype(theirs)}"
     return message(r)
 

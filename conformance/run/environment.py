@@ -53,7 +53,7 @@ def kernel_fingerprint(doc: dict) -> str | None:
 
 def environment(framework_info: dict) -> dict:
     frameworks = {name: info for name, info in framework_info.items() if not name.startswith("_")}
-    names = list(NUMERIC_ENV_FLAGS) + [v for fw in registered() for v in declared(fw, "NUMERIC_ENV", ())]
+    names = list(NUMERIC_ENV_FLAGS) + [v for fw in registered() for v in declared(fw, "NUMERIC_ENV")]
     flags = {k: os.environ.get(k) for k in dict.fromkeys(names)}
     for info in frameworks.values():
         flags.update(info.get("flags", {}))

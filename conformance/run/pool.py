@@ -98,7 +98,7 @@ def _assert_prone(framework: str, device: str, mode: str, cases: list[Case] | No
     "cpu/compiled" for one mode) that such an index can poison or abort the process on this device and mode."""
     if not cases:
         return ()
-    poisoned = declared(framework, "DEVICE_ASSERTS", ())
+    poisoned = declared(framework, "DEVICE_ASSERTS")
     if device not in poisoned and f"{device}/{mode}" not in poisoned:
         return ()
     return tuple(c.full_id for c in cases if c.labels_out_of_range and sel.wants_case(c.full_id))
@@ -136,9 +136,9 @@ def plan(sel: Selection, cases: list[Case] | None = None, workers: int | None = 
         costs = _costs(framework, sel, cases, share, measured)
         # GPU shards where a GPU may be there (or one was asked for): elsewhere they would only import the framework
         # again to say there is none, which the CPU shard says anyway
-        has_gpu = gpu_wanted and declared(framework, "GPU", True) and (sel.devices_named or gpu_visible())
+        has_gpu = gpu_wanted and declared(framework, "GPU") and (sel.devices_named or gpu_visible())
         cpu_devices = tuple(d for d in sel.devices if d != "gpu") if has_gpu else sel.devices
-        gpu_costs = declared(framework, "GPU_COLD_SECONDS", {}) if has_gpu else {}
+        gpu_costs = declared(framework, "GPU_COLD_SECONDS") if has_gpu else {}
         if cpu_devices:
             shards += _cpu_shards(framework, sel, cases, costs, cpu_devices)
         for mode in sel.modes:
@@ -262,9 +262,9 @@ def _worker(shard: Shard, case_paths: list[str], sel: Selection, q: Connection, 
     for var in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS"):
         os.environ.setdefault(var, str(threads))
     if shard.on_gpu:
-        for var, value in declared(shard.framework, "GPU_ENV", {}).items():
+        for var, value in declared(shard.framework, "GPU_ENV").items():
             os.environ.setdefault(var, value)
-    elif "gpu" in sel.devices and declared(shard.framework, "GPU", True):
+    elif "gpu" in sel.devices and declared(shard.framework, "GPU"):
         os.environ["CUDA_VISIBLE_DEVICES"] = ""  # its GPU shard runs elsewhere: keep this worker off the device's memory
     part = shard.selection(sel)
     try:

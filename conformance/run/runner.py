@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 
 from ..adapters import FrameworkAbsent, Unsupported, load_adapter, ownership, package_versions
-from ..adapters.base import Adapter, Impl, Overwritten
+from ..adapters.base import Adapter, Impl, Overwritten, declaration, optional_function
 from ..corpus.cases import Case, load
 from ..corpus.inputs import Inputs, build
 from ..judge import oracle
@@ -189,7 +189,7 @@ def _evaluate_healing(adapter: Adapter, impl: Impl, inputs: Inputs, quantities: 
 
     outs = call()
     damaged = [e for e in outs.values() if isinstance(e, BaseException) and not isinstance(e, Unsupported)
-               and mode == "compiled" and getattr(adapter, "cache_damaged", lambda e: False)(e)]
+               and mode == "compiled" and (optional_function(adapter, "cache_damaged") or (lambda e: False))(e)]
     if damaged:
         timing.cache_replaced += adapter.discard_cache(damaged[0])
         outs = call()
@@ -238,9 +238,9 @@ _DIRS: dict[str, tuple[str, ...]] = {}
 
 def _framework_dirs(adapter: Adapter) -> tuple[str, ...]:
     """The folders of the packages an adapter runs (REQUIRES and PACKAGES): frames there are the framework's."""
-    name = getattr(adapter, "NAME", "")
+    name = adapter.NAME
     if name not in _DIRS:
-        _DIRS[name] = ownership.package_dirs({*getattr(adapter, "REQUIRES", ()), *getattr(adapter, "PACKAGES", ())})
+        _DIRS[name] = ownership.package_dirs({*declaration(adapter, "REQUIRES"), *declaration(adapter, "PACKAGES")})
     return _DIRS[name]
 
 
@@ -299,8 +299,8 @@ def run_framework(name: str, case_paths: list[str], sel: Selection, emit: Callab
         raise (FrameworkBroken(why) if sel.named else RuntimeError(why)) from None
     devices = [d for d in sel.devices if d in adapter.devices()]
     unusable = [d for d in sel.devices if d not in devices and d != "cpu"]
-    if unusable and sel.devices_named and getattr(adapter, "GPU", True):
-        problems = getattr(adapter, "device_problems", dict)()
+    if unusable and sel.devices_named and declaration(adapter, "GPU"):
+        problems = (optional_function(adapter, "device_problems") or dict)()
         raise RuntimeError(f"{unusable[0]} requested but {name} cannot use it: {problems.get(unusable[0], 'not visible')}")
     info = {"version": adapter.version(), "packages": package_versions(adapter), "devices": adapter.devices(),
             "flags": adapter.flags(), "compile_cache": sel.compile_cache,

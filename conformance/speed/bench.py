@@ -66,9 +66,9 @@ def _environment(threads: int, framework: str) -> dict:
     OpenMP/BLAS variables, and those the adapter names (THREAD_ENV); the adapter's QUIET_ENV keeps its logs down."""
     # not a worker of a pytest-xdist session that started this one (the tests): pytest-benchmark would disable itself
     env = {k: v for k, v in os.environ.items() if not k.startswith(("PYTEST_XDIST", "PYTEST_ADDOPTS"))}
-    for var in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS", *declared(framework, "THREAD_ENV", ())):
+    for var in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS", *declared(framework, "THREAD_ENV")):
         env[var] = str(threads)
-    for var, value in declared(framework, "QUIET_ENV", {}).items():
+    for var, value in declared(framework, "QUIET_ENV").items():
         env.setdefault(var, value)
     return env
 
