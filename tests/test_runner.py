@@ -14,6 +14,7 @@ from pathlib import Path
 
 import pytest
 
+from conformance.adapters.base import DECLARATIONS
 from conformance.app.cli import main
 from conformance.corpus import bundled
 from conformance.model.names import DTYPES, MODES
@@ -66,7 +67,7 @@ def test_gpu_shards_come_first_and_shortest_first(monkeypatch):
     shards go first, so a run stopped at a time budget has finished the most frameworks on the GPU."""
     declared = {"a": {"GPU_COLD_SECONDS": {"eager": 500}}, "c": {}}
     monkeypatch.setattr(pool, "cold_seconds", lambda name: {"a": COSTS["a"], "c": {}}[name])
-    monkeypatch.setattr(pool, "declared", lambda name, attr, default=None: declared[name].get(attr, default))
+    monkeypatch.setattr(pool, "declared", lambda name, attr: declared[name].get(attr, DECLARATIONS[attr][1]))
     shards = pool.plan(runner.Selection(("a", "c"), DTYPES, ("cpu", "gpu"), ("eager",), devices_named=True), [])
     assert [s.name for s in shards[:2]] == ["c/eager/gpu", "a/eager/gpu"] and shards[1].cost == 500
     assert not any(s.on_gpu for s in shards[2:])
@@ -150,7 +151,7 @@ def test_a_stopped_run_leaves_no_worker_behind(tmp_path, sig):
 def _gpu_plan(monkeypatch, frameworks=("a", "b"), cases=None):
     declared = {"a": {"GPU": True, "DEVICE_ASSERTS": ("gpu",)}, "b": {"GPU": False}}
     monkeypatch.setattr(pool, "cold_seconds", lambda name: COSTS[name])
-    monkeypatch.setattr(pool, "declared", lambda name, attr, default=None: declared[name].get(attr, default))
+    monkeypatch.setattr(pool, "declared", lambda name, attr: declared[name].get(attr, DECLARATIONS[attr][1]))
     monkeypatch.setattr(pool, "gpu_visible", lambda: True)
     return pool.plan(runner.Selection(frameworks, ("float32",), ("cpu", "gpu"), ("eager",)), cases)
 
@@ -179,7 +180,7 @@ def test_a_kernel_that_aborts_on_a_bad_index_gets_cpu_workers_per_case_in_that_m
     cases = load([bundled.cases_dir()])
     declared = {"k": {"DEVICE_ASSERTS": ("gpu", "cpu/compiled")}}
     monkeypatch.setattr(pool, "cold_seconds", lambda name: {})
-    monkeypatch.setattr(pool, "declared", lambda name, attr, default=None: declared[name].get(attr, default))
+    monkeypatch.setattr(pool, "declared", lambda name, attr: declared[name].get(attr, DECLARATIONS[attr][1]))
     sel = runner.Selection(("k",), ("float32",), ("cpu",), ("eager", "compiled"))
     by_name = {s.name: s for s in pool.plan(sel, cases)}
     prone = sorted(c.full_id for c in cases if c.labels_out_of_range)

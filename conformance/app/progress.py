@@ -7,6 +7,7 @@ import sys
 import time
 
 from ..model.record import unexplained
+from ..run.events import Done, Event, Finished, Info, Lost, Plan, Planned, RecordMade, ShardProgress, Tick
 
 # A CI log that stays silent for minutes looks hung: no silence over 60 s while workers run. The parent looks at the
 # clock between workers' messages, which can keep it busy for a second or two (a cold CI run went 61.9 s with the
@@ -53,27 +54,26 @@ class Progress:
     def counts(self) -> str:
         return f"{self.records} records: {self.bad} fail/error, {self.known} known"
 
-    def __call__(self, msg: tuple) -> None:
-        kind = msg[0]
-        if kind == "planned":
-            self.total = msg[1]
+    def __call__(self, msg: Event) -> None:
+        if isinstance(msg, Planned):
+            self.total = msg.units
             return
-        if kind == "plan":  # [(shard, estimated seconds)] from the pool
-            self.cost = {name: max(float(cost), 1.0) for name, cost in msg[1]}  # a shard of no estimate still counts
+        if isinstance(msg, Plan):  # [(shard, estimated seconds)] from the pool
+            self.cost = {name: max(float(cost), 1.0) for name, cost in msg.costs}  # a shard of no estimate still counts
             return
-        if kind == "record":
+        if isinstance(msg, RecordMade):
             self.records += 1
-            self.bad += unexplained(msg[1])
-            self.known += msg[1]["status"] == "known"
+            self.bad += unexplained(msg.record)
+            self.known += msg.record["status"] == "known"
             return
-        if kind == "tick":
-            self._heartbeat(msg[1])
+        if isinstance(msg, Tick):
+            self._heartbeat(msg.running)
             return
-        if kind == "finished":
+        if isinstance(msg, Finished):
             self._maybe_finished(ended=True)
             return
-        if kind == "progress":
-            name, done, total = msg[1:]
+        if isinstance(msg, ShardProgress):
+            name, done, total = msg.shard, msg.done, msg.total
             self.state[name], self.done_units[name] = f"{done}/{total}", done
             self.fraction_of[name] = done / total if total else 1.0
             fraction = self.fraction()
@@ -81,19 +81,19 @@ class Progress:
             if not self.tty and tenth > self.last_tenth and tenth < 10:
                 self.last_tenth = tenth
                 self._line(f"{self.overall()} ({self.counts()})")
-        elif kind == "info" and "absent" in msg[2]:
-            self._once(f"{msg[1]}: absent, skipped ({msg[2]['absent']})")
-        elif kind == "info" and msg[2].get("skipped_devices"):
-            for why in msg[2]["skipped_devices"].values():  # "no gpu visible to <framework>": one line at the end
+        elif isinstance(msg, Info) and "absent" in msg.info:
+            self._once(f"{msg.framework}: absent, skipped ({msg.info['absent']})")
+        elif isinstance(msg, Info) and msg.info.get("skipped_devices"):
+            for why in msg.info["skipped_devices"].values():  # "no gpu visible to <framework>": one line at the end
                 what, _, who = why.rpartition(" to ")
                 names = self.skipped.setdefault(what or why, [])
                 if who and who not in names:
                     names.append(who)
-        elif kind in ("done", "lost"):
-            self.state[msg[1]] = "done" if kind == "done" else "LOST"
-            self.fraction_of[msg[1]] = 1.0
-            self._line(f"{msg[1]}: done" if kind == "done" else
-                       f"{msg[1]}: LOST ({msg[2]}); the records it sent are kept, the run will be incomplete")
+        elif isinstance(msg, Done | Lost):
+            self.state[msg.shard] = "done" if isinstance(msg, Done) else "LOST"
+            self.fraction_of[msg.shard] = 1.0
+            self._line(f"{msg.shard}: done" if isinstance(msg, Done) else
+                       f"{msg.shard}: LOST ({msg.why}); the records it sent are kept, the run will be incomplete")
             self._maybe_finished()
         if self.tty:
             status = " | ".join(f"{k} {v}" for k, v in self.state.items())
@@ -110,7 +110,7 @@ class Progress:
         for what, names in self.skipped.items():
             self._line(f"{what} to {', '.join(names)}: skipped" if names else f"{what}: skipped")
 
-    def _heartbeat(self, running: list[str]) -> None:
+    def _heartbeat(self, running: tuple[str, ...]) -> None:
         if self.tty or self.clock() - self.last_line < HEARTBEAT_S or not running:
             return
         self._line(f"still running {', '.join(running)}; {self.overall() or 'started'} ({self.counts()})")

@@ -25,6 +25,7 @@ from ..judge.oracle import compute as reference
 from ..model.record import OPTIONAL, Verdict, unjudged
 from . import results as results_io
 from . import shard_costs
+from .events import Event, Finished, Info, Planned, RecordMade
 from .pool import DEFAULT_TIMEOUT_S, Outcome, run, run_inline
 from .runner import Selection, judge_case, units
 
@@ -109,7 +110,7 @@ def prepare(case_paths: list[Path] | None, sel: Selection, known: Path | list[Pa
 
 
 def run_corpus(corpus: Corpus, sel: Selection, jobs: int = 2, timeout: float = DEFAULT_TIMEOUT_S,
-               absent: dict[str, str] | None = None, on_event: Callable[[tuple], None] = lambda msg: None,
+               absent: dict[str, str] | None = None, on_event: Callable[[Event], None] = lambda msg: None,
                machine: tuple[int, int] | None = None) -> tuple[dict, Outcome]:
     """Run a prepared corpus through the selected frameworks (`jobs` worker processes; 1: in this process), every
     record through the registry as it arrives (so `on_event` sees final statuses), and return the results document
@@ -120,24 +121,24 @@ def run_corpus(corpus: Corpus, sel: Selection, jobs: int = 2, timeout: float = D
     report` merges the N results files into one run, complete when every share is there."""
     case_paths, cases, entries = corpus.paths, corpus.cases, corpus.entries
     absent = absent or {}
-    on_event(("planned", units(cases, sel) * len(sel.frameworks) * len(sel.modes)))
+    on_event(Planned(units(cases, sel) * len(sel.frameworks) * len(sel.modes)))
     for name, why in absent.items():
-        on_event(("info", name, {"absent": why}))
+        on_event(Info(name, {"absent": why}))
     started, packages = time.monotonic(), {}
     known_registry.reset(entries)
 
-    def judged(msg: tuple) -> None:
-        if msg[0] == "info" and "packages" in msg[2]:
-            packages[msg[1]] = msg[2]["packages"]
-        elif msg[0] == "record":
-            known_registry.apply_one(msg[1], entries, packages.get(msg[1]["framework"]))
+    def judged(msg: Event) -> None:
+        if isinstance(msg, Info) and "packages" in msg.info:
+            packages[msg.framework] = msg.info["packages"]
+        elif isinstance(msg, RecordMade):
+            known_registry.apply_one(msg.record, entries, packages.get(msg.record["framework"]))
         on_event(msg)
 
     if jobs == 1 and not machine:
         outcome = run_inline(case_paths, sel, judged)
     else:
         outcome = run(case_paths, sel, jobs, judged, timeout, cases, machine)
-    on_event(("finished",))
+    on_event(Finished())
     records, info = outcome.records, outcome.info
     _check_impls(sel.impls, info)
     info.update({name: {"absent": why} for name, why in absent.items()})

@@ -25,6 +25,7 @@ from ..corpus.cases import Case, load
 from . import shard_costs
 from .balance import partition, spread
 from .environment import cpu_model
+from .events import CaseBegun, Crash, Done, Event, Fatal, Info, Lost, Plan, RecordMade, ShardProgress, Started, Tick, TimingOf
 from .runner import FrameworkBroken, Selection, run_framework, units
 
 # Seconds a worker may go without sending anything (a record, progress) before it is taken for hung and stopped.
@@ -256,7 +257,7 @@ def _to_log() -> None:
 def _worker(shard: Shard, case_paths: list[str], sel: Selection, q: Connection, threads: int, parent: int) -> None:
     """One shard in its own process. Messages go through the worker's own pipe, written synchronously: whatever was
     sent before a crash (even SIGKILL) is in the pipe for the parent to read."""
-    q.send(("started", time.time()))  # the parent's spawn to here is process start-up (interpreter, fork server)
+    q.send(Started(time.time()))  # the parent's spawn to here is process start-up (interpreter, fork server)
     _exit_with_parent(parent)
     _to_log()
     for var in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS"):
@@ -270,12 +271,12 @@ def _worker(shard: Shard, case_paths: list[str], sel: Selection, q: Connection, 
     try:
         run_framework(shard.framework, case_paths, part, q.send)
     except FrameworkBroken as exc:
-        q.send(("fatal", str(exc)))
+        q.send(Fatal(str(exc)))
         return
     except Exception:
-        q.send(("crash", traceback.format_exc(limit=4)))
+        q.send(Crash(traceback.format_exc(limit=4)))
         return
-    q.send(("done",))
+    q.send(Done())
 
 
 @dataclass
@@ -293,12 +294,12 @@ class Outcome:
     def complete(self) -> bool:
         return not self.lost and not self.interrupted
 
-    def take(self, msg: tuple) -> None:
-        """Keep what a message carries (messages are (kind, ...) as the workers emit them)."""
-        if msg[0] == "record":
-            self.records.append(msg[1])
-        elif msg[0] == "info":
-            self.info.setdefault(msg[1], {}).update(msg[2])
+    def take(self, msg: Event) -> None:
+        """Keep what an event carries."""
+        if isinstance(msg, RecordMade):
+            self.records.append(msg.record)
+        elif isinstance(msg, Info):
+            self.info.setdefault(msg.framework, {}).update(msg.info)
 
     def lose(self, shard: Shard, why: str) -> None:
         self.lost.append({"shard": shard.name, "framework": shard.framework, "mode": shard.mode,
@@ -319,7 +320,7 @@ def _next(pending: list[Shard], running: dict, shards: dict[str, Shard]) -> int 
 class _Pool:
     """The running workers of one run: each a process and the reading end of its pipe, with when it last spoke."""
 
-    def __init__(self, sel: Selection, paths: list[str], shards: list[Shard], jobs: int, on_event: Callable[[tuple], None],
+    def __init__(self, sel: Selection, paths: list[str], shards: list[Shard], jobs: int, on_event: Callable[[Event], None],
                  cases: list[Case] | None = None):
         self.ctx, self.sel, self.paths, self.jobs, self.on_event = mp.get_context("spawn"), sel, paths, jobs, on_event
         self.shards = {s.name: s for s in shards}
@@ -359,34 +360,30 @@ class _Pool:
             self.resumed.append(again)
             why = f"{why}; its {len(rest)} case(s) not yet begun run in a new worker"
         self.outcome.lose(shard, why)
-        self.on_event(("lost", name, why))
+        self.on_event(Lost(name, why))
 
-    def receive(self, name: str, msg: tuple) -> None:
-        kind = msg[0]
-        if kind == "fatal":
-            raise FrameworkBroken(msg[1])
+    def receive(self, name: str, msg: Event) -> None:
+        """One event from the worker of shard `name`."""
+        if isinstance(msg, Fatal):
+            raise FrameworkBroken(msg.why)
         shard_timing = self.outcome.timing[name]
-        if kind == "started":
-            shard_timing["start_s"] = round(msg[1] - shard_timing["spawned"], 3)
-            return
-        if kind == "timing":
-            shard_timing.update(msg[2])
-            return
-        if kind == "case":
-            self.begun.setdefault(name, []).append(msg[2])
-            return
-        if kind == "done":
+        if isinstance(msg, Started):
+            shard_timing["start_s"] = round(msg.at - shard_timing["spawned"], 3)
+        elif isinstance(msg, TimingOf):
+            shard_timing.update(msg.timing)
+        elif isinstance(msg, CaseBegun):
+            self.begun.setdefault(name, []).append(msg.case)
+        elif isinstance(msg, Crash):
+            self.stop(name, f"crashed: {_last_line(msg.traceback)}", resume=True)
+        elif isinstance(msg, Done):
             shard_timing["wall_s"] = round(time.time() - shard_timing.pop("spawned"), 3)
-        self.outcome.take(msg)
-        if kind == "crash":
-            self.stop(name, f"crashed: {_last_line(msg[1])}", resume=True)
-        elif kind == "done":
             proc, conn = self.running.pop(name)
             proc.join(timeout=10)
             conn.close()
-            self.on_event(("done", name))
+            self.on_event(Done(name))
         else:
-            self.on_event(("progress", name, *msg[2:]) if kind == "progress" else msg)  # progress is per shard
+            self.outcome.take(msg)
+            self.on_event(replace(msg, shard=name) if isinstance(msg, ShardProgress) else msg)  # progress is per shard
 
     def poll(self, timeout: float) -> None:
         """Read what the workers sent in the next half second; notice the dead and the silent."""
@@ -407,7 +404,7 @@ class _Pool:
             self.stop(name, f"no progress for {timeout:g} s (hung?); stopped")
 
 
-def run(case_paths: list[Path], sel: Selection, jobs: int, on_event: Callable[[tuple], None],
+def run(case_paths: list[Path], sel: Selection, jobs: int, on_event: Callable[[Event], None],
         timeout: float = DEFAULT_TIMEOUT_S, cases: list[Case] | None = None, machine: tuple[int, int] | None = None) -> Outcome:
     """Run every shard of `plan(sel)` in worker processes, at most `jobs` at a time.
 
@@ -426,7 +423,7 @@ def run(case_paths: list[Path], sel: Selection, jobs: int, on_event: Callable[[t
     pool = _Pool(sel, [str(p) for p in case_paths], pending, jobs, on_event, cases)
     pool.outcome.shards = [s.name for s in pending]
     pool.outcome.plan_id = plan_id(whole)
-    on_event(("plan", [(s.name, s.cost) for s in pending]))
+    on_event(Plan(tuple((s.name, s.cost) for s in pending)))
     restore = interrupt_on_sigterm()
     try:
         while pending or pool.running or pool.resumed:
@@ -434,7 +431,7 @@ def run(case_paths: list[Path], sel: Selection, jobs: int, on_event: Callable[[t
             while len(pool.running) < jobs and (startable := _next(pending, pool.running, pool.shards)) is not None:
                 pool.start(pending.pop(startable))
             pool.poll(timeout)
-            on_event(("tick", list(pool.running)))  # the display's clock: a log line at least every minute
+            on_event(Tick(tuple(pool.running)))  # the display's clock: a log line at least every minute
     except KeyboardInterrupt:
         pool.outcome.interrupted = True
         for name in list(pool.running):
@@ -461,15 +458,15 @@ def interrupt_on_sigterm() -> Callable[[], None]:
     return lambda: signal.signal(signal.SIGTERM, previous)
 
 
-def run_inline(case_paths: list[Path], sel: Selection, on_event: Callable[[tuple], None]) -> Outcome:
+def run_inline(case_paths: list[Path], sel: Selection, on_event: Callable[[Event], None]) -> Outcome:
     """The same as run() in this process (jobs=1): simpler to debug and profile. Ctrl-C and SIGTERM keep what
     was made, like run(); there is no time-out (nothing else could run while a framework hangs)."""
     outcome = Outcome()
     remaining = list(sel.frameworks)
 
-    def emit(msg):
-        if msg[0] == "timing":
-            outcome.timing[msg[1]] = {"framework": msg[1], "mode": "+".join(sel.modes), **msg[2]}
+    def emit(msg: Event) -> None:
+        if isinstance(msg, TimingOf):
+            outcome.timing[msg.framework] = {"framework": msg.framework, "mode": "+".join(sel.modes), **msg.timing}
         outcome.take(msg)
         on_event(msg)
 
@@ -488,9 +485,9 @@ def run_inline(case_paths: list[Path], sel: Selection, on_event: Callable[[tuple
                 raise
             except Exception as exc:  # the parallel run loses this worker's shard; here, this framework's rest
                 lose(name, f"crashed: {type(exc).__name__}: {_last_line(str(exc)) or ''}")
-                on_event(("lost", name, outcome.lost[-1]["why"]))
+                on_event(Lost(name, outcome.lost[-1]["why"]))
             else:
-                emit(("done", name))
+                emit(Done(name))
             remaining.pop(0)
     except KeyboardInterrupt:
         outcome.interrupted = True

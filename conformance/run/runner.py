@@ -23,6 +23,7 @@ from ..corpus.inputs import Inputs, build
 from ..judge import oracle
 from ..judge.compare import digest, judge
 from ..model.record import Record
+from .events import CaseBegun, Event, Info, RecordMade, ShardProgress, TimingOf
 
 
 class FrameworkBroken(Exception):
@@ -282,8 +283,8 @@ def make_record(case: Case, inputs: Inputs, impl: Impl, quantity: str, mode: str
     return record
 
 
-def run_framework(name: str, case_paths: list[str], sel: Selection, emit: Callable[[tuple], None]) -> None:
-    """Body of one worker: load the adapter, run every case, emit ("record", r) / ("info", d) messages.
+def run_framework(name: str, case_paths: list[str], sel: Selection, emit: Callable[[Event], None]) -> None:
+    """Body of one worker: load the adapter, run every case, emit its events (events.py).
     A framework that cannot be loaded is "absent" (skipped) only when it was not named and its package is
     missing; named, it is bad input (FrameworkBroken); installed but broken, the worker fails (its shard is lost)."""
     timing, started = Timing(), time.perf_counter()
@@ -292,7 +293,7 @@ def run_framework(name: str, case_paths: list[str], sel: Selection, emit: Callab
     except FrameworkAbsent as exc:
         if sel.named:
             raise FrameworkBroken(str(exc)) from None
-        emit(("info", name, {"absent": str(exc)}))
+        emit(Info(name, {"absent": str(exc)}))
         return
     except Exception as exc:
         why = f"{name} failed to import: {type(exc).__name__}: {str(exc).strip().splitlines()[0] if str(exc).strip() else ''}"
@@ -309,7 +310,7 @@ def run_framework(name: str, case_paths: list[str], sel: Selection, emit: Callab
     if skipped:
         info["skipped_devices"] = {d: f"no {d} visible to {name}" for d in skipped}
     timing.add("import", time.perf_counter() - started)
-    emit(("info", name, info))
+    emit(Info(name, info))
     started = time.perf_counter()
     cases = load([Path(p) for p in case_paths])
     timing.add("cases", time.perf_counter() - started)
@@ -319,13 +320,13 @@ def run_framework(name: str, case_paths: list[str], sel: Selection, emit: Callab
     for case, inputs, refs in case_inputs(cases, sel, timing):
         if case.full_id != current:  # the parent knows which case a worker that dies was on, and what is left
             current = case.full_id
-            emit(("case", name, current))
+            emit(CaseBegun(name, current))
         for record in records_for(adapter, case, inputs, refs, sel, devices, timing):
             sent = time.perf_counter()
-            emit(("record", record))
+            emit(RecordMade(record))
             timing.add("send", time.perf_counter() - sent)
         done += per_unit
-        emit(("progress", name, done, total))
-    emit(("timing", name, timing.to_json(sel.modes)))
+        emit(ShardProgress(name, done, total))
+    emit(TimingOf(name, timing.to_json(sel.modes)))
 
 

@@ -1,0 +1,99 @@
+"""What a run tells whoever watches it: small typed messages, from the workers (through their pipes) and from the
+pool and the api, to the pool, the registry and the progress display. A new kind of news is a new class here."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class Started:
+    """A worker is up: the wall clock when it began (the spawn before it is process start-up)."""
+    at: float
+
+
+@dataclass(frozen=True)
+class Info:
+    """What a framework said about itself (version, packages, devices, flags), or why it is absent."""
+    framework: str
+    info: dict
+
+
+@dataclass(frozen=True)
+class CaseBegun:
+    """A worker has started a case: where a crash is attributed, and what a resumed worker skips."""
+    framework: str
+    case: str
+
+
+@dataclass(frozen=True)
+class RecordMade:
+    """One record, in its JSON form."""
+    record: dict
+
+
+@dataclass(frozen=True)
+class ShardProgress:
+    """How far a shard is: (case, op, dtype, mode) units done of its total. A worker names its framework; the pool
+    passes it on under the shard's name."""
+    shard: str
+    done: int
+    total: int
+
+
+@dataclass(frozen=True)
+class TimingOf:
+    """Where a worker's time went (runner.Timing.to_json)."""
+    framework: str
+    timing: dict
+
+
+@dataclass(frozen=True)
+class Done:
+    """A shard finished (a worker sends it without a name: its pipe says whose it is)."""
+    shard: str = ""
+
+
+@dataclass(frozen=True)
+class Crash:
+    """A worker's unexpected exception, with its traceback: the pool loses the shard and resumes the rest."""
+    traceback: str
+
+
+@dataclass(frozen=True)
+class Fatal:
+    """A named framework cannot be loaded: the whole run stops (bad input)."""
+    why: str
+
+
+@dataclass(frozen=True)
+class Lost:
+    """A shard that will not finish, and why; the records it sent are kept."""
+    shard: str
+    why: str
+
+
+@dataclass(frozen=True)
+class Planned:
+    """The run's size in units, where no plan of shards is made (one process)."""
+    units: int
+
+
+@dataclass(frozen=True)
+class Plan:
+    """The shards of the run with their estimated seconds, from the pool."""
+    costs: tuple[tuple[str, float], ...]
+
+
+@dataclass(frozen=True)
+class Tick:
+    """The display's clock: the shards running now, at least every half second."""
+    running: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class Finished:
+    """Every shard has ended."""
+
+
+Event = Started | Info | CaseBegun | RecordMade | ShardProgress | TimingOf | Done | Crash | Fatal | Lost | Planned | Plan | Tick | Finished
