@@ -141,9 +141,10 @@ def test_a_failure_can_be_rerun_from_another_folder(tmp_path):
 
 
 def test_list_groups_each_framework_by_op_with_every_door_and_naive_last():
-    from conformance.app.cli import _describe
+    from conformance.adapters.catalogue import describe
+    from conformance.app.cli import _listing
 
-    lines = _describe("numpy").splitlines()
+    lines = _listing(describe("numpy")).splitlines()
     assert lines[0].startswith("numpy ") and "devices: cpu" in lines[0]
     headers = [line.strip() for line in lines if line.startswith("  ") and not line.startswith("    ")]
     assert headers == ["softmax", "log_softmax", "softmax_cross_entropy", "sparse_softmax_cross_entropy", "masked_softmax", "masked_log_softmax"]
@@ -161,6 +162,21 @@ def test_timing_prints_where_a_runs_time_went_and_refuses_bad_input(tmp_path, ca
     assert main(["timing"]) == 2 and "name results.json files, or --measure" in capsys.readouterr().err
     (tmp_path / "cache").mkdir()
     assert main(["timing", "--measure", "--out", str(tmp_path)]) == 2  # a cold run needs an empty cache folder
+
+
+def test_timing_measure_makes_a_cold_and_two_warm_runs_each_in_a_fresh_process(tmp_path, capsys):
+    """--measure runs `conformance run` three times into OUT (cold, warm, warm-planned), each with the --run-args,
+    sharing one compile cache that the cold run starts empty, and breaks each down."""
+    cases = bundled.cases_dir() / "published-values.yaml"
+    run_args = f"--cases {cases} --frameworks numpy --modes eager --dtypes float32"
+    assert main(["timing", "--measure", "--out", str(tmp_path), "--run-args", run_args]) == 0
+    out = capsys.readouterr().out
+    for name in ("cold", "warm", "warm-planned"):
+        doc = json.loads((tmp_path / name / "results.json").read_text())
+        assert doc["complete"] and {r["framework"] for r in doc["records"]} == {"numpy"} and {r["dtype"] for r in doc["records"]} == {"float32"}
+        assert f"timing: {name}: into {tmp_path / name}" in out and f"{tmp_path / name / 'results.json'}" in out
+    assert (tmp_path / "cache").is_dir()
+    assert main(["timing", "--measure", "--out", str(tmp_path / "again"), "--run-args", "--frameworks nope"]) == 2
 
 
 def test_the_rerun_command_carries_the_compile_cache(tmp_path):

@@ -8,33 +8,31 @@ incomplete run; 4 the environment failed a write (the previous files are intact;
 from __future__ import annotations
 
 import argparse
-import contextlib
 import os
 import shlex
 import sys
-import time
-from collections.abc import Iterator
 from pathlib import Path
 
 from .. import __version__
 from ..adapters import absent_message, missing_packages, registered
+from ..adapters.catalogue import Description, describe_all
 from ..corpus import bundled
 from ..corpus.cases import CaseFileError
 from ..corpus.safe_yaml import MAX_ELEMENTS_ENV, MAX_FILE_MB_ENV
 from ..judge import known as known_registry
-from ..model.names import DEVICES, DTYPES, MODES, OPS, QUANTITIES, STATUSES
+from ..model.names import DEVICES, DTYPES, MODES, OPS, QUANTITIES
 from ..model.record import message as record_message
-from ..model.record import unexplained
-from ..report import speed as speed_report
 from ..report import summary
-from ..run import output, repro
+from ..run import output
 from ..run import results as results_io
-from ..run.api import SelectionError, prepare, rejudge, run_corpus
-from ..run.pool import DEFAULT_TIMEOUT_S, WORKER_LOG_ENV, Outcome, interrupt_on_sigterm
-from ..run.runner import FrameworkBroken, Selection
-from ..speed import documents as bench_documents
+from ..run.api import rejudge
+from ..run.folder import RunRefused, RunRequest, default_compile_cache, made_in
+from ..run.pool import DEFAULT_TIMEOUT_S, Outcome
+from ..run.runner import Selection
+from ..speed.bench import BenchOptions
+from .bench_command import bench_and_say, combine_and_say
 from .history import HistoryError
-from .progress import Progress
+from .run_command import run_and_say, say_verdict
 
 
 class UsageError(Exception):
@@ -69,52 +67,31 @@ def _frameworks(requested: tuple[str, ...] | None) -> tuple[tuple[str, ...], dic
     return requested, {}
 
 
-@contextlib.contextmanager
-def framework_logs(out: Path) -> Iterator[Path]:
-    """Workers write what the frameworks print (their log lines, warnings, compiler output) to out/run.log.partial
-    instead of the terminal (it replaces run.log when the results are written): the run's own output stays the
-    progress and the verdict."""
-    path = out / output.PARTIAL_LOG  # output.start made it
-    old = os.environ.get(WORKER_LOG_ENV)
-    os.environ[WORKER_LOG_ENV] = str(path.resolve())
-    try:
-        yield path
-    finally:
-        if old is None:
-            os.environ.pop(WORKER_LOG_ENV, None)
-        else:
-            os.environ[WORKER_LOG_ENV] = old
-
-
-def _write_summary(out: Path, doc: dict) -> Path:
-    """summary.md for a results document, with the speed section of a `conformance bench` into the same folder."""
-    benchmarks = bench_documents.load([out / bench_documents.BENCH_FILE])["benchmarks"]
-    plot = speed_report.PLOT if (out / speed_report.PLOT).exists() else None
-    path = out / "summary.md"
-    results_io.write_text(out / summary.DETAILS, summary.render_details(doc))
-    results_io.write_text(path, summary.render(doc, benchmarks, plot))
-    return path
+def run_request(args: argparse.Namespace) -> RunRequest:
+    """`conformance run`'s arguments as a RunRequest (parsing only: the frameworks named must exist)."""
+    frameworks, absent = _frameworks(args.frameworks)
+    cache = None if args.no_compile_cache else str(args.compile_cache)
+    sel = Selection(frameworks, args.dtypes, args.devices or DEVICES, args.modes, cache, cases=tuple(args.case or ()), impls=tuple(args.impl or ()),
+                    ops=args.op or (), quantities=args.quantity or (), named=args.frameworks is not None,
+                    devices_named=args.devices is not None)
+    return RunRequest(sel, Path(args.out), bundled.resolve(args.cases, bundled.cases_dir()), _registries(args), args.jobs, args.timeout,
+                      absent, args.shard)
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    frameworks, absent = _frameworks(args.frameworks)
-    cache = None if args.no_compile_cache else str(args.compile_cache)
-    sel = Selection(frameworks, args.dtypes, args.devices, args.modes, cache, cases=tuple(args.case or ()), impls=tuple(args.impl or ()),
-                    ops=args.op or (), quantities=args.quantity or (), named=args.frameworks is not None,
-                    devices_named=args.devices_named)
-    out = Path(args.out)
     try:
-        output.check(out)
-        corpus = prepare(bundled.resolve(args.cases, bundled.cases_dir()), sel, _registries(args))  # bad input is found before anything is written
-        output.start(out)
-        with framework_logs(out):
-            doc, outcome = run_corpus(corpus, sel, args.jobs, args.timeout, absent, Progress(), args.shard)
-    except (FrameworkBroken, SelectionError, output.FolderError) as exc:
-        if out.is_dir():
-            output.abandon(out)
+        return run_and_say(run_request(args), args.include_naive)
+    except RunRefused as exc:
         raise UsageError(str(exc)) from None
-    output.save(doc, out, _write_summary)
-    return _verdict(doc, outcome, out, args.include_naive)
+
+
+def cmd_bench(args: argparse.Namespace) -> int:
+    if args.combine:
+        return combine_and_say(args.combine, Path(args.out))
+    frameworks, absent = _frameworks(args.frameworks)
+    options = BenchOptions("quick" if args.quick else args.profile, args.threads, args.repeat, args.max_time, args.modes, args.devices,
+                           args.dtypes, args.shapes, args.select)
+    return bench_and_say(frameworks, absent, Path(args.out), options)
 
 
 def cmd_check(args: argparse.Namespace) -> int:
@@ -123,20 +100,18 @@ def cmd_check(args: argparse.Namespace) -> int:
     from ..run import check
 
     cache = None if args.no_compile_cache else str(args.compile_cache)
-    sel = Selection((), args.dtypes, args.devices, args.modes, cache, cases=tuple(args.case or ()), quantities=args.quantity or (),
-                    devices_named=args.devices_named)
+    sel = Selection((), args.dtypes, args.devices or DEVICES, args.modes, cache, cases=tuple(args.case or ()), quantities=args.quantity or (),
+                    devices_named=args.devices is not None)
     out = Path(args.out)
+
+    def make() -> tuple[dict, check.CheckResult]:
+        result = check.run(args.target, args.framework, args.op, sel, bundled.resolve(args.cases, bundled.cases_dir()), args.jobs, _registries(args))
+        return result.doc, result
+
     try:
-        output.check(out)
-        output.start(out)
-        with framework_logs(out):
-            result = check.run(args.target, args.framework, args.op, sel, bundled.resolve(args.cases, bundled.cases_dir()), args.jobs,
-                               _registries(args))
-    except (TargetError, FrameworkBroken, SelectionError, output.FolderError) as exc:
-        if out.is_dir():
-            output.abandon(out)
+        _, result = made_in(out, make, summary.write, refused=(TargetError,))
+    except RunRefused as exc:
         raise UsageError(str(exc)) from None
-    output.save(result.doc, out, _write_summary)
     print("\n".join(result.summary()))
     print(f"wrote {out / 'results.json'} and {out / 'summary.md'}")
     if not result.complete:
@@ -154,48 +129,11 @@ def cmd_rejudge(args: argparse.Namespace) -> int:
         output.check(out)
     except output.FolderError as exc:
         raise UsageError(str(exc)) from None
-    output.save(doc, out, _write_summary)
+    output.save(doc, out, summary.write)
     incomplete = doc.get("incomplete") or {}
-    return _verdict(doc, Outcome(lost=incomplete.get("lost", []), interrupted=bool(incomplete.get("interrupted"))), out,
+    return say_verdict(doc, Outcome(lost=incomplete.get("lost", []), interrupted=bool(incomplete.get("interrupted"))), out,
                     args.include_naive)
 
-
-def _verdict(doc: dict, outcome, out: Path, include_naive: bool = False) -> int:
-    """What a person needs after a run: the counts, stale entries, the first fails each with the command that re-runs
-    it, where everything was written, and the exit code (3 for an incomplete run, 1 for a fail, else 0). The naive
-    formulas are expected to break (that is what they are in the report for): their fails are counted, and counted in
-    the exit status only with `include_naive`, as the gate does."""
-    records = doc["records"]
-    counts = summary.status_counts(records)
-    print(f"\n{len(records)} records in {doc['wall_seconds']}s: " + ", ".join(f"{counts.get(s, 0)} {s}" for s in STATUSES))
-    for e in doc["stale_known"]:
-        print(f"stale known divergence: {e['id']}{' (' + e['file'] + ')' if e.get('file') else ''}: {e['why']} ({e['link']})")
-    failed = [r for r in records if unexplained(r)]
-    naive = sum(bool(r.get("naive")) for r in failed)
-    bad = failed if include_naive else [r for r in failed if not r.get("naive")]
-    for r in bad[:10]:
-        print(f"  {r['status'].upper()} {r['case']} {r['framework']} {r['impl']} {r['quantity']} {r['dtype']} {r['mode']}: "
-              f"{record_message(r)}"[:220])
-        cache = ((doc["environment"].get("frameworks") or {}).get(r["framework"]) or {}).get("compile_cache")
-        print(f"    re-run: {repro.command(r, cache if cache and Path(cache) != default_compile_cache() else None)}")
-    if len(bad) > 10:
-        print(f"  ... {len(bad) - 10} more in {out / 'summary.md'}")
-    print(f"wrote {out / 'results.json'} and {out / 'summary.md'}")
-    replaced: dict[str, int] = {}
-    for shard in (doc.get("timing") or {}).values():
-        if shard.get("cache_replaced"):
-            replaced[shard["framework"]] = replaced.get(shard["framework"], 0) + shard["cache_replaced"]
-    for fw, n in replaced.items():
-        print(f"compile cache: {fw}: replaced {n} damaged cache file(s) and compiled those programs again")
-    if naive:
-        print(f"{naive} naive-formula record(s) failed (the textbook formulas, expected to break): "
-              + ("counted in the exit status (--include-naive)" if include_naive else "not counted in the exit status (--include-naive counts them)"))
-    if not outcome.complete:
-        lost = "; ".join(f"{x['shard']}: {x['why']}" for x in outcome.lost) or "nothing finished"
-        print(f"INCOMPLETE run ({'interrupted; ' if outcome.interrupted else ''}lost {lost}): results.json holds what finished "
-              "and says what is missing", file=sys.stderr)
-        return 3
-    return 1 if bad else 0
 
 
 def _shapes(text: str) -> tuple[str, ...]:
@@ -246,78 +184,19 @@ def _threads(text: str) -> int:
     return int(text)
 
 
-def cmd_bench(args: argparse.Namespace) -> int:
-    from ..speed import bench
-
-    out = Path(args.out)
-    if args.combine:
-        doc = bench.combine(args.combine)
-        written = speed_report.write(doc, out)
-        print(f"bench: {len(doc['benchmarks'])} benchmarks from {len(args.combine)} runs combined (each keeps its fastest run "
-              "and every run's min, the between-run noise the gate reads)")
-        print("wrote " + ", ".join(str(p) for p in written))
-        return 0
-    frameworks, absent = _frameworks(args.frameworks)
-    args.profile = "quick" if args.quick else args.profile
-    for name, why in absent.items():
-        print(f"bench: {name}: absent, skipped ({why})", file=sys.stderr)
-    started = time.monotonic()
-    restore = interrupt_on_sigterm()
-    try:
-        run = bench.run(frameworks, out, args, log=lambda line: print(line, file=sys.stderr, flush=True))
-    finally:
-        restore()
-    for note in sorted(run.notes):
-        print(f"bench: {note}")
-    if run.failed and not run.files:
-        print(f"bench: no benchmark JSON was written ({'; '.join(f'{k}: {v}' for k, v in run.failed.items())})")
-        return 1
-    doc = bench.merge(list(run.files.values()))
-    if run.interrupted:  # what finished is kept, and says it is not the whole run
-        never = [n for n in frameworks if n not in run.seconds]
-        doc.update(complete=False, incomplete={"interrupted": run.interrupted, "not_started": never})
-    written = speed_report.write(doc, out)
-    results_path = out / "results.json"
-    if results_path.exists():  # a conformance run in the same folder: its summary gains the speed section
-        written.append(_write_summary(out, results_io.read(results_path)))
-    speed = [b for b in doc["benchmarks"] if b.get("extra_info", {}).get("kind") == "speed"]
-    per_fw = {n: sum(b["extra_info"]["framework"] == n for b in speed) for n in run.seconds}
-    print(f"bench: {len(doc['benchmarks'])} benchmarks in {time.monotonic() - started:.0f}s, {args.repeat} process(es) per framework ("
-          + ", ".join(f"{n} {c} in {run.seconds[n]:.0f}s" for n, c in per_fw.items()) + ")")
-    if not doc["benchmarks"]:
-        print("bench: no benchmark ran (every one was deselected or skipped)")
-    for name, why in run.failed.items():
-        print(f"bench: {name}: FAILED ({why})")
-    print("wrote " + ", ".join(str(p) for p in written))
-    if run.interrupted:
-        print(f"bench: INCOMPLETE: stopped during {run.interrupted}" + (f"; never started: {', '.join(doc['incomplete']['not_started'])}"
-                                                                         if doc["incomplete"]["not_started"] else ""))
-        return 3
-    return 1 if run.failed else 0
-
 
 def cmd_timing(args: argparse.Namespace) -> int:
-    """Break down results files; with --measure, first make them: a cold run (a fresh compile cache in OUT/cache, so
-    nothing is compiled yet and the planner has no measured costs), then two warm runs (the second is planned from
-    the first's measured costs, as every later run on this machine is)."""
-    import shlex
-    import subprocess
-
+    """Break down results files; with --measure, first make them (app/timing.py: cold, warm, warm-planned)."""
     from ..report import timing as timing_report
+    from . import timing
 
     paths = list(args.results)
     if args.measure:
-        cache = args.out / "cache"
-        if cache.exists():
-            raise UsageError(f"{cache} exists: --measure needs a fresh compile cache for its cold run (remove it, or choose another --out)")
-        for name in ("cold", "warm", "warm-planned"):
-            cmd = [sys.executable, "-m", "conformance.app.cli", "run", "--compile-cache", str(cache), "--out", str(args.out / name),
-                   *shlex.split(args.run_args)]
-            print(f"timing: {name}: {' '.join(cmd[2:])}", flush=True)
-            code = subprocess.run(cmd, stdout=subprocess.DEVNULL).returncode
-            if code > 1:
-                raise UsageError(f"the {name} run ended with exit {code}; see {args.out / name}")
-            paths.append(args.out / name / "results.json")
+        run_args = build_parser().parse_args(["run", *shlex.split(args.run_args)])  # --run-args are `conformance run`'s
+        try:
+            paths += timing.measure(run_request(run_args), args.out, say=lambda line: print(line, flush=True))
+        except timing.MeasureRefused as exc:
+            raise UsageError(str(exc)) from None
     if not paths:
         raise UsageError("name results.json files, or --measure")
     for path in paths:
@@ -326,36 +205,19 @@ def cmd_timing(args: argparse.Namespace) -> int:
 
 
 def cmd_list(args: argparse.Namespace) -> int:
-    """Each framework described by a process of its own (spawned): a framework fixes things per process (a
-    backend chosen at import, thread pools), so describing one in the process of another could describe the wrong thing."""
-    import multiprocessing as mp
-
-    with mp.get_context("spawn").Pool(1, maxtasksperchild=1) as pool:
-        for text in pool.imap(_describe, list(registered())):
-            print(text, flush=True)
+    for d in describe_all():
+        print(_listing(d), flush=True)
     return 0
 
 
-def _describe(name: str) -> str:
+def _listing(d: Description) -> str:
     """`conformance list`'s lines for one framework."""
-    from ..adapters import FrameworkAbsent, declared, load_adapter
-
-    for var, value in declared(name, "QUIET_ENV").items():
-        os.environ.setdefault(var, value)
-    missing = missing_packages(name)
-    if missing:
-        return f"{name}: absent ({absent_message(name, missing)})"
-    try:
-        adapter = load_adapter(name)
-    except FrameworkAbsent as exc:
-        return f"{name}: absent ({exc})"
-    lines = [f"{name} {adapter.version()}  devices: {', '.join(adapter.devices())}"]
-    impls = adapter.implementations()
-    for op in [op for op in OPS if any(i.op == op for i in impls)]:  # grouped by op: every door to it, naive last
+    if d.absent:
+        return f"{d.name}: absent ({d.absent})"
+    lines = [f"{d.name} {d.version}  devices: {', '.join(d.devices)}"]
+    for op, impls in d.implementations.items():  # grouped by op: every door to it, naive last
         lines.append(f"  {op}")
-        for impl in sorted((i for i in impls if i.op == op), key=lambda i: i.naive):
-            opts = f"  [options: {', '.join(sorted(impl.options))}]" if impl.options else ""
-            lines.append(f"    {impl.id:54s} {impl.name}{opts}")
+        lines += [f"    {key:54s} {label}" + (f"  [options: {', '.join(options)}]" if options else "") for key, label, options in impls]
     return "\n".join(lines)
 
 
@@ -446,11 +308,6 @@ def cmd_gpu(args: argparse.Namespace) -> int:
 
     return gpu_run.run(Path(args.out), args.frameworks, args.minutes, args.dry_run)
 
-
-def default_compile_cache() -> Path:
-    if os.environ.get("CONFORMANCE_CACHE_DIR"):
-        return Path(os.environ["CONFORMANCE_CACHE_DIR"])
-    return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "softmax-conformance"
 
 
 class _Parser(argparse.ArgumentParser):
@@ -647,8 +504,6 @@ def _add_small_commands(sub) -> None:
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
-    if getattr(args, "command", None) in ("run", "check"):
-        args.devices_named, args.devices = args.devices is not None, args.devices or DEVICES
     for flag, env in (("max_file_mb", MAX_FILE_MB_ENV), ("max_elements", MAX_ELEMENTS_ENV)):
         if getattr(args, flag, None) is not None:  # the environment carries the limit to the spawned workers too
             os.environ[env] = repr(getattr(args, flag))

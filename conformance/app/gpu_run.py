@@ -1,6 +1,6 @@
 """`conformance gpu`: the one prepared command for a machine with a GPU.
 
-It runs, each step a `conformance` subprocess with its own share of a time budget (8 minutes by default, sized for one
+It runs, each step in a fresh process (app/fresh.py) with its own share of a time budget (8 minutes by default, sized for one
 H100 with about 15 minutes lent in all):
   1. the corpus in eager mode on the CPU and the GPU, for every framework present (the CPU records are the reference
      the report compares the GPU against: GPU-vs-CPU disagreements are listed like eager-vs-compiled ones);
@@ -20,6 +20,7 @@ skipped: tests/test_gpu_paths.py runs it, so the command is known to work before
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import signal
 import subprocess
@@ -30,14 +31,44 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from ..adapters import declared, missing_packages, registered
+from ..corpus.cases import CaseFileError
+from ..judge.known import RegistryError
+from ..model.names import DTYPES
+from ..report import html as html_report
+from ..run.folder import RunRefused, RunRequest, default_compile_cache
+from ..run.results import ResultsError
+from ..run.runner import Selection
+from ..speed.bench import BenchOptions
+from ..speed.documents import BENCH_FILE
+from . import fresh
+from .bench_command import bench_and_say
+from .run_command import run_and_say
 
 
 @dataclass
 class Step:
     name: str
-    args: list[str]
+    request: RunRequest | BenchRequest
     share: float  # of the whole budget
     result: dict = field(default_factory=dict)
+
+    def command_line(self) -> list[str]:
+        """The `conformance` command that does the same, for people (gpu.json, the log)."""
+        r = self.request
+        if isinstance(r, BenchRequest):
+            o = r.options
+            return ["bench", "--quick", "--frameworks", ",".join(r.frameworks), "--devices", ",".join(o.devices), "--modes", ",".join(o.modes),
+                    "--shapes", ",".join(o.shapes or ()), "--dtypes", ",".join(o.dtypes or ()), "--max-time", f"{o.max_time:g}", "--out", str(r.out)]
+        s = r.selection
+        return ["run", "--frameworks", ",".join(s.frameworks), "--devices", ",".join(s.devices), "--modes", ",".join(s.modes),
+                *[x for case in s.cases for x in ("--case", case)], "--out", str(r.out)]
+
+
+@dataclass(frozen=True)
+class BenchRequest:
+    frameworks: tuple[str, ...]
+    out: Path
+    options: BenchOptions
 
 
 def gpu_description() -> dict:
@@ -60,47 +91,46 @@ def present(frameworks: tuple[str, ...] | None) -> list[str]:
 
 
 def steps(out: Path, frameworks: list[str], dry_run: bool) -> list[Step]:
-    devices = "cpu" if dry_run else "cpu,gpu"
-    gpu = "cpu" if dry_run else "gpu"
-    narrow = ["--case", "published-values/*"] if dry_run else []
-    fw = ",".join(frameworks)
+    devices = ("cpu",) if dry_run else ("cpu", "gpu")
+    gpu = ("cpu",) if dry_run else ("gpu",)
+    narrow = ("published-values/*",) if dry_run else ()
+    cache, jobs = str(default_compile_cache()), max(2, os.cpu_count() or 1)
+
+    def corpus(names: list[str], on: tuple[str, ...], mode: str, folder: str) -> RunRequest:
+        sel = Selection(tuple(names), DTYPES, on, (mode,), cache, cases=narrow, named=True, devices_named=True)
+        return RunRequest(sel, out / folder, jobs=jobs)
+
     gpu_frameworks = [n for n in frameworks if declared(n, "GPU")]
-    plan = [Step("corpus eager, CPU and GPU", ["run", "--frameworks", fw, "--devices", devices, "--modes", "eager", *narrow,
-                                                "--out", str(out / "eager")], 0.45)]
+    plan = [Step("corpus eager, CPU and GPU", corpus(frameworks, devices, "eager", "eager"), 0.45)]
     quick = [n for n in gpu_frameworks if declared(n, "QUICK_COMPILE")]  # compiling the corpus fits the budget
     if quick:
-        plan.append(Step("corpus compiled, GPU", ["run", "--frameworks", ",".join(quick), "--devices", gpu, "--modes", "compiled", *narrow,
-                                                  "--out", str(out / "compiled")], 0.2))
+        plan.append(Step("corpus compiled, GPU", corpus(quick, gpu, "compiled", "compiled"), 0.2))
     if gpu_frameworks:
-        shapes, dtypes, max_time = ("32x10", "float32", "0.01") if dry_run else ("1024x1000,8192x128256", "float32,bfloat16", "0.1")
+        shapes, dtypes, max_time = (("32x10",), ("float32",), 0.01) if dry_run else (("1024x1000", "8192x128256"), ("float32", "bfloat16"), 0.1)
         # the fused implementations (the quick profile) at the GPU's sizes: the naive ones would take the budget
-        plan.append(Step("benchmarks, GPU", ["bench", "--quick", "--frameworks", ",".join(gpu_frameworks), "--devices", gpu, "--modes", "eager",
-                                             "--shapes", shapes, "--dtypes", dtypes, "--max-time", max_time, "--out", str(out / "bench")], 0.3))
+        options = BenchOptions("quick", os.cpu_count() or 1, 1, max_time, ("eager",), gpu, dtypes, shapes)
+        plan.append(Step("benchmarks, GPU", BenchRequest(tuple(gpu_frameworks), out / "bench", options), 0.3))
     return plan
 
 
+def _step_body(request: RunRequest | BenchRequest) -> int:
+    """One step, in its own process (fresh.call): the command's own body, so its log reads like the command's."""
+    if isinstance(request, BenchRequest):
+        return bench_and_say(request.frameworks, {}, request.out, request.options)
+    try:
+        return run_and_say(request)
+    except (RunRefused, CaseFileError, RegistryError) as exc:
+        print(f"conformance: error: {exc}", file=sys.stderr)
+        return 2
+
+
 def _run_step(step: Step, seconds: float, log: Path) -> None:
-    """One step as a subprocess; past its share it is stopped like Ctrl-C (SIGTERM) so it writes what it has."""
+    """One step in a fresh process; past its share it is stopped like Ctrl-C (SIGTERM) so it writes what it has."""
     started = time.monotonic()
-    with open(log, "w", encoding="utf-8") as f:
-        proc = subprocess.Popen([sys.executable, "-m", "conformance.app.cli", *step.args], stdout=f, stderr=subprocess.STDOUT)
-        try:
-            code = proc.wait(timeout=max(30.0, seconds))
-            stopped = False
-        except subprocess.TimeoutExpired:
-            proc.send_signal(signal.SIGTERM)
-            try:
-                code = proc.wait(timeout=60)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                code = proc.wait()
-            stopped = True
-        except KeyboardInterrupt:  # the whole command was stopped: let this step write its partial results
-            proc.send_signal(signal.SIGTERM)
-            code, stopped = proc.wait(timeout=60), True
-            step.result = {"exit": code, "seconds": round(time.monotonic() - started, 1), "stopped": True, "log": str(log)}
-            raise
-    step.result = {"exit": code, "seconds": round(time.monotonic() - started, 1), "stopped": stopped, "log": str(log)}
+    ended = fresh.call(_step_body, (step.request,), log=log, timeout=max(30.0, seconds))
+    step.result = {"exit": ended.exit, "seconds": round(time.monotonic() - started, 1), "stopped": ended.stopped, "log": str(log)}
+    if ended.interrupted:  # the whole command was stopped: this step wrote its partial results
+        raise KeyboardInterrupt
 
 
 def run(out: Path, frameworks: tuple[str, ...] | None, minutes: float, dry_run: bool, say: Callable[[str], None] = print) -> int:
@@ -124,9 +154,11 @@ def run(out: Path, frameworks: tuple[str, ...] | None, minutes: float, dry_run: 
     try:
         for step in plan:
             share = step.share * budget
-            say(f"gpu: {step.name} (up to {share:.0f} s): conformance {' '.join(step.args)}")
-            _run_step(step, share, out / "logs" / f"{len(doc['steps'])}.log")
-            doc["steps"].append({"name": step.name, "args": step.args, **step.result})
+            say(f"gpu: {step.name} (up to {share:.0f} s): as conformance {' '.join(step.command_line())}")
+            try:
+                _run_step(step, share, out / "logs" / f"{len(doc['steps'])}.log")
+            finally:
+                doc["steps"].append({"name": step.name, "args": step.command_line(), **step.result})
             say(f"gpu: {step.name}: exit {step.result['exit']} in {step.result['seconds']} s" + (" (stopped at its share)" if step.result["stopped"] else ""))
     except KeyboardInterrupt:
         doc["stopped"] = True
@@ -135,16 +167,22 @@ def run(out: Path, frameworks: tuple[str, ...] | None, minutes: float, dry_run: 
         signal.signal(signal.SIGTERM, restore)
         results = [p for p in (out / "eager" / "results.json", out / "compiled" / "results.json") if p.exists()]
         if results:
-            report_args = ["report", *map(str, results), "--out", str(out)]
-            if (out / "bench" / "benchmarks.json").exists():
-                report_args += ["--benchmarks", str(out / "bench" / "benchmarks.json")]
-            code = subprocess.run([sys.executable, "-m", "conformance.app.cli", *report_args], capture_output=True, text=True).returncode
-            doc["report"] = {"exit": code, "args": report_args}
+            doc["report"] = _report(results, out)
         doc["seconds"] = round(time.monotonic() - started, 1)
         (out / "gpu.json").write_text(json.dumps(doc, indent=1) + "\n", encoding="utf-8")
     say(f"gpu: wrote {out} ({doc['seconds']} s)")
     finished = not doc.get("stopped") and all(s.get("exit") in (0, 1) and not s.get("stopped") for s in doc["steps"])
     return 0 if finished else 3
+
+
+def _report(results: list[Path], out: Path) -> dict:
+    """The report over every step's results (and the GPU benchmarks): index.html, report.md, merged.json in `out`."""
+    bench = out / "bench" / BENCH_FILE
+    try:
+        html_report.build(results, out, [bench] if bench.exists() else None, "error")
+    except (ResultsError, OSError) as exc:
+        return {"exit": 2, "error": str(exc), "results": [str(p) for p in results]}
+    return {"exit": 0, "results": [str(p) for p in results]}
 
 
 def _interrupt(signum, frame):

@@ -4,15 +4,18 @@ from __future__ import annotations
 
 import re
 from collections import Counter, defaultdict
+from pathlib import Path
 
 from ..model.names import STATUSES as COUNTED
 from ..model.record import message, unexplained
 from ..run import repro
+from ..run import results as results_io
+from ..speed import documents as bench_documents
 from . import choose, cross_backend
 from .findings import Findings, collect, verdict_line
 from .markdown import md_cell, table
 from .notes import case_notes
-from .speed import section
+from .speed import PLOT, section
 
 GRADIENTS = ("grad_logits", "grad_labels", "hvp")
 
@@ -313,3 +316,13 @@ def render(doc: dict, benchmarks: list[dict] | None = None, speed_plot: str | No
 
         lines += ["", *section(benchmarks, speed_plot)]
     return "\n".join(lines) + "\n"
+
+
+def write(out: Path, doc: dict) -> Path:
+    """summary.md and details.md for a results document in `out`, with the speed section of a `conformance bench` into
+    the same folder; returns summary.md's path (run.output.save calls it after results.json)."""
+    benchmarks = bench_documents.load([out / bench_documents.BENCH_FILE])["benchmarks"]
+    plot = PLOT if (out / PLOT).exists() else None
+    results_io.write_text(out / DETAILS, render_details(doc))
+    results_io.write_text(out / "summary.md", render(doc, benchmarks, plot))
+    return out / "summary.md"

@@ -9,7 +9,6 @@ report look for it), with `speed.md` and `speed_gbps.png`.
 
 from __future__ import annotations
 
-import argparse
 import os
 import signal
 import subprocess
@@ -20,6 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from ..adapters import declared
+from ..model.names import DEVICES, MODES
 from ..run import results as results_io
 from . import documents
 from .documents import BENCH_FILE
@@ -32,6 +32,21 @@ PROFILES = {
 }
 
 
+@dataclass(frozen=True)
+class BenchOptions:
+    """What `conformance bench` measures and how (the command line parses its arguments into one)."""
+    profile: str = "full"  # PROFILES
+    threads: int = 1  # threads and pinned cores for every framework
+    repeat: int = 1  # fresh processes per framework, interleaved
+    max_time: float | None = None  # pytest-benchmark seconds per benchmark (default: the profile's)
+    modes: tuple[str, ...] = MODES
+    devices: tuple[str, ...] = DEVICES
+    dtypes: tuple[str, ...] | None = None  # None: the profile's
+    shapes: tuple[str, ...] | None = None  # "NxC"; None: the profile's
+    select: str | None = None  # a pytest -k expression over benchmark names
+    ids_file: Path | None = None  # exactly the benchmarks named in this file (the gate's confirmation)
+
+
 @dataclass
 class BenchRun:
     files: dict[str, Path] = field(default_factory=dict)
@@ -41,7 +56,7 @@ class BenchRun:
     interrupted: str = ""  # the framework whose process was stopped (Ctrl-C, SIGTERM); later ones never started
 
 
-def _command(framework: str, profile: str, json_path: Path, args) -> list[str]:
+def _command(framework: str, profile: str, json_path: Path, args: BenchOptions) -> list[str]:
     p = PROFILES[profile]
     # -p no:xdist: one benchmark at a time in this process, whatever plugins the environment has (timing in parallel is noise)
     cmd = [sys.executable, "-m", "pytest", str(SUITE / "bench_speed.py"), "-c", str(SUITE / "pytest.ini"), "--rootdir", str(SUITE),
@@ -56,7 +71,7 @@ def _command(framework: str, profile: str, json_path: Path, args) -> list[str]:
         cmd += ["--bench-shapes", ",".join(args.shapes)]
     if args.select:
         cmd += ["-k", args.select]
-    if getattr(args, "ids_file", None):
+    if args.ids_file:
         cmd += ["--bench-ids", str(args.ids_file)]
     return cmd
 
@@ -73,7 +88,7 @@ def _environment(threads: int, framework: str) -> dict:
     return env
 
 
-def run(frameworks: tuple[str, ...], out: Path, args: argparse.Namespace, log: Callable[[str], None] = print) -> BenchRun:
+def run(frameworks: tuple[str, ...], out: Path, args: BenchOptions, log: Callable[[str], None] = print) -> BenchRun:
     """Each framework in `args.repeat` fresh processes, interleaved (fw1, fw2, ..., fw1, fw2, ...), so that a slow
     spell of a shared machine or an unlucky process state (allocator, thread placement) hits one process of a
     benchmark, not all of them."""
@@ -143,6 +158,15 @@ def merge(files: list[Path]) -> dict:
             "benchmarks": benchmarks, "version": "softmax-conformance bench (pytest-benchmark JSON)"}
 
 
+def document(result: BenchRun, frameworks: tuple[str, ...]) -> dict:
+    """The merged benchmarks document of a run; an interrupted run's says what it lacks (complete: false, and the
+    framework stopped and those never started), so it never poses as the whole run."""
+    doc = merge(list(result.files.values()))
+    if result.interrupted:
+        doc.update(complete=False, incomplete={"interrupted": result.interrupted, "not_started": [n for n in frameworks if n not in result.seconds]})
+    return doc
+
+
 def combine(paths: list[Path]) -> dict:
     """One speed baseline from several `conformance bench` runs made at different times (each a merged
     benchmarks.json). Each benchmark keeps the stats of its fastest run, every process's min
@@ -176,12 +200,12 @@ def remeasure(tripped: list[dict], like: dict, out: Path, log: Callable[[str], N
     ids_file.write_text("\n".join(b["name"] for b in tripped) + "\n", encoding="utf-8")
     frameworks = tuple(dict.fromkeys(e["framework"] for e in extras))
     repeat = max(len(b["extra_info"].get("process_mins") or [1]) for b in tripped) if tripped else 1
-    args = argparse.Namespace(
+    options = BenchOptions(
         profile=conf.get("profile", "quick"), threads=conf.get("threads", os.cpu_count() or 1), max_time=conf.get("max_time"),
-        repeat=min(repeat, 10), select=None, ids_file=ids_file,
+        repeat=min(repeat, 10), ids_file=ids_file,
         dtypes=tuple(sorted({e["dtype"] for e in extras})), modes=tuple(sorted({e["mode"] for e in extras})),
         devices=tuple(sorted({e["device"] for e in extras})), shapes=tuple(sorted({"x".join(map(str, e["shape"])) for e in extras})))
-    result = run(frameworks, out, args, log=log)
+    result = run(frameworks, out, options, log=log)
     doc = merge(list(result.files.values()))
     results_io.write(doc, out / BENCH_FILE)
     return doc

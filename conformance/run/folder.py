@@ -1,0 +1,95 @@
+"""A run into an output folder, the way `conformance run` makes one: the folder checked before anything runs (bad
+input found first), marked while the run writes, the frameworks' output sent to its log, and results.json and the
+summary written so that a failure loses nothing (output.py). The command line, `conformance timing --measure` and the
+GPU job all run the corpus through here."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TypeVar
+
+from . import output
+from .api import SelectionError, prepare, run_corpus
+from .events import Event
+from .pool import DEFAULT_TIMEOUT_S, WORKER_LOG_ENV, Outcome
+from .runner import FrameworkBroken, Selection
+
+
+def default_compile_cache() -> Path:
+    """Where the frameworks keep compiled programs between runs: $CONFORMANCE_CACHE_DIR, else the user's cache folder."""
+    if os.environ.get("CONFORMANCE_CACHE_DIR"):
+        return Path(os.environ["CONFORMANCE_CACHE_DIR"])
+    return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "softmax-conformance"
+
+
+T = TypeVar("T")
+
+
+class RunRefused(Exception):
+    """The run cannot be made as asked (a named framework broken, a selection that matches nothing, a bad folder):
+    str() says why in one line (exit 2). Nothing was written into the folder."""
+
+
+@dataclass(frozen=True)
+class RunRequest:
+    """Everything one run needs, as typed values (the command line parses its arguments into one)."""
+    selection: Selection
+    out: Path
+    case_paths: list[Path] | None = None  # None: the bundled corpus
+    registries: list[Path] | None = None  # None: the bundled registry
+    jobs: int = 2
+    timeout: float = DEFAULT_TIMEOUT_S
+    absent: dict[str, str] = field(default_factory=dict)  # frameworks left out as not installed, and why
+    machine: tuple[int, int] | None = None  # --shard K/N
+
+
+@contextlib.contextmanager
+def framework_logs(out: Path) -> Iterator[Path]:
+    """Workers write what the frameworks print (their log lines, warnings, compiler output) to out/run.log.partial
+    instead of the terminal (it replaces run.log when the results are written): the run's own output stays the
+    progress and the verdict."""
+    path = out / output.PARTIAL_LOG  # output.start made it
+    old = os.environ.get(WORKER_LOG_ENV)
+    os.environ[WORKER_LOG_ENV] = str(path.resolve())
+    try:
+        yield path
+    finally:
+        if old is None:
+            os.environ.pop(WORKER_LOG_ENV, None)
+        else:
+            os.environ[WORKER_LOG_ENV] = old
+
+
+def made_in(out: Path, make: Callable[[], tuple[dict, T]], summary: Callable[[Path, dict], Path],
+            refused: tuple[type[Exception], ...] = ()) -> tuple[dict, T]:
+    """`make()` (a results document and what else it returns) run into the folder `out`, then results.json and the
+    summary (`summary(out, doc)`) written. The folder is checked first and marked while `make` runs; an exception of
+    `refused` (or a broken named framework, a selection that matches nothing, a bad folder) leaves it as it was and
+    raises RunRefused. Raises output.WriteFailed where the environment failed a write."""
+    try:
+        output.check(out)
+        output.start(out)
+        with framework_logs(out):
+            doc, rest = make()
+    except (FrameworkBroken, SelectionError, output.FolderError, *refused) as exc:
+        if out.is_dir():
+            output.abandon(out)
+        raise RunRefused(str(exc)) from None
+    output.save(doc, out, summary)
+    return doc, rest
+
+
+def run_into(request: RunRequest, summary: Callable[[Path, dict], Path], on_event: Callable[[Event], None] = lambda msg: None) -> tuple[dict, Outcome]:
+    """Run the request's corpus into its folder (made_in). The corpus and the registry are read before anything is
+    written: CaseFileError and RegistryError are raised as they are (bad input)."""
+    try:
+        output.check(request.out)  # a bad folder is said first, as before any other work
+        corpus = prepare(request.case_paths, request.selection, request.registries)
+    except (SelectionError, output.FolderError) as exc:
+        raise RunRefused(str(exc)) from None
+    return made_in(request.out, lambda: run_corpus(corpus, request.selection, request.jobs, request.timeout, request.absent, on_event,
+                                                   request.machine), summary)
