@@ -52,8 +52,9 @@ def _csv(allowed: tuple[str, ...] | None, what: str):
     return parse
 
 
-def _frameworks(requested: tuple[str, ...] | None) -> tuple[tuple[str, ...], dict]:
-    """(frameworks to run, absent ones with their reason). Explicitly requested but absent is bad input."""
+def _frameworks(requested: tuple[str, ...] | None, installed_here: bool = True) -> tuple[tuple[str, ...], dict]:
+    """(frameworks to run, absent ones with their reason). Explicitly requested but absent is bad input (unless
+    `installed_here` is False: a release history installs the framework into a folder of its own)."""
     known = registered()
     if requested is None:
         absent = {n: absent_message(n, m) for n in known if (m := missing_packages(n))}
@@ -61,15 +62,15 @@ def _frameworks(requested: tuple[str, ...] | None) -> tuple[tuple[str, ...], dic
     for name in requested:
         if name not in known:
             raise UsageError(f"unknown framework {name!r}; known: {', '.join(known)}")
-        missing = missing_packages(name)
+        missing = missing_packages(name) if installed_here else []
         if missing:
             raise UsageError(absent_message(name, missing))
     return requested, {}
 
 
-def run_request(args: argparse.Namespace) -> RunRequest:
+def run_request(args: argparse.Namespace, installed_here: bool = True) -> RunRequest:
     """`conformance run`'s arguments as a RunRequest (parsing only: the frameworks named must exist)."""
-    frameworks, absent = _frameworks(args.frameworks)
+    frameworks, absent = _frameworks(args.frameworks, installed_here)
     cache = None if args.no_compile_cache else str(args.compile_cache)
     sel = Selection(frameworks, args.dtypes, args.devices or DEVICES, args.modes, cache, cases=tuple(args.case or ()), impls=tuple(args.impl or ()),
                     ops=args.op or (), quantities=args.quantity or (), named=args.frameworks is not None,
@@ -256,7 +257,9 @@ def cmd_history(args: argparse.Namespace) -> int:
     if args.framework not in registered():
         raise UsageError(f"unknown framework {args.framework!r}; known: {', '.join(registered())}")
     releases = [history.parse_release(text) for text in args.release]
-    pairs = history.history(args.framework, releases, Path(args.out), args.cache, shlex.split(args.run_args),
+    # --run-args are `conformance run`'s; the framework is checked when each release runs, with the release on the path
+    run_args = build_parser().parse_args(["run", "--frameworks", args.framework, *shlex.split(args.run_args)])
+    pairs = history.history(args.framework, releases, Path(args.out), args.cache, run_request(run_args, installed_here=False),
                             log=lambda line: print(line, file=sys.stderr, flush=True))
     for p in pairs:
         print(f"history: {p.before} -> {p.after}: {len(p.answers)} record(s) changed; {p.verdict}")

@@ -24,25 +24,22 @@ import os
 import shutil
 import signal
 import subprocess
-import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from ..adapters import declared, missing_packages, registered
-from ..corpus.cases import CaseFileError
-from ..judge.known import RegistryError
 from ..model.names import DTYPES
 from ..report import html as html_report
-from ..run.folder import RunRefused, RunRequest, default_compile_cache
+from ..run.folder import RunRequest, default_compile_cache
 from ..run.results import ResultsError
 from ..run.runner import Selection
 from ..speed.bench import BenchOptions
 from ..speed.documents import BENCH_FILE
 from . import fresh
 from .bench_command import bench_and_say
-from .run_command import run_and_say
+from .run_command import run_as_command
 
 
 @dataclass
@@ -117,11 +114,7 @@ def _step_body(request: RunRequest | BenchRequest) -> int:
     """One step, in its own process (fresh.call): the command's own body, so its log reads like the command's."""
     if isinstance(request, BenchRequest):
         return bench_and_say(request.frameworks, {}, request.out, request.options)
-    try:
-        return run_and_say(request)
-    except (RunRefused, CaseFileError, RegistryError) as exc:
-        print(f"conformance: error: {exc}", file=sys.stderr)
-        return 2
+    return run_as_command(request)
 
 
 def _run_step(step: Step, seconds: float, log: Path) -> None:

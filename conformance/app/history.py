@@ -18,12 +18,15 @@ import subprocess
 import sys
 from collections import Counter
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
 from ..gate import records as gate_mod
 from ..report import diff as diff_mod
 from ..run import results as results_io
+from ..run.folder import RunRequest
+from . import fresh
+from .run_command import run_as_command
 
 _REQUIREMENT = re.compile(r"^([A-Za-z0-9][A-Za-z0-9._-]*)==([A-Za-z0-9.+!-]+)$")
 INSTALL_TIMEOUT_S = 900  # one release's wheels from the registry
@@ -100,21 +103,22 @@ def check_imported(release: Release, doc: dict, framework: str) -> str | None:
     return f"the run imported {', '.join(wrong)}" if wrong else None
 
 
-def run_release(release: Release, target: Path, framework: str, out: Path, run_args: list[str],
-                log: Callable[[str], None]) -> Path:
-    """The release's results file: run in a process whose path starts with the release's folder. A complete results
-    file already there is kept (the history resumes)."""
+def run_release(release: Release, target: Path, framework: str, request: RunRequest, log: Callable[[str], None]) -> Path:
+    """The release's results file: `request` run in a fresh process whose path starts with the release's folder (its
+    workers inherit that path). A complete results file already there is kept (the history resumes)."""
+    out = request.out
     results = out / "results.json"
     if results.exists():
         doc = results_io.read(results)
         if doc.get("complete"):
             log(f"history: {release.label}: kept {results} ({len(doc['records'])} records)")
             return results
-    env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(target), *filter(None, [os.environ.get("PYTHONPATH")])]))
-    cmd = [sys.executable, "-m", "conformance.app.cli", "run", "--frameworks", framework, "--out", str(out), *run_args]
-    log(f"history: {release.label}: conformance run --frameworks {framework} {' '.join(run_args)}")
-    code = subprocess.run(cmd, env=env, stdout=subprocess.DEVNULL).returncode
-    if code > 1 or not results.exists():
+    log(f"history: {release.label}: the corpus through {framework} into {out}")
+    ended = fresh.call(_release_run, (str(target), request), quiet=True)
+    if ended.interrupted:
+        raise KeyboardInterrupt
+    code = ended.exit
+    if code is None or code > 1 or not results.exists():
         raise HistoryError(f"the run of {release.label} ended with exit {code}; see {out}")
     doc = results_io.read(results)
     wrong = check_imported(release, doc, framework)
@@ -169,7 +173,15 @@ def render(framework: str, pairs: list[Pair]) -> str:
     return "\n".join(lines) + "\n"
 
 
-def history(framework: str, releases: list[Release], out: Path, cache: Path, run_args: list[str],
+def _release_run(target: str, request: RunRequest) -> int:
+    """One release's run, in its own process: the release's folder first on the path, before any framework is imported
+    here or in the workers this process spawns (they start from its path)."""
+    sys.path.insert(0, target)
+    os.environ["PYTHONPATH"] = os.pathsep.join([target, *filter(None, [os.environ.get("PYTHONPATH")])])
+    return run_as_command(request)
+
+
+def history(framework: str, releases: list[Release], out: Path, cache: Path, request: RunRequest,
             log: Callable[[str], None]) -> list[Pair]:
     """Install and run each release in order, then compare each consecutive pair; writes OUT/<release>/results.json
     per release, OUT/history.md and OUT/history.json."""
@@ -181,7 +193,7 @@ def history(framework: str, releases: list[Release], out: Path, cache: Path, run
     docs = []
     for release in releases:
         target = install(release, cache, log)
-        docs.append(results_io.read(run_release(release, target, framework, out / release.label, run_args, log)))
+        docs.append(results_io.read(run_release(release, target, framework, replace(request, out=out / release.label), log)))
     pairs = [compare(a, b, (ra.label, rb.label)) for a, b, ra, rb in zip(docs, docs[1:], releases, releases[1:])]
     results_io.write_text(out / "history.md", render(framework, pairs))
     results_io.write_text(out / "history.json", json.dumps({"framework": framework, "releases": labels,

@@ -7,12 +7,14 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
+from ..corpus.cases import CaseFileError
+from ..judge.known import RegistryError
 from ..model.names import STATUSES
 from ..model.record import message as record_message
 from ..model.record import unexplained
 from ..report import summary
 from ..run import repro
-from ..run.folder import RunRequest, default_compile_cache, run_into
+from ..run.folder import RunRefused, RunRequest, default_compile_cache, run_into
 from ..run.pool import Outcome
 from .progress import Progress
 
@@ -22,6 +24,16 @@ def run_and_say(request: RunRequest, include_naive: bool = False) -> int:
     1 an unexplained fail, else 0). Raises run.folder.RunRefused and the corpus's and registry's bad-input errors."""
     doc, outcome = run_into(request, summary.write, Progress())
     return say_verdict(doc, outcome, request.out, include_naive)
+
+
+def run_as_command(request: RunRequest, include_naive: bool = False) -> int:
+    """run_and_say with its bad input said in one line and exit 2, as on the command line: the body of a run in a
+    process of its own (timing --measure, the GPU job, a release of the history)."""
+    try:
+        return run_and_say(request, include_naive)
+    except (RunRefused, CaseFileError, RegistryError) as exc:
+        print(f"conformance: error: {exc}", file=sys.stderr)
+        return 2
 
 
 def say_verdict(doc: dict, outcome: Outcome, out: Path, include_naive: bool = False) -> int:

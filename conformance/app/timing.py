@@ -4,16 +4,13 @@ planned from the first's measured costs, as every later run on this machine is),
 
 from __future__ import annotations
 
-import sys
 from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
 
-from ..corpus.cases import CaseFileError
-from ..judge.known import RegistryError
-from ..run.folder import RunRefused, RunRequest
+from ..run.folder import RunRequest
 from . import fresh
-from .run_command import run_and_say
+from .run_command import run_as_command
 
 RUNS = ("cold", "warm", "warm-planned")
 
@@ -32,7 +29,7 @@ def measure(request: RunRequest, out: Path, say: Callable[[str], None] = print) 
     for name in RUNS:
         one = replace(request, out=out / name, selection=replace(request.selection, compile_cache=str(cache)))
         say(f"timing: {name}: into {one.out}, compile cache {cache}")
-        ended = fresh.call(_run, (one,), quiet=True)
+        ended = fresh.call(run_as_command, (one,), quiet=True)
         if ended.interrupted:
             raise KeyboardInterrupt
         if ended.exit is None or ended.exit > 1:
@@ -41,10 +38,3 @@ def measure(request: RunRequest, out: Path, say: Callable[[str], None] = print) 
     return paths
 
 
-def _run(request: RunRequest) -> int:
-    """One measured run (in its own process): its exit code, 2 for bad input as on the command line."""
-    try:
-        return run_and_say(request)
-    except (RunRefused, CaseFileError, RegistryError) as exc:
-        print(f"conformance: error: {exc}", file=sys.stderr)
-        return 2
