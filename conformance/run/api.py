@@ -1,7 +1,7 @@
 """The library behind `conformance run`: a corpus through the frameworks, judged, with the registry applied.
 
-`run_corpus` (and `rejudge`, the registry over a finished run) is what the command line calls: it only parses
-arguments before and prints after. `judge_case` (one case in this process, before the registry) is what the corpus
+`run_corpus` (and `rejudge`, the registry over a finished run) is what `run.folder` and the command line call: they parse
+arguments before and print after. `judge_case` (one case in this process, before the registry) is what the corpus
 tests, `conformance fuzz` and the repro snippets call.
 """
 

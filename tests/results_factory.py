@@ -1,0 +1,34 @@
+"""Results files made by hand for the gate's and the report's tests: one record with every required field, overridable."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from conformance.run import results as results_io
+from conformance.speed.documents import BENCH_FILE
+
+
+def record(**over):
+    r = {"case": "s/c", "op": "softmax", "quantity": "value", "dtype": "float32", "framework": "torch", "impl": "torch.softmax",
+         "mode": "eager", "device": "cpu", "status": "pass", "behaviour": "finite", "max_abs_err": 1e-8, "max_rel_err": 1e-7,
+         "max_ulp": 1.0, "size": 4, "nan_count": 0, "inf_count": 0, "error": None, "known": None, "logit_scale": 1.0, "naive": False}
+    r.update(over)
+    return r
+
+
+def write(tmp_path: Path, name: str, records, stale=(), bench=None) -> Path:
+    folder = tmp_path / name
+    folder.mkdir()
+    doc = results_io.document(records, {}, {"stale_known": list(stale)})
+    results_io.write(doc, folder / "results.json")
+    if bench is not None:
+        (folder / BENCH_FILE).write_text(json.dumps({"benchmarks": bench}))
+    return folder / "results.json"
+
+
+def bench(name, minimum, noise=0.02, process_mins=None):
+    b = {"fullname": name, "stats": {"min": minimum, "median": minimum * (1 + noise), "iqr": minimum * noise}}
+    if process_mins is not None:
+        b["extra_info"] = {"process_mins": process_mins}
+    return b
