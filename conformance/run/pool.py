@@ -6,6 +6,7 @@ they are made, which draws the progress display and keeps everything already com
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import itertools
 import multiprocessing as mp
@@ -79,13 +80,19 @@ SPLIT_ABOVE_S = 60.0
 START_S = 6.0
 
 
+@functools.cache
+def _bundled_corpus() -> tuple[Case, ...]:
+    """The bundled corpus, read once per process (package data: it cannot change while the process runs)."""
+    return tuple(load([bundled.cases_dir()]))
+
+
 def _share_of_corpus(cases: list[Case] | None, sel: Selection) -> float:
     """The adapters' COLD_SECONDS are for the whole bundled corpus: a run of a few cases costs that share of them, so
     that it is not split into a worker per dtype (each importing its framework again) for seconds of work."""
     if not cases:
         return 1.0
     everything = replace(sel, cases=(), impls=(), ops=(), quantities=(), exclude=())
-    total = units(load([bundled.cases_dir()]), everything)
+    total = units(list(_bundled_corpus()), everything)
     return min(1.0, units(cases, sel) / total) if total else 1.0
 
 
