@@ -136,7 +136,6 @@ def cmd_rejudge(args: argparse.Namespace) -> int:
                     args.include_naive)
 
 
-
 def _shapes(text: str) -> tuple[str, ...]:
     shapes = _csv(None, "shape")(text.lower())
     for shape in shapes:
@@ -183,7 +182,6 @@ def _threads(text: str) -> int:
     if not text.isdigit() or not 1 <= int(text) <= cores:
         raise argparse.ArgumentTypeError(f"threads must be 1..{cores} (the cores this process may use), not {text!r}")
     return int(text)
-
 
 
 def cmd_timing(args: argparse.Namespace) -> int:
@@ -310,7 +308,6 @@ def cmd_gpu(args: argparse.Namespace) -> int:
     from . import gpu_run
 
     return gpu_run.run(Path(args.out), args.frameworks, args.minutes, args.dry_run)
-
 
 
 class _Parser(argparse.ArgumentParser):

@@ -22,7 +22,6 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import signal
 import subprocess
 import time
 from collections.abc import Callable
@@ -33,6 +32,7 @@ from ..adapters import declared, missing_packages, registered
 from ..model.names import DTYPES
 from ..report import html as html_report
 from ..run.folder import RunRequest, default_compile_cache
+from ..run.pool import interrupt_on_sigterm
 from ..run.results import ResultsError
 from ..run.runner import Selection
 from ..speed.bench import BenchOptions
@@ -143,7 +143,7 @@ def run(out: Path, frameworks: tuple[str, ...] | None, minutes: float, dry_run: 
     budget, started = minutes * 60.0, time.monotonic()
     plan = steps(out, names, dry_run)
     doc = {"gpu": gpu or None, "dry_run": dry_run, "frameworks": names, "budget_s": budget, "steps": []}
-    restore = signal.signal(signal.SIGTERM, _interrupt)
+    restore = interrupt_on_sigterm()  # a stop of the whole command ends the step it is in like Ctrl-C
     try:
         for step in plan:
             share = step.share * budget
@@ -157,7 +157,7 @@ def run(out: Path, frameworks: tuple[str, ...] | None, minutes: float, dry_run: 
         doc["stopped"] = True
         say("gpu: stopped; what finished is kept")
     finally:
-        signal.signal(signal.SIGTERM, restore)
+        restore()
         results = [p for p in (out / "eager" / "results.json", out / "compiled" / "results.json") if p.exists()]
         if results:
             doc["report"] = _report(results, out)
@@ -176,7 +176,3 @@ def _report(results: list[Path], out: Path) -> dict:
     except (ResultsError, OSError) as exc:
         return {"exit": 2, "error": str(exc), "results": [str(p) for p in results]}
     return {"exit": 0, "results": [str(p) for p in results]}
-
-
-def _interrupt(signum, frame):
-    raise KeyboardInterrupt

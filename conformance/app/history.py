@@ -176,7 +176,8 @@ def render(framework: str, pairs: list[Pair]) -> str:
 def _release_run(target: str, request: RunRequest) -> int:
     """One release's run, in its own process: the release's folder first on the path, before any framework is imported
     here or in the workers this process spawns (they start from its path)."""
-    sys.path.insert(0, target)
+    sys.path.insert(0, target)  # this process, and the workers it spawns (they start from its path)
+    # any other process a framework starts (a compiler's worker pool) finds the release too
     os.environ["PYTHONPATH"] = os.pathsep.join([target, *filter(None, [os.environ.get("PYTHONPATH")])])
     return run_as_command(request)
 

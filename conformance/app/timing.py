@@ -36,5 +36,3 @@ def measure(request: RunRequest, out: Path, say: Callable[[str], None] = print) 
             raise MeasureRefused(f"the {name} run ended with exit {ended.exit}; see {one.out}")
         paths.append(one.out / "results.json")
     return paths
-
-

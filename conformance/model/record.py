@@ -15,8 +15,6 @@ import typing
 from dataclasses import dataclass
 from typing import Any
 
-from .names import STATUSES
-
 
 @dataclass
 class Verdict:
@@ -84,12 +82,12 @@ class Record(Verdict):
 
 
 IDENTITY = ("case", "op", "quantity", "dtype", "framework", "impl", "mode", "device")
-# written only when set
+# Fields written only when set.
 OPTIONAL = ("detail", "reason", "out_dtype", "composed", "overwritten", "answer", "worst_index", "output", "expected", "silent",
             "expect_checked", "known_id", "known_status", "beyond_known", "beyond_why", "source")
-# Fields a results file must carry in every record: the identity and the verdict (older files lack the context).
 # identity first: results.json reads from the left
 _JSON_ORDER = tuple(sorted((f.name for f in dataclasses.fields(Record)), key=lambda n: n not in IDENTITY))
+# Fields a results file must carry in every record: the identity and the verdict (older files lack the context).
 REQUIRED = (*IDENTITY, "status", "behaviour",
             "max_abs_err", "max_rel_err", "max_ulp", "size", "nan_count", "inf_count", "error", "known")
 
@@ -111,7 +109,7 @@ def key(record: dict, by_id: bool = True) -> tuple:
     device), the implementation by its stable id where the record has one (a label can be improved without breaking
     baselines), by its label for files written before ids existed (by_id=False compares such a file with a newer one)."""
     impl = record.get("impl_id") if by_id and record.get("impl_id") else record["impl"]
-    return (record["case"], record["op"], record["quantity"], record["dtype"], record["framework"], impl, record["mode"], record["device"])
+    return tuple(impl if name == "impl" else record[name] for name in IDENTITY)
 
 
 def message(record: dict) -> str:
@@ -124,7 +122,6 @@ def message(record: dict) -> str:
 
 
 UNEXPLAINED = ("fail", "error")  # the oracle says it is wrong, and no registered divergence explains it
-RAN = frozenset(STATUSES) - {"unsupported", "skip"}  # statuses of a call that ran
 
 
 def unexplained(record: dict) -> bool:
