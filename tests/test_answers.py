@@ -63,30 +63,36 @@ def _pair(**over):
     return base, {**base, **over}
 
 
+def _move(b: dict, c: dict) -> tuple[bool, bool] | None:
+    """answer_move's (changed, gated), without its words."""
+    move = diff_mod.answer_move(b, c)
+    return None if move is None else move[:2]
+
+
 def test_an_accurate_answer_changes_only_by_a_share_of_its_tolerance():
-    assert diff_mod.answer_move(*_pair(answer="b" * 16, tol_ratio=0.2)) == (False, False)  # an ulp's jitter: not a change
-    assert diff_mod.answer_move(*_pair(answer="b" * 16, tol_ratio=0.6)) == (True, False)  # listed, gated by the accuracy rule
-    assert diff_mod.answer_move(*_pair(answer="b" * 16, status="known", tol_ratio=0.6)) is None  # status moved: that move says it
+    assert _move(*_pair(answer="b" * 16, tol_ratio=0.2)) == (False, False)  # an ulp's jitter: not a change
+    assert _move(*_pair(answer="b" * 16, tol_ratio=0.6)) == (True, False)  # listed, gated by the accuracy rule
+    assert _move(*_pair(answer="b" * 16, status="known", tol_ratio=0.6)) is None  # status moved: that move says it
     _, known = _pair(status="known", known_id="k")
-    assert diff_mod.answer_move(known, {**known, "answer": "c" * 16, "tol_ratio": 0.9}) == (True, True)  # inside a bound: gated
+    assert _move(known, {**known, "answer": "c" * 16, "tol_ratio": 0.9}) == (True, True)  # inside a bound: gated
     worse = {**known, "tol_ratio": 4e13}
-    assert diff_mod.answer_move(worse, {**worse, "answer": "c" * 16, "tol_ratio": 3e6}) == (True, False)  # toward the oracle: listed
+    assert _move(worse, {**worse, "answer": "c" * 16, "tol_ratio": 3e6}) == (True, False)  # toward the oracle: listed
 
 
 def test_an_errors_type_is_its_answer_and_old_files_compare_as_before():
     _, raised = _pair(behaviour="error", answer=None, error={"type": "IndexError", "message": "m"}, invalid=True)
-    assert diff_mod.answer_move(raised, {**raised, "error": {"type": "RuntimeError", "message": "m"}}) == (True, True)
-    assert diff_mod.answer_move(raised, {**raised, "error": {"type": "IndexError", "message": "other words"}}) is None
+    assert _move(raised, {**raised, "error": {"type": "RuntimeError", "message": "m"}}) == (True, True)
+    assert _move(raised, {**raised, "error": {"type": "IndexError", "message": "other words"}}) is None
     old, new = _pair(answer="b" * 16)
     del old["answer"]
-    assert diff_mod.answer_move(old, new) is None  # written before answers were fingerprinted: nothing to compare
+    assert _move(old, new) is None  # written before answers were fingerprinted: nothing to compare
 
 
 def test_nan_becoming_a_measured_answer_is_listed_not_gated_and_the_reverse_is():
     _, nan = _pair(status="known", known_id="k", behaviour="all_nan", tol_ratio=None, answer="n" * 16)  # both sides known
     measured = {**nan, "behaviour": "finite", "tol_ratio": 3.0, "answer": "f" * 16}
-    assert diff_mod.answer_move(nan, measured) == (True, False)  # the oracle measures the new answer: the accuracy rule gates it
-    assert diff_mod.answer_move(measured, nan) == (True, True)  # a measured answer became NaN inside the same entry
+    assert _move(nan, measured) == (True, False)  # the oracle measures the new answer: the accuracy rule gates it
+    assert _move(measured, nan) == (True, True)  # a measured answer became NaN inside the same entry
 
 
 def _entry_doc(record: dict, entries: list[dict]) -> dict:
@@ -96,8 +102,8 @@ def _entry_doc(record: dict, entries: list[dict]) -> dict:
 def test_only_an_entry_scoped_from_a_release_on_accepts_a_changed_answer():
     """An entry written for a change (`>=3.10`) accepts the new answer on the upgrade; on the downgrade the old
     release's entry (`<3.10`) describes the past and accepts nothing; an unscoped entry accepts nothing either."""
-    _, old = _pair(status="known", known_id="before-3.10", invalid=True, answer="o" * 16)
-    new = {**old, "known_id": "from-3.10", "answer": "z" * 16}
+    _, old = _pair(status="known", known_id="before-3.10", invalid=True, answer="o" * 16, output=[0.5, 0.5])
+    new = {**old, "known_id": "from-3.10", "answer": "z" * 16, "output": [0.0, 0.0]}  # a masked row zeroed, not uniform
     entries = [{"id": "from-3.10", "link": "l", "versions": {"keras": ">=3.10"}}, {"id": "before-3.10", "link": "l", "versions": {"keras": "<3.10"}}]
     up = [m for m in diff_mod.diff(_entry_doc(old, entries), _entry_doc(new, entries)) if m.kind == "answer"]
     down = [m for m in diff_mod.diff(_entry_doc(new, entries), _entry_doc(old, entries)) if m.kind == "answer"]
@@ -114,9 +120,9 @@ def test_between_two_cpus_answers_and_pass_to_known_are_notes_and_a_fail_still_g
     _, known = _pair(status="known", known_id="k", invalid=True)
     _, passing = _pair(case="s/p")
     docs = []
-    for cpu, answer, status in (("CPU A", "a" * 16, "pass"), ("CPU B", "b" * 16, "known")):
+    for cpu, answer, output, status in (("CPU A", "a" * 16, [0.25, 1.0], "pass"), ("CPU B", "b" * 16, [0.0, 1.0], "known")):
         env = {"cpu": cpu, "cpu_features": ["avx2"], "cpu_count": 2}
-        docs.append({"environment": env, "records": [{**known, "answer": answer}, {**passing, "status": status}]})
+        docs.append({"environment": env, "records": [{**known, "answer": answer, "output": output}, {**passing, "status": status}]})
     report = gate.GateReport()
     gate.compare_records(docs[0], docs[1], report)
     assert report.ok, report.regressions
@@ -130,3 +136,62 @@ def test_between_two_cpus_answers_and_pass_to_known_are_notes_and_a_fail_still_g
     report = gate.GateReport()
     gate.compare_records(docs[0], docs[1], report)
     assert [r.split(":")[0] for r in report.regressions] == ["answer"]
+
+
+def softmax_rows(logits, axis=-1):
+    shifted = np.exp(logits - np.nanmax(logits, axis, keepdims=True))
+    return shifted / shifted.sum(axis, keepdims=True)  # a NaN row stays NaN; the other rows are exact to rounding
+
+
+def softmax_off_in_valid_rows(logits, axis=-1):
+    return softmax_rows(logits, axis) * np.float32(1.001)  # the NaN row still NaN; the valid row 0.1% off
+
+
+INVALID = {"case": ["invalid-input/nan-logit"], "modes": ["eager"], "dtypes": ["float32"], "quantities": ["value"]}
+
+
+def test_the_entries_of_an_invalid_input_that_have_an_answer_are_judged_by_the_oracle():
+    """nan-logit: row 0 holds a NaN (no answer), row 1 is an ordinary softmax (the oracle answers it). NaN in row 0 is
+    the signal; a 0.1% error in row 1 is a wrong answer, whatever row 0 did."""
+    right, wrong = ([r for r in check(fn, op="softmax", framework="numpy", **INVALID).doc["records"] if r["framework"] == "user"]
+                    for fn in (softmax_rows, softmax_off_in_valid_rows))
+    assert [r["status"] for r in right] == ["pass"] and right[0]["tol_ratio"] < 1
+    assert right[0]["unanswered"]["entries"] == 3 and right[0]["unanswered"]["nan"] == 3
+    assert right[0]["expected"][1] == [0.09003057317038046, 0.24472847105479764, 0.6652409557748219]  # softmax([0, 1, 2])
+    assert [r["status"] for r in wrong] == ["fail"] and "an entry that has an answer is wrong" in wrong[0]["detail"]
+
+
+def _invalid_record(output, **over) -> dict:
+    _, record = _pair(invalid=True, status="known", known_id="k", behaviour="nonfinite", tol_ratio=None, size=6, output=output,
+                      answer=digest(np.array(output, np.float64)), **over)
+    return record
+
+
+def test_a_last_bit_change_in_an_answered_row_is_no_answer_change_and_a_changed_masked_row_is():
+    """The jax 0.9.2 -> 0.10.2 pair: softmax(x, where=mask) on a fully masked row moved the valid row's first entry by
+    one float32 ulp. The answer is the same within the record's tolerance; a masked row that became uniform is not."""
+    before = _invalid_record([[0.11920291930437088, 0.0, 0.8807970285415649], [0.0, 0.0, 0.0]])
+    ulp = _invalid_record([[0.11920291185379028, 0.0, 0.8807970285415649], [0.0, 0.0, 0.0]])
+    uniform = _invalid_record([[0.11920291930437088, 0.0, 0.8807970285415649], [1 / 3, 1 / 3, 1 / 3]])
+    nan = _invalid_record([[0.11920291930437088, 0.0, 0.8807970285415649], ["nan", "nan", "nan"]])
+    assert before["answer"] != ulp["answer"]  # the digest sees the ulp ...
+    assert _move(before, ulp) is None and _move(ulp, before) is None  # ... the comparison by value does not
+    assert _move(before, uniform) == (True, True) and _move(uniform, before) == (True, True)
+    assert _move(before, nan) == (True, True)  # zeros -> NaN: another behaviour
+    summary = {"entries": 3, "nan": 0, "posinf": 0, "neginf": 0, "rtol": 2.4e-6, "atol": 1e-38}
+    with_summary = {**before, "unanswered": {**summary, "values": [0.0, 0.0, 0.0]}}
+    assert _move(with_summary, {**uniform, "unanswered": {**summary, "values": [1 / 3] * 3}}) == (True, True)
+    # the valid row moved by 1% but only the entries without an answer are compared here: its status judges the rest
+    assert _move(with_summary, {**uniform, "output": [[0.12, 0.0, 0.88], [0.0, 0.0, 0.0]], "unanswered": with_summary["unanswered"]}) is None
+
+
+def test_large_unanswered_parts_are_compared_by_their_statistics_and_a_bare_digest_is_not_gated():
+    stats = {"entries": 40, "nan": 0, "posinf": 0, "neginf": 0, "rtol": 2.4e-6, "atol": 1e-38, "min": 0.0, "max": 0.25, "sum": 2.5, "abs_sum": 2.5}
+    base = _invalid_record(None, unanswered=stats)
+    base.pop("output")
+    assert _move(base, {**base, "answer": "x" * 16, "unanswered": {**stats, "sum": 2.5 * (1 + 1e-7)}}) is None  # rounding
+    assert _move(base, {**base, "answer": "x" * 16, "unanswered": {**stats, "sum": 2.0}}) == (True, True)
+    assert _move(base, {**base, "answer": "x" * 16, "unanswered": {**stats, "nan": 1}}) == (True, True)
+    bare = {k: v for k, v in base.items() if k != "unanswered"}
+    assert _move(bare, {**bare, "answer": "x" * 16}) == (True, False)  # listed as uncertain, not gated
+    assert _move(bare, {**bare, "answer": "x" * 16, "nan_count": 3}) == (True, True)  # but a new NaN is a behaviour

@@ -128,9 +128,13 @@ def cmd_rejudge(args: argparse.Namespace) -> int:
     out = Path(args.out) if args.out else args.results.parent
     try:
         output.check(out)
+        holder = output.live_holder(out)
+        if holder is not None:
+            raise output.FolderBusy(f"--out {out}: a run (pid {holder.get('pid', '?')}) is writing into it; rejudge when it has finished")
     except output.FolderError as exc:
         raise UsageError(str(exc)) from None
-    output.save(doc, out, summary.write)
+    # The run's marker stays unless this file is that run's own (its summary failed): a killed run's folder stays stale.
+    output.save(doc, out, summary.write, doc.get("run_token"))
     incomplete = doc.get("incomplete") or {}
     return say_verdict(doc, Outcome(lost=incomplete.get("lost", []), interrupted=bool(incomplete.get("interrupted"))), out,
                     args.include_naive)

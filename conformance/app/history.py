@@ -21,6 +21,8 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
+from packaging.version import InvalidVersion, Version
+
 from ..gate import records as gate_mod
 from ..report import diff as diff_mod
 from ..run import results as results_io
@@ -28,7 +30,7 @@ from ..run.folder import RunRequest
 from . import fresh
 from .run_command import run_as_command
 
-_REQUIREMENT = re.compile(r"^([A-Za-z0-9][A-Za-z0-9._-]*)==([A-Za-z0-9.+!-]+)$")
+_REQUIREMENT = re.compile(r"^([A-Za-z0-9](?:[A-Za-z0-9._-]*[A-Za-z0-9])?)==(\S+)$")
 INSTALL_TIMEOUT_S = 900  # one release's wheels from the registry
 
 
@@ -52,14 +54,25 @@ class Release:
         return [f"{name}=={version}" for name, version in self.pins]
 
 
+def _release_version(text: str) -> bool:
+    """A PEP 440 version as the registry serves it: pip takes `pkg==1.0.zip` for a path when such a file is in the
+    current folder, so anything that is not a plain public version (no local `+tag`, no file suffix) is refused."""
+    try:
+        version = Version(text)
+    except InvalidVersion:
+        return False
+    return version.local is None and re.fullmatch(r"[0-9][0-9A-Za-z.!]*", text) is not None
+
+
 def parse_release(text: str) -> Release:
     """`'pkg==1.2.0 pkglib==1.2.0'` (spaces or commas between pins): exact versions only, since a history step is
     one release, not a range."""
     pins = []
     for part in re.split(r"[\s,]+", text.strip()):
         match = _REQUIREMENT.match(part)
-        if not match:
-            raise HistoryError(f"release {text!r}: {part!r} is not an exact pin like pkg==1.2.0")
+        if not match or not _release_version(match.group(2)):
+            raise HistoryError(f"release {text!r}: {part!r} is not an exact pin like pkg==1.2.0 (a PEP 440 version from the registry; "
+                               "never a path, a file name or a URL)")
         pins.append((match.group(1).lower().replace("_", "-"), match.group(2)))
     if not pins:
         raise HistoryError("an empty release")

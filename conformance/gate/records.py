@@ -8,8 +8,8 @@ The verdict is complete or it is a FAIL. The gate fails when:
               fail/error (a new fail/error record counts too);
   behaviour   a record that is known or non-finite in either run (where ULPs of a NaN mean nothing) changed its
               behaviour (finite / nonfinite / all_nan / error) for the worse, or gained NaN/inf elements;
-  answer      a record with the same status in both runs whose answer changed (compare.digest of the values, or
-              the exception's type), where the verdict does not measure it: an invalid input's, a registered
+  answer      a record with the same status in both runs whose answer changed by behaviour or beyond its tolerance
+              (diff.answer_move: never by bits), where the verdict does not measure it: an invalid input's, a registered
               divergence's, an error's or a non-finite answer; unless the current record is explained by a registry
               entry other than the one that explained the baseline's and scoped from a release on (an entry
               written for the change). Between two CPUs, answers and pass -> known moves are listed as notes, not
@@ -191,7 +191,7 @@ def gate(baseline_path: Path, current_path: Path, confirm: speed_gate.Confirm | 
     elif baseline.get("created") == current.get("created") and len(baseline["records"]) == len(current["records"]):
         report.notes.append("WARNING: the baseline and the current run look like one run (same creation time and records): "
                             "nothing is compared")
-    stale = output.stale_note(Path(current_path))
+    stale = output.stale_note(Path(current_path), current)
     if stale:
         report.regressions.append(f"incomplete: {stale}")
     compare_records(baseline, current, report, include_naive)

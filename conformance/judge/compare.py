@@ -109,19 +109,7 @@ def judge(out: np.ndarray | None, error: BaseException | None, ref: Reference, q
         return verdict
     out = np.asarray(out)
     if invalid:
-        # No valid answer exists: judge what the implementation did, not its numbers.
-        verdict = Verdict(status="pass", behaviour=behaviour_of(np.asarray(out, dtype=np.float64)), size=int(out.size),
-                          nan_count=int(np.isnan(out.astype(np.float64)).sum()),
-                          inf_count=int(np.isinf(out.astype(np.float64)).sum()))
-        if out.size <= SMALL_OUTPUT:
-            verdict.output = jsonable(out)
-        allowed = wanted or list(SIGNALS)
-        if verdict.behaviour not in allowed:
-            verdict.status = "error" if allowed == ["error"] else "fail"
-            verdict.detail = f"returned {verdict.behaviour} values where {' or '.join(allowed)} was expected"
-            if verdict.behaviour == "finite":
-                verdict.silent = True  # a finite answer to a question that has none
-        return verdict
+        return _judge_invalid(out, ref, quantity, dtype, classes, wanted)
     tol = tolerance(ref.scale, quantity, dtype, classes, ref.flush)
     verdict = compare_values(out, ref.value, tol, dtype)
     if wanted and verdict.behaviour not in wanted:
@@ -130,6 +118,78 @@ def judge(out: np.ndarray | None, error: BaseException | None, ref: Reference, q
     if quantity in expect and verdict.status == "pass":
         _check_published(verdict, out, expect[quantity], tol)
     return verdict
+
+
+def _judge_invalid(out: np.ndarray, ref: Reference | None, quantity: str, dtype: str, classes: int, wanted: list | None) -> Verdict:
+    """An input that has no answer as a whole: judge what the implementation did (an error, NaN or inf passes; a finite
+    output is a silent answer), not its numbers. Where the oracle localises the missing answer (a fully masked row, a
+    NaN row, an out-of-range label: NaN there, finite elsewhere), the entries that do have an answer are judged like any
+    record's: a finite value there must lie within tolerance (a NaN or inf there is the signal spreading, allowed), and
+    the record keeps the entries without one (`unanswered`) for `diff` and the gate to compare by behaviour and value."""
+    out64 = np.asarray(out, dtype=np.float64)
+    verdict = Verdict(status="pass", behaviour=behaviour_of(out64), size=int(out.size),
+                      nan_count=int(np.isnan(out64).sum()), inf_count=int(np.isinf(out64).sum()))
+    if out.size <= SMALL_OUTPUT:
+        verdict.output = jsonable(out)
+    answered = _answered(ref, out64.shape)
+    if answered is not None:
+        checked = answered & np.isfinite(out64)
+        tol = np.where(checked, tolerance(ref.scale, quantity, dtype, classes, ref.flush), 1.0)
+        measured = compare_values(np.where(checked, out64, 0.0), np.where(checked, ref.value, 0.0), tol, dtype)
+        verdict.max_abs_err, verdict.max_rel_err, verdict.max_ulp = measured.max_abs_err, measured.max_rel_err, measured.max_ulp
+        verdict.tol_ratio = measured.tol_ratio
+        if out.size <= SMALL_OUTPUT:
+            verdict.expected = jsonable(ref.value)
+        verdict.unanswered = unanswered_summary(out64[~answered], quantity, dtype, classes)
+        if measured.status != "pass":
+            verdict.status = "fail"
+            verdict.worst_index = measured.worst_index
+            verdict.detail = f"an entry that has an answer is wrong: {measured.detail}"
+            return verdict
+    allowed = wanted or list(SIGNALS)
+    if verdict.behaviour not in allowed:
+        verdict.status = "error" if allowed == ["error"] else "fail"
+        verdict.detail = f"returned {verdict.behaviour} values where {' or '.join(allowed)} was expected"
+        if verdict.behaviour == "finite":
+            verdict.silent = True  # a finite answer to a question that has none
+    return verdict
+
+
+def _answered(ref: Reference | None, shape: tuple[int, ...]) -> np.ndarray | None:
+    """Which entries of an invalid input's output have an answer (the oracle is not NaN there: its -inf for a masked
+    log-probability is an answer), or None where the oracle
+    does not localise the missing answer: no reference, another shape, or no entry without an answer (an input invalid
+    as a whole, such as labels that are no distribution: then no entry is judged by value)."""
+    if ref is None or np.shape(ref.value) != shape:
+        return None
+    answered = ~np.isnan(np.asarray(ref.value, dtype=np.float64))
+    return answered if not np.all(answered) else None
+
+
+UNANSWERED_VALUES = 16  # the entries without an answer are stored one by one up to this many, else summarised
+
+
+def answer_tolerance(quantity: str, dtype: str, classes: int) -> float:
+    """The relative tolerance within which two runs' values of an entry without an answer are the same answer: the
+    tolerance model's (tolerance.py) per unit of the value's own magnitude, u * (K + 2 ceil(log2 C))."""
+    return float(tolerance(np.float64(1.0), quantity, dtype, max(classes, 1), 0.0))
+
+
+def unanswered_summary(values: np.ndarray, quantity: str, dtype: str, classes: int) -> dict:
+    """The entries of an output that have no answer, as `diff` and the gate compare them between runs: how many, their
+    NaN/inf pattern, and their values (each, up to UNANSWERED_VALUES; beyond, the finite ones' min, max, sum and sum of
+    magnitudes), with the relative tolerance (`rtol`) and absolute floor (`atol`, the dtype's smallest normal) within
+    which a value is unchanged."""
+    v = np.asarray(values, dtype=np.float64).ravel()
+    finite = v[np.isfinite(v)]
+    summary = {"entries": int(v.size), "nan": int(np.isnan(v).sum()), "posinf": int((v == np.inf).sum()),
+               "neginf": int((v == -np.inf).sum()), "rtol": answer_tolerance(quantity, dtype, classes),
+               "atol": float(dt.fmt(dtype).smallest_normal)}
+    if v.size <= UNANSWERED_VALUES:
+        summary["values"] = jsonable(v)
+    elif finite.size:
+        summary.update(min=float(finite.min()), max=float(finite.max()), sum=float(finite.sum()), abs_sum=float(np.abs(finite).sum()))
+    return summary
 
 
 def _check_published(verdict: Verdict, out: np.ndarray, expected_literal, tol: np.ndarray) -> None:

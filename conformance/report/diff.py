@@ -10,6 +10,11 @@ import re
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
+import numpy as np
+
+from ..corpus.cases import materialize
+from ..judge.compare import answer_tolerance
+from ..model import dtypes as dt
 from ..model.record import IDENTITY, unexplained
 from ..model.record import message as reason
 from ..run import results as results_io
@@ -105,10 +110,13 @@ def shown(r: dict) -> str:
     return f"{r.get('size', '?')} values, {_counts(r)} (digest {r.get('answer')})"
 
 
-def answer_move(b: dict, c: dict) -> tuple[bool, bool] | None:
-    """(changed, gated) where both runs fingerprinted the answer: an invalid input's answer, a registered
-    divergence's, an error's or a non-finite one changed with any change of value, NaN/inf pattern or exception type
-    (gated); an accurate answer with a move of ANSWER_SHARE of its tolerance or more (listed; the accuracy rule gates it)."""
+def answer_move(b: dict, c: dict) -> tuple[bool, bool, str] | None:
+    """(changed, gated, how) where both runs recorded the answer. An accurate answer (the oracle measures it) changed
+    when its error moved by ANSWER_SHARE of its tolerance or more (listed; gated only inside a registered bound, away
+    from the oracle: the accuracy rule gates the rest). An answer the oracle does not measure (an invalid input's
+    entries without an answer, an error, a non-finite answer) changed when its behaviour did (the exception's type, the
+    NaN/inf pattern) or a value moved beyond the record's tolerance (gated); never on a last-bit change, and never on
+    the digest alone (`unmeasured_change`)."""
     if b["status"] != c["status"]:
         return None  # the status move says it
     if not (b.get("answer") or b.get("error")) or not (c.get("answer") or c.get("error")):
@@ -117,16 +125,84 @@ def answer_move(b: dict, c: dict) -> tuple[bool, bool] | None:
     if same:
         return None
     if _accurate(b) and _accurate(c):  # gated here only inside a registered bound, and only when it moved away from the oracle
-        return (abs(c["tol_ratio"] - b["tol_ratio"]) >= ANSWER_SHARE, c["status"] == "known" and c["tol_ratio"] > b["tol_ratio"])
+        moved = abs(c["tol_ratio"] - b["tol_ratio"])
+        return (moved >= ANSWER_SHARE, c["status"] == "known" and c["tol_ratio"] > b["tol_ratio"], f"the answer changed by {moved:.0%} of the tolerance")
     if _accurate(c) and b.get("behaviour") in ("nonfinite", "all_nan"):
-        return (True, False)  # NaN/inf became a finite answer that the oracle measures (and the accuracy rule gates)
-    return (True, True)
+        return (True, False, f"the answer changed ({b.get('behaviour')} -> {c.get('behaviour')}, now measured by the oracle)")
+    how, certain = unmeasured_change(b, c)
+    return (True, certain, how) if how else None
 
 
-def _answer_detail(b: dict, c: dict, gated: bool) -> str:
-    if gated or b.get("tol_ratio") is None or c.get("tol_ratio") is None:
-        return "the answer changed" + ("" if gated else f" ({b.get('behaviour')} -> {c.get('behaviour')}, now measured by the oracle)")
-    return f"the answer changed by {abs(c['tol_ratio'] - b['tol_ratio']):.0%} of the tolerance"
+def unmeasured_change(b: dict, c: dict) -> tuple[str | None, bool]:
+    """How an answer the oracle does not measure changed between two runs, or None where it did not: (how, certain).
+    Compared by behaviour and by value within the record's tolerance: an invalid input's entries without an answer
+    (`unanswered`, from files that record it), else the stored output entry by entry; where neither side stored its
+    values (an older file, a large output) only the behaviour and NaN/inf counts are compared, and a changed digest is
+    listed as uncertain (not gated: it may be a last-bit change)."""
+    b_err, c_err = (b.get("error") or {}).get("type"), (c.get("error") or {}).get("type")
+    if b_err or c_err:
+        return (None, True) if b_err == c_err else (f"raises {b_err}" if b_err else "an answer") + " -> " + (f"raises {c_err}" if c_err else "an answer"), True
+    bu, cu = b.get("unanswered"), c.get("unanswered")
+    if isinstance(bu, dict) and isinstance(cu, dict):
+        return _summaries_differ(bu, cu), True
+    bo, co = b.get("output"), c.get("output")
+    if bo is not None and co is not None:
+        rtol = answer_tolerance(c["quantity"], c["dtype"], _classes_bound(co))
+        return _values_differ(bo, co, rtol, _tiny(c["dtype"])), True
+    if (b.get("behaviour"), b.get("nan_count"), b.get("inf_count")) != (c.get("behaviour"), c.get("nan_count"), c.get("inf_count")):
+        return f"{b.get('behaviour')}, {_counts(b)} -> {c.get('behaviour')}, {_counts(c)}", True
+    return "the digest changed; neither file stored the values (run both with this version to compare them by value)", False
+
+
+def _tiny(dtype: str) -> float:
+    try:
+        return float(dt.fmt(dtype).smallest_normal)
+    except (KeyError, ValueError):
+        return 0.0
+
+
+def _classes_bound(output) -> int:
+    """An upper bound on the classes behind a stored output, for its tolerance: its last axis, else its size (the
+    bound enters the tolerance as 2 ceil(log2 C): a generous bound widens it by a few units of roundoff)."""
+    values = np.asarray(materialize(output if isinstance(output, list) else [output]), dtype=np.float64)
+    return int(values.shape[-1] if values.ndim > 1 else max(values.size, 1))
+
+
+def _values_differ(before, after, rtol: float, atol: float) -> str | None:
+    """Entry by entry: the same shape, NaN where NaN, the same infinities, finite values within rtol of the larger
+    magnitude (plus atol); None where they agree."""
+    b = np.asarray(materialize(before if isinstance(before, list) else [before]), dtype=np.float64)
+    a = np.asarray(materialize(after if isinstance(after, list) else [after]), dtype=np.float64)
+    if b.shape != a.shape:
+        return f"shape {list(b.shape)} -> {list(a.shape)}"
+    if np.any(np.isnan(b) != np.isnan(a)) or np.any(np.isinf(b) != np.isinf(a)) or np.any(b[np.isinf(b)] != a[np.isinf(a)]):
+        return "the NaN/inf pattern changed"
+    both = np.isfinite(b) & np.isfinite(a)
+    gap = np.abs(a[both] - b[both])
+    allowed = rtol * np.maximum(np.abs(a[both]), np.abs(b[both])) + atol
+    if np.any(gap > allowed):
+        worst = int(np.argmax(gap / allowed))
+        return f"a value moved by {gap[worst]:.3g}, beyond the tolerance {allowed[worst]:.3g} (relative {rtol:.2g})"
+    return None
+
+
+def _summaries_differ(b: dict, c: dict) -> str | None:
+    """Two runs' entries without an answer (judge.compare.unanswered_summary), compared by behaviour and value."""
+    pattern = ("entries", "nan", "posinf", "neginf")
+    if tuple(b.get(k) for k in pattern) != tuple(c.get(k) for k in pattern):
+        return "entries without an answer: " + ", ".join(f"{k} {b.get(k)} -> {c.get(k)}" for k in pattern if b.get(k) != c.get(k))
+    rtol, atol = max(b.get("rtol") or 0.0, c.get("rtol") or 0.0), max(b.get("atol") or 0.0, c.get("atol") or 0.0)
+    if "values" in b and "values" in c:
+        differ = _values_differ(b["values"], c["values"], rtol, atol)
+        return f"entries without an answer: {differ}" if differ else None
+    scale = max(abs(b.get("abs_sum") or 0.0), abs(c.get("abs_sum") or 0.0))
+    for name, room in (("min", None), ("max", None), ("sum", rtol * scale + atol * (b.get("entries") or 1))):
+        x, y = b.get(name), c.get(name)
+        if (x is None) != (y is None):
+            return f"entries without an answer: {name} {x} -> {y}"
+        if x is not None and abs(x - y) > (room if room is not None else rtol * max(abs(x), abs(y)) + atol):
+            return f"entries without an answer: {name} {x:.9g} -> {y:.9g}"
+    return None
 
 
 def record_moves(b: dict, c: dict, why: str, written_for_a_release: frozenset[str] = frozenset()) -> list[Move]:
@@ -151,7 +227,7 @@ def record_moves(b: dict, c: dict, why: str, written_for_a_release: frozenset[st
         new_entry = c.get("known_id") and c.get("known_id") != b.get("known_id") and c.get("known_id") in written_for_a_release
         accepted = c["known_id"] if new_entry else ""
         moves.append(Move("answer", before=shown(b), after=shown(c), worse=answer[1], accepted_by=accepted or "",
-                          detail=_answer_detail(b, c, answer[1]),
+                          detail=answer[2],
                           **base))
     bt, ct = _ratio(b), _ratio(c)
     if bt is not None and ct is not None and max(bt, ct) >= ACCURACY_FLOOR and (ct > ACCURACY_MOVE * bt or bt > ACCURACY_MOVE * ct):

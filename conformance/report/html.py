@@ -10,6 +10,7 @@ source file, so a reader can see which machine produced which records. The merge
 
 from __future__ import annotations
 
+import re
 from collections import defaultdict
 from pathlib import Path
 
@@ -210,6 +211,7 @@ def build(paths: list[Path], out: Path, bench_paths: list[Path] | None = None, o
             worst_case.setdefault((r["framework"], r["impl"], r["op"], r["quantity"]), r["case"])
     env = jinja2.Environment(loader=jinja2.FileSystemLoader(TEMPLATES), autoescape=jinja2.select_autoescape(["html"]))
     env.globals["suite_link"] = lambda case_id: f"cases/{case_id.split('/')[0]}.html#{anchor(case_id)}"
+    env.filters["web"] = web_link
     suites = _suite_pages(records, env, out)
     disagreements = summary.disagreement_rows(records)
     rows, columns, cells = heatmap(records)
@@ -233,6 +235,13 @@ def build(paths: list[Path], out: Path, bench_paths: list[Path] | None = None, o
     results_io.write_text(out / choose.FILE, summary.which_function(chosen))
     results_io.write(doc, out / MERGED)
     return out
+
+
+def web_link(url) -> str:
+    """A link target only for an http(s) URL: anything else a registry entry, a results file or a case may carry
+    (`javascript:`, `data:`, a relative path) renders as text, never as a live link."""
+    text = str(url or "").strip()
+    return text if re.match(r"^https?://[^\s\"'<>`]+$", text, re.IGNORECASE) else ""
 
 
 def _versions_md(pairs: list[dict]) -> str:

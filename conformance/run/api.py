@@ -27,7 +27,7 @@ from . import results as results_io
 from . import shard_costs
 from .events import Event, Finished, Info, Planned, RecordMade
 from .pool import DEFAULT_TIMEOUT_S, Outcome, run, run_inline
-from .runner import Selection, judge_case, units
+from .runner import Selection, invalid_references, judge_case, units
 
 __all__ = ["Corpus", "SelectionError", "judge_case", "prepare", "rejudge", "run_corpus"]
 
@@ -196,9 +196,10 @@ def _judge_again(records: list[dict]) -> int:
             continue
         call = (r["case"], r["op"], r["dtype"])
         inputs = built[call] if call in built else built.setdefault(call, build(case, r["op"], r["dtype"]))
-        if not case.invalid and (*call, r["quantity"]) not in refs:
-            refs[(*call, r["quantity"])] = reference(inputs, r["quantity"])
-        ref = None if case.invalid else refs[(*call, r["quantity"])]
+        if (*call, r["quantity"]) not in refs:
+            refs[(*call, r["quantity"])] = (invalid_references(inputs, (r["quantity"],)).get(r["quantity"]) if case.invalid
+                                            else reference(inputs, r["quantity"]))
+        ref = refs[(*call, r["quantity"])]
         out = np.asarray(materialize(r["output"]), dtype=np.float64)
         if ref is not None and out.size == ref.value.size:
             out = out.reshape(ref.value.shape)  # JSON keeps no shape for an empty array ([] for a [0, C] output)

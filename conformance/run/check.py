@@ -144,9 +144,10 @@ def message_of(r: dict, theirs: dict | None) -> str:
 def command(r: dict) -> str:
     """`conformance check` for exactly this record of a user's function (its TARGET, op and framework from the record)."""
     framework = r["impl_id"].split("/")[1]
-    return " ".join(["conformance check", shlex.quote(r["impl"]), "--op", r["op"], "--framework", framework,
-                     "--case", shlex.quote(r["case"]), "--quantity", r["quantity"], "--dtypes", r["dtype"], "--modes", r["mode"],
-                     "--devices", r["device"], "--out", "/tmp/conformance-check"])
+    q = shlex.quote  # every field: a results file is data, and a pasted command must run nothing it carries
+    return " ".join(["conformance check", q(r["impl"]), "--op", q(r["op"]), "--framework", q(framework), "--case", q(r["case"]),
+                     "--quantity", q(r["quantity"]), "--dtypes", q(r["dtype"]), "--modes", q(r["mode"]), "--devices", q(r["device"]),
+                     "--out", "/tmp/conformance-check"])
 
 
 def run(target: str, framework: str, op: str, sel: Selection, case_paths: list[Path] | None = None, jobs: int = 2,

@@ -70,16 +70,17 @@ def made_in(out: Path, make: Callable[[], tuple[dict, T]], summary: Callable[[Pa
     summary (`summary(out, doc)`) written. The folder is checked first and marked while `make` runs; an exception of
     `refused` (or a broken named framework, a selection that matches nothing, a bad folder) leaves it as it was and
     raises RunRefused. Raises output.WriteFailed where the environment failed a write."""
+    token = None
     try:
         output.check(out)
-        output.start(out)
+        token = output.start(out)
         with framework_logs(out):
             doc, rest = make()
     except (FrameworkBroken, SelectionError, output.FolderError, *refused) as exc:
         if out.is_dir():
-            output.abandon(out)
+            output.abandon(out, token)
         raise RunRefused(str(exc)) from None
-    output.save(doc, out, summary)
+    output.save(doc, out, summary, token)
     return doc, rest
 
 

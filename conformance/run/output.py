@@ -3,8 +3,10 @@ failure loses nothing.
 
 - `check` finds a bad --out before any work (exit 2): a file where the folder should be, a file above it, a folder
   that cannot be written, results.json or summary.md that are folders.
-- `start` leaves `run-in-progress.json` in the folder and `finish` removes it once the new results are written: a
-  run killed in between leaves the marker, so the previous results.json never poses as this run's (`stale_note`).
+- `start` takes the folder for one run: `run-in-progress.json` names the holder (pid, start time, host, a token); a
+  second run while the holder lives is refused, a killed holder's marker is taken over. Only the holder removes it
+  (`finish`, by its token) once its results are written: a run killed in between leaves the marker, so the previous
+  results.json never poses as this run's (`stale_note`), whatever command touches the folder later.
 - The frameworks' log goes to `run.log.partial` and replaces `run.log` at the end: the previous run's log is kept
   until the new run has one.
 - `save` writes results.json and then summary.md, each atomically; when the environment fails a write (a full disk,
@@ -16,9 +18,11 @@ from __future__ import annotations
 
 import json
 import os
+import socket
 import sys
 import tempfile
 import time
+import uuid
 from collections.abc import Callable
 from pathlib import Path
 
@@ -53,46 +57,134 @@ def check(out: Path) -> None:
             raise FolderError(f"--out {out}: {out / name} is a folder; a run writes a file there")
 
 
-def start(out: Path) -> None:
-    """The in-progress marker and an empty partial log. Raises WriteFailed (nothing has run yet)."""
-    marker = {"pid": os.getpid(), "started": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), "argv": sys.argv[1:]}
+class FolderBusy(FolderError):
+    """Another live run holds the folder: bad input for this one (exit 2), and nothing of the other's is touched."""
+
+
+def _start_ticks(pid: int) -> int | None:
+    """When a process started (clock ticks since boot, /proc/PID/stat field 22), to tell a live holder from a pid
+    the system gave to another process since; None where /proc does not say."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        return int(fields[19])
+    except (OSError, IndexError, ValueError):
+        return None
+
+
+def _holder_alive(marker: dict) -> bool:
+    """Whether the run that wrote a marker is still running on this machine (a marker from another machine, on a
+    shared folder, counts as alive: it cannot be checked from here)."""
+    if marker.get("host") not in (None, socket.gethostname()):
+        return True
+    pid = marker.get("pid")
+    if not isinstance(pid, int) or pid <= 0:
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        pass
+    ticks = _start_ticks(pid)
+    return marker.get("ticks") is None or ticks is None or ticks == marker.get("ticks")
+
+
+def read_marker(out: Path) -> dict | None:
+    """The folder's in-progress marker, or None; an unreadable one is a dead run's ({})."""
+    path = Path(out) / MARKER
+    if not path.is_file():
+        return None
+    try:
+        marker = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return {}
+    return marker if isinstance(marker, dict) else {}
+
+
+def live_holder(out: Path) -> dict | None:
+    """The marker of a run that is writing into the folder now, or None."""
+    marker = read_marker(out)
+    return marker if marker is not None and _holder_alive(marker) else None
+
+
+def start(out: Path) -> str:
+    """Take the folder for one run: the in-progress marker (who holds it: pid, start time, host, a token) and an empty
+    partial log; returns the token that `finish` and `abandon` need, so that no run removes another's marker. A folder
+    held by a live run is refused (FolderBusy); a dead run's marker is taken over (its results stay marked stale until
+    this run writes its own). Raises WriteFailed (nothing has run yet)."""
+    token = uuid.uuid4().hex
+    marker = {"pid": os.getpid(), "ticks": _start_ticks(os.getpid()), "host": socket.gethostname(), "token": token,
+              "started": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), "argv": sys.argv[1:]}
     try:
         out.mkdir(parents=True, exist_ok=True)
-        results_io.write(marker, out / MARKER)
+        for _ in range(2):
+            try:
+                fd = os.open(out / MARKER, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+            except FileExistsError:
+                held = read_marker(out) or {}
+                if _holder_alive(held):
+                    raise FolderBusy(f"--out {out}: another run (pid {held.get('pid', '?')}, started {held.get('started', '?')}) is writing "
+                                     "into it; wait for it to finish or choose another --out") from None
+                (out / MARKER).unlink(missing_ok=True)  # a killed run's: its folder is ours now
+                continue
+            with os.fdopen(fd, "w", encoding="utf-8") as f:
+                f.write(json.dumps(marker))
+            break
+        else:
+            raise FolderBusy(f"--out {out}: another run took the folder at the same moment; choose another --out")
         (out / PARTIAL_LOG).write_text("")
     except OSError as exc:
         raise WriteFailed(f"cannot write into {out} ({exc.strerror or exc}); nothing was run") from None
+    return token
 
 
-def abandon(out: Path) -> None:
-    """A run stopped by bad input before it wrote anything: no marker, no partial log, the previous files as they were."""
-    (out / MARKER).unlink(missing_ok=True)
-    (out / PARTIAL_LOG).unlink(missing_ok=True)
+def _release(out: Path, token: str | None) -> bool:
+    """Remove the marker if it is this run's (its token): never another run's."""
+    marker = read_marker(out)
+    if token is None or marker is None or marker.get("token") != token:
+        return False
+    (Path(out) / MARKER).unlink(missing_ok=True)
+    return True
 
 
-def finish(out: Path) -> None:
-    (out / MARKER).unlink(missing_ok=True)
-    partial = out / PARTIAL_LOG
-    if partial.exists():
-        os.replace(partial, out / LOG)
+def abandon(out: Path, token: str | None) -> None:
+    """A run stopped by bad input before it wrote anything: its marker and partial log gone, the previous files as they were."""
+    if _release(out, token):
+        (out / PARTIAL_LOG).unlink(missing_ok=True)
 
 
-def stale_note(results: Path) -> str | None:
-    """Why a results file is not the latest run into its folder, or None: a run started there and never finished."""
-    marker = Path(results).parent / MARKER
-    if not marker.is_file():
+def finish(out: Path, token: str | None) -> None:
+    if _release(out, token):
+        partial = out / PARTIAL_LOG
+        if partial.exists():
+            os.replace(partial, out / LOG)
+
+
+def stale_note(results: Path, doc: dict | None = None) -> str | None:
+    """Why a results file is not the latest run into its folder, or None: a run started there and has not finished
+    writing its own (a live run, or one that was killed). A results file written by the marker's own run (its
+    `run_token`), whose summary then failed, is that run's and not stale."""
+    marker = read_marker(Path(results).parent)
+    if marker is None:
         return None
-    try:
-        started = json.loads(marker.read_text(encoding="utf-8")).get("started", "?")
-    except (OSError, ValueError, AttributeError):
-        started = "?"
-    return (f"{results} is from an earlier run: a run into {marker.parent} started at {started} and did not finish "
-            f"({MARKER} is still there)")
+    if doc is None:
+        try:
+            doc = json.loads(Path(results).read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            doc = {}
+    if marker.get("token") and isinstance(doc, dict) and doc.get("run_token") == marker.get("token"):
+        return None
+    state = "is still running" if _holder_alive(marker) else "did not finish"
+    return (f"{results} is from an earlier run: a run into {Path(results).parent} started at {marker.get('started', '?')} and {state} "
+            f"({MARKER} is there)")
 
 
-def save(doc: dict, out: Path, summary: Callable[[Path, dict], Path]) -> None:
-    """results.json, then summary.md (by `summary(out, doc)`), each atomically. Raises WriteFailed."""
+def save(doc: dict, out: Path, summary: Callable[[Path, dict], Path], token: str | None = None) -> None:
+    """results.json, then summary.md (by `summary(out, doc)`), each atomically; then the run's marker goes (only the
+    run that holds it, by its `token`, removes it). Raises WriteFailed."""
     target = out / "results.json"
+    if token is not None:
+        doc["run_token"] = token  # results.json says which run wrote it: stale_note tells it from an older file
     try:
         results_io.write(doc, target)
     except OSError as exc:
@@ -104,7 +196,7 @@ def save(doc: dict, out: Path, summary: Callable[[Path, dict], Path]) -> None:
     except OSError as exc:
         raise WriteFailed(f"wrote {target}, but not {out / 'summary.md'} ({exc.strerror or exc}); "
                           f"`conformance rejudge {target}` writes it again") from None
-    finish(out)
+    finish(out, token)
 
 
 def rescue(doc: dict) -> Path | None:

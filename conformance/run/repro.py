@@ -20,13 +20,14 @@ def _case_files(r: dict) -> list[str]:
 def command(r: dict, compile_cache: str | None = None) -> str:
     """The one command that re-runs exactly this record's case, implementation, dtype, mode and quantity (in the same
     compile cache, where the run was given one: a fault of a cached program re-runs as it happened)."""
-    parts = ["conformance run", *_case_files(r), "--case", shlex.quote(r["case"]),
-             "--frameworks", r["framework"], "--impl", shlex.quote(r.get("impl_id") or r["impl"]), "--op", r["op"], "--quantity", r["quantity"],
-             "--dtypes", r["dtype"], "--modes", r["mode"], "--devices", r["device"], "--out", "/tmp/conformance-repro"]
+    q = shlex.quote  # every field: a results file is data, and a pasted command must run nothing it carries
+    parts = ["conformance run", *_case_files(r), "--case", q(r["case"]), "--frameworks", q(r["framework"]),
+             "--impl", q(r.get("impl_id") or r["impl"]), "--op", q(r["op"]), "--quantity", q(r["quantity"]), "--dtypes", q(r["dtype"]),
+             "--modes", q(r["mode"]), "--devices", q(r["device"]), "--out", "/tmp/conformance-repro"]
     if r.get("naive"):  # a naive formula's fail counts in the exit status only when asked
         parts.append("--include-naive")
     if compile_cache:
-        parts += ["--compile-cache", shlex.quote(str(compile_cache))]
+        parts += ["--compile-cache", q(str(compile_cache))]
     return " ".join(parts)
 
 

@@ -14,7 +14,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 from ..model.names import STATUSES
-from ..model.record import FIELD_TYPES, FIELDS, REQUIRED
+from ..model.record import FIELD_TYPES, FIELDS, IDENTITY, REQUIRED
 from ..model.record import key as key  # re-exported: diff and report identify records through results
 from .environment import environment
 
@@ -86,8 +86,9 @@ def _gunzip(data: bytes, path: Path, what: str) -> bytes:
     return out
 
 
-def load_json(path: Path, what: str) -> object:
-    """A JSON file a person or another machine handed us: a regular file, bounded, UTF-8, not absurdly deep."""
+def load_json(path: Path, what: str, nan_allowed: bool = False) -> object:
+    """A JSON file a person or another machine handed us: a regular file, bounded, UTF-8, not absurdly deep, every
+    object's keys unique; NaN and Infinity tokens only where the writer is known to emit them (pytest-benchmark)."""
     try:
         info = os.stat(path)
         if not stat.S_ISREG(info.st_mode):
@@ -97,7 +98,8 @@ def load_json(path: Path, what: str) -> object:
         data = Path(path).read_bytes()
         if data[:2] == GZIP_MAGIC:  # committed test data (a release history) is kept gzipped
             data = _gunzip(data, path, what)
-        return json.loads(data.decode("utf-8"))
+        return json.loads(data.decode("utf-8"), object_pairs_hook=_unique_keys,
+                          **({} if nan_allowed else {"parse_constant": _no_constant}))
     except OSError as exc:
         raise ResultsError(f"{path}: cannot read: {exc.strerror}") from None
     except UnicodeDecodeError as exc:
@@ -106,10 +108,33 @@ def load_json(path: Path, what: str) -> object:
         raise ResultsError(f"{path}: not valid JSON (line {exc.lineno}): {exc.msg}") from None
     except RecursionError:
         raise ResultsError(f"{path}: nested too deeply to be {what}") from None
+    except _Refused as exc:
+        raise ResultsError(f"{path}: not {what}: {exc}") from None
+    except ValueError as exc:  # an integer of over 4,300 digits (Python's int limit)
+        raise ResultsError(f"{path}: not {what}: {str(exc).splitlines()[0][:120]}") from None
+
+
+class _Refused(Exception):
+    """JSON that parses but that no writer of ours produces: read as something else, it could decide a verdict."""
+
+
+def _unique_keys(pairs: list[tuple[str, object]]) -> dict:
+    """An object whose keys are unique: `{"status": "fail", "status": "pass"}` would otherwise read as pass."""
+    out = dict(pairs)
+    if len(out) != len(pairs):
+        seen: set[str] = set()
+        twice = next(k for k, _ in pairs if k in seen or seen.add(k))
+        raise _Refused(f"the key {twice[:60]!r} appears twice in one object")
+    return out
+
+
+def _no_constant(name: str) -> object:
+    """NaN and Infinity are not JSON; our writers never emit them (allow_nan=False: "nan" is a string in a record)."""
+    raise _Refused(f"{name} is not a JSON value")
 
 
 DOC_TYPES = {"environment": dict, "stale_known": list, "known_divergences": list, "selection": dict, "incomplete": dict,
-             "complete": bool, "interrupted": bool, "created": str}
+             "complete": bool, "interrupted": bool, "created": str, "run_token": str}
 
 
 def _check_record(r, i: int, path: Path) -> None:
@@ -126,6 +151,21 @@ def _check_record(r, i: int, path: Path) -> None:
             raise ResultsError(f"{path}: record {i}: field '{k}' is {type(r[k]).__name__}, not {' or '.join(t.__name__ for t in types)}")
     if r["status"] not in STATUSES:
         raise ResultsError(f"{path}: record {i}: status {r['status']!r} is not one of {', '.join(STATUSES)}")
+    for k in (*IDENTITY, "impl_id", "known_id", "known"):
+        text = r.get(k)
+        if isinstance(text, str) and (len(text) > MAX_TEXT or not text.isprintable() or _surrogate(text)):
+            raise ResultsError(f"{path}: record {i}: field '{k}' is not a printable line of at most {MAX_TEXT} characters")
+    error = r.get("error")
+    if error is not None and not (isinstance(error.get("type"), str) and isinstance(error.get("message", ""), str)):
+        raise ResultsError(f"{path}: record {i}: 'error' must hold a type and a message as text")
+
+
+MAX_TEXT = 400  # an identity field, a registry id or link: a line, not a page (and never a file name too long to write)
+
+
+def _surrogate(text: str) -> bool:
+    """A lone surrogate (JSON's \\ud800) is no character: it cannot be written to a file or a terminal."""
+    return any("\ud800" <= ch <= "\udfff" for ch in text)
 
 
 def read(path: Path) -> dict:
@@ -144,9 +184,16 @@ def read(path: Path) -> dict:
     frameworks = doc["environment"].get("frameworks", {})
     if not isinstance(frameworks, dict) or not all(isinstance(v, dict) for v in frameworks.values()):
         raise ResultsError(f"{path}: 'environment.frameworks' must map names to objects")
+    for fw, info in frameworks.items():
+        packages = info.get("packages", {})
+        if not isinstance(packages, dict) or not all(isinstance(k, str) and isinstance(v, str) for k, v in packages.items()):
+            raise ResultsError(f"{path}: 'environment.frameworks.{str(fw)[:40]}.packages' must map package names to versions")
     for name in ("stale_known", "known_divergences"):
-        if not all(isinstance(e, dict) and isinstance(e.get("id"), str) and isinstance(e.get("link", ""), str) for e in doc.get(name, [])):
+        if not all(isinstance(e, dict) and isinstance(e.get("id"), str) and isinstance(e.get("link"), str) for e in doc.get(name, [])):
             raise ResultsError(f"{path}: '{name}' must be a list of objects with an id and a link")
+    lost = (doc.get("incomplete") or {}).get("lost", [])
+    if not isinstance(lost, list) or not all(isinstance(x, dict) for x in lost):
+        raise ResultsError(f"{path}: 'incomplete.lost' must be a list of objects")
     for i, r in enumerate(records):
         _check_record(r, i, path)
     return doc

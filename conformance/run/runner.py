@@ -137,13 +137,25 @@ def case_inputs(cases: list[Case], sel: Selection, timing: Timing | None = None)
                 try:
                     inputs = build(case, op, dtype)
                     built, where = time.perf_counter(), "oracle"
-                    refs = {} if case.invalid else {q: oracle.compute(inputs, q) for q in quantities}
+                    refs = invalid_references(inputs, quantities) if case.invalid else {q: oracle.compute(inputs, q) for q in quantities}
                 except Exception as exc:  # MemoryError included: the arrays that failed are gone with the frame
                     inputs, refs = HarnessFailure(op, dtype, where, exc), {}
                 timing.add("inputs", built - started, dtype)
                 timing.add("oracle", time.perf_counter() - built, dtype)
                 timing.units_by_dtype[dtype] += 1
                 yield case, inputs, refs
+
+
+def invalid_references(inputs: Inputs, quantities: tuple[str, ...]) -> dict:
+    """The oracle on an input with no answer as a whole: it answers the entries that have one (NaN elsewhere), which
+    the judge then measures. An input the oracle cannot take at all has no reference: judged by behaviour alone."""
+    refs = {}
+    for q in quantities:
+        try:
+            refs[q] = oracle.compute(inputs, q)
+        except Exception:  # noqa: BLE001 - an input invalid as a whole (a label of another shape): nothing to measure
+            pass
+    return refs
 
 
 def records_for(adapter: Adapter, case: Case, inputs: Inputs, refs: dict, sel: Selection, devices: Sequence[str],

@@ -12,7 +12,7 @@ BENCH_FILE = "benchmarks.json"
 
 def read(path: Path) -> dict:
     """One pytest-benchmark JSON file; ResultsError (exit 2) for anything else."""
-    doc = load_json(path, "a pytest-benchmark JSON file")
+    doc = load_json(path, "a pytest-benchmark JSON file", nan_allowed=True)
     if not isinstance(doc, dict) or not isinstance(doc.get("benchmarks", []), list):
         raise ResultsError(f"{path}: not a pytest-benchmark JSON file (no list of benchmarks)")
     for i, b in enumerate(doc.get("benchmarks", [])):

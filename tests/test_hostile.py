@@ -1,0 +1,205 @@
+"""Hostile input, second round: results files, registry links and release pins that a careless or malicious hand
+wrote. Each is refused with one line and exit 2, or rendered inert (a link that is not http(s) stays text, every
+field of a pasted re-run command is quoted); nothing hostile reaches a renderer, a file name or a shell."""
+
+from __future__ import annotations
+
+import json
+import shlex
+from pathlib import Path
+
+import pytest
+
+from conformance.app.cli import main
+from conformance.app.history import HistoryError, parse_release
+from conformance.run import check as check_mod
+from conformance.run import repro
+from conformance.run import results as results_io
+
+from results_factory import record, write
+
+
+def _doc(tmp_path: Path) -> dict:
+    return json.loads(write(tmp_path, "good", [record()]).read_text())
+
+
+def _raw(tmp_path: Path, name: str, text: str) -> Path:
+    path = tmp_path / name / "results.json"
+    path.parent.mkdir(parents=True)
+    path.write_text(text)
+    return path
+
+
+def _spliced(tmp_path: Path, name: str, field: str, raw_value: str) -> Path:
+    """A results file whose first record's `field` is replaced by raw JSON text (what json.dump could not write)."""
+    doc = _doc(tmp_path)
+    doc["records"][0][field] = "@@PLACEHOLDER@@"
+    return _raw(tmp_path, name, json.dumps(doc).replace('"@@PLACEHOLDER@@"', raw_value))
+
+
+HOSTILE = {
+    "duplicate-key": lambda tmp: _raw(tmp, "dup", json.dumps(_doc(tmp)).replace('"status": "pass"', '"status": "fail", "status": "pass"')),
+    "nan-token": lambda tmp: _spliced(tmp, "nan", "max_abs_err", "NaN"),
+    "infinity-token": lambda tmp: _spliced(tmp, "inf", "tol_ratio", "-Infinity"),
+    "huge-integer": lambda tmp: _spliced(tmp, "int", "size", "9" * 5000),
+    "lone-surrogate": lambda tmp: _spliced(tmp, "sur", "case", '"s/\\ud800"'),
+    "id-longer-than-a-file-name": lambda tmp: _spliced(tmp, "long", "case", json.dumps("s/" + "a" * 5000)),
+    "control-character-in-id": lambda tmp: _spliced(tmp, "ctl", "impl", json.dumps("torch.softmax\x1b[2J")),
+    "error-type-not-text": lambda tmp: _spliced(tmp, "err", "error", '{"type": 1}'),
+}
+
+
+def _hostile_doc(tmp_path: Path, name: str, mutate) -> Path:
+    doc = _doc(tmp_path)
+    mutate(doc)
+    return _raw(tmp_path, name, json.dumps(doc))
+
+
+NESTED = {
+    "stale-entry-without-link": lambda d: d.update(stale_known=[{"id": "x", "why": "w"}]),
+    "packages-not-a-mapping": lambda d: d["environment"].update(frameworks={"torch": {"packages": [1]}}),
+    "lost-not-a-list": lambda d: d.update(incomplete={"lost": "x"}),
+}
+
+
+@pytest.mark.parametrize("command", ["gate", "report", "diff"])
+@pytest.mark.parametrize("name", [*HOSTILE, *NESTED])
+def test_a_hostile_results_file_is_one_line_and_exit_2(tmp_path, capsys, command, name):
+    bad = HOSTILE[name](tmp_path) if name in HOSTILE else _hostile_doc(tmp_path, name, NESTED[name])
+    good = write(tmp_path, "base", [record()])
+    argv = {"gate": ["gate", "--baseline", str(good), "--current", str(bad)], "report": ["report", str(bad), "--out", str(tmp_path / "r")],
+            "diff": ["diff", str(good), str(bad), "--out", str(tmp_path / "d")]}[command]
+    assert main(argv) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and str(bad) in err[0], err
+
+
+def test_a_duplicate_status_never_reads_as_pass(tmp_path):
+    with pytest.raises(results_io.ResultsError, match="appears twice"):
+        results_io.read(HOSTILE["duplicate-key"](tmp_path))
+
+
+LINKS = ["javascript:alert(document.domain)", "JaVaScRiPt:alert(1)", " javascript:alert(1)", "data:text/html,<script>alert(1)</script>",
+         "vbscript:msgbox(1)", "//evil.example/x"]
+
+
+@pytest.mark.parametrize("link", LINKS)
+def test_a_link_that_is_not_http_never_becomes_a_live_link(tmp_path, link):
+    doc = _doc(tmp_path)
+    doc["records"][0].update(status="known", known=link, known_id="entry", known_status="fail")
+    doc["known_divergences"] = [{"id": "entry", "link": link, "reason": "r", "kind": "bug"}]
+    doc["stale_known"] = [{"id": "stale", "link": link, "why": "w", "exercised": 0}]
+    path = _raw(tmp_path, "links", json.dumps(doc))
+    assert main(["report", str(path), "--out", str(tmp_path / "r")]) == 0
+    pages = [tmp_path / "r" / "index.html", *sorted((tmp_path / "r" / "cases").glob("*.html"))]
+    html = "\n".join(p.read_text() for p in pages)
+    assert "entry" in html  # the entry is still named ...
+    for scheme in ("javascript:", "data:", "vbscript:", "//evil"):  # ... but never as a link target
+        assert f'href="{scheme}' not in html.lower() and f'href=" {scheme}' not in html.lower()
+
+
+def test_an_http_link_stays_a_link(tmp_path):
+    doc = _doc(tmp_path)
+    doc["records"][0].update(status="known", known="https://github.com/o/r/issues/1", known_id="entry", known_status="fail")
+    doc["known_divergences"] = [{"id": "entry", "link": "https://github.com/o/r/issues/1", "reason": "r", "kind": "bug"}]
+    path = _raw(tmp_path, "ok", json.dumps(doc))
+    assert main(["report", str(path), "--out", str(tmp_path / "r")]) == 0
+    assert 'href="https://github.com/o/r/issues/1"' in (tmp_path / "r" / "cases" / "s.html").read_text()
+
+
+SHELL = "softmax$(touch PWNED)`touch PWNED2`;touch PWNED3"
+
+
+@pytest.mark.parametrize("field", ["case", "framework", "impl", "op", "quantity", "dtype", "mode", "device"])
+def test_every_field_of_a_rerun_command_is_quoted(field):
+    r = record(impl_id="torch/softmax", **{field: SHELL})
+    for command in (repro.command(r, compile_cache="/tmp/cache $(x)"), check_mod.command({**r, "impl_id": "user/torch/softmax"})):
+        words = shlex.split(command)  # what a shell hands the command: each field one word, as written
+        assert [w for w in words if "PWNED" in w] in ([SHELL], [])  # [] where the command names the impl by its id
+        assert "/tmp/cache $(x)" in words or command.startswith("conformance check")
+
+
+@pytest.mark.parametrize("pin", ["pkg==1.0.zip", "pkg==1.0.tar.gz", "pkg==../../x", "pkg==1.0+local", "pkg==file:///x", "pkg==1.0;x",
+                                 "pkg==https://e.x/p.whl", "-e==1.0"])
+def test_history_takes_registry_versions_only(pin):
+    with pytest.raises(HistoryError, match="exact pin"):
+        parse_release(pin)
+
+
+def test_history_keeps_real_versions():
+    assert parse_release("jax==0.4.38 jaxlib==0.4.38").requirements == ["jax==0.4.38", "jaxlib==0.4.38"]
+    assert parse_release("keras==3.10.0rc1").requirements == ["keras==3.10.0rc1"]
+
+
+# --- Stale results: an output folder has one owner at a time, and no command removes a marker it did not write ---
+
+SMALL = ["--frameworks", "numpy", "--modes", "eager", "--case", "published-values/*", "--jobs", "1"]
+
+
+def _marker_of(pid: int, out: Path) -> None:
+    from conformance.run import output
+
+    (out / output.MARKER).write_text(json.dumps({"pid": pid, "ticks": output._start_ticks(pid), "host": None, "token": "someone-else",
+                                                 "started": "2026-01-01T00:00:00Z"}))
+
+
+def _dead_pid() -> int:
+    import subprocess
+    import sys
+
+    proc = subprocess.Popen([sys.executable, "-c", "pass"])
+    proc.wait()
+    return proc.pid
+
+
+def test_rejudge_after_a_killed_run_leaves_the_folder_stale_for_gate_and_report(tmp_path, capsys):
+    out = tmp_path / "out"
+    assert main(["run", *SMALL, "--out", str(out)]) == 0
+    _marker_of(_dead_pid(), out)  # what SIGKILL during a second run leaves
+    assert main(["rejudge", str(out / "results.json")]) in (0, 1)
+    assert (out / "run-in-progress.json").exists()  # not rejudge's marker to remove
+    capsys.readouterr()
+    assert main(["gate", "--baseline", str(out / "results.json"), "--current", str(out / "results.json")]) == 1
+    assert "is from an earlier run" in capsys.readouterr().out
+    assert main(["report", str(out / "results.json"), "--out", str(tmp_path / "r")]) in (0, 1, 3)
+    assert json.loads((tmp_path / "r" / "merged.json").read_text())["complete"] is False
+
+
+def test_a_second_run_into_a_folder_a_live_run_holds_is_refused(tmp_path, capsys):
+    import subprocess
+    import sys
+
+    out = tmp_path / "out"
+    assert main(["run", *SMALL, "--out", str(out)]) == 0
+    before = (out / "results.json").read_bytes()
+    holder = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    try:
+        _marker_of(holder.pid, out)
+        capsys.readouterr()
+        assert main(["run", *SMALL, "--out", str(out)]) == 2
+        err = capsys.readouterr().err.strip().splitlines()
+        assert len(err) == 1 and f"another run (pid {holder.pid}" in err[0], err
+        assert main(["rejudge", str(out / "results.json")]) == 2  # nor rewritten under the live run's feet
+        assert (out / "results.json").read_bytes() == before and json.loads((out / "run-in-progress.json").read_text())["token"] == "someone-else"
+    finally:
+        holder.kill()
+        holder.wait()
+    assert main(["run", *SMALL, "--out", str(out)]) == 0  # its holder dead, the folder is taken over ...
+    assert not (out / "run-in-progress.json").exists()  # ... and released by the run that took it
+    capsys.readouterr()
+    assert main(["gate", "--baseline", str(out / "results.json"), "--current", str(out / "results.json")]) == 0
+
+
+def test_a_run_whose_summary_failed_is_its_own_results_not_stale(tmp_path):
+    from conformance.run import output
+
+    out = tmp_path / "out"
+    out.mkdir()
+    token = output.start(out)
+    doc = {"records": [], "run_token": token}
+    results_io.write(doc, out / "results.json")
+    assert output.stale_note(out / "results.json") is None  # written by the marker's own run
+    output.finish(out, "another token")
+    assert (out / output.MARKER).exists()  # only the holder releases the folder
+    output.finish(out, token)
+    assert not (out / output.MARKER).exists()
