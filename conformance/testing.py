@@ -38,7 +38,7 @@ def check(fn: Callable, op: str, framework: str, *, cases: Sequence[str | Path] 
                                                            str(compile_cache) if compile_cache else None, cases=tuple(case),
                                                            quantities=tuple(quantities)))
         corpus = api.prepare([Path(p) for p in cases] if cases else None, sel)
-        doc, outcome = api.run_corpus(corpus, sel, jobs=1)
+        doc, outcome = api.run_corpus(corpus, sel, jobs=1, inline=True)  # the function object is here
     finally:
         if old is None:
             os.environ.pop(EXTRA_ADAPTERS_ENV, None)

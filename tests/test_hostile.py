@@ -9,14 +9,13 @@ import shlex
 from pathlib import Path
 
 import pytest
+from results_factory import record, write
 
 from conformance.app.cli import main
 from conformance.app.history import HistoryError, parse_release
 from conformance.run import check as check_mod
 from conformance.run import repro
 from conformance.run import results as results_io
-
-from results_factory import record, write
 
 
 def _doc(tmp_path: Path) -> dict:

@@ -54,7 +54,6 @@ with the framework's own autodiff and compiler. Each quantity's outcome is one o
 
 from __future__ import annotations
 
-import fnmatch
 import inspect
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
@@ -65,6 +64,7 @@ from typing import Any, Protocol, runtime_checkable
 import numpy as np
 
 from ..corpus.inputs import Inputs
+from ..model.selection import matches
 
 # A framework's array or tensor. The adapters import their framework only in load(), so no signature can name its type.
 Array = Any
@@ -229,7 +229,7 @@ class Impl:
 
     def runs(self, case_id: str, mode: str) -> bool:
         """Whether this door is defined for the case in the mode (see `modes` and `cases`)."""
-        return (not self.modes or mode in self.modes) and (not self.cases or any(fnmatch.fnmatchcase(case_id, g) for g in self.cases))
+        return (not self.modes or mode in self.modes) and (not self.cases or matches(case_id, self.cases))
 
     def reduction_composed(self, inputs: Inputs) -> bool:
         """True when reduction is applied after the call with the framework's own sum/mean (recorded, never hidden)."""

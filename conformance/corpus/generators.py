@@ -31,11 +31,14 @@ def shape_of(spec: dict) -> tuple[int, ...]:
     shape = spec.get("shape")
     if not isinstance(shape, list) or len(shape) > MAX_RANK or not all(_int(n) and n >= 0 for n in shape):
         raise GeneratorError(f"'shape' must be a list of at most {MAX_RANK} non-negative integers")
-    size = 1
+    # Every dimension is bounded, not only the product: a zero axis makes [2^40, 0] empty, but the work a generator
+    # does before drawing (a row count, a list of alphas per class) follows the other axes.
+    bound = 1
     for n in shape:
-        size *= n
-    if size > max_elements():
-        raise GeneratorError(f"'shape' {shape} has {size:,} elements, over the limit of {max_elements():,} (raise it with --max-elements)")
+        bound *= max(n, 1)
+    if bound > max_elements():
+        raise GeneratorError(f"'shape' {shape} spans {bound:,} elements counting a zero axis as 1, over the limit of {max_elements():,} "
+                             "(raise it with --max-elements)")
     return tuple(shape)
 
 

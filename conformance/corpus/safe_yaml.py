@@ -10,6 +10,7 @@ that started them (`conformance run --max-file-mb`, `--max-elements` set these).
 from __future__ import annotations
 
 import os
+import re
 import stat
 from pathlib import Path
 from typing import Any
@@ -26,6 +27,11 @@ DEFAULT_MAX_FILE_MB = 10.0  # the bundled corpus's largest file is under 10 kB
 DEFAULT_MAX_ELEMENTS = 2 ** 22
 MEMORY_BUDGET_GB = 2.0
 MAX_DEPTH = 32  # nesting of mappings and lists; a case needs 6 or so (cases, case, logits rows, elements)
+# Nodes per file: the load time grows with them (the pure-Python composer takes about 25 us a node), so a 10 MB file
+# of 5 million tiny nodes would take minutes. Literal arrays are for small cases (generators make the large ones);
+# the bundled corpus's largest file has under 5,000 nodes.
+MAX_NODES = 200_000
+_CONTROL = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x84\x86-\x9f\ud800-\udfff\ufffe\uffff]")
 
 
 class YamlError(ValueError):
@@ -57,11 +63,18 @@ class _StrictLoader(yaml.SafeLoader):
     """Safe loading without aliases, with bounded nesting, string keys only and no duplicate keys."""
 
     depth = 0
+    nodes = 0
 
     def compose_node(self, parent, index):
         if self.check_event(yaml.AliasEvent):
             event = self.peek_event()
             raise YamlError(f"{_line(event)}YAML aliases (*{event.anchor}) are not allowed: write the values out")
+        event = self.peek_event()
+        if getattr(event, "tag", None) not in (None, "!"):  # a case file is plain data: a tag only costs time, or runs a constructor
+            raise YamlError(f"{_line(event)}YAML tags ({event.tag}) are not allowed: write plain values")
+        self.nodes += 1
+        if self.nodes > MAX_NODES:
+            raise YamlError(f"{_line(event)}more than {MAX_NODES:,} values: generate large arrays (docs/case-format.md) instead of writing them out")
         self.depth += 1
         if self.depth > MAX_DEPTH:
             raise YamlError(f"{_line(self.peek_event())}nested deeper than {MAX_DEPTH} levels")
@@ -100,9 +113,15 @@ def read_text(path: Path) -> str:
     except OSError as exc:
         raise YamlError(f"cannot read: {exc.strerror}") from None
     try:
-        return data.decode("utf-8")
+        text = data.decode("utf-8")
     except UnicodeDecodeError as exc:
         raise YamlError(f"not UTF-8 text (byte {exc.start}: {data[exc.start:exc.start + 1]!r})") from None
+    bad = _CONTROL.search(text)
+    if bad:  # PyYAML would refuse it too, in two lines and by offset; say where, in one
+        line = text.count("\n", 0, bad.start()) + 1
+        column = bad.start() - (text.rfind("\n", 0, bad.start()) + 1) + 1
+        raise YamlError(f"line {line}, column {column}: control character U+{ord(bad.group()):04X} is not allowed in a YAML file")
+    return text
 
 
 def safe_load(path: Path) -> Any:

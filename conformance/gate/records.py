@@ -33,11 +33,11 @@ A 40x loss of accuracy (e.g. 2% -> 80% of the tolerance) fails in every environm
 
 from __future__ import annotations
 
-import fnmatch
 from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 
+from ..model.selection import left_out_by
 from ..report import diff as diff_mod
 from ..run import output
 from ..run import results as results_io
@@ -66,24 +66,6 @@ def envelope_for(attribution: str) -> tuple[str, Envelope]:
     return "same environment", ENVELOPES["same environment"]
 
 
-def _explained(record: dict, selection: dict | None, suites: set[str] | None) -> str | None:
-    """Why the current run's selection left this baseline record out, or None when nothing explains it."""
-    if not selection:
-        return None
-    for key, field_name in (("frameworks", "framework"), ("dtypes", "dtype"), ("modes", "mode"), ("devices", "device"),
-                            ("ops", "op"), ("quantities", "quantity")):
-        chosen = selection.get(key)
-        if chosen and record[field_name] not in chosen:
-            return f"--{key} {','.join(chosen)}"
-    if selection.get("cases") and not any(fnmatch.fnmatchcase(record["case"], p) for p in selection["cases"]):
-        return f"--case {' '.join(selection['cases'])}"
-    if selection.get("impls") and not any(record["impl"] == p or fnmatch.fnmatchcase(record["impl"], p) for p in selection["impls"]):
-        return f"--impl {' '.join(selection['impls'])}"
-    if suites is not None and record["case"].split("/")[0] not in suites:
-        return "--cases (suite not in the run)"
-    return None
-
-
 def _completeness(base: dict, cur: dict, base_doc: dict, cur_doc: dict, report: GateReport) -> None:
     if cur_doc.get("complete") is False or cur_doc.get("interrupted") or cur_doc.get("incomplete"):
         lost = (cur_doc.get("incomplete") or {}).get("lost") or []
@@ -105,7 +87,7 @@ def _completeness(base: dict, cur: dict, base_doc: dict, cur_doc: dict, report: 
     for k, b in base.items():
         if k in cur:
             continue
-        why = _explained(b, selection, suites)
+        why = left_out_by(selection, b, suites)
         if why:
             explained[why] += 1
         else:

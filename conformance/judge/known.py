@@ -21,7 +21,6 @@ its patterns match, every dtype, mode, op and quantity it names): a narrowed run
 
 from __future__ import annotations
 
-import fnmatch
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -33,6 +32,7 @@ from ..corpus import bundled
 from ..corpus.safe_yaml import YamlError, safe_load
 from ..model.names import BEHAVIOURS, DEVICES, DTYPES, MODES, OPS, QUANTITIES
 from ..model.record import UNEXPLAINED, Judgement, judged
+from ..model.selection import matches
 
 MATCH_FIELDS = ("framework", "impl", "op", "quantity", "dtype", "mode", "device", "case")
 ENTRY_FIELDS = {"id", "match", "kind", "explains", "reason", "link", "versions", "statuses", "behaviours", "max_tol_ratio"}
@@ -53,8 +53,7 @@ class RegistryError(ValueError):
 
 
 def _matches(value: str, patterns: Iterable[str]) -> bool:
-    # exact match first: implementation names such as "...[t]" contain glob characters
-    return any(value == p or fnmatch.fnmatchcase(value, p) for p in patterns)
+    return matches(value, patterns)  # the one selection rule (model/selection.py)
 
 
 @dataclass

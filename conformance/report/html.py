@@ -237,7 +237,7 @@ def build(paths: list[Path], out: Path, bench_paths: list[Path] | None = None, o
     return out
 
 
-def web_link(url) -> str:
+def web_link(url: object) -> str:
     """A link target only for an http(s) URL: anything else a registry entry, a results file or a case may carry
     (`javascript:`, `data:`, a relative path) renders as text, never as a live link."""
     text = str(url or "").strip()

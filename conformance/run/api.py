@@ -7,7 +7,6 @@ tests, `conformance fuzz` and the repro snippets call.
 
 from __future__ import annotations
 
-import fnmatch
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, fields
@@ -23,6 +22,7 @@ from ..judge import known as known_registry
 from ..judge.compare import judge
 from ..judge.oracle import compute as reference
 from ..model.record import OPTIONAL, Verdict, unjudged
+from ..model.selection import matches
 from . import results as results_io
 from . import shard_costs
 from .events import Event, Finished, Info, Planned, RecordMade
@@ -40,7 +40,7 @@ def check_cases(cases: list[Case], patterns: tuple[str, ...]) -> None:
     """Every case glob must match a case of the corpus being run: a typo would otherwise run nothing and pass."""
     ids = [c.full_id for c in cases]
     for pattern in patterns:
-        if not any(fnmatch.fnmatchcase(i, pattern) for i in ids):
+        if not any(matches(i, (pattern,)) for i in ids):
             suites = sorted({i.split("/")[0] for i in ids})
             raise SelectionError(f"--case {pattern!r} matches no case; suites: {', '.join(suites)} (e.g. --case '{suites[0]}/*')")
 
@@ -48,7 +48,7 @@ def check_cases(cases: list[Case], patterns: tuple[str, ...]) -> None:
 def _check_impls(patterns: tuple[str, ...], info: dict) -> None:
     offered = sorted({name for i in info.values() if isinstance(i, dict) for entry in i.get("implementations", []) for name in entry[1:]})
     for pattern in patterns:
-        if offered and not any(n == pattern or fnmatch.fnmatchcase(n, pattern) for n in offered):
+        if offered and not any(matches(n, (pattern,)) for n in offered):
             raise SelectionError(f"--impl {pattern!r} matches no implementation of the frameworks run; known: {', '.join(offered)}")
 
 
@@ -111,8 +111,10 @@ def prepare(case_paths: list[Path] | None, sel: Selection, known: Path | list[Pa
 
 def run_corpus(corpus: Corpus, sel: Selection, jobs: int = 2, timeout: float = DEFAULT_TIMEOUT_S,
                absent: dict[str, str] | None = None, on_event: Callable[[Event], None] = lambda msg: None,
-               machine: tuple[int, int] | None = None) -> tuple[dict, Outcome]:
-    """Run a prepared corpus through the selected frameworks (`jobs` worker processes; 1: in this process), every
+               machine: tuple[int, int] | None = None, inline: bool = False) -> tuple[dict, Outcome]:
+    """Run a prepared corpus through the selected frameworks (`jobs` worker processes, each framework call under the
+    watchdog and a crash isolated to its call; `inline`: in this process instead, for a function object that cannot
+    be sent to a worker, with neither), every
     record through the registry as it arrives (so `on_event` sees final statuses), and return the results document
     (not yet written) with the run's Outcome. `absent`: frameworks left out because they are not installed, and why.
     `on_event` first gets ("planned", units of work over every framework and mode), then the workers' messages.
@@ -134,7 +136,7 @@ def run_corpus(corpus: Corpus, sel: Selection, jobs: int = 2, timeout: float = D
             known_registry.apply_one(msg.record, entries, packages.get(msg.record["framework"]))
         on_event(msg)
 
-    if jobs == 1 and not machine:
+    if inline and not machine:
         outcome = run_inline(case_paths, sel, judged)
     else:
         outcome = run(case_paths, sel, jobs, judged, timeout, cases, machine)

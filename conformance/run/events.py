@@ -27,6 +27,15 @@ class CaseBegun:
 
 
 @dataclass(frozen=True)
+class CallBegun:
+    """A worker is about to call a framework: if the process dies before the call's records arrive (a segfault, an
+    abort, os._exit), the parent makes this call's `error` records, naming the signal, and the rest goes on."""
+    call: tuple[str, str, str, str, str]  # (case, impl_id, dtype, mode, device): what a resumed worker skips
+    record: dict  # the identity and context every record of this call carries (Record fields)
+    quantities: tuple[str, ...]
+
+
+@dataclass(frozen=True)
 class RecordMade:
     """One record, in its JSON form."""
     record: dict

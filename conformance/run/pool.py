@@ -26,8 +26,8 @@ from ..corpus.cases import Case, load
 from . import shard_costs
 from .balance import partition, spread
 from .environment import cpu_model
-from .events import CaseBegun, Crash, Done, Event, Fatal, Info, Lost, Plan, RecordMade, ShardProgress, Started, Tick, TimingOf
-from .runner import FrameworkBroken, Selection, run_framework, units
+from .events import CallBegun, CaseBegun, Crash, Done, Event, Fatal, Info, Lost, Plan, RecordMade, ShardProgress, Started, Tick, TimingOf
+from .runner import FrameworkBroken, Selection, crash_records, run_framework, units
 
 # Seconds a worker may go without sending anything (a record, progress) before it is taken for hung and stopped.
 # Generous: far above the longest silence of a healthy worker (one cold compile of a backward graph, README "How
@@ -51,6 +51,8 @@ class Shard:
     devices: tuple[str, ...] = ("cpu",)
     cases: tuple[str, ...] = ()  # only these case ids (empty: the selection's)
     exclude: tuple[str, ...] = ()  # not these (they have shards of their own)
+    skip_calls: tuple[tuple[str, str, str, str, str], ...] = ()  # calls a worker of this shard made or died in (a resumed shard)
+    resumed: int = 0  # how many times a worker of this shard died and the rest went to a new one
 
     @property
     def on_gpu(self) -> bool:
@@ -64,7 +66,7 @@ class Shard:
 
     def selection(self, sel: Selection) -> Selection:
         return replace(sel, dtypes=self.dtypes, modes=self.modes, devices=self.devices, cases=self.cases or sel.cases,
-                       exclude=sel.exclude + self.exclude)
+                       exclude=sel.exclude + self.exclude, skip_calls=sel.skip_calls + self.skip_calls)
 
 
 # A dtype whose cold run is estimated above this many seconds gets a worker of its own. Programs never cross
@@ -313,6 +315,16 @@ class Outcome:
                           "dtypes": list(shard.dtypes), "why": why})
 
 
+def _exit_cause(code: int | None) -> str:
+    """How a worker ended without saying it was done: the signal that killed it (SIGSEGV, SIGABRT, ...) or its code."""
+    if code is not None and code < 0:
+        try:
+            return f"killed by signal {signal.Signals(-code).name}"
+        except ValueError:
+            return f"killed by signal {-code}"
+    return f"worker exited with code {code} (crashed or killed)"
+
+
 def _last_line(text: str) -> str:
     lines = [line for line in text.strip().splitlines() if line.strip()]
     return lines[-1].strip() if lines else text
@@ -333,6 +345,8 @@ class _Pool:
         self.shards = {s.name: s for s in shards}
         self.cases = cases or []
         self.begun: dict[str, list[str]] = {}  # shard -> the cases it has started, in order
+        self.calls: dict[str, list[CallBegun]] = {}  # shard -> the framework calls begun in its current case
+        self.answered: dict[str, int] = {}  # shard -> records received for its last call
         self.resumed: list[Shard] = []  # what the pool starts for the rest of a shard whose worker died
         self.running: dict[str, tuple[mp.Process, Connection]] = {}
         self.seen: dict[str, float] = {}
@@ -350,19 +364,36 @@ class _Pool:
                                            "devices": list(shard.devices), "spawned": spawned}
 
     def stop(self, name: str, why: str, resume: bool = False) -> None:
-        """The worker stopped and its shard lost; with `resume`, the cases it had not begun go to a new worker, so
-        a worker that dies costs at most the case it was on (once: a shard resumed dies for good)."""
+        """The worker stopped. Where it died inside a framework call (a signal, an abort, an exit: `resume`), that call
+        gets `error` records naming the cause and a new worker takes the rest of the shard, the calls already made
+        skipped: a crash is a finding, and the run completes. Otherwise (a hang, a crash of the harness, an interrupt)
+        the shard is lost; with `resume`, the cases it had not begun go to a new worker (once), so a worker that dies
+        costs at most the case it was on."""
         proc, conn = self.running.pop(name)
         if proc.is_alive():
             proc.kill()
         proc.join(timeout=10)
         conn.close()
         shard, begun = self.shards[name], self.begun.get(name, [])
+        calls = self.calls.get(name, [])
+        crashed = calls[-1] if resume and calls and self.answered.get(name, 0) < len(calls[-1].quantities) else None
+        rest = [c.full_id for c in self.cases if shard.selection(self.sel).wants_case(c.full_id) and c.full_id not in begun]
+        if crashed is not None and self.cases:
+            cause = f"the process died during this call ({why}); the case's other calls ran in a new worker"
+            for record in crash_records(crashed, cause):
+                self.outcome.take(RecordMade(record))
+                self.on_event(RecordMade(record))
+            again = replace(shard, name=f"{shard.name.split('/resumed')[0]}/resumed-{shard.resumed + 1}", cases=(crashed.record["case"], *rest),
+                            skip_calls=shard.skip_calls + tuple(c.call for c in calls), resumed=shard.resumed + 1)
+            self.shards[again.name] = again
+            self.resumed.append(again)
+            self.on_event(Lost(name, f"{why} during {crashed.record['case']} {crashed.record['impl']} {crashed.record['dtype']} "
+                                     f"{crashed.record['mode']}: recorded as that call's error; the rest goes on in a new worker"))
+            return
         if begun:
             why = f"{why}, during case {begun[-1]}"
-        rest = [c.full_id for c in self.cases if shard.selection(self.sel).wants_case(c.full_id) and c.full_id not in begun]
-        if resume and rest and self.cases and not name.endswith("/resumed"):
-            again = replace(shard, name=f"{name}/resumed", cases=tuple(rest))
+        if resume and rest and self.cases and not shard.resumed and "/resumed" not in name:
+            again = replace(shard, name=f"{name}/resumed", cases=tuple(rest), resumed=1)
             self.shards[again.name] = again
             self.resumed.append(again)
             why = f"{why}; its {len(rest)} case(s) not yet begun run in a new worker"
@@ -380,6 +411,10 @@ class _Pool:
             shard_timing.update(msg.timing)
         elif isinstance(msg, CaseBegun):
             self.begun.setdefault(name, []).append(msg.case)
+            self.calls[name] = []
+        elif isinstance(msg, CallBegun):
+            self.calls.setdefault(name, []).append(msg)
+            self.answered[name] = 0
         elif isinstance(msg, Crash):
             self.stop(name, f"crashed: {_last_line(msg.traceback)}", resume=True)
         elif isinstance(msg, Done):
@@ -389,6 +424,8 @@ class _Pool:
             conn.close()
             self.on_event(Done(name))
         else:
+            if isinstance(msg, RecordMade):
+                self.answered[name] = self.answered.get(name, 0) + 1
             self.outcome.take(msg)
             self.on_event(replace(msg, shard=name) if isinstance(msg, ShardProgress) else msg)  # progress is per shard
 
@@ -402,7 +439,7 @@ class _Pool:
             except (EOFError, OSError):  # gone without saying done: a native crash, os._exit, killed
                 proc = self.running[name][0]
                 proc.join(timeout=10)
-                self.stop(name, f"worker exited with code {proc.exitcode} (crashed or killed)", resume=True)
+                self.stop(name, _exit_cause(proc.exitcode), resume=True)
                 continue
             self.seen[name] = time.monotonic()
             self.receive(name, msg)

@@ -5,7 +5,6 @@ over them); `judge_case` is the same for one case, for the tests, fuzz and the r
 
 from __future__ import annotations
 
-import fnmatch
 import itertools
 import time
 from collections import Counter
@@ -23,7 +22,8 @@ from ..corpus.inputs import Inputs, build
 from ..judge import oracle
 from ..judge.compare import digest, judge
 from ..model.record import Record
-from .events import CaseBegun, Event, Info, RecordMade, ShardProgress, TimingOf
+from ..model.selection import impl_matches, matches
+from .events import CallBegun, CaseBegun, Event, Info, RecordMade, ShardProgress, TimingOf
 
 
 class FrameworkBroken(Exception):
@@ -44,15 +44,16 @@ class Selection:
     named: bool = False  # the frameworks were named on the command line: one that cannot be loaded is bad input
     devices_named: bool = False  # the devices were named: a GPU that was asked for and cannot be used is an error
     exclude: tuple[str, ...] = ()  # full case ids left to other shards (the assert-prone ones on a GPU)
+    skip_calls: tuple[tuple[str, str, str, str, str], ...] = ()  # (case, impl_id, dtype, mode, device) a crashed worker made or died in
 
     def wants_case(self, full_id: str) -> bool:
         if full_id in self.exclude:
             return False
-        return not self.cases or any(full_id == p or fnmatch.fnmatchcase(full_id, p) for p in self.cases)
+        return not self.cases or matches(full_id, self.cases)
 
     def wants_impl(self, impl: Impl) -> bool:
         """By stable id or by label, exactly or as a glob."""
-        return not self.impls or any(n == p or fnmatch.fnmatchcase(n, p) for p in self.impls for n in (impl.id, impl.name))
+        return not self.impls or impl_matches(impl.id, impl.name, self.impls)
 
     def quantities_of(self, case: Case, op: str) -> tuple[str, ...]:
         wanted = case.quantities_for(op)
@@ -159,8 +160,9 @@ def invalid_references(inputs: Inputs, quantities: tuple[str, ...]) -> dict:
 
 
 def records_for(adapter: Adapter, case: Case, inputs: Inputs, refs: dict, sel: Selection, devices: Sequence[str],
-                timing: Timing | None = None) -> Iterator[dict]:
-    """Run every selected implementation of this op in `adapter` and judge each quantity."""
+                timing: Timing | None = None, on_call: Callable[[CallBegun], None] | None = None) -> Iterator[dict]:
+    """Run every selected implementation of this op in `adapter` and judge each quantity. `on_call` hears of each
+    framework call before it is made (the worker tells its parent, which makes the call's records if it dies)."""
     timing = timing or Timing()
     if isinstance(inputs, HarnessFailure):
         yield from _failure_records(adapter, case, inputs, sel, devices)
@@ -175,6 +177,11 @@ def records_for(adapter: Adapter, case: Case, inputs: Inputs, refs: dict, sel: S
             for mode in modes:
                 if not impl.runs(case.full_id, mode):
                     continue
+                call = (case.full_id, impl.id, inputs.dtype, mode, device)
+                if call in sel.skip_calls:
+                    continue
+                if on_call is not None:
+                    on_call(CallBegun(call, call_context(case, inputs, impl, mode, device), quantities))
                 started = time.perf_counter()
                 outs = _evaluate_healing(adapter, impl, inputs, quantities, mode, device, timing)
                 elapsed = time.perf_counter() - started
@@ -257,6 +264,20 @@ def _framework_dirs(adapter: Adapter) -> tuple[str, ...]:
     return _DIRS[name]
 
 
+def call_context(case: Case, inputs: Inputs, impl: Impl, mode: str, device: str) -> dict:
+    """What every record of one call carries besides its quantity and verdict: identity and context."""
+    return {"case": case.full_id, "op": inputs.op, "dtype": inputs.dtype, "framework": impl.framework, "impl": impl.name, "mode": mode,
+            "device": device, "impl_id": impl.id, "case_file": str(Path(case.path).resolve()), "naive": impl.naive, "invalid": case.invalid}
+
+
+def crash_records(begun: CallBegun, why: str) -> list[dict]:
+    """The records of a call during which the worker process died (a signal, an abort, an exit): `error`, the cause
+    named, for every quantity the call was to answer. A crash is the framework's answer to that input."""
+    error = {"type": "ProcessCrash", "message": why, "where": "the worker process"}
+    return [Record(status="error", behaviour="error", detail=why, quantity=q, error=dict(error), **begun.record).to_json()
+            for q in begun.quantities]
+
+
 def make_record(case: Case, inputs: Inputs, impl: Impl, quantity: str, mode: str, device: str, out: Any, ref: oracle.Reference, elapsed: float,
                 scale: float | None, owners: tuple[str, ...] = ()) -> Record:
     """The verdict on one quantity of one call: `out` is the adapter's value, an Unsupported, or what it raised.
@@ -333,7 +354,7 @@ def run_framework(name: str, case_paths: list[str], sel: Selection, emit: Callab
         if case.full_id != current:  # the parent knows which case a worker that dies was on, and what is left
             current = case.full_id
             emit(CaseBegun(name, current))
-        for record in records_for(adapter, case, inputs, refs, sel, devices, timing):
+        for record in records_for(adapter, case, inputs, refs, sel, devices, timing, emit):
             sent = time.perf_counter()
             emit(RecordMade(record))
             timing.add("send", time.perf_counter() - sent)

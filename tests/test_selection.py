@@ -1,0 +1,35 @@
+"""One selection rule (model/selection.py) for the runner, the registry and the gate: a stable id and a label name
+the same implementation everywhere, and a name that holds glob characters matches itself."""
+
+from __future__ import annotations
+
+from results_factory import record
+
+from conformance.adapters.base import Impl
+from conformance.gate import records as gate
+from conformance.model.selection import impl_matches, left_out_by, matches
+from conformance.run.runner import Selection
+
+
+def test_a_stable_id_selects_the_same_records_in_the_runner_and_in_the_gate():
+    """`--impl torch/softmax` ran torch.softmax: a baseline record of it that the current run lacks is missing, not
+    narrowed out (the gate once matched labels only, and excused it)."""
+    impl = Impl(framework="torch", op="softmax", name="torch.softmax", key="softmax", forward=lambda *a: None)
+    sel = Selection(("torch",), ("float32",), ("cpu",), ("eager",), impls=("torch/softmax",))
+    assert sel.wants_impl(impl)
+    selected = record(impl="torch.softmax", impl_id="torch/softmax")
+    other = record(impl="torch.nn.functional.softmax", impl_id="torch/functional")
+    recorded = {"impls": ["torch/softmax"]}
+    assert left_out_by(recorded, selected) is None and left_out_by(recorded, other) == "--impl torch/softmax"
+    baseline = {"records": [selected, other], "environment": {}}
+    current = {"records": [], "environment": {"frameworks": {"torch": {}}}, "selection": recorded}
+    report = gate.GateReport()
+    gate.compare_records(baseline, current, report)
+    assert any("1 baseline record(s) of torch missing" in r for r in report.regressions), report.regressions
+    assert any("--impl torch/softmax: 1 baseline records not compared" in n for n in report.notes), report.notes
+
+
+def test_a_name_with_glob_characters_matches_itself_first():
+    assert matches("suite/a[1]*?", ["suite/a[1]*?"]) and matches("suite/a1xy", ["suite/a[1]*?"])  # itself, and as a glob
+    assert not matches("suite/a[1]", ["suite/a[2]"])
+    assert impl_matches("fw/key", "f(x)[t]", ["f(x)[t]"]) and impl_matches("fw/key", "label", ["fw/*"])
