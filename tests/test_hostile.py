@@ -202,3 +202,55 @@ def test_a_run_whose_summary_failed_is_its_own_results_not_stale(tmp_path):
     assert (out / output.MARKER).exists()  # only the holder releases the folder
     output.finish(out, token)
     assert not (out / output.MARKER).exists()
+
+
+# --- `check` on a module that ends the process, and the command line's other doors ---
+
+@pytest.mark.parametrize("body, said", [("import sys\nsys.exit(0)\n", "called sys.exit(0)"), ("import os\nos._exit(0)\n", "ended the process (exit code 0)")])
+def test_check_of_a_module_that_exits_at_import_is_exit_2_and_leaves_the_folder_as_it_was(tmp_path, capsys, body, said):
+    (tmp_path / "mine.py").write_text(body + "def f(x, axis=-1):\n    return x\n")
+    out = tmp_path / "out"
+    assert main(["check", f"{tmp_path / 'mine.py'}:f", "--op", "softmax", "--framework", "numpy", "--out", str(out)]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and said in err[0], err
+    assert not out.exists() or not any(out.iterdir())  # no marker, no partial log: nothing ran
+
+
+def test_a_file_target_imports_the_modules_beside_it(tmp_path, capsys):
+    (tmp_path / "my_glue.py").write_text("import numpy as np\n\ndef stable(x, axis):\n    e = np.exp(x - x.max(axis, keepdims=True))\n"
+                                         "    return e / e.sum(axis, keepdims=True)\n")
+    (tmp_path / "mine.py").write_text("import my_glue\n\ndef f(x, axis=-1):\n    return my_glue.stable(x, axis)\n")
+    assert main(["check", f"{tmp_path / 'mine.py'}:f", "--op", "softmax", "--framework", "numpy", "--case", "published-values/*",
+                 "--modes", "eager", "--out", str(tmp_path / "out")]) == 0
+
+
+@pytest.mark.parametrize("command", ["report", "diff"])
+def test_an_output_folder_that_is_a_file_is_one_line_and_exit_2(tmp_path, capsys, command):
+    good = write(tmp_path, "base", [record()])
+    (tmp_path / "afile").write_text("")
+    argv = {"report": ["report", str(good)], "diff": ["diff", str(good), str(good)]}[command] + ["--out", str(tmp_path / "afile")]
+    assert main(argv) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "exists and is not a folder" in err[0]
+
+
+def test_a_full_disk_under_report_is_exit_4_naming_the_environment(tmp_path, capsys, monkeypatch):
+    import errno
+
+    good = write(tmp_path, "base", [record()])
+
+    def full(*args, **kwargs):
+        raise OSError(errno.ENOSPC, "No space left on device", str(tmp_path / "r" / "index.html"))
+
+    monkeypatch.setattr(results_io, "write_text", full)
+    assert main(["report", str(good), "--out", str(tmp_path / "r")]) == 4
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "environment: No space left on device" in err[0]
+
+
+@pytest.mark.parametrize("command", [["history", "--framework", "numpy", "--release", "numpy==2.0.0", "--release", "numpy==2.0.1"],
+                                     ["timing", "--measure"]])
+def test_run_args_with_an_unbalanced_quote_are_one_line_and_exit_2(tmp_path, capsys, command):
+    assert main([*command, "--run-args", "--modes 'eager", "--out", str(tmp_path / "o")]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "No closing quotation" in err[0]

@@ -64,8 +64,13 @@ def resolve(target: str) -> Callable:
         spec = importlib.util.spec_from_file_location(f"conformance_user_{path.stem}", path)
         module = importlib.util.module_from_spec(spec)
         sys.modules[spec.name] = module
+        if str(path.parent) not in sys.path:  # the file's own folder, as `python file.py` has it: its glue modules import
+            sys.path.insert(0, str(path.parent))
         try:
             spec.loader.exec_module(module)
+        except SystemExit as exc:
+            raise TargetError(f"{target!r}: importing {path} called sys.exit({exc.code!r}); a TARGET's module must not exit at import "
+                              "(guard the script part with `if __name__ == '__main__':`)") from None
         except Exception as exc:
             raise TargetError(f"{target!r}: importing {path} raised {type(exc).__name__}: {exc}") from None
     else:
@@ -73,12 +78,52 @@ def resolve(target: str) -> Callable:
             sys.path.insert(0, os.getcwd())
         try:
             module = importlib.import_module(where)
+        except SystemExit as exc:
+            raise TargetError(f"{target!r}: importing {where} called sys.exit({exc.code!r}); a TARGET's module must not exit at import") from None
         except Exception as exc:
             raise TargetError(f"{target!r}: importing {where} raised {type(exc).__name__}: {exc}") from None
     fn = getattr(module, name, None)
     if not callable(fn):
         raise TargetError(f"{target!r}: {where} has no function {name!r}")
     return fn
+
+
+def _probe(target: str, answer) -> None:
+    """In a child process: resolve the TARGET and say how it went."""
+    try:
+        resolve(target)
+    except TargetError as exc:
+        answer.send(str(exc))
+    except BaseException as exc:  # noqa: BLE001 - whatever the module does, the parent hears of it
+        answer.send(f"{target!r}: importing it raised {type(exc).__name__}: {exc}")
+    else:
+        answer.send("")
+
+
+def probe(target: str, timeout: float = 300.0) -> None:
+    """Resolve a TARGET in a fresh process first: a module that ends the process at import (os._exit, a crash in its
+    native code) or never returns ends the child, not the command that checks it. Raises TargetError."""
+    import multiprocessing as mp
+
+    ctx = mp.get_context("spawn")
+    reader, writer = ctx.Pipe(duplex=False)
+    child = ctx.Process(target=_probe, args=(target, writer), daemon=True)
+    child.start()
+    writer.close()
+    said = None
+    if reader.poll(timeout):
+        try:
+            said = reader.recv()
+        except EOFError:  # the child ended without a word
+            pass
+    if said is None:
+        child.kill()
+    child.join(timeout=10)
+    if said is None:
+        why = f"ended the process (exit code {child.exitcode})" if child.exitcode is not None else f"did not return within {timeout:g} s"
+        raise TargetError(f"{target!r}: importing it {why}; a TARGET's module must import cleanly")
+    if said:
+        raise TargetError(said)
 
 
 def use(function: Callable, framework: str, op: str, target: str = "") -> None:

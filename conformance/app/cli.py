@@ -8,6 +8,7 @@ incomplete run; 4 the environment failed a write (the previous files are intact;
 from __future__ import annotations
 
 import argparse
+import errno
 import os
 import shlex
 import sys
@@ -92,7 +93,7 @@ def cmd_bench(args: argparse.Namespace) -> int:
     frameworks, absent = _frameworks(args.frameworks)
     options = BenchOptions("quick" if args.quick else args.profile, args.threads, args.repeat, args.max_time, args.modes, args.devices,
                            args.dtypes, args.shapes, args.select)
-    return bench_and_say(frameworks, absent, Path(args.out), options)
+    return bench_and_say(frameworks, absent, _output_folder(Path(args.out)), options)
 
 
 def cmd_check(args: argparse.Namespace) -> int:
@@ -188,6 +189,23 @@ def _threads(text: str) -> int:
     return int(text)
 
 
+def _split_run_args(text: str) -> list[str]:
+    """--run-args as the words a shell would make of them; an unbalanced quote is bad input, said in one line."""
+    try:
+        return shlex.split(text)
+    except ValueError as exc:
+        raise UsageError(f"--run-args {text!r}: {exc}") from None
+
+
+def _output_folder(out: Path) -> Path:
+    """--out of a command that writes a folder of files (report, diff, bench): one line, exit 2, where it cannot."""
+    try:
+        output.check(out)
+    except output.FolderError as exc:
+        raise UsageError(str(exc)) from None
+    return out
+
+
 def cmd_timing(args: argparse.Namespace) -> int:
     """Break down results files; with --measure, first make them (app/timing.py: cold, warm, warm-planned)."""
     from ..report import timing as timing_report
@@ -195,7 +213,7 @@ def cmd_timing(args: argparse.Namespace) -> int:
 
     paths = list(args.results)
     if args.measure:
-        run_args = build_parser().parse_args(["run", *shlex.split(args.run_args)])  # --run-args are `conformance run`'s
+        run_args = build_parser().parse_args(["run", *_split_run_args(args.run_args)])  # --run-args are `conformance run`'s
         try:
             paths += timing.measure(run_request(run_args), args.out, say=lambda line: print(line, flush=True))
         except timing.MeasureRefused as exc:
@@ -247,7 +265,7 @@ def cmd_diff(args: argparse.Namespace) -> int:
 
     base, cur = results_io.read(args.baseline), results_io.read(args.current)
     moves = diff.diff(base, cur)
-    written = diff.write(moves, base, cur, Path(args.out))
+    written = diff.write(moves, base, cur, _output_folder(Path(args.out)))
     worse = sum(m.worse for m in moves)
     print(f"diff: {len(moves)} record(s) moved ({worse} for the worse); wrote {', '.join(str(p) for p in written)}")
     return 0
@@ -260,7 +278,7 @@ def cmd_history(args: argparse.Namespace) -> int:
         raise UsageError(f"unknown framework {args.framework!r}; known: {', '.join(registered())}")
     releases = [history.parse_release(text) for text in args.release]
     # --run-args are `conformance run`'s; the framework is checked when each release runs, with the release on the path
-    run_args = build_parser().parse_args(["run", "--frameworks", args.framework, *shlex.split(args.run_args)])
+    run_args = build_parser().parse_args(["run", "--frameworks", args.framework, *_split_run_args(args.run_args)])
     pairs = history.history(args.framework, releases, Path(args.out), args.cache, run_request(run_args, installed_here=False),
                             log=lambda line: print(line, file=sys.stderr, flush=True))
     for p in pairs:
@@ -276,7 +294,7 @@ def cmd_report(args: argparse.Namespace) -> int:
     for b in args.benchmarks or []:
         if not b.exists():
             raise UsageError(f"{b}: no such benchmark file")
-    out = report.build(paths, Path(args.out), args.benchmarks, args.on_duplicate)
+    out = report.build(paths, _output_folder(Path(args.out)), args.benchmarks, args.on_duplicate)
     print(f"wrote {out / 'index.html'} and {out / 'report.md'}")
     return 0
 
@@ -505,6 +523,10 @@ def _add_small_commands(sub) -> None:
     lst.set_defaults(func=cmd_list)
 
 
+# The errors of the machine, not of the input or the frameworks: a full disk or quota, no permission, a read-only file system.
+ENVIRONMENT_ERRNOS = (errno.ENOSPC, errno.EDQUOT, errno.EACCES, errno.EPERM, errno.EROFS, errno.EIO)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
@@ -518,6 +540,12 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     except output.WriteFailed as exc:
         print(f"conformance: environment: {exc}", file=sys.stderr)
+        return 4
+    except OSError as exc:  # the environment failed a write or a read the command could not do without (a full disk)
+        if exc.errno not in ENVIRONMENT_ERRNOS:
+            raise
+        print(f"conformance: environment: {exc.strerror or exc}{f': {exc.filename}' if exc.filename else ''}; "
+              "what was written before stays as it was", file=sys.stderr)
         return 4
     except KeyboardInterrupt:
         print("conformance: interrupted", file=sys.stderr)

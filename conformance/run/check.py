@@ -155,7 +155,8 @@ def run(target: str, framework: str, op: str, sel: Selection, case_paths: list[P
     """The corpus (or the selection) for `op` through the function named by `target`. Raises TargetError, CaseFileError,
     RegistryError or SelectionError for bad input."""
     target = absolute_target(target)
-    user_adapter.resolve(target)  # a TARGET that names nothing is bad input before anything runs
+    user_adapter.probe(target)  # a TARGET that names nothing, or whose import exits or crashes, is bad input before anything runs
+    user_adapter.resolve(target)
     register(target, framework, op)
     corpus = api.prepare(case_paths, selection(framework, op, sel), registries)
     doc, outcome = api.run_corpus(corpus, selection(framework, op, sel), jobs)
