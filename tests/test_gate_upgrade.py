@@ -115,3 +115,23 @@ def test_diff_lists_every_moved_record(tmp_path, capsys):
     assert moves and all(m["attribution"].startswith("version change (jax 0.9.2 -> 0.10.2") for m in moves)
     md = (tmp_path / "diff.md").read_text()
     assert "jax 0.9.2 -&gt; 0.10.2" in md and md.count("\n| ") >= len(moves)
+
+
+ANSWERS = Path(__file__).resolve().parent / "data" / "upgrade-answers"
+
+
+@pytest.mark.parametrize("kind", ["", "-digests-only"], ids=["with-unanswered", "digests-only"])
+@pytest.mark.parametrize("direction", ["upgrade", "downgrade"])
+def test_the_benign_jax_pair_passes_both_ways_with_answers_recorded(capsys, kind, direction):
+    """The same pair, run again with answers recorded (`conformance history --framework jax`, this machine, one day):
+    with digests only (before `unanswered`) and with the entries without an answer. Last-bit changes in the rows that
+    have an answer, inside a case flagged invalid, once failed the gate 10 times; they are no answer change."""
+    old, new = ANSWERS / f"jax-0.9.2{kind}.json.gz", ANSWERS / f"jax-0.10.2{kind}.json.gz"
+    base, cur = (old, new) if direction == "upgrade" else (new, old)
+    before, after = results_io.read(old), results_io.read(new)
+    key = ("masked-softmax/fully-masked-row", "masked_softmax", "value", "float32", "jax/where")
+    pick = {d: next(r for r in doc["records"] if (r["case"], r["op"], r["quantity"], r["dtype"]) == key[:4] and r["impl"] == "jax.nn.softmax(x, where=mask)")
+            for d, doc in (("old", before), ("new", after))}
+    assert pick["old"]["answer"] != pick["new"]["answer"]  # the digests differ: one float32 ulp in the valid row
+    code, out = _gate(capsys, base, cur)
+    assert code == 0 and "gate: PASS" in out, out
