@@ -27,10 +27,11 @@ __all__ = ["CheckResult", "check"]
 
 def check(fn: Callable, op: str, framework: str, *, cases: Sequence[str | Path] | None = None, case: Sequence[str] = (),
           dtypes: Sequence[str] = DTYPES, modes: Sequence[str] = MODES, quantities: Sequence[str] = (),
-          devices: Sequence[str] = ("cpu",), compile_cache: str | Path | None = None) -> CheckResult:
+          devices: Sequence[str] = ("cpu",), compile_cache: str | Path | None = None, returns: str = "auto") -> CheckResult:
     """`fn` (an `op` written in `framework`, one of adapters.user.FRAMEWORKS) judged on the bundled corpus (or `cases`,
-    case files or folders), narrowed by `case` globs, dtypes, modes, quantities and devices."""
-    user_adapter.use(fn, framework, op)
+    case files or folders), narrowed by `case` globs, dtypes, modes, quantities and devices. `returns`: what a
+    cross-entropy without a `reduction` keyword returns (none, mean, sum; auto: inferred from one call)."""
+    user_adapter.use(fn, framework, op, returns=returns)
     old = os.environ.get(EXTRA_ADAPTERS_ENV)
     os.environ[EXTRA_ADAPTERS_ENV] = ",".join(x for x in (old, "user=conformance.adapters.user") if x)
     try:

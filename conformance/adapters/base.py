@@ -221,6 +221,10 @@ class Impl:
     # declaration, never a way to leave out cases it fails.
     cases: tuple[str, ...] = ()
     static_shapes: bool = False  # compiled once per input shape (a fixed-shape training loop), not once for every shape
+    # What a cross-entropy door that takes no `reduction` keyword returns: the per-example losses ("none"), or already
+    # their "mean" or "sum" (most losses people write). Such a door is judged on the cases in that reduction, against
+    # the oracle's value for it, and is unsupported on the others: never composed into another reduction.
+    returns: str = "none"
 
     @property
     def id(self) -> str:
@@ -233,13 +237,28 @@ class Impl:
 
     def reduction_composed(self, inputs: Inputs) -> bool:
         """True when reduction is applied after the call with the framework's own sum/mean (recorded, never hidden)."""
-        return inputs.options.reduction != "none" and "reduction" not in self.options
+        return inputs.options.reduction != "none" and "reduction" not in self.options and self.returns == "none"
+
+    def returned_reduction(self, inputs: Inputs) -> str:
+        """The reduction the call itself returns for these inputs (before any composition): the case's where the door
+        takes the keyword or returns that reduction already, else per-example losses."""
+        if "reduction" in self.options or self.returns == inputs.options.reduction:
+            return inputs.options.reduction
+        return "none"
+
+
+class ContractError(Exception):
+    """A call that answered outside its op's contract (another output shape): an error of the call, never evidence
+    that it rejected an input that has no answer."""
 
 
 def check_supported(impl: Impl, inputs: Inputs) -> None:
     """Raise Unsupported for an axis or options the public function does not take. Never emulate them."""
     if impl.last_axis_only and inputs.logits.ndim and inputs.axis != inputs.logits.ndim - 1:
         raise Unsupported(f"{impl.name} has no axis argument (classes are the last axis)")
+    if impl.returns != "none" and "reduction" not in impl.options and inputs.options.reduction != impl.returns:
+        raise Unsupported(f"{impl.name} returns the {impl.returns} of the per-example losses; this case asks for reduction "
+                          f"'{inputs.options.reduction}', which it cannot give without composing another")
     for option in inputs.options.non_default():
         if option == "reduction":
             continue  # composed with the framework's own sum/mean where not native; see Impl.reduction_composed

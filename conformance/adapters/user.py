@@ -12,11 +12,17 @@ What the function takes is read from its signature, never emulated:
   `soft_cap`) and `z_loss` (also `lse_square_scale`); an option it does not take is `unsupported` for the cases that
   set it, except `reduction`, which the harness applies after the call with the framework's own sum or mean when
   the function returns per-example losses (marked `composed` in the record);
+- what a cross-entropy without a `reduction` keyword returns (`returns`: none, mean or sum; `auto`, the default,
+  infers it from one call on a three-row probe: three losses are per-example, one loss equal to the oracle's mean
+  or sum is that): a function that returns the mean is judged on the `mean` cases only, against the oracle's mean,
+  and is unsupported on the others, never composed into a wrong number;
+- an answer of another shape than the op's contract gives (a mean where per-example losses were expected) is an
+  error of the call's contract (ContractError), never taken for the function rejecting an input with no answer;
 - softmax and log_softmax take `f(x)`; the cross entropies `f(logits, labels)` (dense labels, or integer class
   indices for sparse_softmax_cross_entropy); the masked ops `f(x, mask)`.
 
-The target reaches every worker process through $CONFORMANCE_CHECK (JSON: target, framework, op); in one process
-(`conformance.testing`) `use(function, framework, op)` sets it directly.
+The target reaches every worker process through $CONFORMANCE_CHECK (JSON: target, framework, op, returns); in one
+process (`conformance.testing`) `use(function, framework, op, returns=...)` sets it directly.
 """
 
 from __future__ import annotations
@@ -32,13 +38,18 @@ from pathlib import Path
 from types import ModuleType
 from typing import Any
 
-from ..corpus.inputs import Inputs
-from .base import Array, Impl, declaration
+import numpy as np
+
+from ..corpus.cases import Options
+from ..corpus.inputs import Inputs, output_shape
+from ..model.names import CROSS_ENTROPY_OPS, REDUCTIONS
+from .base import Array, ContractError, Impl, declaration
 
 NAME = "user"
 CHECK_ENV = "CONFORMANCE_CHECK"
 FRAMEWORKS = ("torch", "jax", "tensorflow", "numpy")
 OWN_PROCESS = True  # it takes on its framework's adapter, which may fix things per process (Keras's backend)
+RETURNS = (*REDUCTIONS, "auto")  # what --returns takes
 OPTIONS = ("reduction", "label_smoothing", "ignore_index", "weight", "softcap", "z_loss")
 # the keywords a function may take an option under: the case format's name first, then the kernels' own names
 KEYWORDS = {"softcap": ("softcap", "logit_softcap", "soft_cap"), "z_loss": ("z_loss", "lse_square_scale")}
@@ -46,6 +57,7 @@ KEYWORDS = {"softcap": ("softcap", "logit_softcap", "soft_cap"), "z_loss": ("z_l
 _fn: Callable | None = None
 _spec: dict = {}
 _fw: ModuleType | None = None
+_returns: tuple[str, bool] | None = None  # (what the function returns, whether it was inferred), once known
 
 
 class TargetError(ValueError):
@@ -126,10 +138,10 @@ def probe(target: str, timeout: float = 300.0) -> None:
         raise TargetError(said)
 
 
-def use(function: Callable, framework: str, op: str, target: str = "") -> None:
+def use(function: Callable, framework: str, op: str, target: str = "", returns: str = "auto") -> None:
     """Judge `function` (an op of `framework`) in this process."""
-    global _fn, _spec, _fw
-    _fn, _spec, _fw = function, {"framework": framework, "op": op, "target": target or _label(function)}, None
+    global _fn, _spec, _fw, _returns
+    _fn, _spec, _fw, _returns = function, {"framework": framework, "op": op, "target": target or _label(function), "returns": returns}, None, None
     loaded = sys.modules.get(f"conformance.adapters.{framework}")
     if loaded is not None and hasattr(loaded, "forget_compiled"):
         loaded.forget_compiled()  # compiled callables are keyed by the implementation's name, which is the function's label
@@ -178,7 +190,12 @@ def devices() -> list[str]:
 
 
 def flags() -> dict:
-    return _framework().flags()
+    """The framework's flags, and what the function returns (said once per run: `returns`, `returns_inferred`)."""
+    out = dict(_framework().flags())
+    if (_spec.get("op") or "") in CROSS_ENTROPY_OPS:
+        what, inferred = returns()
+        out.update(returns=what, returns_inferred=inferred)
+    return out
 
 
 def set_threads(n: int) -> None:
@@ -223,7 +240,80 @@ def _forward(x: Array, labels: Array | None, inputs: Inputs) -> Array:
         if value is not None:
             kwargs[keyword] = value
     args = (x,) if labels is None else (x, labels)
-    return _fn(*args, **kwargs)
+    return _check_shape(_fn(*args, **kwargs), inputs)
+
+
+def _flattened(got: tuple[int, ...], want: tuple[int, ...], inputs: Inputs) -> bool:
+    """Per-example losses returned flat: as many as expected, the classes the last axis (so C-order keeps them in order)."""
+    return (inputs.op in CROSS_ENTROPY_OPS and len(got) == 1 and len(want) > 1 and int(np.prod(want)) == got[0]
+            and inputs.axis == inputs.logits.ndim - 1)
+
+
+def _check_shape(out: Any, inputs: Inputs) -> Any:
+    """The function's answer must have the shape its op and reduction give: per-example losses, their mean or sum,
+    or the logits' shape. Anything else is an error of the call's contract (ContractError)."""
+    shape = getattr(out, "shape", None)
+    if shape is None:
+        return out  # not an array: the framework adapter says what is wrong with it
+    if "reduction" in _parameters():
+        returned = inputs.options.reduction
+    elif inputs.op in CROSS_ENTROPY_OPS and returns()[0] == inputs.options.reduction:
+        returned = inputs.options.reduction
+    else:
+        returned = "none"  # per-example losses (the harness composes the case's reduction), or the logits' shape
+    want = output_shape(inputs.op, tuple(inputs.logits.shape), inputs.axis, returned)
+    got = tuple(int(n) for n in shape)
+    if got != want and _flattened(got, want, inputs):
+        return out.reshape(want)  # a function written for [N, C] input folds leading axes into N: the same losses, in order
+    if got != want and not (want == () and got == (1,)):
+        if inputs.op not in CROSS_ENTROPY_OPS:
+            what = "the logits' shape"
+        else:
+            what = "per-example losses" if returned == "none" else f"the {returned} loss"
+        hint = " (say what it returns: --returns mean|sum, or check(..., returns=))" if inputs.op in CROSS_ENTROPY_OPS else ""
+        raise ContractError(f"{_spec.get('target')} returned shape {list(got)} where {what} {list(want)} were expected{hint}")
+    return out
+
+
+def returns() -> tuple[str, bool]:
+    """What the function returns (none, mean or sum) and whether that was inferred: the declared value, else one call
+    on a three-row probe (three losses: per-example; one, equal to the oracle's mean or sum of them: that)."""
+    global _returns
+    if _returns is None:
+        declared = _spec.get("returns") or "auto"
+        op = _spec.get("op")
+        if declared != "auto" or op not in CROSS_ENTROPY_OPS or "reduction" in _parameters():
+            _returns = (declared if declared != "auto" else "none", False)
+        else:
+            _returns = (_infer_returns(op), True)
+    return _returns
+
+
+def _infer_returns(op: str) -> str:
+    from ..judge import oracle
+
+    logits = np.array([[0.0, 1.0, 2.0], [2.0, 0.5, 1.0], [1.0, 3.0, -1.0]])
+    dense = np.array([[0.0, 0.0, 1.0], [0.0, 1.0, 0.0], [1.0, 0.0, 0.0]])
+    probe = Inputs(op=op, dtype="float64", logits=logits, labels=dense if op == "softmax_cross_entropy" else None,
+                   sparse_labels=np.array([2, 1, 0]) if op != "softmax_cross_entropy" else None, axis=1, options=Options(),
+                   cotangent=np.ones(3), direction=np.zeros_like(logits))
+    impl = Impl(NAME, str(_spec.get("target")), op, _probe_forward, options=frozenset(OPTIONS) - {"reduction"}, key="probe")
+    out = _framework().evaluate(impl, probe, ("value",), "eager", "cpu").get("value")
+    if isinstance(out, BaseException) or out is None:
+        return "none"  # the call's own error shows in its records
+    values = np.asarray(out, dtype=np.float64).ravel()
+    if values.size != 1:
+        return "none"
+    per_example = np.asarray(oracle.compute(probe, "value").value, dtype=np.float64)
+    for reduction, expected in (("mean", per_example.mean()), ("sum", per_example.sum())):
+        if abs(values[0] - expected) <= 1e-6 * abs(expected):
+            return reduction
+    return "mean"  # one number that is neither: judged as a mean, whose records then say how far off it is
+
+
+def _probe_forward(x: Array, labels: Array | None, inputs: Inputs) -> Array:
+    args = (x,) if labels is None else (x, labels)
+    return _fn(*args, **({"axis": 1} if "axis" in _parameters() else {"dim": 1} if "dim" in _parameters() else {}))
 
 
 def _keyword(option: str, params: dict) -> str | None:
@@ -236,7 +326,8 @@ def implementations() -> list[Impl]:
     params = _parameters()
     options = frozenset(o for o in OPTIONS if _keyword(o, params))
     last_axis_only = not ({"axis", "dim"} & set(params))
-    return [Impl(NAME, _spec["target"], op, _forward, options=options, key=f"{_spec['framework']}/{op}", last_axis_only=last_axis_only)]
+    return [Impl(NAME, _spec["target"], op, _forward, options=options, key=f"{_spec['framework']}/{op}", last_axis_only=last_axis_only,
+                 returns=returns()[0] if op in CROSS_ENTROPY_OPS else "none")]
 
 
 def evaluate(impl: Impl, inputs: Inputs, quantities: Iterable[str], mode: str, device: str) -> dict:

@@ -107,7 +107,8 @@ def cmd_check(args: argparse.Namespace) -> int:
     out = Path(args.out)
 
     def make() -> tuple[dict, check.CheckResult]:
-        result = check.run(args.target, args.framework, args.op, sel, bundled.resolve(args.cases, bundled.cases_dir()), args.jobs, _registries(args))
+        result = check.run(args.target, args.framework, args.op, sel, bundled.resolve(args.cases, bundled.cases_dir()), args.jobs, _registries(args),
+                           returns=args.returns)
         return result.doc, result
 
     try:
@@ -387,7 +388,7 @@ def _add_run(sub) -> None:
 
 def _add_check(sub) -> None:
     """`conformance check` and its options (the selection options of run)."""
-    from ..adapters.user import FRAMEWORKS
+    from ..adapters.user import FRAMEWORKS, RETURNS
 
     ck = sub.add_parser("check", help="judge your own softmax or cross-entropy function against the corpus, beside the framework's own")
     ck.add_argument("target", help="module:function or path/to/file.py:function")
@@ -399,6 +400,9 @@ def _add_check(sub) -> None:
     ck.add_argument("--devices", type=_csv(DEVICES, "device"), default=None, help="default: cpu, and gpu where the framework sees one")
     ck.add_argument("--modes", type=_csv(MODES, "mode"), default=MODES)
     ck.add_argument("--quantity", type=_csv(QUANTITIES, "quantity"), default=None, help="comma-separated quantities")
+    ck.add_argument("--returns", choices=RETURNS, default="auto",
+                    help="what a cross-entropy without a reduction keyword returns: per-example losses (none), their mean or sum; "
+                         "auto (default): inferred from one call, and printed")
     ck.add_argument("--out", default="reports/check", help="output folder (default: reports/check/)")
     ck.add_argument("--jobs", type=_jobs, default=max(2, _usable_cores()), help="worker processes at once")
     ck.add_argument("--compile-cache", type=Path, default=default_compile_cache(), help="as for run")

@@ -35,9 +35,9 @@ def absolute_target(target: str) -> str:
     return f"{Path(where).resolve()}:{name}" if where.endswith(".py") else target
 
 
-def register(target: str, framework: str, op: str) -> None:
+def register(target: str, framework: str, op: str, returns: str = "auto") -> None:
     """Make framework `user` this function, here and in every worker this process starts."""
-    os.environ[user_adapter.CHECK_ENV] = json.dumps({"target": target, "framework": framework, "op": op})
+    os.environ[user_adapter.CHECK_ENV] = json.dumps({"target": target, "framework": framework, "op": op, "returns": returns})
     extra = [x for x in os.environ.get(EXTRA_ADAPTERS_ENV, "").split(",") if x and not x.startswith("user=")]
     os.environ[EXTRA_ADAPTERS_ENV] = ",".join([*extra, "user=conformance.adapters.user"])
 
@@ -81,31 +81,29 @@ class CheckResult:
                 and _dtype(mine) != _dtype(theirs)]
 
     def comparison(self) -> Counter:
-        """How the user's verdicts stand against the reference's, record by record."""
-        out: Counter = Counter()
-        for mine, theirs in self.pairs:
-            if theirs is None or "unsupported" in (mine["status"], theirs["status"]):
-                out["not comparable (unsupported on one side)"] += 1
-            elif (unexplained(mine)) == (unexplained(theirs)):
-                out["same verdict"] += 1
-            elif unexplained(mine):
-                out["yours fails where the framework's passes"] += 1
-            else:
-                out["yours passes where the framework's fails"] += 1
-        return out
+        """How the user's verdicts stand against the reference's, record by record: the framework's registered
+        divergences (`known`) are said as such, never counted as its passes."""
+        return Counter(_compared(mine, theirs) for mine, theirs in self.pairs)
 
     def summary(self, limit: int = 10) -> list[str]:
         counts = Counter(r["status"] for r in self.mine)
         ref = next((t["impl"] for _, t in self.pairs if t), "the framework's own function")
-        lines = [f"check: {self.target} as {self.op} on {self.framework}: {len(self.mine)} records: "
+        flags = ((self.doc.get("environment") or {}).get("frameworks", {}).get(user_adapter.NAME) or {}).get("flags") or {}
+        said = (f"returns: {flags['returns']} ({'inferred from one call; --returns to say otherwise' if flags.get('returns_inferred') else 'as declared'})"
+                if flags.get("returns") else None)
+        lines = [*([said] if said else []), f"check: {self.target} as {self.op} on {self.framework}: {len(self.mine)} records: "
                  + ", ".join(f"{counts.get(s, 0)} {s}" for s in ("pass", "fail", "error", "unsupported")),
                  f"beside {ref}: " + "; ".join(f"{n} {what}" for what, n in self.comparison().most_common())
                  + (f"; {len(self.other_dtype)} answered in another dtype than the framework's" if self.other_dtype else "")]
         # the records where the framework's own function passes come first: those are the user's to mend
-        ranked = sorted(self.failures, key=lambda m: unexplained(self._theirs.get(id(m)) or {"status": None}))
+        ranked = sorted(self.failures, key=lambda m: (unexplained(self._theirs.get(id(m)) or {"status": None}),
+                                                      _compared(m, self._theirs.get(id(m))) == "yours matches a registered divergence of theirs"))
         for mine in ranked[:limit]:
             theirs = self._theirs.get(id(mine))
-            beside = "" if theirs is None else f" (theirs: {theirs['status']}" + (
+            status = (theirs or {}).get("status")
+            if status == "known" and theirs.get("known_id"):
+                status = f"known as {theirs['known_id']}"
+            beside = "" if theirs is None else f" (theirs: {status}" + (
                 f", {theirs['tol_ratio']:.2g} of the tolerance)" if theirs.get("tol_ratio") is not None else ")")
             verdict = mine["status"].upper() if unexplained(mine) else "OTHER DTYPE"
             lines.append(f"  YOURS {verdict} {mine['case']} {mine['quantity']} {mine['dtype']} {mine['mode']}: "
@@ -123,6 +121,27 @@ class CheckResult:
             raise AssertionError("\n".join([f"{len(self.failures)} record(s) of {self.target} fail, error or answer in another dtype:"]
                                            + [f"{r['status']}: {r['case']} {r['op']} {r['quantity']} {r['dtype']} {r['mode']}: "
                                               f"{message_of(r, self._theirs.get(id(r)))}\n  re-run: {command(r)}" for r in self.failures]))
+
+
+def _compared(mine: dict, theirs: dict | None) -> str:
+    """One user record against the framework's record of the same call."""
+    if theirs is None or "unsupported" in (mine["status"], theirs["status"]):
+        return "not comparable (unsupported on one side)"
+    if theirs["status"] == "known":
+        if unexplained(mine) and _same_behaviour(mine, theirs):
+            return "yours matches a registered divergence of theirs"
+        return "yours fails where theirs has a registered divergence" if unexplained(mine) else "yours passes where theirs has a registered divergence"
+    if unexplained(mine) == unexplained(theirs):
+        return "same verdict"
+    return "yours fails where the framework's passes" if unexplained(mine) else "yours passes where the framework's fails"
+
+
+def _same_behaviour(mine: dict, theirs: dict) -> bool:
+    """Whether the user's record does what the framework's registered divergence does: raises the same exception type,
+    or answers with the same behaviour (a silent finite answer, NaN)."""
+    if mine.get("behaviour") == "error" or theirs.get("behaviour") == "error":
+        return (mine.get("error") or {}).get("type") == (theirs.get("error") or {}).get("type")
+    return mine.get("behaviour") == theirs.get("behaviour") and bool(mine.get("silent")) == bool(theirs.get("silent"))
 
 
 def _answered(r: dict) -> bool:
@@ -151,13 +170,13 @@ def command(r: dict) -> str:
 
 
 def run(target: str, framework: str, op: str, sel: Selection, case_paths: list[Path] | None = None, jobs: int = 2,
-        registries: list[Path] | None = None) -> CheckResult:
+        registries: list[Path] | None = None, returns: str = "auto") -> CheckResult:
     """The corpus (or the selection) for `op` through the function named by `target`. Raises TargetError, CaseFileError,
     RegistryError or SelectionError for bad input."""
     target = absolute_target(target)
     user_adapter.probe(target)  # a TARGET that names nothing, or whose import exits or crashes, is bad input before anything runs
     user_adapter.resolve(target)
-    register(target, framework, op)
+    register(target, framework, op, returns)
     corpus = api.prepare(case_paths, selection(framework, op, sel), registries)
     doc, outcome = api.run_corpus(corpus, selection(framework, op, sel), jobs)
     return CheckResult(doc, target, framework, op, outcome.complete)

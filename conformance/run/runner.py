@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 
 from ..adapters import FrameworkAbsent, Unsupported, load_adapter, ownership, package_versions
-from ..adapters.base import Adapter, Impl, Overwritten, declaration, optional_function
+from ..adapters.base import Adapter, ContractError, Impl, Overwritten, declaration, optional_function
 from ..corpus.cases import Case, load
 from ..corpus.inputs import Inputs, build
 from ..judge import oracle
@@ -288,8 +288,13 @@ def make_record(case: Case, inputs: Inputs, impl: Impl, quantity: str, mode: str
            "naive": impl.naive, "invalid": case.invalid, "seconds": round(elapsed, 6), "logit_scale": scale,
            "composed": ["reduction"] if impl.reduction_composed(inputs) else None}
     if isinstance(out, Unsupported):
-        return Record(status="unsupported", behaviour=None, reason=str(out), **ran)
+        return Record(status="unsupported", behaviour=None, reason=str(out), **{**ran, "composed": None})  # nothing ran, nothing composed
     error = out if isinstance(out, BaseException) else None
+    broken = next((e for e in ownership.chain(error) if isinstance(e, ContractError)), None) if error is not None else None
+    if broken is not None:  # an answer outside the op's contract: the call's error, never a signal on an invalid input
+        message = f"contract: {str(broken)[:280]}"
+        return Record(status="error", behaviour="error", detail=message,
+                      error={"type": "ContractError", "message": message, "where": "the call's answer"}, **ran)
     where = ownership.raised_by_code(error, owners) if error is not None else None
     if where:
         keyword = ownership.missing_keyword(error)
