@@ -10,8 +10,9 @@ import pytest
 
 torch = pytest.importorskip("torch")
 
-from conformance.testing import check  # noqa: E402
 from real_losses import losses  # noqa: E402
+
+from conformance.testing import check  # noqa: E402
 
 NARROW = {"modes": ["eager"], "dtypes": ["float32", "float64"]}
 
@@ -93,3 +94,14 @@ def test_a_masked_softmax_that_adds_1e_13_fails_only_where_it_is_wrong():
 def test_a_numpy_mean_is_inferred_too():
     result = check(losses.numpy_mean_cross_entropy, op="softmax_cross_entropy", framework="numpy", **NARROW)
     assert "returns: mean" in result.summary()[0] and not _tool_caused(result) and not result.failures
+
+
+def test_a_lambda_gets_no_rerun_command_that_cannot_work():
+    from conformance.run.check import command
+
+    said = command({"impl": "__main__:<lambda>", "impl_id": "user/numpy/softmax", "op": "softmax", "case": "s/c", "quantity": "value",
+                    "dtype": "float32", "mode": "eager", "device": "cpu"})
+    assert said.startswith("(none:") and "importable" in said
+    local = command({"impl": "tests.test_x:test_f.<locals>.mine", "impl_id": "user/numpy/softmax", "op": "softmax", "case": "s/c",
+                     "quantity": "value", "dtype": "float32", "mode": "eager", "device": "cpu"})
+    assert local.startswith("(none:")

@@ -100,6 +100,7 @@ def cmd_check(args: argparse.Namespace) -> int:
     """A user's own function through the corpus for one op, beside the framework's own function (check.py)."""
     from ..adapters.user import TargetError
     from ..run import check
+    from .progress import Progress
 
     cache = None if args.no_compile_cache else str(args.compile_cache)
     sel = Selection((), args.dtypes, args.devices or DEVICES, args.modes, cache, cases=tuple(args.case or ()), quantities=args.quantity or (),
@@ -108,7 +109,7 @@ def cmd_check(args: argparse.Namespace) -> int:
 
     def make() -> tuple[dict, check.CheckResult]:
         result = check.run(args.target, args.framework, args.op, sel, bundled.resolve(args.cases, bundled.cases_dir()), args.jobs, _registries(args),
-                           returns=args.returns)
+                           returns=args.returns, on_event=Progress())  # progress lines as `run` has them
         return result.doc, result
 
     try:

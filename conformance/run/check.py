@@ -10,6 +10,7 @@ import json
 import os
 import shlex
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
@@ -17,6 +18,7 @@ from ..adapters import EXTRA_ADAPTERS_ENV, registered
 from ..adapters import user as user_adapter
 from ..model.record import message, unexplained
 from . import api
+from .events import Event
 from .runner import Selection
 
 # The identity of a record without its implementation: what pairs the user's record with the framework's.
@@ -163,6 +165,10 @@ def message_of(r: dict, theirs: dict | None) -> str:
 def command(r: dict) -> str:
     """`conformance check` for exactly this record of a user's function (its TARGET, op and framework from the record)."""
     framework = r["impl_id"].split("/")[1]
+    where, _, name = r["impl"].rpartition(":")
+    if where in ("__main__", "?", "") or not name.isidentifier():  # a lambda, a closure, a function of a script
+        return (f"(none: {r['impl']} cannot be imported by name; define it at module level in an importable module or file and "
+                "check module:function or path/to/file.py:function)")
     q = shlex.quote  # every field: a results file is data, and a pasted command must run nothing it carries
     return " ".join(["conformance check", q(r["impl"]), "--op", q(r["op"]), "--framework", q(framework), "--case", q(r["case"]),
                      "--quantity", q(r["quantity"]), "--dtypes", q(r["dtype"]), "--modes", q(r["mode"]), "--devices", q(r["device"]),
@@ -170,7 +176,7 @@ def command(r: dict) -> str:
 
 
 def run(target: str, framework: str, op: str, sel: Selection, case_paths: list[Path] | None = None, jobs: int = 2,
-        registries: list[Path] | None = None, returns: str = "auto") -> CheckResult:
+        registries: list[Path] | None = None, returns: str = "auto", on_event: Callable[[Event], None] = lambda msg: None) -> CheckResult:
     """The corpus (or the selection) for `op` through the function named by `target`. Raises TargetError, CaseFileError,
     RegistryError or SelectionError for bad input."""
     target = absolute_target(target)
@@ -178,5 +184,5 @@ def run(target: str, framework: str, op: str, sel: Selection, case_paths: list[P
     user_adapter.resolve(target)
     register(target, framework, op, returns)
     corpus = api.prepare(case_paths, selection(framework, op, sel), registries)
-    doc, outcome = api.run_corpus(corpus, selection(framework, op, sel), jobs)
+    doc, outcome = api.run_corpus(corpus, selection(framework, op, sel), jobs, on_event=on_event)
     return CheckResult(doc, target, framework, op, outcome.complete)
