@@ -188,3 +188,18 @@ def test_the_rerun_command_carries_the_compile_cache(tmp_path):
     assert res.returncode == 1
     command = next(line.split("re-run: ", 1)[1] for line in res.stdout.splitlines() if "re-run: " in line)
     assert f"--compile-cache '{cache}'" in command and "--cases" not in command  # a bundled case needs no --cases
+
+
+def test_help_version_and_a_typo_import_nothing_heavy():
+    """`--help`, `--version` and a mistyped command are answered by the light parser (app/parser.py): no framework,
+    no NumPy, no ml_dtypes is imported (docs/performance.md has the measured times)."""
+    import subprocess
+    import sys
+
+    probe = ("import sys\nfrom conformance.app.main import main\ntry:\n    main(sys.argv[1:])\nexcept SystemExit as e:\n    code = e.code\n"
+             "heavy = sorted(m for m in ('numpy', 'ml_dtypes', 'torch', 'jax', 'tensorflow', 'yaml', 'scipy', 'matplotlib') if m in sys.modules)\n"
+             "print('HEAVY', heavy, code, file=sys.stderr)\n")
+    for argv, code in ((["--help"], 0), (["--version"], 0), (["rnu"], 2), (["run", "--help"], 0), (["check", "--help"], 0)):
+        res = subprocess.run([sys.executable, "-c", probe, *argv], capture_output=True, text=True, timeout=60)
+        last = res.stderr.strip().splitlines()[-1]
+        assert last == f"HEAVY ['yaml'] {code}" or last == f"HEAVY [] {code}", (argv, res.stderr[-500:])

@@ -19,6 +19,7 @@ import yaml
 
 MAX_FILE_MB_ENV = "CONFORMANCE_MAX_FILE_MB"
 MAX_ELEMENTS_ENV = "CONFORMANCE_MAX_ELEMENTS"
+
 DEFAULT_MAX_FILE_MB = 10.0  # the bundled corpus's largest file is under 10 kB
 # Per array. A case's peak memory in a worker grows with its elements (the extended-precision oracle keeps several
 # 80-bit copies of the logits and their derivatives): the default keeps the largest accepted case under

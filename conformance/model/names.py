@@ -12,6 +12,7 @@ MODES = ("eager", "compiled")
 STATUSES = ("pass", "known", "fail", "error", "unsupported", "skip")
 BEHAVIOURS = ("finite", "nonfinite", "all_nan", "error")
 REDUCTIONS = ("none", "sum", "mean")
+RETURNS = (*REDUCTIONS, "auto")  # what a user's cross-entropy without a reduction keyword returns (`check --returns`)
 
 CROSS_ENTROPY_OPS = ("softmax_cross_entropy", "sparse_softmax_cross_entropy")
 MASKED_OPS = ("masked_softmax", "masked_log_softmax")

@@ -14,17 +14,10 @@ from typing import TypeVar
 
 from . import output
 from .api import SelectionError, prepare, run_corpus
+from .defaults import default_compile_cache as default_compile_cache  # re-exported: the GPU job and history use it
 from .events import Event
 from .pool import DEFAULT_TIMEOUT_S, WORKER_LOG_ENV, Outcome
 from .runner import FrameworkBroken, Selection
-
-
-def default_compile_cache() -> Path:
-    """Where the frameworks keep compiled programs between runs: $CONFORMANCE_CACHE_DIR, else the user's cache folder."""
-    if os.environ.get("CONFORMANCE_CACHE_DIR"):
-        return Path(os.environ["CONFORMANCE_CACHE_DIR"])
-    return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "softmax-conformance"
-
 
 T = TypeVar("T")
 

@@ -25,15 +25,10 @@ from ..corpus import bundled
 from ..corpus.cases import Case, load
 from . import shard_costs
 from .balance import partition, spread
+from .defaults import DEFAULT_TIMEOUT_S as DEFAULT_TIMEOUT_S  # re-exported: the api and the command line read it here
 from .environment import cpu_model
 from .events import CallBegun, CaseBegun, Crash, Done, Event, Fatal, Info, Lost, Plan, RecordMade, ShardProgress, Started, Tick, TimingOf
 from .runner import FrameworkBroken, Selection, crash_records, run_framework, units
-
-# Seconds a worker may go without sending anything (a record, progress) before it is taken for hung and stopped.
-# Generous: far above the longest silence of a healthy worker (one cold compile of a backward graph, README "How
-# long it takes"); a framework whose import never returns is what this catches.
-DEFAULT_TIMEOUT_S = 600.0
-
 
 # Where a worker sends its stdout and stderr (the frameworks' log lines); unset: the terminal.
 WORKER_LOG_ENV = "CONFORMANCE_WORKER_LOG"
