@@ -29,6 +29,7 @@ discard_cache, forget_compiled). The core reads them only through `declaration` 
 refuse a name outside the contract. For a GPU:
 
     GPU: bool                                   False: the framework has no GPU path (default True)
+    GPU_ONLY: bool                              True: runs on a GPU alone (left out, not "absent", where none is visible)
     GPU_ENV: dict[str, str]                     environment a GPU worker sets before the import (memory growth
                                                 instead of grabbing the whole device: workers share one GPU)
     GPU_COLD_SECONDS: dict[mode, float]         seconds of the corpus on one GPU, cold (orders the GPU queue)
@@ -101,6 +102,7 @@ DECLARATIONS: dict[str, tuple[type | tuple[type, ...], Any, str]] = {
     "THREAD_ENV": (tuple, (), "environment variables that size the framework's thread pools (benchmarks set them)"),
     "QUICK_COMPILE": (bool, False, "compiles in milliseconds: the GPU job runs it compiled too"),
     "GPU": (bool, True, "False: the framework has no GPU path"),
+    "GPU_ONLY": (bool, False, "runs on a GPU alone: on a machine without one it is left out unless named, not listed as absent"),
     "GPU_ENV": (dict, {}, "environment a GPU worker sets before the import"),
     "GPU_COLD_SECONDS": (dict, {}, "mode -> seconds of the corpus on one GPU, cold (orders the GPU queue)"),
     "DEVICE_ASSERTS": (tuple, (), "devices or device/mode pairs where an out-of-range class index poisons the process"),

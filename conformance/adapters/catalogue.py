@@ -41,7 +41,19 @@ def describe(name: str) -> Description:
     return Description(name, version=adapter.version(), devices=tuple(adapter.devices()), implementations=by_op)
 
 
+def _quiet() -> None:
+    """A describing process keeps the frameworks' own log lines (absl, oneDNN, CUDA probes) out of the terminal: what
+    it has to say it returns."""
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, 1)
+    os.dup2(devnull, 2)
+    os.close(devnull)
+
+
 def describe_all() -> Iterator[Description]:
-    """Every registered framework, each in a fresh process of its own, in registration order."""
-    with mp.get_context("spawn").Pool(1, maxtasksperchild=1) as pool:
-        yield from pool.imap(describe, list(registered()))
+    """Every registered framework, each in a fresh process of its own (as many at once as there are cores: most of
+    the time is each framework's import), in registration order."""
+    names = list(registered())
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    with mp.get_context("spawn").Pool(max(1, min(len(names), cores)), initializer=_quiet, maxtasksperchild=1) as pool:
+        yield from pool.imap(describe, names)

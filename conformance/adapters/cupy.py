@@ -20,6 +20,7 @@ from .numpy import scipy_api
 
 NAME = "cupy"
 REQUIRES = ("cupy",)
+GPU_ONLY = True  # CuPy has no CPU device: a CPU machine does not mention it unless it is named
 PACKAGES = ("cupy-cuda12x", "cupy-cuda11x", "cupy", "numpy")  # versions that change the numbers
 cp: Any = None
 _sp: Any = None

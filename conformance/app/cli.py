@@ -14,7 +14,7 @@ import shlex
 import sys
 from pathlib import Path
 
-from ..adapters import absent_message, missing_packages, registered
+from ..adapters import absent_message, declared, missing_packages, registered
 from ..adapters.catalogue import Description, describe_all
 from ..corpus import bundled
 from ..corpus.cases import CaseFileError
@@ -26,7 +26,7 @@ from ..run import output
 from ..run import results as results_io
 from ..run.api import rejudge
 from ..run.folder import RunRefused, RunRequest, made_in
-from ..run.pool import Outcome
+from ..run.pool import Outcome, gpu_visible
 from ..run.runner import Selection
 from ..speed.bench import BenchOptions
 from .bench_command import bench_and_say, combine_and_say
@@ -44,6 +44,8 @@ def _frameworks(requested: tuple[str, ...] | None, installed_here: bool = True) 
     `installed_here` is False: a release history installs the framework into a folder of its own)."""
     known = registered()
     if requested is None:
+        if not gpu_visible():  # a GPU-only framework is news on a machine without a GPU only when asked for
+            known = {n: m for n, m in known.items() if not declared(n, "GPU_ONLY")}
         absent = {n: absent_message(n, m) for n in known if (m := missing_packages(n))}
         return tuple(n for n in known if n not in absent), absent
     for name in requested:
