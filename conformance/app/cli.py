@@ -29,6 +29,7 @@ from ..run.folder import RunRefused, RunRequest, made_in
 from ..run.pool import Outcome, gpu_visible
 from ..run.runner import Selection
 from ..speed.bench import BenchOptions
+from . import ci_output
 from .bench_command import bench_and_say, combine_and_say
 from .history import HistoryError
 from .parser import MAX_ELEMENTS_ENV, MAX_FILE_MB_ENV, build_parser
@@ -70,7 +71,7 @@ def run_request(args: argparse.Namespace, installed_here: bool = True) -> RunReq
 
 def cmd_run(args: argparse.Namespace) -> int:
     try:
-        return run_and_say(run_request(args), args.include_naive)
+        return run_and_say(run_request(args), args.include_naive, args.junit, args.quiet)
     except RunRefused as exc:
         raise UsageError(str(exc)) from None
 
@@ -100,19 +101,21 @@ def cmd_check(args: argparse.Namespace) -> int:
 
     def make() -> tuple[dict, check.CheckResult]:
         result = check.run(args.target, args.framework, args.op, sel, bundled.resolve(args.cases, bundled.cases_dir()), args.jobs, _registries(args),
-                           returns=args.returns, on_event=Progress())  # progress lines as `run` has them
+                           returns=args.returns, on_event=(lambda msg: None) if args.quiet else Progress())  # progress as `run` has it
         return result.doc, result
 
     try:
         _, result = made_in(out, make, summary.write, refused=(TargetError,))
     except RunRefused as exc:
         raise UsageError(str(exc)) from None
-    print("\n".join(result.summary()))
-    print(f"wrote {out / 'results.json'} and {out / 'summary.md'}")
+    code = 3 if not result.complete else 1 if result.failures else 0
+    if not args.quiet:
+        print("\n".join(result.summary()))
+        print(f"wrote {out / 'results.json'} and {out / 'summary.md'}")
     if not result.complete:
         print("INCOMPLETE check: results.json holds what finished and says what is missing", file=sys.stderr)
-        return 3
-    return 1 if result.failures else 0
+    ci_output.emit(result.doc, code, "check", args.junit, job_summary="\n".join(["```", *result.summary(limit=20), "```"]))
+    return code
 
 
 def cmd_rejudge(args: argparse.Namespace) -> int:
@@ -201,7 +204,9 @@ def cmd_gate(args: argparse.Namespace) -> int:
             return bench.remeasure(tripped, current, where, log=lambda line: print(line, file=sys.stderr, flush=True))
 
     report = gate.gate(args.baseline, args.current, confirm, include_naive=args.include_naive)
-    print(gate.render(report))
+    if not args.quiet:
+        print(gate.render(report))
+    ci_output.emit_gate(report, args.junit)
     return 0 if report.ok else 1
 
 

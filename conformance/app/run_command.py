@@ -4,6 +4,8 @@
 
 from __future__ import annotations
 
+import contextlib
+import io
 import sys
 from pathlib import Path
 
@@ -16,14 +18,21 @@ from ..report import summary
 from ..run import repro
 from ..run.folder import RunRefused, RunRequest, default_compile_cache, run_into
 from ..run.pool import Outcome
+from . import ci_output
 from .progress import Progress
 
 
-def run_and_say(request: RunRequest, include_naive: bool = False) -> int:
+def run_and_say(request: RunRequest, include_naive: bool = False, junit: Path | None = None, quiet: bool = False) -> int:
     """Run the request into its folder with the progress display, then say the verdict; the exit code (3 incomplete,
-    1 an unexplained fail, else 0). Raises run.folder.RunRefused and the corpus's and registry's bad-input errors."""
-    doc, outcome = run_into(request, summary.write, Progress())
-    return say_verdict(doc, outcome, request.out, include_naive)
+    1 an unexplained fail, else 0). `junit`: also write JUnit XML there; `quiet`: no progress and no verdict lines,
+    only the one machine-readable line (ci_output). Raises run.folder.RunRefused and the corpus's and registry's
+    bad-input errors."""
+    doc, outcome = run_into(request, summary.write, (lambda msg: None) if quiet else Progress())
+    with contextlib.redirect_stdout(io.StringIO()) if quiet else contextlib.nullcontext():
+        code = say_verdict(doc, outcome, request.out, include_naive)
+    summary_md = request.out / "summary.md"
+    ci_output.emit(doc, code, "run", junit, include_naive, summary_md.read_text(encoding="utf-8") if summary_md.is_file() else None)
+    return code
 
 
 def run_as_command(request: RunRequest, include_naive: bool = False) -> int:

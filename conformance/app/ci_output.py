@@ -1,0 +1,57 @@
+"""After `run`, `check` or `gate`: what CI reads besides the person's lines. `--junit FILE` writes JUnit XML; under
+GitHub Actions (GITHUB_ACTIONS=true) the failing record groups become `::error` annotations and the summary is
+appended to the job summary ($GITHUB_STEP_SUMMARY); the last line on stdout is one line of JSON
+(`conformance-summary {...}`), which `--quiet` leaves alone on stdout."""
+
+from __future__ import annotations
+
+import json
+import os
+import xml.etree.ElementTree as ET
+from pathlib import Path
+
+from ..gate.outcome import GateReport
+from ..report import ci
+from ..run import results as results_io
+
+SUMMARY_PREFIX = "conformance-summary "
+
+
+def emit(doc: dict, code: int, command: str, junit: Path | None = None, include_naive: bool = False,
+         job_summary: str | None = None) -> None:
+    """JUnit XML where asked, GitHub annotations and job summary where running under GitHub Actions, then the one
+    machine-readable line. Raises OSError where a file cannot be written (the command line says it: exit 4)."""
+    if junit is not None:
+        results_io.write_text(Path(junit), ci.junit_xml(doc, f"conformance {command}", include_naive))
+    if os.environ.get("GITHUB_ACTIONS") == "true":
+        for line in ci.github_annotations(doc, include_naive):
+            print(line)
+        step_summary = os.environ.get("GITHUB_STEP_SUMMARY")
+        if step_summary and job_summary:
+            with open(step_summary, "a", encoding="utf-8") as f:
+                f.write(job_summary.rstrip() + "\n")
+    print(SUMMARY_PREFIX + ci.machine_summary(doc, code, command, include_naive), flush=True)
+
+
+def emit_gate(report: GateReport, junit: Path | None = None) -> None:
+    """The gate's verdict for CI: a JUnit test case per regression (one passing case where there is none), `::error`
+    annotations under GitHub Actions, and the one machine-readable line."""
+    if junit is not None:
+        root = ET.Element("testsuites", name="conformance gate")
+        suite = ET.SubElement(root, "testsuite", name="conformance gate", tests=str(max(1, len(report.regressions))),
+                              failures=str(len(report.regressions)), errors="0", skipped="0")
+        for i, regression in enumerate(report.regressions):
+            kind, _, what = regression.partition(": ")
+            case = ET.SubElement(suite, "testcase", classname=f"gate.{ci._text(kind)}", name=ci._text(f"{i + 1}: {what[:200]}"))
+            ET.SubElement(case, "failure", message=ci._text(regression[:500]), type=ci._text(kind)).text = ci._text(regression)
+        if not report.regressions:
+            ET.SubElement(suite, "testcase", classname="gate", name=f"no regression in {report.compared} records")
+        root.set("tests", suite.get("tests"))
+        root.set("failures", suite.get("failures"))
+        results_io.write_text(Path(junit), '<?xml version="1.0" encoding="UTF-8"?>\n' + ET.tostring(root, encoding="unicode") + "\n")
+    if os.environ.get("GITHUB_ACTIONS") == "true":
+        for regression in report.regressions[:50]:
+            print(f"::error title=conformance gate::{ci._escape_annotation(regression)}")
+    print(SUMMARY_PREFIX + json.dumps({"command": "gate", "exit": 0 if report.ok else 1, "compared": report.compared,
+                                       "regressions": len(report.regressions), "notes": len(report.notes),
+                                       "improvements": len(report.improvements)}, separators=(",", ":")), flush=True)
