@@ -73,3 +73,15 @@ def test_the_verdict_line_says_what_0_fail_and_the_silent_answers_mean_together(
     assert "2 silent answer(s) to invalid input" in line and "1 registered, 1 not" in line
     doc["records"] = doc["records"][:3]
     assert verdict_line(collect(doc)).startswith("0 unexplained") and "all registered" in verdict_line(collect(doc))
+
+
+def test_the_naive_formulas_are_counted_apart_and_never_in_the_red_heading(tmp_path):
+    from conformance.report import summary
+
+    doc = {"records": [record(), record(impl="naive: exp/sum", naive=True, status="fail", detail="at [0]: got nan, oracle 1")],
+           "environment": {}, "stale_known": []}
+    text = summary.render(doc)
+    assert "**Unexplained fails and errors** of the fused implementations: 0. None." in text
+    assert "apart: 1 fail/error records of the naive formulas" in text
+    assert "No unexplained fail or error" in text.split("## Unexplained fails and errors")[1].split("##")[0]
+    assert "naive: exp/sum" in summary.render_details(doc)

@@ -19,7 +19,7 @@ from ..adapters.catalogue import Description, describe_all
 from ..corpus import bundled
 from ..corpus.cases import CaseFileError
 from ..judge import known as known_registry
-from ..model.names import DEVICES, OPS
+from ..model.names import DEVICES, DTYPES, OPS
 from ..model.record import message as record_message
 from ..report import summary
 from ..run import output
@@ -62,8 +62,12 @@ def run_request(args: argparse.Namespace, installed_here: bool = True) -> RunReq
     """`conformance run`'s arguments as a RunRequest (parsing only: the frameworks named must exist)."""
     frameworks, absent = _frameworks(args.frameworks, installed_here)
     cache = None if args.no_compile_cache else str(args.compile_cache)
-    sel = Selection(frameworks, args.dtypes, args.devices or DEVICES, args.modes, cache, cases=tuple(args.case or ()), impls=tuple(args.impl or ()),
-                    ops=args.op or (), quantities=args.quantity or (), named=args.frameworks is not None,
+    quick = getattr(args, "quick", False)
+    dtypes = args.dtypes or (bundled.QUICK_DTYPES if quick else DTYPES)
+    cases = tuple(args.case or (bundled.QUICK_CASES if quick else ()))
+    quantities = args.quantity or (bundled.QUICK_QUANTITIES if quick else ())
+    sel = Selection(frameworks, dtypes, args.devices or DEVICES, args.modes, cache, cases=cases, impls=tuple(args.impl or ()),
+                    ops=args.op or (), quantities=quantities, named=args.frameworks is not None,
                     devices_named=args.devices is not None)
     return RunRequest(sel, Path(args.out), bundled.resolve(args.cases, bundled.cases_dir()), _registries(args), args.jobs, args.timeout,
                       absent, args.shard)

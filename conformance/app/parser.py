@@ -97,7 +97,11 @@ def _add_run(sub) -> None:
                      help="case file or folder (repeatable); the word 'bundled' names the bundled corpus: default it alone; "
                           "'--cases bundled --cases ours/' runs it with a project's own cases")
     run.add_argument("--frameworks", type=_csv(None, "framework"), default=None, help="comma-separated (default: every installed one)")
-    run.add_argument("--dtypes", type=_csv(DTYPES, "dtype"), default=DTYPES)
+    run.add_argument("--dtypes", type=_csv(DTYPES, "dtype"), default=None, help="comma-separated (default: every dtype; --quick: float32)")
+    run.add_argument("--quick", action="store_true",
+                     help="a first answer in about two minutes: every installed framework, op and mode on a few cases of each kind "
+                          "(published values, extreme logits, masks, invalid input, a mean's gradient), float32 and value and "
+                          "grad_logits only (docs/performance.md has the time)")
     run.add_argument("--devices", type=_csv(DEVICES, "device"), default=None,
                      help="default: cpu and, where a framework sees one, gpu (skipped and said so where not); named, a device a "
                           "framework with a GPU path cannot use is an error (the run exits 3 saying why)")

@@ -23,7 +23,8 @@ def silent(r: dict) -> bool:
 @dataclass
 class Findings:
     silent: list[dict] = field(default_factory=list)  # one per (case, op, dtype, framework, impl): where and which modes
-    unexplained: list[dict] = field(default_factory=list)  # fail/error records
+    unexplained: list[dict] = field(default_factory=list)  # fail/error records of the fused implementations
+    naive: list[dict] = field(default_factory=list)  # fail/error records of the naive formulas: expected to break, counted apart
     divergences: dict[str, list[dict]] = field(default_factory=dict)  # kind -> [{id, reason, link, records, frameworks}]
     disagreements: int = 0
     judged: int = 0  # records with a verdict (not unsupported/skip)
@@ -43,7 +44,8 @@ def collect(doc: dict, disagreements: int = 0) -> Findings:
                          "where": ", ".join(sorted({f"{r['mode']} {r['device']}" for r in rs})),
                          "known": next((r.get("known_id") for r in rs if r.get("known_id")), None),
                          "link": next((r.get("known") for r in rs if r.get("known")), None)})
-    f.unexplained = [r for r in records if unexplained(r)]
+    f.unexplained = [r for r in records if unexplained(r) and not r.get("naive")]
+    f.naive = [r for r in records if unexplained(r) and r.get("naive")]
     entries = {e["id"]: e for e in doc.get("known_divergences", [])}
     hits: dict[str, Counter] = defaultdict(Counter)
     for r in records:
@@ -120,8 +122,7 @@ def verdict_line(f: Findings) -> str:
     """The run in one line, what a reader must know first: unexplained fails of the fused implementations (the naive
     formulas apart), and the silent answers to invalid input with how many are registered, so that "0 fail" and
     "N silent answers" never stand side by side unexplained."""
-    fused = [r for r in f.unexplained if not r.get("naive")]
-    naive = len(f.unexplained) - len(fused)
+    fused, naive = f.unexplained, len(f.naive)
     registered = sum(1 for s in f.silent if s["known"])
     parts = [f"{'INCOMPLETE run; ' if f.incomplete else ''}{len(fused)} unexplained fail/error record(s) of the fused implementations"
              + (f" ({naive} of the naive formulas, which are expected to break)" if naive else "")]
