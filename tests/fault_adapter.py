@@ -2,7 +2,7 @@
 
 Registered through $CONFORMANCE_ADAPTERS ("fault=fault_adapter", with tests/ on PYTHONPATH); $CONFORMANCE_FAULT
 picks the fault: hang-import, raise-import, and, on the second evaluation (so that one case's records were sent
-first), exit (os._exit), segv, sigkill, hang; exit-on-dense-labels (os._exit on every dense cross-entropy);
+first), exit (os._exit), segv, sigkill, hang, enospc (a full disk under the framework's cache); exit-on-dense-labels (os._exit on every dense cross-entropy);
 or a planted numerical bug: unshifted (softmax as exp(x)/sum(exp(x)) under
 the fused function's name). Otherwise it computes what the NumPy adapter computes.
 """
@@ -10,6 +10,7 @@ the fused function's name). Otherwise it computes what the NumPy adapter compute
 from __future__ import annotations
 
 import dataclasses
+import errno
 import os
 import signal
 import time
@@ -74,6 +75,8 @@ def evaluate(impl, inputs, quantities, mode: str, device: str) -> dict:
             os.kill(os.getpid(), signal.SIGSEGV if fault == "segv" else signal.SIGKILL)
         if fault == "hang":
             time.sleep(3600)
+        if fault == "enospc":  # the disk under the framework's cache fills
+            raise OSError(errno.ENOSPC, "No space left on device", "/cache/inductor/xy/kernel.so")
     return numpy_adapter.evaluate(impl, inputs, quantities, mode, device)
 
 

@@ -77,6 +77,19 @@ def test_a_framework_that_kills_its_process_is_a_finding_and_the_run_completes(t
     assert "Traceback" not in res.stderr and seconds < 150
 
 
+@pytest.mark.parametrize("jobs", ["2", "1"])
+def test_a_full_disk_under_a_framework_is_the_environment_not_a_framework_record(tmp_path, jobs):
+    """The fault adapter's second call fails with ENOSPC (its compile cache's disk is full): exit 4, one line naming the
+    environment, no error record blaming the framework; what finished is kept, marked incomplete."""
+    res, _ = _run(tmp_path, "enospc", "--jobs", jobs)
+    assert res.returncode == 4, res.stderr
+    said = [line for line in res.stderr.splitlines() if line.startswith("conformance:")]
+    assert len(said) == 1 and "environment" in said[0] and "No space left on device" in said[0], res.stderr
+    doc = json.loads((tmp_path / "out" / "results.json").read_text())
+    assert doc["complete"] is False and "No space left" in doc["incomplete"]["environment"]
+    assert not [r for r in doc["records"] if "No space" in json.dumps(r.get("error"))]
+
+
 def test_a_named_framework_that_fails_to_import_is_exit_2(tmp_path):
     res, _ = _run(tmp_path, "raise-import")
     lines = [line for line in res.stderr.splitlines() if line.strip() and not line.startswith("[")]

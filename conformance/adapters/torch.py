@@ -278,6 +278,8 @@ def cache_damaged(error: BaseException) -> bool:
         return True
     if any(isinstance(x, AttributeError) for x in causes) and _GENERATED_MODULE.search(text):
         return True
+    if any(isinstance(x, SyntaxError) and cache in str(x.filename or "") for x in causes):
+        return True  # a generated module overwritten with garbage: the loader cannot even parse it
     compile_failed = any(type(x).__name__ == "CppCompileError" for x in causes)
     return cache in text and (compile_failed or any(w in text for w in _DAMAGE_WORDS))
 

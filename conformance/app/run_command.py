@@ -75,6 +75,10 @@ def say_verdict(doc: dict, outcome: Outcome, out: Path, include_naive: bool = Fa
     if naive:
         print(f"{naive} naive-formula record(s) failed (the textbook formulas, expected to break): "
               + ("counted in the exit status (--include-naive)" if include_naive else "not counted in the exit status (--include-naive counts them)"))
+    if outcome.environment:
+        print(f"conformance: environment: {outcome.environment}; the run stopped, results.json holds what finished (incomplete)",
+              file=sys.stderr)
+        return 4
     if not outcome.complete:
         lost = "; ".join(f"{x['shard']}: {x['why']}" for x in outcome.lost) or "nothing finished"
         print(f"INCOMPLETE run ({'interrupted; ' if outcome.interrupted else ''}lost {lost}): results.json holds what finished "

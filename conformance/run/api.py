@@ -155,7 +155,8 @@ def run_corpus(corpus: Corpus, sel: Selection, jobs: int = 2, timeout: float = D
              "selection": selection,
              "complete": outcome.complete, "timing": outcome.timing}
     if not outcome.complete:
-        extra["incomplete"] = {"interrupted": outcome.interrupted, "lost": outcome.lost}
+        extra["incomplete"] = {"interrupted": outcome.interrupted, "lost": outcome.lost,
+                               **({"environment": outcome.environment} if outcome.environment else {})}
     doc = results_io.document(records, {**info, "_interrupted": outcome.interrupted}, extra)
     shard_costs.remember(sel.compile_cache, doc["environment"]["cpu"], outcome.timing)  # the next run here plans from these
     return doc, outcome

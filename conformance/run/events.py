@@ -70,6 +70,13 @@ class Crash:
 
 
 @dataclass(frozen=True)
+class EnvironmentFault:
+    """The machine failed a framework's write or read (a full disk, a quota, a read-only or forbidden cache): not a
+    finding about the framework. The run stops, keeps what it has, and exits 4."""
+    why: str
+
+
+@dataclass(frozen=True)
 class Fatal:
     """A named framework cannot be loaded: the whole run stops (bad input)."""
     why: str

@@ -27,8 +27,8 @@ from . import shard_costs
 from .balance import partition, spread
 from .defaults import DEFAULT_TIMEOUT_S as DEFAULT_TIMEOUT_S  # re-exported: the api and the command line read it here
 from .environment import cpu_model
-from .events import CallBegun, CaseBegun, Crash, Done, Event, Fatal, Info, Lost, Plan, RecordMade, ShardProgress, Started, Tick, TimingOf
-from .runner import FrameworkBroken, Selection, crash_records, run_framework, units
+from .events import CallBegun, CaseBegun, Crash, Done, EnvironmentFault, Event, Fatal, Info, Lost, Plan, RecordMade, ShardProgress, Started, Tick, TimingOf
+from .runner import EnvironmentFailure, FrameworkBroken, Selection, crash_records, run_framework, units
 
 # Where a worker sends its stdout and stderr (the frameworks' log lines); unset: the terminal.
 WORKER_LOG_ENV = "CONFORMANCE_WORKER_LOG"
@@ -277,6 +277,9 @@ def _worker(shard: Shard, case_paths: list[str], sel: Selection, q: Connection, 
     except FrameworkBroken as exc:
         q.send(Fatal(str(exc)))
         return
+    except EnvironmentFailure as exc:
+        q.send(EnvironmentFault(str(exc)))
+        return
     except Exception:
         q.send(Crash(traceback.format_exc(limit=4)))
         return
@@ -290,13 +293,14 @@ class Outcome:
     info: dict = field(default_factory=dict)  # framework -> version, packages, devices, flags, absent, ...
     lost: list[dict] = field(default_factory=list)  # {"shard", "framework", "mode", "dtypes", "why"} per unfinished shard
     interrupted: bool = False
+    environment: str | None = None  # the machine failed a framework's write (a full disk): the run stopped, exit 4
     timing: dict = field(default_factory=dict)  # shard -> wall_s, start_s and the worker's Timing (phases, by_dtype)
     shards: list[str] = field(default_factory=list)  # the shards this run was given
     plan_id: str = ""  # the whole plan's fingerprint (balance across machines: every machine's is the same)
 
     @property
     def complete(self) -> bool:
-        return not self.lost and not self.interrupted
+        return not self.lost and not self.interrupted and self.environment is None
 
     def take(self, msg: Event) -> None:
         """Keep what an event carries."""
@@ -308,6 +312,10 @@ class Outcome:
     def lose(self, shard: Shard, why: str) -> None:
         self.lost.append({"shard": shard.name, "framework": shard.framework, "mode": shard.mode,
                           "dtypes": list(shard.dtypes), "why": why})
+
+
+class _Stop(Exception):
+    """The run stops where it is (an environment fault): the workers are stopped and what they sent is kept."""
 
 
 def _exit_cause(code: int | None) -> str:
@@ -399,6 +407,9 @@ class _Pool:
         """One event from the worker of shard `name`."""
         if isinstance(msg, Fatal):
             raise FrameworkBroken(msg.why)
+        if isinstance(msg, EnvironmentFault):
+            self.outcome.environment = msg.why
+            raise _Stop
         shard_timing = self.outcome.timing[name]
         if isinstance(msg, Started):
             shard_timing["start_s"] = round(msg.at - shard_timing["spawned"], 3)
@@ -471,12 +482,13 @@ def run(case_paths: list[Path], sel: Selection, jobs: int, on_event: Callable[[E
                 pool.start(pending.pop(startable))
             pool.poll(timeout)
             on_event(Tick(tuple(pool.running)))  # the display's clock: a log line at least every minute
-    except KeyboardInterrupt:
-        pool.outcome.interrupted = True
+    except (KeyboardInterrupt, _Stop):
+        why = "interrupted" if pool.outcome.environment is None else f"stopped: the environment failed ({pool.outcome.environment})"
+        pool.outcome.interrupted = pool.outcome.environment is None
         for name in list(pool.running):
-            pool.stop(name, "interrupted")
+            pool.stop(name, why)
         for shard in pending:
-            pool.outcome.lose(shard, "interrupted before it started")
+            pool.outcome.lose(shard, f"{why} before it started")
     finally:
         for proc, _ in pool.running.values():  # FrameworkBroken: nobody else's work is wanted either
             proc.kill()
@@ -522,6 +534,11 @@ def run_inline(case_paths: list[Path], sel: Selection, on_event: Callable[[Event
                     outcome.timing[name]["wall_s"] = round(time.perf_counter() - started, 3)
             except FrameworkBroken:
                 raise
+            except EnvironmentFailure as exc:
+                outcome.environment = str(exc)
+                for rest in remaining:
+                    lose(rest, f"stopped: the environment failed ({exc})")
+                break
             except Exception as exc:  # the parallel run loses this worker's shard; here, this framework's rest
                 lose(name, f"crashed: {type(exc).__name__}: {_last_line(str(exc)) or ''}")
                 on_event(Lost(name, outcome.lost[-1]["why"]))

@@ -5,6 +5,7 @@ over them); `judge_case` is the same for one case, for the tests, fuzz and the r
 
 from __future__ import annotations
 
+import errno
 import itertools
 import time
 from collections import Counter
@@ -28,6 +29,23 @@ from .events import CallBegun, CaseBegun, Event, Info, RecordMade, ShardProgress
 
 class FrameworkBroken(Exception):
     """A framework named explicitly (--frameworks) could not be loaded; str() is the one line to show."""
+
+
+class EnvironmentFailure(Exception):
+    """A framework call failed on the machine, not on the input (ENVIRONMENT_ERRNOS): str() says which file and why."""
+
+
+# The errors of the machine, not of the input or the framework: a full disk or quota, a read-only file system, no
+# permission to write where the framework keeps its cache.
+ENVIRONMENT_ERRNOS = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EACCES})
+
+
+def environment_fault(error: BaseException) -> str | None:
+    """Why an exception is the machine's fault (an OSError of ENVIRONMENT_ERRNOS anywhere in its chain), or None."""
+    for e in ownership.chain(error):
+        if isinstance(e, OSError) and e.errno in ENVIRONMENT_ERRNOS:
+            return f"{e.strerror or e}{f': {e.filename}' if e.filename else ''}"
+    return None
 
 
 @dataclass(frozen=True)
@@ -206,6 +224,11 @@ def _evaluate_healing(adapter: Adapter, impl: Impl, inputs: Inputs, quantities: 
             return adapter.evaluate(impl, inputs, quantities, mode, device)
         except Unsupported as exc:
             return {q: exc for q in quantities}
+        except OSError as exc:
+            fault = environment_fault(exc)
+            if fault is None:
+                raise
+            raise EnvironmentFailure(f"{impl.framework} could not use its files ({fault})") from None
 
     outs = call()
     damaged = [e for e in outs.values() if isinstance(e, BaseException) and not isinstance(e, Unsupported)
@@ -290,6 +313,9 @@ def make_record(case: Case, inputs: Inputs, impl: Impl, quantity: str, mode: str
     if isinstance(out, Unsupported):
         return Record(status="unsupported", behaviour=None, reason=str(out), **{**ran, "composed": None})  # nothing ran, nothing composed
     error = out if isinstance(out, BaseException) else None
+    fault = environment_fault(error) if error is not None else None
+    if fault is not None:  # a full disk under the compile cache is the machine's, never the framework's error record
+        raise EnvironmentFailure(f"{impl.framework} could not {'write' if 'space' in fault or 'quota' in fault else 'use'} its files ({fault})")
     broken = next((e for e in ownership.chain(error) if isinstance(e, ContractError)), None) if error is not None else None
     if broken is not None:  # an answer outside the op's contract: the call's error, never a signal on an invalid input
         message = f"contract: {str(broken)[:280]}"
