@@ -58,7 +58,17 @@ NESTED = {
     "stale-entry-without-link": lambda d: d.update(stale_known=[{"id": "x", "why": "w"}]),
     "packages-not-a-mapping": lambda d: d["environment"].update(frameworks={"torch": {"packages": [1]}}),
     "lost-not-a-list": lambda d: d.update(incomplete={"lost": "x"}),
+    "timing-not-an-object": lambda d: d.update(timing="x"),
+    "timing-of-numbers": lambda d: d.update(timing={"torch/eager": 1}),
+    "selection-of-numbers": lambda d: d.update(selection={"cases": [1]}),
+    "wall-seconds-text": lambda d: d.update(wall_seconds="soon"),
 }
+
+
+def test_an_empty_environment_is_read_and_rendered(tmp_path):
+    path = _hostile_doc(tmp_path, "env", lambda d: d.update(environment={}))
+    assert main(["report", str(path), "--out", str(tmp_path / "r")]) == 0
+    assert main(["rejudge", str(path), "--out", str(tmp_path / "rj")]) == 0
 
 
 @pytest.mark.parametrize("command", ["gate", "report", "diff"])

@@ -52,7 +52,7 @@ def say_verdict(doc: dict, outcome: Outcome, out: Path, include_naive: bool = Fa
     the exit status only with `include_naive`, as the gate does."""
     records = doc["records"]
     counts = summary.status_counts(records)
-    print(f"\n{len(records)} records in {doc['wall_seconds']}s: " + ", ".join(f"{counts.get(s, 0)} {s}" for s in STATUSES))
+    print(f"\n{len(records)} records in {doc.get('wall_seconds', '?')}s: " + ", ".join(f"{counts.get(s, 0)} {s}" for s in STATUSES))
     for e in doc["stale_known"]:
         print(f"stale known divergence: {e['id']}{' (' + e['file'] + ')' if e.get('file') else ''}: {e['why']} ({e['link']})")
     failed = [r for r in records if unexplained(r)]

@@ -134,7 +134,7 @@ def _no_constant(name: str) -> object:
 
 
 DOC_TYPES = {"environment": dict, "stale_known": list, "known_divergences": list, "selection": dict, "incomplete": dict,
-             "complete": bool, "interrupted": bool, "created": str, "run_token": str}
+             "complete": bool, "interrupted": bool, "created": str, "run_token": str, "timing": dict, "wall_seconds": (int, float)}
 
 
 def _check_record(r, i: int, path: Path) -> None:
@@ -179,9 +179,10 @@ def read(path: Path) -> dict:
         raise ResultsError(f"{path}: 'records' must be a list")
     for k, t in DOC_TYPES.items():
         if k in doc and not isinstance(doc[k], t):
-            raise ResultsError(f"{path}: '{k}' must be a{'n' if t.__name__[0] in 'aeiou' else ''} {t.__name__}")
+            what = " or ".join(x.__name__ for x in (t if isinstance(t, tuple) else (t,)))
+            raise ResultsError(f"{path}: '{k}' must be a{'n' if what[0] in 'aeiou' else ''} {what}")
     doc.setdefault("environment", {})
-    frameworks = doc["environment"].get("frameworks", {})
+    frameworks = doc["environment"].setdefault("frameworks", {})
     if not isinstance(frameworks, dict) or not all(isinstance(v, dict) for v in frameworks.values()):
         raise ResultsError(f"{path}: 'environment.frameworks' must map names to objects")
     for fw, info in frameworks.items():
@@ -191,6 +192,11 @@ def read(path: Path) -> dict:
     for name in ("stale_known", "known_divergences"):
         if not all(isinstance(e, dict) and isinstance(e.get("id"), str) and isinstance(e.get("link"), str) for e in doc.get(name, [])):
             raise ResultsError(f"{path}: '{name}' must be a list of objects with an id and a link")
+    if not all(isinstance(v, dict) for v in (doc.get("timing") or {}).values()):
+        raise ResultsError(f"{path}: 'timing' must map shards to objects")
+    for key, value in (doc.get("selection") or {}).items():
+        if key != "machine" and not (isinstance(value, list) and all(isinstance(x, str) for x in value)):
+            raise ResultsError(f"{path}: 'selection.{str(key)[:40]}' must be a list of names")
     lost = (doc.get("incomplete") or {}).get("lost", [])
     if not isinstance(lost, list) or not all(isinstance(x, dict) for x in lost):
         raise ResultsError(f"{path}: 'incomplete.lost' must be a list of objects")
