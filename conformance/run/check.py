@@ -167,8 +167,9 @@ def command(r: dict) -> str:
     framework = r["impl_id"].split("/")[1]
     where, _, name = r["impl"].rpartition(":")
     if where in ("__main__", "?", "") or not name.isidentifier():  # a lambda, a closure, a function of a script
-        return (f"(none: {r['impl']} cannot be imported by name; define it at module level in an importable module or file and "
-                "check module:function or path/to/file.py:function)")
+        # a shell comment: pasted, it runs nothing, whatever the name holds
+        return (f"# none: {shlex.quote(r['impl'])} cannot be imported by name; define it at module level in an importable module "
+                "or file and check module:function or path/to/file.py:function")
     q = shlex.quote  # every field: a results file is data, and a pasted command must run nothing it carries
     return " ".join(["conformance check", q(r["impl"]), "--op", q(r["op"]), "--framework", q(framework), "--case", q(r["case"]),
                      "--quantity", q(r["quantity"]), "--dtypes", q(r["dtype"]), "--modes", q(r["mode"]), "--devices", q(r["device"]),

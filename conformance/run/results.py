@@ -194,9 +194,9 @@ def read(path: Path) -> dict:
             raise ResultsError(f"{path}: '{name}' must be a list of objects with an id and a link")
     if not all(isinstance(v, dict) for v in (doc.get("timing") or {}).values()):
         raise ResultsError(f"{path}: 'timing' must map shards to objects")
-    for key, value in (doc.get("selection") or {}).items():
-        if key != "machine" and not (isinstance(value, list) and all(isinstance(x, str) for x in value)):
-            raise ResultsError(f"{path}: 'selection.{str(key)[:40]}' must be a list of names")
+    for option, value in (doc.get("selection") or {}).items():
+        if option != "machine" and not (isinstance(value, list) and all(isinstance(x, str) for x in value)):
+            raise ResultsError(f"{path}: 'selection.{str(option)[:40]}' must be a list of names")
     lost = (doc.get("incomplete") or {}).get("lost", [])
     if not isinstance(lost, list) or not all(isinstance(x, dict) for x in lost):
         raise ResultsError(f"{path}: 'incomplete.lost' must be a list of objects")
