@@ -29,13 +29,14 @@ from packaging.specifiers import InvalidSpecifier, SpecifierSet
 from packaging.version import InvalidVersion, Version
 
 from ..corpus import bundled
+from ..corpus import conditions as case_conditions
 from ..corpus.safe_yaml import YamlError, safe_load
 from ..model.names import BEHAVIOURS, DEVICES, DTYPES, MODES, OPS, QUANTITIES
 from ..model.record import UNEXPLAINED, Judgement, judged
 from ..model.selection import matches
 
 MATCH_FIELDS = ("framework", "impl", "op", "quantity", "dtype", "mode", "device", "case")
-ENTRY_FIELDS = {"id", "match", "kind", "explains", "reason", "link", "versions", "statuses", "behaviours", "max_tol_ratio"}
+ENTRY_FIELDS = {"id", "match", "when", "kind", "explains", "reason", "link", "versions", "statuses", "behaviours", "max_tol_ratio"}
 KINDS = ("bug", "design")
 # What an entry explains; it matches records of that kind only (record_kind):
 #   accuracy       a finite answer to a valid input, off by more than the tolerance
@@ -68,16 +69,20 @@ class Entry:
     statuses: tuple[str, ...] = UNEXPLAINED
     behaviours: tuple[str, ...] | None = None  # None: any behaviour
     max_tol_ratio: float | None = None  # None: unbounded
+    when: dict | None = None  # conditions on the case's inputs (corpus/conditions.py): None, any case its patterns match
     origin: str = ""  # the registry file it came from
     matched: int = field(default=0)
     exercised: int = field(default=0)  # records its fields select, whatever their status
     beyond: int = field(default=0)  # records it selects that fail beyond its bounds
 
-    def selects(self, record: dict, packages: dict[str, str] | None = None) -> bool:
+    def selects(self, record: dict, packages: dict[str, str] | None = None, conditions: dict | None = None) -> bool:
         """Whether this entry speaks for the record; `packages` are the installed versions of the record's framework
-        (environment.frameworks[fw].packages). A range on a package that is not recorded does not select, nor does a
+        (environment.frameworks[fw].packages), `conditions` its case's (corpus.conditions.of). A range on a package
+        that is not recorded does not select, nor does an entry with conditions where the case's are unknown, nor a
         record of a kind the entry does not explain (an accuracy entry never speaks for a silent answer or a NaN)."""
         if not set(record_kinds(record)) & set(self.explains):
+            return False
+        if self.when is not None and (conditions is None or not case_conditions.meets(conditions, self.when)):
             return False
         for key, patterns in self.match.items():
             values = (record.get("impl_id"), record.get("impl")) if key == "impl" else (record.get(key),)
@@ -165,6 +170,8 @@ def _load_file(path: Path, frameworks: Iterable[str] | None, case_ids: tuple[str
         for key in ("id", "match", "kind", "explains", "reason", "link"):
             if not raw.get(key):
                 raise RegistryError(f"{where}: field '{key}' is required")
+        if "when" in raw and (problem := case_conditions.check(raw["when"])):
+            raise RegistryError(f"{where}: field 'when' {problem}")
         if raw["id"] in seen:
             raise RegistryError(f"{where}: duplicate id" + ("" if seen[raw["id"]] == str(path) else f" (also in {seen[raw['id']]})"))
         seen[raw["id"]] = str(path)
@@ -178,7 +185,7 @@ def _load_file(path: Path, frameworks: Iterable[str] | None, case_ids: tuple[str
             kind=raw["kind"], reason=" ".join(str(raw["reason"]).split()), link=str(raw["link"]), explains=_explains(raw, match, where),
             versions=_versions(raw.get("versions"), where), statuses=_names(raw, "statuses", UNEXPLAINED, where),
             behaviours=_names(raw, "behaviours", BEHAVIOURS, where, None), max_tol_ratio=_bound(raw.get("max_tol_ratio"), where),
-            origin=str(path))
+            when=raw.get("when"), origin=str(path))
         _check_patterns(entry, where, frameworks, case_ids)
         entries.append(entry)
     return entries
@@ -190,8 +197,8 @@ def _explains(raw: dict, match: dict, where: str) -> tuple[str, ...]:
     kinds = tuple(value) if isinstance(value, list) else (value,)
     if not kinds or not all(k in EXPLAINS for k in kinds) or len(set(kinds)) != len(kinds):
         raise RegistryError(f"{where}: field 'explains' must be one of {', '.join(EXPLAINS)}, or a list of them")
-    if "value" in kinds and not match.get("case"):
-        raise RegistryError(f"{where}: an entry that explains 'value' must name its cases (match.case)")
+    if "value" in kinds and not match.get("case") and not raw.get("when"):
+        raise RegistryError(f"{where}: an entry that explains 'value' must name its cases (match.case) or their conditions (when)")
     return kinds
 
 
@@ -244,7 +251,7 @@ def reset(entries: list[Entry]) -> None:
         entry.matched = entry.exercised = entry.beyond = 0
 
 
-def apply_one(record: dict, entries: list[Entry], packages: dict[str, str] | None) -> None:
+def apply_one(record: dict, entries: list[Entry], packages: dict[str, str] | None, conditions: dict | None = None) -> None:
     """Mark the record `known` (in place) when a registered divergence explains its fail or error, within the entry's
     bounds; count it for every entry that selects it. `packages`: the installed versions of the record's framework.
     An error the harness raised (its own inputs or oracle failed), or the calling code (an adapter's, a user's), says
@@ -254,7 +261,7 @@ def apply_one(record: dict, entries: list[Entry], packages: dict[str, str] | Non
     if record["status"] in ("unsupported", "skip"):
         return  # nothing ran: it neither shows a divergence nor shows one gone
     for entry in entries:
-        if not entry.selects(record, packages):
+        if not entry.selects(record, packages, conditions):
             continue
         entry.exercised += 1
         if record["status"] not in entry.statuses or record.get("known") is not None or record.get("beyond_known"):
@@ -267,11 +274,12 @@ def apply_one(record: dict, entries: list[Entry], packages: dict[str, str] | Non
             entry.matched += 1
 
 
-def apply(records: list[dict], entries: list[Entry], packages: dict[str, dict[str, str]]) -> None:
-    """apply_one over a whole run, counting from zero. `packages`: framework -> installed package versions."""
+def apply(records: list[dict], entries: list[Entry], packages: dict[str, dict[str, str]], conditions: dict[str, dict] | None = None) -> None:
+    """apply_one over a whole run, counting from zero. `packages`: framework -> installed package versions;
+    `conditions`: case id -> its conditions (corpus.conditions.of), for the entries that ask for some."""
     reset(entries)
     for record in records:
-        apply_one(record, entries, packages.get(record["framework"]))
+        apply_one(record, entries, packages.get(record["framework"]), (conditions or {}).get(record["case"]))
 
 
 def stale(entries: list[Entry], selection: dict, ran_cases: set[str], corpus_cases: set[str],

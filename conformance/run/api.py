@@ -16,6 +16,7 @@ import numpy as np
 
 from ..adapters import registered
 from ..corpus import bundled
+from ..corpus import conditions as case_conditions
 from ..corpus.cases import Case, load, materialize
 from ..corpus.inputs import build
 from ..judge import known as known_registry
@@ -127,13 +128,14 @@ def run_corpus(corpus: Corpus, sel: Selection, jobs: int = 2, timeout: float = D
     for name, why in absent.items():
         on_event(Info(name, {"absent": why}))
     started, packages = time.monotonic(), {}
+    conditions = {c.full_id: case_conditions.of(c) for c in cases}  # what `when:` entries ask of a record's case
     known_registry.reset(entries)
 
     def judged(msg: Event) -> None:
         if isinstance(msg, Info) and "packages" in msg.info:
             packages[msg.framework] = msg.info["packages"]
         elif isinstance(msg, RecordMade):
-            known_registry.apply_one(msg.record, entries, packages.get(msg.record["framework"]))
+            known_registry.apply_one(msg.record, entries, packages.get(msg.record["framework"]), conditions.get(msg.record["case"]))
         on_event(msg)
 
     if inline and not machine:
@@ -177,7 +179,8 @@ def rejudge(doc: dict, known: Path | list[Path] | None = None, oracle: bool = Fa
     info = {k: v for k, v in doc.get("environment", {}).get("frameworks", {}).items() if isinstance(v, dict)}
     for r in doc["records"]:
         unjudged(r)
-    known_registry.apply(doc["records"], entries, {n: i.get("packages") or {} for n, i in info.items()})
+    conditions = {case_id: case_conditions.of(c) for case_id, c in _cases_of(doc["records"]).items()}
+    known_registry.apply(doc["records"], entries, {n: i.get("packages") or {} for n, i in info.items()}, conditions)
     stale, matched = _registry_outcome(doc["records"], entries, info, doc.get("selection") or {}, corpus)
     doc.update(stale_known=stale, known_divergences=matched,
                rejudged={"registry": [str(Path(p).resolve()) for p in _paths(known)], "at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
@@ -185,13 +188,18 @@ def rejudge(doc: dict, known: Path | list[Path] | None = None, oracle: bool = Fa
     return doc
 
 
-def _judge_again(records: list[dict]) -> int:
-    """Judge each record with a stored output again, by today's oracle on its case (bundled, or its case file where that
-    still exists); returns how many were judged again."""
+def _cases_of(records: list[dict]) -> dict[str, Case]:
+    """The cases a run's records name, by id: the bundled corpus and the run's own case files where they still exist."""
     bundled_dir = bundled.cases_dir().resolve()
     # a run's own case files, beside the bundled corpus (whose files the records of a bundled run name too)
     own = {p.resolve() for r in records if r.get("case_file") and (p := Path(r["case_file"])).is_file() and p.resolve().parent != bundled_dir}
-    cases = {c.full_id: c for c in load([bundled_dir, *sorted(own)])}
+    return {c.full_id: c for c in load([bundled_dir, *sorted(own)])}
+
+
+def _judge_again(records: list[dict]) -> int:
+    """Judge each record with a stored output again, by today's oracle on its case (bundled, or its case file where that
+    still exists); returns how many were judged again."""
+    cases = _cases_of(records)
     count, built, refs = 0, {}, {}  # a (case, op, dtype)'s inputs and references serve every implementation and mode
     for r in records:
         case = cases.get(r["case"])
