@@ -223,6 +223,8 @@ class Impl:
     # declaration, never a way to leave out cases it fails.
     cases: tuple[str, ...] = ()
     static_shapes: bool = False  # compiled once per input shape (a fixed-shape training loop), not once for every shape
+    # Input dtypes the door is defined for (empty: every dtype), e.g. a half-precision input computed in float32.
+    dtypes: tuple[str, ...] = ()
     # What a cross-entropy door that takes no `reduction` keyword returns: the per-example losses ("none"), or already
     # their "mean" or "sum" (most losses people write). Such a door is judged on the cases in that reduction, against
     # the oracle's value for it, and is unsupported on the others: never composed into another reduction.
@@ -233,9 +235,10 @@ class Impl:
         """The stable identity of records, registry entries, baselines and benchmarks: framework/key."""
         return f"{self.framework}/{self.key or self.op}"
 
-    def runs(self, case_id: str, mode: str) -> bool:
-        """Whether this door is defined for the case in the mode (see `modes` and `cases`)."""
-        return (not self.modes or mode in self.modes) and (not self.cases or matches(case_id, self.cases))
+    def runs(self, case_id: str, mode: str, dtype: str | None = None) -> bool:
+        """Whether this door is defined for the case in the mode and dtype (see `modes`, `cases` and `dtypes`)."""
+        return ((not self.modes or mode in self.modes) and (not self.cases or matches(case_id, self.cases))
+                and (not self.dtypes or dtype is None or dtype in self.dtypes))
 
     def reduction_composed(self, inputs: Inputs) -> bool:
         """True when reduction is applied after the call with the framework's own sum/mean (recorded, never hidden)."""

@@ -96,6 +96,16 @@ def log_softmax(x: Array, labels: Array | None, inputs: Inputs) -> Array:
     return F.log_softmax(x, dim=inputs.axis)
 
 
+# The mixed-precision idiom: half-precision scores normalised in float32 by the kernel itself (`dtype=` casts the
+# input before the reduction), as attention and LLM heads call it (pytorch/pytorch#123911).
+def softmax_in_float32(x: Array, labels: Array | None, inputs: Inputs) -> Array:
+    return torch.softmax(x, dim=inputs.axis, dtype=torch.float32)
+
+
+def log_softmax_in_float32(x: Array, labels: Array | None, inputs: Inputs) -> Array:
+    return F.log_softmax(x, dim=inputs.axis, dtype=torch.float32)
+
+
 def functional_softmax(x: Array, labels: Array | None, inputs: Inputs) -> Array:
     return F.softmax(x, dim=inputs.axis)
 
@@ -179,7 +189,13 @@ def implementations() -> list[Impl]:
         Impl(NAME, "F.log_softmax(x.masked_fill(~mask, -inf))", "masked_log_softmax", masked_fill_log_softmax,
              key="masked_fill/log_softmax"),
     ]
-    return [*doors, *static_shape_doors(doors), *naive.implementations(NAME, NAIVE)]
+    half = ("float16", "bfloat16")
+    in_float32 = [  # half inputs only: on float32 the cast does nothing, on float64 it throws precision away by request
+        Impl(NAME, "torch.softmax(x, dim, dtype=torch.float32)", "softmax", softmax_in_float32, key="softmax/dtype-float32", dtypes=half),
+        Impl(NAME, "F.log_softmax(x, dim, dtype=torch.float32)", "log_softmax", log_softmax_in_float32, key="log_softmax/dtype-float32",
+             dtypes=half),
+    ]
+    return [*doors, *static_shape_doors(doors), *in_float32, *naive.implementations(NAME, NAIVE)]
 
 
 # torch.compile as a fixed-shape training loop gets it: dynamic=False, one graph per input shape. Inductor picks its

@@ -193,7 +193,7 @@ def records_for(adapter: Adapter, case: Case, inputs: Inputs, refs: dict, sel: S
             continue
         for device in devices:
             for mode in modes:
-                if not impl.runs(case.full_id, mode):
+                if not impl.runs(case.full_id, mode, inputs.dtype):
                     continue
                 call = (case.full_id, impl.id, inputs.dtype, mode, device)
                 if call in sel.skip_calls:
@@ -247,7 +247,7 @@ def _failure_records(adapter: Adapter, case: Case, failure: HarnessFailure, sel:
         if impl.op != failure.op or not sel.wants_impl(impl):
             continue
         for device, mode, q in itertools.product(devices, sel.modes, sel.quantities_of(case, failure.op)):
-            if not impl.runs(case.full_id, mode):
+            if not impl.runs(case.full_id, mode, failure.dtype):
                 continue
             yield Record(status="error", behaviour="error", detail=message, case=case.full_id, op=failure.op, quantity=q,
                          dtype=failure.dtype, framework=impl.framework, impl=impl.name, mode=mode, device=device, impl_id=impl.id,
