@@ -10,8 +10,7 @@ import textwrap
 import pytest
 
 from conformance.app.cli import main
-from conformance.corpus import bundled
-from conformance.corpus import conditions
+from conformance.corpus import bundled, conditions
 from conformance.corpus.cases import load
 from conformance.judge import known
 
