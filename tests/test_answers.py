@@ -195,3 +195,25 @@ def test_large_unanswered_parts_are_compared_by_their_statistics_and_a_bare_dige
     bare = {k: v for k, v in base.items() if k != "unanswered"}
     assert _move(bare, {**bare, "answer": "x" * 16}) == (True, False)  # listed as uncertain, not gated
     assert _move(bare, {**bare, "answer": "x" * 16, "nan_count": 3}) == (True, True)  # but a new NaN is a behaviour
+
+
+def test_a_wrong_answered_entry_of_an_invalid_input_is_an_accuracy_fail_for_the_registry():
+    from conformance.judge.known import Entry, record_kinds
+
+    r = {"invalid": True, "answered_wrong": True, "behaviour": "nonfinite", "status": "fail", "tol_ratio": 2e7}
+    assert record_kinds(r) == ("accuracy",) and record_kinds({**r, "answered_wrong": None}) == ("invalid-input",)
+    floatx = Entry("floatx", {"framework": ["keras-jax"]}, "design", "r", "https://x", explains=("accuracy",), behaviours=("finite",))
+    assert floatx.exceeded_by(r) is None  # the wrong entries are finite values, whatever NaN the row beside them holds
+
+
+def test_a_door_asked_to_answer_in_float32_is_judged_in_float32s_range():
+    """log_softmax of [65504, -65504] in float16: the true -131008 is past float16's range (so -inf is right there),
+    but a door asked for a float32 answer (torch's dtype=) must give the finite value."""
+    from conformance.judge.compare import compare_values
+
+    ref = np.array([0.0, -131008.0], dtype=np.longdouble)
+    tol = np.full(2, 1e-3)
+    finite = np.array([0.0, -131008.0], np.float32)
+    assert compare_values(finite, ref, tol, "float16", "float32").status == "pass"
+    assert compare_values(np.array([0.0, -np.inf], np.float32), ref, tol, "float16", "float32").status == "fail"
+    assert compare_values(np.array([0.0, -np.inf], np.float16), ref, tol, "float16").status == "pass"

@@ -328,12 +328,13 @@ def test_a_damaged_compile_cache_heals(tmp_path):
                             capture_output=True, text=True, timeout=600)
     assert second.returncode == 0, second.stdout[-3000:]  # Inductor recovers from some damage itself; the rest is healed
 
-    def statuses(name: str) -> dict:
-        # statuses, not ulps: a program compiled afresh may pick other kernels than the cached one (docs/gate.md)
-        return {(r["case"], r["op"], r["quantity"], r["impl_id"]): r["status"]
+    def answers(name: str) -> dict:
+        # the status and the answer itself: a healed cache must never serve another graph's program (a naive softmax
+        # answering with the fused one's digest), which statuses alone would not show
+        return {(r["case"], r["op"], r["quantity"], r["impl_id"]): (r["status"], r.get("answer"))
                 for r in json.loads((tmp_path / name / "results.json").read_text())["records"]}
 
-    assert statuses("a") == statuses("b")
+    assert answers("a") == answers("b")
 
 
 def test_what_counts_as_a_damaged_cache(tmp_path, monkeypatch):

@@ -191,9 +191,10 @@ def implementations() -> list[Impl]:
     ]
     half = ("float16", "bfloat16")
     in_float32 = [  # half inputs only: on float32 the cast does nothing, on float64 it throws precision away by request
-        Impl(NAME, "torch.softmax(x, dim, dtype=torch.float32)", "softmax", softmax_in_float32, key="softmax/dtype-float32", dtypes=half),
+        Impl(NAME, "torch.softmax(x, dim, dtype=torch.float32)", "softmax", softmax_in_float32, key="softmax/dtype-float32", dtypes=half,
+             answers_in="float32"),
         Impl(NAME, "F.log_softmax(x, dim, dtype=torch.float32)", "log_softmax", log_softmax_in_float32, key="log_softmax/dtype-float32",
-             dtypes=half),
+             dtypes=half, answers_in="float32"),
     ]
     return [*doors, *static_shape_doors(doors), *in_float32, *naive.implementations(NAME, NAIVE)]
 

@@ -49,8 +49,10 @@ def _none_if_nan(v: float) -> float | None:
     return None if v is None or not np.isfinite(v) else float(v)
 
 
-def compare_values(out: np.ndarray, ref: np.ndarray, tol: np.ndarray, dtype: str) -> Verdict:
-    """Element-wise check: NaN matches NaN only, infinities match exactly, finite values within tolerance."""
+def compare_values(out: np.ndarray, ref: np.ndarray, tol: np.ndarray, dtype: str, out_dtype: str | None = None) -> Verdict:
+    """Element-wise check: NaN matches NaN only, infinities match exactly, finite values within tolerance. `out_dtype`:
+    the dtype the answer came in where the call was asked to compute in a wider one (half input, float32 answer):
+    past the input dtype's largest number the oracle is an infinity only if it is past the answer's too."""
     out64 = np.asarray(out, dtype=np.float64)
     ref64 = np.asarray(ref, dtype=np.float64)
     verdict = Verdict(status="pass", behaviour=behaviour_of(out64), size=int(out64.size),
@@ -63,8 +65,9 @@ def compare_values(out: np.ndarray, ref: np.ndarray, tol: np.ndarray, dtype: str
         verdict.output, verdict.expected = jsonable(out64), jsonable(ref64)
     # The reference rounded to the dtype under test: past the format's largest number it *is* an infinity
     # (log_softmax of [3.4e38, -3.4e38] in float32 is -inf), so an implementation returning inf is right.
+    wide = out_dtype if out_dtype in dt.FORMATS and dt.fmt(out_dtype).max > dt.fmt(dtype).max else dtype
     with np.errstate(all="ignore"):
-        ref64 = np.where(np.abs(ref64) > dt.fmt(dtype).max * (1 + dt.fmt(dtype).unit_roundoff), np.sign(ref64) * np.inf, ref64)
+        ref64 = np.where(np.abs(ref64) > dt.fmt(wide).max * (1 + dt.fmt(wide).unit_roundoff), np.sign(ref64) * np.inf, ref64)
     ref_nan, ref_inf = np.isnan(ref64), np.isinf(ref64)
     finite = np.isfinite(ref64) & np.isfinite(out64)
     with np.errstate(all="ignore"):
@@ -97,8 +100,9 @@ def compare_values(out: np.ndarray, ref: np.ndarray, tol: np.ndarray, dtype: str
 
 
 def judge(out: np.ndarray | None, error: BaseException | None, ref: Reference, quantity: str, dtype: str, classes: int,
-          invalid: bool, expect: dict) -> Verdict:
-    """The verdict for one record. `out` is None exactly when the implementation raised `error`."""
+          invalid: bool, expect: dict, answers_in: str | None = None) -> Verdict:
+    """The verdict for one record. `out` is None exactly when the implementation raised `error`. `answers_in`: the
+    dtype a door is asked to answer in (a half input normalised in float32), which bounds its range."""
     wanted = expect.get("behaviour")
     wanted = [wanted] if isinstance(wanted, str) else wanted
     if error is not None:
@@ -111,7 +115,7 @@ def judge(out: np.ndarray | None, error: BaseException | None, ref: Reference, q
     if invalid:
         return _judge_invalid(out, ref, quantity, dtype, classes, wanted)
     tol = tolerance(ref.scale, quantity, dtype, classes, ref.flush)
-    verdict = compare_values(out, ref.value, tol, dtype)
+    verdict = compare_values(out, ref.value, tol, dtype, answers_in)
     if wanted and verdict.behaviour not in wanted:
         verdict.status = "fail"
         verdict.detail = f"behaviour {verdict.behaviour}, expected {' or '.join(wanted)}"
@@ -142,7 +146,7 @@ def _judge_invalid(out: np.ndarray, ref: Reference | None, quantity: str, dtype:
             verdict.expected = jsonable(ref.value)
         verdict.unanswered = unanswered_summary(out64[~answered], quantity, dtype, classes)
         if measured.status != "pass":
-            verdict.status = "fail"
+            verdict.status, verdict.answered_wrong = "fail", True
             verdict.worst_index = measured.worst_index
             verdict.detail = f"an entry that has an answer is wrong: {measured.detail}"
             return verdict

@@ -100,8 +100,10 @@ class Entry:
 
     def exceeded_by(self, record: dict) -> str | None:
         """Why the record is worse than this entry explains, or None when it is within the entry's bounds."""
-        if self.behaviours is not None and record.get("behaviour") not in self.behaviours:
-            return f"behaviour {record.get('behaviour')} (the entry covers {', '.join(self.behaviours)})"
+        # an invalid input's answered entries that are wrong are finite values: their behaviour, not the signal's beside them
+        behaviour = "finite" if record.get("answered_wrong") else record.get("behaviour")
+        if self.behaviours is not None and behaviour not in self.behaviours:
+            return f"behaviour {behaviour} (the entry covers {', '.join(self.behaviours)})"
         ratio = record.get("tol_ratio")
         if self.max_tol_ratio is not None and ratio is not None and ratio > self.max_tol_ratio:
             return f"error {ratio:.3g}x its tolerance (the entry covers up to {self.max_tol_ratio:g}x)"
@@ -124,11 +126,13 @@ class Entry:
 
 
 def record_kinds(record: dict) -> tuple[str, ...]:
-    """The kinds of explanation (EXPLAINS) that can speak for a record: an invalid input's behaviour; an error where
+    """The kinds of explanation (EXPLAINS) that can speak for a record: an invalid input's behaviour (or the accuracy of
+    its entries that have an answer, where one of those is wrong); an error where
     a value was expected; a finite answer to a valid input (accuracy, or a value on a named case); a non-finite one
     (a value on a named case only: an accuracy entry never explains a NaN)."""
     if record.get("invalid"):
-        return ("invalid-input",)
+        # a wrong value where an invalid input's entry has an answer (the row beside a NaN row) is an accuracy fail
+        return ("accuracy",) if record.get("answered_wrong") else ("invalid-input",)
     if record.get("behaviour") == "error":
         return ("error",)
     return ("accuracy", "value") if record.get("behaviour") == "finite" else ("value",)

@@ -36,6 +36,7 @@ class Verdict:
     silent: bool | None = None  # a finite answer to an input that has none (written only when set)
     expect_checked: bool | None = None  # the case's published values were checked too (written only when set)
     unanswered: dict | None = None  # an invalid input's entries without an answer (compare.unanswered_summary), for diff and the gate
+    answered_wrong: bool | None = None  # an invalid input's entry that has an answer is wrong: an accuracy fail (written only when set)
 
 
 @dataclass(kw_only=True)
@@ -85,7 +86,7 @@ class Record(Verdict):
 IDENTITY = ("case", "op", "quantity", "dtype", "framework", "impl", "mode", "device")
 # Fields written only when set.
 OPTIONAL = ("detail", "reason", "out_dtype", "composed", "overwritten", "answer", "worst_index", "output", "expected", "silent",
-            "expect_checked", "unanswered", "known_id", "known_status", "beyond_known", "beyond_why", "source")
+            "expect_checked", "unanswered", "answered_wrong", "known_id", "known_status", "beyond_known", "beyond_why", "source")
 # identity first: results.json reads from the left
 _JSON_ORDER = tuple(sorted((f.name for f in dataclasses.fields(Record)), key=lambda n: n not in IDENTITY))
 # Fields a results file must carry in every record: the identity and the verdict (older files lack the context).

@@ -336,7 +336,8 @@ def make_record(case: Case, inputs: Inputs, impl: Impl, quantity: str, mode: str
         error = RuntimeError(f"the adapter returned no {quantity}")
     written = out.what if isinstance(out, Overwritten) else None
     out = out.value if isinstance(out, Overwritten) else out
-    v = judge(None if error else out, error, ref, quantity, inputs.dtype, inputs.classes, case.invalid, case.expect)
+    v = judge(None if error else out, error, ref, quantity, inputs.dtype, inputs.classes, case.invalid, case.expect,
+              impl.answers_in if quantity == "value" else None)  # a gradient comes in the input's dtype
     verdict = {f.name: getattr(v, f.name) for f in fields(v)}
     if written:  # right or wrong, an answer that cost the caller its inputs fails; no registry entry explains it
         verdict.update(status="fail", detail="; ".join(filter(None, [f"the call wrote into its input {written}", verdict["detail"]])))
