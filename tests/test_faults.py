@@ -350,7 +350,14 @@ def test_what_counts_as_a_damaged_cache(tmp_path, monkeypatch):
     damaged = [ImportError(f"{cache}/ab/cabc.main.so: file too short"), EOFError("Ran out of input"),
                AttributeError("module 'torch._inductor.runtime.compile_tasks.cabcdefghijklmnopqrstuvwxyz0123' has no attribute 'call'"),
                CppCompileError(f"C++ compile error: g++ {cache}/f2/cf2o.main.cpp")]
-    program = [RuntimeError(f"kernel, {cache}/gt/cgtm.main.cpp:82, index out of bounds: 0 <= tmp3 < 4"),
+    garbage = SyntaxError("invalid syntax")
+    garbage.filename = f"{cache}/xy/cxyz.py"  # a generated module overwritten with garbage
+    wrapped = RuntimeError("BackendCompilerFailed: backend='inductor' raised")
+    wrapped.__cause__ = garbage
+    damaged += [garbage, wrapped]
+    user_code = SyntaxError("invalid syntax")
+    user_code.filename = str(tmp_path / "mine.py")  # a syntax error of the user's own file is not the cache's
+    program = [RuntimeError(f"kernel, {cache}/gt/cgtm.main.cpp:82, index out of bounds: 0 <= tmp3 < 4"), user_code,
                RuntimeError("Expected all tensors to be on the same device"), AttributeError("'NoneType' object has no attribute 'exp'")]
     assert all(torch_adapter.cache_damaged(e) for e in damaged)
     assert not any(torch_adapter.cache_damaged(e) for e in program)

@@ -1,4 +1,4 @@
-"""The pytest plugin in the wheel (conformance/pytest_plugin.py): `pytest --conformance` in any folder collects the
+"""The pytest plugin in the wheel (conformance/app/pytest_plugin.py): `pytest --conformance` in any folder collects the
 corpus as items that -k selects, pytest-xdist spreads and --junitxml reports; a failing item carries its re-run
 commands; the records land in a results.json that `conformance gate` reads."""
 

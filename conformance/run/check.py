@@ -183,7 +183,15 @@ def run(target: str, framework: str, op: str, sel: Selection, case_paths: list[P
     target = absolute_target(target)
     user_adapter.probe(target)  # a TARGET that names nothing, or whose import exits or crashes, is bad input before anything runs
     user_adapter.resolve(target)
+    saved = {k: os.environ.get(k) for k in (user_adapter.CHECK_ENV, EXTRA_ADAPTERS_ENV)}
     register(target, framework, op, returns)
-    corpus = api.prepare(case_paths, selection(framework, op, sel), registries)
-    doc, outcome = api.run_corpus(corpus, selection(framework, op, sel), jobs, on_event=on_event)
+    try:
+        corpus = api.prepare(case_paths, selection(framework, op, sel), registries)
+        doc, outcome = api.run_corpus(corpus, selection(framework, op, sel), jobs, on_event=on_event)
+    finally:  # the function is this check's: a later run in the same process (the Python API) does not inherit it
+        for key, value in saved.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
     return CheckResult(doc, target, framework, op, outcome.complete)

@@ -1,11 +1,11 @@
 """The corpus as pytest items, in the wheel (entry point `pytest11`): `pytest --conformance` in a user's own project
 collects one item per (framework, case, op, dtype, mode), judged against the oracle with the registry applied, so
 `-k`, `-x`, pytest-xdist's `-n` and `--junitxml` work as for any test. One setting picks the frameworks, as in
-array-api-tests: `--conformance-frameworks numpy,torch` or $CONFORMANCE_FRAMEWORKS (default: every installed one).
+array-api-tests: `--conformance-frameworks a,b` or $CONFORMANCE_FRAMEWORKS (default: every installed one).
 `--conformance-results PATH` writes the records to a results.json that `conformance report` and `gate` read.
 
 A failing item lists its failing records, each with the command that re-runs it. Frameworks that cannot share a
-process with another (the Keras backends: OWN_PROCESS) are left out unless named alone.
+process with another (those that declare OWN_PROCESS) are left out unless named.
 """
 
 from __future__ import annotations
@@ -40,12 +40,12 @@ class CorpusItem(pytest.Item):
         self.add_marker(pytest.mark.conformance)
 
     def runtest(self) -> None:
-        from .adapters import package_versions
-        from .corpus import conditions
-        from .judge import known
-        from .model.record import message, unexplained
-        from .run.repro import command
-        from .run.runner import Selection, judge_case
+        from ..adapters import package_versions
+        from ..corpus import conditions
+        from ..judge import known
+        from ..model.record import message, unexplained
+        from ..run.repro import command
+        from ..run.runner import Selection, judge_case
 
         adapter = _adapter(self.framework)
         sel = Selection((self.framework,), (self.dtype,), ("cpu",), (self.mode,), ops=(self.op,))
@@ -57,12 +57,12 @@ class CorpusItem(pytest.Item):
         if bad:
             raise CorpusFailure("\n".join(f"{r['status']}: {r['impl']} {r['quantity']}: {message(r)}\n  re-run: {command(r)}" for r in bad))
 
-    def repr_failure(self, excinfo, style=None):  # noqa: ANN001 - pytest's signature
+    def repr_failure(self, excinfo: pytest.ExceptionInfo[BaseException], style: str | None = None) -> str:
         if isinstance(excinfo.value, CorpusFailure):
             return str(excinfo.value)
-        return super().repr_failure(excinfo)
+        return str(super().repr_failure(excinfo))
 
-    def reportinfo(self):  # noqa: ANN201 - pytest's signature
+    def reportinfo(self) -> tuple[Path, int | None, str]:
         return self.path, None, f"{self.framework} {self.case.full_id} {self.op} {self.dtype} {self.mode}"
 
 
@@ -72,24 +72,24 @@ class CorpusFailure(Exception):
 
 @cache
 def _adapter(name: str):  # noqa: ANN202 - an adapter module
-    from .adapters import load_adapter
+    from ..adapters import load_adapter
 
     return load_adapter(name)
 
 
 @cache
 def _entries(case_paths: tuple[str, ...]):  # noqa: ANN202 - registry entries
-    from .adapters import registered
-    from .corpus import bundled
-    from .corpus.cases import load
-    from .judge import known
+    from ..adapters import registered
+    from ..corpus import bundled
+    from ..corpus.cases import load
+    from ..judge import known
 
     ids = [c.full_id for c in load([bundled.cases_dir(), *map(Path, case_paths)])]
     return known.load(None, registered(), ids)
 
 
 def _frameworks(config: pytest.Config) -> list[str]:
-    from .adapters import declared, missing_packages, registered
+    from ..adapters import declared, missing_packages, registered
 
     chosen = config.getoption("conformance_frameworks") or os.environ.get(FRAMEWORKS_ENV)
     names = [n.strip() for n in chosen.split(",") if n.strip()] if chosen else None
@@ -106,9 +106,9 @@ def _frameworks(config: pytest.Config) -> list[str]:
 def pytest_collection_modifyitems(session: pytest.Session, config: pytest.Config, items: list[pytest.Item]) -> None:
     if not config.getoption("conformance"):
         return
-    from .corpus import bundled
-    from .corpus.cases import load
-    from .model.names import DTYPES, MODES
+    from ..corpus import bundled
+    from ..corpus.cases import load
+    from ..model.names import DTYPES, MODES
 
     modes = [m for m in config.getoption("conformance_modes").split(",") if m]
     dtypes = config.getoption("conformance_dtypes")
@@ -146,7 +146,7 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     target = config.getoption("conformance_results")
     if not target or not config.getoption("conformance"):
         return
-    from .run import results as results_io
+    from ..run import results as results_io
 
     target = Path(target)
     parts = target.with_name(target.name + ".parts")
