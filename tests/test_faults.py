@@ -328,13 +328,18 @@ def test_a_damaged_compile_cache_heals(tmp_path):
                             capture_output=True, text=True, timeout=600)
     assert second.returncode == 0, second.stdout[-3000:]  # Inductor recovers from some damage itself; the rest is healed
 
-    def answers(name: str) -> dict:
-        # the status and the answer itself: a healed cache must never serve another graph's program (a naive softmax
-        # answering with the fused one's digest), which statuses alone would not show
-        return {(r["case"], r["op"], r["quantity"], r["impl_id"]): (r["status"], r.get("answer"))
-                for r in json.loads((tmp_path / name / "results.json").read_text())["records"]}
+    def records(name: str) -> dict:
+        return {(r["case"], r["op"], r["quantity"], r["impl_id"]): r for r in json.loads((tmp_path / name / "results.json").read_text())["records"]}
 
-    assert answers("a") == answers("b")
+    from conformance.report.diff import answer_move
+
+    clean, healed = records("a"), records("b")
+    assert {k: r["status"] for k, r in clean.items()} == {k: r["status"] for k, r in healed.items()}
+    # and the same answers by the gate's own rule: a healed cache must never serve another graph's program (a naive
+    # softmax answering with the fused one's values), which statuses alone would not show. Not digest for digest: the
+    # programs compiled again after a heal differ from a cold run's in the last bit (1 float32 ulp, measured).
+    moved = [k for k in clean if (move := answer_move(clean[k], healed[k])) is not None and move[0]]
+    assert not moved, moved
 
 
 def test_what_counts_as_a_damaged_cache(tmp_path, monkeypatch):
