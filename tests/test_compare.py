@@ -88,3 +88,10 @@ def test_an_error_keeps_its_cause():
             raise KeyError("a wrapper") from inner
     except KeyError as exc:
         assert _first_line(exc) == "'a wrapper' (caused by ValueError: the real reason)"
+
+
+def test_an_infinity_mismatch_is_said_as_such_not_as_a_tolerance():
+    from conformance.judge.compare import compare_values
+
+    v = compare_values(np.array([0.0, -120000.0], np.float32), np.array([0.0, -np.inf], dtype=np.longdouble), np.full(2, 1e-6), "float32")
+    assert v.status == "fail" and "where the oracle is -inf (an infinity matches only itself)" in v.detail and "tolerance" not in v.detail

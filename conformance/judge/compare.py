@@ -95,7 +95,11 @@ def compare_values(out: np.ndarray, ref: np.ndarray, tol: np.ndarray, dtype: str
         idx = np.unravel_index(int(np.argmax(score)), score.shape) if score.ndim else ()
         verdict.worst_index = [int(i) for i in idx]
         tol_at = float(tol[idx]) if np.ndim(tol) else float(tol)
-        verdict.detail = f"at {verdict.worst_index}: got {float(out64[idx]):.9g}, oracle {float(ref64[idx]):.9g}, tolerance {tol_at:.3g}"
+        got, want = float(out64[idx]), float(ref64[idx])
+        if np.isinf(want) or np.isinf(got):  # an infinity has no tolerance: say which side is infinite, not a ratio
+            verdict.detail = f"at {verdict.worst_index}: got {got:.9g} where the oracle is {want:.9g} (an infinity matches only itself)"
+        else:
+            verdict.detail = f"at {verdict.worst_index}: got {got:.9g}, oracle {want:.9g}, tolerance {tol_at:.3g}"
     return verdict
 
 
