@@ -112,7 +112,7 @@ class CheckResult:
                          f"{message_of(mine, theirs)[:160]}{beside}")
             lines.append(f"    re-run: {command(mine)}")
         if len(ranked) > limit:
-            lines.append(f"  ... {len(ranked) - limit} more in summary.md")
+            lines.append(f"  ... {len(ranked) - limit} more: summary.md lists the first 60 unexplained, results.json every record")
         return lines
 
     def assert_ok(self) -> None:
