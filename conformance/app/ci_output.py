@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import json
 import os
-import xml.etree.ElementTree as ET
 from pathlib import Path
 
 from ..gate.outcome import GateReport
@@ -37,21 +36,10 @@ def emit_gate(report: GateReport, junit: Path | None = None) -> None:
     """The gate's verdict for CI: a JUnit test case per regression (one passing case where there is none), `::error`
     annotations under GitHub Actions, and the one machine-readable line."""
     if junit is not None:
-        root = ET.Element("testsuites", name="conformance gate")
-        suite = ET.SubElement(root, "testsuite", name="conformance gate", tests=str(max(1, len(report.regressions))),
-                              failures=str(len(report.regressions)), errors="0", skipped="0")
-        for i, regression in enumerate(report.regressions):
-            kind, _, what = regression.partition(": ")
-            case = ET.SubElement(suite, "testcase", classname=f"gate.{ci._text(kind)}", name=ci._text(f"{i + 1}: {what[:200]}"))
-            ET.SubElement(case, "failure", message=ci._text(regression[:500]), type=ci._text(kind)).text = ci._text(regression)
-        if not report.regressions:
-            ET.SubElement(suite, "testcase", classname="gate", name=f"no regression in {report.compared} records")
-        root.set("tests", suite.get("tests"))
-        root.set("failures", suite.get("failures"))
-        results_io.write_text(Path(junit), '<?xml version="1.0" encoding="UTF-8"?>\n' + ET.tostring(root, encoding="unicode") + "\n")
+        results_io.write_text(Path(junit), ci.gate_junit_xml(report.regressions, report.compared))
     if os.environ.get("GITHUB_ACTIONS") == "true":
         for regression in report.regressions[:50]:
-            print(f"::error title=conformance gate::{ci._escape_annotation(regression)}")
+            print(ci.annotation("conformance gate", regression))
     print(SUMMARY_PREFIX + json.dumps({"command": "gate", "exit": 0 if report.ok else 1, "compared": report.compared,
                                        "regressions": len(report.regressions), "notes": len(report.notes),
                                        "improvements": len(report.improvements)}, separators=(",", ":")), flush=True)

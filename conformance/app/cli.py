@@ -8,7 +8,6 @@ incomplete run; 4 the environment failed a write (the previous files are intact;
 from __future__ import annotations
 
 import argparse
-import errno
 import os
 import shlex
 import sys
@@ -292,10 +291,6 @@ def _registries(args: argparse.Namespace) -> list[Path]:
 
 COMMANDS = {name: fn for name, fn in globals().items() if name.startswith("cmd_")}
 
-# The errors of the machine, not of the input or the frameworks: a full disk or quota, no permission, a read-only file system.
-ENVIRONMENT_ERRNOS = (errno.ENOSPC, errno.EDQUOT, errno.EACCES, errno.EPERM, errno.EROFS, errno.EIO)
-
-
 def main(argv: list[str] | None = None) -> int:
     """The command line: parsed (app/parser.py), then the command run (`dispatch`)."""
     return dispatch(build_parser().parse_args(argv))
@@ -315,7 +310,7 @@ def dispatch(args: argparse.Namespace) -> int:
         print(f"conformance: environment: {exc}", file=sys.stderr)
         return 4
     except OSError as exc:  # the environment failed a write or a read the command could not do without (a full disk)
-        if exc.errno not in ENVIRONMENT_ERRNOS:
+        if exc.errno not in output.ENVIRONMENT_ERRNOS:
             raise
         print(f"conformance: environment: {exc.strerror or exc}{f': {exc.filename}' if exc.filename else ''}; "
               "what was written before stays as it was", file=sys.stderr)

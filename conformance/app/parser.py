@@ -84,6 +84,12 @@ class _Parser(argparse.ArgumentParser):
         self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
 
 
+def _add_ci(parser: argparse.ArgumentParser) -> None:
+    """`--junit` and `--quiet`, the same for run, check and gate (app/ci_output.py)."""
+    parser.add_argument("--junit", type=Path, metavar="FILE", help="also write JUnit XML there (a test case per record group; gate: per regression)")
+    parser.add_argument("--quiet", action="store_true", help="no progress and no report lines: only the one JSON line (conformance-summary ...)")
+
+
 def _add_known(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--known", type=Path, action="append", metavar="FILE",
                         help="known-divergence registry (YAML; repeatable, entries of all files apply): default the bundled one; "
@@ -127,8 +133,7 @@ def _add_run(sub) -> None:
                      help=f"seconds a worker may send nothing before it is stopped as hung (default {DEFAULT_TIMEOUT_S:g})")
     run.add_argument("--max-file-mb", type=_positive("max-file-mb"), default=None, help="largest case file read (default 10)")
     run.add_argument("--max-elements", type=_positive("max-elements"), default=None, help="largest array of a case (default 2^22: under 2 GB a worker)")
-    run.add_argument("--junit", type=Path, metavar="FILE", help="also write JUnit XML there (one test case per record group)")
-    run.add_argument("--quiet", action="store_true", help="no progress and no report lines: only the one JSON line (conformance-summary ...)")
+    _add_ci(run)
     run.set_defaults(func="cmd_run")
 
 
@@ -154,8 +159,7 @@ def _add_check(sub) -> None:
     ck.add_argument("--compile-cache", type=Path, default=default_compile_cache(), help="as for run")
     ck.add_argument("--no-compile-cache", action="store_true", help="use the framework's default caching instead")
     _add_known(ck)
-    ck.add_argument("--junit", type=Path, metavar="FILE", help="also write JUnit XML there (one test case per record group)")
-    ck.add_argument("--quiet", action="store_true", help="no progress and no report lines: only the one JSON line (conformance-summary ...)")
+    _add_ci(ck)
     ck.set_defaults(func="cmd_check")
 
 
@@ -207,8 +211,7 @@ def build_parser() -> argparse.ArgumentParser:
                          "fail only if the slowdown holds")
     gt.add_argument("--include-naive", action="store_true",
                     help="gate the naive formulas' accuracy and behaviour too (default: reported, not gated: they are expected to break)")
-    gt.add_argument("--junit", type=Path, metavar="FILE", help="also write JUnit XML there (one test case per record group)")
-    gt.add_argument("--quiet", action="store_true", help="no progress and no report lines: only the one JSON line (conformance-summary ...)")
+    _add_ci(gt)
     gt.set_defaults(func="cmd_gate")
 
     df = sub.add_parser("diff", help="every record that moved between two runs (status, behaviour, NaN/inf, accuracy 2x), as JSON and Markdown")

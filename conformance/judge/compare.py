@@ -165,9 +165,9 @@ def _judge_invalid(out: np.ndarray, ref: Reference | None, quantity: str, dtype:
 
 def _answered(ref: Reference | None, shape: tuple[int, ...]) -> np.ndarray | None:
     """Which entries of an invalid input's output have an answer (the oracle is not NaN there: its -inf for a masked
-    log-probability is an answer), or None where the oracle
-    does not localise the missing answer: no reference, another shape, or no entry without an answer (an input invalid
-    as a whole, such as labels that are no distribution: then no entry is judged by value)."""
+    log-probability is an answer), or None where the oracle does not localise the missing answer: no reference,
+    another shape, or no entry without an answer (an input invalid as a whole, such as labels that are no
+    distribution: then no entry is judged by value)."""
     if ref is None or np.shape(ref.value) != shape:
         return None
     answered = ~np.isnan(np.asarray(ref.value, dtype=np.float64))

@@ -53,10 +53,6 @@ class RegistryError(ValueError):
     pass
 
 
-def _matches(value: str, patterns: Iterable[str]) -> bool:
-    return matches(value, patterns)  # the one selection rule (model/selection.py)
-
-
 @dataclass
 class Entry:
     id: str
@@ -86,7 +82,7 @@ class Entry:
             return False
         for key, patterns in self.match.items():
             values = (record.get("impl_id"), record.get("impl")) if key == "impl" else (record.get(key),)
-            if not any(v is not None and _matches(str(v), patterns) for v in values):  # impl: the stable id or the label
+            if not any(v is not None and matches(str(v), patterns) for v in values):  # impl: the stable id or the label
                 return False
         packages = packages or {}
         for package, spec in self.versions.items():
@@ -116,12 +112,12 @@ class Entry:
             if not chosen:
                 continue  # not narrowed on this field
             universe = chosen if key == "framework" else NAMED_FIELDS[key]
-            wanted = {n for n in universe if _matches(n, self.match.get(key, ["*"]))}
+            wanted = {n for n in universe if matches(n, self.match.get(key, ["*"]))}
             if not wanted or not wanted <= set(chosen):
                 return False
         if selection.get("impls"):
             return False  # a run narrowed to some implementations cannot speak for an entry's others
-        cases = {c for c in corpus_cases if _matches(c, self.match.get("case", ["*"]))}
+        cases = {c for c in corpus_cases if matches(c, self.match.get("case", ["*"]))}
         return cases <= ran_cases
 
 
@@ -245,7 +241,7 @@ def _check_patterns(entry: Entry, where: str, frameworks: Iterable[str] | None, 
         universes["case"] = case_ids
     for key, universe in universes.items():
         for pattern in entry.match.get(key, []):
-            if not any(_matches(name, [pattern]) for name in universe):
+            if not any(matches(name, [pattern]) for name in universe):
                 what = {"case": "no case of the corpus", "framework": "no registered framework"}.get(key, f"no {key}")
                 raise RegistryError(f"{where}: match.{key} {pattern!r} matches {what} (renamed or misspelled?)")
 
@@ -293,12 +289,12 @@ def stale(entries: list[Entry], selection: dict, ran_cases: set[str], corpus_cas
     implementation that a framework which ran does not offer (`offered`: framework -> implementation names)."""
     out = []
     for e in entries:
-        ran = [names for fw, names in offered.items() if _matches(fw, e.match["framework"])]
-        all_ran = all(any(_matches(fw, [p]) for fw in offered) for p in e.match["framework"])  # every framework it names
+        ran = [names for fw, names in offered.items() if matches(fw, e.match["framework"])]
+        all_ran = all(any(matches(fw, [p]) for fw in offered) for p in e.match["framework"])  # every framework it names
         # a pattern whose framework part is a glob ("*/naive/*") may rightly match nothing in the frameworks that ran
         # (a framework without naive formulas): only a pattern naming its framework can be shown renamed
         unknown = [p for p in e.match.get("impl", []) if all_ran and not any(ch in p.partition("/")[0] for ch in "*?[")
-                   and not any(_matches(n, [p]) for names in ran for n in names)]
+                   and not any(matches(n, [p]) for names in ran for n in names)]
         if unknown:
             out.append({"id": e.id, "link": e.link, "exercised": e.exercised, "file": e.origin,
                         "why": f"no framework that ran offers an implementation {unknown[0]!r} (renamed?)"})

@@ -82,13 +82,33 @@ def junit_xml(doc: dict, suite_name: str = "conformance", include_naive: bool = 
                       message=_text(f"incomplete run: {lost}"[:500]))
         root.set("tests", str(totals["tests"] + 1))
         root.set("failures", str(totals["failures"] + 1))
+    return _document(root)
+
+
+def gate_junit_xml(regressions: list[str], compared: int) -> str:
+    """The gate's verdict as JUnit XML: a failing test case per regression (its kind the class), or one passing case."""
+    root = ET.Element("testsuites", name="conformance gate", tests=str(max(1, len(regressions))), failures=str(len(regressions)))
+    suite = ET.SubElement(root, "testsuite", name="conformance gate", tests=root.get("tests"), failures=root.get("failures"),
+                          errors="0", skipped="0")
+    for i, regression in enumerate(regressions):
+        kind, _, what = regression.partition(": ")
+        case = ET.SubElement(suite, "testcase", classname=_text(f"gate.{kind}"), name=_text(f"{i + 1}: {what[:200]}"))
+        ET.SubElement(case, "failure", message=_text(regression[:500]), type=_text(kind)).text = _text(regression)
+    if not regressions:
+        ET.SubElement(suite, "testcase", classname="gate", name=f"no regression in {compared} records")
+    return _document(root)
+
+
+def _document(root: ET.Element) -> str:
     return '<?xml version="1.0" encoding="UTF-8"?>\n' + ET.tostring(root, encoding="unicode") + "\n"
 
 
-def _escape_annotation(text: str, prop: bool = False) -> str:
-    """GitHub's workflow-command escaping: % and newlines in data, and also : and , in properties."""
-    text = text.replace("%", "%25").replace("\r", "%0D").replace("\n", "%0A")
-    return text.replace(":", "%3A").replace(",", "%2C") if prop else text
+def annotation(title: str, body: str, level: str = "error") -> str:
+    """One GitHub workflow command, escaped as GitHub reads it: % and newlines in the body, also : and , in the title."""
+    def escape(text: str) -> str:
+        return text.replace("%", "%25").replace("\r", "%0D").replace("\n", "%0A")
+
+    return f"::{level} title={escape(title).replace(':', '%3A').replace(',', '%2C')}::{escape(body)}"
 
 
 def github_annotations(doc: dict, include_naive: bool = False, limit: int = 50) -> list[str]:
@@ -97,13 +117,12 @@ def github_annotations(doc: dict, include_naive: bool = False, limit: int = 50) 
     failing = [(key, [r for r in rs if unexplained(r) and _counted(r, include_naive)]) for key, rs in sorted(groups(doc["records"]).items())]
     failing = [(key, bad) for key, bad in failing if bad]
     for (framework, impl_id, case, op, dtype, mode, device), bad in failing[:limit]:
-        title = _escape_annotation(f"{bad[0]['status']}: {framework} {impl_id} on {case}", prop=True)
         body = f"{op} {dtype} {mode} {device}: " + "; ".join(f"{r['quantity']}: {message(r)}" for r in bad) + f"\nre-run: {rerun(bad[0])}"
-        lines.append(f"::error title={title}::{_escape_annotation(body)}")
+        lines.append(annotation(f"{bad[0]['status']}: {framework} {impl_id} on {case}", body))
     if len(failing) > limit:
-        lines.append(f"::warning title=conformance::{len(failing) - limit} more failing record groups in results.json")
+        lines.append(annotation("conformance", f"{len(failing) - limit} more failing record groups in results.json", "warning"))
     if doc.get("complete") is False:
-        lines.append("::error title=conformance::incomplete run: results.json holds what finished and says what is missing")
+        lines.append(annotation("conformance", "incomplete run: results.json holds what finished and says what is missing"))
     return lines
 
 

@@ -161,18 +161,22 @@ def _tiny(dtype: str) -> float:
         return 0.0
 
 
+def _array(stored) -> np.ndarray:
+    """A stored output or list of values (JSON: nested lists, "nan"/"inf" strings, or one number) as float64."""
+    return np.asarray(materialize(stored if isinstance(stored, list) else [stored]), dtype=np.float64)
+
+
 def _classes_bound(output) -> int:
     """An upper bound on the classes behind a stored output, for its tolerance: its last axis, else its size (the
     bound enters the tolerance as 2 ceil(log2 C): a generous bound widens it by a few units of roundoff)."""
-    values = np.asarray(materialize(output if isinstance(output, list) else [output]), dtype=np.float64)
+    values = _array(output)
     return int(values.shape[-1] if values.ndim > 1 else max(values.size, 1))
 
 
 def _values_differ(before, after, rtol: float, atol: float) -> str | None:
     """Entry by entry: the same shape, NaN where NaN, the same infinities, finite values within rtol of the larger
     magnitude (plus atol); None where they agree."""
-    b = np.asarray(materialize(before if isinstance(before, list) else [before]), dtype=np.float64)
-    a = np.asarray(materialize(after if isinstance(after, list) else [after]), dtype=np.float64)
+    b, a = _array(before), _array(after)
     if b.shape != a.shape:
         return f"shape {list(b.shape)} -> {list(a.shape)}"
     if np.any(np.isnan(b) != np.isnan(a)) or np.any(np.isinf(b) != np.isinf(a)) or np.any(b[np.isinf(b)] != a[np.isinf(a)]):
@@ -195,12 +199,15 @@ def _summaries_differ(b: dict, c: dict) -> str | None:
     if "values" in b and "values" in c:
         differ = _values_differ(b["values"], c["values"], rtol, atol)
         return f"entries without an answer: {differ}" if differ else None
-    scale = max(abs(b.get("abs_sum") or 0.0), abs(c.get("abs_sum") or 0.0))
-    for name, room in (("min", None), ("max", None), ("sum", rtol * scale + atol * (b.get("entries") or 1))):
+    # Each value within rtol of its magnitude moves the min and max by as much, and the sum by rtol of the sum of
+    # magnitudes (plus atol per entry).
+    sum_room = rtol * max(abs(b.get("abs_sum") or 0.0), abs(c.get("abs_sum") or 0.0)) + atol * (b.get("entries") or 1)
+    for name in ("min", "max", "sum"):
         x, y = b.get(name), c.get(name)
         if (x is None) != (y is None):
             return f"entries without an answer: {name} {x} -> {y}"
-        if x is not None and abs(x - y) > (room if room is not None else rtol * max(abs(x), abs(y)) + atol):
+        room = sum_room if name == "sum" else rtol * max(abs(x or 0.0), abs(y or 0.0)) + atol
+        if x is not None and abs(x - y) > room:
             return f"entries without an answer: {name} {x:.9g} -> {y:.9g}"
     return None
 

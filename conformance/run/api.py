@@ -21,14 +21,13 @@ from ..corpus.cases import Case, load, materialize
 from ..corpus.inputs import build
 from ..judge import known as known_registry
 from ..judge.compare import judge
-from ..judge.oracle import compute as reference
 from ..model.record import OPTIONAL, Verdict, unjudged
 from ..model.selection import matches
 from . import results as results_io
 from . import shard_costs
 from .events import Event, Finished, Info, Planned, RecordMade
 from .pool import DEFAULT_TIMEOUT_S, Outcome, run, run_inline
-from .runner import Selection, invalid_references, judge_case, units
+from .runner import Selection, judge_case, references, units
 
 __all__ = ["Corpus", "SelectionError", "judge_case", "prepare", "rejudge", "run_corpus"]
 
@@ -208,8 +207,7 @@ def _judge_again(records: list[dict]) -> int:
         call = (r["case"], r["op"], r["dtype"])
         inputs = built[call] if call in built else built.setdefault(call, build(case, r["op"], r["dtype"]))
         if (*call, r["quantity"]) not in refs:
-            refs[(*call, r["quantity"])] = (invalid_references(inputs, (r["quantity"],)).get(r["quantity"]) if case.invalid
-                                            else reference(inputs, r["quantity"]))
+            refs[(*call, r["quantity"])] = references(case, inputs, (r["quantity"],)).get(r["quantity"])
         ref = refs[(*call, r["quantity"])]
         out = np.asarray(materialize(r["output"]), dtype=np.float64)
         if ref is not None and out.size == ref.value.size:

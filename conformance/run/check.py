@@ -21,6 +21,7 @@ from . import api
 from .events import Event
 from .runner import Selection
 
+MATCHES_THEIRS = "yours matches a registered divergence of theirs"  # a comparison's outcome that ranks last among failures
 # The identity of a record without its implementation: what pairs the user's record with the framework's.
 _PAIR = ("case", "op", "quantity", "dtype", "mode", "device")
 
@@ -99,7 +100,7 @@ class CheckResult:
                  + (f"; {len(self.other_dtype)} answered in another dtype than the framework's" if self.other_dtype else "")]
         # the records where the framework's own function passes come first: those are the user's to mend
         ranked = sorted(self.failures, key=lambda m: (unexplained(self._theirs.get(id(m)) or {"status": None}),
-                                                      _compared(m, self._theirs.get(id(m))) == "yours matches a registered divergence of theirs"))
+                                                      _compared(m, self._theirs.get(id(m))) == MATCHES_THEIRS))
         for mine in ranked[:limit]:
             theirs = self._theirs.get(id(mine))
             status = (theirs or {}).get("status")
@@ -112,7 +113,7 @@ class CheckResult:
                          f"{message_of(mine, theirs)[:160]}{beside}")
             lines.append(f"    re-run: {command(mine)}")
         if len(ranked) > limit:
-            lines.append(f"  ... {len(ranked) - limit} more: summary.md lists the first 60 unexplained, results.json every record")
+            lines.append(f"  ... {len(ranked) - limit} more: summary.md lists the first of them, results.json every record")
         return lines
 
     def assert_ok(self) -> None:
@@ -131,7 +132,7 @@ def _compared(mine: dict, theirs: dict | None) -> str:
         return "not comparable (unsupported on one side)"
     if theirs["status"] == "known":
         if unexplained(mine) and _same_behaviour(mine, theirs):
-            return "yours matches a registered divergence of theirs"
+            return MATCHES_THEIRS
         return "yours fails where theirs has a registered divergence" if unexplained(mine) else "yours passes where theirs has a registered divergence"
     if unexplained(mine) == unexplained(theirs):
         return "same verdict"

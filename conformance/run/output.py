@@ -16,6 +16,7 @@ failure loses nothing.
 
 from __future__ import annotations
 
+import errno
 import json
 import os
 import socket
@@ -29,6 +30,10 @@ from pathlib import Path
 from . import results as results_io
 
 MARKER = "run-in-progress.json"
+# The errors of the machine, not of the input or a framework: a full disk or quota, no permission, a read-only file
+# system, a failing device. A command meeting one exits 4 (environment), whether it was writing its own files or a
+# framework was writing its cache.
+ENVIRONMENT_ERRNOS = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EACCES, errno.EPERM, errno.EROFS, errno.EIO})
 LOG, PARTIAL_LOG = "run.log", "run.log.partial"
 OUTPUTS = ("results.json", "summary.md", LOG)
 
@@ -121,8 +126,8 @@ def start(out: Path) -> str:
             try:
                 fd = os.open(out / MARKER, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
             except FileExistsError:
-                held = read_marker(out) or {}
-                if _holder_alive(held):
+                held = live_holder(out)
+                if held is not None:
                     raise FolderBusy(f"--out {out}: another run (pid {held.get('pid', '?')}, started {held.get('started', '?')}) is writing "
                                      "into it; wait for it to finish or choose another --out") from None
                 (out / MARKER).unlink(missing_ok=True)  # a killed run's: its folder is ours now

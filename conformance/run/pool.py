@@ -386,22 +386,24 @@ class _Pool:
             for record in crash_records(crashed, cause):
                 self.outcome.take(RecordMade(record))
                 self.on_event(RecordMade(record))
-            again = replace(shard, name=f"{shard.name.split('/resumed')[0]}/resumed-{shard.resumed + 1}", cases=(crashed.record["case"], *rest),
-                            skip_calls=shard.skip_calls + tuple(c.call for c in calls), resumed=shard.resumed + 1)
-            self.shards[again.name] = again
-            self.resumed.append(again)
+            self._resume(shard, (crashed.record["case"], *rest), tuple(c.call for c in calls))
             self.on_event(Lost(name, f"{why} during {crashed.record['case']} {crashed.record['impl']} {crashed.record['dtype']} "
                                      f"{crashed.record['mode']}: recorded as that call's error; the rest goes on in a new worker"))
             return
         if begun:
             why = f"{why}, during case {begun[-1]}"
-        if resume and rest and self.cases and not shard.resumed and "/resumed" not in name:
-            again = replace(shard, name=f"{name}/resumed", cases=tuple(rest), resumed=1)
-            self.shards[again.name] = again
-            self.resumed.append(again)
+        if resume and rest and self.cases and not shard.resumed:
+            self._resume(shard, tuple(rest))
             why = f"{why}; its {len(rest)} case(s) not yet begun run in a new worker"
         self.outcome.lose(shard, why)
         self.on_event(Lost(name, why))
+
+    def _resume(self, shard: Shard, cases: tuple[str, ...], skip_calls: tuple = ()) -> None:
+        """The rest of a shard whose worker died, for a new worker: these cases, these calls skipped."""
+        again = replace(shard, name=f"{shard.name.split('/resumed')[0]}/resumed-{shard.resumed + 1}", cases=cases,
+                        skip_calls=shard.skip_calls + skip_calls, resumed=shard.resumed + 1)
+        self.shards[again.name] = again
+        self.resumed.append(again)
 
     def receive(self, name: str, msg: Event) -> None:
         """One event from the worker of shard `name`."""

@@ -5,7 +5,6 @@ over them); `judge_case` is the same for one case, for the tests, fuzz and the r
 
 from __future__ import annotations
 
-import errno
 import itertools
 import time
 from collections import Counter
@@ -25,6 +24,7 @@ from ..judge.compare import digest, judge
 from ..model.record import Record
 from ..model.selection import impl_matches, matches
 from .events import CallBegun, CaseBegun, Event, Info, RecordMade, ShardProgress, TimingOf
+from .output import ENVIRONMENT_ERRNOS
 
 
 class FrameworkBroken(Exception):
@@ -32,19 +32,15 @@ class FrameworkBroken(Exception):
 
 
 class EnvironmentFailure(Exception):
-    """A framework call failed on the machine, not on the input (ENVIRONMENT_ERRNOS): str() says which file and why."""
+    """A framework call failed on the machine, not on the input (output.ENVIRONMENT_ERRNOS): str() says which file and why."""
 
 
-# The errors of the machine, not of the input or the framework: a full disk or quota, a read-only file system, no
-# permission to write where the framework keeps its cache.
-ENVIRONMENT_ERRNOS = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EACCES})
-
-
-def environment_fault(error: BaseException) -> str | None:
-    """Why an exception is the machine's fault (an OSError of ENVIRONMENT_ERRNOS anywhere in its chain), or None."""
+def environment_failure(impl: Impl, error: BaseException) -> EnvironmentFailure | None:
+    """The machine's fault behind a framework call's exception (an OSError of ENVIRONMENT_ERRNOS anywhere in its
+    chain: a full disk under its compile cache), or None where the exception is the framework's answer."""
     for e in ownership.chain(error):
         if isinstance(e, OSError) and e.errno in ENVIRONMENT_ERRNOS:
-            return f"{e.strerror or e}{f': {e.filename}' if e.filename else ''}"
+            return EnvironmentFailure(f"{impl.framework} could not use its files ({e.strerror or e}{f': {e.filename}' if e.filename else ''})")
     return None
 
 
@@ -156,7 +152,7 @@ def case_inputs(cases: list[Case], sel: Selection, timing: Timing | None = None)
                 try:
                     inputs = build(case, op, dtype)
                     built, where = time.perf_counter(), "oracle"
-                    refs = invalid_references(inputs, quantities) if case.invalid else {q: oracle.compute(inputs, q) for q in quantities}
+                    refs = references(case, inputs, quantities)
                 except Exception as exc:  # MemoryError included: the arrays that failed are gone with the frame
                     inputs, refs = HarnessFailure(op, dtype, where, exc), {}
                 timing.add("inputs", built - started, dtype)
@@ -165,9 +161,12 @@ def case_inputs(cases: list[Case], sel: Selection, timing: Timing | None = None)
                 yield case, inputs, refs
 
 
-def invalid_references(inputs: Inputs, quantities: tuple[str, ...]) -> dict:
-    """The oracle on an input with no answer as a whole: it answers the entries that have one (NaN elsewhere), which
-    the judge then measures. An input the oracle cannot take at all has no reference: judged by behaviour alone."""
+def references(case: Case, inputs: Inputs, quantities: tuple[str, ...]) -> dict:
+    """The oracle's reference for each quantity. On an input with no answer as a whole it answers the entries that
+    have one (NaN elsewhere), which the judge then measures; an invalid input the oracle cannot take at all has no
+    reference, and is judged by behaviour alone."""
+    if not case.invalid:
+        return {q: oracle.compute(inputs, q) for q in quantities}
     refs = {}
     for q in quantities:
         try:
@@ -199,7 +198,7 @@ def records_for(adapter: Adapter, case: Case, inputs: Inputs, refs: dict, sel: S
                 if call in sel.skip_calls:
                     continue
                 if on_call is not None:
-                    on_call(CallBegun(call, call_context(case, inputs, impl, mode, device), quantities))
+                    on_call(CallBegun(call, call_context(case, inputs.op, inputs.dtype, impl, mode, device), quantities))
                 started = time.perf_counter()
                 outs = _evaluate_healing(adapter, impl, inputs, quantities, mode, device, timing)
                 elapsed = time.perf_counter() - started
@@ -225,10 +224,10 @@ def _evaluate_healing(adapter: Adapter, impl: Impl, inputs: Inputs, quantities: 
         except Unsupported as exc:
             return {q: exc for q in quantities}
         except OSError as exc:
-            fault = environment_fault(exc)
+            fault = environment_failure(impl, exc)
             if fault is None:
                 raise
-            raise EnvironmentFailure(f"{impl.framework} could not use its files ({fault})") from None
+            raise fault from None
 
     outs = call()
     damaged = [e for e in outs.values() if isinstance(e, BaseException) and not isinstance(e, Unsupported)
@@ -249,9 +248,7 @@ def _failure_records(adapter: Adapter, case: Case, failure: HarnessFailure, sel:
         for device, mode, q in itertools.product(devices, sel.modes, sel.quantities_of(case, failure.op)):
             if not impl.runs(case.full_id, mode, failure.dtype):
                 continue
-            yield Record(status="error", behaviour="error", detail=message, case=case.full_id, op=failure.op, quantity=q,
-                         dtype=failure.dtype, framework=impl.framework, impl=impl.name, mode=mode, device=device, impl_id=impl.id,
-                         case_file=str(Path(case.path).resolve()), naive=impl.naive, invalid=case.invalid,
+            yield Record(status="error", behaviour="error", detail=message, quantity=q, **call_context(case, failure.op, failure.dtype, impl, mode, device),
                          error={"type": type(exc).__name__, "message": message, "where": f"harness/{failure.where}"}).to_json()
 
 
@@ -287,9 +284,9 @@ def _framework_dirs(adapter: Adapter) -> tuple[str, ...]:
     return _DIRS[name]
 
 
-def call_context(case: Case, inputs: Inputs, impl: Impl, mode: str, device: str) -> dict:
+def call_context(case: Case, op: str, dtype: str, impl: Impl, mode: str, device: str) -> dict:
     """What every record of one call carries besides its quantity and verdict: identity and context."""
-    return {"case": case.full_id, "op": inputs.op, "dtype": inputs.dtype, "framework": impl.framework, "impl": impl.name, "mode": mode,
+    return {"case": case.full_id, "op": op, "dtype": dtype, "framework": impl.framework, "impl": impl.name, "mode": mode,
             "device": device, "impl_id": impl.id, "case_file": str(Path(case.path).resolve()), "naive": impl.naive, "invalid": case.invalid}
 
 
@@ -306,16 +303,14 @@ def make_record(case: Case, inputs: Inputs, impl: Impl, quantity: str, mode: str
     """The verdict on one quantity of one call: `out` is the adapter's value, an Unsupported, or what it raised.
     `owners`: the framework's package folders; an exception that the calling code itself raised (ownership) is an
     error of that code, or `unsupported` where the installed release does not take a keyword the call passes."""
-    ran = {"case": case.full_id, "op": inputs.op, "quantity": quantity, "dtype": inputs.dtype, "framework": impl.framework,
-           "impl": impl.name, "mode": mode, "device": device, "impl_id": impl.id, "case_file": str(Path(case.path).resolve()),
-           "naive": impl.naive, "invalid": case.invalid, "seconds": round(elapsed, 6), "logit_scale": scale,
-           "composed": ["reduction"] if impl.reduction_composed(inputs) else None}
+    ran = {**call_context(case, inputs.op, inputs.dtype, impl, mode, device), "quantity": quantity, "seconds": round(elapsed, 6),
+           "logit_scale": scale, "composed": ["reduction"] if impl.reduction_composed(inputs) else None}
     if isinstance(out, Unsupported):
         return Record(status="unsupported", behaviour=None, reason=str(out), **{**ran, "composed": None})  # nothing ran, nothing composed
     error = out if isinstance(out, BaseException) else None
-    fault = environment_fault(error) if error is not None else None
+    fault = environment_failure(impl, error) if error is not None else None
     if fault is not None:  # a full disk under the compile cache is the machine's, never the framework's error record
-        raise EnvironmentFailure(f"{impl.framework} could not {'write' if 'space' in fault or 'quota' in fault else 'use'} its files ({fault})")
+        raise fault
     broken = next((e for e in ownership.chain(error) if isinstance(e, ContractError)), None) if error is not None else None
     if broken is not None:  # an answer outside the op's contract: the call's error, never a signal on an invalid input
         message = f"contract: {str(broken)[:280]}"
