@@ -65,11 +65,12 @@ from typing import Any, Protocol, runtime_checkable
 import numpy as np
 
 from ..corpus.inputs import Inputs
+from ..model.names import QUANTITIES
 from ..model.selection import matches
 
 # A framework's array or tensor. The adapters import their framework only in load(), so no signature can name its type.
 Array = Any
-GRADIENT_QUANTITIES = ("grad_logits", "grad_labels", "hvp")
+GRADIENT_QUANTITIES = tuple(q for q in QUANTITIES if q != "value")  # every derivative of every op (op table)
 
 
 @runtime_checkable

@@ -159,6 +159,64 @@ def masked_fill_log_softmax(x: Array, mask: Array, inputs: Inputs) -> Array:
 
 
 
+def _linear_ce(options_of: Callable[[], Any] | None) -> Callable:
+    """F.linear_cross_entropy with `options_of()` (None: the reference path). It takes [N, D] hidden states, so
+    [B, T, D] goes in as training code passes it, flattened to [B*T, D] (a layout move), and per-token losses come
+    back in [B, T]."""
+    def forward(hidden: Array, weight: Array, bias: Array | None, targets: Array, inputs: Inputs) -> Array:
+        if options_of is not None and (targets.dtype != torch.int64):
+            # the chunked op takes int64 class indices only; anything else runs the reference path (with a warning)
+            raise Unsupported(f"the chunked path takes int64 class indices, not {str(targets.dtype).replace('torch.', '')} targets")
+        kwargs = _loss_kwargs(hidden, inputs)
+        kwargs["weight"] = kwargs.pop("weight", None)  # the per-class loss weight; the classifier is `linear_weight`
+        flat_hidden, flat_targets = _flat_tokens(hidden, targets)
+        out = F.linear_cross_entropy(flat_hidden, weight, flat_targets, linear_bias=bias,
+                                     options=None if options_of is None else options_of(), **kwargs)
+        return out.reshape(hidden.shape[:-1]) if inputs.options.reduction == "none" else out
+    return forward
+
+
+def _flat_tokens(hidden: Array, targets: Array) -> tuple:
+    dense = targets.dtype not in (torch.int64, torch.int32)
+    if hidden.ndim <= 2:
+        return hidden, targets
+    return hidden.flatten(0, -2), targets.flatten(0, -2) if dense else targets.flatten()
+
+
+def linear_then_cross_entropy(hidden: Array, weight: Array, bias: Array | None, targets: Array, inputs: Inputs) -> Array:
+    """The composed form: the classifier F.linear materialises the logits, then F.cross_entropy (class axis moved to
+    dim 1, as it wants)."""
+    logits = F.linear(hidden, weight, bias)
+    return F.cross_entropy(_class_first(logits, logits.ndim - 1), _target(targets, inputs), **_loss_kwargs(hidden, inputs))
+
+
+# The chunked path's precision policies, each with a chunk of 4 rows so that chunking happens on the suite's batches
+# (6 and 3 rows: not a multiple of the chunk, and smaller than one), and the zero-argument options (`auto` policy and
+# chunking, resolved per device and dtype at call time). Eager only: torch.compile falls back to eager at the chunked op.
+LINEAR_CHUNK = 4
+LINEAR_POLICIES = ("accurate", "balanced", "compact")
+
+
+def _chunked(policy: str | None) -> Callable[[], Any]:
+    if policy is None:
+        return lambda: torch.nn.LinearCrossEntropyOptions()
+    return lambda: torch.nn.LinearCrossEntropyOptions(acc_policy=policy, batch_chunk_size=LINEAR_CHUNK, chunking_method=None)
+
+
+def linear_doors() -> list[Impl]:
+    options = frozenset({"reduction", "label_smoothing", "weight", "ignore_index"})
+    in_chunks = options - {"label_smoothing"}  # the chunked op runs the reference path instead: not this door
+    op = "linear_cross_entropy"
+    chunked = [Impl(NAME, f"F.linear_cross_entropy(options=LinearCrossEntropyOptions(acc_policy='{p}', batch_chunk_size={LINEAR_CHUNK}))",
+                    op, _linear_ce(_chunked(p)), options=in_chunks, key=f"linear_cross_entropy/chunked-{p}", modes=("eager",))
+               for p in LINEAR_POLICIES]
+    return [
+        Impl(NAME, "torch.nn.functional.linear_cross_entropy", op, _linear_ce(None), options=options, key="linear_cross_entropy"),
+        *chunked,
+        Impl(NAME, "F.linear_cross_entropy(options=LinearCrossEntropyOptions())", op, _linear_ce(_chunked(None)), options=in_chunks,
+             key="linear_cross_entropy/chunked-auto", modes=("eager",)),
+        Impl(NAME, "F.cross_entropy(F.linear(h, W, b), t)", op, linear_then_cross_entropy, options=options, key="linear/cross_entropy"),
+    ]
 
 
 NAIVE = naive.Namespace(
@@ -196,7 +254,7 @@ def implementations() -> list[Impl]:
         Impl(NAME, "F.log_softmax(x, dim, dtype=torch.float32)", "log_softmax", log_softmax_in_float32, key="log_softmax/dtype-float32",
              dtypes=half, answers_in="float32"),
     ]
-    return [*doors, *static_shape_doors(doors), *in_float32, *naive.implementations(NAME, NAIVE)]
+    return [*doors, *static_shape_doors(doors), *in_float32, *linear_doors(), *naive.implementations(NAME, NAIVE)]
 
 
 # torch.compile as a fixed-shape training loop gets it: dynamic=False, one graph per input shape. Inductor picks its
@@ -235,8 +293,8 @@ def _numpy(t) -> np.ndarray:
 
 
 def _forward(impl: Impl, inputs, mode: str, device: str, dynamic: bool | None = None):
-    def f(x, labels):
-        out = impl.forward(x, labels, inputs)
+    def f(*args):  # the op's primals (op table), then its labels
+        out = impl.forward(*args, inputs)
         if impl.reduction_composed(inputs):
             out = reduce_with(out, inputs.options.reduction, torch.sum, torch.mean)
         return out
@@ -247,8 +305,9 @@ def _forward(impl: Impl, inputs, mode: str, device: str, dynamic: bool | None = 
     # twice). Benchmarks use dynamic=False and a function per shape: graphs specialised to it, as a fixed-shape
     # training loop gets them, and no guard on the other shape's closure (`inputs`) to fail and recompile.
     dynamic = not impl.static_shapes if dynamic is None else dynamic
-    shape = None if dynamic else inputs.logits.shape
-    key = (impl.name, impl.op, inputs.options, inputs.axis, inputs.dtype, inputs.logits.ndim, device, dynamic, shape)
+    shapes = tuple(None if a is None else a.shape for a in inputs.primals.values())
+    key = (impl.name, impl.op, inputs.options, inputs.axis, inputs.dtype, tuple(s and len(s) for s in shapes), device, dynamic,
+           None if dynamic else shapes)
     if key not in _compiled:
         _headers_in_the_cache()
         _compiled[key] = torch.compile(f, fullgraph=True, dynamic=dynamic)
@@ -336,56 +395,61 @@ def evaluate(impl: Impl, inputs: Inputs, quantities: Iterable[str], mode: str, d
 def _evaluate(impl: Impl, inputs, quantities, mode: str, device: str) -> dict:
     dev = _torch_device(device)
     grad = needs_grad(quantities)
-    x = _tensor(inputs.logits, dev, requires_grad=grad)
+    # the op's primals (the logits; or the hidden states, the weight and a bias), each a leaf with its gradient
+    primals = {n: None if a is None else _tensor(a, dev, requires_grad=grad) for n, a in inputs.primals.items()}
     given = inputs.given_labels  # dense or integer labels, a mask, or None (softmax and log_softmax take none)
     labels = None if given is None else _tensor(given, dev, requires_grad="grad_labels" in quantities)
     f = _forward(impl, inputs, mode, device)
     try:
-        out = f(x, labels)
+        out = f(*primals.values(), labels)
     except Exception as exc:
         return {q: exc for q in quantities}
     results: dict = {}
     if "value" in quantities:
         results["value"] = _numpy(out)
-    written = _written(inputs, x, labels, "forward")
+    written = _written(inputs, primals, labels, "forward")
     if not grad:
         return mark_overwritten(results, written)
-    results = _gradients(f, inputs, quantities, x, labels, out, dev, results)
-    return mark_overwritten(results, written or _written(inputs, x, labels, "backward"))
+    results = _gradients(f, inputs, quantities, primals, labels, out, dev, results)
+    return mark_overwritten(results, written or _written(inputs, primals, labels, "backward"))
 
 
-def _written(inputs: Inputs, x, labels, when: str) -> str | None:
+def _written(inputs: Inputs, primals: dict, labels, when: str) -> str | None:
     """Whether the call wrote into the tensors it was given (they are the caller's: a kernel that stores its
-    gradient in the logits' memory fails, whatever it returns)."""
-    now = {"logits": _numpy(x)}
-    given = {"logits": inputs.logits}
+    gradient in the logits' or the hidden states' memory fails, whatever it returns)."""
+    given = {n: a for n, a in inputs.primals.items() if a is not None}
+    now = {n: _numpy(primals[n]) for n in given}
     if labels is not None and inputs.given_labels is not None:
         now["labels"], given["labels"] = _numpy(labels), inputs.given_labels
     return overwritten(given, now, when)
 
 
-def _gradients(f, inputs: Inputs, quantities, x, labels, out, dev, results: dict) -> dict:
+def _gradients(f, inputs: Inputs, quantities, primals: dict, labels, out, dev, results: dict) -> dict:
     g = _tensor(inputs.cotangent, dev)
-    wrt = [x] + ([labels] if "grad_labels" in quantities else [])
+    wanted = [n for n, t in primals.items() if t is not None and f"grad_{n}" in quantities]
+    wrt = [primals[n] for n in wanted] + ([labels] if "grad_labels" in quantities else [])
     # First-order gradients never depend on whether an HVP was also asked for: no create_graph or
     # retain_graph here, because torch.compile's backward (donated buffers) refuses both outright.
     try:
-        first = torch.autograd.grad(out, wrt, grad_outputs=g, allow_unused=True)
+        first = torch.autograd.grad(out, wrt, grad_outputs=g, allow_unused=True) if wrt else ()
     except Exception as exc:
         return {**results, **{q: exc for q in quantities if q != "value"}}
-    if "grad_logits" in quantities:
-        results["grad_logits"] = _numpy(first[0]) if first[0] is not None else np.zeros(inputs.logits.shape, np.float64)
-    if "grad_labels" in quantities:
-        results["grad_labels"] = _numpy(first[1]) if first[1] is not None else np.zeros(inputs.labels.shape, np.float64)
+    given = {**inputs.primals, "labels": inputs.labels}
+    for name, got in zip([*wanted, *(["labels"] if "grad_labels" in quantities else [])], first):
+        results[f"grad_{name}"] = _numpy(got) if got is not None else np.zeros(given[name].shape, np.float64)
     if "hvp" in quantities:
-        results["hvp"] = _hvp(f, x, labels, g, _tensor(inputs.direction, dev))
+        results["hvp"] = _hvp(f, list(primals.values()), labels, g, _tensor(inputs.direction, dev))
     return results
 
 
-def _hvp(f, x, labels, g, direction):
-    """H·d as the gradient of <grad_x, d> (H is symmetric), by a double backward through a fresh forward."""
+def _hvp(f, primals: list, labels, g, direction):
+    """H·d w.r.t. the first primal as the gradient of <grad_x, d> (H is symmetric), by a double backward through a
+    fresh forward."""
+    x = primals[0]
     try:
-        (grad_x,) = torch.autograd.grad(f(x, labels), x, grad_outputs=g, create_graph=True)
+        (grad_x,) = torch.autograd.grad(f(*primals, labels), x, grad_outputs=g, create_graph=True)
+        if not grad_x.requires_grad:  # a backward outside autograd's graph (a precomputed gradient): no second one
+            return Unsupported("create_graph=True gave a first derivative with no graph: this function offers no double backward")
         (hv,) = torch.autograd.grad(grad_x, x, grad_outputs=direction, allow_unused=True)
     except RuntimeError as exc:
         text = str(exc)
@@ -404,10 +468,14 @@ def benchmark_call(impl: Impl, inputs: Inputs, mode: str, device: str, backward:
     w.r.t. the logits), returning once the result exists (CUDA synchronised)."""
     check_supported(impl, inputs)
     dev = _torch_device(device)
-    x = _tensor(inputs.logits, dev, requires_grad=backward)
-    labels = inputs.given_labels
-    labels = None if labels is None else _tensor(labels, dev)
-    return _timed(_forward(impl, inputs, mode, device, dynamic=False), x, labels, inputs, dev, backward)
+    args = _call_tensors(inputs, dev, backward)
+    return _timed(_forward(impl, inputs, mode, device, dynamic=False), args, inputs, dev, backward)
+
+
+def _call_tensors(inputs: Inputs, dev: str, backward: bool) -> list:
+    """The op's primals (the first one differentiated for a backward pass) and its labels, on the device."""
+    primals = [None if a is None else _tensor(a, dev, requires_grad=backward and i == 0) for i, a in enumerate(inputs.primals.values())]
+    return [*primals, None if inputs.given_labels is None else _tensor(inputs.given_labels, dev)]
 
 
 def bare_call(impl: Impl, inputs: Inputs, mode: str, device: str, backward: bool) -> Callable[[], Any]:
@@ -416,32 +484,32 @@ def bare_call(impl: Impl, inputs: Inputs, mode: str, device: str, backward: bool
     torch.autograd.grad for the backward pass, on tensors already on the device."""
     check_supported(impl, inputs)
     dev = _torch_device(device)
-    x = _tensor(inputs.logits, dev, requires_grad=backward)
-    t = None if inputs.given_labels is None else _tensor(inputs.given_labels, dev)
+    args = _call_tensors(inputs, dev, backward)
     composed = impl.reduction_composed(inputs)
 
-    def f(x, t):
-        out = impl.forward(x, t, inputs)
+    def f(*args):
+        out = impl.forward(*args, inputs)
         return out.mean() if composed else out
 
     f = torch.compile(f, fullgraph=True, dynamic=False) if mode == "compiled" else f
-    return _timed(f, x, t, inputs, dev, backward)
+    return _timed(f, args, inputs, dev, backward)
 
 
-def _timed(f, x, labels, inputs, dev, backward: bool):
-    """What the benchmarks time: f(x, labels), and for the backward pass torch.autograd.grad with the cotangent
-    already on the device, synchronised so that the result exists when the call returns."""
+def _timed(f, args: list, inputs, dev, backward: bool):
+    """What the benchmarks time: f(*args) (the primals, then the labels), and for the backward pass
+    torch.autograd.grad w.r.t. the first primal with the cotangent already on the device, synchronised so that the
+    result exists when the call returns."""
     sync = _sync(dev)
     if not backward:
         def forward():
-            out = f(x, labels)
+            out = f(*args)
             sync()
             return out
         return forward
     g = _tensor(inputs.cotangent, dev)
 
     def forward_backward():
-        (gx,) = torch.autograd.grad(f(x, labels), x, grad_outputs=g)
+        (gx,) = torch.autograd.grad(f(*args), args[0], grad_outputs=g)
         sync()
         return gx
     return forward_backward

@@ -14,7 +14,8 @@ from typing import Any
 
 import numpy as np
 
-from ..model.names import APPLICABLE_QUANTITIES, BEHAVIOURS, CROSS_ENTROPY_OPS, DEFAULT_QUANTITIES, DTYPES, MASKED_OPS, OPS, QUANTITIES, REDUCTIONS
+from ..model.names import APPLICABLE_QUANTITIES, BEHAVIOURS, CROSS_ENTROPY_OPS, DTYPES, MASKED_OPS, OPS, QUANTITIES, REDUCTIONS
+from ..model.ops import op as op_spec
 from .generators import INTEGER_GENERATORS, MASK_GENERATORS, GeneratorError, generate, shape_of
 from .generators import check as check_generator
 from .safe_yaml import YamlError, max_elements, safe_load
@@ -22,6 +23,7 @@ from .safe_yaml import YamlError, max_elements, safe_load
 CASE_FIELDS = {
     "id", "description", "source", "ops", "dtypes", "logits", "labels", "sparse_labels", "mask", "axis",
     "options", "quantities", "cotangent", "direction", "invalid", "expect", "tags",
+    "hidden", "weight", "bias",  # linear_cross_entropy: the logits are hidden @ weight.T + bias, computed inside the op
 }
 OPTION_FIELDS = {"reduction", "label_smoothing", "ignore_index", "weight", "label_dtype", "softcap", "z_loss"}
 LABEL_DTYPES = ("int64", "int32")
@@ -29,7 +31,6 @@ LABEL_RANGE = {"int64": (-2 ** 63, 2 ** 63 - 1), "int32": (-2 ** 31, 2 ** 31 - 1
 SPECIALS = {"inf": math.inf, "-inf": -math.inf, "nan": math.nan, "+inf": math.inf}
 # The direction of every Hessian-vector product unless a case names its own: fixed, seeded, documented.
 DEFAULT_DIRECTION = {"generate": "normal", "seed": 20261123}
-SOFTMAX_DEFAULT_COTANGENT = {"generate": "normal", "seed": 0}
 
 
 class CaseFileError(ValueError):
@@ -81,7 +82,7 @@ class Case:
     path: str
     ops: tuple[str, ...]
     dtypes: tuple[str, ...]
-    logits: Any
+    logits: Any  # None for an op that computes its logits (linear_cross_entropy: from hidden, weight and bias)
     labels: Any = None
     sparse_labels: Any = None
     mask: Any = None  # masked ops: true/1 where the class takes part, broadcastable to the logits
@@ -94,20 +95,34 @@ class Case:
     expect: dict = field(default_factory=dict)
     source: str | None = None
     tags: tuple[str, ...] = ()
+    hidden: Any = None  # linear_cross_entropy: [N, D] or [B, T, D]
+    weight: Any = None  # linear_cross_entropy: the classifier [C, D] (options.weight stays the per-class loss weight)
+    bias: Any = None  # linear_cross_entropy: optional [C]
 
     @property
     def full_id(self) -> str:
         return f"{self.suite}/{self.id}"
 
     def quantities_for(self, op: str) -> tuple[str, ...]:
-        wanted = self.quantities or DEFAULT_QUANTITIES
-        return tuple(q for q in wanted if q in APPLICABLE_QUANTITIES[op])
+        """The quantities asked of `op` (the case's, or the op's defaults) that exist for these inputs: no bias
+        gradient without a bias, no label gradient for integer targets."""
+        spec = op_spec(op)
+        wanted = self.quantities or spec.default_quantities
+        absent = {f"grad_{p}" for p in spec.optional_primals if getattr(self, p) is None}
+        if spec.labels == "targets" and self.labels is None:
+            absent.add("grad_labels")
+        return tuple(q for q in wanted if q in APPLICABLE_QUANTITIES[op] and q not in absent)
 
     def cotangent_for(self, op: str) -> Any:
-        # The gradient of sum(softmax) is identically zero, so softmax defaults to a seeded cotangent.
-        if self.cotangent is None:
-            return SOFTMAX_DEFAULT_COTANGENT if op in ("softmax", "masked_softmax") else "ones"
-        return self.cotangent
+        # The gradient of sum(softmax) is identically zero, so softmax defaults to a seeded cotangent (the op table's).
+        return op_spec(op).default_cotangent if self.cotangent is None else self.cotangent
+
+    @property
+    def logits_shape(self) -> tuple[int, ...]:
+        """The logits' shape, given or computed inside the op ([..., D] hidden states times [C, D] weight: [..., C])."""
+        if self.logits is None:
+            return array_shape(self.hidden)[:-1] + array_shape(self.weight)[:1]
+        return array_shape(self.logits)
 
     @property
     def labels_out_of_range(self) -> bool:
@@ -115,12 +130,18 @@ class Case:
         raise a device-side assert that poisons the process (pool.plan gives such cases a worker of their own)."""
         if self.sparse_labels is None or isinstance(self.sparse_labels, dict):
             return False  # generated indices are drawn from [0, classes)
-        classes = array_shape(self.logits)[self.axis]
+        classes = self.logits_shape[self.axis]
         flat = np.asarray(self.sparse_labels, dtype=object).ravel()
         return any(not 0 <= v < classes and v != self.options.ignore_index for v in flat)
 
     def raw_logits(self) -> np.ndarray:
+        """The given logits (an op that computes its own takes them from `raw_primals`)."""
         return materialize(self.logits)
+
+    def raw_primals(self, op: str) -> dict[str, np.ndarray]:
+        """The op's differentiable arguments by name (op table), before rounding; an absent optional one is left out."""
+        fields = {"logits": self.logits, "hidden": self.hidden, "weight": self.weight, "bias": self.bias}
+        return {p: materialize(fields[p]) for p in op_spec(op).primals if fields[p] is not None}
 
     def raw_labels(self) -> np.ndarray | None:
         return None if self.labels is None else materialize(self.labels)
@@ -266,7 +287,7 @@ def _str_list(raw: dict, name: str, allowed: tuple[str, ...], path: Path, cid: s
     return tuple(value)
 
 
-def _options(raw: Any, path: Path, cid: str, ops: tuple[str, ...]) -> Options:
+def _options(raw: Any, path: Path, cid: str, ops: tuple[str, ...], labels_dense: bool = False) -> Options:
     if raw is None:
         return Options()
     if not isinstance(raw, dict):
@@ -302,6 +323,8 @@ def _options(raw: Any, path: Path, cid: str, ops: tuple[str, ...]) -> Options:
     if weight is not None and not all(math.isfinite(w) for w in weight):
         raise CaseFileError(path, cid, "options.weight", "must hold finite numbers")
     softcap, z_loss = _llm_options(raw, path, cid, weight)
+    if ignore is not None and labels_dense:
+        raise CaseFileError(path, cid, "options.ignore_index", "applies to integer targets only, not dense labels")
     if any(op not in CROSS_ENTROPY_OPS for op in ops) and (reduction != "none" or smoothing or ignore is not None or weight
                                                            or softcap is not None or z_loss):
         raise CaseFileError(path, cid, "options", "cross-entropy options given to a case whose ops include softmax/log_softmax")
@@ -326,7 +349,8 @@ def _check_shapes(case: Case, path: Path) -> None:
     """Shapes that must agree: labels like logits, sparse labels like logits without the class axis, weights per
     class; integer labels that fit their dtype. Generators are not drawn: their shapes are read from the mapping."""
     cid = case.id
-    shape = array_shape(case.logits)
+    _check_linear(case, path)
+    shape = case.logits_shape
     if len(shape) == 0:
         raise CaseFileError(path, cid, "logits", "must have at least one dimension (the class axis)")
     if not -len(shape) <= case.axis < len(shape):
@@ -338,7 +362,11 @@ def _check_shapes(case: Case, path: Path) -> None:
             raise CaseFileError(path, cid, "labels", "softmax_cross_entropy needs dense labels")
         if array_shape(case.labels) != shape:
             raise CaseFileError(path, cid, "labels", f"shape {list(array_shape(case.labels))} differs from logits {list(shape)}")
-    if "sparse_softmax_cross_entropy" in case.ops:
+    if "linear_cross_entropy" in case.ops and (case.labels is None) == (case.sparse_labels is None):
+        raise CaseFileError(path, cid, "sparse_labels", "linear_cross_entropy needs its targets: integer sparse_labels or dense labels, one of them")
+    if "linear_cross_entropy" in case.ops and case.labels is not None and array_shape(case.labels) != shape:
+        raise CaseFileError(path, cid, "labels", f"shape {list(array_shape(case.labels))} differs from the logits {list(shape)} (hidden @ weight.T)")
+    if "sparse_softmax_cross_entropy" in case.ops or ("linear_cross_entropy" in case.ops and case.sparse_labels is not None):
         if case.sparse_labels is None:
             raise CaseFileError(path, cid, "sparse_labels", "sparse_softmax_cross_entropy needs integer sparse_labels")
         _check_integer_labels(case, path)
@@ -349,6 +377,36 @@ def _check_shapes(case: Case, path: Path) -> None:
     _check_mask(case, shape, path)
     if case.options.weight is not None and len(case.options.weight) != classes:
         raise CaseFileError(path, cid, "options.weight", f"has {len(case.options.weight)} entries for {classes} classes")
+
+
+def _check_linear(case: Case, path: Path) -> None:
+    """An op that computes its logits (linear_cross_entropy) takes hidden states [..., D], a weight [C, D] and an
+    optional bias [C] instead of logits, on the last axis; it cannot share a case with ops that take logits."""
+    computing = [op for op in case.ops if not op_spec(op).logits_given]
+    cid = case.id
+    if not computing:
+        for name in ("hidden", "weight", "bias"):
+            if getattr(case, name) is not None:
+                raise CaseFileError(path, cid, name, "applies to linear_cross_entropy only (the ops of this case take logits)")
+        if case.logits is None:
+            raise CaseFileError(path, cid, "logits", "required")
+        return
+    if len(computing) != len(case.ops):
+        raise CaseFileError(path, cid, "ops", f"{computing[0]} computes its logits from hidden and weight: give it a case of its own")
+    if case.logits is not None:
+        raise CaseFileError(path, cid, "logits", f"{computing[0]} computes its logits (hidden @ weight.T + bias): give hidden and weight instead")
+    for name in ("hidden", "weight"):
+        if getattr(case, name) is None:
+            raise CaseFileError(path, cid, name, f"required by {computing[0]}")
+    hidden, weight = array_shape(case.hidden), array_shape(case.weight)
+    if len(hidden) < 1:
+        raise CaseFileError(path, cid, "hidden", "must have at least one dimension (the features)")
+    if len(weight) != 2 or weight[1] != hidden[-1]:
+        raise CaseFileError(path, cid, "weight", f"shape {list(weight)} should be [classes, {hidden[-1]}] (hidden has {hidden[-1]} features)")
+    if case.bias is not None and array_shape(case.bias) != weight[:1]:
+        raise CaseFileError(path, cid, "bias", f"shape {list(array_shape(case.bias))} should be [{weight[0]}] (one per class)")
+    if case.axis not in (-1, len(hidden) - 1):
+        raise CaseFileError(path, cid, "axis", "the classes of hidden @ weight.T are the last axis")
 
 
 def _check_mask(case: Case, shape: tuple[int, ...], path: Path) -> None:
@@ -455,8 +513,6 @@ def _case(raw: Any, suite: str, defaults: dict, path: Path, index: int) -> Case:
         for op in ops:
             if not any(q in APPLICABLE_QUANTITIES[op] for q in quantities):
                 raise CaseFileError(path, cid, "quantities", f"none applies to {op} (it has {', '.join(APPLICABLE_QUANTITIES[op])})")
-    if "logits" not in merged:
-        raise CaseFileError(path, cid, "logits", "required")
     axis = merged.get("axis", -1)
     if not isinstance(axis, int) or isinstance(axis, bool):
         raise CaseFileError(path, cid, "axis", "must be an integer")
@@ -476,10 +532,13 @@ def _case(raw: Any, suite: str, defaults: dict, path: Path, index: int) -> Case:
     case = Case(
         suite=suite, id=cid, description=description.strip(), path=str(path), ops=ops, dtypes=case_dtypes,
         logits=_array_field(merged, "logits", path, cid, allow_strings=True),
+        hidden=_array_field(merged, "hidden", path, cid, allow_strings=True),
+        weight=_array_field(merged, "weight", path, cid, allow_strings=True),
+        bias=_array_field(merged, "bias", path, cid, allow_strings=True),
         labels=_array_field(merged, "labels", path, cid, allow_strings=True),
         sparse_labels=_array_field(merged, "sparse_labels", path, cid, allow_strings=False),
         mask=_mask_field(merged, path, cid),
-        axis=axis, options=_options(merged.get("options"), path, cid, ops), quantities=quantities,
+        axis=axis, options=_options(merged.get("options"), path, cid, ops, merged.get("labels") is not None), quantities=quantities,
         cotangent=cotangent, direction=direction, invalid=invalid,
         expect=_expect(merged.get("expect"), path, cid), source=source, tags=tuple(tags),
     )

@@ -20,7 +20,7 @@ CONDITIONS: dict[str, tuple[str, ...] | None] = {
 
 def of(case: Case) -> dict:
     """The case's conditions."""
-    shape = array_shape(case.logits)
+    shape = case.logits_shape
     rank = len(shape)
     axis = case.axis % rank if rank else 0
     position = "last" if axis == rank - 1 else "first" if axis == 0 else "middle"

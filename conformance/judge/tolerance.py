@@ -27,7 +27,9 @@ import numpy as np
 
 from ..model import dtypes as dt
 
-ALGORITHM_CONSTANT = {"value": 4.0, "grad_logits": 8.0, "grad_labels": 8.0, "hvp": 16.0}
+ALGORITHM_CONSTANT = {"value": 4.0, "grad_logits": 8.0, "grad_labels": 8.0, "hvp": 16.0,
+                      # linear_cross_entropy's gradients: first derivatives too (their matmuls' error is in the scale)
+                      "grad_hidden": 8.0, "grad_weight": 8.0, "grad_bias": 8.0}
 
 
 def tolerance(scale: np.ndarray, quantity: str, dtype: str, classes: int, flush: float | np.ndarray = 1.0) -> np.ndarray:

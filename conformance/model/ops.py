@@ -1,0 +1,74 @@
+"""The op table: what each op of the contract takes, returns and differentiates, in one place (an OpInfo-style
+table). The corpus loader, the oracle, the adapters' argument passing and the names of `names.py` read it; adding an
+op is its entry here, its oracle, its doors in the adapters that offer it, and its cases.
+
+An op's arguments, in the order a framework's function receives them:
+  primals   the differentiable float arrays (a gradient `grad_<name>` each): the logits, or the hidden states, the
+            classifier's weight and its bias for the fused linear cross-entropy; the first is the HVP's variable
+  labels    what comes after them: dense labels (differentiable: `grad_labels`), integer class indices, a boolean mask
+            of the classes that take part, or nothing
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+# What an op's label argument is: nothing, dense labels, integer class indices, a mask over the classes, or targets
+# that a case gives either way (integer or dense: the fused linear cross-entropy takes both).
+LABEL_KINDS = ("none", "dense", "sparse", "mask", "targets")
+SEEDED_COTANGENT = {"generate": "normal", "seed": 0}
+
+
+@dataclass(frozen=True)
+class Op:
+    name: str
+    primals: tuple[str, ...]  # differentiable float arguments, in call order
+    labels: str  # one of LABEL_KINDS
+    loss: bool  # a loss per row, reduced by `reduction` (else the output is shaped like the logits)
+    optional_primals: tuple[str, ...] = ()  # primals a case may leave out (a bias): their gradient is then not asked
+    base: str | None = None  # the op this one is over the kept classes (masked ops), judged by its oracle
+    # `ones`, or a seeded generator: the gradient of sum(softmax) is identically zero, so softmax needs another
+    default_cotangent: str | dict = "ones"
+    logits_given: bool = True  # the case gives logits (else they are computed inside the op: hidden @ weight.T + bias)
+
+    @property
+    def gradients(self) -> tuple[str, ...]:
+        """One gradient quantity per primal, then the dense labels' where labels can be dense."""
+        dense = ("grad_labels",) if self.labels in ("dense", "targets") else ()
+        return tuple(f"grad_{p}" for p in self.primals) + dense
+
+    @property
+    def quantities(self) -> tuple[str, ...]:
+        return ("value", *self.gradients, "hvp")
+
+    @property
+    def default_quantities(self) -> tuple[str, ...]:
+        """What a case asks when it names none: the value and the gradient of every primal."""
+        return ("value", *(f"grad_{p}" for p in self.primals))
+
+    @property
+    def masked(self) -> bool:
+        return self.labels == "mask"
+
+
+_LOGITS = ("logits",)
+TABLE: dict[str, Op] = {op.name: op for op in (
+    Op("softmax", _LOGITS, "none", loss=False, default_cotangent=SEEDED_COTANGENT),
+    Op("log_softmax", _LOGITS, "none", loss=False),
+    Op("softmax_cross_entropy", _LOGITS, "dense", loss=True),
+    Op("sparse_softmax_cross_entropy", _LOGITS, "sparse", loss=True),
+    Op("masked_softmax", _LOGITS, "mask", loss=False, base="softmax", default_cotangent=SEEDED_COTANGENT),
+    Op("masked_log_softmax", _LOGITS, "mask", loss=False, base="log_softmax"),
+    # The fused classifier and loss of LLM heads: the [tokens, vocabulary] logits hidden @ weight.T + bias are part of
+    # the op (never rounded by the oracle), and the class axis is the last.
+    Op("linear_cross_entropy", ("hidden", "weight", "bias"), "targets", loss=True, optional_primals=("bias",),
+       logits_given=False),
+)}
+
+
+def op(name: str) -> Op:
+    """The table's entry; KeyError names the ops that exist."""
+    try:
+        return TABLE[name]
+    except KeyError:
+        raise KeyError(f"unknown op {name!r}; the ops are {', '.join(TABLE)}") from None
