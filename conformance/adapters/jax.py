@@ -135,6 +135,13 @@ def jnp_where_log_softmax(x: Array, mask: Array, inputs: Inputs) -> Array:
 
 
 
+def linear_then_cross_entropy(hidden: Array, weight: Array, bias: Array | None, targets: Array, inputs: Inputs) -> Array:
+    """The composed form as JAX code writes an LLM head: the logits h @ W.T (+ b), then optax's integer-label or dense
+    cross-entropy (JAX has no fused linear cross-entropy of its own)."""
+    logits = hidden @ weight.T + (0 if bias is None else bias)
+    if jnp.issubdtype(targets.dtype, jnp.integer):
+        return optax.softmax_cross_entropy_with_integer_labels(logits, targets)
+    return optax.softmax_cross_entropy(logits, targets)
 
 
 NAIVE = naive.Namespace(
@@ -161,6 +168,8 @@ def implementations() -> list[Impl]:
         Impl(NAME, "jax.nn.softmax(jnp.where(mask, x, -inf))", "masked_softmax", jnp_where_softmax, key="jnp_where/softmax"),
         Impl(NAME, "jax.nn.log_softmax(jnp.where(mask, x, -inf))", "masked_log_softmax", jnp_where_log_softmax,
              key="jnp_where/log_softmax"),
+        Impl(NAME, "optax.softmax_cross_entropy_with_integer_labels(h @ W.T + b, t)", "linear_cross_entropy", linear_then_cross_entropy,
+             key="linear/optax/cross_entropy"),
         *naive.implementations(NAME, NAIVE),
     ]
 
@@ -170,9 +179,10 @@ def _quantities_fn(impl: Impl, inputs, quantities: tuple[str, ...]):
     program drops it): evaluate and the benchmarks run the very same code."""
     composed = impl.reduction_composed(inputs)
     with_labels = "grad_labels" in quantities  # differentiate w.r.t. the labels only when asked (eager pays for it)
+    names = tuple(inputs.primals)  # x is the tuple of the op's primals (None for an absent bias: an empty pytree node)
 
     def forward(x, labels):
-        out = impl.forward(x, labels, inputs)
+        out = impl.forward(*x, labels, inputs)
         return reduce_with(out, inputs.options.reduction, jnp.sum, jnp.mean) if composed else out
 
     def compute(x, labels, g, d):
@@ -191,12 +201,13 @@ def _quantities_fn(impl: Impl, inputs, quantities: tuple[str, ...]):
             out, pullback = jax.vjp(lambda x_: forward(x_, labels), x)
             cotangent = g.astype(out.dtype)
             (gx,) = pullback(cotangent)
-        results["value"], results["grad_logits"] = out, gx
-        if "hvp" in quantities:
+        results["value"] = out
+        results.update({f"grad_{n}": v for n, v in zip(names, gx) if v is not None})
+        if "hvp" in quantities:  # w.r.t. the first primal (the logits, the hidden states)
             def grad_x(x_):
-                return jax.vjp(lambda z: forward(z, labels), x_)[1](cotangent)[0]
+                return jax.vjp(lambda z: forward((z, *x[1:]), labels), x_)[1](cotangent)[0]
 
-            results["hvp"] = jax.jvp(grad_x, (x,), (d,))[1]
+            results["hvp"] = jax.jvp(grad_x, (x[0],), (d,))[1]
         return {q: v for q, v in results.items() if q in quantities}
 
     return exact_signature(compute, quantities)
@@ -205,7 +216,7 @@ def _quantities_fn(impl: Impl, inputs, quantities: tuple[str, ...]):
 def _callable(impl: Impl, inputs, quantities: tuple[str, ...], mode: str):
     if mode == "eager":
         return _quantities_fn(impl, inputs, quantities)
-    key = (impl.name, impl.op, inputs.options, inputs.axis, quantities)
+    key = (impl.name, impl.op, inputs.options, inputs.axis, quantities, tuple(a is None for a in inputs.primals.values()))
     if key not in _compiled:
         _compiled[key] = jax.jit(_quantities_fn(impl, inputs, quantities))
     return _compiled[key]
@@ -224,7 +235,7 @@ def evaluate(impl: Impl, inputs: Inputs, quantities: Iterable[str], mode: str, d
     check_supported(impl, inputs)
     quantities = tuple(quantities)
     dev = _device(device)
-    x = jax.device_put(inputs.logits, dev)
+    x = _primals(inputs, dev)
     labels = jax.device_put(inputs.given_labels, dev)
     g, d = jax.device_put(inputs.cotangent, dev), jax.device_put(inputs.direction, dev)
     try:
@@ -234,14 +245,17 @@ def evaluate(impl: Impl, inputs: Inputs, quantities: Iterable[str], mode: str, d
         return {q: exc for q in quantities}
 
 
+def _primals(inputs: Inputs, dev) -> tuple:
+    return tuple(None if a is None else jax.device_put(a, dev) for a in inputs.primals.values())
+
+
 def benchmark_call(impl: Impl, inputs: Inputs, mode: str, device: str, backward: bool) -> Callable[[], Any]:
     """A zero-argument callable running the very function `evaluate` runs (forward, or forward and the gradient
     w.r.t. the logits) on arrays already on the device, returning once the result exists (block_until_ready)."""
     check_supported(impl, inputs)
     quantities = ("grad_logits",) if backward else ("value",)  # a training step's backward returns the gradient alone
     dev = _device(device)
-    labels = inputs.given_labels
-    x, labels, g = (jax.device_put(a, dev) for a in (inputs.logits, labels, inputs.cotangent))
+    x, labels, g = _primals(inputs, dev), jax.device_put(inputs.given_labels, dev), jax.device_put(inputs.cotangent, dev)
     fn, args = _callable(impl, inputs, quantities, mode), quantity_arguments(quantities, x, labels, g, None)
     return lambda: jax.block_until_ready(fn(*args))
 
@@ -252,16 +266,17 @@ def bare_call(impl: Impl, inputs: Inputs, mode: str, device: str, backward: bool
     on arrays already on the device."""
     check_supported(impl, inputs)
     dev = _device(device)
-    x, t, g = (None if a is None else jax.device_put(a, dev) for a in (inputs.logits, inputs.given_labels, inputs.cotangent))
+    t, g = (None if a is None else jax.device_put(a, dev) for a in (inputs.given_labels, inputs.cotangent))
+    x = _primals(inputs, dev)
     composed = impl.reduction_composed(inputs)
 
     def f(x, t):
-        out = impl.forward(x, t, inputs)
+        out = impl.forward(*x, t, inputs)
         return jnp.mean(out) if composed else out
 
     if backward:
         def f_grad(x, t, g):
-            return jax.vjp(lambda z: f(z, t), x)[1](g)[0]
+            return jax.vjp(lambda z: f((z, *x[1:]), t), x[0])[1](g)[0]
         fn = jax.jit(f_grad) if mode == "compiled" else f_grad
         return lambda: jax.block_until_ready(fn(x, t, g))
     fn = jax.jit(f) if mode == "compiled" else f

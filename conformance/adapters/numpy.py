@@ -95,8 +95,20 @@ NAIVE = naive.Namespace(
     spelling="np.exp np.sum np.log scipy.special.softmax")
 
 
+def linear_then_log_softmax(hidden: Any, weight: Any, bias: Any, targets: Any, inputs: Inputs) -> Any:
+    """The composed form in NumPy: the logits h @ W.T (+ b) with matmul, then SciPy's log_softmax picked at the targets
+    (integer) or summed against them (dense). Value only, as every NumPy door."""
+    logits = hidden @ weight.T + (0 if bias is None else bias)
+    logp = _sp.log_softmax(logits, axis=-1)
+    if np.issubdtype(targets.dtype, np.integer):
+        return -np.squeeze(np.take_along_axis(logp, targets[..., None], axis=-1), axis=-1)
+    return -np.sum(targets * logp, axis=-1)
+
+
 def implementations() -> list[Impl]:
-    return [*scipy_api(NAME, np, _sp, "np scipy.special"), *naive.implementations(NAME, NAIVE)]
+    return [*scipy_api(NAME, np, _sp, "np scipy.special"), *naive.implementations(NAME, NAIVE),
+            Impl(NAME, "-scipy.special.log_softmax(h @ W.T + b)[t]", "linear_cross_entropy", linear_then_log_softmax,
+                 key="linear/scipy/log_softmax")]
 
 
 def evaluate(impl: Impl, inputs: Inputs, quantities: Iterable[str], mode: str, device: str) -> dict:
@@ -112,19 +124,23 @@ def evaluate(impl: Impl, inputs: Inputs, quantities: Iterable[str], mode: str, d
             results[q] = Unsupported("NumPy/SciPy have no automatic differentiation")
     if "value" in quantities:
         # copies: the arrays are the corpus's, shared by every implementation, and a function may write into them
-        x, y = inputs.logits.copy(), None if labels is None else labels.copy()
+        xs, y = _copies(inputs), None if labels is None else labels.copy()
         try:
             with np.errstate(all="ignore"):
-                out = impl.forward(x, y, inputs)
+                out = impl.forward(*xs.values(), y, inputs)
                 out = reduce_with(out, inputs.options.reduction, np.sum, np.mean)
             results["value"] = np.asarray(out)
         except Exception as exc:  # the framework's own error is the finding
             results["value"] = exc
-        given, now = {"logits": inputs.logits}, {"logits": x}
+        given, now = {n: a for n, a in inputs.primals.items() if a is not None}, {n: a for n, a in xs.items() if a is not None}
         if labels is not None:
             given["labels"], now["labels"] = labels, y
         results = mark_overwritten(results, overwritten(given, now, "call"))
     return results
+
+
+def _copies(inputs: Inputs) -> dict:
+    return {n: None if a is None else a.copy() for n, a in inputs.primals.items()}
 
 
 def benchmark_call(impl: Impl, inputs: Inputs, mode: str, device: str, backward: bool) -> Callable[[], Any]:
@@ -134,7 +150,8 @@ def benchmark_call(impl: Impl, inputs: Inputs, mode: str, device: str, backward:
         raise Unsupported("NumPy/SciPy have no compiler, no GPU and no automatic differentiation")
     labels = inputs.given_labels
     reduction = inputs.options.reduction
-    return lambda: reduce_with(impl.forward(inputs.logits, labels, inputs), reduction, np.sum, np.mean)
+    args = [*inputs.primals.values(), labels]
+    return lambda: reduce_with(impl.forward(*args, inputs), reduction, np.sum, np.mean)
 
 
 def bare_call(impl: Impl, inputs: Inputs, mode: str, device: str, backward: bool) -> Callable[[], Any]:
@@ -143,7 +160,7 @@ def bare_call(impl: Impl, inputs: Inputs, mode: str, device: str, backward: bool
     check_supported(impl, inputs)
     if mode != "eager" or device != "cpu" or backward:
         raise Unsupported("NumPy/SciPy have no compiler, no GPU and no automatic differentiation")
-    x, t = inputs.logits, inputs.given_labels
+    args = [*inputs.primals.values(), inputs.given_labels]
     if impl.reduction_composed(inputs):
-        return lambda: np.mean(impl.forward(x, t, inputs))
-    return lambda: impl.forward(x, t, inputs)
+        return lambda: np.mean(impl.forward(*args, inputs))
+    return lambda: impl.forward(*args, inputs)
