@@ -27,11 +27,13 @@ __all__ = ["CheckResult", "check"]
 
 def check(fn: Callable, op: str, framework: str, *, cases: Sequence[str | Path] | None = None, case: Sequence[str] = (),
           dtypes: Sequence[str] = DTYPES, modes: Sequence[str] = MODES, quantities: Sequence[str] = (),
-          devices: Sequence[str] = ("cpu",), compile_cache: str | Path | None = None, returns: str = "auto") -> CheckResult:
+          devices: Sequence[str] = ("cpu",), compile_cache: str | Path | None = None, returns: str = "auto",
+          accumulates_in: str | None = None) -> CheckResult:
     """`fn` (an `op` written in `framework`, one of adapters.user.FRAMEWORKS) judged on the bundled corpus (or `cases`,
     case files or folders), narrowed by `case` globs, dtypes, modes, quantities and devices. `returns`: what a
-    cross-entropy without a `reduction` keyword returns (none, mean, sum; auto: inferred from one call)."""
-    user_adapter.use(fn, framework, op, returns=returns)
+    cross-entropy without a `reduction` keyword returns (none, mean, sum; auto: inferred from one call). `accumulates_in`:
+    the dtype `fn` computes in for narrower inputs (float32 for a fused kernel), by which half-precision cases are judged."""
+    user_adapter.use(fn, framework, op, returns=returns, accumulates_in=accumulates_in)
     old = os.environ.get(EXTRA_ADAPTERS_ENV)
     os.environ[EXTRA_ADAPTERS_ENV] = ",".join(x for x in (old, "user=conformance.adapters.user") if x)
     try:

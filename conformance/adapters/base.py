@@ -227,6 +227,9 @@ class Impl:
     # Input dtypes the door is defined for (empty: every dtype), e.g. a half-precision input computed in float32.
     dtypes: tuple[str, ...] = ()
     answers_in: str | None = None  # the dtype the door is asked to answer in (`dtype=torch.float32`): its range, not the input's
+    # The dtype a door documents it computes in for narrower inputs (a fused kernel's float32 accumulation for bfloat16
+    # and float16): judged by that dtype's working precision plus one rounding of its result (tolerance.accumulated).
+    accumulates_in: str | None = None
     # What a cross-entropy door that takes no `reduction` keyword returns: the per-example losses ("none"), or already
     # their "mean" or "sum" (most losses people write). Such a door is judged on the cases in that reduction, against
     # the oracle's value for it, and is unsupported on the others: never composed into another reduction.

@@ -213,8 +213,9 @@ def linear_doors() -> list[Impl]:
     return [
         Impl(NAME, "torch.nn.functional.linear_cross_entropy", op, _linear_ce(None), options=options, key="linear_cross_entropy"),
         *chunked,
+        # its acc_dtype resolves to float32 for half inputs on the CPU and on CUDA SM 8.0+ (LinearCrossEntropyOptions.acc_dtype)
         Impl(NAME, "F.linear_cross_entropy(options=LinearCrossEntropyOptions())", op, _linear_ce(_chunked(None)), options=in_chunks,
-             key="linear_cross_entropy/chunked-auto", modes=("eager",)),
+             key="linear_cross_entropy/chunked-auto", modes=("eager",), accumulates_in="float32"),
         Impl(NAME, "F.cross_entropy(F.linear(h, W, b), t)", op, linear_then_cross_entropy, options=options, key="linear/cross_entropy"),
     ]
 
@@ -453,7 +454,8 @@ def _hvp(f, primals: list, labels, g, direction):
         (hv,) = torch.autograd.grad(grad_x, x, grad_outputs=direction, allow_unused=True)
     except RuntimeError as exc:
         text = str(exc)
-        if "double backward" in text or "create_graph" in text:  # torch.compile (AOTAutograd) does not offer it
+        # torch.compile (AOTAutograd) does not offer it; a custom Function's backward marked @once_differentiable neither
+        if "double backward" in text or "create_graph" in text or "differentiate twice" in text:
             return Unsupported(text.splitlines()[0])
         return exc
     return _numpy(hv) if hv is not None else np.zeros(tuple(x.shape), np.float64)

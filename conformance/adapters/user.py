@@ -19,9 +19,12 @@ What the function takes is read from its signature, never emulated:
 - an answer of another shape than the op's contract gives (a mean where per-example losses were expected) is an
   error of the call's contract (ContractError), never taken for the function rejecting an input with no answer;
 - softmax and log_softmax take `f(x)`; the cross entropies `f(logits, labels)` (dense labels, or integer class
-  indices for sparse_softmax_cross_entropy); the masked ops `f(x, mask)`.
+  indices for sparse_softmax_cross_entropy); the masked ops `f(x, mask)`; the fused linear cross-entropy
+  `f(hidden, weight, targets)`, with `bias=` where the case has a bias (a function without a `bias` keyword is
+  unsupported there) and the class weights under `class_weight` (or `weight` where the classifier is not so named).
 
-The target reaches every worker process through $CONFORMANCE_CHECK (JSON: target, framework, op, returns); in one
+The target reaches every worker process through $CONFORMANCE_CHECK (JSON: target, framework, op, returns,
+accumulates_in: the dtype the function declares it computes in for narrower inputs); in one
 process (`conformance.testing`) `use(function, framework, op, returns=...)` sets it directly.
 """
 
@@ -42,8 +45,9 @@ import numpy as np
 
 from ..corpus.cases import Options
 from ..corpus.inputs import Inputs, output_shape
-from ..model.names import CROSS_ENTROPY_OPS
-from .base import Array, ContractError, Impl, declaration
+from ..model.names import CROSS_ENTROPY_OPS, OPS
+from ..model.ops import op as op_spec
+from .base import Array, ContractError, Impl, Unsupported, declaration
 
 NAME = "user"
 CHECK_ENV = "CONFORMANCE_CHECK"
@@ -137,10 +141,11 @@ def probe(target: str, timeout: float = 300.0) -> None:
         raise TargetError(said)
 
 
-def use(function: Callable, framework: str, op: str, target: str = "", returns: str = "auto") -> None:
+def use(function: Callable, framework: str, op: str, target: str = "", returns: str = "auto", accumulates_in: str | None = None) -> None:
     """Judge `function` (an op of `framework`) in this process."""
     global _fn, _spec, _fw, _returns
-    _fn, _spec, _fw, _returns = function, {"framework": framework, "op": op, "target": target or _label(function), "returns": returns}, None, None
+    _fn, _fw, _returns = function, None, None
+    _spec = {"framework": framework, "op": op, "target": target or _label(function), "returns": returns, "accumulates_in": accumulates_in}
     loaded = sys.modules.get(f"conformance.adapters.{framework}")
     if loaded is not None and hasattr(loaded, "forget_compiled"):
         loaded.forget_compiled()  # compiled callables are keyed by the implementation's name, which is the function's label
@@ -222,7 +227,10 @@ def _to_array(x: Array, values: Any) -> Array:
     return np.asarray(values, dtype=x.dtype)
 
 
-def _forward(x: Array, labels: Array | None, inputs: Inputs) -> Array:
+def _forward(*args: Any) -> Array:
+    """forward(*primals, labels, inputs): the op's primals (op table), its labels, the inputs."""
+    *primals, labels, inputs = args
+    x = primals[0]
     params = _parameters()
     kwargs: dict[str, Any] = {}
     for axis_name in ("axis", "dim"):
@@ -238,8 +246,14 @@ def _forward(x: Array, labels: Array | None, inputs: Inputs) -> Array:
             value = _to_array(x, value)
         if value is not None:
             kwargs[keyword] = value
-    args = (x,) if labels is None else (x, labels)
-    return _check_shape(_fn(*args, **kwargs), inputs)
+    if len(primals) == 1:
+        return _check_shape(_fn(*((x,) if labels is None else (x, labels)), **kwargs), inputs)
+    hidden, weight, bias = primals  # linear_cross_entropy: f(hidden, weight, targets, bias=...)
+    if bias is not None:
+        if "bias" not in params:
+            raise Unsupported(f"{_spec.get('target')} takes no bias keyword")
+        kwargs["bias"] = bias
+    return _check_shape(_fn(hidden, weight, labels, **kwargs), inputs)
 
 
 def _flattened(got: tuple[int, ...], want: tuple[int, ...], inputs: Inputs) -> bool:
@@ -288,9 +302,11 @@ def returns() -> tuple[str, bool]:
 def _infer_returns(op: str) -> str:
     logits = np.array([[0.0, 1.0, 2.0], [2.0, 0.5, 1.0], [1.0, 3.0, -1.0]])
     dense = np.array([[0.0, 0.0, 1.0], [0.0, 1.0, 0.0], [1.0, 0.0, 0.0]])
+    linear = not op_spec(op).logits_given  # hidden = the probe's logits, weight = I: the same logits
     probe = Inputs(op=op, dtype="float64", logits=logits, labels=dense if op == "softmax_cross_entropy" else None,
                    sparse_labels=np.array([2, 1, 0]) if op != "softmax_cross_entropy" else None, axis=1, options=Options(),
-                   cotangent=np.ones(3), direction=np.zeros_like(logits))
+                   cotangent=np.ones(3), direction=np.zeros_like(logits),
+                   **({"hidden": logits, "weight": np.eye(3)} if linear else {}))
     impl = Impl(NAME, str(_spec.get("target")), op, _probe_forward, options=frozenset(OPTIONS) - {"reduction"}, key="probe")
     out = _framework().evaluate(impl, probe, ("value",), "eager", "cpu").get("value")
     if isinstance(out, BaseException) or out is None:
@@ -309,14 +325,27 @@ def _infer_returns(op: str) -> str:
     return "mean"  # one number that is neither: judged as a mean, whose records then say how far off it is
 
 
-def _probe_forward(x: Array, labels: Array | None, inputs: Inputs) -> Array:
-    args = (x,) if labels is None else (x, labels)
+def _probe_forward(*args: Any) -> Array:
+    *primals, labels, _ = args
+    if len(primals) > 1:
+        return _fn(primals[0], primals[1], labels)
+    args = (primals[0],) if labels is None else (primals[0], labels)
     return _fn(*args, **({"axis": 1} if "axis" in _parameters() else {"dim": 1} if "dim" in _parameters() else {}))
 
 
 def _keyword(option: str, params: dict) -> str | None:
-    """The keyword under which the function takes `option`, or None where it does not take it."""
-    return next((k for k in KEYWORDS.get(option, (option,)) if k in params), None)
+    """The keyword under which the function takes `option`, or None where it does not take it. For a fused linear
+    cross-entropy, whose second argument is the classifier's weight, class weights go under `class_weight`, or under
+    `weight` only where the classifier has another name."""
+    names = KEYWORDS.get(option, (option,))
+    if option == "weight" and _computes_logits():
+        names = ("class_weight",) + (("weight",) if list(params)[1:2] != ["weight"] else ())
+    return next((k for k in names if k in params), None)
+
+
+def _computes_logits() -> bool:
+    op = _spec.get("op") or json.loads(os.environ.get(CHECK_ENV, "{}")).get("op")
+    return op in OPS and not op_spec(op).logits_given
 
 
 def implementations() -> list[Impl]:
@@ -325,7 +354,7 @@ def implementations() -> list[Impl]:
     options = frozenset(o for o in OPTIONS if _keyword(o, params))
     last_axis_only = not ({"axis", "dim"} & set(params))
     return [Impl(NAME, _spec["target"], op, _forward, options=options, key=f"{_spec['framework']}/{op}", last_axis_only=last_axis_only,
-                 returns=returns()[0] if op in CROSS_ENTROPY_OPS else "none")]
+                 returns=returns()[0] if op in CROSS_ENTROPY_OPS else "none", accumulates_in=_spec.get("accumulates_in"))]
 
 
 def evaluate(impl: Impl, inputs: Inputs, quantities: Iterable[str], mode: str, device: str) -> dict:

@@ -154,6 +154,9 @@ def _add_check(sub) -> None:
     ck.add_argument("--returns", choices=RETURNS, default="auto",
                     help="what a cross-entropy without a reduction keyword returns: per-example losses (none), their mean or sum; "
                          "auto (default): inferred from one call, and printed")
+    ck.add_argument("--accumulates-in", choices=("float32", "float64"), default=None,
+                    help="the dtype your function computes in for narrower inputs (a fused kernel's float32 accumulation): "
+                         "bfloat16 and float16 cases are then judged by that precision plus one rounding of the result")
     ck.add_argument("--out", default="reports/check", help="output folder (default: reports/check/)")
     ck.add_argument("--jobs", type=_jobs, default=max(2, _usable_cores()), help="worker processes at once")
     ck.add_argument("--compile-cache", type=Path, default=default_compile_cache(), help="as for run")

@@ -11,7 +11,7 @@ from ..corpus.cases import materialize
 from ..model import dtypes as dt
 from ..model.record import Verdict
 from .oracle import Reference
-from .tolerance import published_tolerance, tolerance
+from .tolerance import accumulated, published_tolerance, tolerance
 
 SIGNALS = ("error", "nonfinite", "all_nan")  # what counts as 'the implementation told the user' on invalid input
 SMALL_OUTPUT = 16  # outputs up to this size are stored whole in the record, for the report
@@ -104,9 +104,10 @@ def compare_values(out: np.ndarray, ref: np.ndarray, tol: np.ndarray, dtype: str
 
 
 def judge(out: np.ndarray | None, error: BaseException | None, ref: Reference, quantity: str, dtype: str, classes: int,
-          invalid: bool, expect: dict, answers_in: str | None = None) -> Verdict:
+          invalid: bool, expect: dict, answers_in: str | None = None, accumulates_in: str | None = None) -> Verdict:
     """The verdict for one record. `out` is None exactly when the implementation raised `error`. `answers_in`: the
-    dtype a door is asked to answer in (a half input normalised in float32), which bounds its range."""
+    dtype a door is asked to answer in (a half input normalised in float32), which bounds its range. `accumulates_in`:
+    the wider dtype a door declares it computes in (tolerance.accumulated), or None."""
     wanted = expect.get("behaviour")
     wanted = [wanted] if isinstance(wanted, str) else wanted
     if error is not None:
@@ -118,7 +119,8 @@ def judge(out: np.ndarray | None, error: BaseException | None, ref: Reference, q
     out = np.asarray(out)
     if invalid:
         return _judge_invalid(out, ref, quantity, dtype, classes, wanted)
-    tol = tolerance(ref.scale, quantity, dtype, classes, ref.flush)
+    tol = (accumulated(ref.scale, quantity, dtype, classes, ref.value, ref.flush, accumulates_in) if widens(dtype, accumulates_in)
+           else tolerance(ref.scale, quantity, dtype, classes, ref.flush))
     verdict = compare_values(out, ref.value, tol, dtype, answers_in)
     if wanted and verdict.behaviour not in wanted:
         verdict.status = "fail"
@@ -126,6 +128,11 @@ def judge(out: np.ndarray | None, error: BaseException | None, ref: Reference, q
     if quantity in expect and verdict.status == "pass":
         _check_published(verdict, out, expect[quantity], tol)
     return verdict
+
+
+def widens(dtype: str, accumulates_in: str | None) -> bool:
+    """Whether a door's declared accumulation dtype is finer than the input's (only then does it change the bound)."""
+    return accumulates_in is not None and dt.fmt(accumulates_in).unit_roundoff < dt.fmt(dtype).unit_roundoff
 
 
 def _judge_invalid(out: np.ndarray, ref: Reference | None, quantity: str, dtype: str, classes: int, wanted: list | None) -> Verdict:

@@ -39,6 +39,18 @@ def tolerance(scale: np.ndarray, quantity: str, dtype: str, classes: int, flush:
         return f.unit_roundoff * k * np.asarray(scale, dtype=np.float64) + f.smallest_normal * np.asarray(flush, dtype=np.float64)
 
 
+def accumulated(scale: np.ndarray, quantity: str, dtype: str, classes: int, reference: np.ndarray, flush: float | np.ndarray,
+                accumulates_in: str) -> np.ndarray:
+    """The tolerance of a door that takes `dtype` inputs but computes in the wider `accumulates_in` (a fused LLM
+    kernel's float32 accumulation for bfloat16 and float16 inputs): that dtype's working precision on every step,
+    plus one rounding of the result into `dtype`, u(dtype) |ref|. Its inputs are `dtype` numbers already (the oracle
+    starts from them), so nothing else of the narrow format enters."""
+    with np.errstate(all="ignore"):
+        last = dt.fmt(dtype).unit_roundoff * np.abs(np.asarray(reference, dtype=np.float64))
+        last = np.where(np.isfinite(last), last, 0.0)
+        return tolerance(scale, quantity, accumulates_in, classes, 0.0) + last + dt.fmt(dtype).smallest_normal * np.asarray(flush, dtype=np.float64)
+
+
 def published_tolerance(expected: np.ndarray) -> np.ndarray:
     """Half a unit in the last printed digit of each published value (its own stated precision)."""
     out = np.empty(expected.shape, dtype=np.float64)

@@ -70,6 +70,9 @@ class Record(Verdict):
     # written only when set
     reason: str | None = None  # why a call is unsupported
     out_dtype: str | None = None  # the dtype the framework answered in, where it is not the input's
+    # the dtype a half-precision door declares it computes in (judged by that dtype's working precision, plus one
+    # rounding of its result to the input's): tolerance.accumulated
+    accumulates_in: str | None = None
     composed: list | None = None  # parts the adapter composed around the public call (e.g. ["reduction"])
     overwritten: str | None = None  # which input the call wrote into, and when: the record fails, whatever it returned
     answer: str | None = None  # a digest of what the call returned (compare.digest): diff and the gate see changed answers
@@ -85,7 +88,7 @@ class Record(Verdict):
 
 IDENTITY = ("case", "op", "quantity", "dtype", "framework", "impl", "mode", "device")
 # Fields written only when set.
-OPTIONAL = ("detail", "reason", "out_dtype", "composed", "overwritten", "answer", "worst_index", "output", "expected", "silent",
+OPTIONAL = ("detail", "reason", "out_dtype", "accumulates_in", "composed", "overwritten", "answer", "worst_index", "output", "expected", "silent",
             "expect_checked", "unanswered", "answered_wrong", "known_id", "known_status", "beyond_known", "beyond_why", "source")
 # identity first: results.json reads from the left
 _JSON_ORDER = tuple(sorted((f.name for f in dataclasses.fields(Record)), key=lambda n: n not in IDENTITY))

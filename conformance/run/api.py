@@ -212,7 +212,7 @@ def _judge_again(records: list[dict]) -> int:
         out = np.asarray(materialize(r["output"]), dtype=np.float64)
         if ref is not None and out.size == ref.value.size:
             out = out.reshape(ref.value.shape)  # JSON keeps no shape for an empty array ([] for a [0, C] output)
-        v = judge(out, None, ref, r["quantity"], r["dtype"], inputs.classes, case.invalid, case.expect)
+        v = judge(out, None, ref, r["quantity"], r["dtype"], inputs.classes, case.invalid, case.expect, accumulates_in=r.get("accumulates_in"))
         unjudged(r)
         for f in fields(Verdict):  # every figure and flag of the judgement, as the runner writes them (runner.make_record)
             value = getattr(v, f.name)

@@ -38,9 +38,10 @@ def absolute_target(target: str) -> str:
     return f"{Path(where).resolve()}:{name}" if where.endswith(".py") else target
 
 
-def register(target: str, framework: str, op: str, returns: str = "auto") -> None:
+def register(target: str, framework: str, op: str, returns: str = "auto", accumulates_in: str | None = None) -> None:
     """Make framework `user` this function, here and in every worker this process starts."""
-    os.environ[user_adapter.CHECK_ENV] = json.dumps({"target": target, "framework": framework, "op": op, "returns": returns})
+    os.environ[user_adapter.CHECK_ENV] = json.dumps({"target": target, "framework": framework, "op": op, "returns": returns,
+                                                     "accumulates_in": accumulates_in})
     extra = [x for x in os.environ.get(EXTRA_ADAPTERS_ENV, "").split(",") if x and not x.startswith("user=")]
     os.environ[EXTRA_ADAPTERS_ENV] = ",".join([*extra, "user=conformance.adapters.user"])
 
@@ -174,18 +175,19 @@ def command(r: dict) -> str:
     q = shlex.quote  # every field: a results file is data, and a pasted command must run nothing it carries
     return " ".join(["conformance check", q(r["impl"]), "--op", q(r["op"]), "--framework", q(framework), "--case", q(r["case"]),
                      "--quantity", q(r["quantity"]), "--dtypes", q(r["dtype"]), "--modes", q(r["mode"]), "--devices", q(r["device"]),
-                     "--out", "/tmp/conformance-check"])
+                     *(["--accumulates-in", q(r["accumulates_in"])] if r.get("accumulates_in") else []), "--out", "/tmp/conformance-check"])
 
 
 def run(target: str, framework: str, op: str, sel: Selection, case_paths: list[Path] | None = None, jobs: int = 2,
-        registries: list[Path] | None = None, returns: str = "auto", on_event: Callable[[Event], None] = lambda msg: None) -> CheckResult:
+        registries: list[Path] | None = None, returns: str = "auto", on_event: Callable[[Event], None] = lambda msg: None,
+        accumulates_in: str | None = None) -> CheckResult:
     """The corpus (or the selection) for `op` through the function named by `target`. Raises TargetError, CaseFileError,
     RegistryError or SelectionError for bad input."""
     target = absolute_target(target)
     user_adapter.probe(target)  # a TARGET that names nothing, or whose import exits or crashes, is bad input before anything runs
     user_adapter.resolve(target)
     saved = {k: os.environ.get(k) for k in (user_adapter.CHECK_ENV, EXTRA_ADAPTERS_ENV)}
-    register(target, framework, op, returns)
+    register(target, framework, op, returns, accumulates_in)
     try:
         corpus = api.prepare(case_paths, selection(framework, op, sel), registries)
         doc, outcome = api.run_corpus(corpus, selection(framework, op, sel), jobs, on_event=on_event)

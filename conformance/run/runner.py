@@ -20,7 +20,7 @@ from ..adapters.base import Adapter, ContractError, Impl, Overwritten, declarati
 from ..corpus.cases import Case, load
 from ..corpus.inputs import Inputs, build
 from ..judge import oracle
-from ..judge.compare import digest, judge
+from ..judge.compare import digest, judge, widens
 from ..model.record import Record
 from ..model.selection import impl_matches, matches
 from .events import CallBegun, CaseBegun, Event, Info, RecordMade, ShardProgress, TimingOf
@@ -332,12 +332,14 @@ def make_record(case: Case, inputs: Inputs, impl: Impl, quantity: str, mode: str
     written = out.what if isinstance(out, Overwritten) else None
     out = out.value if isinstance(out, Overwritten) else out
     v = judge(None if error else out, error, ref, quantity, inputs.dtype, inputs.classes, case.invalid, case.expect,
-              impl.answers_in if quantity == "value" else None)  # a gradient comes in the input's dtype
+              impl.answers_in if quantity == "value" else None,  # a gradient comes in the input's dtype
+              impl.accumulates_in)
     verdict = {f.name: getattr(v, f.name) for f in fields(v)}
     if written:  # right or wrong, an answer that cost the caller its inputs fails; no registry entry explains it
         verdict.update(status="fail", detail="; ".join(filter(None, [f"the call wrote into its input {written}", verdict["detail"]])))
     answer = digest(out) if error is None and isinstance(out, np.ndarray | np.generic) else None
-    record = Record(**verdict, overwritten=written, answer=answer, **ran)
+    record = Record(**verdict, overwritten=written, answer=answer, **ran,
+                    accumulates_in=impl.accumulates_in if widens(inputs.dtype, impl.accumulates_in) else None)
     if error is None and hasattr(out, "dtype") and str(out.dtype) != inputs.dtype:  # computed in another dtype (a global float type)
         record.out_dtype = str(out.dtype)
     return record
