@@ -104,7 +104,8 @@ def cmd_check(args: argparse.Namespace) -> int:
 
     def make() -> tuple[dict, check.CheckResult]:
         result = check.run(args.target, args.framework, args.op, sel, bundled.resolve(args.cases, bundled.cases_dir()), args.jobs, _registries(args),
-                           returns=args.returns, accumulates_in=args.accumulates_in, on_event=(lambda msg: None) if args.quiet else Progress())  # progress as `run` has it
+                           returns=args.returns, accumulates_in=args.accumulates_in,
+                           on_event=(lambda msg: None) if args.quiet else Progress())  # progress as `run` has it
         return result.doc, result
 
     try:
