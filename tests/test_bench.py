@@ -109,7 +109,10 @@ def test_bench_writes_gbps_and_roof_fraction_for_every_benchmark(tmp_path, capsy
     assert code == 0
     doc = json.loads((out / "benchmarks.json").read_text())
     speed_entries = [b for b in doc["benchmarks"] if b["extra_info"]["kind"] == "speed"]
-    assert len(speed_entries) == 6  # numpy: 6 fused forward ops (masked ones too); no backward and no compiled mode
+    assert len(speed_entries) == 7  # numpy: 7 fused forward ops (masked and linear ones too); no backward and no compiled mode
+    linear = [b for b in speed_entries if b["extra_info"]["op"] == "linear_cross_entropy"]
+    assert len(linear) == 1 and linear[0]["extra_info"]["peak_bytes"] > 0  # its peak memory, measured in a fresh process
+    assert "Time and peak memory of the fused linear cross-entropy" in (out / "speed.md").read_text()
     for b in doc["benchmarks"]:
         e = b["extra_info"]
         assert e["gbps"] > 0 and e["roof_gbps"] > 0 and e["roof_fraction"] == pytest.approx(e["gbps"] / e["roof_gbps"])
@@ -145,3 +148,33 @@ def test_bench_bad_input_is_one_line_and_exit_2(tmp_path, capsys, argv, message)
     assert exc.value.code == 2
     err = capsys.readouterr().err
     assert message in err and "Traceback" not in err
+
+
+@pytest.mark.parametrize("backward", [False, True])
+def test_benchmarked_linear_cross_entropy_computes_the_right_answer(selected_frameworks, backward):
+    """The fused linear cross-entropy's benchmarked calls compute its value, or the gradients of every primal (a
+    training step's backward), on the benchmark's own inputs, whose exact logits are formed here for the oracle."""
+    from dataclasses import replace
+
+    from conformance.corpus.inputs import linear_logits
+
+    inputs = speed.bench_inputs("linear_cross_entropy", "float32", (8, 5), seed=3)
+    exact = replace(inputs, logits=linear_logits(inputs.hidden, inputs.weight, None))
+    wanted = ("grad_hidden", "grad_weight") if backward else ("value",)
+    refs = {q: oracle.compute(exact, q) for q in wanted}
+    checked = 0
+    for name in selected_frameworks:
+        adapter = load_adapter(name)
+        for impl in [i for i in adapter.implementations() if i.op == "linear_cross_entropy"]:
+            for mode in impl.modes or ("eager", "compiled"):
+                try:
+                    out = adapter.benchmark_call(impl, inputs, mode, "cpu", backward)()
+                except Unsupported:
+                    continue
+                got = dict(zip(wanted, out if isinstance(out, tuple) else (out,))) if not isinstance(out, dict) else out
+                for q in wanted:
+                    verdict = judge(np.asarray(got[q], dtype=np.float64), None, refs[q], q, "float32", 5, False, {})
+                    assert verdict.status == "pass", f"{name} {impl.name} {mode} {q}: {verdict.detail}"
+                checked += 1
+    if not checked:
+        pytest.skip("no selected framework benchmarks a linear cross-entropy here")

@@ -253,7 +253,8 @@ def benchmark_call(impl: Impl, inputs: Inputs, mode: str, device: str, backward:
     """A zero-argument callable running the very function `evaluate` runs (forward, or forward and the gradient
     w.r.t. the logits) on arrays already on the device, returning once the result exists (block_until_ready)."""
     check_supported(impl, inputs)
-    quantities = ("grad_logits",) if backward else ("value",)  # a training step's backward returns the gradient alone
+    # a training step's backward returns the gradients alone, of every primal
+    quantities = tuple(f"grad_{n}" for n, a in inputs.primals.items() if a is not None) if backward else ("value",)
     dev = _device(device)
     x, labels, g = _primals(inputs, dev), jax.device_put(inputs.given_labels, dev), jax.device_put(inputs.cotangent, dev)
     fn, args = _callable(impl, inputs, quantities, mode), quantity_arguments(quantities, x, labels, g, None)

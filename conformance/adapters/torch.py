@@ -475,8 +475,8 @@ def benchmark_call(impl: Impl, inputs: Inputs, mode: str, device: str, backward:
 
 
 def _call_tensors(inputs: Inputs, dev: str, backward: bool) -> list:
-    """The op's primals (the first one differentiated for a backward pass) and its labels, on the device."""
-    primals = [None if a is None else _tensor(a, dev, requires_grad=backward and i == 0) for i, a in enumerate(inputs.primals.values())]
+    """The op's primals (every one differentiated in a backward pass, as a training step does) and its labels, on the device."""
+    primals = [None if a is None else _tensor(a, dev, requires_grad=backward) for a in inputs.primals.values()]
     return [*primals, None if inputs.given_labels is None else _tensor(inputs.given_labels, dev)]
 
 
@@ -499,7 +499,7 @@ def bare_call(impl: Impl, inputs: Inputs, mode: str, device: str, backward: bool
 
 def _timed(f, args: list, inputs, dev, backward: bool):
     """What the benchmarks time: f(*args) (the primals, then the labels), and for the backward pass
-    torch.autograd.grad w.r.t. the first primal with the cotangent already on the device, synchronised so that the
+    torch.autograd.grad w.r.t. every primal with the cotangent already on the device, synchronised so that the
     result exists when the call returns."""
     sync = _sync(dev)
     if not backward:
@@ -510,10 +510,12 @@ def _timed(f, args: list, inputs, dev, backward: bool):
         return forward
     g = _tensor(inputs.cotangent, dev)
 
+    wrt = [a for a in args[:-1] if a is not None]
+
     def forward_backward():
-        (gx,) = torch.autograd.grad(f(*args), args[0], grad_outputs=g)
+        grads = torch.autograd.grad(f(*args), wrt, grad_outputs=g)
         sync()
-        return gx
+        return grads if len(grads) > 1 else grads[0]
     return forward_backward
 
 

@@ -50,6 +50,8 @@ def bench_and_say(frameworks: tuple[str, ...], absent: dict[str, str], out: Path
           + ", ".join(f"{n} {c} in {run.seconds[n]:.0f}s" for n, c in per_fw.items()) + ")")
     if not doc["benchmarks"]:
         print("bench: no benchmark ran (every one was deselected or skipped)")
+    for line in speed_report.memory_lines(doc["benchmarks"]):
+        print(f"bench: {line}")
     for name, why in run.failed.items():
         print(f"bench: {name}: FAILED ({why})")
     print("wrote " + ", ".join(str(p) for p in written))

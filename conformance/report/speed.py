@@ -75,6 +75,29 @@ def fastest(benchmarks: list[dict]) -> tuple[list[str], list[list]]:
     return (["op", "pass", "dtype", "N x C", "device", "fastest of each framework, best first (min time)"], rows)
 
 
+def _mib(nbytes) -> str:
+    return "-" if nbytes is None else f"{nbytes / 2 ** 20:.1f} MiB"
+
+
+def memory(benchmarks: list[dict]) -> tuple[list[str], list[list]]:
+    """The benchmarks that measured their peak memory (the fused linear cross-entropy): per dtype, pass and vocabulary,
+    each door's time and peak beside the logits it would hold, fastest first."""
+    rows = []
+    measured = [b for b in _kind(benchmarks, "speed") if "peak_bytes" in b["extra_info"]]
+    for b in sorted(measured, key=lambda b: (b["extra_info"]["dtype"], b["extra_info"]["pass"], _size(b["extra_info"]), b["stats"]["min"])):
+        e = b["extra_info"]
+        logits = _size(e) * (4 if e["dtype"] == "float32" else 8 if e["dtype"] == "float64" else 2)
+        rows.append([e["dtype"], e["pass"], _shape(e), f"{e['framework']} {e['impl']}", e["mode"], _time(b["stats"]["min"]),
+                     _mib(e["peak_bytes"]), _mib(logits), "-" if e["peak_bytes"] is None else f"{e['peak_bytes'] / logits:.2f}"])
+    return (["dtype", "pass", "tokens x vocabulary", "implementation", "mode", "min time", "peak memory", "the logits", "peak / logits"], rows)
+
+
+def memory_lines(benchmarks: list[dict]) -> list[str]:
+    """What `conformance bench` prints of the memory table: a line per door and size."""
+    _, rows = memory(benchmarks)
+    return [f"memory: {r[0]} {r[1]} {r[2]}: {r[3]} ({r[4]}) {r[5]}, peak {r[6]} ({r[8]} of the logits' {r[7]})" for r in rows]
+
+
 def overhead(benchmarks: list[dict]) -> tuple[list[str], list[list]]:
     """Per op, pass, mode and size: the bare public call and the adapter's call, timed side by side (interleaved), the
     overhead against the target (speed.overhead_ok), and pytest-benchmark against the hand loop for the adapter call.
@@ -126,7 +149,11 @@ def tables(benchmarks: list[dict]) -> list[tuple[str, str, list[str], list[list]
          "difference of the minimums. The last column checks pytest-benchmark's minimum for the adapter call against the "
          "hand-written loop's: they agree when they differ by no more than the larger interquartile range.", *overhead(benchmarks)),
         ("Every benchmark", "", *speed_table(benchmarks)),
-    ]
+    ] + ([("Time and peak memory of the fused linear cross-entropy",
+           "Per vocabulary, each door's minimum time and the peak memory of one call (resident-set growth in a fresh process, "
+           "conformance/speed/memory.py), beside the size of the [tokens, vocabulary] logits a composed form holds: what chunking "
+           "saves, and what it costs in time. The fixed-policy chunked doors use 4-row chunks (sized for the conformance suite, not "
+           "for speed); read the `auto` door for torch's own choice.", *memory(benchmarks))] if memory(benchmarks)[1] else [])
 
 
 def section(benchmarks: list[dict], plot: str | None) -> list[str]:

@@ -9,6 +9,11 @@ written once (N rows, C classes, s bytes per element, l bytes per integer label)
     softmax_cross_entropy             forward+backward   3·N·C·s + s      read x and y, write dL/dx and the loss
     sparse_softmax_cross_entropy      forward            N·C·s + N·l + s  read x and the labels, write the loss
     sparse_softmax_cross_entropy      forward+backward   2·N·C·s + N·l + s
+    linear_cross_entropy              forward            (N·D + C·D)·s + N·l + s     read h, W and the targets
+    linear_cross_entropy              forward+backward   2·(N·D + C·D)·s + N·l + s   and write dL/dh, dL/dW
+
+(linear_cross_entropy's N x C is tokens x vocabulary, with D = LINEAR_FEATURES: it is compute-bound, a matmul of
+2·N·C·D flops each way, and its benchmarks also record the call's peak memory, speed/memory.py.)
 
 An implementation that reads x twice (a max pass, then an exp-sum pass) from memory moves more than this, so
 its roof fraction is below one by design: the figure says how far the framework is from a single fused pass.
@@ -37,12 +42,18 @@ from ..corpus.cases import Options
 from ..corpus.inputs import Inputs, output_shape
 from ..model import dtypes as dt
 from ..model.names import CROSS_ENTROPY_OPS, MASKED_OPS, OPS
+from ..model.ops import op as op_spec
 
 LATENCY, MEDIUM, VOCAB, GPU_VOCAB = (32, 10), (1024, 1000), (4096, 32000), (8192, 128256)
 SHAPES = {"quick": (LATENCY, MEDIUM), "full": (LATENCY, MEDIUM, VOCAB)}
 GPU_SHAPES = (GPU_VOCAB,)  # added on a GPU in the full profile: a Llama-3-sized vocabulary
 DTYPES = {"quick": ("float32",), "full": ("float32", "bfloat16", "float16")}
 FORWARD, FORWARD_BACKWARD = "forward", "forward+backward"
+# The fused linear cross-entropy: 256 tokens of 64 features into vocabularies of 8k, 32k and Llama 3's 128k, where
+# the logits (tokens x vocabulary) outgrow the inputs 32 to 500 times: what chunking saves and what it costs. The quick
+# profile (CI) keeps the smallest.
+LINEAR_FEATURES = 64
+LINEAR_SHAPES = {"quick": ((256, 8192),), "full": ((256, 8192), (256, 32000), (256, 128256))}
 OVERHEAD_SHAPES = (LATENCY, MEDIUM)
 
 
@@ -78,10 +89,20 @@ def specs(framework: str, impls: Iterable[Impl], profile: str, dtypes: Sequence[
         if profile == "quick" and impl.naive:
             continue
         device_shapes = shapes or (SHAPES[profile] + (GPU_SHAPES if device == "gpu" and profile == "full" else ()))
+        if shapes is None and not op_spec(impl.op).logits_given:
+            device_shapes = LINEAR_SHAPES[profile]
         passes = (FORWARD, FORWARD_BACKWARD) if impl.op in CROSS_ENTROPY_OPS else (FORWARD,)
         out += [BenchSpec(framework, impl.id, impl.naive, impl.op, p, dtype, mode, tuple(shape), device)
-                for p, dtype, mode, shape in itertools.product(passes, dtypes, modes, device_shapes)]
+                for p, dtype, mode, shape in itertools.product(passes, dtypes, modes, device_shapes)
+                if (not impl.modes or mode in impl.modes) and (not impl.dtypes or dtype in impl.dtypes)]  # the door exists there
     return out
+
+
+def spec_from_id(spec_id: str) -> BenchSpec:
+    """The BenchSpec a benchmark's id names (BenchSpec.id, read back)."""
+    framework, impl, op, passes, dtype, mode, shape, device = spec_id.split("|")
+    return BenchSpec(framework, impl, impl.split("/", 1)[1].startswith("naive"), op, passes, dtype, mode,
+                     tuple(int(n) for n in shape.split("x")), device)
 
 
 def bench_inputs(op: str, dtype: str, shape: tuple[int, int], seed: int = 0) -> Inputs:
@@ -90,6 +111,8 @@ def bench_inputs(op: str, dtype: str, shape: tuple[int, int], seed: int = 0) -> 
     assert op in OPS
     rng = np.random.default_rng(seed)
     np_dtype = dt.fmt(dtype).np_dtype
+    if not op_spec(op).logits_given:
+        return _linear_inputs(dtype, shape, rng)
     logits = (rng.standard_normal(shape, dtype=np.float32) * 3).astype(np_dtype)
     labels = sparse = None
     if op == "softmax_cross_entropy":
@@ -105,11 +128,29 @@ def bench_inputs(op: str, dtype: str, shape: tuple[int, int], seed: int = 0) -> 
                   options=options, cotangent=cotangent, direction=logits, mask=mask)
 
 
+def _linear_inputs(dtype: str, shape: tuple[int, int], rng: np.random.Generator) -> Inputs:
+    """N tokens of LINEAR_FEATURES features ~ N(0, 1), a weight ~ N(0, 0.05²) (logits of a few units), uniform targets,
+    the mean. No logits: the benchmarked calls form their own, and an N x C array in extended precision would cost
+    more than the call (a zero-stride view stands in for its shape)."""
+    n, c = shape
+    np_dtype = dt.fmt(dtype).np_dtype
+    hidden = rng.standard_normal((n, LINEAR_FEATURES), dtype=np.float32).astype(np_dtype)
+    weight = (rng.standard_normal((c, LINEAR_FEATURES), dtype=np.float32) * 0.05).astype(np_dtype)
+    options = Options(reduction="mean")
+    return Inputs(op="linear_cross_entropy", dtype=dtype, logits=np.broadcast_to(np.zeros((), np_dtype), shape), labels=None,
+                  sparse_labels=rng.integers(0, c, size=n, dtype=np.int64), axis=1, options=options,
+                  cotangent=np.ones((), dtype=np_dtype), direction=hidden, hidden=hidden, weight=weight)
+
+
 def bytes_moved(op: str, passes: str, shape: tuple[int, int], dtype: str, label_bytes: int = 8) -> tuple[int, str]:
     """Compulsory bytes of one call and the formula that gave them (see the module docstring)."""
     n, c = shape
     s = dt.fmt(dtype).np_dtype.itemsize
     backward = passes == FORWARD_BACKWARD
+    if not op_spec(op).logits_given:
+        d = LINEAR_FEATURES
+        return ((2 if backward else 1) * (n * d + c * d) * s + n * label_bytes + s,
+                "2·(N·D + C·D)·s + N·l + s" if backward else "(N·D + C·D)·s + N·l + s")
     if op in ("softmax", "log_softmax"):
         return 2 * n * c * s, "2·N·C·s"
     if op in MASKED_OPS:  # the mask is one byte a class

@@ -13,7 +13,9 @@ import pytest
 from pytest_benchmark.fixture import BenchmarkFixture
 
 from conformance.adapters import GPU_ROOF_ABSENT, Unsupported
+from conformance.model.ops import op as op_spec
 from conformance.speed import measure as speed
+from conformance.speed import memory
 
 
 def _warm(call, seconds: float, at_least: int = 3) -> int:
@@ -61,8 +63,19 @@ def bench_speed(benchmark: BenchmarkFixture, spec: speed.BenchSpec, bench: dict)
         "kind": "speed", "framework": spec.framework, "impl": impl.name, "impl_id": impl.id, "naive": spec.naive, "op": spec.op,
         "pass": spec.passes, "dtype": spec.dtype, "mode": spec.mode, "shape": list(spec.shape), "device": spec.device,
         "threads": bench["threads"], "first_call_s": first_call_s, "warmup_calls": warmup_calls,
-        **_bandwidth(benchmark, bench, spec.device, nbytes, formula),
+        **_bandwidth(benchmark, bench, spec.device, nbytes, formula), **_memory(spec, bench),
     })
+
+
+def _memory(spec: speed.BenchSpec, bench: dict) -> dict:
+    """Peak memory of the call, for an op that computes its logits (what chunking saves), measured in a fresh process
+    on the CPU (speed/memory.py); a GPU's device memory is not measured here."""
+    if op_spec(spec.op).logits_given:
+        return {}
+    if spec.device != "cpu":
+        return {"peak_bytes": None, "peak_method": "not measured: host memory only"}
+    peak, why = memory.measure_in_fresh_process(spec.id, bench["threads"])
+    return {"peak_bytes": peak, "peak_method": why or "resident-set growth during one call, fresh process (speed/memory.py)"}
 
 
 def bench_harness_overhead(benchmark: BenchmarkFixture, overhead: tuple, bench: dict) -> None:
