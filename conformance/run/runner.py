@@ -131,15 +131,17 @@ class HarnessFailure:
     exc: BaseException
 
 
-def case_inputs(cases: list[Case], sel: Selection, timing: Timing | None = None) -> Iterator[tuple[Case, Inputs | HarnessFailure, dict]]:
+def case_inputs(cases: list[Case], sel: Selection, timing: Timing | None = None,
+                offered: frozenset[str] | None = None) -> Iterator[tuple[Case, Inputs | HarnessFailure, dict]]:
     """Every selected (case, op, dtype) as concrete inputs, with the oracle's references for its quantities; a
-    HarnessFailure in place of the inputs where building them or the references raised."""
+    HarnessFailure in place of the inputs where building them or the references raised. `offered`: the ops a worker's
+    framework has doors for (None: every op); the others cost no oracle there."""
     timing = timing or Timing()
     for case in cases:
         if not sel.wants_case(case.full_id):
             continue
         for op in case.ops:
-            if sel.ops and op not in sel.ops:
+            if (sel.ops and op not in sel.ops) or (offered is not None and op not in offered):
                 continue
             quantities = sel.quantities_of(case, op)
             if not quantities:
@@ -252,9 +254,11 @@ def _failure_records(adapter: Adapter, case: Case, failure: HarnessFailure, sel:
                          error={"type": type(exc).__name__, "message": message, "where": f"harness/{failure.where}"}).to_json()
 
 
-def units(cases: list[Case], sel: Selection) -> int:
-    """How many (case, op, dtype) the selection takes from these cases: the unit of progress of one worker."""
-    return sum(1 for c in cases if sel.wants_case(c.full_id) for op in c.ops if (not sel.ops or op in sel.ops) and sel.quantities_of(c, op)
+def units(cases: list[Case], sel: Selection, offered: frozenset[str] | None = None) -> int:
+    """How many (case, op, dtype) the selection takes from these cases: the unit of progress of one worker (whose
+    framework offers the ops `offered`; None: every op)."""
+    return sum(1 for c in cases if sel.wants_case(c.full_id) for op in c.ops
+               if (not sel.ops or op in sel.ops) and (offered is None or op in offered) and sel.quantities_of(c, op)
                for d in c.dtypes if d in sel.dtypes)
 
 
@@ -377,9 +381,10 @@ def run_framework(name: str, case_paths: list[str], sel: Selection, emit: Callab
     cases = load([Path(p) for p in case_paths])
     timing.add("cases", time.perf_counter() - started)
     per_unit = len(sel.modes)  # a unit is a (case, op, dtype) in every mode of this worker: the plan counts modes apart
-    total = units(cases, sel) * per_unit
+    offered = frozenset(i.op for i in adapter.implementations() if sel.wants_impl(i))
+    total = units(cases, sel, offered) * per_unit
     done, current = 0, None
-    for case, inputs, refs in case_inputs(cases, sel, timing):
+    for case, inputs, refs in case_inputs(cases, sel, timing, offered):
         if case.full_id != current:  # the parent knows which case a worker that dies was on, and what is left
             current = case.full_id
             emit(CaseBegun(name, current))
