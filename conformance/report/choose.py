@@ -29,6 +29,10 @@ class Choice:
     worst: float = 0.0  # worst share of the tolerance among the passing records
     invalid: dict[str, int] = field(default_factory=lambda: dict.fromkeys(INVALID_ORDER, 0))
     seconds: float | None = None  # benchmark median, where given
+    # peak memory of a training step (forward+backward) at the largest benchmarked size, where it was measured (the
+    # fused linear cross-entropy: what chunking saves), and that size
+    peak_bytes: int | None = None
+    peak_at: str | None = None
 
     @property
     def passes_everything(self) -> bool:
@@ -78,11 +82,12 @@ def choices(records: list[dict], benchmarks: list[dict] | None = None) -> dict[t
             c.known += 1
         else:
             c.failed += 1
-    speed = _speeds(benchmarks or [])
+    speed, peaks = _speeds(benchmarks or []), _peaks(benchmarks or [])
     out = {}
     for key, by_id in table.items():
         for c in by_id.values():
             c.seconds = speed.get((c.impl_id, key[1], key[2], key[3]))
+            c.peak_bytes, c.peak_at = peaks.get((c.impl_id, key[1], key[2], key[3]), (None, None))
         out[key] = sorted(by_id.values(), key=lambda c: (c.naive, not c.passes_everything, c.failed, c.known, c.worst, c.impl_id))
     return dict(sorted(out.items()))
 
@@ -98,13 +103,30 @@ def _speeds(benchmarks: list[dict]) -> dict[tuple[str, str, str, str], float]:
     return {k: sorted(v)[len(v) // 2] for k, v in times.items()}
 
 
+def _peaks(benchmarks: list[dict]) -> dict[tuple[str, str, str, str], tuple[int, str]]:
+    """Peak memory of the forward+backward pass at the largest shape it was measured at, by (implementation id, dtype,
+    mode, device): the size a user choosing a chunked kernel cares about."""
+    out: dict[tuple, tuple[int, int, str]] = {}
+    for b in benchmarks:
+        info = b.get("extra_info") or {}
+        if info.get("pass") != "forward+backward" or info.get("peak_bytes") is None:
+            continue
+        key = (info["impl_id"], info.get("dtype"), info.get("mode"), info.get("device", "cpu"))
+        size = info["shape"][0] * info["shape"][1]
+        if key not in out or size > out[key][0]:
+            out[key] = (size, info["peak_bytes"], "x".join(str(n) for n in info["shape"]))
+    return {k: (peak, shape) for k, (_, peak, shape) in out.items()}
+
+
 def row(c: Choice) -> list[str]:
     speed = f"{c.seconds * 1e6:.0f} us" if c.seconds is not None else "-"
     name = f"{c.impl} (naive, for contrast)" if c.naive else c.impl
-    return [c.framework, name, c.verdict, f"{c.worst:.0%}" if c.passed else "-", c.on_invalid, speed]
+    peak = f"{c.peak_bytes / 2 ** 20:.1f} MiB at {c.peak_at}" if c.peak_bytes is not None else "-"
+    return [c.framework, name, c.verdict, f"{c.worst:.0%}" if c.passed else "-", c.on_invalid, speed, peak]
 
 
-HEADER = ["framework", "implementation", "valid cases", "worst share of tolerance", "invalid input (value records)", "speed (median)"]
+HEADER = ["framework", "implementation", "valid cases", "worst share of tolerance", "invalid input (value records)", "speed (median)",
+          "peak memory (training step)"]
 
 
 FILE = "which-function.md"  # beside report.md
@@ -153,7 +175,8 @@ def cell_text(c: Choice | None) -> tuple[str, str, str]:
     """(text, css class, hover) of one pivot cell."""
     if c is None:
         return "", "", "not run"
-    hover = f"{c.verdict}; worst {c.worst:.0%} of tolerance" + (f"; {c.seconds * 1e6:.0f} us median" if c.seconds is not None else "")
+    hover = (f"{c.verdict}; worst {c.worst:.0%} of tolerance" + (f"; {c.seconds * 1e6:.0f} us median" if c.seconds is not None else "")
+             + (f"; peak {c.peak_bytes / 2 ** 20:.1f} MiB at {c.peak_at}" if c.peak_bytes is not None else ""))
     if c.passes_everything:
         return f"ok {c.worst:.0%}", "pass", hover
     if c.failed:
