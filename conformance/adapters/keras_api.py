@@ -97,6 +97,15 @@ def layer_softmax_mask(x: Array, mask: Array, inputs: Inputs) -> Array:
     return _softmax_layers[inputs.axis](x, mask=mask)
 
 
+def ops_linear_cross_entropy(hidden: Array, weight: Array, bias: Array | None, targets: Array, inputs: Inputs) -> Array:
+    """An LLM head in Keras: keras.ops.matmul(h, W.T) (+ b), then the integer-label or dense cross-entropy from logits."""
+    logits = keras.ops.matmul(hidden, keras.ops.transpose(weight))
+    logits = logits if bias is None else logits + bias
+    if "int" in str(keras.backend.standardize_dtype(targets.dtype)):
+        return keras.ops.sparse_categorical_crossentropy(targets, logits, from_logits=True)
+    return keras.ops.categorical_crossentropy(targets, logits, from_logits=True)
+
+
 def implementations(framework: str) -> list[Impl]:
     """The Keras doors, with stable ids under `<framework>/keras/...`."""
     return [
@@ -111,4 +120,6 @@ def implementations(framework: str) -> list[Impl]:
              key="keras/ops/categorical_crossentropy"),
         Impl(framework, "keras.ops.sparse_categorical_crossentropy(from_logits=True)", "sparse_softmax_cross_entropy",
              ops_sparse_cross_entropy, key="keras/ops/sparse_categorical_crossentropy"),
+        Impl(framework, "keras.ops.sparse_categorical_crossentropy(t, keras.ops.matmul(h, W.T) + b, from_logits=True)",
+             "linear_cross_entropy", ops_linear_cross_entropy, key="keras/ops/linear/sparse_categorical_crossentropy"),
     ]

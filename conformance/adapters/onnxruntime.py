@@ -130,6 +130,26 @@ def _loss(kind: str) -> Callable:
     return build
 
 
+def _linear(inputs: Inputs, feeds: dict) -> tuple[list, int]:
+    """An LLM head as exporters write it: MatMul(hidden, Transpose(W)) (+ Add bias), the classes moved to axis 1 for a
+    [B, T, C] batch, then SoftmaxCrossEntropyLoss (class indices only: ONNX has no dense fused loss)."""
+    if inputs.sparse_labels is None:
+        raise Unsupported("SoftmaxCrossEntropyLoss takes class indices, not dense targets")
+    nodes = [_node("Transpose", ["classifier"], ["classifier_t"], perm=[1, 0]), _node("MatMul", ["hidden", "classifier_t"], ["z0"])]
+    logits = "z0"
+    if "classifier_bias" in feeds:
+        nodes.append(_node("Add", ["z0", "classifier_bias"], ["z"]))
+        logits = "z"
+    rank = inputs.hidden.ndim
+    if rank > 2:
+        nodes.append(_node("Transpose", [logits], ["z_nc"], perm=[0, rank - 1, *range(1, rank - 1)]))
+        logits = "z_nc"
+    opts = inputs.options
+    attrs: dict = {"reduction": opts.reduction, **({"ignore_index": opts.ignore_index} if opts.ignore_index is not None else {})}
+    operands = [logits, "labels"] + (["weight"] if opts.weight is not None else [])
+    return [*nodes, _node("SoftmaxCrossEntropyLoss", operands, ["y"], **attrs)], OPSET
+
+
 def _dense(inputs: Inputs, feeds: dict) -> tuple[list, int]:
     """-ReduceSum(y * LogSoftmax(x), axis): the dense cross-entropy as exporters write it (ONNX has no dense fused loss)."""
     axes = onnx.helper.make_tensor("axes", _ELEM["int64"], [1], [inputs.axis])
@@ -211,6 +231,8 @@ def implementations() -> list[Impl]:
         ("onnx -ReduceSum(y * LogSoftmax(x))", "softmax_cross_entropy", _dense, "ReduceSum/LogSoftmax", frozenset({"reduction"})),
         ("onnx Softmax(Where(mask, x, -inf))", "masked_softmax", _masked("Softmax"), "Where/Softmax", frozenset()),
         ("onnx LogSoftmax(Where(mask, x, -inf))", "masked_log_softmax", _masked("LogSoftmax"), "Where/LogSoftmax", frozenset()),
+        ("onnx SoftmaxCrossEntropyLoss(MatMul(h, Transpose(W)) + b)", "linear_cross_entropy", _linear, "MatMul/SoftmaxCrossEntropyLoss",
+         LOSS_OPTIONS),
     )
     return [*(Impl(NAME, label, op, build, options=options, key=key) for label, op, build, key, options in doors),
             *_exported_implementations()]
@@ -219,13 +241,21 @@ def implementations() -> list[Impl]:
 # --- running them
 
 
+# the graph's input names for the primals of an op that computes its logits ("weight" stays the class weights)
+_PRIMAL_FEEDS = {"hidden": "hidden", "weight": "classifier", "bias": "classifier_bias"}
+
+
 def _feeds(impl: Impl, inputs: Inputs) -> dict[str, np.ndarray]:
-    feeds = {"x": np.ascontiguousarray(inputs.logits)}
+    primals = {n: a for n, a in inputs.primals.items() if a is not None}
+    if "logits" in primals:
+        feeds = {"x": np.ascontiguousarray(inputs.logits)}
+    else:
+        feeds = {_PRIMAL_FEEDS[n]: np.ascontiguousarray(a) for n, a in primals.items()}
     given = inputs.given_labels
     if given is not None:
         feeds["mask" if inputs.mask is not None else "labels"] = np.ascontiguousarray(given)
-    if inputs.options.weight is not None and impl.op == "sparse_softmax_cross_entropy":
-        feeds["weight"] = np.asarray(inputs.options.weight, dtype=inputs.logits.dtype)
+    if inputs.options.weight is not None and inputs.sparse_labels is not None:  # the losses' class weights
+        feeds["weight"] = np.asarray(inputs.options.weight, dtype=next(iter(primals.values())).dtype)
     return feeds
 
 
@@ -262,7 +292,8 @@ def _session(impl: Impl, inputs: Inputs, feeds: dict[str, np.ndarray], mode: str
 def _model(impl: Impl, feeds: dict[str, np.ndarray], nodes: list, opset: int) -> bytes:
     graph_inputs = [onnx.helper.make_tensor_value_info(name, _elem(v), [f"{name}{i}" for i in range(v.ndim)])
                     for name, v in feeds.items()]
-    out = onnx.helper.make_tensor_value_info("y", _elem(feeds["x"]), None)  # every op here answers in the logits' dtype
+    # every op here answers in its first input's dtype (the logits', the hidden states')
+    out = onnx.helper.make_tensor_value_info("y", _elem(feeds["x"] if "x" in feeds else feeds["hidden"]), None)
     graph = onnx.helper.make_graph(nodes, f"conformance_{impl.key.replace('/', '_')}", graph_inputs, [out])
     model = onnx.helper.make_model(graph, opset_imports=[onnx.helper.make_opsetid("", opset)])
     model.ir_version = min(model.ir_version, 10)  # what ONNX Runtime releases of the last two years read

@@ -151,10 +151,21 @@ def implementations() -> list[Impl]:
         Impl(NAME, "tf.nn.sparse_softmax_cross_entropy_with_logits", "sparse_softmax_cross_entropy", sparse_cross_entropy,
              key="sparse_softmax_cross_entropy_with_logits"),
         Impl(NAME, "tf.nn.softmax(tf.where(mask, x, -inf))", "masked_softmax", where_softmax, key="where/softmax"),
+        Impl(NAME, "tf.nn.sparse_softmax_cross_entropy_with_logits(t, tf.matmul(h, W, transpose_b=True) + b)", "linear_cross_entropy",
+             linear_then_sparse_cross_entropy, key="linear/sparse_softmax_cross_entropy_with_logits"),
         Impl(NAME, "tf.nn.log_softmax(tf.where(mask, x, -inf))", "masked_log_softmax", where_log_softmax, key="where/log_softmax"),
         *keras_api.implementations(NAME),
         *naive.implementations(NAME, NAIVE),
     ]
+
+
+def linear_then_sparse_cross_entropy(hidden: Array, weight: Array, bias: Array | None, targets: Array, inputs: Inputs) -> Array:
+    """The composed form in TensorFlow: the logits tf.matmul(h, W, transpose_b=True) (+ b), then the fused sparse
+    kernel (integer targets), or softmax_cross_entropy_with_logits (dense)."""
+    logits = tf.matmul(hidden, weight, transpose_b=True) + (0 if bias is None else bias)
+    if targets.dtype.is_integer:
+        return tf.nn.sparse_softmax_cross_entropy_with_logits(labels=targets, logits=logits)
+    return tf.nn.softmax_cross_entropy_with_logits(labels=targets, logits=logits)
 
 
 def _quantities_fn(impl: Impl, inputs, quantities: tuple[str, ...]):
@@ -162,9 +173,10 @@ def _quantities_fn(impl: Impl, inputs, quantities: tuple[str, ...]):
     very same code. The gradient is the vector-Jacobian product itself (output_gradients), not the gradient of an
     extra sum(cotangent * output) the user's own call would not have."""
     composed = impl.reduction_composed(inputs)
+    names = tuple(inputs.primals)  # x is the tuple of the op's primals (None for an absent bias)
 
     def forward(x, labels):
-        out = impl.forward(x, labels, inputs)
+        out = impl.forward(*x, labels, inputs)
         return reduce_with(out, inputs.options.reduction, tf.reduce_sum, tf.reduce_mean) if composed else out
 
     def compute(x, labels, g, d):
@@ -174,21 +186,22 @@ def _quantities_fn(impl: Impl, inputs, quantities: tuple[str, ...]):
         # The outer tape (for the HVP) and a persistent inner tape (for a second gradient) only when asked:
         # both cost time in eager mode, and the benchmarks time this very function.
         with tf.GradientTape() if "hvp" in quantities else contextlib.nullcontext() as outer:
+            present = [(n, a) for n, a in zip(names, x) if a is not None]
             if outer is not None:
-                outer.watch(x)
+                outer.watch(x[0])  # the HVP is w.r.t. the first primal (the logits, the hidden states)
             with tf.GradientTape(persistent="grad_labels" in quantities) as tape:
-                tape.watch(x)
+                tape.watch([a for _, a in present])
                 if "grad_labels" in quantities:
                     tape.watch(labels)
                 out = forward(x, labels)
             results["value"] = out
             cotangent = tf.cast(g, out.dtype)  # the output's dtype (Keras computes in floatx); a no-op otherwise
-            gx = tape.gradient(out, x, output_gradients=cotangent, unconnected_gradients="zero")
-            results["grad_logits"] = gx
+            grads = tape.gradient(out, [a for _, a in present], output_gradients=cotangent, unconnected_gradients="zero")
+            results.update({f"grad_{n}": v for (n, _), v in zip(present, grads)})
             if "grad_labels" in quantities:
                 results["grad_labels"] = tape.gradient(out, labels, output_gradients=cotangent, unconnected_gradients="zero")
         if "hvp" in quantities:
-            results["hvp"] = outer.gradient(gx, x, output_gradients=d, unconnected_gradients="zero")
+            results["hvp"] = outer.gradient(grads[0], x[0], output_gradients=d, unconnected_gradients="zero")
         return {q: v for q, v in results.items() if q in quantities}
 
     return exact_signature(compute, quantities)
@@ -198,7 +211,8 @@ def _callable(impl: Impl, inputs, quantities: tuple[str, ...], mode: str):
     if mode == "eager":
         return _quantities_fn(impl, inputs, quantities)
     # Rank is part of the key: a trace generalised to unknown rank breaks ops that need it (softmax on axis 0).
-    key = (impl.name, impl.op, inputs.options, inputs.axis, inputs.dtype, inputs.logits.ndim, quantities)
+    key = (impl.name, impl.op, inputs.options, inputs.axis, inputs.dtype, inputs.logits.ndim, quantities,
+           tuple(a is None for a in inputs.primals.values()))
     if key not in _compiled:
         _compiled[key] = tf.function(_quantities_fn(impl, inputs, quantities), jit_compile=True)
     return _compiled[key]
@@ -213,7 +227,7 @@ def evaluate(impl: Impl, inputs: Inputs, quantities: Iterable[str], mode: str, d
     check_supported(impl, inputs)
     quantities = tuple(quantities)
     with tf.device(_placement(device)):
-        x = tf.constant(inputs.logits)
+        x = _primals(inputs)
         labels = inputs.given_labels
         labels = None if labels is None else tf.constant(labels)  # softmax and log_softmax take none
         g, d = tf.constant(inputs.cotangent), tf.constant(inputs.direction)
@@ -236,19 +250,24 @@ def _placement(device: str) -> str:
     return "/GPU:0" if device == "gpu" else "/CPU:0"
 
 
+def _primals(inputs: Inputs) -> tuple:
+    return tuple(None if a is None else tf.constant(a) for a in inputs.primals.values())
+
+
 def _device_tensors(inputs, device: str) -> tuple:
-    """Logits, labels (or mask) and cotangent as tensors placed on the device once: eager ops then run where their
-    inputs live, so no call needs a tf.device scope (which costs every call: the speed report's overhead table)."""
+    """The primals (a tuple), labels (or mask) and cotangent as tensors placed on the device once: eager ops then run
+    where their inputs live, so no call needs a tf.device scope (which costs every call: the overhead table)."""
     with tf.device(_placement(device)):
         labels = inputs.given_labels
-        return tf.constant(inputs.logits), None if labels is None else tf.constant(labels), tf.constant(inputs.cotangent)
+        return _primals(inputs), None if labels is None else tf.constant(labels), tf.constant(inputs.cotangent)
 
 
 def benchmark_call(impl: Impl, inputs: Inputs, mode: str, device: str, backward: bool) -> Callable[[], Any]:
     """A zero-argument callable running the very function `evaluate` runs (forward, or forward and the gradient
     w.r.t. the logits) on tensors already on the device, returning once the result exists."""
     check_supported(impl, inputs)
-    quantities = ("grad_logits",) if backward else ("value",)  # a training step's backward returns the gradient alone
+    # a training step's backward returns the gradients alone, of every primal
+    quantities = tuple(f"grad_{n}" for n, a in inputs.primals.items() if a is not None) if backward else ("value",)
     x, labels, g = _device_tensors(inputs, device)
     fn, sync, args = _callable(impl, inputs, quantities, mode), _sync(device), quantity_arguments(quantities, x, labels, g, None)
 
@@ -268,14 +287,16 @@ def bare_call(impl: Impl, inputs: Inputs, mode: str, device: str, backward: bool
     composed, sync = impl.reduction_composed(inputs), _sync(device)
 
     def f(x, t):
-        out = impl.forward(x, t, inputs)
+        out = impl.forward(*x, t, inputs)
         return tf.reduce_mean(out) if composed else out
 
     def f_grad(x, t, g):
+        present = [a for a in x if a is not None]
         with tf.GradientTape() as tape:
-            tape.watch(x)
+            tape.watch(present)
             out = f(x, t)
-        return tape.gradient(out, x, output_gradients=g)
+        grads = tape.gradient(out, present, output_gradients=g)
+        return grads[0] if len(grads) == 1 else grads
 
     fn = f_grad if backward else f
     fn = tf.function(fn, jit_compile=True) if mode == "compiled" else fn

@@ -153,7 +153,7 @@ def tables(benchmarks: list[dict]) -> list[tuple[str, str, list[str], list[list]
            "Per vocabulary, each door's minimum time and the peak memory of one call (resident-set growth in a fresh process, "
            "conformance/speed/memory.py), beside the size of the [tokens, vocabulary] logits a composed form holds: what chunking "
            "saves, and what it costs in time. The fixed-policy chunked doors use 4-row chunks (sized for the conformance suite, not "
-           "for speed); read the `auto` door for torch's own choice.", *memory(benchmarks))] if memory(benchmarks)[1] else [])
+           "for speed); read a door that picks its own chunks for the framework's own choice.", *memory(benchmarks))] if memory(benchmarks)[1] else [])
 
 
 def section(benchmarks: list[dict], plot: str | None) -> list[str]:
