@@ -78,3 +78,22 @@ def test_conformance_check_names_the_bug_from_the_command_line(tmp_path):
     assert res.returncode == 1, res.stdout + res.stderr
     assert "yours fails where the framework's passes" in res.stdout and "per-token-cotangent" in res.stdout
     assert "--accumulates-in float32" in res.stdout  # the re-run command judges it the same way
+
+
+def test_a_gpu_only_kernel_makes_no_records_on_the_cpu_and_says_so_in_the_list():
+    from conformance.adapters import load_adapter
+    from conformance.adapters.catalogue import describe
+    from conformance.corpus import bundled, cases
+    from conformance.run.runner import Selection, judge_case
+
+    torch_adapter = load_adapter("torch")
+    gpu_only = [i for i in torch_adapter.implementations() if i.devices == ("gpu",)]
+    assert {i.id for i in gpu_only} == {"torch/cce/cce", "torch/liger/fused_linear_cross_entropy"}
+    assert all(not i.runs("linear-cross-entropy/tokens-with-bias", "eager", "float32", "cpu") for i in gpu_only)
+    assert all(i.runs("linear-cross-entropy/tokens-with-bias", "eager", "float32", "gpu") for i in gpu_only)
+    case = next(c for c in cases.load([bundled.cases_dir() / "linear-cross-entropy.yaml"]) if c.id == "batch-smaller-than-a-chunk")
+    sel = Selection(("torch",), ("float32",), ("cpu",), ("eager",), impls=("torch/cce/*", "torch/liger/*"))
+    records = judge_case(torch_adapter, case, sel)
+    assert records and {r["impl_id"] for r in records} == {"torch/cce/torch_compile"}  # the CPU-capable path alone
+    listed = {key: label for key, label, _ in describe("torch").implementations["linear_cross_entropy"]}
+    assert listed["torch/liger/fused_linear_cross_entropy"].endswith("[gpu only]")

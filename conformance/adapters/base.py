@@ -230,6 +230,9 @@ class Impl:
     # The dtype a door documents it computes in for narrower inputs (a fused kernel's float32 accumulation for bfloat16
     # and float16): judged by that dtype's working precision plus one rounding of its result (tolerance.accumulated).
     accumulates_in: str | None = None
+    # Devices the door runs on (empty: every device the framework has), e.g. a Triton kernel: no records elsewhere,
+    # and `conformance list` says so.
+    devices: tuple[str, ...] = ()
     # What a cross-entropy door that takes no `reduction` keyword returns: the per-example losses ("none"), or already
     # their "mean" or "sum" (most losses people write). Such a door is judged on the cases in that reduction, against
     # the oracle's value for it, and is unsupported on the others: never composed into another reduction.
@@ -240,10 +243,11 @@ class Impl:
         """The stable identity of records, registry entries, baselines and benchmarks: framework/key."""
         return f"{self.framework}/{self.key or self.op}"
 
-    def runs(self, case_id: str, mode: str, dtype: str | None = None) -> bool:
-        """Whether this door is defined for the case in the mode and dtype (see `modes`, `cases` and `dtypes`)."""
+    def runs(self, case_id: str, mode: str, dtype: str | None = None, device: str | None = None) -> bool:
+        """Whether this door is defined for the case in the mode, dtype and device (`modes`, `cases`, `dtypes`, `devices`)."""
         return ((not self.modes or mode in self.modes) and (not self.cases or matches(case_id, self.cases))
-                and (not self.dtypes or dtype is None or dtype in self.dtypes))
+                and (not self.dtypes or dtype is None or dtype in self.dtypes)
+                and (not self.devices or device is None or device in self.devices))
 
     def reduction_composed(self, inputs: Inputs) -> bool:
         """True when reduction is applied after the call with the framework's own sum/mean (recorded, never hidden)."""

@@ -36,7 +36,8 @@ def describe(name: str) -> Description:
     except FrameworkAbsent as exc:
         return Description(name, absent=str(exc))
     impls = adapter.implementations()
-    by_op = {op: [(i.id, i.name, tuple(sorted(i.options))) for i in sorted((i for i in impls if i.op == op), key=lambda i: i.naive)]
+    by_op = {op: [(i.id, i.name + (f"  [{', '.join(i.devices)} only]" if i.devices else ""), tuple(sorted(i.options)))
+                  for i in sorted((i for i in impls if i.op == op), key=lambda i: i.naive)]
              for op in OPS if any(i.op == op for i in impls)}
     return Description(name, version=adapter.version(), devices=tuple(adapter.devices()), implementations=by_op)
 

@@ -220,6 +220,66 @@ def linear_doors() -> list[Impl]:
     ]
 
 
+def _installed(module: str, distribution: str) -> Any:
+    """An optional package a door calls (an extra: `pip install 'softmax-conformance[fused]'`); Unsupported, saying
+    how to install it, where it is absent."""
+    try:
+        return importlib.import_module(module)
+    except ImportError as exc:
+        raise Unsupported(f"{distribution} is not installed ({exc}); pip install 'softmax-conformance[fused]'") from None
+
+
+def _cut_cross_entropy(impl_name: str) -> Callable:
+    """Apple's Cut Cross-Entropy, `cut_cross_entropy.linear_cross_entropy(e, c, targets, impl=...)`: 'torch_compile' is
+    its torch.compile'd reference (runs on the CPU), 'cce' its Triton kernel (CUDA only). It takes no bias and integer
+    targets only; its ignore_index defaults to -100 as torch's does."""
+    def forward(hidden: Array, weight: Array, bias: Array | None, targets: Array, inputs: Inputs) -> Array:
+        if bias is not None:
+            raise Unsupported("cut_cross_entropy.linear_cross_entropy takes no bias")
+        if targets.dtype != torch.int64:
+            raise Unsupported("cut_cross_entropy.linear_cross_entropy takes integer targets only")
+        cce = _installed("cut_cross_entropy", "cut-cross-entropy")
+        opts = inputs.options
+        kwargs = {"reduction": opts.reduction, "impl": impl_name, **({"ignore_index": opts.ignore_index} if opts.ignore_index is not None else {}),
+                  **({"softcap": opts.softcap} if opts.softcap is not None else {})}
+        out = cce.linear_cross_entropy(hidden, weight, targets, **kwargs)
+        return out.reshape(hidden.shape[:-1]) if opts.reduction == "none" else out
+    return forward
+
+
+def liger_fused_linear_cross_entropy(hidden: Array, weight: Array, bias: Array | None, targets: Array, inputs: Inputs) -> Array:
+    """Liger-Kernel's fused linear cross-entropy (Triton, CUDA only), as its functional API takes it: [N, D] hidden states
+    (a [B, T, D] batch flattened, as its model patches do), class weights as ce_weight, z-loss as lse_square_scale."""
+    if targets.dtype != torch.int64:
+        raise Unsupported("liger_fused_linear_cross_entropy takes integer targets only")
+    functional = _installed("liger_kernel.transformers.functional", "liger-kernel")
+    opts = inputs.options
+    kwargs = {"reduction": opts.reduction, "label_smoothing": opts.label_smoothing, "lse_square_scale": opts.z_loss,
+              **({"ignore_index": opts.ignore_index} if opts.ignore_index is not None else {}),
+              **({"softcap": opts.softcap} if opts.softcap is not None else {}),
+              **({"ce_weight": torch.tensor(opts.weight, dtype=hidden.dtype, device=hidden.device)} if opts.weight is not None else {})}
+    flat_hidden, flat_targets = _flat_tokens(hidden, targets)
+    out = functional.liger_fused_linear_cross_entropy(flat_hidden, weight, flat_targets, bias=bias, **kwargs)
+    out = out[0] if isinstance(out, tuple) else out
+    return out.reshape(hidden.shape[:-1]) if opts.reduction == "none" else out
+
+
+def kernel_doors() -> list[Impl]:
+    """The fused linear cross-entropy kernels LLM training runs (optional packages: the `fused` extra): Cut
+    Cross-Entropy's CPU-capable torch.compile path, and the Triton kernels of Cut Cross-Entropy and Liger-Kernel,
+    which run on a CUDA GPU alone (no records elsewhere; the GPU job runs them). Eager mode: each compiles itself."""
+    op, gpu = "linear_cross_entropy", ("gpu",)
+    return [
+        Impl(NAME, "cut_cross_entropy.linear_cross_entropy(impl='torch_compile')", op, _cut_cross_entropy("torch_compile"),
+             options=frozenset({"reduction", "ignore_index", "softcap"}), key="cce/torch_compile", modes=("eager",)),
+        Impl(NAME, "cut_cross_entropy.linear_cross_entropy(impl='cce')", op, _cut_cross_entropy("cce"),
+             options=frozenset({"reduction", "ignore_index", "softcap"}), key="cce/cce", modes=("eager",), devices=gpu),
+        Impl(NAME, "liger_kernel.transformers.functional.liger_fused_linear_cross_entropy", op, liger_fused_linear_cross_entropy,
+             options=frozenset({"reduction", "ignore_index", "label_smoothing", "weight", "softcap", "z_loss"}),
+             key="liger/fused_linear_cross_entropy", modes=("eager",), devices=gpu),
+    ]
+
+
 NAIVE = naive.Namespace(
     exp=lambda x: torch.exp(x), log=lambda x: torch.log(x), sum=lambda x, axis, keep: x.sum(dim=axis, keepdim=keep),
     softmax=lambda x, axis: torch.softmax(x, dim=axis),
@@ -255,7 +315,7 @@ def implementations() -> list[Impl]:
         Impl(NAME, "F.log_softmax(x, dim, dtype=torch.float32)", "log_softmax", log_softmax_in_float32, key="log_softmax/dtype-float32",
              dtypes=half, answers_in="float32"),
     ]
-    return [*doors, *static_shape_doors(doors), *in_float32, *linear_doors(), *naive.implementations(NAME, NAIVE)]
+    return [*doors, *static_shape_doors(doors), *in_float32, *linear_doors(), *kernel_doors(), *naive.implementations(NAME, NAIVE)]
 
 
 # torch.compile as a fixed-shape training loop gets it: dynamic=False, one graph per input shape. Inductor picks its

@@ -194,7 +194,7 @@ def records_for(adapter: Adapter, case: Case, inputs: Inputs, refs: dict, sel: S
             continue
         for device in devices:
             for mode in modes:
-                if not impl.runs(case.full_id, mode, inputs.dtype):
+                if not impl.runs(case.full_id, mode, inputs.dtype, device):
                     continue
                 call = (case.full_id, impl.id, inputs.dtype, mode, device)
                 if call in sel.skip_calls:
@@ -248,7 +248,7 @@ def _failure_records(adapter: Adapter, case: Case, failure: HarnessFailure, sel:
         if impl.op != failure.op or not sel.wants_impl(impl):
             continue
         for device, mode, q in itertools.product(devices, sel.modes, sel.quantities_of(case, failure.op)):
-            if not impl.runs(case.full_id, mode, failure.dtype):
+            if not impl.runs(case.full_id, mode, failure.dtype, device):
                 continue
             yield Record(status="error", behaviour="error", detail=message, quantity=q, **call_context(case, failure.op, failure.dtype, impl, mode, device),
                          error={"type": type(exc).__name__, "message": message, "where": f"harness/{failure.where}"}).to_json()
