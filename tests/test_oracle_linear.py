@@ -36,7 +36,7 @@ def mp_objective(inp: Inputs, h, w, b) -> mpmath.mpf:
     op = "softmax_cross_entropy" if inp.labels is not None else "sparse_softmax_cross_entropy"
     sparse = None if inp.sparse_labels is None else inp.sparse_labels.tolist()
     rows = oracle_mp.per_row(op, z, labels=None if inp.labels is None else inp.labels.tolist(), sparse=sparse,
-                             smoothing=o.label_smoothing, weight=o.weight, ignore_index=o.ignore_index)
+                             smoothing=o.label_smoothing, weight=o.weight, ignore_index=o.ignore_index, softcap=o.softcap, z_loss=o.z_loss)
     out = oracle_mp.reduce(rows, o.reduction, sparse=sparse, weight=o.weight, ignore_index=o.ignore_index)
     g = inp.cotangent
     if o.reduction != "none":
@@ -64,7 +64,8 @@ def finite_difference(inp: Inputs, which: str, index: tuple, step: float = 1e-25
 
 
 OPTIONS = [Options(reduction="none"), Options(reduction="mean"), Options(reduction="sum", weight=(1.0, 2.0, 0.5, 3.0, 1.0)),
-           Options(reduction="mean", ignore_index=-100), Options(reduction="mean", label_smoothing=0.1)]
+           Options(reduction="mean", ignore_index=-100), Options(reduction="mean", label_smoothing=0.1),
+           Options(reduction="mean", softcap=3.0), Options(reduction="mean", z_loss=0.01, ignore_index=-100)]
 
 
 @pytest.mark.parametrize("options", OPTIONS, ids=lambda o: f"{o.reduction}-{'-'.join(o.non_default())}")
