@@ -33,6 +33,30 @@ def test_the_check_sees_a_framework_name():
     assert not FRAMEWORK_WORDS.search("the framework's own kernels; numpy as the oracle's arrays")
 
 
+def _op_name_compared(line: str) -> bool:
+    """A line that decides by an op's name (`op == "softmax"`, `"softmax_cross_entropy" in ops`): what the op table
+    (conformance/model/ops.py) answers instead."""
+    from conformance.model.names import OPS
+
+    names = "|".join(OPS)
+    return bool(re.search(rf'(==|!=)\s*"({names})"|"({names})"\s+(not\s+)?in\b|\bin\s+\(\s*"({names})"', line))
+
+
+def test_no_module_decides_by_an_op_name_but_the_op_table():
+    """Adapters name the op each of their doors computes (Impl(..., "softmax", ...)), which is a declaration; nothing
+    compares an op's name to decide what it takes or returns."""
+    found = [f"{p.relative_to(PACKAGE.parent)}:{n}: {line.strip()[:100]}" for p in PACKAGE.rglob("*.py") if p.name != "ops.py"
+             for n, line in enumerate(p.read_text().splitlines(), 1) if _op_name_compared(line)]
+    assert not found, "decided by an op's name outside the op table:\n" + "\n".join(found)
+
+
+def test_the_op_name_check_can_fail():
+    for line in ('if op == "softmax":', 'if "softmax_cross_entropy" in case.ops:', 'x if op in ("log_softmax", "softmax") else y',
+                 'if inp.op != "linear_cross_entropy":'):
+        assert _op_name_compared(line), line
+    assert not _op_name_compared('Impl(NAME, "torch.softmax", "softmax", softmax, key="softmax")')
+
+
 def test_no_function_over_60_lines():
     long = []
     for path in PACKAGE.rglob("*.py"):

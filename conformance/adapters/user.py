@@ -303,8 +303,9 @@ def _infer_returns(op: str) -> str:
     logits = np.array([[0.0, 1.0, 2.0], [2.0, 0.5, 1.0], [1.0, 3.0, -1.0]])
     dense = np.array([[0.0, 0.0, 1.0], [0.0, 1.0, 0.0], [1.0, 0.0, 0.0]])
     linear = not op_spec(op).logits_given  # hidden = the probe's logits, weight = I: the same logits
-    probe = Inputs(op=op, dtype="float64", logits=logits, labels=dense if op == "softmax_cross_entropy" else None,
-                   sparse_labels=np.array([2, 1, 0]) if op != "softmax_cross_entropy" else None, axis=1, options=Options(),
+    dense_labels = op_spec(op).labels == "dense"
+    probe = Inputs(op=op, dtype="float64", logits=logits, labels=dense if dense_labels else None,
+                   sparse_labels=None if dense_labels else np.array([2, 1, 0]), axis=1, options=Options(),
                    cotangent=np.ones(3), direction=np.zeros_like(logits),
                    **({"hidden": logits, "weight": np.eye(3)} if linear else {}))
     impl = Impl(NAME, str(_spec.get("target")), op, _probe_forward, options=frozenset(OPTIONS) - {"reduction"}, key="probe")

@@ -18,7 +18,7 @@ from ..adapters.catalogue import Description, describe_all
 from ..corpus import bundled
 from ..corpus.cases import CaseFileError
 from ..judge import known as known_registry
-from ..model.names import DEVICES, DTYPES, OPS
+from ..model.names import DEVICES, DTYPES, LOGIT_OPS
 from ..model.record import message as record_message
 from ..report import summary
 from ..run import output
@@ -257,7 +257,7 @@ def cmd_fuzz(args: argparse.Namespace) -> int:
     from .fuzz import fuzz
 
     frameworks, _ = _frameworks(args.frameworks)
-    ops = args.ops or OPS
+    ops = args.ops or LOGIT_OPS
     registries = _registries(args)
     known_registry.load(registries, registered())  # a broken registry is bad input before anything is drawn
     rep = fuzz(frameworks, ops, args.dtypes, args.max_examples, args.seconds, Path(args.out), args.seed, args.modes, registries)

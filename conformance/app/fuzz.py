@@ -31,7 +31,7 @@ from hypothesis.errors import NoSuchExample
 from ..adapters import load_adapter, package_versions
 from ..corpus.cases import Case, Options
 from ..judge import known
-from ..model.names import MASKED_OPS
+from ..model.ops import op as op_spec
 from ..model.record import message as reason
 from ..model.record import unexplained
 from ..run.api import judge_case
@@ -70,19 +70,20 @@ def drawn_case(draw: st.DrawFn, ops: tuple[str, ...], dtypes: tuple[str, ...]) -
     logits = [[_value(draw, scale) for _ in range(classes)] for _ in range(rows)]
     labels = sparse = None
     options = Options()
-    if op == "softmax_cross_entropy":
+    spec = op_spec(op)  # what the op takes (the op table): dense labels, class indices, a mask, or nothing
+    if spec.labels == "dense":
         raw = [[draw(st.floats(0.0, 1.0, width=32)) for _ in range(classes)] for _ in range(rows)]
         labels = [[v / sum(r) for v in r] if sum(r) > 0 else [1.0] + [0.0] * (classes - 1) for r in raw]
-    if op == "sparse_softmax_cross_entropy":
+    if spec.labels == "sparse":
         sparse = [draw(st.integers(0, classes - 1)) for _ in range(rows)]
-    if op in ("softmax_cross_entropy", "sparse_softmax_cross_entropy"):
+    if spec.loss:
         weight = tuple(draw(st.sampled_from((0.5, 1.0, 2.0))) for _ in range(classes)) if draw(st.booleans()) else None
-        ignore = draw(st.sampled_from((None, -100, 0))) if op == "sparse_softmax_cross_entropy" else None
+        ignore = draw(st.sampled_from((None, -100, 0))) if spec.labels == "sparse" else None
         options = Options(reduction=draw(st.sampled_from(("none", "sum", "mean"))), label_smoothing=draw(st.sampled_from((0.0, 0.0, 0.1))),
                           weight=weight, ignore_index=ignore)
-    mask = [[int(draw(st.booleans())) for _ in range(classes)] for _ in range(rows)] if op in MASKED_OPS else None
+    mask = [[int(draw(st.booleans())) for _ in range(classes)] for _ in range(rows)] if spec.masked else None
     kept = logits if mask is None else [[v if m else -math.inf for v, m in zip(r, mr)] for r, mr in zip(logits, mask)]
-    quantities = ("value", "grad_logits") + (("grad_labels",) if op == "softmax_cross_entropy" else ())
+    quantities = ("value", *spec.gradients)
     name = f"{op}-{dtype}-{rows}x{classes}-scale-{scale:g}"
     return Case(suite="fuzz", id=name, description=f"Drawn by conformance fuzz: {op}, {dtype}, {rows}x{classes}, logit scale {scale:g}.",
                 path="<fuzz>", ops=(op,), dtypes=(dtype,), logits=_spelled(logits), labels=labels, sparse_labels=sparse, mask=mask,

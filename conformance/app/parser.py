@@ -10,7 +10,7 @@ from pathlib import Path
 
 from .. import __version__
 from ..corpus.safe_yaml import MAX_ELEMENTS_ENV, MAX_FILE_MB_ENV
-from ..model.names import DEVICES, DTYPES, MODES, OPS, QUANTITIES, RETURNS
+from ..model.names import DEVICES, DTYPES, LOGIT_OPS, MODES, OPS, QUANTITIES, RETURNS
 from ..run.defaults import DEFAULT_TIMEOUT_S, default_compile_cache
 
 __all__ = ["build_parser", "MAX_ELEMENTS_ENV", "MAX_FILE_MB_ENV"]
@@ -225,7 +225,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     fz = sub.add_parser("fuzz", help="differential fuzzing against the oracle; writes any disagreement as a YAML case")
     fz.add_argument("--frameworks", type=_csv(None, "framework"), default=None)
-    fz.add_argument("--ops", type=_csv(OPS, "op"), default=None)
+    fz.add_argument("--ops", type=_csv(LOGIT_OPS, "op"), default=None, help="the ops on logits (default: all of them)")
     fz.add_argument("--dtypes", type=_csv(DTYPES, "dtype"), default=("float32", "float64"))
     fz.add_argument("--modes", type=_csv(MODES, "mode"), default=("eager",))
     fz.add_argument("--max-examples", type=int, default=200)

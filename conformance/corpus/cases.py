@@ -304,7 +304,7 @@ def _options(raw: Any, path: Path, cid: str, ops: tuple[str, ...], labels_dense:
     ignore = raw.get("ignore_index")
     if ignore is not None and (not isinstance(ignore, int) or isinstance(ignore, bool)):
         raise CaseFileError(path, cid, "options.ignore_index", "must be an integer or null")
-    if ignore is not None and "softmax_cross_entropy" in ops:
+    if ignore is not None and any(op_spec(op).labels == "dense" for op in ops):
         raise CaseFileError(path, cid, "options.ignore_index", "applies to sparse_softmax_cross_entropy only")
     weight = raw.get("weight")
     if weight is not None:
@@ -357,16 +357,17 @@ def _check_shapes(case: Case, path: Path) -> None:
         raise CaseFileError(path, cid, "axis", f"axis {case.axis} is out of range for logits of rank {len(shape)}")
     axis = case.axis % len(shape)
     classes = shape[axis]
-    if "softmax_cross_entropy" in case.ops:
+    if any(op_spec(op).labels == "dense" for op in case.ops):
         if case.labels is None:
             raise CaseFileError(path, cid, "labels", "softmax_cross_entropy needs dense labels")
         if array_shape(case.labels) != shape:
             raise CaseFileError(path, cid, "labels", f"shape {list(array_shape(case.labels))} differs from logits {list(shape)}")
-    if "linear_cross_entropy" in case.ops and (case.labels is None) == (case.sparse_labels is None):
-        raise CaseFileError(path, cid, "sparse_labels", "linear_cross_entropy needs its targets: integer sparse_labels or dense labels, one of them")
-    if "linear_cross_entropy" in case.ops and case.labels is not None and array_shape(case.labels) != shape:
+    targets = [op for op in case.ops if op_spec(op).labels == "targets"]  # integer or dense, one of them
+    if targets and (case.labels is None) == (case.sparse_labels is None):
+        raise CaseFileError(path, cid, "sparse_labels", f"{targets[0]} needs its targets: integer sparse_labels or dense labels, one of them")
+    if targets and case.labels is not None and array_shape(case.labels) != shape:
         raise CaseFileError(path, cid, "labels", f"shape {list(array_shape(case.labels))} differs from the logits {list(shape)} (hidden @ weight.T)")
-    if "sparse_softmax_cross_entropy" in case.ops or ("linear_cross_entropy" in case.ops and case.sparse_labels is not None):
+    if any(op_spec(op).labels == "sparse" for op in case.ops) or (targets and case.sparse_labels is not None):
         if case.sparse_labels is None:
             raise CaseFileError(path, cid, "sparse_labels", "sparse_softmax_cross_entropy needs integer sparse_labels")
         _check_integer_labels(case, path)

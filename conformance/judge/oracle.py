@@ -92,7 +92,7 @@ def _effective_labels(inp: Inputs, rows: _Rows) -> tuple[np.ndarray, np.ndarray,
     opts = inp.options
     w = np.ones(classes, dtype=LD) if opts.weight is None else np.asarray(opts.weight, dtype=LD)
     eps = LD(opts.label_smoothing)
-    if inp.op == "softmax_cross_entropy":
+    if inp.labels is not None:  # dense labels; else integer class indices
         y = np.moveaxis(inp.labels.astype(LD), inp.axis, -1)
         valid = np.ones(y.shape[:-1], dtype=bool)
     else:
@@ -104,7 +104,7 @@ def _effective_labels(inp: Inputs, rows: _Rows) -> tuple[np.ndarray, np.ndarray,
         y = np.where((~in_range & ~ignored)[..., None], LD(np.nan), y)
     smooth = LD(eps / classes) if classes else LD(0)
     y_eff = ((1 - eps) * y + smooth) * w
-    if inp.op == "sparse_softmax_cross_entropy":
+    if inp.labels is None:
         y_eff = np.where(ignored[..., None], LD(0), y_eff)
     return y_eff, (1 - eps) * w, valid
 
@@ -118,7 +118,7 @@ def _per_example_cotangent(inp: Inputs, n_rows_shape: tuple[int, ...], denominat
 
 
 def _denominator(inp: Inputs, valid: np.ndarray) -> LD:
-    if inp.op == "softmax_cross_entropy":
+    if inp.labels is not None:  # dense labels: every row counts
         return LD(valid.size)
     t = inp.sparse_labels.astype(np.int64)
     w = np.ones(inp.classes, dtype=LD) if inp.options.weight is None else np.asarray(inp.options.weight, dtype=LD)
@@ -241,16 +241,17 @@ def _flush(inp: Inputs, quantity: str, shape: tuple[int, ...]) -> np.ndarray | f
 
 def _softmax_like(inp: Inputs, rows: _Rows, quantity: str) -> tuple[np.ndarray, np.ndarray]:
     p, pr = rows.p, rows.p * rows.r
+    probabilities = op_spec(inp.op).output == "probabilities"  # softmax; else log-softmax
     with np.errstate(all="ignore"):
         if quantity == "value":
-            return (p, pr) if inp.op == "softmax" else (rows.logp, rows.a)
+            return (p, pr) if probabilities else (rows.logp, rows.a)
         g = np.moveaxis(inp.cotangent.astype(LD), inp.axis, -1)
         d = np.moveaxis(inp.direction.astype(LD), inp.axis, -1)
         big_g = np.sum(np.abs(g) * pr, axis=-1, keepdims=True)
         big_d = np.sum(pr * np.abs(d), axis=-1, keepdims=True)
         sum_abs_g = np.sum(np.abs(g), axis=-1, keepdims=True)
         centred_d = p * (d - np.sum(p * d, axis=-1, keepdims=True))
-        if inp.op == "softmax":
+        if probabilities:
             gbar = np.sum(g * p, axis=-1, keepdims=True)
             if quantity == "grad_logits":
                 return p * (g - gbar), pr * (np.abs(g) + big_g)

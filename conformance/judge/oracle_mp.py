@@ -13,6 +13,8 @@ from numbers import Real
 
 import mpmath
 
+from ..model.ops import op as op_spec
+
 mp = mpmath.mp
 mp.dps = 60
 
@@ -40,22 +42,23 @@ def per_row(op: str, rows: Sequence[Sequence[Real]], labels: Sequence[Sequence[R
             softcap: float | None = None, z_loss: float = 0.0) -> list:
     """Per-row outputs of `op` on 2-D input with classes on the last axis (lists of mpf). softcap: the logits are
     c * tanh(x / c) first; z_loss: z * logsumexp(row)^2 is added to each counted row's loss."""
+    output = op_spec(op).output
     out = []
     for i, row in enumerate(rows):
         if softcap is not None:
             cap = mpmath.mpf(softcap)
             row = [cap * mpmath.tanh(mpmath.mpf(v) / cap) for v in row]
         c = len(row)
-        if op == "softmax":
+        if output == "probabilities":
             out.append(_row_softmax(row))
             continue
         logp = _row_log_softmax(row)
-        if op == "log_softmax":
+        if output == "log_probabilities":
             out.append(logp)
             continue
         w = [mpmath.mpf(1)] * c if weight is None else [mpmath.mpf(v) for v in weight]
         eps = mpmath.mpf(smoothing)
-        if op == "softmax_cross_entropy":
+        if labels is not None:  # dense labels; else class indices
             y = [mpmath.mpf(v) for v in labels[i]]
         elif ignore_index is not None and sparse[i] == ignore_index:
             out.append(mpmath.mpf(0))

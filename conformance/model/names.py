@@ -21,6 +21,7 @@ CROSS_ENTROPY_OPS = tuple(o.name for o in TABLE.values() if o.loss)
 MASKED_OPS = tuple(o.name for o in TABLE.values() if o.masked)
 SOFTMAX_LIKE = tuple(o.name for o in TABLE.values() if not o.loss)  # output shaped like the logits
 UNMASKED = {o.name: o.base for o in TABLE.values() if o.base}  # the op on the kept classes
+LOGIT_OPS = tuple(o.name for o in TABLE.values() if o.logits_given)  # the ops a case gives logits to (fuzz draws those)
 
 # Which quantities exist for which op: labels are differentiable only when they are dense.
 APPLICABLE_QUANTITIES = {o.name: o.quantities for o in TABLE.values()}

@@ -16,6 +16,9 @@ from dataclasses import dataclass
 # What an op's label argument is: nothing, dense labels, integer class indices, a mask over the classes, or targets
 # that a case gives either way (integer or dense: the fused linear cross-entropy takes both).
 LABEL_KINDS = ("none", "dense", "sparse", "mask", "targets")
+# What an op returns: probabilities or log-probabilities shaped like the logits, or a loss per row (reduced by
+# `reduction`).
+OUTPUTS = ("probabilities", "log_probabilities", "loss")
 SEEDED_COTANGENT = {"generate": "normal", "seed": 0}
 
 
@@ -24,7 +27,7 @@ class Op:
     name: str
     primals: tuple[str, ...]  # differentiable float arguments, in call order
     labels: str  # one of LABEL_KINDS
-    loss: bool  # a loss per row, reduced by `reduction` (else the output is shaped like the logits)
+    output: str  # one of OUTPUTS
     optional_primals: tuple[str, ...] = ()  # primals a case may leave out (a bias): their gradient is then not asked
     base: str | None = None  # the op this one is over the kept classes (masked ops), judged by its oracle
     # `ones`, or a seeded generator: the gradient of sum(softmax) is identically zero, so softmax needs another
@@ -50,18 +53,27 @@ class Op:
     def masked(self) -> bool:
         return self.labels == "mask"
 
+    @property
+    def loss(self) -> bool:
+        """A loss per row, reduced by `reduction` (else the output is shaped like the logits)."""
+        return self.output == "loss"
+
+    def takes(self, kind: str) -> bool:
+        """Whether the op takes labels of `kind` ("dense" or "sparse"; "targets" takes either)."""
+        return self.labels == kind or (self.labels == "targets" and kind in ("dense", "sparse"))
+
 
 _LOGITS = ("logits",)
 TABLE: dict[str, Op] = {op.name: op for op in (
-    Op("softmax", _LOGITS, "none", loss=False, default_cotangent=SEEDED_COTANGENT),
-    Op("log_softmax", _LOGITS, "none", loss=False),
-    Op("softmax_cross_entropy", _LOGITS, "dense", loss=True),
-    Op("sparse_softmax_cross_entropy", _LOGITS, "sparse", loss=True),
-    Op("masked_softmax", _LOGITS, "mask", loss=False, base="softmax", default_cotangent=SEEDED_COTANGENT),
-    Op("masked_log_softmax", _LOGITS, "mask", loss=False, base="log_softmax"),
+    Op("softmax", _LOGITS, "none", "probabilities", default_cotangent=SEEDED_COTANGENT),
+    Op("log_softmax", _LOGITS, "none", "log_probabilities"),
+    Op("softmax_cross_entropy", _LOGITS, "dense", "loss"),
+    Op("sparse_softmax_cross_entropy", _LOGITS, "sparse", "loss"),
+    Op("masked_softmax", _LOGITS, "mask", "probabilities", base="softmax", default_cotangent=SEEDED_COTANGENT),
+    Op("masked_log_softmax", _LOGITS, "mask", "log_probabilities", base="log_softmax"),
     # The fused classifier and loss of LLM heads: the [tokens, vocabulary] logits hidden @ weight.T + bias are part of
     # the op (never rounded by the oracle), and the class axis is the last.
-    Op("linear_cross_entropy", ("hidden", "weight", "bias"), "targets", loss=True, optional_primals=("bias",),
+    Op("linear_cross_entropy", ("hidden", "weight", "bias"), "targets", "loss", optional_primals=("bias",),
        logits_given=False),
 )}
 

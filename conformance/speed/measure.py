@@ -116,10 +116,10 @@ def bench_inputs(op: str, dtype: str, shape: tuple[int, int], seed: int = 0) -> 
         return _linear_inputs(dtype, shape, rng)
     logits = (rng.standard_normal(shape, dtype=np.float32) * 3).astype(np_dtype)
     labels = sparse = None
-    if op == "softmax_cross_entropy":
+    if op_spec(op).labels == "dense":
         raw = rng.random(shape, dtype=np.float32)
         labels = (raw / raw.sum(axis=-1, keepdims=True)).astype(np_dtype)
-    if op == "sparse_softmax_cross_entropy":
+    if op_spec(op).labels == "sparse":
         sparse = rng.integers(0, shape[-1], size=shape[:-1], dtype=np.int64)
     # masked ops: a tenth of the classes masked at random, every row keeping some (an attention mask)
     mask = rng.random(shape) < 0.9 if op in MASKED_OPS else None
@@ -152,11 +152,11 @@ def bytes_moved(op: str, passes: str, shape: tuple[int, int], dtype: str, label_
         d = LINEAR_FEATURES
         return ((2 if backward else 1) * (n * d + c * d) * s + n * label_bytes + s,
                 "2·(N·D + C·D)·s + N·l + s" if backward else "(N·D + C·D)·s + N·l + s")
-    if op in ("softmax", "log_softmax"):
+    if not op_spec(op).loss and not op_spec(op).masked:
         return 2 * n * c * s, "2·N·C·s"
     if op in MASKED_OPS:  # the mask is one byte a class
         return 2 * n * c * s + n * c, "2·N·C·s + N·C"
-    if op == "softmax_cross_entropy":
+    if op_spec(op).labels == "dense":
         return ((3 if backward else 2) * n * c + 1) * s, ("3·N·C·s + s" if backward else "2·N·C·s + s")
     return ((2 if backward else 1) * n * c + 1) * s + n * label_bytes, ("2·N·C·s + N·l + s" if backward else "N·C·s + N·l + s")
 
