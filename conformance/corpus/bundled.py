@@ -58,9 +58,9 @@ def is_bundled_case_file(path: str | Path) -> bool:
 # `conformance run --quick`: a few cases of each kind, small enough that every framework, op and mode answers in about
 # two minutes cold (docs/performance.md): the published values (every cross-entropy and the softmax), a huge row and a
 # wide gap (overflow), a partial and a fully masked row (the masked ops, a silent answer), a NaN logit and a negative
-# label (invalid input), and a mean's gradient.
+# label (invalid input), a mean's gradient, and the fused linear cross-entropy on a batch smaller than a chunk.
 QUICK_CASES = ("published-values/*", "extreme-logits/huge-positive-row", "extreme-logits/wide-gap-correct-class",
                "masked-softmax/partial-mask", "masked-softmax/fully-masked-row", "invalid-input/nan-logit",
-               "invalid-input/negative-label", "gradients/mean-reduction-gradient")
+               "invalid-input/negative-label", "gradients/mean-reduction-gradient", "linear-cross-entropy/batch-smaller-than-a-chunk")
 QUICK_DTYPES = ("float32",)
-QUICK_QUANTITIES = ("value", "grad_logits")
+QUICK_QUANTITIES = ("value", "grad_logits", "grad_hidden", "grad_weight")  # the value and the first derivatives of every op
