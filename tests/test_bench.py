@@ -110,9 +110,7 @@ def test_bench_writes_gbps_and_roof_fraction_for_every_benchmark(tmp_path, capsy
     doc = json.loads((out / "benchmarks.json").read_text())
     speed_entries = [b for b in doc["benchmarks"] if b["extra_info"]["kind"] == "speed"]
     assert len(speed_entries) == 7  # numpy: 7 fused forward ops (masked and linear ones too); no backward and no compiled mode
-    linear = [b for b in speed_entries if b["extra_info"]["op"] == "linear_cross_entropy"]
-    assert len(linear) == 1 and linear[0]["extra_info"]["peak_bytes"] > 0  # its peak memory, measured in a fresh process
-    assert "Time and peak memory of the fused linear cross-entropy" in (out / "speed.md").read_text()
+    assert all("peak_bytes" not in b["extra_info"] for b in speed_entries)  # the quick profile times only
     for b in doc["benchmarks"]:
         e = b["extra_info"]
         assert e["gbps"] > 0 and e["roof_gbps"] > 0 and e["roof_fraction"] == pytest.approx(e["gbps"] / e["roof_gbps"])
@@ -166,7 +164,7 @@ def test_benchmarked_linear_cross_entropy_computes_the_right_answer(selected_fra
     for name in selected_frameworks:
         adapter = load_adapter(name)
         for impl in [i for i in adapter.implementations() if i.op == "linear_cross_entropy"]:
-            for mode in impl.modes or ("eager", "compiled"):
+            for mode in [m for m in ("eager", "compiled") if impl.runs("", m, "float32", "cpu")]:
                 try:
                     out = adapter.benchmark_call(impl, inputs, mode, "cpu", backward)()
                 except Unsupported:
@@ -178,3 +176,17 @@ def test_benchmarked_linear_cross_entropy_computes_the_right_answer(selected_fra
                 checked += 1
     if not checked:
         pytest.skip("no selected framework benchmarks a linear cross-entropy here")
+
+
+def test_peak_memory_is_measured_in_a_fresh_process():
+    """speed/memory.py: an allocation inside the call shows as growth of the resident set (sampled), and a linear
+    benchmark's peak comes back from a fresh process, larger than its logits for a door that holds them."""
+    from conformance.speed import memory
+
+    memory.fix_allocator()
+    grown = memory.peak_growth(lambda: np.ones(64 * 2 ** 20 // 8).sum())  # 64 MiB held during the call
+    assert grown is not None and grown >= 48 * 2 ** 20
+    spec = speed.BenchSpec("numpy", "numpy/linear/scipy/log_softmax", False, "linear_cross_entropy", speed.FORWARD, "float32", "eager",
+                           (256, 8192), "cpu")
+    peak, why = memory.measure_in_fresh_process(spec.id, 1)
+    assert why is None and peak >= 256 * 8192 * 4  # the composed form holds at least its float32 logits

@@ -69,8 +69,9 @@ def bench_speed(benchmark: BenchmarkFixture, spec: speed.BenchSpec, bench: dict)
 
 def _memory(spec: speed.BenchSpec, bench: dict) -> dict:
     """Peak memory of the call, for an op that computes its logits (what chunking saves), measured in a fresh process
-    on the CPU (speed/memory.py); a GPU's device memory is not measured here."""
-    if op_spec(spec.op).logits_given:
+    on the CPU (speed/memory.py) in the full profile (a few seconds a benchmark: the quick one times only); a GPU's
+    device memory is not measured here."""
+    if op_spec(spec.op).logits_given or bench["profile"] != "full":
         return {}
     if spec.device != "cpu":
         return {"peak_bytes": None, "peak_method": "not measured: host memory only"}
