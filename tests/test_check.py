@@ -294,3 +294,32 @@ def test_a_tensorflow_custom_gradient_is_differentiated_as_written():
     wrong = check(make(False), op="softmax", framework="tensorflow", **selection)
     assert {(r["quantity"], r["mode"]): r["status"] for r in wrong.mine} == {
         ("value", "eager"): "pass", ("value", "compiled"): "pass", ("grad_logits", "eager"): "fail", ("grad_logits", "compiled"): "fail"}
+
+
+def test_a_graph_break_under_fullgraph_is_unsupported_and_the_split_compile_is_judged():
+    """torch.compile(fullgraph=True) refuses a function that breaks its graph: those records are `unsupported`, with
+    the break named, and the same function compiled with graph breaks allowed is judged (a wrong one fails); a function
+    that compiles whole has no split-compile records but `skip` ones, saying why."""
+    torch = pytest.importorskip("torch")
+
+    def breaks(x, dim=-1):
+        y = torch.softmax(x, dim=dim)
+        torch._dynamo.graph_break()
+        return y
+
+    def breaks_and_is_wrong(x, dim=-1):
+        torch._dynamo.graph_break()
+        return torch.softmax(x, dim=dim) * 1.001
+
+    selection = {"op": "softmax", "framework": "torch", "case": ["published-values/*"], "modes": ("compiled",), "dtypes": ("float32",)}
+    right = check(breaks, **selection)
+    whole = [r for r in right.mine if not r["impl_id"].endswith("/graph-breaks")]
+    split = [r for r in right.mine if r["impl_id"].endswith("/graph-breaks")]
+    assert whole and all(r["status"] == "unsupported" and "graph break under torch.compile(fullgraph=True)" in r["reason"] for r in whole)
+    assert split and all(r["status"] == "pass" for r in split)
+    right.assert_ok()
+    wrong = check(breaks_and_is_wrong, **selection)
+    assert {r["status"] for r in wrong.mine if r["impl_id"].endswith("/graph-breaks")} == {"fail"}
+    plain = check(lambda x, dim=-1: torch.softmax(x, dim=dim), **selection)
+    assert {r["status"] for r in plain.mine if r["impl_id"].endswith("/graph-breaks")} == {"skip"}
+    assert {r["status"] for r in plain.mine if not r["impl_id"].endswith("/graph-breaks")} == {"pass"}

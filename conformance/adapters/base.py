@@ -177,6 +177,11 @@ class Unsupported(Exception):
     """The framework does not offer this op, dtype, device, mode or option; str() says why."""
 
 
+class NotRun(Exception):
+    """A door that runs only where another did not (a split compile, where the whole-graph compile broke): its record
+    is `skip`, with str() saying why; nothing was asked of the framework."""
+
+
 @dataclass(frozen=True)
 class Overwritten:
     """An answer from a call that also wrote into the arrays it was given (a kernel storing its gradient in the logits
@@ -233,6 +238,9 @@ class Impl:
     # Devices the door runs on (empty: every device the framework has), e.g. a Triton kernel: no records elsewhere,
     # and `conformance list` says so.
     devices: tuple[str, ...] = ()
+    # Compiled mode: the compiler must take the function whole (a graph break is `unsupported`, said with its reason);
+    # False: it may split the function, for a door that judges the compiled numerics of a function that breaks.
+    whole_graph: bool = True
     # What a cross-entropy door that takes no `reduction` keyword returns: the per-example losses ("none"), or already
     # their "mean" or "sum" (most losses people write). Such a door is judged on the cases in that reduction, against
     # the oracle's value for it, and is unsupported on the others: never composed into another reduction.

@@ -23,7 +23,7 @@ import numpy as np
 
 from ..corpus.inputs import Inputs
 from . import naive
-from .base import Array, Impl, Unsupported, check_supported, mark_overwritten, needs_grad, no_sync, overwritten, reduce_with
+from .base import Array, Impl, NotRun, Unsupported, check_supported, mark_overwritten, needs_grad, no_sync, overwritten, reduce_with
 from .ownership import chain
 
 NAME = "torch"
@@ -368,11 +368,18 @@ def _forward(impl: Impl, inputs, mode: str, device: str, dynamic: bool | None = 
     dynamic = not impl.static_shapes if dynamic is None else dynamic
     shapes = tuple(None if a is None else a.shape for a in inputs.primals.values())
     key = (impl.name, impl.op, inputs.options, inputs.axis, inputs.dtype, tuple(s and len(s) for s in shapes), device, dynamic,
-           None if dynamic else shapes)
+           None if dynamic else shapes, impl.whole_graph)
     if key not in _compiled:
         _headers_in_the_cache()
-        _compiled[key] = torch.compile(f, fullgraph=True, dynamic=dynamic)
+        _compiled[key] = torch.compile(f if impl.whole_graph else _split_entry(f), fullgraph=impl.whole_graph, dynamic=dynamic)
     return _compiled[key]
+
+
+def _split_entry(f: Callable) -> Callable:
+    """`f` behind a code object of its own: Dynamo keeps compiled code per code object, whatever the fullgraph setting
+    of the call that compiled it, so a split compile of the very `f` that a whole-graph door compiles could later
+    serve that door, which would then run a split graph without saying so."""
+    return lambda *args: f(*args)
 
 
 def _headers_in_the_cache() -> None:
@@ -453,7 +460,23 @@ def evaluate(impl: Impl, inputs: Inputs, quantities: Iterable[str], mode: str, d
         return {q: exc for q in quantities}
 
 
+# The calls whose whole-graph compile broke (fullgraph=True refused the function): the function, and what it was
+# called on. A door with whole_graph=False compiles those with graph breaks, and skips every other.
+_graph_broke: set = set()
+
+
+def _call_key(impl: Impl, inputs: Inputs, device: str) -> tuple:
+    return (impl.forward, impl.op, inputs.options, inputs.axis, inputs.dtype, tuple(a is None or a.ndim for a in inputs.primals.values()), device)
+
+
+def _graph_break(error: BaseException) -> bool:
+    """Whether torch.compile(fullgraph=True) refused the function because it would split it (a graph break)."""
+    return any(type(e).__module__.startswith("torch._dynamo") and type(e).__name__ == "Unsupported" for e in chain(error))
+
+
 def _evaluate(impl: Impl, inputs, quantities, mode: str, device: str) -> dict:
+    if mode == "compiled" and not impl.whole_graph and _call_key(impl, inputs, device) not in _graph_broke:
+        return {q: NotRun("the function compiles whole: its compiled numerics are the whole-graph records") for q in quantities}
     dev = _torch_device(device)
     grad = needs_grad(quantities)
     # the op's primals (the logits; or the hidden states, the weight and a bias), each a leaf with its gradient
@@ -464,6 +487,10 @@ def _evaluate(impl: Impl, inputs, quantities, mode: str, device: str) -> dict:
     try:
         out = f(*primals.values(), labels)
     except Exception as exc:
+        if mode == "compiled" and impl.whole_graph and _graph_break(exc):
+            _graph_broke.add(_call_key(impl, inputs, device))  # the function is not the framework's to refuse: its split compile is judged
+            why = str(exc).strip().splitlines()[0][:200] if str(exc).strip() else type(exc).__name__
+            return {q: Unsupported(f"graph break under torch.compile(fullgraph=True): {why}") for q in quantities}
         return {q: exc for q in quantities}
     results: dict = {}
     if "value" in quantities:
@@ -581,5 +608,9 @@ def _timed(f, args: list, inputs, dev, backward: bool):
 
 def forget_compiled() -> None:
     """Drop every compiled callable, so that the next call compiles afresh: in one process, a function under check
-    (adapters/user.py) replaced by another keeps its implementation's name and would otherwise reuse the first one's."""
+    (adapters/user.py) replaced by another keeps its implementation's name and would otherwise reuse the first one's,
+    and its calls whose whole-graph compile broke."""
     _compiled.clear()
+    _graph_broke.clear()
+    if torch is not None:  # loaded: the compiled code of the function replaced, kept per code object (of its frames too)
+        torch._dynamo.reset()

@@ -30,6 +30,7 @@ process (`conformance.testing`) `use(function, framework, op, returns=...)` sets
 
 from __future__ import annotations
 
+import dataclasses
 import importlib
 import importlib.util
 import inspect
@@ -354,8 +355,14 @@ def implementations() -> list[Impl]:
     params = _parameters()
     options = frozenset(o for o in OPTIONS if _keyword(o, params))
     last_axis_only = not ({"axis", "dim"} & set(params))
-    return [Impl(NAME, _spec["target"], op, _forward, options=options, key=f"{_spec['framework']}/{op}", last_axis_only=last_axis_only,
-                 returns=returns()[0] if op in CROSS_ENTROPY_OPS else "none", accumulates_in=_spec.get("accumulates_in"))]
+    whole = Impl(NAME, _spec["target"], op, _forward, options=options, key=f"{_spec['framework']}/{op}", last_axis_only=last_axis_only,
+                 returns=returns()[0] if op in CROSS_ENTROPY_OPS else "none", accumulates_in=_spec.get("accumulates_in"))
+    if _spec["framework"] != "torch":
+        return [whole]
+    # A graph break under fullgraph=True makes the whole-graph records `unsupported`; this door then compiles the same
+    # function with graph breaks allowed, so that its compiled numerics are judged (and is `skip` where none broke).
+    return [whole, dataclasses.replace(whole, name=f"{whole.name} [torch.compile(fullgraph=False)]", key=f"{whole.key}/graph-breaks",
+                                       modes=("compiled",), whole_graph=False)]
 
 
 def evaluate(impl: Impl, inputs: Inputs, quantities: Iterable[str], mode: str, device: str) -> dict:

@@ -96,7 +96,7 @@ class CheckResult:
         said = (f"returns: {flags['returns']} ({'inferred from one call; --returns to say otherwise' if flags.get('returns_inferred') else 'as declared'})"
                 if flags.get("returns") else None)
         lines = [*([said] if said else []), f"check: {self.target} as {self.op} on {self.framework}: {len(self.mine)} records: "
-                 + ", ".join(f"{counts.get(s, 0)} {s}" for s in ("pass", "fail", "error", "unsupported")),
+                 + ", ".join(f"{counts.get(s, 0)} {s}" for s in ("pass", "fail", "error", "unsupported", *(("skip",) if counts.get("skip") else ()))),
                  f"beside {ref}: " + "; ".join(f"{n} {what}" for what, n in self.comparison().most_common())
                  + (f"; {len(self.other_dtype)} answered in another dtype than the framework's" if self.other_dtype else "")]
         # the records where the framework's own function passes come first: those are the user's to mend
@@ -129,6 +129,8 @@ class CheckResult:
 
 def _compared(mine: dict, theirs: dict | None) -> str:
     """One user record against the framework's record of the same call."""
+    if mine["status"] == "skip":
+        return "not run (a door that runs only where another could not)"
     if theirs is None or "unsupported" in (mine["status"], theirs["status"]):
         return "not comparable (unsupported on one side)"
     if theirs["status"] == "known":

@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 
 from ..adapters import FrameworkAbsent, Unsupported, load_adapter, ownership, package_versions
-from ..adapters.base import Adapter, ContractError, Impl, Overwritten, declaration, optional_function
+from ..adapters.base import Adapter, ContractError, Impl, NotRun, Overwritten, declaration, optional_function
 from ..corpus.cases import Case, load
 from ..corpus.inputs import Inputs, build
 from ..judge import oracle
@@ -311,6 +311,8 @@ def make_record(case: Case, inputs: Inputs, impl: Impl, quantity: str, mode: str
            "logit_scale": scale, "composed": ["reduction"] if impl.reduction_composed(inputs) else None}
     if isinstance(out, Unsupported):
         return Record(status="unsupported", behaviour=None, reason=str(out), **{**ran, "composed": None})  # nothing ran, nothing composed
+    if isinstance(out, NotRun):
+        return Record(status="skip", behaviour=None, reason=str(out), **{**ran, "composed": None})
     error = out if isinstance(out, BaseException) else None
     fault = environment_failure(impl, error) if error is not None else None
     if fault is not None:  # a full disk under the compile cache is the machine's, never the framework's error record
