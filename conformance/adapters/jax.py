@@ -24,7 +24,7 @@ PACKAGES = ("jax", "jaxlib", "optax", "ml_dtypes")  # versions that change the n
 NUMERIC_ENV = ("XLA_FLAGS", "JAX_DEFAULT_MATMUL_PRECISION", "JAX_ENABLE_X64")  # recorded with the results
 QUICK_COMPILE = True  # XLA compiles a program in milliseconds: the GPU job runs JAX compiled too
 # JAX eager on a GPU compiles every primitive for each shape through XLA's GPU backend: the slower mode there
-# (figures: README "On a GPU"); only orders the GPU queue
+# (figures: docs/gpu.md, "On a GPU"); only orders the GPU queue
 GPU_COLD_SECONDS = {"eager": 230, "compiled": 110}
 GPU_ENV = {"XLA_PYTHON_CLIENT_PREALLOCATE": "false"}  # JAX preallocates 75% of the GPU per process by default
 # Cold-cache seconds per (mode, dtype) of a full bundled run on the 2-core CI machine (tests/data/costs/cold-run-timing.json):

@@ -11,7 +11,7 @@ is False, and tests/test_oracle.py fails there: float64 results would be judged 
 
 Each quantity comes with a *scale*: a bound on the rounding error any backward-stable implementation
 may make, in units of the dtype's unit roundoff. It is built from the componentwise condition number
-of the op at the input (see `tolerance.py` for the model, and the README's "The oracle and the tolerance model").
+of the op at the input (see `tolerance.py` for the model, and docs/tolerance.md, "The oracle and the tolerance model").
 
 Semantics of the options (documented in README; the most general of the frameworks' conventions):
   y_eff = ((1 - eps) * y + eps / C) * w        dense labels y, smoothing eps, class weights w

@@ -4,7 +4,7 @@ are whatever adapters are registered (conformance/adapters/__init__.py)."""
 from .ops import TABLE
 
 # Every op of the op table (model/ops.py): the SPEC's four, the masked pair (an extension this project proposes for the
-# SPEC, cases/README.md "Masked softmax") and the fused linear cross-entropy of LLM heads.
+# SPEC, docs/case-format.md, "Masked ops") and the fused linear cross-entropy of LLM heads.
 OPS = tuple(TABLE)
 # the SPEC's four, then a gradient per further primal of an op (grad_hidden, grad_weight, grad_bias)
 QUANTITIES = tuple(dict.fromkeys(("value", "grad_logits", "grad_labels", "hvp", *(q for o in TABLE.values() for q in o.gradients))))
