@@ -17,9 +17,8 @@ from conformance.testing import check  # noqa: E402
 
 HERE = Path(__file__).resolve().parent
 SUITE = "linear-cross-entropy/*"
-FAST = [c for c in ("tokens-with-bias", "batch-smaller-than-a-chunk", "sequence-padding-mean", "per-token-cotangent",
-                    "confident-true-class-p099", "confident-true-class-p0999", "every-target-ignored-mean",
-                    "ignored-targets-with-class-weights")]
+FAST = ("tokens-with-bias", "batch-smaller-than-a-chunk", "sequence-padding-mean", "per-token-cotangent", "confident-true-class-p099",
+        "confident-true-class-p0999", "every-target-ignored-mean", "ignored-targets-with-class-weights")
 
 
 def _check(fn, cases, dtypes=("float32", "bfloat16")):

@@ -251,9 +251,10 @@ class Impl:
         """The stable identity of records, registry entries, baselines and benchmarks: framework/key."""
         return f"{self.framework}/{self.key or self.op}"
 
-    def runs(self, case_id: str, mode: str, dtype: str | None = None, device: str | None = None) -> bool:
-        """Whether this door is defined for the case in the mode, dtype and device (`modes`, `cases`, `dtypes`, `devices`)."""
-        return ((not self.modes or mode in self.modes) and (not self.cases or matches(case_id, self.cases))
+    def runs(self, case_id: str | None, mode: str, dtype: str | None = None, device: str | None = None) -> bool:
+        """Whether this door is defined for the case in the mode, dtype and device (`modes`, `cases`, `dtypes`, `devices`);
+        a case_id of None asks about any case (a benchmark's own inputs)."""
+        return ((not self.modes or mode in self.modes) and (not self.cases or case_id is None or matches(case_id, self.cases))
                 and (not self.dtypes or dtype is None or dtype in self.dtypes)
                 and (not self.devices or device is None or device in self.devices))
 

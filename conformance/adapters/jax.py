@@ -254,7 +254,7 @@ def benchmark_call(impl: Impl, inputs: Inputs, mode: str, device: str, backward:
     w.r.t. the logits) on arrays already on the device, returning once the result exists (block_until_ready)."""
     check_supported(impl, inputs)
     # a training step's backward returns the gradients alone, of every primal
-    quantities = tuple(f"grad_{n}" for n, a in inputs.primals.items() if a is not None) if backward else ("value",)
+    quantities = inputs.primal_gradients if backward else ("value",)
     dev = _device(device)
     x, labels, g = _primals(inputs, dev), jax.device_put(inputs.given_labels, dev), jax.device_put(inputs.cotangent, dev)
     fn, args = _callable(impl, inputs, quantities, mode), quantity_arguments(quantities, x, labels, g, None)

@@ -132,7 +132,7 @@ def evaluate(impl: Impl, inputs: Inputs, quantities: Iterable[str], mode: str, d
             results["value"] = np.asarray(out)
         except Exception as exc:  # the framework's own error is the finding
             results["value"] = exc
-        given, now = {n: a for n, a in inputs.primals.items() if a is not None}, {n: a for n, a in xs.items() if a is not None}
+        given, now = inputs.given_primals, {n: xs[n] for n in inputs.given_primals}
         if labels is not None:
             given["labels"], now["labels"] = labels, y
         results = mark_overwritten(results, overwritten(given, now, "call"))

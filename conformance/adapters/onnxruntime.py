@@ -246,7 +246,7 @@ _PRIMAL_FEEDS = {"hidden": "hidden", "weight": "classifier", "bias": "classifier
 
 
 def _feeds(impl: Impl, inputs: Inputs) -> dict[str, np.ndarray]:
-    primals = {n: a for n, a in inputs.primals.items() if a is not None}
+    primals = inputs.given_primals
     if "logits" in primals:
         feeds = {"x": np.ascontiguousarray(inputs.logits)}
     else:

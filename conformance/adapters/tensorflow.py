@@ -267,7 +267,7 @@ def benchmark_call(impl: Impl, inputs: Inputs, mode: str, device: str, backward:
     w.r.t. the logits) on tensors already on the device, returning once the result exists."""
     check_supported(impl, inputs)
     # a training step's backward returns the gradients alone, of every primal
-    quantities = tuple(f"grad_{n}" for n, a in inputs.primals.items() if a is not None) if backward else ("value",)
+    quantities = inputs.primal_gradients if backward else ("value",)
     x, labels, g = _device_tensors(inputs, device)
     fn, sync, args = _callable(impl, inputs, quantities, mode), _sync(device), quantity_arguments(quantities, x, labels, g, None)
 

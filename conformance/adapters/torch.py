@@ -164,16 +164,26 @@ def _linear_ce(options_of: Callable[[], Any] | None) -> Callable:
     [B, T, D] goes in as training code passes it, flattened to [B*T, D] (a layout move), and per-token losses come
     back in [B, T]."""
     def forward(hidden: Array, weight: Array, bias: Array | None, targets: Array, inputs: Inputs) -> Array:
-        if options_of is not None and (targets.dtype != torch.int64):
-            # the chunked op takes int64 class indices only; anything else runs the reference path (with a warning)
-            raise Unsupported(f"the chunked path takes int64 class indices, not {str(targets.dtype).replace('torch.', '')} targets")
+        if options_of is not None:  # anything but int64 class indices runs the reference path (with a warning)
+            _class_indices(targets, "the chunked path")
         kwargs = _loss_kwargs(hidden, inputs)
         kwargs["weight"] = kwargs.pop("weight", None)  # the per-class loss weight; the classifier is `linear_weight`
         flat_hidden, flat_targets = _flat_tokens(hidden, targets)
         out = F.linear_cross_entropy(flat_hidden, weight, flat_targets, linear_bias=bias,
                                      options=None if options_of is None else options_of(), **kwargs)
-        return out.reshape(hidden.shape[:-1]) if inputs.options.reduction == "none" else out
+        return _per_token(out, hidden, inputs)
     return forward
+
+
+def _class_indices(targets: Array, who: str) -> None:
+    """Unsupported unless the targets are int64 class indices, the only ones these kernels take."""
+    if targets.dtype != torch.int64:
+        raise Unsupported(f"{who} takes int64 class indices, not {str(targets.dtype).replace('torch.', '')} targets")
+
+
+def _per_token(out: Array, hidden: Array, inputs: Inputs) -> Array:
+    """A kernel's per-token losses ([N] for [N, D] hidden states, flattened from [B, T, D]) in the batch's own layout."""
+    return out.reshape(hidden.shape[:-1]) if inputs.options.reduction == "none" else out
 
 
 def _flat_tokens(hidden: Array, targets: Array) -> tuple:
@@ -236,22 +246,19 @@ def _cut_cross_entropy(impl_name: str) -> Callable:
     def forward(hidden: Array, weight: Array, bias: Array | None, targets: Array, inputs: Inputs) -> Array:
         if bias is not None:
             raise Unsupported("cut_cross_entropy.linear_cross_entropy takes no bias")
-        if targets.dtype != torch.int64:
-            raise Unsupported("cut_cross_entropy.linear_cross_entropy takes integer targets only")
+        _class_indices(targets, "cut_cross_entropy.linear_cross_entropy")
         cce = _installed("cut_cross_entropy", "cut-cross-entropy")
         opts = inputs.options
         kwargs = {"reduction": opts.reduction, "impl": impl_name, **({"ignore_index": opts.ignore_index} if opts.ignore_index is not None else {}),
                   **({"softcap": opts.softcap} if opts.softcap is not None else {})}
-        out = cce.linear_cross_entropy(hidden, weight, targets, **kwargs)
-        return out.reshape(hidden.shape[:-1]) if opts.reduction == "none" else out
+        return _per_token(cce.linear_cross_entropy(hidden, weight, targets, **kwargs), hidden, inputs)
     return forward
 
 
 def liger_fused_linear_cross_entropy(hidden: Array, weight: Array, bias: Array | None, targets: Array, inputs: Inputs) -> Array:
     """Liger-Kernel's fused linear cross-entropy (Triton, CUDA only), as its functional API takes it: [N, D] hidden states
     (a [B, T, D] batch flattened, as its model patches do), class weights as ce_weight, z-loss as lse_square_scale."""
-    if targets.dtype != torch.int64:
-        raise Unsupported("liger_fused_linear_cross_entropy takes integer targets only")
+    _class_indices(targets, "liger_fused_linear_cross_entropy")
     functional = _installed("liger_kernel.transformers.functional", "liger-kernel")
     opts = inputs.options
     kwargs = {"reduction": opts.reduction, "label_smoothing": opts.label_smoothing, "lse_square_scale": opts.z_loss,
@@ -260,8 +267,7 @@ def liger_fused_linear_cross_entropy(hidden: Array, weight: Array, bias: Array |
               **({"ce_weight": torch.tensor(opts.weight, dtype=hidden.dtype, device=hidden.device)} if opts.weight is not None else {})}
     flat_hidden, flat_targets = _flat_tokens(hidden, targets)
     out = functional.liger_fused_linear_cross_entropy(flat_hidden, weight, flat_targets, bias=bias, **kwargs)
-    out = out[0] if isinstance(out, tuple) else out
-    return out.reshape(hidden.shape[:-1]) if opts.reduction == "none" else out
+    return _per_token(out[0] if isinstance(out, tuple) else out, hidden, inputs)
 
 
 def kernel_doors() -> list[Impl]:
@@ -505,7 +511,7 @@ def _evaluate(impl: Impl, inputs, quantities, mode: str, device: str) -> dict:
 def _written(inputs: Inputs, primals: dict, labels, when: str) -> str | None:
     """Whether the call wrote into the tensors it was given (they are the caller's: a kernel that stores its
     gradient in the logits' or the hidden states' memory fails, whatever it returns)."""
-    given = {n: a for n, a in inputs.primals.items() if a is not None}
+    given = dict(inputs.given_primals)
     now = {n: _numpy(primals[n]) for n in given}
     if labels is not None and inputs.given_labels is not None:
         now["labels"], given["labels"] = _numpy(labels), inputs.given_labels

@@ -38,6 +38,16 @@ class Inputs:
         return {p: getattr(self, p) for p in op_spec(self.op).primals}
 
     @property
+    def given_primals(self) -> dict[str, np.ndarray]:
+        """The primals this case gives (an absent bias left out): what is differentiated and what a call may overwrite."""
+        return {p: a for p, a in self.primals.items() if a is not None}
+
+    @property
+    def primal_gradients(self) -> tuple[str, ...]:
+        """The gradient quantity of every given primal: what a training step's backward pass returns."""
+        return tuple(f"grad_{p}" for p in self.given_primals)
+
+    @property
     def given_labels(self) -> np.ndarray | None:
         """The second argument handed to the framework: dense or integer labels, whichever this op takes, or the mask
         of a masked op (None for softmax)."""

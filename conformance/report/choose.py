@@ -121,8 +121,11 @@ def _peaks(benchmarks: list[dict]) -> dict[tuple[str, str, str, str], tuple[int,
 def row(c: Choice) -> list[str]:
     speed = f"{c.seconds * 1e6:.0f} us" if c.seconds is not None else "-"
     name = f"{c.impl} (naive, for contrast)" if c.naive else c.impl
-    peak = f"{c.peak_bytes / 2 ** 20:.1f} MiB at {c.peak_at}" if c.peak_bytes is not None else "-"
-    return [c.framework, name, c.verdict, f"{c.worst:.0%}" if c.passed else "-", c.on_invalid, speed, peak]
+    return [c.framework, name, c.verdict, f"{c.worst:.0%}" if c.passed else "-", c.on_invalid, speed, _peak_text(c) or "-"]
+
+
+def _peak_text(c: Choice) -> str:
+    return f"{c.peak_bytes / 2 ** 20:.1f} MiB at {c.peak_at}" if c.peak_bytes is not None else ""
 
 
 HEADER = ["framework", "implementation", "valid cases", "worst share of tolerance", "invalid input (value records)", "speed (median)",
@@ -176,7 +179,7 @@ def cell_text(c: Choice | None) -> tuple[str, str, str]:
     if c is None:
         return "", "", "not run"
     hover = (f"{c.verdict}; worst {c.worst:.0%} of tolerance" + (f"; {c.seconds * 1e6:.0f} us median" if c.seconds is not None else "")
-             + (f"; peak {c.peak_bytes / 2 ** 20:.1f} MiB at {c.peak_at}" if c.peak_bytes is not None else ""))
+             + (f"; peak {_peak_text(c)}" if c.peak_bytes is not None else ""))
     if c.passes_everything:
         return f"ok {c.worst:.0%}", "pass", hover
     if c.failed:

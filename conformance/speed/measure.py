@@ -94,8 +94,7 @@ def specs(framework: str, impls: Iterable[Impl], profile: str, dtypes: Sequence[
         passes = (FORWARD, FORWARD_BACKWARD) if impl.op in CROSS_ENTROPY_OPS else (FORWARD,)
         out += [BenchSpec(framework, impl.id, impl.naive, impl.op, p, dtype, mode, tuple(shape), device)
                 for p, dtype, mode, shape in itertools.product(passes, dtypes, modes, device_shapes)
-                if (not impl.modes or mode in impl.modes) and (not impl.dtypes or dtype in impl.dtypes)  # the door exists there
-                and (not impl.devices or device in impl.devices)]
+                if impl.runs(None, mode, dtype, device)]  # the door exists there
     return out
 
 
