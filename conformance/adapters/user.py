@@ -345,13 +345,18 @@ def _keyword(option: str, params: dict) -> str | None:
     return next((k for k in names if k in params), None)
 
 
+def _op() -> str | None:
+    """The op under check: this process's, or the one $CONFORMANCE_CHECK names."""
+    return _spec.get("op") or json.loads(os.environ.get(CHECK_ENV, "{}")).get("op")
+
+
 def _computes_logits() -> bool:
-    op = _spec.get("op") or json.loads(os.environ.get(CHECK_ENV, "{}")).get("op")
+    op = _op()
     return op in OPS and not op_spec(op).logits_given
 
 
 def implementations() -> list[Impl]:
-    op = _spec.get("op") or json.loads(os.environ.get(CHECK_ENV, "{}")).get("op")
+    op = _op()
     params = _parameters()
     options = frozenset(o for o in OPTIONS if _keyword(o, params))
     last_axis_only = not ({"axis", "dim"} & set(params))
