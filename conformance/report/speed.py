@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections import defaultdict
 from pathlib import Path
 
+from ..model import dtypes as dt
 from ..run import results as results_io
 from ..run.results import atomic
 from ..speed.documents import BENCH_FILE
@@ -86,7 +87,7 @@ def memory(benchmarks: list[dict]) -> tuple[list[str], list[list]]:
     measured = [b for b in _kind(benchmarks, "speed") if "peak_bytes" in b["extra_info"]]
     for b in sorted(measured, key=lambda b: (b["extra_info"]["dtype"], b["extra_info"]["pass"], _size(b["extra_info"]), b["stats"]["min"])):
         e = b["extra_info"]
-        logits = _size(e) * (4 if e["dtype"] == "float32" else 8 if e["dtype"] == "float64" else 2)
+        logits = _size(e) * dt.fmt(e["dtype"]).np_dtype.itemsize
         rows.append([e["dtype"], e["pass"], _shape(e), f"{e['framework']} {e['impl']}", e["mode"], _time(b["stats"]["min"]),
                      _mib(e["peak_bytes"]), _mib(logits), "-" if e["peak_bytes"] is None else f"{e['peak_bytes'] / logits:.2f}"])
     return (["dtype", "pass", "tokens x vocabulary", "implementation", "mode", "min time", "peak memory", "the logits", "peak / logits"], rows)
