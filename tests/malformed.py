@@ -83,6 +83,10 @@ def case_files() -> Iterator[Bad]:
     yield Bad("tabs.yaml", b"suite: s\ncases:\n\t- id: a\n", "not valid YAML")
     yield Bad("scalar.yaml", b"42\n", "must be a mapping")
     yield Bad("list.yaml", b"- 1\n- 2\n", "must be a mapping")
+    # the fused linear cross-entropy: the logits it forms count against the same limit as given logits
+    yield Bad("linear-logits-huge.yaml", b"suite: s\ndescription: d\ncases:\n  - id: c\n    description: d\n    ops: [linear_cross_entropy]\n"
+              b"    hidden: {generate: normal, shape: [4000000, 1], seed: 1}\n    weight: {generate: normal, shape: [4000000, 1], seed: 2}\n"
+              b"    sparse_labels: {generate: class_indices, shape: [4000000], classes: 4000000, seed: 3}\n", "over the limit")
     yield Bad("deep-5000.yaml", b"suite: s\ncases: " + b"[" * 5000 + b"]" * 5000 + b"\n", "nested deeper")
     yield Bad("deep-map.yaml", b"suite: s\ncases:\n" + b"".join(b"  " * i + b"a:\n" for i in range(1, 60)) + b"  " * 60 + b"b: 1\n",
               "nested deeper")

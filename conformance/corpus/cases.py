@@ -408,6 +408,10 @@ def _check_linear(case: Case, path: Path) -> None:
         raise CaseFileError(path, cid, "bias", f"shape {list(array_shape(case.bias))} should be [{weight[0]}] (one per class)")
     if case.axis not in (-1, len(hidden) - 1):
         raise CaseFileError(path, cid, "axis", "the classes of hidden @ weight.T are the last axis")
+    logits = math.prod(max(n, 1) for n in case.logits_shape)  # the oracle forms them: the same limit as given logits
+    if logits > max_elements():
+        raise CaseFileError(path, cid, "weight", f"the logits hidden @ weight.T span {logits:,} elements, over the limit of "
+                            f"{max_elements():,} (raise it with --max-elements)")
 
 
 def _check_mask(case: Case, shape: tuple[int, ...], path: Path) -> None:
