@@ -30,6 +30,9 @@ BUILTIN = {
     "keras-torch": "conformance.adapters.keras_torch",  # Keras 3 on its PyTorch backend
     "cupy": "conformance.adapters.cupy",  # GPU only: absent (skipped) where CuPy is not installed
     "onnxruntime": "conformance.adapters.onnxruntime",  # the deployment path: values only (an inference runtime)
+    "mlx": "conformance.adapters.mlx",  # Apple's array framework (its CPU build on Linux)
+    "paddle": "conformance.adapters.paddle",  # PaddlePaddle
+    "tinygrad": "conformance.adapters.tinygrad",  # tinygrad on its CPU device (clang)
 }
 ENTRY_POINT_GROUP = "softmax_conformance.adapters"
 # Adapters that are not packaged (a framework under development, the tests' fault-injection adapter):
@@ -44,6 +47,9 @@ INSTALL_HINT = {
     "keras-torch": "pip install 'softmax-conformance[torch,keras]'",
     "cupy": "pip install 'softmax-conformance[cupy]' (needs a CUDA GPU)",
     "onnxruntime": "pip install 'softmax-conformance[onnxruntime]'",
+    "mlx": "pip install 'softmax-conformance[mlx]' (mlx[cpu] on Linux)",
+    "paddle": "pip install 'softmax-conformance[paddle]'",
+    "tinygrad": "pip install 'softmax-conformance[tinygrad]' (its CPU device needs clang)",
 }
 
 

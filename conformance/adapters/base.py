@@ -282,6 +282,12 @@ def check_supported(impl: Impl, inputs: Inputs) -> None:
     if impl.returns != "none" and "reduction" not in impl.options and inputs.options.reduction != impl.returns:
         raise Unsupported(f"{impl.name} returns the {impl.returns} of the per-example losses; this case asks for reduction "
                           f"'{inputs.options.reduction}', which it cannot give without composing another")
+    if (inputs.options.ignore_index is not None and inputs.options.reduction == "mean" and "reduction" not in impl.options
+            and impl.returns == "none"):
+        # the mean over the counted targets is the function's to give: a mean composed over its per-example losses
+        # would count the ignored ones too (their zeros), a wrong answer the function never gave
+        raise Unsupported(f"{impl.name} returns per-example losses; the mean over the targets ignore_index keeps is not "
+                          f"its to give (a composed mean would count the ignored ones)")
     for option in inputs.options.non_default():
         if option == "reduction":
             continue  # composed with the framework's own sum/mean where not native; see Impl.reduction_composed

@@ -89,6 +89,11 @@ class Progress:
                 names = self.skipped.setdefault(what or why, [])
                 if who and who not in names:
                     names.append(who)
+        elif isinstance(msg, Lost) and msg.resumed:  # a crash recorded as its call's error: the shard goes on
+            self.state[msg.shard] = "done"
+            self.fraction_of[msg.shard] = 1.0
+            self._line(f"{msg.shard}: worker {msg.why}")
+            self._maybe_finished()
         elif isinstance(msg, Done | Lost):
             self.state[msg.shard] = "done" if isinstance(msg, Done) else "LOST"
             self.fraction_of[msg.shard] = 1.0

@@ -84,9 +84,11 @@ class Fatal:
 
 @dataclass(frozen=True)
 class Lost:
-    """A shard that will not finish, and why; the records it sent are kept."""
+    """A shard that will not finish, and why; the records it sent are kept. `resumed`: its worker died inside a
+    framework call, which was recorded as that call's error, and a new worker goes on with the rest (nothing lost)."""
     shard: str
     why: str
+    resumed: bool = False
 
 
 @dataclass(frozen=True)

@@ -366,7 +366,7 @@ class _Pool:
         self.outcome.timing[shard.name] = {"framework": shard.framework, "mode": shard.mode, "dtypes": list(shard.dtypes),
                                            "devices": list(shard.devices), "spawned": spawned}
 
-    def stop(self, name: str, why: str, resume: bool = False) -> None:
+    def stop(self, name: str, why: str, resume: bool = False, hung: bool = False) -> None:
         """The worker stopped. Where it died inside a framework call (a signal, an abort, an exit: `resume`), that call
         gets `error` records naming the cause and a new worker takes the rest of the shard, the calls already made
         skipped: a crash is a finding, and the run completes. Otherwise (a hang, a crash of the harness, an interrupt)
@@ -382,13 +382,15 @@ class _Pool:
         crashed = calls[-1] if resume and calls and self.answered.get(name, 0) < len(calls[-1].quantities) else None
         rest = [c.full_id for c in self.cases if shard.selection(self.sel).wants_case(c.full_id) and c.full_id not in begun]
         if crashed is not None and self.cases:
-            cause = f"the process died during this call ({why}); the case's other calls ran in a new worker"
-            for record in crash_records(crashed, cause):
+            ended = "the call never returned and the watchdog killed the worker" if hung else "the process died during this call"
+            cause = f"{ended} ({why}); the case's other calls ran in a new worker"
+            for record in crash_records(crashed, cause, hung):
                 self.outcome.take(RecordMade(record))
                 self.on_event(RecordMade(record))
             self._resume(shard, (crashed.record["case"], *rest), tuple(c.call for c in calls))
             self.on_event(Lost(name, f"{why} during {crashed.record['case']} {crashed.record['impl']} {crashed.record['dtype']} "
-                                     f"{crashed.record['mode']}: recorded as that call's error; the rest goes on in a new worker"))
+                                     f"{crashed.record['mode']}: recorded as that call's error; the rest goes on in a new worker",
+                               resumed=True))
             return
         if begun:
             why = f"{why}, during case {begun[-1]}"
@@ -453,7 +455,8 @@ class _Pool:
             self.receive(name, msg)
         now = time.monotonic()
         for name in [n for n in self.running if now - self.seen[n] > timeout]:
-            self.stop(name, f"no progress for {timeout:g} s (hung?); stopped")
+            # inside a framework call, a hang is that call's answer (recorded, the rest resumed); elsewhere the shard is lost
+            self.stop(name, f"no progress for {timeout:g} s (hung?); stopped", resume=True, hung=True)
 
 
 def run(case_paths: list[Path], sel: Selection, jobs: int, on_event: Callable[[Event], None],

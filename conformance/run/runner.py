@@ -294,10 +294,11 @@ def call_context(case: Case, op: str, dtype: str, impl: Impl, mode: str, device:
             "device": device, "impl_id": impl.id, "case_file": str(Path(case.path).resolve()), "naive": impl.naive, "invalid": case.invalid}
 
 
-def crash_records(begun: CallBegun, why: str) -> list[dict]:
-    """The records of a call during which the worker process died (a signal, an abort, an exit): `error`, the cause
-    named, for every quantity the call was to answer. A crash is the framework's answer to that input."""
-    error = {"type": "ProcessCrash", "message": why, "where": "the worker process"}
+def crash_records(begun: CallBegun, why: str, hung: bool = False) -> list[dict]:
+    """The records of a call during which the worker process died (a signal, an abort, an exit) or which never
+    returned (`hung`: killed by the watchdog): `error`, the cause named, for every quantity the call was to answer.
+    A crash or a hang is the framework's answer to that input."""
+    error = {"type": "ProcessHang" if hung else "ProcessCrash", "message": why, "where": "the worker process"}
     return [Record(status="error", behaviour="error", detail=why, quantity=q, error=dict(error), **begun.record).to_json()
             for q in begun.quantities]
 
