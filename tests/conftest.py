@@ -2,9 +2,17 @@
 
 from __future__ import annotations
 
+import importlib.util
 import os
 
 import pytest
+
+# TensorFlow and Triton (torch.compile's, in the `fused` extra) each register LLVM's command-line options; once
+# TensorFlow has, Triton's import aborts the process ("Option 'bitcode-mdindex-threshold' registered more than
+# once"), while Triton first and TensorFlow after is fine. The tests load both frameworks in one process (a pytest
+# worker runs whichever tests it is dealt), so Triton goes first; `conformance run` gives each framework its own worker.
+if importlib.util.find_spec("triton") is not None:
+    import triton  # noqa: F401
 
 
 def pytest_addoption(parser):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -50,11 +51,14 @@ def test_every_registered_adapter_keeps_the_contract(monkeypatch):
     from conformance.adapters.base import contract_problems
 
     monkeypatch.syspath_prepend(str(ROOT / "tests"))
-    monkeypatch.setenv("CONFORMANCE_ADAPTERS", "mutant=mutant_adapter,fault=fault_adapter")
+    # the tests' adapters beside whatever the environment registers (a user's own, checked too, never replaced)
+    own = os.environ.get("CONFORMANCE_ADAPTERS", "")
+    monkeypatch.setenv("CONFORMANCE_ADAPTERS", ",".join(filter(None, [own, "mutant=mutant_adapter,fault=fault_adapter"])))
     adapters = registered()
     assert {"numpy", "torch", "tensorflow", "jax", "cupy", "mutant", "fault"} <= set(adapters)
     problems = {name: contract_problems(importlib.import_module(module)) for name, module in adapters.items()}
-    assert not any(problems.values()), problems
+    broken = {name: lacks for name, lacks in problems.items() if lacks}
+    assert not broken, broken
 
 
 def test_an_incomplete_adapter_is_refused_with_what_it_lacks(tmp_path, monkeypatch):
@@ -71,3 +75,14 @@ def test_an_incomplete_adapter_is_refused_with_what_it_lacks(tmp_path, monkeypat
     with pytest.raises(TypeError, match=r"no evaluate\(\)") as err:
         load_adapter("half")
     assert "bare_call() takes 2 arguments, the contract passes 5" in str(err.value)
+
+
+def test_a_broken_adapter_registered_through_the_environment_fails_the_contract_test(tmp_path):
+    """The contract test checks what $CONFORMANCE_ADAPTERS registers: run with a broken adapter there, it fails."""
+    (tmp_path / "broken_adapter.py").write_text("NAME = 'broken'\ndef load(cache): pass\n")
+    env = {**os.environ, "CONFORMANCE_ADAPTERS": "broken=broken_adapter",
+           "PYTHONPATH": os.pathsep.join([str(tmp_path), os.environ.get("PYTHONPATH", "")])}
+    res = subprocess.run([sys.executable, "-m", "pytest", "-q", "-n", "0", "-p", "no:cacheprovider",
+                          f"{Path(__file__)}::test_every_registered_adapter_keeps_the_contract"],
+                         capture_output=True, text=True, env=env, cwd=ROOT, timeout=600)
+    assert res.returncode == 1 and "'broken': ['no version()'" in res.stdout, res.stdout[-2000:]

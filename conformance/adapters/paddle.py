@@ -89,10 +89,10 @@ def _weight(x: Array, inputs: Inputs) -> Array | None:
     return None if w is None else paddle.to_tensor(np.asarray(w), dtype=x.dtype)
 
 
-def _per_example(out: Array, labels: Array, inputs: Inputs) -> Array:
-    """With soft labels, Paddle's per-example losses keep the class axis with size 1 (its documented output shape):
-    squeezed to the op's shape. Hard labels already give it."""
-    return out.squeeze(inputs.axis) if inputs.options.reduction == "none" and _soft(labels) and out.ndim == labels.ndim else out
+def _per_example(out: Array, x: Array, inputs: Inputs) -> Array:
+    """With soft labels, or hard ones smoothed (which Paddle turns into soft ones), its per-example losses keep the
+    class axis with size 1 (its documented output shape): squeezed to the op's shape."""
+    return out.squeeze(inputs.axis) if inputs.options.reduction == "none" and out.ndim == x.ndim else out
 
 
 def cross_entropy(x: Array, labels: Array | None, inputs: Inputs) -> Array:
@@ -102,7 +102,7 @@ def cross_entropy(x: Array, labels: Array | None, inputs: Inputs) -> Array:
     extra = {} if opts.ignore_index is None else {"ignore_index": opts.ignore_index}
     out = F.cross_entropy(x, labels, weight=_weight(x, inputs), reduction=opts.reduction, soft_label=_soft(labels), axis=inputs.axis,
                           label_smoothing=opts.label_smoothing, **extra)
-    return _per_example(out, labels, inputs)
+    return _per_example(out, x, inputs)
 
 
 def softmax_with_cross_entropy(x: Array, labels: Array | None, inputs: Inputs) -> Array:
@@ -137,7 +137,7 @@ def label_smooth_cross_entropy(x: Array, labels: Array | None, inputs: Inputs) -
     opts = inputs.options
     smoothed = F.label_smooth(labels, epsilon=opts.label_smoothing) if opts.label_smoothing else labels
     out = F.cross_entropy(x, smoothed, weight=_weight(x, inputs), reduction=opts.reduction, soft_label=True, axis=inputs.axis)
-    return _per_example(out, labels, inputs)
+    return _per_example(out, x, inputs)
 
 
 def where_softmax(x: Array, mask: Array, inputs: Inputs) -> Array:
@@ -156,7 +156,7 @@ def linear_then_cross_entropy(hidden: Array, weight: Array, bias: Array | None, 
     extra = {} if opts.ignore_index is None else {"ignore_index": opts.ignore_index}
     out = F.cross_entropy(logits, targets, weight=_weight(hidden, inputs), reduction=opts.reduction, soft_label=_soft(targets),
                           label_smoothing=opts.label_smoothing, **extra)
-    return out.squeeze(-1) if opts.reduction == "none" and _soft(targets) and out.ndim == targets.ndim else out
+    return out.squeeze(-1) if opts.reduction == "none" and out.ndim == logits.ndim else out
 
 
 NAIVE = naive.Namespace(
@@ -253,18 +253,21 @@ def evaluate(impl: Impl, inputs: Inputs, quantities: Iterable[str], mode: str, d
         return {q: _unregistered(exc) or exc for q in quantities}
     written = _written(inputs, primals, labels, "forward")
     if grad:
-        results.update(_gradients(f, inputs, quantities, primals, labels, out))
+        results.update(_gradients(f, inputs, quantities, primals, labels, out, mode))
         written = written or _written(inputs, primals, labels, "backward")
     return mark_overwritten(results, written)
 
 
 def _unregistered(exc: BaseException) -> Unsupported | None:
     """Paddle's own word that it has no kernel for this dtype on this device ("(NotFound) The kernel with key (CPU,
-    ..., float16) of kernel `softmax` is not registered"): the framework does not offer it, which is no wrong answer."""
+    ..., float16) of kernel `softmax` is not registered", or in compiled mode "(InvalidType) Check data type error for
+    op: softmax ... expected_dtype: ..."): the framework does not offer it, which is no wrong answer."""
     text = str(exc)
-    if "(NotFound) The kernel with key" not in text or "is not registered" not in text:
-        return None
-    return Unsupported(next(line for line in text.splitlines() if "The kernel with key" in line).strip()[:200])
+    for words in (("(NotFound) The kernel with key", "is not registered"), ("(InvalidType) Check data type error for op",)):
+        if all(w in text for w in words):  # eager's missing kernel; the converted program's dtype check
+            line = next(line for line in text.splitlines() if words[0] in line)
+            return Unsupported(line[line.index(words[0]):].strip()[:200])
+    return None
 
 
 def _written(inputs: Inputs, primals: dict, labels: Array, when: str) -> str | None:
@@ -276,7 +279,8 @@ def _written(inputs: Inputs, primals: dict, labels: Array, when: str) -> str | N
     return overwritten(given, now, when)
 
 
-def _gradients(f: Callable, inputs: Inputs, quantities: tuple[str, ...], primals: dict, labels: Array, out: Array) -> dict:
+def _gradients(f: Callable, inputs: Inputs, quantities: tuple[str, ...], primals: dict, labels: Array, out: Array,
+               mode: str) -> dict:
     g = _tensor(inputs.cotangent)
     wanted = [n for n, t in primals.items() if t is not None and f"grad_{n}" in quantities]
     wrt = [primals[n] for n in wanted] + ([labels] if "grad_labels" in quantities else [])
@@ -288,11 +292,11 @@ def _gradients(f: Callable, inputs: Inputs, quantities: tuple[str, ...], primals
     given = {**inputs.given_primals, "labels": inputs.labels}
     results = {f"grad_{n}": _numpy(got) if got is not None else np.zeros(given[n].shape, np.float64) for n, got in zip(names, first)}
     if "hvp" in quantities:
-        results["hvp"] = _hvp(f, list(primals.values()), labels, g, _tensor(inputs.direction))
+        results["hvp"] = _hvp(f, list(primals.values()), labels, g, _tensor(inputs.direction), mode)
     return results
 
 
-def _hvp(f: Callable, primals: list, labels: Array, g: Array, direction: Array) -> Any:
+def _hvp(f: Callable, primals: list, labels: Array, g: Array, direction: Array, mode: str) -> Any:
     """H·d w.r.t. the first primal: the gradient of <grad_x, d>, by a double paddle.grad through a fresh forward."""
     x = primals[0]
     try:
@@ -306,6 +310,9 @@ def _hvp(f: Callable, primals: list, labels: Array, g: Array, direction: Array) 
         if "doesn't have any grad op" in text:  # a kernel whose backward has no derivative of its own (Paddle says so)
             return Unsupported(next(line for line in text.strip().splitlines() if "grad op" in line)[:200])
         return exc
+    if hv is None and mode == "compiled":
+        # the converted program's first derivative has no path back to x: Paddle differentiates it no further
+        return Unsupported("paddle.grad through paddle.jit.to_static's program gave no second derivative (None)")
     return _numpy(hv) if hv is not None else np.zeros(tuple(x.shape), np.float64)
 
 

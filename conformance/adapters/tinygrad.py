@@ -12,7 +12,9 @@ from __future__ import annotations
 
 import os
 import shutil
+import subprocess
 from collections.abc import Callable, Iterable
+from functools import cache
 from pathlib import Path
 from typing import Any
 
@@ -32,8 +34,6 @@ TinyTensor: Any = None
 dtypes: Any = None
 TinyJit: Any = None
 _DEVICE = {"cpu": "CPU", "gpu": "CUDA"}
-# Lines of a compile failure that mean the toolchain lacks the dtype, not that the call is wrong.
-_TOOLCHAIN = ("CompileError", "clang", "__bf16", "_Float16")
 
 
 def load(compile_cache: Path | None = None) -> None:
@@ -226,12 +226,21 @@ def _callable(impl: Impl, inputs: Inputs, quantities: tuple[str, ...], mode: str
     return replayed
 
 
-def _toolchain(exc: BaseException) -> str | None:
-    """The compiler's line where a kernel of this dtype could not be compiled here (a toolchain limit, not the call's)."""
-    text = f"{type(exc).__name__}: {exc}"
-    if any(word in text for word in _TOOLCHAIN) and type(exc).__name__ in ("CompileError", "RuntimeError"):
-        return text.strip().splitlines()[0][:200]
+def _toolchain(exc: BaseException, dtype: str) -> str | None:
+    """Why the local compiler could not build a kernel (clang exiting non-zero on the kernel tinygrad generated: clang
+    before 15 has no __bf16 arithmetic on x86-64), or None where the failure is not the compiler's."""
+    command = getattr(exc, "cmd", None)
+    if isinstance(exc, subprocess.CalledProcessError) and command and Path(str(command[0])).name.startswith("clang"):
+        return f"{_clang_version()} exited {exc.returncode} compiling a {dtype} kernel"
     return None
+
+
+@cache
+def _clang_version() -> str:
+    try:
+        return subprocess.run(["clang", "--version"], capture_output=True, text=True, timeout=30).stdout.splitlines()[0].strip()
+    except (OSError, IndexError, subprocess.SubprocessError):
+        return "clang"
 
 
 def evaluate(impl: Impl, inputs: Inputs, quantities: Iterable[str], mode: str, device: str) -> dict:
@@ -241,7 +250,7 @@ def evaluate(impl: Impl, inputs: Inputs, quantities: Iterable[str], mode: str, d
         out = _callable(impl, inputs, quantities, mode)(*_arguments(inputs, device))
         return {q: _numpy(v) for q, v in out.items()}
     except Exception as exc:
-        why = _toolchain(exc)
+        why = _toolchain(exc, inputs.dtype)
         return {q: Unsupported(f"the local toolchain cannot compile this kernel: {why}") if why else exc for q in quantities}
 
 
