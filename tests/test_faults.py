@@ -35,21 +35,34 @@ def _run(tmp_path: Path, fault: str, *extra: str, frameworks: str = "numpy,fault
     return res, time.monotonic() - started
 
 
-@pytest.mark.parametrize("fault, why", [
-    ("hang-import", "no progress for 8 s"),
-    ("hang", "no progress for 8 s"),
-])
-def test_a_hung_worker_costs_only_its_own_records(tmp_path, fault, why):
-    res, seconds = _run(tmp_path, fault)
+def test_a_worker_hung_outside_any_call_costs_only_its_own_records(tmp_path):
+    """A framework whose import hangs: no call was made, so nothing can be recorded for it; the run is incomplete (3)
+    and says so, everybody else's records are there."""
+    res, seconds = _run(tmp_path, "hang-import")
+    why = "no progress for 8 s"
     assert res.returncode == 3, res.stderr
     doc = json.loads((tmp_path / "out" / "results.json").read_text())
     assert doc["complete"] is False and {x["framework"] for x in doc["incomplete"]["lost"]} == {"fault"}
     assert why in doc["incomplete"]["lost"][0]["why"] and "INCOMPLETE" in res.stderr and why in res.stderr
-    frameworks = {r["framework"] for r in doc["records"]}
-    assert "numpy" in frameworks  # everybody else's records are there
-    if fault != "hang-import":
-        assert "fault" in frameworks  # and the records the broken worker sent before it broke
+    assert "numpy" in {r["framework"] for r in doc["records"]}
     assert "Traceback" not in res.stderr and seconds < 120
+
+
+@pytest.mark.parametrize("jobs", ["2", "1"])
+def test_a_call_that_never_returns_is_a_finding_and_the_run_completes(tmp_path, jobs):
+    """The fault adapter's second call in every worker sleeps for an hour: after --timeout the watchdog kills the
+    worker, that call's records are errors saying it hung (ProcessHang), a new worker takes the rest, and the run
+    completes (exit 1), with one job too."""
+    res, seconds = _run(tmp_path, "hang", "--jobs", jobs, "--timeout", "4")
+    assert res.returncode == 1, res.stderr
+    doc = json.loads((tmp_path / "out" / "results.json").read_text())
+    assert doc["complete"] is True and "incomplete" not in doc
+    hung = [r for r in doc["records"] if (r.get("error") or {}).get("type") == "ProcessHang"]
+    assert hung and all("never returned" in r["error"]["message"] and r["framework"] == "fault" for r in hung)
+    numpy_calls = {(r["case"], r["op"], r["quantity"], r["dtype"]) for r in doc["records"] if r["framework"] == "numpy"}
+    fault_calls = {(r["case"], r["op"], r["quantity"], r["dtype"]) for r in doc["records"] if r["framework"] == "fault"}
+    assert fault_calls == numpy_calls  # every call answered: by its value, or by its hang
+    assert "Traceback" not in res.stderr and "INCOMPLETE" not in res.stderr
 
 
 @pytest.mark.parametrize("fault, why", [
