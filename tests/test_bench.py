@@ -60,8 +60,14 @@ def test_timer_agreement_rule():
 
 
 def _result(out, backward: bool) -> np.ndarray:
-    if isinstance(out, dict):  # TensorFlow and JAX return every quantity they computed
+    if isinstance(out, dict):  # TensorFlow, JAX, MLX and tinygrad return every quantity they computed
         out = out["grad_logits" if backward else "value"]
+    return _float64(out)
+
+
+def _float64(out) -> np.ndarray:
+    if hasattr(out, "numpy") and not isinstance(out, np.ndarray):  # a framework's tensor (tinygrad's has no __array__)
+        out = out.numpy()
     return np.asarray(out, dtype=np.float64)
 
 
@@ -171,7 +177,7 @@ def test_benchmarked_linear_cross_entropy_computes_the_right_answer(selected_fra
                     continue
                 got = dict(zip(wanted, out if isinstance(out, tuple) else (out,))) if not isinstance(out, dict) else out
                 for q in wanted:
-                    verdict = judge(np.asarray(got[q], dtype=np.float64), None, refs[q], q, "float32", 5, False, {})
+                    verdict = judge(_float64(got[q]), None, refs[q], q, "float32", 5, False, {})
                     assert verdict.status == "pass", f"{name} {impl.name} {mode} {q}: {verdict.detail}"
                 checked += 1
     if not checked:

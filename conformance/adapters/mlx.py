@@ -228,8 +228,8 @@ def bare_call(impl: Impl, inputs: Inputs, mode: str, device: str, backward: bool
         out = impl.forward(*_all_primals(inputs, list(z)), labels, inputs)
         return mx.mean(out) if composed else out
 
-    if backward:
-        g = mx.grad(lambda *z: mx.sum(f(*z)), argnums=tuple(range(len(x))))
+    if backward:  # the gradient of the sum (a uniform cotangent), of every primal: one array where there is one
+        g = mx.grad(lambda *z: mx.sum(f(*z)), argnums=tuple(range(len(x))) if len(x) > 1 else 0)
         fn = mx.compile(g) if mode == "compiled" else g
     else:
         fn = mx.compile(f) if mode == "compiled" else f

@@ -358,7 +358,7 @@ def _timed(f: Callable, inputs: Inputs, device: str, backward: bool) -> Callable
     def forward_backward():
         grads = paddle.grad(f(*args), wrt, grad_outputs=g)
         sync()
-        return grads
+        return tuple(grads) if len(grads) > 1 else grads[0]
     return forward_backward
 
 

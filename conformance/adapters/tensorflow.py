@@ -122,6 +122,34 @@ def sparse_cross_entropy(x: Array, labels: Array | None, inputs: Inputs) -> Arra
     return tf.nn.sparse_softmax_cross_entropy_with_logits(labels=labels, logits=_classes_last(x, inputs.axis))
 
 
+def compat_v1_cross_entropy(x: Array, labels: Array | None, inputs: Inputs) -> Array:
+    """The seed's own API: tf.compat.v1.nn.softmax_cross_entropy_with_logits (deprecated since TF 1.5). Its
+    documentation: backpropagation happens only into the logits (the labels are wrapped in stop_gradient)."""
+    return tf.compat.v1.nn.softmax_cross_entropy_with_logits(labels=labels, logits=x, dim=inputs.axis)
+
+
+def compat_v1_cross_entropy_v2(x: Array, labels: Array | None, inputs: Inputs) -> Array:
+    return tf.compat.v1.nn.softmax_cross_entropy_with_logits_v2(labels=labels, logits=x, axis=inputs.axis)
+
+
+def _v1_reduction(inputs: Inputs):
+    """The SPEC's reduction as tf.compat.v1.losses names it; 'mean' is its default SUM_BY_NONZERO_WEIGHTS (the sum over
+    the count of nonzero weights: with the default weights of 1, every example), what TF1 code ran."""
+    reduction = tf.compat.v1.losses.Reduction
+    return {"none": reduction.NONE, "sum": reduction.SUM, "mean": reduction.SUM_BY_NONZERO_WEIGHTS}[inputs.options.reduction]
+
+
+def compat_v1_losses_cross_entropy(x: Array, labels: Array | None, inputs: Inputs) -> Array:
+    """tf.compat.v1.losses.softmax_cross_entropy(onehot_labels, logits): its own reductions and label smoothing
+    (labels * (1 - s) + s / C); classes on the last axis."""
+    return tf.compat.v1.losses.softmax_cross_entropy(labels, x, label_smoothing=inputs.options.label_smoothing,
+                                                     reduction=_v1_reduction(inputs))
+
+
+def compat_v1_losses_sparse_cross_entropy(x: Array, labels: Array | None, inputs: Inputs) -> Array:
+    return tf.compat.v1.losses.sparse_softmax_cross_entropy(labels, x, reduction=_v1_reduction(inputs))
+
+
 def where_softmax(x: Array, mask: Array, inputs: Inputs) -> Array:
     """Masked softmax as people write it in TensorFlow: tf.where(mask, x, -inf), then softmax."""
     return tf.nn.softmax(tf.where(mask, x, tf.constant(-np.inf, x.dtype)), axis=inputs.axis)
@@ -150,6 +178,15 @@ def implementations() -> list[Impl]:
         Impl(NAME, "tf.nn.softmax_cross_entropy_with_logits", "softmax_cross_entropy", cross_entropy, key="softmax_cross_entropy_with_logits"),
         Impl(NAME, "tf.nn.sparse_softmax_cross_entropy_with_logits", "sparse_softmax_cross_entropy", sparse_cross_entropy,
              key="sparse_softmax_cross_entropy_with_logits"),
+        Impl(NAME, "tf.compat.v1.nn.softmax_cross_entropy_with_logits", "softmax_cross_entropy", compat_v1_cross_entropy,
+             key="compat.v1/nn/softmax_cross_entropy_with_logits"),
+        Impl(NAME, "tf.compat.v1.nn.softmax_cross_entropy_with_logits_v2", "softmax_cross_entropy", compat_v1_cross_entropy_v2,
+             key="compat.v1/nn/softmax_cross_entropy_with_logits_v2"),
+        Impl(NAME, "tf.compat.v1.losses.softmax_cross_entropy", "softmax_cross_entropy", compat_v1_losses_cross_entropy,
+             options=frozenset({"reduction", "label_smoothing"}), key="compat.v1/losses/softmax_cross_entropy", last_axis_only=True),
+        Impl(NAME, "tf.compat.v1.losses.sparse_softmax_cross_entropy", "sparse_softmax_cross_entropy",
+             compat_v1_losses_sparse_cross_entropy, options=frozenset({"reduction"}), key="compat.v1/losses/sparse_softmax_cross_entropy",
+             last_axis_only=True),
         Impl(NAME, "tf.nn.softmax(tf.where(mask, x, -inf))", "masked_softmax", where_softmax, key="where/softmax"),
         Impl(NAME, "tf.nn.sparse_softmax_cross_entropy_with_logits(t, tf.matmul(h, W, transpose_b=True) + b)", "linear_cross_entropy",
              linear_then_sparse_cross_entropy, key="linear/sparse_softmax_cross_entropy_with_logits"),

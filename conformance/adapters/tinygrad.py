@@ -279,7 +279,8 @@ def bare_call(impl: Impl, inputs: Inputs, mode: str, device: str, backward: bool
         if not backward:
             return out.realize()
         out.backward(g.cast(out.dtype))
-        return [p.grad.realize() for p in z]
+        grads = [p.grad.realize() for p in z]
+        return tuple(grads) if len(grads) > 1 else grads[0]
 
     fn = TinyJit(f) if mode == "compiled" else f
 
