@@ -3,7 +3,8 @@
 An adapter is one module (numpy.py, torch.py, tensorflow.py, jax.py, keras_jax.py, keras_torch.py, cupy.py,
 onnxruntime.py, or a plugin's) defining the same names:
 
-    NAME: str                                   framework name (the SPEC's, for the built-ins)
+    NAME: str                                   framework name in results, registry entries and --frameworks
+                                                (docs/adapters.md walks through the whole contract)
     COLD_SECONDS: dict[(mode, dtype), float]    optional: measured seconds of a cold full run, which the runner
                                                 uses to split the work into worker processes and order them
     load(compile_cache) -> None                 import the framework (raises ImportError when absent); with a
@@ -36,7 +37,9 @@ refuse a name outside the contract. For a GPU:
     DEVICE_ASSERTS: tuple[str, ...]             devices ("gpu") or device/mode pairs ("cpu/compiled") where an
                                                 out-of-range class index poisons or aborts the process (a CUDA
                                                 device-side assert, a compiled kernel's bounds check): such cases
-                                                run in a worker of their own
+                                                run in a worker of their own, so that the poison reaches no other
+                                                case. Any crash is recorded anyway, on any device (the call's
+                                                `error` records name the signal; a new worker goes on)
     device_problems() -> dict[str, str]         why a device is not usable, for the error when one was asked for
 
 and, where some of its implementations are a public API that other frameworks run too (a multi-backend library):
@@ -219,7 +222,7 @@ class Impl:
     name: str  # the public name users call, e.g. "tf.nn.softmax_cross_entropy_with_logits": display text, free to improve
     op: str
     forward: Callable[..., Any]  # forward(logits, labels, inputs) in the framework's own arrays
-    options: frozenset[str] = frozenset()  # SPEC options the public function takes itself
+    options: frozenset[str] = frozenset()  # case options (docs/case-format.md) the public function takes itself
     naive: bool = False  # the textbook formula (softmax, then log), kept to show what fused functions protect against
     key: str = ""  # stable within the framework, e.g. "naive/softmax"; never changes when the label does
     last_axis_only: bool = False  # the public function has no axis argument: classes must be the last axis
@@ -296,7 +299,7 @@ def check_supported(impl: Impl, inputs: Inputs) -> None:
 
 
 def reduce_with(values: Any, reduction: str, sum_fn: Callable, mean_fn: Callable) -> Any:
-    """Apply a SPEC reduction using the framework's own sum and mean."""
+    """Apply a case's reduction ('none', 'sum', 'mean') using the framework's own sum and mean."""
     if reduction == "sum":
         return sum_fn(values)
     if reduction == "mean":
@@ -306,6 +309,16 @@ def reduce_with(values: Any, reduction: str, sum_fn: Callable, mean_fn: Callable
 
 def no_sync() -> None:
     """Synchronisation where there is nothing to wait for: CPU kernels have finished when the call returns."""
+
+
+def synced_forward(f: Callable, args: list, sync: Callable[[], None]) -> Callable[[], Any]:
+    """What a benchmark times for a forward pass: f(*args), returning once the result exists (`sync`: the device's
+    synchronisation, or no_sync on the CPU)."""
+    def forward():
+        out = f(*args)
+        sync()
+        return out
+    return forward
 
 
 def needs_grad(quantities: Iterable[str]) -> bool:

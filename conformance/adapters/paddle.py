@@ -19,7 +19,7 @@ import numpy as np
 
 from ..corpus.inputs import Inputs
 from . import naive
-from .base import Array, Impl, Unsupported, check_supported, mark_overwritten, needs_grad, no_sync, overwritten, reduce_with
+from .base import Array, Impl, Unsupported, check_supported, mark_overwritten, needs_grad, no_sync, overwritten, reduce_with, synced_forward
 
 NAME = "paddle"
 REQUIRES = ("paddle",)  # importable packages; checked before any worker starts
@@ -348,11 +348,7 @@ def _timed(f: Callable, inputs: Inputs, device: str, backward: bool) -> Callable
     args = [*primals, _tensor(inputs.given_labels)]
     sync = paddle.device.synchronize if device == "gpu" else no_sync
     if not backward:
-        def forward():
-            out = f(*args)
-            sync()
-            return out
-        return forward
+        return synced_forward(f, args, sync)
     g, wrt = _tensor(inputs.cotangent), [p for p in primals if p is not None]
 
     def forward_backward():

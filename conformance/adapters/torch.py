@@ -23,7 +23,7 @@ import numpy as np
 
 from ..corpus.inputs import Inputs
 from . import naive
-from .base import Array, Impl, NotRun, Unsupported, check_supported, mark_overwritten, needs_grad, no_sync, overwritten, reduce_with
+from .base import Array, Impl, NotRun, Unsupported, check_supported, mark_overwritten, needs_grad, no_sync, overwritten, reduce_with, synced_forward
 from .ownership import chain
 
 NAME = "torch"
@@ -596,11 +596,7 @@ def _timed(f, args: list, inputs, dev, backward: bool):
     result exists when the call returns."""
     sync = _sync(dev)
     if not backward:
-        def forward():
-            out = f(*args)
-            sync()
-            return out
-        return forward
+        return synced_forward(f, args, sync)
     g = _tensor(inputs.cotangent, dev)
 
     wrt = [a for a in args[:-1] if a is not None]
