@@ -90,6 +90,20 @@ def test_from_pytest_a_torch_softmax_and_a_wrong_backward():
     with pytest.raises(AssertionError, match="grad_logits"):
         bad.assert_ok()
     assert all(r["status"] == "pass" for r in bad.mine if r["quantity"] == "value")
+    # one pytest item per group (case, dtype, mode): the groups with a gradient fail alone, the value-only ones pass
+    groups = bad.groups()
+    assert "gradients/softmax-seeded-cotangent float32 eager" in groups and len(groups) == len(set(groups)) >= 4
+    failing = {g for g in groups if any(r["quantity"] == "grad_logits" and r["status"] == "fail" and
+                                        f"{r['case']} {r['dtype']} {r['mode']}" == g for r in bad.mine)}
+    for group in groups:
+        if group in failing:
+            with pytest.raises(AssertionError, match=group.split()[0]):
+                bad.assert_ok(group)
+        else:
+            bad.assert_ok(group)
+    assert failing
+    with pytest.raises(AssertionError, match="no records"):
+        bad.assert_ok("no-such/case float32 eager")
 
 
 def test_from_pytest_a_jax_sparse_cross_entropy_that_ignores_nothing():

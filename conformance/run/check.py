@@ -117,14 +117,28 @@ class CheckResult:
             lines.append(f"  ... {len(ranked) - limit} more: summary.md lists the first of them, results.json every record")
         return lines
 
-    def assert_ok(self) -> None:
-        """AssertionError listing every failing record of the user's function, each with its re-run command."""
+    def groups(self) -> list[str]:
+        """The record groups of the user's function, one per case, dtype and mode ("extreme-logits/huge-positive-row
+        float32 eager"): pytest ids for one test item per group (`@pytest.mark.parametrize("group", result.groups())`),
+        which `-k` selects by case, dtype or mode."""
+        return sorted({_group(r) for r in self.mine})
+
+    def assert_ok(self, group: str | None = None) -> None:
+        """AssertionError listing every failing record of the user's function (of one group, where given), each with
+        its re-run command."""
         if not self.complete:
             raise AssertionError(f"the check of {self.target} did not finish: {self.doc.get('incomplete')}")
-        if self.failures:
-            raise AssertionError("\n".join([f"{len(self.failures)} record(s) of {self.target} fail, error or answer in another dtype:"]
+        if group is not None and group not in self.groups():
+            raise AssertionError(f"no records of {self.target} in group {group!r}")
+        failures = [r for r in self.failures if group is None or _group(r) == group]
+        if failures:
+            raise AssertionError("\n".join([f"{len(failures)} record(s) of {self.target} fail, error or answer in another dtype:"]
                                            + [f"{r['status']}: {r['case']} {r['op']} {r['quantity']} {r['dtype']} {r['mode']}: "
-                                              f"{message_of(r, self._theirs.get(id(r)))}\n  re-run: {command(r)}" for r in self.failures]))
+                                              f"{message_of(r, self._theirs.get(id(r)))}\n  re-run: {command(r)}" for r in failures]))
+
+
+def _group(record: dict) -> str:
+    return f"{record['case']} {record['dtype']} {record['mode']}"
 
 
 def _compared(mine: dict, theirs: dict | None) -> str:
