@@ -90,6 +90,22 @@ def test_a_framework_that_kills_its_process_is_a_finding_and_the_run_completes(t
     assert "Traceback" not in res.stderr and seconds < 150
 
 
+def test_a_process_that_dies_between_two_records_of_one_call_makes_no_record_twice(tmp_path):
+    """The first record of a call arrives, then the process dies (Paddle's nll_loss: its value judged, then glibc's
+    heap check aborting): the crash answers only the quantities still unanswered, so every record is made once and the
+    gate can read the run."""
+    res, _ = _run(tmp_path, "exit-after-first-record", "--quantity", "value,grad_logits")
+    assert res.returncode in (0, 1), res.stderr
+    doc = json.loads((tmp_path / "out" / "results.json").read_text())
+    keys = [(r["case"], r["op"], r["quantity"], r["dtype"], r["impl_id"], r["mode"]) for r in doc["records"]]
+    assert len(keys) == len(set(keys)) and doc["complete"] is True
+    crashed = [r for r in doc["records"] if (r.get("error") or {}).get("type") == "ProcessCrash"]
+    assert crashed and all(r["quantity"] == "grad_logits" for r in crashed)
+    siblings = {(r["case"], r["dtype"], r["impl_id"]) for r in crashed}
+    assert any((r["case"], r["dtype"], r["impl_id"]) in siblings and r["quantity"] == "value" and r["status"] != "error"
+               for r in doc["records"])  # the value of the crashed call kept its own verdict
+
+
 @pytest.mark.parametrize("jobs", ["2", "1"])
 def test_a_full_disk_under_a_framework_is_the_environment_not_a_framework_record(tmp_path, jobs):
     """The fault adapter's second call fails with ENOSPC (its compile cache's disk is full): exit 4, one line naming the

@@ -30,6 +30,10 @@ REQUIRES = ("tinygrad",)  # importable packages; checked before any worker start
 PACKAGES = ("tinygrad",)  # versions that change the numbers (the gate attributes moves to them)
 NUMERIC_ENV = ("DEV", "CPU_LLVM", "FLOAT16", "OPT", "BEAM")  # device, compiler and kernel-search settings (recorded)
 QUIET_ENV = {"DEBUG": "0"}
+# Cold-cache seconds per (mode, dtype) of a full bundled run on a 2-core machine (the workers' wall_s of
+# `conformance run --frameworks mlx,paddle,tinygrad`): the planner's first guess, which splits and orders the shards.
+COLD_SECONDS = {("eager", "float32"): 104, ("eager", "float64"): 93, ("eager", "float16"): 41, ("eager", "bfloat16"): 11,
+                ("compiled", "float32"): 100, ("compiled", "float64"): 85, ("compiled", "float16"): 35, ("compiled", "bfloat16"): 20}
 TinyTensor: Any = None
 dtypes: Any = None
 TinyJit: Any = None

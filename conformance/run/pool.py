@@ -349,7 +349,7 @@ class _Pool:
         self.cases = cases or []
         self.begun: dict[str, list[str]] = {}  # shard -> the cases it has started, in order
         self.calls: dict[str, list[CallBegun]] = {}  # shard -> the framework calls begun in its current case
-        self.answered: dict[str, int] = {}  # shard -> records received for its last call
+        self.answered: dict[str, set[str]] = {}  # shard -> the quantities of its last call whose records arrived
         self.resumed: list[Shard] = []  # what the pool starts for the rest of a shard whose worker died
         self.running: dict[str, tuple[mp.Process, Connection]] = {}
         self.seen: dict[str, float] = {}
@@ -379,12 +379,15 @@ class _Pool:
         conn.close()
         shard, begun = self.shards[name], self.begun.get(name, [])
         calls = self.calls.get(name, [])
-        crashed = calls[-1] if resume and calls and self.answered.get(name, 0) < len(calls[-1].quantities) else None
+        answered = self.answered.get(name, set())
+        crashed = calls[-1] if resume and calls and not set(calls[-1].quantities) <= answered else None
         rest = [c.full_id for c in self.cases if shard.selection(self.sel).wants_case(c.full_id) and c.full_id not in begun]
         if crashed is not None and self.cases:
             ended = "the call never returned and the watchdog killed the worker" if hung else "the process died during this call"
             cause = f"{ended} ({why}); the case's other calls ran in a new worker"
-            for record in crash_records(crashed, cause, hung):
+            # a call whose first records arrived before the process died (a value, then an abort in its backward):
+            # the crash answers only the quantities still unanswered, so no record is made twice
+            for record in crash_records(crashed, cause, hung, answered=answered):
                 self.outcome.take(RecordMade(record))
                 self.on_event(RecordMade(record))
             self._resume(shard, (crashed.record["case"], *rest), tuple(c.call for c in calls))
@@ -424,7 +427,7 @@ class _Pool:
             self.calls[name] = []
         elif isinstance(msg, CallBegun):
             self.calls.setdefault(name, []).append(msg)
-            self.answered[name] = 0
+            self.answered[name] = set()
         elif isinstance(msg, Crash):
             self.stop(name, f"crashed: {_last_line(msg.traceback)}", resume=True)
         elif isinstance(msg, Done):
@@ -435,7 +438,7 @@ class _Pool:
             self.on_event(Done(name))
         else:
             if isinstance(msg, RecordMade):
-                self.answered[name] = self.answered.get(name, 0) + 1
+                self.answered.setdefault(name, set()).add(msg.record["quantity"])
             self.outcome.take(msg)
             self.on_event(replace(msg, shard=name) if isinstance(msg, ShardProgress) else msg)  # progress is per shard
 

@@ -294,13 +294,14 @@ def call_context(case: Case, op: str, dtype: str, impl: Impl, mode: str, device:
             "device": device, "impl_id": impl.id, "case_file": str(Path(case.path).resolve()), "naive": impl.naive, "invalid": case.invalid}
 
 
-def crash_records(begun: CallBegun, why: str, hung: bool = False) -> list[dict]:
+def crash_records(begun: CallBegun, why: str, hung: bool = False, answered: set[str] | frozenset[str] = frozenset()) -> list[dict]:
     """The records of a call during which the worker process died (a signal, an abort, an exit) or which never
-    returned (`hung`: killed by the watchdog): `error`, the cause named, for every quantity the call was to answer.
-    A crash or a hang is the framework's answer to that input."""
+    returned (`hung`: killed by the watchdog): `error`, the cause named, for every quantity the call was to answer
+    but those whose records already arrived (`answered`: a value sent before the backward aborted). A crash or a
+    hang is the framework's answer to that input."""
     error = {"type": "ProcessHang" if hung else "ProcessCrash", "message": why, "where": "the worker process"}
     return [Record(status="error", behaviour="error", detail=why, quantity=q, error=dict(error), **begun.record).to_json()
-            for q in begun.quantities]
+            for q in begun.quantities if q not in answered]
 
 
 def make_record(case: Case, inputs: Inputs, impl: Impl, quantity: str, mode: str, device: str, out: Any, ref: oracle.Reference, elapsed: float,
