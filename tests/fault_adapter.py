@@ -2,7 +2,9 @@
 
 Registered through $CONFORMANCE_ADAPTERS ("fault=fault_adapter", with tests/ on PYTHONPATH); $CONFORMANCE_FAULT
 picks the fault: hang-import, raise-import, and, on the second evaluation (so that one case's records were sent
-first), exit (os._exit), segv, sigkill, hang, enospc, exit-after-first-record (the process dies between two records of one call) (a full disk under the framework's cache); exit-on-dense-labels (os._exit on every dense cross-entropy);
+first), exit (os._exit), segv, sigkill, hang, enospc (a full disk under the framework's cache),
+exit-after-first-record (the process dies between two records of one call); exit-on-dense-labels (os._exit on every
+dense cross-entropy);
 or a planted numerical bug: unshifted (softmax as exp(x)/sum(exp(x)) under
 the fused function's name). Otherwise it computes what the NumPy adapter computes.
 """
