@@ -53,7 +53,7 @@ def test_a_call_that_never_returns_is_a_finding_and_the_run_completes(tmp_path, 
     """The fault adapter's second call in every worker sleeps for an hour: after --timeout the watchdog kills the
     worker, that call's records are errors saying it hung (ProcessHang), a new worker takes the rest, and the run
     completes (exit 1), with one job too."""
-    res, seconds = _run(tmp_path, "hang", "--jobs", jobs, "--timeout", "4")
+    res, seconds = _run(tmp_path, "hang", "--jobs", jobs)
     assert res.returncode == 1, res.stderr
     doc = json.loads((tmp_path / "out" / "results.json").read_text())
     assert doc["complete"] is True and "incomplete" not in doc
