@@ -86,3 +86,15 @@ def test_a_broken_adapter_registered_through_the_environment_fails_the_contract_
                           f"{Path(__file__)}::test_every_registered_adapter_keeps_the_contract"],
                          capture_output=True, text=True, env=env, cwd=ROOT, timeout=600)
     assert res.returncode == 1 and "'broken': ['no version()'" in res.stdout, res.stdout[-2000:]
+
+
+def test_a_framework_whose_program_is_missing_is_absent_with_its_fix(tmp_path):
+    """tinygrad's CPU device runs clang (its TOOLS): with no clang on PATH it is reported absent, before any worker
+    starts, with how to add it (exit 2 when asked for by name), not an error on every call."""
+    pytest.importorskip("tinygrad")
+    env = {**os.environ, "PATH": str(tmp_path)}  # no clang (and nothing else) on PATH
+    env.pop("CPU_LLVM", None)
+    res = subprocess.run([sys.executable, "-m", "conformance.app.cli", "run", "--frameworks", "tinygrad", "--out", str(tmp_path / "out")],
+                         capture_output=True, text=True, env=env, cwd=tmp_path, timeout=120)
+    assert res.returncode == 2 and "missing clang" in res.stderr and "apt-get install clang" in res.stderr, res.stderr
+    assert len([line for line in res.stderr.splitlines() if line.strip()]) == 1

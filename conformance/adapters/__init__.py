@@ -10,6 +10,7 @@ from __future__ import annotations
 import importlib
 import importlib.util
 import os
+import shutil
 from importlib.metadata import PackageNotFoundError, entry_points
 from importlib.metadata import version as dist_version
 from pathlib import Path
@@ -49,7 +50,7 @@ INSTALL_HINT = {
     "onnxruntime": "pip install 'softmax-conformance[onnxruntime]'",
     "mlx": "pip install 'softmax-conformance[mlx]' (mlx[cpu] on Linux)",
     "paddle": "pip install 'softmax-conformance[paddle]'",
-    "tinygrad": "pip install 'softmax-conformance[tinygrad]' (its CPU device needs clang)",
+    "tinygrad": "pip install 'softmax-conformance[tinygrad]' and clang (apt-get install clang), which its CPU device runs",
 }
 
 
@@ -101,8 +102,11 @@ def package_versions(adapter: ModuleType) -> dict[str, str]:
 
 
 def missing_packages(name: str) -> list[str]:
-    """Packages the framework needs that are not importable, found without importing the framework itself."""
-    return [p for p in declaration(importlib.import_module(registered()[name]), "REQUIRES") if importlib.util.find_spec(p) is None]
+    """Packages the framework needs that are not importable, and programs it runs that are not on PATH (TOOLS:
+    tinygrad's clang), found without importing the framework itself."""
+    module = importlib.import_module(registered()[name])
+    return ([p for p in declaration(module, "REQUIRES") if importlib.util.find_spec(p) is None]
+            + [t for t in declaration(module, "TOOLS") if shutil.which(t) is None])
 
 
 def absent_message(name: str, missing: list[str]) -> str:

@@ -24,7 +24,7 @@ onnxruntime.py, or a plugin's) defining the same names:
                                                 out as a user would (the overhead table compares the two)
 
 and may declare the constants of `DECLARATIONS` below (each with its type, default and meaning: REQUIRES, PACKAGES,
-COLD_SECONDS, OWN_PROCESS, NUMERIC_ENV, QUIET_ENV, THREAD_ENV, QUICK_COMPILE, the GPU ones, SHARED_DOORS,
+TOOLS, COLD_SECONDS, OWN_PROCESS, NUMERIC_ENV, QUIET_ENV, THREAD_ENV, QUICK_COMPILE, the GPU ones, SHARED_DOORS,
 EXPORTED_FROM) and the functions of `OPTIONAL_FUNCTIONS` (device_problems, error_message, cache_damaged,
 discard_cache, forget_compiled). The core reads them only through `declaration` and `optional_function`, which
 refuse a name outside the contract. For a GPU:
@@ -98,6 +98,7 @@ class Adapter(Protocol):
 # optional part of the contract in one place, checked by contract_problems like the required names.
 DECLARATIONS: dict[str, tuple[type | tuple[type, ...], Any, str]] = {
     "REQUIRES": (tuple, (), "importable packages, checked before any worker starts; their frames are the framework's"),
+    "TOOLS": (tuple, (), "programs the framework runs, which must be on PATH (checked with REQUIRES: absent without them)"),
     "PACKAGES": (tuple, (), "distributions whose versions change the numbers (recorded; the gate attributes moves to them)"),
     "COLD_SECONDS": (dict, {}, "(mode, dtype) -> seconds of a cold run of the bundled corpus: orders and splits workers"),
     "OWN_PROCESS": (bool, False, "cannot share a process with another adapter (in-process tests run it as a subprocess)"),

@@ -27,6 +27,9 @@ from .base import Array, Impl, Unsupported, check_supported, needs_grad, reduce_
 
 NAME = "tinygrad"
 REQUIRES = ("tinygrad",)  # importable packages; checked before any worker starts
+# Its CPU device runs clang for every kernel (CPU_LLVM=1 compiles through llvmlite instead): without it, tinygrad is
+# absent, said before any worker starts, rather than an error on every call.
+TOOLS = () if os.environ.get("CPU_LLVM") else ("clang",)
 PACKAGES = ("tinygrad",)  # versions that change the numbers (the gate attributes moves to them)
 NUMERIC_ENV = ("DEV", "CPU_LLVM", "FLOAT16", "OPT", "BEAM")  # device, compiler and kernel-search settings (recorded)
 QUIET_ENV = {"DEBUG": "0"}
