@@ -210,6 +210,24 @@ def overwritten(given: dict[str, np.ndarray], now: dict[str, np.ndarray], when: 
     return f"{' and '.join(changed)} during the {when}" if changed else None
 
 
+def written_into(inputs: Inputs, primals: dict, labels: Any, to_numpy: Callable[[Any], np.ndarray], when: str) -> str | None:
+    """Whether a call wrote into the tensors it was given, the op's `primals` (by name) and its `labels` (they are
+    the caller's: a kernel that stores its gradient in the logits' or the hidden states' memory fails, whatever it
+    returns); `to_numpy` reads a framework tensor back."""
+    given = dict(inputs.given_primals)
+    now = {n: to_numpy(primals[n]) for n in given}
+    if labels is not None and inputs.given_labels is not None:
+        now["labels"], given["labels"] = to_numpy(labels), inputs.given_labels
+    return overwritten(given, now, when)
+
+
+def all_primals(inputs: Inputs, given: Iterable[Any]) -> list:
+    """The op's primals in call order from the given ones (an absent bias back as None), for a compiler that takes
+    arrays only (mx.compile, TinyJit) and so is handed the given primals alone."""
+    supplied = iter(given)
+    return [None if a is None else next(supplied) for a in inputs.primals.values()]
+
+
 def mark_overwritten(results: dict, what: str | None) -> dict:
     """Every answer of a call that wrote into its inputs becomes an Overwritten (exceptions and Unsupported stay)."""
     if what is None:

@@ -18,7 +18,7 @@ import numpy as np
 
 from ..corpus.inputs import Inputs
 from . import naive
-from .base import Array, Impl, check_supported, exact_signature, needs_grad, quantity_arguments, reduce_with
+from .base import Array, Impl, all_primals, check_supported, exact_signature, needs_grad, quantity_arguments, reduce_with
 
 NAME = "mlx"
 REQUIRES = ("mlx",)  # importable packages; checked before any worker starts
@@ -94,11 +94,9 @@ def where_log_softmax(x: Array, mask: Array, inputs: Inputs) -> Array:
 
 def linear_then_cross_entropy(hidden: Array, weight: Array, bias: Array | None, targets: Array, inputs: Inputs) -> Array:
     """The composed LLM head as MLX code writes it (MLX has no fused linear cross-entropy): h @ W.T (+ b), then
-    mlx.nn.losses.cross_entropy."""
+    mlx.nn.losses.cross_entropy as the cross_entropy door calls it."""
     logits = hidden @ weight.T if bias is None else mx.addmm(bias, hidden, weight.T)
-    opts = inputs.options
-    return nn.losses.cross_entropy(logits, targets, label_smoothing=opts.label_smoothing, reduction=opts.reduction)
-
+    return cross_entropy(logits, targets, inputs)
 
 NAIVE = naive.Namespace(
     exp=lambda x: mx.exp(x), log=lambda x: mx.log(x), sum=lambda x, axis, keep: mx.sum(x, axis=axis, keepdims=keep),
@@ -126,12 +124,6 @@ def implementations() -> list[Impl]:
     ]
 
 
-def _all_primals(inputs: Inputs, given: list) -> list:
-    """The op's primals in call order from the given ones (an absent bias back as None): mx.compile takes arrays only."""
-    supplied = iter(given)
-    return [None if a is None else next(supplied) for a in inputs.primals.values()]
-
-
 def _quantities_fn(impl: Impl, inputs: Inputs, quantities: tuple[str, ...]) -> Callable:
     """One function computing exactly the requested quantities, for evaluate and the benchmarks alike; `x` is the list
     of the op's given primals."""
@@ -139,7 +131,7 @@ def _quantities_fn(impl: Impl, inputs: Inputs, quantities: tuple[str, ...]) -> C
     names = tuple(inputs.given_primals)
 
     def forward(x, labels):
-        out = impl.forward(*_all_primals(inputs, x), labels, inputs)
+        out = impl.forward(*all_primals(inputs, x), labels, inputs)
         return reduce_with(out, inputs.options.reduction, mx.sum, mx.mean) if composed else out
 
     def compute(x, labels, g, d):
@@ -228,7 +220,7 @@ def bare_call(impl: Impl, inputs: Inputs, mode: str, device: str, backward: bool
     composed = impl.reduction_composed(inputs)
 
     def f(*z):
-        out = impl.forward(*_all_primals(inputs, list(z)), labels, inputs)
+        out = impl.forward(*all_primals(inputs, z), labels, inputs)
         return mx.mean(out) if composed else out
 
     if backward:  # the gradient of the sum (a uniform cotangent), of every primal: one array where there is one

@@ -19,7 +19,7 @@ import numpy as np
 
 from ..corpus.inputs import Inputs
 from . import naive
-from .base import Array, Impl, Unsupported, check_supported, mark_overwritten, needs_grad, no_sync, overwritten, reduce_with, synced_forward
+from .base import Array, Impl, Unsupported, check_supported, mark_overwritten, needs_grad, no_sync, reduce_with, synced_forward, written_into
 
 NAME = "paddle"
 REQUIRES = ("paddle",)  # importable packages; checked before any worker starts
@@ -96,6 +96,11 @@ def _weight(x: Array, inputs: Inputs) -> Array | None:
     return None if w is None else paddle.to_tensor(np.asarray(w), dtype=x.dtype)
 
 
+def _ignore(inputs: Inputs) -> dict:
+    """ignore_index only where the case sets it (Paddle's default of -100 otherwise, like torch)."""
+    return {} if inputs.options.ignore_index is None else {"ignore_index": inputs.options.ignore_index}
+
+
 def _per_example(out: Array, x: Array, inputs: Inputs) -> Array:
     """With soft labels, or hard ones smoothed (which Paddle turns into soft ones), its per-example losses keep the
     class axis with size 1 (its documented output shape): squeezed to the op's shape."""
@@ -103,22 +108,18 @@ def _per_example(out: Array, x: Array, inputs: Inputs) -> Array:
 
 
 def cross_entropy(x: Array, labels: Array | None, inputs: Inputs) -> Array:
-    """F.cross_entropy: `soft_label` set from the labels (dense probabilities or class indices); ignore_index only
-    where the case sets it (Paddle's default of -100 otherwise, like torch)."""
+    """F.cross_entropy: `soft_label` set from the labels (dense probabilities or class indices)."""
     opts = inputs.options
-    extra = {} if opts.ignore_index is None else {"ignore_index": opts.ignore_index}
     out = F.cross_entropy(x, labels, weight=_weight(x, inputs), reduction=opts.reduction, soft_label=_soft(labels), axis=inputs.axis,
-                          label_smoothing=opts.label_smoothing, **extra)
+                          label_smoothing=opts.label_smoothing, **_ignore(inputs))
     return _per_example(out, x, inputs)
 
 
 def softmax_with_cross_entropy(x: Array, labels: Array | None, inputs: Inputs) -> Array:
     """The fused op of Paddle 1.x, kept in 2.x and 3.x (deprecated): its loss keeps the class axis with size 1, and
     hard labels must have it too; both are squeezed/unsqueezed here so that it answers in the op's shape."""
-    opts = inputs.options
-    extra = {} if opts.ignore_index is None else {"ignore_index": opts.ignore_index}
     label = labels if _soft(labels) else labels.unsqueeze(inputs.axis)
-    return F.softmax_with_cross_entropy(x, label, soft_label=_soft(labels), axis=inputs.axis, **extra).squeeze(inputs.axis)
+    return F.softmax_with_cross_entropy(x, label, soft_label=_soft(labels), axis=inputs.axis, **_ignore(inputs)).squeeze(inputs.axis)
 
 
 def _class_second(x: Array, axis: int) -> Array:
@@ -132,10 +133,8 @@ def nll_of_log_softmax(x: Array, labels: Array | None, inputs: Inputs) -> Array:
     """The two-step form: F.nll_loss(F.log_softmax(x)), classes at axis 1."""
     if labels.dtype != paddle.int64:
         raise Unsupported("F.nll_loss takes int64 labels (its documentation), not int32")
-    opts = inputs.options
-    extra = {} if opts.ignore_index is None else {"ignore_index": opts.ignore_index}
     logp = F.log_softmax(_class_second(x, inputs.axis), axis=0 if x.ndim == 1 else 1)
-    return F.nll_loss(logp, labels, weight=_weight(x, inputs), reduction=opts.reduction, **extra)
+    return F.nll_loss(logp, labels, weight=_weight(x, inputs), reduction=inputs.options.reduction, **_ignore(inputs))
 
 
 def label_smooth_cross_entropy(x: Array, labels: Array | None, inputs: Inputs) -> Array:
@@ -157,14 +156,9 @@ def where_log_softmax(x: Array, mask: Array, inputs: Inputs) -> Array:
 
 
 def linear_then_cross_entropy(hidden: Array, weight: Array, bias: Array | None, targets: Array, inputs: Inputs) -> Array:
-    """The composed LLM head: F.linear (whose weight is [in, out], so W.T) then F.cross_entropy."""
-    logits = F.linear(hidden, weight.T, bias)
-    opts = inputs.options
-    extra = {} if opts.ignore_index is None else {"ignore_index": opts.ignore_index}
-    out = F.cross_entropy(logits, targets, weight=_weight(hidden, inputs), reduction=opts.reduction, soft_label=_soft(targets),
-                          label_smoothing=opts.label_smoothing, **extra)
-    return out.squeeze(-1) if opts.reduction == "none" and out.ndim == logits.ndim else out
-
+    """The composed LLM head: F.linear (whose weight is [in, out], so W.T), then F.cross_entropy as the cross_entropy
+    door calls it (the logits' classes are their last axis, the case's)."""
+    return cross_entropy(F.linear(hidden, weight.T, bias), targets, inputs)
 
 NAIVE = naive.Namespace(
     exp=lambda x: paddle.exp(x), log=lambda x: paddle.log(x), sum=lambda x, axis, keep: paddle.sum(x, axis=axis, keepdim=keep),
@@ -258,10 +252,10 @@ def evaluate(impl: Impl, inputs: Inputs, quantities: Iterable[str], mode: str, d
         results = {"value": _numpy(out)} if "value" in quantities else {}
     except Exception as exc:
         return {q: _unregistered(exc) or exc for q in quantities}
-    written = _written(inputs, primals, labels, "forward")
+    written = written_into(inputs, primals, labels, _numpy, "forward")
     if grad:
         results.update(_gradients(f, inputs, quantities, primals, labels, out, mode))
-        written = written or _written(inputs, primals, labels, "backward")
+        written = written or written_into(inputs, primals, labels, _numpy, "backward")
     return mark_overwritten(results, written)
 
 
@@ -277,15 +271,6 @@ def _unregistered(exc: BaseException) -> Unsupported | None:
             line = next(line for line in text.splitlines() if words[0] in line)
             return Unsupported(line[line.index(words[0]):].strip()[:200])
     return None
-
-
-def _written(inputs: Inputs, primals: dict, labels: Array, when: str) -> str | None:
-    """Whether the call wrote into the tensors it was given (they are the caller's)."""
-    given = dict(inputs.given_primals)
-    now = {n: _numpy(primals[n]) for n in given}
-    if labels is not None:
-        now["labels"], given["labels"] = _numpy(labels), inputs.given_labels
-    return overwritten(given, now, when)
 
 
 def _gradients(f: Callable, inputs: Inputs, quantities: tuple[str, ...], primals: dict, labels: Array, out: Array,

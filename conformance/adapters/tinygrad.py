@@ -23,7 +23,7 @@ import numpy as np
 
 from ..corpus.inputs import Inputs
 from . import naive
-from .base import Array, Impl, Unsupported, check_supported, needs_grad, reduce_with
+from .base import Array, Impl, Unsupported, all_primals, check_supported, needs_grad, reduce_with
 
 NAME = "tinygrad"
 REQUIRES = ("tinygrad",)  # importable packages; checked before any worker starts
@@ -134,16 +134,11 @@ def where_log_softmax(x: Array, mask: Array, inputs: Inputs) -> Array:
 
 def linear_then_cross_entropy(hidden: Array, weight: Array, bias: Array | None, targets: Array, inputs: Inputs) -> Array:
     """The composed LLM head: Tensor.linear (whose weight is [in, out], so W.T), then the sparse cross-entropy (class
-    indices) or Tensor.cross_entropy (probabilities, the classes moved to axis 1)."""
+    indices) or Tensor.cross_entropy (probabilities), as those doors call them (the logits' classes are their last axis)."""
     logits = hidden.linear(weight.T, bias)
-    opts = inputs.options
     if targets.dtype in (dtypes.int64, dtypes.int32):
-        extra = {} if opts.ignore_index is None else {"ignore_index": opts.ignore_index}
-        return logits.sparse_categorical_crossentropy(targets, label_smoothing=opts.label_smoothing, reduction=opts.reduction, **extra)
-    last = logits.ndim - 1
-    return _class_second(logits, last).cross_entropy(_class_second(targets, last), reduction=opts.reduction,
-                                                     label_smoothing=opts.label_smoothing)
-
+        return sparse_categorical_crossentropy(logits, targets, inputs)
+    return cross_entropy(logits, targets, inputs)
 
 NAIVE = naive.Namespace(
     exp=lambda x: x.exp(), log=lambda x: x.log(), sum=lambda x, axis, keep: x.sum(axis=axis, keepdim=keep),
@@ -195,8 +190,7 @@ def _quantities_fn(impl: Impl, inputs: Inputs, quantities: tuple[str, ...]) -> C
     names = tuple(inputs.given_primals)
 
     def forward(x: list, labels):
-        supplied = iter(x)
-        out = impl.forward(*(None if a is None else next(supplied) for a in inputs.primals.values()), labels, inputs)
+        out = impl.forward(*all_primals(inputs, x), labels, inputs)
         return reduce_with(out, inputs.options.reduction, lambda v: v.sum(), lambda v: v.mean()) if composed else out
 
     def compute(x: list, labels, g, d) -> dict:
@@ -277,11 +271,9 @@ def bare_call(impl: Impl, inputs: Inputs, mode: str, device: str, backward: bool
     check_supported(impl, inputs)
     x, labels, g, _ = _arguments(inputs, device)
     composed = impl.reduction_composed(inputs)
-    supplied = [a is not None for a in inputs.primals.values()]
 
     def f(*z):
-        parts = iter(z)
-        out = impl.forward(*(next(parts) if s else None for s in supplied), labels, inputs)
+        out = impl.forward(*all_primals(inputs, z), labels, inputs)
         out = out.mean() if composed else out
         if not backward:
             return out.realize()

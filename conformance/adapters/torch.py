@@ -23,7 +23,7 @@ import numpy as np
 
 from ..corpus.inputs import Inputs
 from . import naive
-from .base import Array, Impl, NotRun, Unsupported, check_supported, mark_overwritten, needs_grad, no_sync, overwritten, reduce_with, synced_forward
+from .base import Array, Impl, NotRun, Unsupported, check_supported, mark_overwritten, needs_grad, no_sync, reduce_with, synced_forward, written_into
 from .ownership import chain
 
 NAME = "torch"
@@ -501,21 +501,11 @@ def _evaluate(impl: Impl, inputs, quantities, mode: str, device: str) -> dict:
     results: dict = {}
     if "value" in quantities:
         results["value"] = _numpy(out)
-    written = _written(inputs, primals, labels, "forward")
+    written = written_into(inputs, primals, labels, _numpy, "forward")
     if not grad:
         return mark_overwritten(results, written)
     results = _gradients(f, inputs, quantities, primals, labels, out, dev, results)
-    return mark_overwritten(results, written or _written(inputs, primals, labels, "backward"))
-
-
-def _written(inputs: Inputs, primals: dict, labels, when: str) -> str | None:
-    """Whether the call wrote into the tensors it was given (they are the caller's: a kernel that stores its
-    gradient in the logits' or the hidden states' memory fails, whatever it returns)."""
-    given = dict(inputs.given_primals)
-    now = {n: _numpy(primals[n]) for n in given}
-    if labels is not None and inputs.given_labels is not None:
-        now["labels"], given["labels"] = _numpy(labels), inputs.given_labels
-    return overwritten(given, now, when)
+    return mark_overwritten(results, written or written_into(inputs, primals, labels, _numpy, "backward"))
 
 
 def _gradients(f, inputs: Inputs, quantities, primals: dict, labels, out, dev, results: dict) -> dict:

@@ -89,16 +89,12 @@ class Progress:
                 names = self.skipped.setdefault(what or why, [])
                 if who and who not in names:
                     names.append(who)
-        elif isinstance(msg, Lost) and msg.resumed:  # a crash recorded as its call's error: the shard goes on
-            self.state[msg.shard] = "done"
-            self.fraction_of[msg.shard] = 1.0
-            self._line(f"{msg.shard}: worker {msg.why}")
-            self._maybe_finished()
         elif isinstance(msg, Done | Lost):
-            self.state[msg.shard] = "done" if isinstance(msg, Done) else "LOST"
+            lost = isinstance(msg, Lost) and not msg.resumed  # resumed: a crash recorded as its call's error, the shard goes on
+            self.state[msg.shard] = "LOST" if lost else "done"
             self.fraction_of[msg.shard] = 1.0
-            self._line(f"{msg.shard}: done" if isinstance(msg, Done) else
-                       f"{msg.shard}: LOST ({msg.why}); the records it sent are kept, the run will be incomplete")
+            self._line(f"{msg.shard}: LOST ({msg.why}); the records it sent are kept, the run will be incomplete" if lost else
+                       f"{msg.shard}: worker {msg.why}" if isinstance(msg, Lost) else f"{msg.shard}: done")
             self._maybe_finished()
         if self.tty:
             status = " | ".join(f"{k} {v}" for k, v in self.state.items())

@@ -367,11 +367,12 @@ class _Pool:
                                            "devices": list(shard.devices), "spawned": spawned}
 
     def stop(self, name: str, why: str, resume: bool = False, hung: bool = False) -> None:
-        """The worker stopped. Where it died inside a framework call (a signal, an abort, an exit: `resume`), that call
-        gets `error` records naming the cause and a new worker takes the rest of the shard, the calls already made
-        skipped: a crash is a finding, and the run completes. Otherwise (a hang, a crash of the harness, an interrupt)
-        the shard is lost; with `resume`, the cases it had not begun go to a new worker (once), so a worker that dies
-        costs at most the case it was on."""
+        """The worker stopped. Where it died or hung inside a framework call (a signal, an abort, an exit, or no answer
+        within the timeout: `resume`, `hung`), that call gets `error` records naming the cause for the quantities not
+        yet answered, and a new worker takes the rest of the shard, the calls already made skipped: a crash or a hang
+        is a finding, and the run completes. Otherwise (stuck or crashed outside a call, an interrupt) the shard is
+        lost; with `resume`, the cases it had not begun go to a new worker (once), so a worker that dies costs at most
+        the case it was on."""
         proc, conn = self.running.pop(name)
         if proc.is_alive():
             proc.kill()
