@@ -98,3 +98,9 @@ def test_a_framework_whose_program_is_missing_is_absent_with_its_fix(tmp_path):
                          capture_output=True, text=True, env=env, cwd=tmp_path, timeout=120)
     assert res.returncode == 2 and "missing clang" in res.stderr and "apt-get install clang" in res.stderr, res.stderr
     assert len([line for line in res.stderr.splitlines() if line.strip()]) == 1
+    from conformance.adapters import FrameworkAbsent, load_adapter
+
+    with pytest.MonkeyPatch.context() as mp:  # the Python API says the same (load_adapter checks TOOLS itself)
+        mp.setenv("PATH", str(tmp_path))
+        with pytest.raises(FrameworkAbsent, match="missing clang"):
+            load_adapter("tinygrad")

@@ -81,6 +81,9 @@ def load_adapter(name: str, compile_cache: Path | None = None) -> ModuleType:
     problems = contract_problems(adapter)
     if problems:  # a third-party adapter that would fail half-way through a run: say what it lacks before it starts
         raise TypeError(f"{modules[name]} is not a complete adapter: {'; '.join(problems)} (conformance/adapters/base.py)")
+    tools = _missing_tools(adapter)
+    if tools:  # a program the framework runs (tinygrad's clang): absent, as a missing package is
+        raise FrameworkAbsent(absent_message(name, tools))
     try:
         adapter.load(compile_cache)
     except ImportError as exc:
@@ -105,8 +108,12 @@ def missing_packages(name: str) -> list[str]:
     """Packages the framework needs that are not importable, and programs it runs that are not on PATH (TOOLS:
     tinygrad's clang), found without importing the framework itself."""
     module = importlib.import_module(registered()[name])
-    return ([p for p in declaration(module, "REQUIRES") if importlib.util.find_spec(p) is None]
-            + [t for t in declaration(module, "TOOLS") if shutil.which(t) is None])
+    return [p for p in declaration(module, "REQUIRES") if importlib.util.find_spec(p) is None] + _missing_tools(module)
+
+
+def _missing_tools(module: ModuleType) -> list[str]:
+    """The programs an adapter declares it runs (TOOLS) that are not on PATH."""
+    return [t for t in declaration(module, "TOOLS") if shutil.which(t) is None]
 
 
 def absent_message(name: str, missing: list[str]) -> str:

@@ -11,7 +11,6 @@ A dtype the toolchain cannot compile (clang without a half-precision type) is `u
 from __future__ import annotations
 
 import os
-import shutil
 import subprocess
 from collections.abc import Callable, Iterable
 from functools import cache
@@ -47,9 +46,6 @@ def load(compile_cache: Path | None = None) -> None:
     """tinygrad keeps its compiled kernels in its own disk cache (CACHEDB, under ~/.cache by default); with a folder,
     there instead."""
     global TinyTensor, dtypes, TinyJit
-    if not os.environ.get("CPU_LLVM") and shutil.which("clang") is None:
-        # its CPU device runs clang for every kernel: without it, every call would fail the same way
-        raise ImportError("tinygrad's CPU device needs clang (apt-get install clang), or CPU_LLVM=1 with llvmlite", name="clang")
     if compile_cache is not None:
         os.environ.setdefault("CACHEDB", str(compile_cache / "tinygrad.db"))
     from tinygrad import Tensor
