@@ -5,16 +5,18 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from conformance.model.record import Record
 from conformance.run import results as results_io
 from conformance.speed.documents import BENCH_FILE
 
 
-def record(**over):
+def record(**over) -> Record:
+    """A record as the runner builds it (what results.read gives back)."""
     r = {"case": "s/c", "op": "softmax", "quantity": "value", "dtype": "float32", "framework": "torch", "impl": "torch.softmax",
          "mode": "eager", "device": "cpu", "status": "pass", "behaviour": "finite", "max_abs_err": 1e-8, "max_rel_err": 1e-7,
          "max_ulp": 1.0, "size": 4, "nan_count": 0, "inf_count": 0, "error": None, "known": None, "logit_scale": 1.0, "naive": False}
     r.update(over)
-    return r
+    return Record.from_json(r)
 
 
 def write(tmp_path: Path, name: str, records, stale=(), bench=None) -> Path:

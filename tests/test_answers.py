@@ -4,13 +4,13 @@ divergence's, an error's type), while an accurate answer moves only by a share o
 
 from __future__ import annotations
 
-import json
-
 import numpy as np
 
 from conformance.app.cli import main
 from conformance.judge.compare import digest
+from conformance.model.record import Record
 from conformance.report import diff as diff_mod
+from conformance.run import results as results_io
 from conformance.testing import check
 
 SELECTION = {"case": ["invalid-input/negative-label", "published-values/*"], "modes": ["eager"], "dtypes": ["float32"]}
@@ -34,15 +34,14 @@ def test_the_digest_sees_values_and_nan_patterns_and_nothing_else():
 
 
 def _save(result, path):
-    path.parent.mkdir(parents=True)
-    path.write_text(json.dumps(result.doc))
+    results_io.write(result.doc, path)
     return path
 
 
 def test_another_finite_answer_to_an_invalid_input_is_listed_and_fails_the_gate(tmp_path, capsys):
     before = _save(check(wraps, op="sparse_softmax_cross_entropy", framework="numpy", **SELECTION), tmp_path / "before" / "results.json")
     after = _save(check(clamps, op="sparse_softmax_cross_entropy", framework="numpy", **SELECTION), tmp_path / "after" / "results.json")
-    moves = diff_mod.diff(json.loads(before.read_text()), json.loads(after.read_text()))
+    moves = diff_mod.diff(results_io.read(before), results_io.read(after))
     changed = [m for m in moves if m.kind == "answer"]
     assert [m.record.split()[0] for m in changed] == ["invalid-input/negative-label"] and changed[0].worse
     assert changed[0].before != changed[0].after and "[" in changed[0].before  # small outputs shown as values
@@ -60,10 +59,10 @@ def _pair(**over):
     base = {"case": "s/c", "op": "softmax", "quantity": "value", "dtype": "float32", "framework": "torch", "impl": "torch.softmax",
             "mode": "eager", "device": "cpu", "status": "pass", "behaviour": "finite", "tol_ratio": 0.1, "answer": "a" * 16,
             "size": 4, "nan_count": 0, "inf_count": 0, "error": None, "known": None}
-    return base, {**base, **over}
+    return Record.from_json(base), Record.from_json({**base, **over})
 
 
-def _move(b: dict, c: dict) -> tuple[bool, bool] | None:
+def _move(b: Record, c: Record) -> tuple[bool, bool] | None:
     """answer_move's (changed, gated), without its words."""
     move = diff_mod.answer_move(b, c)
     return None if move is None else move[:2]
@@ -74,28 +73,27 @@ def test_an_accurate_answer_changes_only_by_a_share_of_its_tolerance():
     assert _move(*_pair(answer="b" * 16, tol_ratio=0.6)) == (True, False)  # listed, gated by the accuracy rule
     assert _move(*_pair(answer="b" * 16, status="known", tol_ratio=0.6)) is None  # status moved: that move says it
     _, known = _pair(status="known", known_id="k")
-    assert _move(known, {**known, "answer": "c" * 16, "tol_ratio": 0.9}) == (True, True)  # inside a bound: gated
-    worse = {**known, "tol_ratio": 4e13}
-    assert _move(worse, {**worse, "answer": "c" * 16, "tol_ratio": 3e6}) == (True, False)  # toward the oracle: listed
+    assert _move(known, known.but(answer="c" * 16, tol_ratio=0.9)) == (True, True)  # inside a bound: gated
+    worse = known.but(tol_ratio=4e13)
+    assert _move(worse, worse.but(answer="c" * 16, tol_ratio=3e6)) == (True, False)  # toward the oracle: listed
 
 
 def test_an_errors_type_is_its_answer_and_old_files_compare_as_before():
     _, raised = _pair(behaviour="error", answer=None, error={"type": "IndexError", "message": "m"}, invalid=True)
-    assert _move(raised, {**raised, "error": {"type": "RuntimeError", "message": "m"}}) == (True, True)
-    assert _move(raised, {**raised, "error": {"type": "IndexError", "message": "other words"}}) is None
+    assert _move(raised, raised.but(error={"type": "RuntimeError", "message": "m"})) == (True, True)
+    assert _move(raised, raised.but(error={"type": "IndexError", "message": "other words"})) is None
     old, new = _pair(answer="b" * 16)
-    del old["answer"]
-    assert _move(old, new) is None  # written before answers were fingerprinted: nothing to compare
+    assert _move(old.but(answer=None), new) is None  # written before answers were fingerprinted: nothing to compare
 
 
 def test_nan_becoming_a_measured_answer_is_listed_not_gated_and_the_reverse_is():
     _, nan = _pair(status="known", known_id="k", behaviour="all_nan", tol_ratio=None, answer="n" * 16)  # both sides known
-    measured = {**nan, "behaviour": "finite", "tol_ratio": 3.0, "answer": "f" * 16}
+    measured = nan.but(behaviour="finite", tol_ratio=3.0, answer="f" * 16)
     assert _move(nan, measured) == (True, False)  # the oracle measures the new answer: the accuracy rule gates it
     assert _move(measured, nan) == (True, True)  # a measured answer became NaN inside the same entry
 
 
-def _entry_doc(record: dict, entries: list[dict]) -> dict:
+def _entry_doc(record: Record, entries: list[dict]) -> dict:
     return {"environment": {}, "records": [record], "known_divergences": entries}
 
 
@@ -103,7 +101,7 @@ def test_only_an_entry_scoped_from_a_release_on_accepts_a_changed_answer():
     """An entry written for a change (`>=3.10`) accepts the new answer on the upgrade; on the downgrade the old
     release's entry (`<3.10`) describes the past and accepts nothing; an unscoped entry accepts nothing either."""
     _, old = _pair(status="known", known_id="before-3.10", invalid=True, answer="o" * 16, output=[0.5, 0.5])
-    new = {**old, "known_id": "from-3.10", "answer": "z" * 16, "output": [0.0, 0.0]}  # a masked row zeroed, not uniform
+    new = old.but(known_id="from-3.10", answer="z" * 16, output=[0.0, 0.0])  # a masked row zeroed, not uniform
     entries = [{"id": "from-3.10", "link": "l", "versions": {"keras": ">=3.10"}}, {"id": "before-3.10", "link": "l", "versions": {"keras": "<3.10"}}]
     up = [m for m in diff_mod.diff(_entry_doc(old, entries), _entry_doc(new, entries)) if m.kind == "answer"]
     down = [m for m in diff_mod.diff(_entry_doc(new, entries), _entry_doc(old, entries)) if m.kind == "answer"]
@@ -122,20 +120,20 @@ def test_between_two_cpus_answers_and_pass_to_known_are_notes_and_a_fail_still_g
     docs = []
     for cpu, answer, output, status in (("CPU A", "a" * 16, [0.25, 1.0], "pass"), ("CPU B", "b" * 16, [0.0, 1.0], "known")):
         env = {"cpu": cpu, "cpu_features": ["avx2"], "cpu_count": 2}
-        docs.append({"environment": env, "records": [{**known, "answer": answer, "output": output}, {**passing, "status": status}]})
+        docs.append({"environment": env, "records": [known.but(answer=answer, output=output), passing.but(status=status)]})
     report = gate.GateReport()
     gate.compare_records(docs[0], docs[1], report)
     assert report.ok, report.regressions
     assert any("differs on this CPU" in n for n in report.notes) and any("explained by the registry on this CPU" in n for n in report.notes)
-    docs[1]["records"][1]["status"] = "fail"
+    docs[1]["records"][1] = docs[1]["records"][1].but(status="fail")
     report = gate.GateReport()
     gate.compare_records(docs[0], docs[1], report)
-    assert [r.split(":")[0] for r in report.regressions] == ["status"]
+    assert [r.kind for r in report.regressions] == ["status"]
     docs[1]["environment"]["cpu"] = "CPU A"  # the same CPU: the answer is gated again
-    docs[1]["records"][1]["status"] = "pass"
+    docs[1]["records"][1] = docs[1]["records"][1].but(status="pass")
     report = gate.GateReport()
     gate.compare_records(docs[0], docs[1], report)
-    assert [r.split(":")[0] for r in report.regressions] == ["answer"]
+    assert [r.kind for r in report.regressions] == ["answer"]
 
 
 def softmax_rows(logits, axis=-1):
@@ -161,7 +159,7 @@ def test_the_entries_of_an_invalid_input_that_have_an_answer_are_judged_by_the_o
     assert [r["status"] for r in wrong] == ["fail"] and "an entry that has an answer is wrong" in wrong[0]["detail"]
 
 
-def _invalid_record(output, **over) -> dict:
+def _invalid_record(output, **over) -> Record:
     _, record = _pair(invalid=True, status="known", known_id="k", behaviour="nonfinite", tol_ratio=None, size=6, output=output,
                       answer=digest(np.array(output, np.float64)), **over)
     return record
@@ -174,34 +172,33 @@ def test_a_last_bit_change_in_an_answered_row_is_no_answer_change_and_a_changed_
     ulp = _invalid_record([[0.11920291185379028, 0.0, 0.8807970285415649], [0.0, 0.0, 0.0]])
     uniform = _invalid_record([[0.11920291930437088, 0.0, 0.8807970285415649], [1 / 3, 1 / 3, 1 / 3]])
     nan = _invalid_record([[0.11920291930437088, 0.0, 0.8807970285415649], ["nan", "nan", "nan"]])
-    assert before["answer"] != ulp["answer"]  # the digest sees the ulp ...
+    assert before.answer != ulp.answer  # the digest sees the ulp ...
     assert _move(before, ulp) is None and _move(ulp, before) is None  # ... the comparison by value does not
     assert _move(before, uniform) == (True, True) and _move(uniform, before) == (True, True)
     assert _move(before, nan) == (True, True)  # zeros -> NaN: another behaviour
     summary = {"entries": 3, "nan": 0, "posinf": 0, "neginf": 0, "rtol": 2.4e-6, "atol": 1e-38}
-    with_summary = {**before, "unanswered": {**summary, "values": [0.0, 0.0, 0.0]}}
-    assert _move(with_summary, {**uniform, "unanswered": {**summary, "values": [1 / 3] * 3}}) == (True, True)
+    with_summary = before.but(unanswered={**summary, "values": [0.0, 0.0, 0.0]})
+    assert _move(with_summary, uniform.but(unanswered={**summary, "values": [1 / 3] * 3})) == (True, True)
     # the valid row moved by 1% but only the entries without an answer are compared here: its status judges the rest
-    assert _move(with_summary, {**uniform, "output": [[0.12, 0.0, 0.88], [0.0, 0.0, 0.0]], "unanswered": with_summary["unanswered"]}) is None
+    assert _move(with_summary, uniform.but(output=[[0.12, 0.0, 0.88], [0.0, 0.0, 0.0]], unanswered=with_summary.unanswered)) is None
 
 
 def test_large_unanswered_parts_are_compared_by_their_statistics_and_a_bare_digest_is_not_gated():
     stats = {"entries": 40, "nan": 0, "posinf": 0, "neginf": 0, "rtol": 2.4e-6, "atol": 1e-38, "min": 0.0, "max": 0.25, "sum": 2.5, "abs_sum": 2.5}
-    base = _invalid_record(None, unanswered=stats)
-    base.pop("output")
-    assert _move(base, {**base, "answer": "x" * 16, "unanswered": {**stats, "sum": 2.5 * (1 + 1e-7)}}) is None  # rounding
-    assert _move(base, {**base, "answer": "x" * 16, "unanswered": {**stats, "sum": 2.0}}) == (True, True)
-    assert _move(base, {**base, "answer": "x" * 16, "unanswered": {**stats, "nan": 1}}) == (True, True)
-    bare = {k: v for k, v in base.items() if k != "unanswered"}
-    assert _move(bare, {**bare, "answer": "x" * 16}) == (True, False)  # listed as uncertain, not gated
-    assert _move(bare, {**bare, "answer": "x" * 16, "nan_count": 3}) == (True, True)  # but a new NaN is a behaviour
+    base = _invalid_record(None, unanswered=stats)  # no stored output
+    assert _move(base, base.but(answer="x" * 16, unanswered={**stats, "sum": 2.5 * (1 + 1e-7)})) is None  # rounding
+    assert _move(base, base.but(answer="x" * 16, unanswered={**stats, "sum": 2.0})) == (True, True)
+    assert _move(base, base.but(answer="x" * 16, unanswered={**stats, "nan": 1})) == (True, True)
+    bare = base.but(unanswered=None)
+    assert _move(bare, bare.but(answer="x" * 16)) == (True, False)  # listed as uncertain, not gated
+    assert _move(bare, bare.but(answer="x" * 16, nan_count=3)) == (True, True)  # but a new NaN is a behaviour
 
 
 def test_a_wrong_answered_entry_of_an_invalid_input_is_an_accuracy_fail_for_the_registry():
     from conformance.judge.known import Entry, record_kinds
 
-    r = {"invalid": True, "answered_wrong": True, "behaviour": "nonfinite", "status": "fail", "tol_ratio": 2e7}
-    assert record_kinds(r) == ("accuracy",) and record_kinds({**r, "answered_wrong": None}) == ("invalid-input",)
+    _, r = _pair(invalid=True, answered_wrong=True, behaviour="nonfinite", status="fail", tol_ratio=2e7)
+    assert record_kinds(r) == ("accuracy",) and record_kinds(r.but(answered_wrong=None)) == ("invalid-input",)
     floatx = Entry("floatx", {"framework": ["keras-jax"]}, "design", "r", "https://x", explains=("accuracy",), behaviours=("finite",))
     assert floatx.exceeded_by(r) is None  # the wrong entries are finite values, whatever NaN the row beside them holds
 

@@ -57,6 +57,38 @@ def test_the_op_name_check_can_fail():
     assert not _op_name_compared('Impl(NAME, "torch.softmax", "softmax", softmax, key="softmax")')
 
 
+def _status_words_compared(source: str) -> list[int]:
+    """The lines where a status is compared with a word of its own (`r.status == "known"`, `status in ("fail",
+    "error")`) instead of with the enum (conformance/model/status.py)."""
+    from conformance.model.status import STATUSES
+
+    def words(node: ast.AST) -> bool:
+        if isinstance(node, ast.Constant):
+            return node.value in STATUSES
+        return isinstance(node, (ast.Tuple, ast.List, ast.Set)) and any(words(e) for e in node.elts)
+
+    found = []
+    for node in ast.walk(ast.parse(source)):
+        if isinstance(node, ast.Compare):
+            sides = [node.left, *node.comparators]
+            if any(words(x) for x in sides) and any("status" in ast.unparse(x) for x in sides if not words(x)):
+                found.append(node.lineno)
+    return found
+
+
+def test_no_status_is_compared_with_a_word_outside_the_enum():
+    found = [f"{p.relative_to(PACKAGE.parent)}:{n}" for p in PACKAGE.rglob("*.py") if p.name != "status.py"
+             for n in _status_words_compared(p.read_text())]
+    assert not found, "a status compared with a string instead of model.status.Status:\n" + "\n".join(found)
+
+
+def test_the_status_check_can_fail():
+    for line in ('r.status == "known"', 'x = r["status"] in ("unsupported", "skip")', '"fail" != record.status', 'status in {"error"}'):
+        assert _status_words_compared(line), line
+    for line in ('r.status is Status.KNOWN', 'r.behaviour == "error"', 'kind == "fail"', 'r.status.ran'):
+        assert not _status_words_compared(line), line
+
+
 def test_no_function_over_60_lines():
     long = []
     for path in PACKAGE.rglob("*.py"):

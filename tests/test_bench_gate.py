@@ -121,7 +121,7 @@ def test_thirty_percent_slowdown_trips_every_gated_benchmark_and_survives_confir
     other = json.loads(runs[4].read_text())
     report = _compare(fast, runs[3], lambda tripped, doc: other)
     assert report.benchmarks_compared > 0 and len(report.regressions) == report.benchmarks_compared
-    assert all("confirmed" in r for r in report.regressions)
+    assert all("confirmed" in r for r in map(str, report.regressions))
 
 
 def _one(min_s: float, fullname: str = "b[x]", processes: tuple = ()) -> dict:
@@ -145,7 +145,7 @@ def test_confirmation_clears_only_what_a_same_machine_remeasurement_clears(tmp_p
     redo = _doc(*([_one(again)] if again else []), cpu=cpu)
     report = _compare(base, cur, lambda tripped, doc: redo)
     assert bool(report.regressions) == regressed
-    assert note in " ".join(report.regressions + report.notes)
+    assert note in " ".join([*map(str, report.regressions), *report.notes])
 
 
 def test_without_confirmation_a_trip_is_a_regression_and_the_gate_says_confirm_exists(tmp_path):

@@ -286,7 +286,7 @@ def test_a_killed_run_leaves_no_old_results_posing_as_its_own(tmp_path):
     proc.wait(timeout=30)
     assert (out / "run-in-progress.json").exists() and (out / "run.log").read_bytes() == old_log
     report = gate.gate(out / "results.json", out / "results.json")
-    assert not report.ok and any("is from an earlier run" in r for r in report.regressions)
+    assert not report.ok and any("is from an earlier run" in r for r in map(str, report.regressions))
     assert any("same file" in n for n in report.notes)
 
 

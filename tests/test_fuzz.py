@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 import yaml
+from results_factory import record
 
 from conformance.app.cli import main
 from conformance.app.fuzz import drawn_case, fuzz, write_case
@@ -42,8 +43,8 @@ def test_a_planted_bug_is_found_and_the_written_case_replays_it(tmp_path, monkey
 
 def test_written_case_is_a_valid_corpus_file(tmp_path):
     case = drawn_case(("softmax_cross_entropy",), ("float64",)).example()
-    record = {"framework": "x", "impl": "y", "quantity": "value", "status": "fail", "detail": "at [0]: got 1, oracle 2"}
-    path = write_case(case, record, tmp_path, seed=3)
+    found = record(framework="x", impl="y", quantity="value", status="fail", detail="at [0]: got 1, oracle 2")
+    path = write_case(case, found, tmp_path, seed=3)
     loaded = load([path])
     assert loaded[0].suite == "fuzz-found-3" and "Found by conformance fuzz" in loaded[0].description
     assert yaml.safe_load(path.read_text())["cases"][0]["source"] == "conformance fuzz --seed 3"

@@ -20,6 +20,13 @@ DATA = Path(__file__).resolve().parent / "data" / "upgrade"
 OLD, NEW = DATA / "jax-0.9.2.json", DATA / "jax-0.10.2.json"
 
 
+def _swap(doc: dict, victim, **changes):
+    """The document with one record replaced by a copy with these changes (records are not changed in place)."""
+    new = victim.but(**changes)
+    doc["records"] = [new if r is victim else r for r in doc["records"]]
+    return new
+
+
 def _write(tmp_path: Path, name: str, doc: dict) -> Path:
     path = tmp_path / name / "results.json"
     results_io.write(doc, path)
@@ -72,7 +79,7 @@ def test_a_lost_implementation_fails(tmp_path, capsys):
 def test_pass_to_unsupported_fails(tmp_path, capsys):
     doc = results_io.read(NEW)
     victim = next(r for r in doc["records"] if r["status"] == "pass" and not r["naive"])
-    victim.update(status="unsupported", behaviour=None, tol_ratio=None, reason="pretend the option went away")
+    _swap(doc, victim, status="unsupported", behaviour=None, tol_ratio=None, reason="pretend the option went away")
     lines = _regressions(tmp_path, capsys, doc)
     assert len(lines) == 1 and lines[0].startswith("  - status:") and "pass -> unsupported" in lines[0]
 
@@ -82,8 +89,8 @@ def test_a_fused_record_40x_less_accurate_fails(tmp_path, capsys, base):
     doc = results_io.read(NEW)
     victim = max((r for r in doc["records"] if r["status"] == "pass" and not r["naive"] and r.get("tol_ratio")
                   and r["tol_ratio"] < 0.025), key=lambda r: r["tol_ratio"])
-    victim["tol_ratio"] *= 40  # still inside its tolerance
-    assert victim["tol_ratio"] < 1
+    victim = _swap(doc, victim, tol_ratio=victim.tol_ratio * 40)  # still inside its tolerance
+    assert victim.tol_ratio < 1
     lines = _regressions(tmp_path, capsys, doc, base)
     assert len(lines) == 1 and lines[0].startswith("  - accuracy:") and victim["case"] in lines[0]
 
@@ -92,7 +99,7 @@ def test_naive_formulas_are_reported_not_gated_unless_asked(tmp_path, capsys):
     doc = results_io.read(NEW)
     victim = max((r for r in doc["records"] if r["status"] == "pass" and r["naive"] and r.get("tol_ratio") and r["tol_ratio"] < 0.025),
                  key=lambda r: r["tol_ratio"])
-    victim["tol_ratio"] *= 40
+    _swap(doc, victim, tol_ratio=victim.tol_ratio * 40)
     cur = _write(tmp_path, "cur", doc)
     assert gate.gate(NEW, cur).ok
     assert not gate.gate(NEW, cur, include_naive=True).ok
@@ -100,7 +107,7 @@ def test_naive_formulas_are_reported_not_gated_unless_asked(tmp_path, capsys):
 
 def test_two_versions_merged_into_one_file_cannot_be_gated(tmp_path, capsys):
     doc = results_io.read(NEW)
-    doc["records"] = doc["records"] + [dict(r, framework_version="0.9.2") for r in results_io.read(OLD)["records"]]
+    doc["records"] = doc["records"] + [r.but(framework_version="0.9.2") for r in results_io.read(OLD)["records"]]
     code = main(["gate", "--baseline", str(NEW), "--current", str(_write(tmp_path, "both", doc))])
     err = capsys.readouterr().err
     assert code == 2 and "two records for" in err and len(err.strip().splitlines()) == 1

@@ -122,7 +122,7 @@ SHELL = "softmax$(touch PWNED)`touch PWNED2`;touch PWNED3"
 @pytest.mark.parametrize("field", ["case", "framework", "impl", "op", "quantity", "dtype", "mode", "device"])
 def test_every_field_of_a_rerun_command_is_quoted(field):
     r = record(impl_id="torch/softmax", **{field: SHELL})
-    mine = {**r, "impl_id": "user/torch/softmax", "impl": SHELL if field == "impl" else "mine:f"}
+    mine = r.but(impl_id="user/torch/softmax", impl=SHELL if field == "impl" else "mine:f")
     for command in (repro.command(r, compile_cache="/tmp/cache $(x)"), check_mod.command(mine)):
         words = shlex.split(command, comments=True)  # what a shell hands the command: each field one word, as written
         assert [w for w in words if "PWNED" in w] in ([SHELL], [])  # [] where the command names the impl by its id, or is a comment

@@ -3,12 +3,11 @@ through Where, and PyTorch's functions exported with torch.onnx.export, judged l
 
 from __future__ import annotations
 
-import json
-
 import pytest
 
 from conformance.app.cli import main
 from conformance.report import cross_backend
+from conformance.run import results as results_io
 
 pytest.importorskip("onnxruntime")
 pytest.importorskip("onnx")
@@ -16,7 +15,7 @@ pytest.importorskip("onnx")
 
 def _run(tmp_path, *args) -> list[dict]:
     assert main(["run", "--out", str(tmp_path), "--jobs", "1", *args]) == 0
-    return json.loads((tmp_path / "results.json").read_text())["records"]
+    return results_io.read(tmp_path / "results.json")["records"]
 
 
 def test_opset_11_normalises_another_block_where_the_class_axis_is_not_last(tmp_path):

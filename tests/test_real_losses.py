@@ -7,6 +7,7 @@ every failure reported is true (each is checked here against mathematics or the 
 from __future__ import annotations
 
 import pytest
+from results_factory import record
 
 torch = pytest.importorskip("torch")
 
@@ -99,9 +100,7 @@ def test_a_numpy_mean_is_inferred_too():
 def test_a_lambda_gets_no_rerun_command_that_cannot_work():
     from conformance.run.check import command
 
-    said = command({"impl": "__main__:<lambda>", "impl_id": "user/numpy/softmax", "op": "softmax", "case": "s/c", "quantity": "value",
-                    "dtype": "float32", "mode": "eager", "device": "cpu"})
+    said = command(record(impl="__main__:<lambda>", impl_id="user/numpy/softmax", framework="user"))
     assert said.startswith("# none:") and "importable" in said
-    local = command({"impl": "tests.test_x:test_f.<locals>.mine", "impl_id": "user/numpy/softmax", "op": "softmax", "case": "s/c",
-                     "quantity": "value", "dtype": "float32", "mode": "eager", "device": "cpu"})
+    local = command(record(impl="tests.test_x:test_f.<locals>.mine", impl_id="user/numpy/softmax", framework="user"))
     assert local.startswith("# none:")

@@ -7,11 +7,13 @@ from pathlib import Path
 
 import pytest
 import yaml
+from results_factory import record
 
 from conformance.app.cli import main
 from conformance.corpus import bundled
 from conformance.judge import known
 from conformance.model.record import message as record_message
+from conformance.model.status import Status
 
 ROOT = Path(__file__).resolve().parent.parent
 CASE = bundled.cases_dir() / "extreme-logits.yaml"
@@ -76,11 +78,11 @@ def test_versions_apply_per_package(tmp_path):
     reg.write_text(yaml.safe_dump({"divergences": [{**_entry(), "versions": {"scipy": "<1.0", "numpy": ">=1"}},
                                                    {**_entry(), "id": "plain", "versions": ">=2"}]}))
     per_package, plain = known.load(reg)
-    record = {"framework": "numpy", "impl": "scipy.special.softmax", "behaviour": "finite"}
-    assert not per_package.selects(record, {"numpy": "2.4.6", "scipy": "1.17.1"})
-    assert per_package.selects(record, {"numpy": "2.4.6", "scipy": "0.9"})
-    assert not per_package.selects(record, {"numpy": "2.4.6"})  # a range on a package that was not recorded does not select
-    assert plain.selects(record, {"numpy": "2.4.6"}) and not plain.selects(record, {"numpy": "1.26.0"})  # the framework's own
+    one = record(framework="numpy", impl="scipy.special.softmax", behaviour="finite")
+    assert not per_package.selects(one, {"numpy": "2.4.6", "scipy": "1.17.1"})
+    assert per_package.selects(one, {"numpy": "2.4.6", "scipy": "0.9"})
+    assert not per_package.selects(one, {"numpy": "2.4.6"})  # a range on a package that was not recorded does not select
+    assert plain.selects(one, {"numpy": "2.4.6"}) and not plain.selects(one, {"numpy": "1.26.0"})  # the framework's own
 
 
 def test_gpu_axis_skips_cleanly_without_a_gpu(tmp_path, capsys):
@@ -97,13 +99,14 @@ def test_a_divergence_worse_than_its_bound_fails(tmp_path):
     reg = tmp_path / "bounded.yaml"
     reg.write_text(yaml.safe_dump({"divergences": [{**_entry(case="s/*"), "explains": "value", "behaviours": ["finite"], "max_tol_ratio": 10}]}))
     entry = known.load(reg)[0]
-    base = {"framework": "numpy", "impl": "scipy.special.softmax", "case": "s/c", "status": "fail", "known": None, "behaviour": "finite"}
-    inside, worse, other = dict(base, tol_ratio=8.0), dict(base, tol_ratio=100.0), dict(base, tol_ratio=None, behaviour="all_nan")
-    known.apply([inside, worse, other], [entry], {})
-    assert inside["status"] == "known"
-    assert worse["status"] == "fail" and worse["beyond_known"] == entry.id and "100x its tolerance" in record_message(worse)
-    assert other["status"] == "fail" and "behaviour all_nan" in record_message(other)
-    assert entry.matched == 1 and entry.beyond == 2
+    base = dict(framework="numpy", impl="scipy.special.softmax", case="s/c", status="fail", behaviour="finite")
+    records = [record(**base, tol_ratio=8.0), record(**base, tol_ratio=100.0), record(**{**base, "behaviour": "all_nan"}, tol_ratio=None)]
+    (inside, worse, other), tallies = known.apply(records, [entry], {})
+    assert inside.status is Status.KNOWN
+    assert worse.status is Status.FAIL and worse.beyond_known == entry.id and "100x its tolerance" in record_message(worse)
+    assert other.status is Status.FAIL and "behaviour all_nan" in record_message(other)
+    assert (tallies[entry.id].matched, tallies[entry.id].beyond, tallies[entry.id].exercised) == (1, 2, 3)
+    assert [r.status for r in records] == ["fail"] * 3  # the registry makes new records; the ones it was given are unchanged
 
 
 def test_rejudge_with_the_same_registry_changes_no_status(tmp_path):
@@ -129,9 +132,9 @@ def test_a_renamed_implementation_is_stale_but_a_glob_over_frameworks_is_not():
         return known.Entry(id=impl, match={"framework": ["*"], "impl": [impl]}, kind="design", reason="r", link="l")
 
     offered = {"torch": {"torch/naive/softmax"}, "keras-torch": {"keras-torch/keras/ops/softmax"}}
-    stale = known.stale([entry("torch/naive/softmaxx"), entry("*/naive/*")], {}, set(), set(), offered)
+    stale = known.stale([entry("torch/naive/softmaxx"), entry("*/naive/*")], known.Tallies(), {}, set(), set(), offered)
     assert [e["id"] for e in stale] == ["torch/naive/softmaxx"]
-    assert not known.stale([entry("*/naive/*")], {}, set(), set(), {"keras-torch": {"keras-torch/keras/ops/softmax"}})
+    assert not known.stale([entry("*/naive/*")], known.Tallies(), {}, set(), set(), {"keras-torch": {"keras-torch/keras/ops/softmax"}})
 
 
 def test_rejudge_with_the_oracle_judges_stored_outputs_again(tmp_path):
@@ -145,9 +148,9 @@ def test_rejudge_with_the_oracle_judges_stored_outputs_again(tmp_path):
         "suite: again\ndescription: d\ncases:\n  - id: two\n    description: d\n    ops: [softmax]\n    dtypes: [float64]\n"
         "    quantities: [value]\n    logits: [[0.0, 1.0]]\n")
     assert main(["run", "--cases", str(tmp_path / "cases"), "--frameworks", "numpy", "--out", str(tmp_path / "run")]) == 0
-    doc = read(tmp_path / "run" / "results.json")
-    record = next(r for r in doc["records"] if r["impl_id"] == "numpy/scipy/softmax")
-    record["output"] = [[0.5, 0.5]]  # an answer the oracle calls wrong, as if the oracle had said otherwise at the time
+    doc = __import__("json").loads((tmp_path / "run" / "results.json").read_text())
+    edited = next(r for r in doc["records"] if r["impl_id"] == "numpy/scipy/softmax")
+    edited["output"] = [[0.5, 0.5]]  # an answer the oracle calls wrong, as if the oracle had said otherwise at the time
     (tmp_path / "edited.json").write_text(__import__("json").dumps(doc))
     assert main(["rejudge", str(tmp_path / "edited.json"), "--out", str(tmp_path / "kept")]) == 0  # judgement kept
     assert main(["rejudge", "--oracle", str(tmp_path / "edited.json"), "--out", str(tmp_path / "again")]) == 1
@@ -165,10 +168,10 @@ def _explaining(explains, **match) -> known.Entry:
 
 
 def test_an_entry_explains_one_kind_of_record_and_matches_no_other():
-    finite = {"framework": "keras-jax", "impl": "k", "case": "s/c", "behaviour": "finite", "status": "fail"}
-    silent = {**finite, "invalid": True}  # a finite answer to an input that has none
-    nan = {**finite, "behaviour": "all_nan"}
-    raised = {**finite, "behaviour": "error", "status": "error"}
+    finite = record(framework="keras-jax", impl="k", case="s/c", behaviour="finite", status="fail")
+    silent = finite.but(invalid=True)  # a finite answer to an input that has none
+    nan = finite.but(behaviour="all_nan")
+    raised = finite.but(behaviour="error", status="error")
     accuracy = _explaining(("accuracy",))
     assert accuracy.selects(finite) and not accuracy.selects(silent) and not accuracy.selects(nan) and not accuracy.selects(raised)
     assert _explaining(("invalid-input",)).selects(silent) and not _explaining(("invalid-input",)).selects(finite)

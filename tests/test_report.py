@@ -37,10 +37,9 @@ def test_report_cli(tmp_path):
     assert main(["report", str(tmp_path / "missing.json"), "--out", str(tmp_path / "o")]) == 2
 
 
-def _keras_record(framework: str, door: str, status: str, behaviour: str, case: str = "shapes/x") -> dict:
-    return {"case": case, "op": "softmax", "quantity": "value", "dtype": "float32", "framework": framework,
-            "impl": f"keras {door}", "impl_id": f"{framework}/keras/{door}", "mode": "eager", "device": "cpu",
-            "status": status, "behaviour": behaviour, "known_status": "fail" if status == "known" else None}
+def _keras_record(framework: str, door: str, status: str, behaviour: str, case: str = "shapes/x", impl_id: str | None = None):
+    return record(case=case, framework=framework, impl=f"keras {door}", impl_id=impl_id or f"{framework}/keras/{door}",
+                  status=status, behaviour=behaviour, known_status="fail" if status == "known" else None)
 
 
 def test_the_same_keras_call_parting_across_backends_is_reported():
@@ -52,8 +51,7 @@ def test_the_same_keras_call_parting_across_backends_is_reported():
     records += [_keras_record("tensorflow", "ops/softmax", "pass", "error", "bad/x"),
                 _keras_record("keras-jax", "ops/softmax", "known", "all_nan", "bad/x"),
                 _keras_record("keras-torch", "ops/softmax", "pass", "error", "bad/x"),
-                _keras_record("torch", "ops/softmax", "fail", "finite")]  # not a shared door: "torch/keras/..." is its own
-    records[-1]["impl_id"] = "torch/softmax"
+                _keras_record("torch", "ops/softmax", "fail", "finite", impl_id="torch/softmax")]  # not a shared door
     counts = {row[1]: row[2:] for row in cross_backend.pair_counts(records)}
     assert counts == {"keras-jax / keras-torch": [2, 1, 1], "keras-jax / tensorflow": [2, 1, 1], "keras-torch / tensorflow": [2, 2, 0]}
     (parting,) = cross_backend.partings(records)

@@ -259,7 +259,7 @@ def test_a_record_is_what_reading_a_results_file_accepts(tmp_path):
                   impl_id="numpy/scipy/softmax", silent=False).to_json()
     assert "detail" not in good and good["silent"] is False and good["known"] is None
     write({"schema": SCHEMA, "records": [good]}, tmp_path / "ok.json")
-    assert read(tmp_path / "ok.json")["records"] == [good]
+    assert [r.to_json() for r in read(tmp_path / "ok.json")["records"]] == [good]
     for broken, says in (({**good, "size": "4"}, "field 'size' is str"), ({**good, "naive": 1}, "field 'naive' is int"),
                          ({k: v for k, v in good.items() if k != "behaviour"}, "lacks behaviour"), ({**good, "status": "ok"}, "status 'ok'"),
                          ({**good, "note": "added in passing"}, "field.s. a record does not have: 'note'")):

@@ -15,13 +15,14 @@ from conformance.corpus import bundled
 from conformance.gate import records as gate_mod
 from conformance.model.record import key
 from conformance.report import html
+from conformance.run import results as results_io
 
 SELECTION = ["--frameworks", "numpy", "--case", "extreme-logits/*", "--case", "shapes/*", "--case", "sparse-labels/*"]
 
 
 def _run(out: Path, *more: str) -> dict:
     assert main(["run", *SELECTION, "--out", str(out), "--jobs", "2", *more]) == 0
-    return json.loads((out / "results.json").read_text())
+    return results_io.read(out / "results.json")
 
 
 @pytest.fixture(scope="module")
@@ -44,9 +45,9 @@ def test_merged_shares_are_the_unsplit_run_and_pass_its_gate(runs, tmp_path):
     root, whole, _ = runs
     merged = html.merge([root / f"share{k}" / "results.json" for k in (1, 2, 3)])
     assert merged["complete"] and "machine" not in merged["selection"]
-    assert {key(r): r["status"] for r in merged["records"]} == {key(r): r["status"] for r in whole["records"]}
+    assert {key(r): r.status for r in merged["records"]} == {key(r): r.status for r in whole["records"]}
     path = tmp_path / "merged.json"
-    path.write_text(json.dumps(merged))
+    results_io.write(merged, path)
     report = gate_mod.gate(root / "whole" / "results.json", path)
     assert report.ok, report.regressions
 
@@ -56,15 +57,15 @@ def test_a_missing_share_is_named_and_fails_the_gate(runs, tmp_path):
     merged = html.merge([root / f"share{k}" / "results.json" for k in (1, 3)])
     assert merged["complete"] is False
     path = tmp_path / "merged.json"
-    path.write_text(json.dumps(merged))
+    results_io.write(merged, path)
     report = gate_mod.gate(root / "whole" / "results.json", path)
-    assert not report.ok and any("share 2/3" in r and "--shard 2/3" in r for r in report.regressions), report.regressions
+    assert not report.ok and any("share 2/3" in r and "--shard 2/3" in r for r in map(str, report.regressions)), report.regressions
 
 
 def test_a_share_alone_is_not_a_run(runs):
     root, _, _ = runs
     report = gate_mod.gate(root / "whole" / "results.json", root / "share1" / "results.json")
-    assert not report.ok and any("share 1/3 of a run split across machines" in r for r in report.regressions)
+    assert not report.ok and any("share 1/3 of a run split across machines" in r for r in map(str, report.regressions))
 
 
 def test_a_stale_entry_is_found_on_the_merged_run(runs, tmp_path):
@@ -82,4 +83,4 @@ def test_a_stale_entry_is_found_on_the_merged_run(runs, tmp_path):
     assert [e["id"] for e in merged["stale_known"]] == [entry["id"]]
     assert main(["report", *map(str, paths), "--out", str(tmp_path / "rep")]) == 0
     report = gate_mod.gate(paths[0].parent.parent / "s1" / "results.json", tmp_path / "rep" / "merged.json")
-    assert any(entry["id"] in r for r in report.regressions)
+    assert any(entry["id"] in r for r in map(str, report.regressions))

@@ -36,10 +36,10 @@ def emit_gate(report: GateReport, junit: Path | None = None) -> None:
     """The gate's verdict for CI: a JUnit test case per regression (one passing case where there is none), `::error`
     annotations under GitHub Actions, and the one machine-readable line."""
     if junit is not None:
-        results_io.write_text(Path(junit), ci.gate_junit_xml(report.regressions, report.compared))
+        results_io.write_text(Path(junit), ci.gate_junit_xml([(r.kind.value, r.text) for r in report.regressions], report.compared))
     if os.environ.get("GITHUB_ACTIONS") == "true":
         for regression in report.regressions[:50]:
-            print(ci.annotation("conformance gate", regression))
+            print(ci.annotation("conformance gate", str(regression)))
     print(SUMMARY_PREFIX + json.dumps({"command": "gate", "exit": 0 if report.ok else 1, "compared": report.compared,
                                        "regressions": len(report.regressions), "notes": len(report.notes),
                                        "improvements": len(report.improvements)}, separators=(",", ":")), flush=True)

@@ -32,8 +32,8 @@ from ..adapters import load_adapter, package_versions
 from ..corpus.cases import Case, Options
 from ..judge import known
 from ..model.ops import op as op_spec
+from ..model.record import Record, unexplained
 from ..model.record import message as reason
-from ..model.record import unexplained
 from ..run.api import judge_case
 from ..run.runner import Selection
 
@@ -100,8 +100,8 @@ def _failures(case: Case, adapters: dict, entries, packages: dict, modes) -> lis
     records = []
     for name, adapter in adapters.items():
         sel = Selection((name,), case.dtypes, ("cpu",), tuple(modes))
-        records.extend(r for r in judge_case(adapter, case, sel) if not r["naive"])
-    known.apply(records, entries, packages)
+        records.extend(r for r in judge_case(adapter, case, sel) if not r.naive)
+    records, _ = known.apply(records, entries, packages)
     return [r for r in records if unexplained(r)]
 
 
@@ -142,13 +142,13 @@ def fuzz(frameworks: tuple[str, ...], ops: tuple[str, ...], dtypes: tuple[str, .
     return report
 
 
-def write_case(case: Case, record: dict, out: Path, seed: int) -> Path:
+def write_case(case: Case, record: Record, out: Path, seed: int) -> Path:
     """The shrunk input as a case file of the SPEC's format, ready to review and move into cases/."""
     out.mkdir(parents=True, exist_ok=True)
     entry = {
         "id": case.id,
-        "description": (f"Found by conformance fuzz (seed {seed}): {record['framework']} {record['impl']} {record['quantity']} "
-                        f"{record['status']}: {reason(record)}"),
+        "description": (f"Found by conformance fuzz (seed {seed}): {record.framework} {record.impl} {record.quantity} "
+                        f"{record.status}: {reason(record)}"),
         "source": f"conformance fuzz --seed {seed}",
         "ops": list(case.ops), "dtypes": list(case.dtypes), "logits": case.logits,
         "quantities": list(case.quantities or ()),

@@ -25,6 +25,7 @@ from packaging.version import InvalidVersion, Version
 
 from ..gate import records as gate_mod
 from ..report import diff as diff_mod
+from ..report.diff import MoveKind
 from ..run import results as results_io
 from ..run.folder import RunRequest
 from . import fresh
@@ -161,12 +162,12 @@ class Pair:
 def compare(before: dict, after: dict, labels: tuple[str, str]) -> Pair:
     """diff and the gate on one consecutive pair, both ways."""
     moves = diff_mod.diff(before, after)
-    pair = Pair(*labels, moves=dict(Counter(m.kind for m in moves)),
-                answers=sorted({m.record for m in moves if m.kind in ("answer", "status", "behaviour", "nonfinite")}))
+    pair = Pair(*labels, moves=dict(Counter(m.kind.value for m in moves)),
+                answers=sorted({m.record for m in moves if m.kind in (MoveKind.ANSWER, MoveKind.STATUS, MoveKind.BEHAVIOUR, MoveKind.NONFINITE)}))
     for doc_a, doc_b, into in ((before, after, pair.gate_upgrade), (after, before, pair.gate_downgrade)):
         report = gate_mod.GateReport()
         gate_mod.compare_records(doc_a, doc_b, report)
-        into.extend(report.regressions)
+        into.extend(map(str, report.regressions))
     return pair
 
 

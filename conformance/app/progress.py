@@ -7,6 +7,7 @@ import sys
 import time
 
 from ..model.record import unexplained
+from ..model.status import Status
 from ..run.events import Done, Event, Finished, Info, Lost, Plan, Planned, RecordMade, ShardProgress, Tick
 
 # A CI log that stays silent for minutes looks hung: no silence over 60 s while workers run. The parent looks at the
@@ -64,7 +65,7 @@ class Progress:
         if isinstance(msg, RecordMade):
             self.records += 1
             self.bad += unexplained(msg.record)
-            self.known += msg.record["status"] == "known"
+            self.known += msg.record.status is Status.KNOWN
             return
         if isinstance(msg, Tick):
             self._heartbeat(msg.running)

@@ -10,7 +10,6 @@ process with another (those that declare OWN_PROCESS) are left out unless named.
 
 from __future__ import annotations
 
-import json
 import os
 import tempfile
 from functools import cache
@@ -50,12 +49,12 @@ class CorpusItem(pytest.Item):
         adapter = _adapter(self.framework)
         sel = Selection((self.framework,), (self.dtype,), ("cpu",), (self.mode,), ops=(self.op,))
         records = judge_case(adapter, self.case, sel)
-        known.apply(records, _entries(tuple(self.config.getoption("conformance_cases") or ())), {self.framework: package_versions(adapter)},
+        records, _ = known.apply(records, _entries(tuple(self.config.getoption("conformance_cases") or ())), {self.framework: package_versions(adapter)},
                     {self.case.full_id: conditions.of(self.case)})
         _keep(self.config, records)
-        bad = [r for r in records if unexplained(r) and not r.get("naive")]
+        bad = [r for r in records if unexplained(r) and not r.naive]
         if bad:
-            raise CorpusFailure("\n".join(f"{r['status']}: {r['impl']} {r['quantity']}: {message(r)}\n  re-run: {command(r)}" for r in bad))
+            raise CorpusFailure("\n".join(f"{r.status}: {r.impl} {r.quantity}: {message(r)}\n  re-run: {command(r)}" for r in bad))
 
     def repr_failure(self, excinfo: pytest.ExceptionInfo[BaseException], style: str | None = None) -> str:
         if isinstance(excinfo.value, CorpusFailure):
@@ -154,16 +153,16 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     if worker is not None:
         parts.mkdir(parents=True, exist_ok=True)
         fd, tmp = tempfile.mkstemp(dir=parts, suffix=".json")
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            json.dump(config._conformance_records, f)  # noqa: SLF001
+        os.close(fd)
+        results_io.write({"records": config._conformance_records}, Path(tmp))  # noqa: SLF001
         return
     records = list(config._conformance_records)  # noqa: SLF001
     if parts.is_dir():
         for part in sorted(parts.glob("*.json")):
-            records.extend(json.loads(part.read_text(encoding="utf-8")))
+            records.extend(results_io.read_part(part))
             part.unlink()
         parts.rmdir()
     complete = exitstatus in (0, 1) and not session.shouldstop
     doc = results_io.document(records, {}, {"complete": complete, "stale_known": [], "known_divergences": [],
-                                            "selection": {"frameworks": sorted({r["framework"] for r in records})}})
+                                            "selection": {"frameworks": sorted({r.framework for r in records})}})
     results_io.write(doc, target)

@@ -56,12 +56,12 @@ def say_verdict(doc: dict, outcome: Outcome, out: Path, include_naive: bool = Fa
     for e in doc["stale_known"]:
         print(f"stale known divergence: {e['id']}{' (' + e['file'] + ')' if e.get('file') else ''}: {e['why']} ({e['link']})")
     failed = [r for r in records if unexplained(r)]
-    naive = sum(bool(r.get("naive")) for r in failed)
-    bad = failed if include_naive else [r for r in failed if not r.get("naive")]
+    naive = sum(bool(r.naive) for r in failed)
+    bad = failed if include_naive else [r for r in failed if not r.naive]
     for r in bad[:10]:
-        print(f"  {r['status'].upper()} {r['case']} {r['framework']} {r['impl']} {r['quantity']} {r['dtype']} {r['mode']}: "
+        print(f"  {r.status.upper()} {r.case} {r.framework} {r.impl} {r.quantity} {r.dtype} {r.mode}: "
               f"{record_message(r)}"[:220])
-        cache = ((doc["environment"].get("frameworks") or {}).get(r["framework"]) or {}).get("compile_cache")
+        cache = ((doc["environment"].get("frameworks") or {}).get(r.framework) or {}).get("compile_cache")
         print(f"    re-run: {repro.command(r, cache if cache and Path(cache) != default_compile_cache() else None)}")
     if len(bad) > 10:
         print(f"  ... {len(bad) - 10} more in {out / 'summary.md'}")

@@ -1,15 +1,37 @@
 """The gate's one report: the regressions that fail it, the notes and improvements that do not, what changed in the
-environment, and how much was compared; both halves of the gate (records, speed) write into it."""
+environment, and how much was compared; both halves of the gate (records, speed) write into it. A regression is typed
+by the rule that found it (RegressionKind), so what counts them reads the kind, never the sentence."""
 
 from __future__ import annotations
 
 from collections import Counter
 from dataclasses import dataclass, field
+from enum import StrEnum
+
+
+class RegressionKind(StrEnum):
+    """What a regression is about (the gate's rules, gate/records.py and gate/speed.py)."""
+    INCOMPLETE = "incomplete"  # the current run is partial: interrupted, lost a worker, missing records, stale, a share
+    STATUS = "status"  # a record got worse, or a new record fails
+    BEHAVIOUR = "behaviour"  # same status, a worse behaviour or more NaN/inf
+    ANSWER = "answer"  # same status, an answer the verdict does not measure changed
+    ACCURACY = "accuracy"  # a passing record used more of its tolerance than the environment change explains
+    STALE = "stale"  # a registry entry the current run shows out of date
+    SPEED = "speed"  # a benchmark slower beyond this machine's noise
+
+
+@dataclass(frozen=True)
+class Regression:
+    kind: RegressionKind
+    text: str  # what moved and why it counts, for people
+
+    def __str__(self) -> str:
+        return f"{self.kind}: {self.text}"
 
 
 @dataclass
 class GateReport:
-    regressions: list[str] = field(default_factory=list)
+    regressions: list[Regression] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
     improvements: list[str] = field(default_factory=list)
     environment: list[str] = field(default_factory=list)  # version and CPU changes between the runs
@@ -19,6 +41,9 @@ class GateReport:
     @property
     def ok(self) -> bool:
         return not self.regressions
+
+    def fail(self, kind: RegressionKind, text: str) -> None:
+        self.regressions.append(Regression(kind, text))
 
 
 def render(report: GateReport, limit: int = 200) -> str:
@@ -30,7 +55,7 @@ def render(report: GateReport, limit: int = 200) -> str:
     if report.ok:
         lines.append("gate: PASS, no regression")
     else:
-        kinds = Counter(r.split(":", 1)[0] for r in report.regressions)
+        kinds = Counter(r.kind.value for r in report.regressions)
         lines.append(f"gate: FAIL, {len(report.regressions)} regression(s) ({', '.join(f'{n} {k}' for k, n in kinds.most_common())}):")
         lines += [f"  - {r}" for r in report.regressions[:limit]]
         if len(report.regressions) > limit:

@@ -37,16 +37,21 @@ from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 
+from ..model.record import Record
 from ..model.selection import left_out_by
+from ..model.status import Status
 from ..report import diff as diff_mod
+from ..report.diff import Attribution, Move, MoveKind
 from ..run import output
 from ..run import results as results_io
 from ..run.environment import kernel_fingerprint
 from ..speed.documents import BENCH_FILE
 from . import speed as speed_gate
-from .outcome import GateReport, render
+from .outcome import GateReport, Regression, RegressionKind, render
 
-__all__ = ["BENCH_FILE", "GateReport", "gate", "render", "compare_records", "ENVELOPES"]
+__all__ = ["BENCH_FILE", "GateReport", "gate", "render", "compare_records", "decide", "ENVELOPES", "RULES"]
+INCOMPLETE, STATUS, BEHAVIOUR, ANSWER, ACCURACY, STALE = (RegressionKind.INCOMPLETE, RegressionKind.STATUS, RegressionKind.BEHAVIOUR,
+                                                          RegressionKind.ANSWER, RegressionKind.ACCURACY, RegressionKind.STALE)
 
 
 @dataclass(frozen=True)
@@ -58,31 +63,32 @@ class Envelope:
 ENVELOPES = {"same environment": Envelope(2.0, 0.05), "version change": Envelope(2.0, 0.25), "CPU change": Envelope(2.0, 0.5)}
 
 
-def envelope_for(attribution: str) -> tuple[str, Envelope]:
+def envelope_for(attribution: Attribution) -> tuple[str, Envelope]:
     """The widest envelope the environment change calls for (a CPU change outweighs a version change)."""
-    for name in ("CPU change", "version change"):
-        if name in attribution:
-            return name, ENVELOPES[name]
+    if attribution.cpu_changed:
+        return "CPU change", ENVELOPES["CPU change"]
+    if attribution.version_changed:
+        return "version change", ENVELOPES["version change"]
     return "same environment", ENVELOPES["same environment"]
 
 
-def _completeness(base: dict, cur: dict, base_doc: dict, cur_doc: dict, report: GateReport) -> None:
+def _completeness(base: dict[tuple, Record], cur: dict[tuple, Record], cur_doc: dict, report: GateReport) -> None:
     if cur_doc.get("complete") is False or cur_doc.get("interrupted") or cur_doc.get("incomplete"):
         lost = (cur_doc.get("incomplete") or {}).get("lost") or []
         what = "; ".join(f"{x.get('shard')}: {x.get('why')}" for x in lost[:5] if isinstance(x, dict)) or "interrupted"
-        report.regressions.append(f"incomplete: the current run did not finish ({what}); its verdict would be partial")
+        report.fail(INCOMPLETE, f"the current run did not finish ({what}); its verdict would be partial")
     env = (cur_doc.get("environment") or {}).get("frameworks") or {}
     for fw, info in sorted(env.items()):
         if isinstance(info, dict) and info.get("crash"):
-            report.regressions.append(f"incomplete: {fw} crashed in the current run: {str(info['crash']).strip().splitlines()[-1]}")
+            report.fail(INCOMPLETE, f"{fw} crashed in the current run: {str(info['crash']).strip().splitlines()[-1]}")
     selection = cur_doc.get("selection")
     machine = (selection or {}).get("machine")
     if isinstance(machine, dict):  # one machine's share of a split run says nothing about the others' records
-        report.regressions.append(f"incomplete: the current file is share {machine.get('index')}/{machine.get('count')} of a run split "
+        report.fail(INCOMPLETE, f"the current file is share {machine.get('index')}/{machine.get('count')} of a run split "
                                   "across machines; merge every share (conformance report FILES... --out DIR) and gate DIR/merged.json")
         return
     suites = set(selection["suites"]) if selection and selection.get("suites") else None
-    missing: dict[str, list[dict]] = {}
+    missing: dict[str, list[Record]] = {}
     explained: Counter = Counter()
     for k, b in base.items():
         if k in cur:
@@ -91,51 +97,116 @@ def _completeness(base: dict, cur: dict, base_doc: dict, cur_doc: dict, report: 
         if why:
             explained[why] += 1
         else:
-            missing.setdefault(b["framework"], []).append(b)
+            missing.setdefault(b.framework, []).append(b)
     for fw, recs in sorted(missing.items()):
         info = env.get(fw) if isinstance(env.get(fw), dict) else None
         cause = f"absent ({info['absent']})" if info and info.get("absent") else ("not in the current run" if info is None else "ran")
-        report.regressions.append(f"incomplete: {len(recs)} baseline record(s) of {fw} missing from the current run ({fw} {cause}); "
+        report.fail(INCOMPLETE, f"{len(recs)} baseline record(s) of {fw} missing from the current run ({fw} {cause}); "
                                   f"e.g. {diff_mod.describe(recs[0])}")
     if explained:
         scope = ", ".join(f"{why}: {n} baseline records not compared" for why, n in explained.most_common())
         report.notes.append(f"narrowed run, compared within its selection ({scope})")
 
 
-def _judge(move: diff_mod.Move, report: GateReport, include_naive: bool) -> None:
-    text = f"{move.record}: {move.before} -> {move.after}"
-    if move.kind == "accuracy":
-        name, env = envelope_for(move.attribution)
-        grew = move.after_ratio - move.before_ratio
-        if not move.worse:
-            report.improvements.append(f"accuracy: {text} of its tolerance")
-        elif grew > env.budget and move.after_ratio > env.factor * move.before_ratio and (include_naive or not move.naive):
-            report.regressions.append(f"accuracy: {text} of its tolerance ({move.detail}; beyond the {name} envelope "
-                                      f"{env.factor:g}x and +{env.budget:.0%}; {move.attribution})")
-        return
-    if move.kind in ("missing",):
-        return  # judged with the run's selection in _completeness
-    cpu_changed = "CPU change" in move.attribution
-    if move.kind == "answer":
-        if not move.worse:
-            return  # an accurate answer that moved within the accuracy rule's reach: diff lists it
-        if cpu_changed:  # another CPU sums in another order and flushes subnormals on other paths: not the change's doing
-            report.notes.append(f"answer: {text}: differs on this CPU ({move.attribution}); not gated across CPUs")
-        elif move.accepted_by:
-            report.notes.append(f"answer: {text}: accepted by registry entry {move.accepted_by}, which explains the new answer")
-        elif include_naive or not move.naive:
-            report.regressions.append(f"answer: {text} (an invalid input's, a registered divergence's or an error's answer "
-                                      f"changed with its verdict unchanged; {move.attribution})")
-        return
-    if cpu_changed and move.kind == "status" and (move.before, move.after) == ("pass", "known"):
-        report.notes.append(f"status: {text}: explained by the registry on this CPU ({move.attribution}); not gated across CPUs")
-        return
-    if move.worse and (include_naive or not move.naive or move.kind in ("status", "new")):
-        detail = f": {move.detail}" if move.detail else ""
-        label = {"new": "status", "nonfinite": "behaviour"}.get(move.kind, move.kind)
-        report.regressions.append(f"{label}: {text}{detail} ({move.attribution})")
-    elif not move.worse and move.kind in ("status", "behaviour", "nonfinite"):
-        report.improvements.append(f"{move.kind}: {text}")
+@dataclass(frozen=True)
+class Decided:
+    """What a rule made of one move: a regression, a note, an improvement, or (all None) nothing to say."""
+    regression: Regression | None = None
+    note: str | None = None
+    improvement: str | None = None
+
+
+NOTHING = Decided()
+_AS_REGRESSION = {MoveKind.STATUS: STATUS, MoveKind.NEW: STATUS, MoveKind.BEHAVIOUR: BEHAVIOUR, MoveKind.NONFINITE: BEHAVIOUR,
+                  MoveKind.ANSWER: ANSWER, MoveKind.ACCURACY: ACCURACY}
+
+
+def _text(move: Move) -> str:
+    return f"{move.record}: {move.before} -> {move.after}"
+
+
+def _gated(move: Move, include_naive: bool) -> bool:
+    """The naive formulas' moves are reported, and gated only with --include-naive."""
+    return include_naive or not move.naive
+
+
+# The rules over one move, in order: the first that speaks for a move decides it (None: not this rule's move).
+# Adding a rule is one function here, its place in RULES, and its test.
+
+def missing_is_judged_with_the_selection(move: Move, include_naive: bool) -> Decided | None:
+    """A baseline record the current run lacks is judged with the run's selection (_completeness)."""
+    return NOTHING if move.kind is MoveKind.MISSING else None
+
+
+def accuracy_within_its_envelope(move: Move, include_naive: bool) -> Decided | None:
+    """A passing record's error may grow by the envelope of the environment change (ENVELOPES), not beyond."""
+    if move.kind is not MoveKind.ACCURACY:
+        return None
+    text = _text(move)
+    if not move.worse:
+        return Decided(improvement=f"accuracy: {text} of its tolerance")
+    name, env = envelope_for(move.attribution)
+    grew = move.after_ratio - move.before_ratio
+    if grew > env.budget and move.after_ratio > env.factor * move.before_ratio and _gated(move, include_naive):
+        return Decided(Regression(ACCURACY, f"{text} of its tolerance ({move.detail}; beyond the {name} envelope "
+                                            f"{env.factor:g}x and +{env.budget:.0%}; {move.attribution})"))
+    return NOTHING
+
+
+def answers_differ_across_cpus(move: Move, include_naive: bool) -> Decided | None:
+    """Another CPU sums in another order and flushes subnormals on other vector paths: an answer that moved with the
+    CPU, its verdict unchanged, is not the change under test's doing (the status rule still gates anything -> fail)."""
+    if move.kind is not MoveKind.ANSWER or not move.worse or not move.attribution.cpu_changed:
+        return None
+    return Decided(note=f"answer: {_text(move)}: differs on this CPU ({move.attribution}); not gated across CPUs")
+
+
+def answer_accepted_by_a_release_entry(move: Move, include_naive: bool) -> Decided | None:
+    """A registry entry scoped from a release on that explains the new answer (and not the old) was written for it."""
+    if move.kind is not MoveKind.ANSWER or not move.worse or not move.accepted_by:
+        return None
+    return Decided(note=f"answer: {_text(move)}: accepted by registry entry {move.accepted_by}, which explains the new answer")
+
+
+def answer_changed(move: Move, include_naive: bool) -> Decided | None:
+    """An answer the verdict does not measure (an invalid input's, a registered divergence's, an error's) changed."""
+    if move.kind is not MoveKind.ANSWER:
+        return None
+    if not move.worse or not _gated(move, include_naive):
+        return NOTHING  # an accurate answer that moved within the accuracy rule's reach: diff lists it
+    return Decided(Regression(ANSWER, f"{_text(move)} (an invalid input's, a registered divergence's or an error's answer "
+                                      f"changed with its verdict unchanged; {move.attribution})"))
+
+
+def pass_to_known_across_cpus(move: Move, include_naive: bool) -> Decided | None:
+    """A pass that the registry explains on another CPU (its error crossed the tolerance there) is that CPU's."""
+    if move.kind is MoveKind.STATUS and move.attribution.cpu_changed and move.statuses == (Status.PASS, Status.KNOWN):
+        return Decided(note=f"status: {_text(move)}: explained by the registry on this CPU ({move.attribution}); not gated across CPUs")
+    return None
+
+
+def worse_is_a_regression(move: Move, include_naive: bool) -> Decided | None:
+    """A record that got worse: any status move is gated, a naive formula's other moves only with --include-naive."""
+    if not move.worse or not (_gated(move, include_naive) or move.kind in (MoveKind.STATUS, MoveKind.NEW)):
+        return None
+    detail = f": {move.detail}" if move.detail else ""
+    return Decided(Regression(_AS_REGRESSION[move.kind], f"{_text(move)}{detail} ({move.attribution})"))
+
+
+def better_is_an_improvement(move: Move, include_naive: bool) -> Decided | None:
+    if move.worse or move.kind not in (MoveKind.STATUS, MoveKind.BEHAVIOUR, MoveKind.NONFINITE):
+        return None
+    return Decided(improvement=f"{move.kind}: {_text(move)}")
+
+
+RULES = (missing_is_judged_with_the_selection, accuracy_within_its_envelope, answers_differ_across_cpus,
+         answer_accepted_by_a_release_entry, answer_changed, pass_to_known_across_cpus, worse_is_a_regression,
+         better_is_an_improvement)
+
+
+def decide(move: Move, include_naive: bool = False) -> Decided:
+    """The first rule that speaks for the move decides it."""
+    return next((d for rule in RULES if (d := rule(move, include_naive)) is not None), NOTHING)
 
 
 def compare_records(baseline: dict, current: dict, report: GateReport, include_naive: bool = False) -> None:
@@ -148,18 +219,23 @@ def compare_records(baseline: dict, current: dict, report: GateReport, include_n
             report.environment.append(f"{fw}: {', '.join(changes)}")
     b_cpu, c_cpu = kernel_fingerprint(baseline), kernel_fingerprint(current)
     report.environment.append(f"CPU: {b_cpu or 'unrecorded'}" + ("" if b_cpu == c_cpu and b_cpu else f" -> {c_cpu or 'unrecorded'}"))
-    _completeness(base, cur, baseline, current, report)
+    _completeness(base, cur, current, report)
     naive_worse = 0
     for move in diff_mod.diff(baseline, current):
-        before = len(report.regressions)
-        _judge(move, report, include_naive)
-        naive_worse += move.naive and move.worse and len(report.regressions) == before and move.kind != "missing"
+        decided = decide(move, include_naive)
+        if decided.regression:
+            report.regressions.append(decided.regression)
+        if decided.note:
+            report.notes.append(decided.note)
+        if decided.improvement:
+            report.improvements.append(decided.improvement)
+        naive_worse += move.naive and move.worse and decided.regression is None and move.kind is not MoveKind.MISSING
     if naive_worse:
         report.notes.append(f"{naive_worse} move(s) of the naive formulas for the worse, reported, not gated (--include-naive gates them; "
                             "`conformance diff` lists them)")
     for entry in current.get("stale_known", []):
         if entry.get("exercised", 1):
-            report.regressions.append(f"stale: known divergence {entry['id']}: {entry.get('why', 'matched nothing')} ({entry['link']}); "
+            report.fail(STALE, f"known divergence {entry['id']}: {entry.get('why', 'matched nothing')} ({entry['link']}); "
                                       "remove or update it")
         else:
             report.notes.append(f"known divergence {entry['id']} is out of date but none of its records ran: {entry.get('why')}")
@@ -175,7 +251,7 @@ def gate(baseline_path: Path, current_path: Path, confirm: speed_gate.Confirm | 
                             "nothing is compared")
     stale = output.stale_note(Path(current_path), current)
     if stale:
-        report.regressions.append(f"incomplete: {stale}")
+        report.fail(INCOMPLETE, stale)
     compare_records(baseline, current, report, include_naive)
     b_bench, c_bench = Path(baseline_path).with_name(BENCH_FILE), Path(current_path).with_name(BENCH_FILE)
     if b_bench.exists() and c_bench.exists():

@@ -24,7 +24,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from ..speed import documents
-from .outcome import GateReport
+from .outcome import GateReport, RegressionKind
 
 SPEED_MIN_SLOWDOWN = 0.15
 SPEED_NOISE_FACTOR = 2.0
@@ -97,7 +97,7 @@ def compare_benchmarks(base_path: Path, cur_path: Path, report: GateReport, conf
     cleared = []
     for b, c, limit in tripped:
         base_min, cur_min = b["stats"]["min"], c["stats"]["min"]
-        line = f"speed: {c['fullname']}: min {_us(base_min)} -> {_us(cur_min)} (+{cur_min / base_min - 1:.0%}, limit +{limit:.0%})"
+        line = f"{c['fullname']}: min {_us(base_min)} -> {_us(cur_min)} (+{cur_min / base_min - 1:.0%}, limit +{limit:.0%})"
         if again is not None:
             r = again.get(c["fullname"])
             if r is None:
@@ -108,7 +108,7 @@ def compare_benchmarks(base_path: Path, cur_path: Path, report: GateReport, conf
                     cleared.append(f"{c['fullname']} (+{cur_min / base_min - 1:.0%}, re-measured {_us(r['stats']['min'])})")
                     continue
                 line += f"; confirmed, re-measured {_us(r['stats']['min'])} (+{best / base_min - 1:.0%})"
-        report.regressions.append(line)
+        report.fail(RegressionKind.SPEED, line)
     if cleared:
         report.notes.append(f"{len(cleared)} speed trip(s) not confirmed by a re-measurement in fresh processes (machine noise), "
                             "not regressions: " + "; ".join(cleared))

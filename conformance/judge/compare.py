@@ -10,6 +10,7 @@ from ..adapters.ownership import chain
 from ..corpus.cases import materialize
 from ..model import dtypes as dt
 from ..model.record import Verdict
+from ..model.status import Status
 from .oracle import Reference
 from .tolerance import accumulated, published_tolerance, tolerance
 
@@ -55,10 +56,10 @@ def compare_values(out: np.ndarray, ref: np.ndarray, tol: np.ndarray, dtype: str
     past the input dtype's largest number the oracle is an infinity only if it is past the answer's too."""
     out64 = np.asarray(out, dtype=np.float64)
     ref64 = np.asarray(ref, dtype=np.float64)
-    verdict = Verdict(status="pass", behaviour=behaviour_of(out64), size=int(out64.size),
+    verdict = Verdict(status=Status.PASS, behaviour=behaviour_of(out64), size=int(out64.size),
                       nan_count=int(np.isnan(out64).sum()), inf_count=int(np.isinf(out64).sum()))
     if out64.shape != ref64.shape:
-        verdict.status = "fail"
+        verdict.status = Status.FAIL
         verdict.detail = f"shape {list(out64.shape)} where the oracle has {list(ref64.shape)}"
         return verdict
     if out64.size <= SMALL_OUTPUT:
@@ -89,7 +90,7 @@ def compare_values(out: np.ndarray, ref: np.ndarray, tol: np.ndarray, dtype: str
         verdict.max_ulp = _none_if_nan(ulps.max())
         verdict.tol_ratio = _none_if_nan(ratio.max())
     if np.any(bad):
-        verdict.status = "fail"
+        verdict.status = Status.FAIL
         # Point at the worst element: a mismatch in kind (NaN, inf) first, else the largest error ratio.
         score = np.where(bad & ~finite, np.inf, np.where(bad, ratio, -1.0))
         idx = np.unravel_index(int(np.argmax(score)), score.shape) if score.ndim else ()
@@ -111,10 +112,10 @@ def judge(out: np.ndarray | None, error: BaseException | None, ref: Reference, q
     wanted = expect.get("behaviour")
     wanted = [wanted] if isinstance(wanted, str) else wanted
     if error is not None:
-        verdict = Verdict(status="error", behaviour="error",
+        verdict = Verdict(status=Status.ERROR, behaviour="error",
                           error={"type": type(error).__name__, "message": _first_line(error)})
         if (invalid and (wanted is None or "error" in wanted)) or (wanted and "error" in wanted):
-            verdict.status = "pass"
+            verdict.status = Status.PASS
         return verdict
     out = np.asarray(out)
     if invalid:
@@ -123,9 +124,9 @@ def judge(out: np.ndarray | None, error: BaseException | None, ref: Reference, q
            else tolerance(ref.scale, quantity, dtype, classes, ref.flush))
     verdict = compare_values(out, ref.value, tol, dtype, answers_in)
     if wanted and verdict.behaviour not in wanted:
-        verdict.status = "fail"
+        verdict.status = Status.FAIL
         verdict.detail = f"behaviour {verdict.behaviour}, expected {' or '.join(wanted)}"
-    if quantity in expect and verdict.status == "pass":
+    if quantity in expect and verdict.status is Status.PASS:
         _check_published(verdict, out, expect[quantity], tol)
     return verdict
 
@@ -142,7 +143,7 @@ def _judge_invalid(out: np.ndarray, ref: Reference | None, quantity: str, dtype:
     record's: a finite value there must lie within tolerance (a NaN or inf there is the signal spreading, allowed), and
     the record keeps the entries without one (`unanswered`) for `diff` and the gate to compare by behaviour and value."""
     out64 = np.asarray(out, dtype=np.float64)
-    verdict = Verdict(status="pass", behaviour=behaviour_of(out64), size=int(out.size),
+    verdict = Verdict(status=Status.PASS, behaviour=behaviour_of(out64), size=int(out.size),
                       nan_count=int(np.isnan(out64).sum()), inf_count=int(np.isinf(out64).sum()))
     if out.size <= SMALL_OUTPUT:
         verdict.output = jsonable(out)
@@ -156,14 +157,14 @@ def _judge_invalid(out: np.ndarray, ref: Reference | None, quantity: str, dtype:
         if out.size <= SMALL_OUTPUT:
             verdict.expected = jsonable(ref.value)
         verdict.unanswered = unanswered_summary(out64[~answered], quantity, dtype, classes)
-        if measured.status != "pass":
-            verdict.status, verdict.answered_wrong = "fail", True
+        if measured.status is not Status.PASS:
+            verdict.status, verdict.answered_wrong = Status.FAIL, True
             verdict.worst_index = measured.worst_index
             verdict.detail = f"an entry that has an answer is wrong: {measured.detail}"
             return verdict
     allowed = wanted or list(SIGNALS)
     if verdict.behaviour not in allowed:
-        verdict.status = "error" if allowed == ["error"] else "fail"
+        verdict.status = Status.ERROR if allowed == ["error"] else Status.FAIL
         verdict.detail = f"returned {verdict.behaviour} values where {' or '.join(allowed)} was expected"
         if verdict.behaviour == "finite":
             verdict.silent = True  # a finite answer to a question that has none
@@ -211,14 +212,14 @@ def _check_published(verdict: Verdict, out: np.ndarray, expected_literal, tol: n
     expected = materialize(expected_literal if isinstance(expected_literal, list) else [expected_literal])
     expected = expected.reshape(np.shape(out)) if expected.size == np.size(out) else expected
     if expected.shape != np.shape(out):
-        verdict.status = "fail"
+        verdict.status = Status.FAIL
         verdict.detail = f"expect has shape {list(expected.shape)}, output {list(np.shape(out))}"
         return
     allowed = published_tolerance(expected) + tol
     check = compare_values(out, expected, allowed, "float64")
     verdict.expect_checked = True
-    if check.status != "pass":
-        verdict.status = "fail"
+    if check.status is not Status.PASS:
+        verdict.status = Status.FAIL
         verdict.detail = "explicit expectation: " + (check.detail or "")
 
 

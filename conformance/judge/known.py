@@ -3,7 +3,9 @@
 Each entry matches result records by framework, implementation, op, quantity, dtype, mode, device, case
 pattern (glob on the full case id) and package version ranges (`versions: {<package>: "<0.2.7"}`, PEP 440; a
 plain string applies to the framework's own package), and says why they differ: a bug or a design choice,
-with an upstream link. A fail or error record that an entry matches gets status `known` and the entry's link.
+with an upstream link. A fail or error record that an entry matches gets status `known` and the entry's link. The registry is a function:
+`judge` returns the judged record and what it did to the entries, `apply` a run's records and each entry's Tally,
+from which `stale` says which entries are out of date; nothing in it keeps count between calls.
 
 An entry says what kind of record it explains (`explains`: accuracy, invalid-input, error, value; record_kind) and
 matches no record of another kind (record_kinds). It may bound what it explains further: `behaviours` (the behaviours it covers, e.g. [all_nan, nonfinite]) and
@@ -32,8 +34,9 @@ from ..corpus import bundled
 from ..corpus import conditions as case_conditions
 from ..corpus.safe_yaml import YamlError, safe_load
 from ..model.names import BEHAVIOURS, DEVICES, DTYPES, MODES, OPS, QUANTITIES
-from ..model.record import UNEXPLAINED, Judgement, judged
+from ..model.record import UNEXPLAINED, Judgement, Record, judged
 from ..model.selection import matches
+from ..model.status import Status
 
 MATCH_FIELDS = ("framework", "impl", "op", "quantity", "dtype", "mode", "device", "case")
 ENTRY_FIELDS = {"id", "match", "when", "kind", "explains", "reason", "link", "versions", "statuses", "behaviours", "max_tol_ratio"}
@@ -53,7 +56,7 @@ class RegistryError(ValueError):
     pass
 
 
-@dataclass
+@dataclass(frozen=True)
 class Entry:
     id: str
     match: dict[str, list[str]]
@@ -62,16 +65,13 @@ class Entry:
     link: str
     explains: tuple[str, ...] = EXPLAINS  # the kinds of record it matches (EXPLAINS); the bundled entries name one or two
     versions: dict[str, SpecifierSet] = field(default_factory=dict)  # package -> range ("" = the framework's own)
-    statuses: tuple[str, ...] = UNEXPLAINED
+    statuses: tuple[Status, ...] = UNEXPLAINED
     behaviours: tuple[str, ...] | None = None  # None: any behaviour
     max_tol_ratio: float | None = None  # None: unbounded
     when: dict | None = None  # conditions on the case's inputs (corpus/conditions.py): None, any case its patterns match
     origin: str = ""  # the registry file it came from
-    matched: int = field(default=0)
-    exercised: int = field(default=0)  # records its fields select, whatever their status
-    beyond: int = field(default=0)  # records it selects that fail beyond its bounds
 
-    def selects(self, record: dict, packages: dict[str, str] | None = None, conditions: dict | None = None) -> bool:
+    def selects(self, record: Record, packages: dict[str, str] | None = None, conditions: dict | None = None) -> bool:
         """Whether this entry speaks for the record; `packages` are the installed versions of the record's framework
         (environment.frameworks[fw].packages), `conditions` its case's (corpus.conditions.of). A range on a package
         that is not recorded does not select, nor does an entry with conditions where the case's are unknown, nor a
@@ -81,12 +81,12 @@ class Entry:
         if self.when is not None and (conditions is None or not case_conditions.meets(conditions, self.when)):
             return False
         for key, patterns in self.match.items():
-            values = (record.get("impl_id"), record.get("impl")) if key == "impl" else (record.get(key),)
+            values = (record.impl_id, record.impl) if key == "impl" else (getattr(record, key),)
             if not any(v is not None and matches(str(v), patterns) for v in values):  # impl: the stable id or the label
                 return False
         packages = packages or {}
         for package, spec in self.versions.items():
-            installed = packages.get(package or record["framework"])
+            installed = packages.get(package or record.framework)
             try:
                 if installed is None or Version(installed.split("+")[0]) not in spec:
                     return False
@@ -94,13 +94,13 @@ class Entry:
                 return False
         return True
 
-    def exceeded_by(self, record: dict) -> str | None:
+    def exceeded_by(self, record: Record) -> str | None:
         """Why the record is worse than this entry explains, or None when it is within the entry's bounds."""
         # an invalid input's answered entries that are wrong are finite values: their behaviour, not the signal's beside them
-        behaviour = "finite" if record.get("answered_wrong") else record.get("behaviour")
+        behaviour = "finite" if record.answered_wrong else record.behaviour
         if self.behaviours is not None and behaviour not in self.behaviours:
             return f"behaviour {behaviour} (the entry covers {', '.join(self.behaviours)})"
-        ratio = record.get("tol_ratio")
+        ratio = record.tol_ratio
         if self.max_tol_ratio is not None and ratio is not None and ratio > self.max_tol_ratio:
             return f"error {ratio:.3g}x its tolerance (the entry covers up to {self.max_tol_ratio:g}x)"
         return None
@@ -121,17 +121,17 @@ class Entry:
         return cases <= ran_cases
 
 
-def record_kinds(record: dict) -> tuple[str, ...]:
+def record_kinds(record: Record) -> tuple[str, ...]:
     """The kinds of explanation (EXPLAINS) that can speak for a record: an invalid input's behaviour (or the accuracy of
     its entries that have an answer, where one of those is wrong); an error where
     a value was expected; a finite answer to a valid input (accuracy, or a value on a named case); a non-finite one
     (a value on a named case only: an accuracy entry never explains a NaN)."""
-    if record.get("invalid"):
+    if record.invalid:
         # a wrong value where an invalid input's entry has an answer (the row beside a NaN row) is an accuracy fail
-        return ("accuracy",) if record.get("answered_wrong") else ("invalid-input",)
-    if record.get("behaviour") == "error":
+        return ("accuracy",) if record.answered_wrong else ("invalid-input",)
+    if record.behaviour == "error":
         return ("error",)
-    return ("accuracy", "value") if record.get("behaviour") == "finite" else ("value",)
+    return ("accuracy", "value") if record.behaviour == "finite" else ("value",)
 
 
 def load(paths: Path | Sequence[Path] | None = None, frameworks: Iterable[str] | None = None,
@@ -183,7 +183,7 @@ def _load_file(path: Path, frameworks: Iterable[str] | None, case_ids: tuple[str
         entry = Entry(
             id=str(raw["id"]), match={k: [str(x) for x in (v if isinstance(v, list) else [v])] for k, v in match.items()},
             kind=raw["kind"], reason=" ".join(str(raw["reason"]).split()), link=str(raw["link"]), explains=_explains(raw, match, where),
-            versions=_versions(raw.get("versions"), where), statuses=_names(raw, "statuses", UNEXPLAINED, where),
+            versions=_versions(raw.get("versions"), where), statuses=tuple(map(Status, _names(raw, "statuses", UNEXPLAINED, where))),
             behaviours=_names(raw, "behaviours", BEHAVIOURS, where, None), max_tol_ratio=_bound(raw.get("max_tol_ratio"), where),
             when=raw.get("when"), origin=str(path))
         _check_patterns(entry, where, frameworks, case_ids)
@@ -246,49 +246,82 @@ def _check_patterns(entry: Entry, where: str, frameworks: Iterable[str] | None, 
                 raise RegistryError(f"{where}: match.{key} {pattern!r} matches {what} (renamed or misspelled?)")
 
 
-def reset(entries: list[Entry]) -> None:
-    for entry in entries:
-        entry.matched = entry.exercised = entry.beyond = 0
+@dataclass(frozen=True)
+class Touch:
+    """What one record did to the entries that select it: the entry ids that exercised it, and the one that explained
+    it (`matched`) or whose bounds it exceeds (`beyond`)."""
+    exercised: tuple[str, ...] = ()
+    matched: str | None = None
+    beyond: str | None = None
 
 
-def apply_one(record: dict, entries: list[Entry], packages: dict[str, str] | None, conditions: dict | None = None) -> None:
-    """Mark the record `known` (in place) when a registered divergence explains its fail or error, within the entry's
-    bounds; count it for every entry that selects it. `packages`: the installed versions of the record's framework.
-    An error the harness raised (its own inputs or oracle failed), or the calling code (an adapter's, a user's), says
-    nothing about the framework: no entry explains it; nor does one explain a call that wrote into its inputs."""
-    if record.get("overwritten") or str((record.get("error") or {}).get("where", "")).startswith(("harness", "code")):
-        return
-    if record["status"] in ("unsupported", "skip"):
-        return  # nothing ran: it neither shows a divergence nor shows one gone
+@dataclass
+class Tally:
+    """What a run did with one entry: the records it selects (exercised), explains (matched), and selects but whose
+    bounds they exceed (beyond)."""
+    exercised: int = 0
+    matched: int = 0
+    beyond: int = 0
+
+
+class Tallies(dict[str, Tally]):
+    """Entry id -> its Tally, counted from the Touches of a run's records."""
+
+    def add(self, touch: Touch) -> None:
+        for entry_id in touch.exercised:
+            self.of(entry_id).exercised += 1
+        if touch.matched:
+            self.of(touch.matched).matched += 1
+        if touch.beyond:
+            self.of(touch.beyond).beyond += 1
+
+    def of(self, entry_id: str) -> Tally:
+        return self.setdefault(entry_id, Tally())
+
+
+def judge(record: Record, entries: Sequence[Entry], packages: dict[str, str] | None, conditions: dict | None = None) -> tuple[Record, Touch]:
+    """The record as the registry judges it (`known` where a registered divergence explains its fail or error, within
+    the entry's bounds; marked beyond an entry whose bounds it exceeds), and what it did to the entries (Touch).
+    `packages`: the installed versions of the record's framework. An error the harness raised (its own inputs or
+    oracle failed), or the calling code (an adapter's, a user's), says nothing about the framework: no entry explains
+    it; nor does one explain a call that wrote into its inputs, or a call that did not run."""
+    if record.overwritten or str((record.error or {}).get("where", "")).startswith(("harness", "code")) or not record.status.ran:
+        return record, Touch()
+    exercised, decided, beyond = [], None, None
     for entry in entries:
         if not entry.selects(record, packages, conditions):
             continue
-        entry.exercised += 1
-        if record["status"] not in entry.statuses or record.get("known") is not None or record.get("beyond_known"):
+        exercised.append(entry.id)
+        if decided is not None or record.status not in entry.statuses or record.known is not None or record.beyond_known:
             continue
         why = entry.exceeded_by(record)
-        judged(record, Judgement(entry.id, entry.link, beyond=why or None))
-        if why:
-            entry.beyond += 1
-        else:
-            entry.matched += 1
+        decided = judged(record, Judgement(entry.id, entry.link, beyond=why or None))
+        beyond = why and entry.id
+    if decided is None:
+        return record, Touch(tuple(exercised))
+    return decided, Touch(tuple(exercised), matched=None if beyond else decided.known_id, beyond=beyond or None)
 
 
-def apply(records: list[dict], entries: list[Entry], packages: dict[str, dict[str, str]], conditions: dict[str, dict] | None = None) -> None:
-    """apply_one over a whole run, counting from zero. `packages`: framework -> installed package versions;
-    `conditions`: case id -> its conditions (corpus.conditions.of), for the entries that ask for some."""
-    reset(entries)
+def apply(records: Iterable[Record], entries: Sequence[Entry], packages: dict[str, dict[str, str]],
+          conditions: dict[str, dict] | None = None) -> tuple[list[Record], Tallies]:
+    """`judge` over a whole run: the judged records and every entry's tally. `packages`: framework -> installed
+    package versions; `conditions`: case id -> its conditions (corpus.conditions.of), for the entries that ask."""
+    out, tallies = [], Tallies()
     for record in records:
-        apply_one(record, entries, packages.get(record["framework"]), (conditions or {}).get(record["case"]))
+        one, touch = judge(record, entries, packages.get(record.framework), (conditions or {}).get(record.case))
+        out.append(one)
+        tallies.add(touch)
+    return out, tallies
 
 
-def stale(entries: list[Entry], selection: dict, ran_cases: set[str], corpus_cases: set[str],
+def stale(entries: list[Entry], tallies: Tallies, selection: dict, ran_cases: set[str], corpus_cases: set[str],
           offered: dict[str, set[str]]) -> list[dict]:
     """Entries this run shows to be out of date, each {"id", "link", "why", "exercised"}: the divergence is gone
     (records ran, none failed: judged only where the run covered the whole entry), or the entry names an
     implementation that a framework which ran does not offer (`offered`: framework -> implementation names)."""
     out = []
     for e in entries:
+        tally = tallies.get(e.id, Tally())
         ran = [names for fw, names in offered.items() if matches(fw, e.match["framework"])]
         all_ran = all(any(matches(fw, [p]) for fw in offered) for p in e.match["framework"])  # every framework it names
         # a pattern whose framework part is a glob ("*/naive/*") may rightly match nothing in the frameworks that ran
@@ -296,9 +329,9 @@ def stale(entries: list[Entry], selection: dict, ran_cases: set[str], corpus_cas
         unknown = [p for p in e.match.get("impl", []) if all_ran and not any(ch in p.partition("/")[0] for ch in "*?[")
                    and not any(matches(n, [p]) for names in ran for n in names)]
         if unknown:
-            out.append({"id": e.id, "link": e.link, "exercised": e.exercised, "file": e.origin,
+            out.append({"id": e.id, "link": e.link, "exercised": tally.exercised, "file": e.origin,
                         "why": f"no framework that ran offers an implementation {unknown[0]!r} (renamed?)"})
-        elif e.exercised and not e.matched and not e.beyond and e.covered_by(selection, ran_cases, corpus_cases):
-            out.append({"id": e.id, "link": e.link, "exercised": e.exercised, "file": e.origin,
-                        "why": f"its {e.exercised} record(s) ran and none failed: the divergence is gone"})
+        elif tally.exercised and not tally.matched and not tally.beyond and e.covered_by(selection, ran_cases, corpus_cases):
+            out.append({"id": e.id, "link": e.link, "exercised": tally.exercised, "file": e.origin,
+                        "why": f"its {tally.exercised} record(s) ran and none failed: the divergence is gone"})
     return out

@@ -2,6 +2,7 @@
 are whatever adapters are registered (conformance/adapters/__init__.py)."""
 
 from .ops import TABLE
+from .status import STATUSES as STATUSES  # the one order (model/status.py)
 
 # Every op of the op table (model/ops.py): the SPEC's four, the masked pair (an extension this project proposes for the
 # SPEC, docs/case-format.md, "Masked ops") and the fused linear cross-entropy of LLM heads.
@@ -11,8 +12,6 @@ QUANTITIES = tuple(dict.fromkeys(("value", "grad_logits", "grad_labels", "hvp", 
 DTYPES = ("float16", "bfloat16", "float32", "float64")
 DEVICES = ("cpu", "gpu")
 MODES = ("eager", "compiled")
-# in the order a reader needs them: every count and table lists statuses in this order
-STATUSES = ("pass", "known", "fail", "error", "unsupported", "skip")
 BEHAVIOURS = ("finite", "nonfinite", "all_nan", "error")
 REDUCTIONS = ("none", "sum", "mean")
 RETURNS = (*REDUCTIONS, "auto")  # what a user's cross-entropy without a reduction keyword returns (`check --returns`)

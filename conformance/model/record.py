@@ -1,10 +1,11 @@
 """One record: the verdict on one (case, op, quantity, dtype, framework, implementation, mode, device).
 
-Defined once here: the judge returns a `Verdict`, the runner builds a `Record` (the verdict with what was run),
-results.json carries `Record.to_json()`, and the reader of a results file accepts exactly the fields declared here
-(`FIELD_TYPES`, `REQUIRED`). Everything downstream (the registry, the gate, diff, the report) reads the JSON form, a
-dict, identifies a record by `key(record)`, and changes a record only through the functions below (`judged`,
-`unjudged`): no module adds a key of its own.
+Defined once here: the judge returns a `Verdict`, the runner builds a `Record` (the verdict with what was run), the
+worker sends it to the parent as it is, and results.json carries `Record.to_json()`; reading a results file accepts
+exactly the fields declared here (`FIELD_TYPES`, `REQUIRED`) and gives `Record`s back (`Record.from_json`). JSON is
+made and read only in run/results.py. Everything between (the registry, the gate, diff, the report) reads the
+record's attributes, identifies it by `key(record)`, and never changes it: a record is sealed once built, and the
+registry's judgement (`judged`, `unjudged`) or a later fact (`Record.but`) makes a new one.
 """
 
 from __future__ import annotations
@@ -15,11 +16,13 @@ import typing
 from dataclasses import dataclass
 from typing import Any
 
+from .status import Status
+
 
 @dataclass
 class Verdict:
-    """The judge's answer on one output (judge.compare.judge)."""
-    status: str
+    """The judge's answer on one output (judge.compare.judge), which the judge fills in as it measures."""
+    status: Status
     behaviour: str | None  # None only where nothing ran (unsupported)
     max_abs_err: float | None = None
     max_rel_err: float | None = None
@@ -37,6 +40,9 @@ class Verdict:
     expect_checked: bool | None = None  # the case's published values were checked too (written only when set)
     unanswered: dict | None = None  # an invalid input's entries without an answer (compare.unanswered_summary), for diff and the gate
     answered_wrong: bool | None = None  # an invalid input's entry that has an answer is wrong: an accuracy fail (written only when set)
+
+    def __post_init__(self) -> None:
+        self.status = Status(self.status)  # a word from a file or a worker becomes the enum; an unknown one is refused
 
 
 @dataclass(kw_only=True)
@@ -77,13 +83,46 @@ class Record(Verdict):
     overwritten: str | None = None  # which input the call wrote into, and when: the record fails, whatever it returned
     answer: str | None = None  # a digest of what the call returned (compare.digest): diff and the gate see changed answers
 
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        object.__setattr__(self, "_sealed", True)
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        if self.__dict__.get("_sealed"):
+            raise AttributeError(f"a record is not changed in place ({name}): make a new one with Record.but, judged or unjudged")
+        object.__setattr__(self, name, value)
+
+    def but(self, **changes: Any) -> Record:
+        """A copy of this record with these fields changed."""
+        return dataclasses.replace(self, **changes)
+
+    # A read-only view by field name, for the Python API's users (`check()` results, pytest hooks), who read a record
+    # as they read results.json; the package itself reads attributes.
+    def __getitem__(self, name: str) -> Any:
+        if name not in FIELDS:
+            raise KeyError(name)
+        return getattr(self, name)
+
+    def __contains__(self, name: object) -> bool:
+        """As in the JSON form: a field written only when set is there only when set."""
+        return name in FIELDS and (name not in OPTIONAL or getattr(self, str(name)) is not None)
+
+    def get(self, name: str, default: Any = None) -> Any:
+        value = getattr(self, name, None) if name in FIELDS else None
+        return default if value is None else value
+
     def to_json(self) -> dict:
         out = {}
         for name in _JSON_ORDER:
             value = getattr(self, name)
             if name not in OPTIONAL or value is not None:
-                out[name] = value
+                out[name] = value.value if isinstance(value, Status) else value
         return out
+
+    @classmethod
+    def from_json(cls, fields: dict) -> Record:
+        """A record from its JSON form (results.read checks the fields first)."""
+        return cls(**fields)
 
 
 IDENTITY = ("case", "op", "quantity", "dtype", "framework", "impl", "mode", "device")
@@ -104,34 +143,34 @@ def _types(annotation) -> tuple[type, ...]:
     return (*found, int) if float in found else found
 
 
-# field -> the types its JSON value may have: what reading a results file checks
-FIELD_TYPES = {name: _types(hint) for name, hint in typing.get_type_hints(Record).items() if hint is not Any}
+# field -> the types its JSON value may have: what reading a results file checks (a status is a word there)
+FIELD_TYPES = {name: (str,) if hint is Status else _types(hint) for name, hint in typing.get_type_hints(Record).items() if hint is not Any}
 FIELDS = frozenset(f.name for f in dataclasses.fields(Record))  # what a record may carry: exactly these
 
 
-def key(record: dict, by_id: bool = True) -> tuple:
+def key(record: Record, by_id: bool = True) -> tuple:
     """The identity of a record (JSON form): one per (case, op, quantity, dtype, framework, implementation, mode,
     device), the implementation by its stable id where the record has one (a label can be improved without breaking
     baselines), by its label for files written before ids existed (by_id=False compares such a file with a newer one)."""
-    impl = record.get("impl_id") if by_id and record.get("impl_id") else record["impl"]
-    return tuple(impl if name == "impl" else record[name] for name in IDENTITY)
+    impl = record.impl_id if by_id and record.impl_id else record.impl
+    return tuple(impl if name == "impl" else getattr(record, name) for name in IDENTITY)
 
 
-def message(record: dict) -> str:
+def message(record: Record) -> str:
     """What a record says about itself in one line: the bound of a known divergence it exceeds, its detail, else its
     error's message."""
-    said = record.get("detail") or (record.get("error") or {}).get("message", "") or ""
-    if record.get("beyond_known"):
-        return f"beyond known divergence {record['beyond_known']}: {record.get('beyond_why')}" + (f"; {said}" if said else "")
+    said = record.detail or (record.error or {}).get("message", "") or ""
+    if record.beyond_known:
+        return f"beyond known divergence {record.beyond_known}: {record.beyond_why}" + (f"; {said}" if said else "")
     return said
 
 
-UNEXPLAINED = ("fail", "error")  # the oracle says it is wrong, and no registered divergence explains it
+UNEXPLAINED = tuple(s for s in Status if s.unexplained)  # the oracle says it is wrong, and no registered divergence explains it
 
 
-def unexplained(record: dict) -> bool:
+def unexplained(record: Record) -> bool:
     """A fail or error that no registry entry explains: what `conformance run` exits 1 for."""
-    return record["status"] in UNEXPLAINED
+    return record.status.unexplained
 
 
 @dataclass(frozen=True)
@@ -143,18 +182,14 @@ class Judgement:
     beyond: str | None = None  # why it is beyond the entry's bounds; None: explained
 
 
-def judged(record: dict, judgement: Judgement) -> None:
-    """Write the registry's judgement into the record's declared fields (in place)."""
+def judged(record: Record, judgement: Judgement) -> Record:
+    """The record with the registry's judgement written into its declared fields."""
     if judgement.beyond is not None:
-        record.update(beyond_known=judgement.entry, beyond_why=judgement.beyond)
-    else:
-        record.update(known_status=record["status"], status="known", known=judgement.link, known_id=judgement.entry)
+        return record.but(beyond_known=judgement.entry, beyond_why=judgement.beyond)
+    return record.but(known_status=record.status.value, status=Status.KNOWN, known=judgement.link, known_id=judgement.entry)
 
 
-def unjudged(record: dict) -> None:
-    """Take back what a registry decided (in place): the record's status as the oracle judged it."""
-    if record.get("status") == "known" and record.get("known_status"):
-        record["status"] = record["known_status"]
-    for k in ("known_status", "known_id", "beyond_known", "beyond_why"):
-        record.pop(k, None)
-    record["known"] = None  # a field of every record
+def unjudged(record: Record) -> Record:
+    """The record without what a registry decided: its status as the oracle judged it."""
+    status = Status(record.known_status) if record.status is Status.KNOWN and record.known_status else record.status
+    return record.but(status=status, known=None, known_status=None, known_id=None, beyond_known=None, beyond_why=None)

@@ -36,10 +36,10 @@ def left_out_by(selection: Mapping | None, record: Mapping, suites: set[str] | N
         chosen = selection.get(key)
         if chosen and record[field_name] not in chosen:
             return f"--{key} {','.join(chosen)}"
-    if selection.get("cases") and not matches(record["case"], selection["cases"]):
+    if selection.get("cases") and not matches(record.case, selection["cases"]):
         return f"--case {' '.join(selection['cases'])}"
-    if selection.get("impls") and not impl_matches(record.get("impl_id"), record["impl"], selection["impls"]):
+    if selection.get("impls") and not impl_matches(record.impl_id, record.impl, selection["impls"]):
         return f"--impl {' '.join(selection['impls'])}"
-    if suites is not None and record["case"].split("/")[0] not in suites:
+    if suites is not None and record.case.split("/")[0] not in suites:
         return "--cases (suite not in the run)"
     return None

@@ -9,6 +9,7 @@ from __future__ import annotations
 from collections import defaultdict
 from dataclasses import dataclass, field
 
+from ..model.status import Status
 from .findings import silent
 
 # How an implementation answers invalid input, worst first: a finite answer to a question with none is the one
@@ -52,11 +53,11 @@ class Choice:
 
 
 def _invalid_kind(r: dict) -> str | None:
-    if r.get("quantity") != "value" or not r.get("invalid"):
+    if r.quantity != "value" or not r.invalid:
         return None
     if silent(r):
         return "silent"
-    return "raises" if r.get("behaviour") == "error" else "nan"
+    return "raises" if r.behaviour == "error" else "nan"
 
 
 def choices(records: list[dict], benchmarks: list[dict] | None = None) -> dict[tuple[str, str, str, str], list[Choice]]:
@@ -64,21 +65,21 @@ def choices(records: list[dict], benchmarks: list[dict] | None = None) -> dict[t
     divergences and fails, then the smallest worst share of the tolerance; naive formulas last."""
     table: dict[tuple, dict[str, Choice]] = defaultdict(dict)
     for r in records:
-        if r["status"] in ("unsupported", "skip"):
+        if not r.status.ran:
             continue
-        key = (r["op"], r["dtype"], r["mode"], r["device"])
-        ident = r.get("impl_id") or f"{r['framework']}/{r['impl']}"
-        c = table[key].setdefault(ident, Choice(r["framework"], r["impl"], ident, bool(r.get("naive"))))
+        key = (r.op, r.dtype, r.mode, r.device)
+        ident = r.impl_id or f"{r.framework}/{r.impl}"
+        c = table[key].setdefault(ident, Choice(r.framework, r.impl, ident, bool(r.naive)))
         kind = _invalid_kind(r)
         if kind:
             c.invalid[kind] += 1
-        if r.get("invalid"):
+        if r.invalid:
             continue
         c.valid += 1
-        if r["status"] == "pass":
+        if r.status is Status.PASS:
             c.passed += 1
-            c.worst = max(c.worst, r.get("tol_ratio") or 0.0)
-        elif r["status"] == "known":
+            c.worst = max(c.worst, r.tol_ratio or 0.0)
+        elif r.status is Status.KNOWN:
             c.known += 1
         else:
             c.failed += 1

@@ -14,6 +14,7 @@ from collections import Counter, defaultdict
 from ..adapters import user as user_adapter
 from ..model.names import STATUSES
 from ..model.record import message, unexplained
+from ..model.status import Status
 from ..run import check as check_mod
 from ..run import repro
 
@@ -26,18 +27,18 @@ def _text(value: object) -> str:
 
 def rerun(r: dict) -> str:
     """The command that re-runs one record: `conformance check` for a user's function, `conformance run` otherwise."""
-    return check_mod.command(r) if r["framework"] == user_adapter.NAME else repro.command(r)
+    return check_mod.command(r) if r.framework == user_adapter.NAME else repro.command(r)
 
 
 def _counted(r: dict, include_naive: bool) -> bool:
-    return include_naive or not r.get("naive")
+    return include_naive or not r.naive
 
 
 def groups(records: list[dict]) -> dict[tuple, list[dict]]:
     """Records by call: (framework, implementation id, case, op, dtype, mode, device)."""
     out: dict[tuple, list[dict]] = defaultdict(list)
     for r in records:
-        out[(r["framework"], r.get("impl_id") or r["impl"], r["case"], r["op"], r["dtype"], r["mode"], r["device"])].append(r)
+        out[(r.framework, r.impl_id or r.impl, r.case, r.op, r.dtype, r.mode, r.device)].append(r)
     return out
 
 
@@ -53,20 +54,20 @@ def junit_xml(doc: dict, suite_name: str = "conformance", include_naive: bool = 
         counts: Counter = Counter()
         for (_, impl_id, case, op, dtype, mode, device), records in calls:
             case_el = ET.SubElement(suite, "testcase", classname=_text(f"{framework}.{impl_id}"), name=_text(f"{case} {op} {dtype} {mode} {device}"),
-                                    time=f"{max(float(r.get('seconds') or 0) for r in records):.6f}")
+                                    time=f"{max(float(r.seconds or 0) for r in records):.6f}")
             counts["tests"] += 1
             bad = [r for r in records if unexplained(r) and _counted(r, include_naive)]
             if bad:
-                kind = "failure" if any(r["status"] == "fail" for r in bad) else "error"
+                kind = "failure" if any(r.status is Status.FAIL for r in bad) else "error"
                 counts["failures" if kind == "failure" else "errors"] += 1
                 first = bad[0]
                 el = ET.SubElement(case_el, kind, message=_text(f"{first['quantity']}: {message(first)}"[:500]), type=_text(first["status"]))
-                el.text = _text("\n".join(f"{r['status']} {r['quantity']}: {message(r)}\n  re-run: {rerun(r)}" for r in bad))
-            elif all(r["status"] in ("unsupported", "skip") for r in records):
+                el.text = _text("\n".join(f"{r.status} {r.quantity}: {message(r)}\n  re-run: {rerun(r)}" for r in bad))
+            elif all(not r.status.ran for r in records):
                 counts["skipped"] += 1
                 ET.SubElement(case_el, "skipped", message=_text(records[0].get("reason") or "unsupported"))
             else:
-                known = sorted({r["known_id"] for r in records if r["status"] == "known" and r.get("known_id")})
+                known = sorted({r.known_id for r in records if r.status is Status.KNOWN and r.known_id})
                 if known:
                     ET.SubElement(case_el, "system-out").text = _text(f"registered divergence: {', '.join(known)}")
         for name in ("tests", "failures", "errors", "skipped"):
@@ -85,13 +86,14 @@ def junit_xml(doc: dict, suite_name: str = "conformance", include_naive: bool = 
     return _document(root)
 
 
-def gate_junit_xml(regressions: list[str], compared: int) -> str:
-    """The gate's verdict as JUnit XML: a failing test case per regression (its kind the class), or one passing case."""
+def gate_junit_xml(regressions: list[tuple[str, str]], compared: int) -> str:
+    """The gate's verdict as JUnit XML: a failing test case per regression, given as (kind, text) (its kind the
+    class), or one passing case."""
     root = ET.Element("testsuites", name="conformance gate", tests=str(max(1, len(regressions))), failures=str(len(regressions)))
     suite = ET.SubElement(root, "testsuite", name="conformance gate", tests=root.get("tests"), failures=root.get("failures"),
                           errors="0", skipped="0")
-    for i, regression in enumerate(regressions):
-        kind, _, what = regression.partition(": ")
+    for i, (kind, what) in enumerate(regressions):
+        regression = f"{kind}: {what}"
         case = ET.SubElement(suite, "testcase", classname=_text(f"gate.{kind}"), name=_text(f"{i + 1}: {what[:200]}"))
         ET.SubElement(case, "failure", message=_text(regression[:500]), type=_text(kind)).text = _text(regression)
     if not regressions:
@@ -117,7 +119,7 @@ def github_annotations(doc: dict, include_naive: bool = False, limit: int = 50) 
     failing = [(key, [r for r in rs if unexplained(r) and _counted(r, include_naive)]) for key, rs in sorted(groups(doc["records"]).items())]
     failing = [(key, bad) for key, bad in failing if bad]
     for (framework, impl_id, case, op, dtype, mode, device), bad in failing[:limit]:
-        body = f"{op} {dtype} {mode} {device}: " + "; ".join(f"{r['quantity']}: {message(r)}" for r in bad) + f"\nre-run: {rerun(bad[0])}"
+        body = f"{op} {dtype} {mode} {device}: " + "; ".join(f"{r.quantity}: {message(r)}" for r in bad) + f"\nre-run: {rerun(bad[0])}"
         lines.append(annotation(f"{bad[0]['status']}: {framework} {impl_id} on {case}", body))
     if len(failing) > limit:
         lines.append(annotation("conformance", f"{len(failing) - limit} more failing record groups in results.json", "warning"))
@@ -128,9 +130,9 @@ def github_annotations(doc: dict, include_naive: bool = False, limit: int = 50) 
 
 def machine_summary(doc: dict, exit_code: int, command: str = "run", include_naive: bool = False) -> str:
     """One line of JSON: what a script needs without reading results.json."""
-    counts = Counter(r["status"] for r in doc["records"])
+    counts = Counter(r.status for r in doc["records"])
     counted = [r for r in doc["records"] if unexplained(r) and _counted(r, include_naive)]
     return json.dumps({"command": command, "exit": exit_code, "complete": doc.get("complete", True) is not False,
                        "records": len(doc["records"]), **{s: counts.get(s, 0) for s in STATUSES},
-                       "unexplained": len(counted), "naive_unexplained": sum(1 for r in doc["records"] if unexplained(r) and r.get("naive"))},
+                       "unexplained": len(counted), "naive_unexplained": sum(1 for r in doc["records"] if unexplained(r) and r.naive)},
                       separators=(",", ":"))

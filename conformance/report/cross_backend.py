@@ -30,7 +30,7 @@ def _door(impl_id: str, prefixes: tuple[str, ...], exports: dict[str, str] | Non
 
 
 def _verdict(r: dict) -> str:
-    return f"{r.get('known_status') or r['status']} ({r.get('behaviour')})"
+    return f"{r.known_status or r.status} ({r.behaviour})"
 
 
 def calls(records: list[dict]) -> dict[tuple, dict[str, dict]]:
@@ -38,9 +38,9 @@ def calls(records: list[dict]) -> dict[tuple, dict[str, dict]]:
     out: dict[tuple, dict[str, dict]] = defaultdict(dict)
     prefixes, exports = shared_doors(), exported_doors()
     for r in records:
-        door = _door(r.get("impl_id") or "", prefixes, exports)
-        if door and r["status"] not in ("unsupported", "skip"):
-            out[(door, r["case"], r["op"], r["quantity"], r["dtype"], r["mode"], r["device"])][r["framework"]] = r
+        door = _door(r.impl_id or "", prefixes, exports)
+        if door and r.status.ran:
+            out[(door, r.case, r.op, r.quantity, r.dtype, r.mode, r.device)][r.framework] = r
     return {k: v for k, v in out.items() if len(v) > 1}
 
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 import math
 import re
 from dataclasses import asdict, dataclass
+from enum import StrEnum
 from pathlib import Path
 
 import numpy as np
@@ -15,8 +16,9 @@ import numpy as np
 from ..corpus.cases import materialize
 from ..judge.compare import answer_tolerance
 from ..model import dtypes as dt
-from ..model.record import IDENTITY, unexplained
+from ..model.record import IDENTITY, Record, unexplained
 from ..model.record import message as reason
+from ..model.status import Status
 from ..run import results as results_io
 from ..run.environment import kernel_fingerprint
 from .markdown import md_cell
@@ -24,32 +26,70 @@ from .markdown import md_cell
 ANSWER_SHARE = 0.25  # an accurate answer "changed" when its error moved by a quarter of its tolerance or more
 ACCURACY_MOVE = 2.0  # a record's error (share of its tolerance) moved by more than this factor either way
 ACCURACY_FLOOR = 0.01  # ... and one side used at least 1% of its tolerance: below that, moves are sub-ulp noise
-STATUS_ORDER = {"pass": 0, "known": 1, "unsupported": 1, "skip": 1, "fail": 2, "error": 2}
+
+
+class MoveKind(StrEnum):
+    """How a record moved between two runs."""
+    STATUS = "status"  # its status changed
+    BEHAVIOUR = "behaviour"  # same status, another behaviour (finite / nonfinite / all_nan / error)
+    NONFINITE = "nonfinite"  # same status and behaviour, other NaN/inf counts
+    ACCURACY = "accuracy"  # a finite record's share of its tolerance moved by more than ACCURACY_MOVE either way
+    ANSWER = "answer"  # same status, another answer (answer_move)
+    MISSING = "missing"  # in the baseline, not in the current run
+    NEW = "new"  # in the current run, not in the baseline
+
+
+@dataclass(frozen=True)
+class Attribution:
+    """What changed in the environment between two runs of one framework: its package versions, and the CPU (None
+    where both runs recorded the same one)."""
+    versions: tuple[str, ...] = ()  # "numpy 2.3.0 -> 2.4.6", one per package that changed
+    cpu: tuple[str, str] | None = None  # (before, after); "unrecorded" where a file lacks it
+
+    @property
+    def cpu_changed(self) -> bool:
+        return self.cpu is not None
+
+    @property
+    def version_changed(self) -> bool:
+        return bool(self.versions)
+
+    def __str__(self) -> str:
+        parts = [f"version change ({', '.join(self.versions)})"] if self.versions else []
+        if self.cpu is not None:
+            parts.append(f"CPU change ({self.cpu[0]} -> {self.cpu[1]})")
+        return " and ".join(parts) or "same environment"
 
 
 @dataclass
 class Move:
-    kind: str  # status | behaviour | nonfinite | accuracy | answer | missing | new
+    kind: MoveKind
     record: str  # the record's identity, readable
     framework: str
     before: str
     after: str
     worse: bool
     naive: bool
-    attribution: str  # version change (...) | CPU change (...) | same environment
+    attribution: Attribution
     detail: str = ""
     before_ratio: float | None = None
     after_ratio: float | None = None
     accepted_by: str = ""  # an answer move: the registry entry that explains the new answer and not the old one
+    statuses: tuple[Status, Status] | None = None  # a status move: (before, after)
+
+    def to_json(self) -> dict:
+        out = {**asdict(self), "kind": self.kind.value, "attribution": str(self.attribution)}
+        out["statuses"] = [s.value for s in self.statuses] if self.statuses else None
+        return out
 
 
-def describe(r: dict) -> str:
-    return " ".join(str(r[k]) for k in IDENTITY)
+def describe(r: Record) -> str:
+    return " ".join(str(getattr(r, k)) for k in IDENTITY)
 
 
-def index(doc: dict, where: str, by_id: bool = True) -> dict[tuple, dict]:
+def index(doc: dict, where: str, by_id: bool = True) -> dict[tuple, Record]:
     """Records by identity; two records with one identity (a merge of two versions) cannot be compared."""
-    out: dict[tuple, dict] = {}
+    out: dict[tuple, Record] = {}
     for r in doc["records"]:
         k = results_io.key(r, by_id)
         if k in out:
@@ -71,86 +111,83 @@ def version_changes(base: dict, cur: dict, framework: str) -> list[str]:
     return [f"{p} {old.get(p, 'absent')} -> {new.get(p, 'absent')}" for p in sorted(set(old) | set(new)) if old.get(p) != new.get(p)]
 
 
-def attribution(base: dict, cur: dict, framework: str) -> str:
-    changes = version_changes(base, cur, framework)
+def attribution(base: dict, cur: dict, framework: str) -> Attribution:
+    """The environment change a move of this framework's records can be attributed to (an unrecorded CPU counts as
+    a change: nothing says it is the same)."""
     b_cpu, c_cpu = kernel_fingerprint(base), kernel_fingerprint(cur)
-    parts = []
-    if changes:
-        parts.append(f"version change ({', '.join(changes)})")
-    if b_cpu is None or b_cpu != c_cpu:
-        parts.append(f"CPU change ({b_cpu or 'unrecorded'} -> {c_cpu or 'unrecorded'})")
-    return " and ".join(parts) or "same environment"
+    cpu = None if b_cpu is not None and b_cpu == c_cpu else (b_cpu or "unrecorded", c_cpu or "unrecorded")
+    return Attribution(tuple(version_changes(base, cur, framework)), cpu)
 
 
-def _counts(r: dict) -> str:
-    return f"{r.get('nan_count', 0)} NaN, {r.get('inf_count', 0)} inf"
+def _counts(r: Record) -> str:
+    return f"{(r.nan_count or 0)} NaN, {(r.inf_count or 0)} inf"
 
 
-def _ratio(r: dict) -> float | None:
+def _ratio(r: Record) -> float | None:
     """The share of its tolerance a finite record used; None where accuracy is not the measure (non-finite, known)."""
-    if r["status"] not in ("pass", "fail") or r.get("behaviour") != "finite" or r.get("invalid"):
+    if r.status not in (Status.PASS, Status.FAIL) or r.behaviour != "finite" or r.invalid:
         return None
-    return r.get("tol_ratio")
+    return r.tol_ratio
 
 
-def _accurate(r: dict) -> bool:
+def _accurate(r: Record) -> bool:
     """An answer the oracle measured: its error, a share of the tolerance, is what can move. That includes an answer
     whose infinities are the oracle's own (-inf for a masked log-probability): its finite part is measured."""
-    ratio = r.get("tol_ratio")
-    return not r.get("invalid") and r.get("behaviour") in ("finite", "nonfinite") and ratio is not None and math.isfinite(ratio)
+    ratio = r.tol_ratio
+    return not r.invalid and r.behaviour in ("finite", "nonfinite") and ratio is not None and math.isfinite(ratio)
 
 
-def shown(r: dict) -> str:
+def shown(r: Record) -> str:
     """A record's answer for people: the exception's type, else the values where they are small, else the digest."""
-    if r.get("behaviour") == "error" or (r.get("error") and not r.get("answer")):
-        return f"raises {(r.get('error') or {}).get('type', '?')}"
-    if r.get("output") is not None:
-        text = str(r["output"])
+    if r.behaviour == "error" or (r.error and not r.answer):
+        return f"raises {(r.error or {}).get('type', '?')}"
+    if r.output is not None:
+        text = str(r.output)
         return text if len(text) <= 120 else text[:117] + "..."
-    return f"{r.get('size', '?')} values, {_counts(r)} (digest {r.get('answer')})"
+    return f"{r.size} values, {_counts(r)} (digest {r.answer})"
 
 
-def answer_move(b: dict, c: dict) -> tuple[bool, bool, str] | None:
+def answer_move(b: Record, c: Record) -> tuple[bool, bool, str] | None:
     """(changed, gated, how) where both runs recorded the answer. An accurate answer (the oracle measures it) changed
     when its error moved by ANSWER_SHARE of its tolerance or more (listed; gated only inside a registered bound, away
     from the oracle: the accuracy rule gates the rest). An answer the oracle does not measure (an invalid input's
     entries without an answer, an error, a non-finite answer) changed when its behaviour did (the exception's type, the
     NaN/inf pattern) or a value moved beyond the record's tolerance (gated); never on a last-bit change, and never on
     the digest alone (`unmeasured_change`)."""
-    if b["status"] != c["status"]:
+    if b.status != c.status:
         return None  # the status move says it
-    if not (b.get("answer") or b.get("error")) or not (c.get("answer") or c.get("error")):
+    if not (b.answer or b.error) or not (c.answer or c.error):
         return None  # a file written before answers were fingerprinted, or a record with no answer (unsupported)
-    same = b.get("answer") == c.get("answer") and (b.get("error") or {}).get("type") == (c.get("error") or {}).get("type")
+    same = b.answer == c.answer and (b.error or {}).get("type") == (c.error or {}).get("type")
     if same:
         return None
     if _accurate(b) and _accurate(c):  # gated here only inside a registered bound, and only when it moved away from the oracle
-        moved = abs(c["tol_ratio"] - b["tol_ratio"])
-        return (moved >= ANSWER_SHARE, c["status"] == "known" and c["tol_ratio"] > b["tol_ratio"], f"the answer changed by {moved:.0%} of the tolerance")
-    if _accurate(c) and b.get("behaviour") in ("nonfinite", "all_nan"):
-        return (True, False, f"the answer changed ({b.get('behaviour')} -> {c.get('behaviour')}, now measured by the oracle)")
+        moved = abs(c.tol_ratio - b.tol_ratio)
+        return (moved >= ANSWER_SHARE, c.status is Status.KNOWN and c.tol_ratio > b.tol_ratio, f"the answer changed by {moved:.0%} of the tolerance")
+    if _accurate(c) and b.behaviour in ("nonfinite", "all_nan"):
+        return (True, False, f"the answer changed ({b.behaviour} -> {c.behaviour}, now measured by the oracle)")
     how, certain = unmeasured_change(b, c)
     return (True, certain, how) if how else None
 
 
-def unmeasured_change(b: dict, c: dict) -> tuple[str | None, bool]:
+def unmeasured_change(b: Record, c: Record) -> tuple[str | None, bool]:
     """How an answer the oracle does not measure changed between two runs, or None where it did not: (how, certain).
     Compared by behaviour and by value within the record's tolerance: an invalid input's entries without an answer
     (`unanswered`, from files that record it), else the stored output entry by entry; where neither side stored its
     values (an older file, a large output) only the behaviour and NaN/inf counts are compared, and a changed digest is
     listed as uncertain (not gated: it may be a last-bit change)."""
-    b_err, c_err = (b.get("error") or {}).get("type"), (c.get("error") or {}).get("type")
+    b_err, c_err = (b.error or {}).get("type"), (c.error or {}).get("type")
     if b_err or c_err:
         return (None, True) if b_err == c_err else (f"raises {b_err}" if b_err else "an answer") + " -> " + (f"raises {c_err}" if c_err else "an answer"), True
-    bu, cu = b.get("unanswered"), c.get("unanswered")
+    bu, cu = b.unanswered, c.unanswered
     if isinstance(bu, dict) and isinstance(cu, dict):
         return _summaries_differ(bu, cu), True
-    bo, co = b.get("output"), c.get("output")
+    bo, co = b.output, c.output
     if bo is not None and co is not None:
-        rtol = answer_tolerance(c["quantity"], c["dtype"], _classes_bound(co))
-        return _values_differ(bo, co, rtol, _tiny(c["dtype"])), True
-    if (b.get("behaviour"), b.get("nan_count"), b.get("inf_count")) != (c.get("behaviour"), c.get("nan_count"), c.get("inf_count")):
-        return f"{b.get('behaviour')}, {_counts(b)} -> {c.get('behaviour')}, {_counts(c)}", True
+        rtol = answer_tolerance(c.quantity, c.dtype, _classes_bound(co))
+        return _values_differ(bo, co, rtol, _tiny(c.dtype)), True
+    if (b.behaviour, b.nan_count, b.inf_count) != (c.behaviour, c.nan_count, c.inf_count):
+        return f"{b.behaviour}, {_counts(b)} -> {c.behaviour}, {_counts(c)}", True
     return "the digest changed; neither file stored the values (run both with this version to compare them by value)", False
 
 
@@ -212,34 +249,35 @@ def _summaries_differ(b: dict, c: dict) -> str | None:
     return None
 
 
-def record_moves(b: dict, c: dict, why: str, written_for_a_release: frozenset[str] = frozenset()) -> list[Move]:
+def record_moves(b: Record, c: Record, why: Attribution, written_for_a_release: frozenset[str] = frozenset()) -> list[Move]:
     """Every way one record moved between two runs. `written_for_a_release`: the current run's registry entries
     scoped from a release on (from_a_release); one of them that explains the new answer, and did not explain the
     old, accepts the change."""
-    base = dict(record=describe(c), framework=c["framework"], naive=bool(c.get("naive")), attribution=why)
+    base = dict(record=describe(c), framework=c.framework, naive=bool(c.naive), attribution=why)
     moves = []
-    if b["status"] != c["status"]:
-        worse = STATUS_ORDER.get(c["status"], 2) > STATUS_ORDER.get(b["status"], 2) or (b["status"] == "pass")
-        moves.append(Move("status", before=b["status"], after=c["status"], worse=worse, detail=reason(c) if worse else "", **base))
-    if b["status"] != c["status"]:
+    if b.status != c.status:
+        worse = c.status.worse_than(b.status)
+        moves.append(Move(MoveKind.STATUS, before=b.status.value, after=c.status.value, worse=worse, detail=reason(c) if worse else "",
+                          statuses=(b.status, c.status), **base))
+    if b.status != c.status:
         pass  # the status move says it; the behaviour moved with it
-    elif b.get("behaviour") != c.get("behaviour"):
-        moves.append(Move("behaviour", before=str(b.get("behaviour")), after=str(c.get("behaviour")),
-                          worse=c.get("behaviour") != "finite" and b.get("behaviour") == "finite", **base))
-    elif (b.get("nan_count", 0), b.get("inf_count", 0)) != (c.get("nan_count", 0), c.get("inf_count", 0)):
-        grew = c.get("nan_count", 0) + c.get("inf_count", 0) > b.get("nan_count", 0) + b.get("inf_count", 0)
-        moves.append(Move("nonfinite", before=_counts(b), after=_counts(c), worse=grew, **base))
+    elif b.behaviour != c.behaviour:
+        moves.append(Move(MoveKind.BEHAVIOUR, before=str(b.behaviour), after=str(c.behaviour),
+                          worse=c.behaviour != "finite" and b.behaviour == "finite", **base))
+    elif ((b.nan_count or 0), (b.inf_count or 0)) != ((c.nan_count or 0), (c.inf_count or 0)):
+        grew = (c.nan_count or 0) + (c.inf_count or 0) > (b.nan_count or 0) + (b.inf_count or 0)
+        moves.append(Move(MoveKind.NONFINITE, before=_counts(b), after=_counts(c), worse=grew, **base))
     answer = answer_move(b, c)
     if answer and answer[0]:
-        new_entry = c.get("known_id") and c.get("known_id") != b.get("known_id") and c.get("known_id") in written_for_a_release
-        accepted = c["known_id"] if new_entry else ""
-        moves.append(Move("answer", before=shown(b), after=shown(c), worse=answer[1], accepted_by=accepted or "",
+        new_entry = c.known_id and c.known_id != b.known_id and c.known_id in written_for_a_release
+        accepted = c.known_id if new_entry else ""
+        moves.append(Move(MoveKind.ANSWER, before=shown(b), after=shown(c), worse=answer[1], accepted_by=accepted or "",
                           detail=answer[2],
                           **base))
     bt, ct = _ratio(b), _ratio(c)
     if bt is not None and ct is not None and max(bt, ct) >= ACCURACY_FLOOR and (ct > ACCURACY_MOVE * bt or bt > ACCURACY_MOVE * ct):
-        moves.append(Move("accuracy", before=f"{bt:.2%}", after=f"{ct:.2%}", worse=ct > bt, before_ratio=bt, after_ratio=ct,
-                          detail=f"{b.get('max_ulp') or 0:.3g} -> {c.get('max_ulp') or 0:.3g} ulp", **base))
+        moves.append(Move(MoveKind.ACCURACY, before=f"{bt:.2%}", after=f"{ct:.2%}", worse=ct > bt, before_ratio=bt, after_ratio=ct,
+                          detail=f"{b.max_ulp or 0:.3g} -> {c.max_ulp or 0:.3g} ulp", **base))
     return moves
 
 
@@ -260,13 +298,13 @@ def diff(base_doc: dict, cur_doc: dict) -> list[Move]:
     for k, c in cur.items():
         b = base.get(k)
         if b is None:
-            moves.append(Move("new", describe(c), c["framework"], "-", c["status"], unexplained(c),
-                              bool(c.get("naive")), why[c["framework"]], reason(c)))
+            moves.append(Move(MoveKind.NEW, describe(c), c.framework, "-", c.status.value, unexplained(c),
+                              bool(c.naive), why[c.framework], reason(c)))
         else:
-            moves += record_moves(b, c, why[c["framework"]], scoped)
+            moves += record_moves(b, c, why[c.framework], scoped)
     for k, b in base.items():
         if k not in cur:
-            moves.append(Move("missing", describe(b), b["framework"], b["status"], "-", True, bool(b.get("naive")), why[b["framework"]]))
+            moves.append(Move(MoveKind.MISSING, describe(b), b.framework, b.status.value, "-", True, bool(b.naive), why[b.framework]))
     return moves
 
 
@@ -290,7 +328,7 @@ def render_markdown(moves: list[Move], base_doc: dict, cur_doc: dict, limit: int
     lines += ["", "| record | kind | before | after | worse | naive | attributed to | detail |", "|---|---|---|---|---|---|---|---|"]
     for m in ordered[:limit]:
         lines.append("| " + " | ".join(md_cell(x) for x in (m.record, m.kind, m.before, m.after, "yes" if m.worse else "no",
-                                                               "yes" if m.naive else "no", m.attribution, m.detail[:160])) + " |")
+                                                               "yes" if m.naive else "no", str(m.attribution), m.detail[:160])) + " |")
     if len(ordered) > limit:
         lines.append(f"\n... and {len(ordered) - limit} more in diff.json.")
     return "\n".join(lines) + "\n"
@@ -298,7 +336,7 @@ def render_markdown(moves: list[Move], base_doc: dict, cur_doc: dict, limit: int
 
 def write(moves: list[Move], base_doc: dict, cur_doc: dict, out: Path) -> list[Path]:
     out.mkdir(parents=True, exist_ok=True)
-    doc = {"schema": "softmax-conformance/diff/1", "moves": [asdict(m) for m in moves],
+    doc = {"schema": "softmax-conformance/diff/1", "moves": [m.to_json() for m in moves],
            "baseline_created": base_doc.get("created"), "current_created": cur_doc.get("created")}
     results_io.write(doc, out / "diff.json")
     results_io.write_text(out / "diff.md", render_markdown(moves, base_doc, cur_doc))

@@ -10,14 +10,21 @@ from collections import Counter, defaultdict
 from dataclasses import dataclass, field
 
 from ..model.record import UNEXPLAINED, unexplained
+from ..model.status import Status
 
-# Worst first: the status a heatmap cell shows is the worst of its records.
-SEVERITY = {"silent": 0, "fail": 1, "error": 1, "known": 2, "pass": 3, "unsupported": 4, "skip": 4}
+
+def severity(kind: str) -> int:
+    """Worst first: a silent wrong answer, then by Status.severity (the status a heatmap cell shows is the worst of its
+    records)."""
+    return -1 if kind == SILENT else Status(kind).severity
+
+
+SILENT = "silent"  # a heatmap count of its own, beside the statuses
 
 
 def silent(r: dict) -> bool:
     """A finite answer to a question that has none (invalid input), registered or not."""
-    return bool(r.get("invalid")) and r.get("behaviour") == "finite" and r.get("quantity") == "value"
+    return bool(r.invalid) and r.behaviour == "finite" and r.quantity == "value"
 
 
 @dataclass
@@ -38,26 +45,26 @@ def collect(doc: dict, disagreements: int = 0) -> Findings:
     by_call: dict[tuple, list[dict]] = defaultdict(list)
     for r in records:
         if silent(r):
-            by_call[(r["case"], r["op"], r["dtype"], r["framework"], r["impl"])].append(r)
+            by_call[(r.case, r.op, r.dtype, r.framework, r.impl)].append(r)
     for (case, op, dtype, fw, impl), rs in sorted(by_call.items()):
         f.silent.append({"case": case, "op": op, "dtype": dtype, "framework": fw, "impl": impl,
-                         "where": ", ".join(sorted({f"{r['mode']} {r['device']}" for r in rs})),
-                         "known": next((r.get("known_id") for r in rs if r.get("known_id")), None),
-                         "link": next((r.get("known") for r in rs if r.get("known")), None)})
-    f.unexplained = [r for r in records if unexplained(r) and not r.get("naive")]
-    f.naive = [r for r in records if unexplained(r) and r.get("naive")]
+                         "where": ", ".join(sorted({f"{r.mode} {r.device}" for r in rs})),
+                         "known": next((r.known_id for r in rs if r.known_id), None),
+                         "link": next((r.known for r in rs if r.known), None)})
+    f.unexplained = [r for r in records if unexplained(r) and not r.naive]
+    f.naive = [r for r in records if unexplained(r) and r.naive]
     entries = {e["id"]: e for e in doc.get("known_divergences", [])}
     hits: dict[str, Counter] = defaultdict(Counter)
     for r in records:
-        if r["status"] == "known" and r.get("known_id"):
-            hits[r["known_id"]][r["framework"]] += 1
+        if r.status is Status.KNOWN and r.known_id:
+            hits[r.known_id][r.framework] += 1
     for entry_id, frameworks in sorted(hits.items(), key=lambda kv: -sum(kv[1].values())):
         e = entries.get(entry_id, {})
         f.divergences.setdefault(e.get("kind", "unclassified"), []).append(
             {"id": entry_id, "reason": e.get("reason", ""), "link": e.get("link", ""), "records": sum(frameworks.values()),
              "frameworks": ", ".join(sorted(frameworks))})
-    f.judged = sum(r["status"] not in ("unsupported", "skip") for r in records)
-    f.passed = sum(r["status"] == "pass" for r in records)
+    f.judged = sum(r.status.ran for r in records)
+    f.passed = sum(r.status is Status.PASS for r in records)
     lost = (doc.get("incomplete") or {}).get("lost") or []
     if doc.get("complete") is False or doc.get("interrupted"):
         f.incomplete = [f"{x.get('shard')}: {x.get('why')}" for x in lost if isinstance(x, dict)] or ["interrupted"]
@@ -79,9 +86,9 @@ class Cell:
             return "#67000d"
         if self.status in UNEXPLAINED:
             return "#d73027"
-        if self.status == "known":
+        if self.status is Status.KNOWN:
             return KNOWN_COLOUR
-        if self.status == "pass":  # the best outcome is the brightest: vivid green far inside the tolerance, pale near it
+        if self.status is Status.PASS:  # the best outcome is the brightest: vivid green far inside the tolerance, pale near it
             share = min(1.0, self.ratio or 0.0)
             return f"hsl({125 - 55 * share:.0f}, {62 - 20 * share:.0f}%, {46 + 36 * share:.0f}%)"
         return "#e0e0e0"
@@ -92,7 +99,7 @@ class Cell:
 
     @property
     def text(self) -> str:
-        parts = [f"{n} {s}" for s, n in sorted(self.counts.items(), key=lambda kv: SEVERITY.get(kv[0], 9))]
+        parts = [f"{n} {s}" for s, n in sorted(self.counts.items(), key=lambda kv: severity(kv[0]))]
         ratio = f"; worst passing error {self.ratio:.0%} of tolerance" if self.ratio is not None else ""
         return ", ".join(parts) + ratio
 
@@ -102,16 +109,16 @@ def heatmap(records: list[dict]) -> tuple[list[tuple[str, str]], list[str], dict
     groups: dict[tuple, list[dict]] = defaultdict(list)
     naive: dict[tuple[str, str], bool] = {}
     for r in records:
-        row = (r["framework"], r["impl"])
-        naive[row] = bool(r.get("naive"))
-        groups[(row, r["case"].split("/")[0])].append(r)
+        row = (r.framework, r.impl)
+        naive[row] = bool(r.naive)
+        groups[(row, r.case.split("/")[0])].append(r)
     cells = {}
     for key, rs in groups.items():
         # An unregistered silent answer is the worst a cell can show; a registered one is a known divergence, drawn
         # muted like the others (the Findings list says which are silent).
-        counts = Counter("silent" if silent(r) and unexplained(r) else r["status"] for r in rs)
-        worst = min(counts, key=lambda s: SEVERITY.get(s, 9))
-        ratios = [r["tol_ratio"] for r in rs if r["status"] == "pass" and r.get("tol_ratio") is not None]
+        counts = Counter(SILENT if silent(r) and unexplained(r) else r.status for r in rs)
+        worst = min(counts, key=lambda s: severity(s))
+        ratios = [r.tol_ratio for r in rs if r.status is Status.PASS and r.tol_ratio is not None]
         cells[key] = Cell(worst, max(ratios) if ratios else None, counts)
     rows = sorted(naive, key=lambda row: (naive[row], row))
     columns = sorted({k[1] for k in cells})

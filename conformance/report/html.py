@@ -17,7 +17,8 @@ from pathlib import Path
 import jinja2
 
 from ..model.names import STATUSES
-from ..model.record import unexplained
+from ..model.record import Record, unexplained
+from ..model.status import Status
 from ..run import output, repro, shares
 from ..run import results as results_io
 from ..speed import documents as bench_documents
@@ -33,14 +34,14 @@ MERGED = "merged.json"
 
 
 def _version(r: dict, doc: dict) -> str:
-    if r.get("framework_version"):
-        return str(r["framework_version"])
-    info = doc["environment"].get("frameworks", {}).get(r["framework"]) or {}
+    if r.framework_version:
+        return str(r.framework_version)
+    info = doc["environment"].get("frameworks", {}).get(r.framework) or {}
     return str(info.get("version", "?"))
 
 
 def merge(paths: list[Path], on_duplicate: str = "error") -> dict:
-    records: dict[tuple, dict] = {}
+    records: dict[tuple, Record] = {}
     environments = []
     stale: dict[str, dict] = {}
     entries: dict[str, dict] = {}
@@ -52,9 +53,9 @@ def merge(paths: list[Path], on_duplicate: str = "error") -> dict:
             k = (*results_io.key(r), version)
             if k in records and on_duplicate == "error":
                 raise results_io.ResultsError(
-                    f"{path}: {diff_mod.describe(r)} at {r['framework']} {version} is also in {records[k]['source']}: the same "
+                    f"{path}: {diff_mod.describe(r)} at {r.framework} {version} is also in {records[k].source}: the same "
                     "record twice (pass one of the files, or --on-duplicate later to let the later file win)")
-            records[k] = {**r, "framework_version": version, "source": str(path)}
+            records[k] = r.but(framework_version=version, source=str(path))
         environments.append({"source": str(path), "created": doc.get("created"), **doc["environment"]})
         for e in doc.get("stale_known", []):
             stale[e["id"]] = e
@@ -88,7 +89,7 @@ def version_pairs(doc: dict) -> list[dict]:
     """For each framework present at two or more versions: the moves between consecutive versions (in file order)."""
     by_fw: dict[str, dict[str, list[dict]]] = defaultdict(lambda: defaultdict(list))
     for r in doc["records"]:
-        by_fw[r["framework"]][r["framework_version"]].append(r)
+        by_fw[r.framework][r.framework_version].append(r)
     pairs = []
     for fw, versions in sorted(by_fw.items()):
         names = list(versions)
@@ -116,9 +117,9 @@ def _plots(records: list[dict], out: Path) -> list[str]:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    values = [r for r in records if r["quantity"] == "value" and r.get("logit_scale") and not r.get("invalid") and r["dtype"] == "float32"
-              and (r.get("max_ulp") is not None or r.get("nan_count", 0) + r.get("inf_count", 0))]
-    ops = sorted({r["op"] for r in values})
+    values = [r for r in records if r.quantity == "value" and r.logit_scale and not r.invalid and r.dtype == "float32"
+              and (r.max_ulp is not None or (r.nan_count or 0) + (r.inf_count or 0))]
+    ops = sorted({r.op for r in values})
     if not values:
         return []
     columns = min(3, len(ops))
@@ -126,15 +127,15 @@ def _plots(records: list[dict], out: Path) -> list[str]:
                              sharey=True, squeeze=False)
     for ax, op in zip(axes.flat, ops):
         for naive, colour, label in ((False, "tab:blue", "fused"), (True, "tab:red", "naive")):
-            rs = [r for r in values if r["op"] == op and bool(r.get("naive")) == naive]
+            rs = [r for r in values if r.op == op and bool(r.naive) == naive]
             # a NaN/inf that is the answer (-inf for a masked log-probability) passes and is drawn by its finite part
-            bad = [r for r in rs if (r.get("nan_count") or r.get("inf_count")) and (r["status"] != "pass" or r.get("max_ulp") is None)]
-            good = [r for r in rs if r not in bad and r.get("max_ulp") is not None]
+            bad = [r for r in rs if (r.nan_count or r.inf_count) and (r.status is not Status.PASS or r.max_ulp is None)]
+            good = [r for r in rs if r not in bad and r.max_ulp is not None]
             if good:
-                ax.scatter([max(r["logit_scale"], 0.1) for r in good], [max(r["max_ulp"], 1e-3) for r in good], s=10, alpha=0.5, c=colour,
+                ax.scatter([max(r.logit_scale, 0.1) for r in good], [max(r.max_ulp, 1e-3) for r in good], s=10, alpha=0.5, c=colour,
                            label=label)
             if bad:
-                ax.scatter([max(r["logit_scale"], 0.1) for r in bad], [NONFINITE_ROW] * len(bad), s=22, marker="x", c=colour,
+                ax.scatter([max(r.logit_scale, 0.1) for r in bad], [NONFINITE_ROW] * len(bad), s=22, marker="x", c=colour,
                            label=f"{label}: NaN/inf")
         ax.set_xscale("log")  # scales below 0.1 (all-zero rows) are drawn at 0.1
         ax.set_xticks([1, 1e8, 1e16, 1e24, 1e32], ["1", "1e8", "1e16", "1e24", "1e32"])
@@ -172,17 +173,17 @@ def _suite_pages(records: list[dict], env: jinja2.Environment, out: Path) -> lis
     notes = case_notes(records)
     by_suite: dict[str, dict[str, list[dict]]] = defaultdict(lambda: defaultdict(list))
     for r in records:
-        by_suite[r["case"].split("/")[0]][r["case"]].append(r)
+        by_suite[r.case.split("/")[0]][r.case].append(r)
     (out / "cases").mkdir(exist_ok=True)
     suites = []
     for suite, by_case in sorted(by_suite.items()):
         cases = []
         for case_id, rs in sorted(by_case.items()):
-            rs = sorted(rs, key=lambda r: (r["op"], r["quantity"], r["dtype"], r["framework"], r["impl"], r["mode"], r["device"]))
-            fails = [r for r in rs if unexplained(r) or r["status"] == "known" or silent(r)]
+            rs = sorted(rs, key=lambda r: (r.op, r.quantity, r.dtype, r.framework, r.impl, r.mode, r.device))
+            fails = [r for r in rs if unexplained(r) or r.status is Status.KNOWN or silent(r)]
             cases.append({"id": case_id, "anchor": anchor(case_id), "records": rs, **notes.get(case_id, {}),
-                          "fails": [{**r, "silent": silent(r), "command": repro.command(r),  # snippets where there is news
-                                     "repro": repro.snippet(r) if r["status"] != "known" or silent(r) else None} for r in fails]})
+                          "fails": [{**r.to_json(), "silent": silent(r), "command": repro.command(r),  # snippets where there is news
+                                     "repro": repro.snippet(r) if r.status is not Status.KNOWN or silent(r) else None} for r in fails]})
         results_io.write_text(out / "cases" / f"{suite}.html", env.get_template("suite.html").render(suite=suite, cases=cases))
         suites.append({"name": suite, "cases": len(by_case), "counts": summary.status_counts([r for rs in by_case.values() for r in rs])})
     return suites
@@ -206,9 +207,9 @@ def build(paths: list[Path], out: Path, bench_paths: list[Path] | None = None, o
     overview = defaultdict(lambda: defaultdict(int))
     worst_case = {}
     for r in records:
-        overview[(r["framework"], r["impl"], r["op"], r["quantity"])][r["status"]] += 1
-        if unexplained(r) or r["status"] == "known":
-            worst_case.setdefault((r["framework"], r["impl"], r["op"], r["quantity"]), r["case"])
+        overview[(r.framework, r.impl, r.op, r.quantity)][r.status] += 1
+        if unexplained(r) or r.status is Status.KNOWN:
+            worst_case.setdefault((r.framework, r.impl, r.op, r.quantity), r.case)
     env = jinja2.Environment(loader=jinja2.FileSystemLoader(TEMPLATES), autoescape=jinja2.select_autoescape(["html"]))
     env.globals["suite_link"] = lambda case_id: f"cases/{case_id.split('/')[0]}.html#{anchor(case_id)}"
     env.filters["web"] = web_link

@@ -11,7 +11,7 @@ def case_notes(records: list[dict]) -> dict[str, dict]:
     """Description and source of every case the records name, read from the case files they came from (where those
     files are still there and valid: a report of another machine's results may not have them)."""
     notes: dict[str, dict] = {}
-    for path in sorted({r.get("case_file") for r in records if r.get("case_file")}):
+    for path in sorted({r.case_file for r in records if r.case_file}):
         try:
             cases = load([Path(path)])
         except CaseFileError:

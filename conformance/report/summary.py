@@ -8,6 +8,7 @@ from pathlib import Path
 
 from ..model.names import STATUSES as COUNTED
 from ..model.record import message, unexplained
+from ..model.status import Status
 from ..run import repro
 from ..run import results as results_io
 from ..speed import documents as bench_documents
@@ -25,14 +26,14 @@ def _fmt(x) -> str:
 
 
 def status_counts(records: list[dict]) -> Counter:
-    return Counter(r["status"] for r in records)
+    return Counter(r.status for r in records)
 
 
 def overview(records: list[dict]) -> list[str]:
     """framework / implementation x op: counts per status."""
     groups: dict[tuple, Counter] = defaultdict(Counter)
     for r in records:
-        groups[(r["framework"], r["impl"], r["op"])][r["status"]] += 1
+        groups[(r.framework, r.impl, r.op)][r.status] += 1
     rows = [[fw, impl, op, *(c.get(s, 0) for s in COUNTED)] for (fw, impl, op), c in sorted(groups.items())]
     return table(["framework", "implementation", "op", *COUNTED], rows)
 
@@ -40,12 +41,12 @@ def overview(records: list[dict]) -> list[str]:
 def failures(records: list[dict], limit: int = 60, naive: bool = False) -> list[str]:
     """The unexplained fails and errors of the fused implementations (`naive`: of the naive formulas, which are
     expected to break and are listed apart)."""
-    bad = [r for r in records if unexplained(r) and bool(r.get("naive")) == naive]
+    bad = [r for r in records if unexplained(r) and bool(r.naive) == naive]
     if not bad:
         return ["No unexplained fail or error: every divergence is either fixed or registered in known/divergences.yaml."
                 if not naive else "None."]
-    rows = [[r["case"], r["framework"], r["impl"], r["quantity"], r["dtype"], r["mode"], r["device"], r["status"],
-             _fmt(r.get("max_ulp")), message(r)[:140]]
+    rows = [[r.case, r.framework, r.impl, r.quantity, r.dtype, r.mode, r.device, r.status,
+             _fmt(r.max_ulp), message(r)[:140]]
             for r in bad[:limit]]
     lines = table(["case", "framework", "implementation", "quantity", "dtype", "mode", "device", "status", "max ulp", "detail"], rows)
     if len(bad) > limit:
@@ -68,9 +69,9 @@ def reruns(records: list[dict], limit: int = 10) -> list[str]:
     notes = case_notes(bad[:limit])
     lines = []
     for r in bad[:limit]:
-        lines += ["", f"**{md_cell(r['case'])}** {md_cell(r['framework'])} {md_cell(r['impl'])} {r['quantity']} {r['dtype']} {r['mode']}:", ""]
-        if notes.get(r["case"], {}).get("source"):
-            lines += [f"Source: {md_cell(notes[r['case']]['source'])}", ""]
+        lines += ["", f"**{md_cell(r.case)}** {md_cell(r.framework)} {md_cell(r.impl)} {r.quantity} {r.dtype} {r.mode}:", ""]
+        if notes.get(r.case, {}).get("source"):
+            lines += [f"Source: {md_cell(notes[r.case]['source'])}", ""]
         lines += _fenced(repro.command(r), "sh") + [""] + _fenced(repro.snippet(r), "python")
     return lines or ["Nothing to re-run: no unexplained fail or error."]
 
@@ -79,10 +80,10 @@ def naive_vs_fused(records: list[dict]) -> list[str]:
     """The classic question: on which cases does softmax-then-log break where the fused function holds?"""
     by_case: dict[tuple, dict[str, list[str]]] = defaultdict(lambda: {"fused": [], "naive": []})
     for r in records:
-        if r["quantity"] != "value" or r["status"] in ("unsupported", "skip") or r.get("invalid"):
+        if r.quantity != "value" or not r.status.ran or r.invalid:
             continue
-        ok = r["status"] == "pass"
-        by_case[(r["case"], r["op"], r["dtype"])]["naive" if r.get("naive") else "fused"].append("ok" if ok else r["framework"])
+        ok = r.status is Status.PASS
+        by_case[(r.case, r.op, r.dtype)]["naive" if r.naive else "fused"].append("ok" if ok else r.framework)
     rows = []
     for (case, op, dtype), groups in sorted(by_case.items()):
         naive_bad = [x for x in groups["naive"] if x != "ok"]
@@ -100,10 +101,10 @@ def agreement_data(records: list[dict], quantity: str) -> tuple[list[str], dict[
     Returns the frameworks and (agree, shared) per pair."""
     outcome: dict[str, dict[tuple, bool]] = defaultdict(dict)
     for r in records:
-        if r["quantity"] != quantity or r.get("naive") or r.get("invalid") or r["status"] in ("unsupported", "skip"):
+        if r.quantity != quantity or r.naive or r.invalid or not r.status.ran:
             continue
-        k = (r["case"], r["op"], r["dtype"], r["mode"], r["device"])
-        outcome[r["framework"]][k] = outcome[r["framework"]].get(k, True) and r["status"] == "pass"
+        k = (r.case, r.op, r.dtype, r.mode, r.device)
+        outcome[r.framework][k] = outcome[r.framework].get(k, True) and r.status is Status.PASS
     frameworks = sorted(outcome)
     cells = {a: {b: (sum(1 for k in set(outcome[a]) & set(outcome[b]) if outcome[a][k] and outcome[b][k]),
                      len(set(outcome[a]) & set(outcome[b]))) for b in frameworks} for a in frameworks}
@@ -123,12 +124,12 @@ def disagreement_rows(records: list[dict]) -> list[list[str]]:
     error eagerly and NaN compiled for the same input. One row per (case, op, quantity, dtype, implementation)."""
     groups: dict[tuple, dict[str, dict]] = defaultdict(dict)
     for r in records:
-        if r["status"] in ("unsupported", "skip"):
+        if not r.status.ran:
             continue
-        groups[(r["case"], r["op"], r["quantity"], r["dtype"], r["framework"], r["impl"])][f"{r['mode']} {r['device']}"] = r
+        groups[(r.case, r.op, r.quantity, r.dtype, r.framework, r.impl)][f"{r.mode} {r.device}"] = r
     rows = []
     for (case, op, q, dtype, fw, impl), by in sorted(groups.items()):
-        outcomes = {k: (r.get("known_status") or r["status"], r.get("behaviour")) for k, r in by.items()}
+        outcomes = {k: (r.known_status or r.status, r.behaviour) for k, r in by.items()}
         if len(set(outcomes.values())) > 1:
             rows.append([case, fw, impl, op, q, dtype, "; ".join(f"{k}: {st} ({bh})" for k, (st, bh) in sorted(outcomes.items()))])
     return rows
@@ -151,8 +152,8 @@ def gradient_data(records: list[dict]) -> dict[str, list[list]]:
     for q in GRADIENTS:
         by_fw: dict[tuple, Counter] = defaultdict(Counter)
         for r in records:
-            if r["quantity"] == q and not r.get("invalid"):
-                by_fw[(r["framework"], r["mode"])][r["status"]] += 1
+            if r.quantity == q and not r.invalid:
+                by_fw[(r.framework, r.mode)][r.status] += 1
         if by_fw:
             out[q] = [[fw, mode, *(c.get(s, 0) for s in COUNTED)] for (fw, mode), c in sorted(by_fw.items())]
     return out
@@ -171,16 +172,16 @@ def invalid_data(records: list[dict]) -> tuple[list[str], list[tuple[str, str, s
     rows_by: dict[tuple, dict[str, str]] = defaultdict(dict)
     columns: set[str] = set()
     for r in records:
-        if not r.get("invalid") or r["quantity"] != "value" or r["status"] in ("unsupported", "skip"):
+        if not r.invalid or r.quantity != "value" or not r.status.ran:
             continue
-        col = f"{r['framework']}: {r['impl']} ({r['mode']}{'' if r['device'] == 'cpu' else ', ' + r['device']})"
+        col = f"{r.framework}: {r.impl} ({r.mode}{'' if r.device == 'cpu' else ', ' + r.device})"
         columns.add(col)
-        cell = r["behaviour"]
+        cell = r.behaviour
         if cell == "error":
-            cell = f"error: {(r.get('error') or {}).get('type', '?')}"
-        if r["behaviour"] == "finite":
+            cell = f"error: {(r.error or {}).get('type', '?')}"
+        if r.behaviour == "finite":
             cell = "SILENT finite"
-        rows_by[(r["case"], r["op"], r["dtype"])][col] = cell
+        rows_by[(r.case, r.op, r.dtype)][col] = cell
     return sorted(columns), [(case, op, dtype, cells) for (case, op, dtype), cells in sorted(rows_by.items())]
 
 
@@ -210,7 +211,7 @@ def cross_backend_section(records: list[dict], limit: int = 60) -> list[str]:
 
 def known_section(records: list[dict], stale_entries: list[dict], entries: list[dict] | None = None) -> list[str]:
     """Each matched divergence: what the framework computes instead, why, and where upstream says so."""
-    hits = Counter((r.get("known_id"), r.get("known")) for r in records if r["status"] == "known")
+    hits = Counter((r.known_id, r.known) for r in records if r.status is Status.KNOWN)
     reasons = {e["id"]: e for e in entries or []}
     lines = []
     for (entry_id, link), n in sorted(hits.items()):

@@ -21,7 +21,7 @@ from ..corpus.cases import Case, load, materialize
 from ..corpus.inputs import build
 from ..judge import known as known_registry
 from ..judge.compare import judge
-from ..model.record import OPTIONAL, Verdict, unjudged
+from ..model.record import OPTIONAL, Record, Verdict, unjudged
 from ..model.selection import matches
 from . import results as results_io
 from . import shard_costs
@@ -52,33 +52,35 @@ def _check_impls(patterns: tuple[str, ...], info: dict) -> None:
             raise SelectionError(f"--impl {pattern!r} matches no implementation of the frameworks run; known: {', '.join(offered)}")
 
 
-def _entry_summary(e: known_registry.Entry) -> dict:
+def _entry_summary(e: known_registry.Entry, tally: known_registry.Tally) -> dict:
     """A registry entry as results.json lists it: with its version ranges, which the gate reads (an entry scoped from
     a release on is one written for a change in that release)."""
-    out = {"id": e.id, "kind": e.kind, "reason": e.reason, "link": e.link, "records": e.matched, "beyond": e.beyond}
+    out = {"id": e.id, "kind": e.kind, "reason": e.reason, "link": e.link, "records": tally.matched, "beyond": tally.beyond}
     if e.versions:
         out["versions"] = {package: str(spec) for package, spec in e.versions.items()}
     return out
 
 
-def _registry_outcome(records: list[dict], entries: list, info: dict, selection: dict, corpus: set[str],
-                      selected: set[str] | None = None) -> tuple[list[dict], list[dict]]:
+def _registry_outcome(records: list[Record], entries: list, tallies: known_registry.Tallies, info: dict, selection: dict,
+                      corpus: set[str], selected: set[str] | None = None) -> tuple[list[dict], list[dict]]:
     """(stale entries, matched entries) for results.json, once every record went through the registry.
 
     `selected` (the case ids of the whole selection) marks a machine's share of a split run: whether an entry's
     divergence is gone can only be said once every machine's records are merged (report.html.merge), so every entry
     is listed with its counts and whether the whole selection covers it, and only a renamed implementation, which
     any share shows, is stale here."""
-    ran_cases = {r["case"] for r in records}
+    ran_cases = {r.case for r in records}
+    tally = {e.id: tallies.get(e.id, known_registry.Tally()) for e in entries}
     offered = {n: {name for entry in i.get("implementations", []) for name in entry[1:]}  # labels and stable ids
                for n, i in info.items() if isinstance(i, dict) and i.get("implementations")}
     if selected is None:
         selection = {**selection, "frameworks": sorted(offered)}  # the frameworks that ran, not the ones asked for
-        stale = known_registry.stale(entries, selection, ran_cases, corpus, offered)
-        matched = [_entry_summary(e) for e in entries if e.matched or e.beyond]
+        stale = known_registry.stale(entries, tallies, selection, ran_cases, corpus, offered)
+        matched = [_entry_summary(e, tally[e.id]) for e in entries if tally[e.id].matched or tally[e.id].beyond]
         return stale, matched
-    stale = [e for e in known_registry.stale(entries, selection, set(), corpus, offered) if "renamed" in e["why"]]
-    every = [_entry_summary(e) | {"exercised": e.exercised, "covered": e.covered_by(selection, selected, corpus), "file": e.origin}
+    stale = [e for e in known_registry.stale(entries, tallies, selection, set(), corpus, offered) if "renamed" in e["why"]]
+    every = [_entry_summary(e, tally[e.id]) | {"exercised": tally[e.id].exercised, "covered": e.covered_by(selection, selected, corpus),
+                                               "file": e.origin}
              for e in entries]
     return stale, every
 
@@ -128,13 +130,17 @@ def run_corpus(corpus: Corpus, sel: Selection, jobs: int = 2, timeout: float = D
         on_event(Info(name, {"absent": why}))
     started, packages = time.monotonic(), {}
     conditions = {c.full_id: case_conditions.of(c) for c in cases}  # what `when:` entries ask of a record's case
-    known_registry.reset(entries)
+    tallies, records = known_registry.Tallies(), []
 
     def judged(msg: Event) -> None:
+        """Each record through the registry as it arrives, so the progress counts final statuses."""
         if isinstance(msg, Info) and "packages" in msg.info:
             packages[msg.framework] = msg.info["packages"]
         elif isinstance(msg, RecordMade):
-            known_registry.apply_one(msg.record, entries, packages.get(msg.record["framework"]), conditions.get(msg.record["case"]))
+            record, touch = known_registry.judge(msg.record, entries, packages.get(msg.record.framework), conditions.get(msg.record.case))
+            tallies.add(touch)
+            records.append(record)
+            msg = RecordMade(record)
         on_event(msg)
 
     if inline and not machine:
@@ -142,13 +148,13 @@ def run_corpus(corpus: Corpus, sel: Selection, jobs: int = 2, timeout: float = D
     else:
         outcome = run(case_paths, sel, jobs, judged, timeout, cases, machine)
     on_event(Finished())
-    records, info = outcome.records, outcome.info
+    info = outcome.info
+    assert len(records) == len(outcome.records), "every record the pool kept went through the registry"
     _check_impls(sel.impls, info)
     info.update({name: {"absent": why} for name, why in absent.items()})
-    for r in records:
-        r["framework_version"] = (info.get(r["framework"]) or {}).get("version")
+    records = [r.but(framework_version=(info.get(r.framework) or {}).get("version")) for r in records]
     selected = {c.full_id for c in cases if sel.wants_case(c.full_id)} if machine else None
-    stale, matched = _registry_outcome(records, entries, info, sel.to_json(), corpus.ids, selected)
+    stale, matched = _registry_outcome(records, entries, tallies, info, sel.to_json(), corpus.ids, selected)
     selection = {**sel.to_json(), "case_files": [str(Path(p).resolve()) for p in case_paths], "suites": sorted({c.suite for c in cases})}
     if machine:
         selection["machine"] = {"index": machine[0], "count": machine[1], "plan": outcome.plan_id, "shards": outcome.shards}
@@ -172,53 +178,49 @@ def rejudge(doc: dict, known: Path | list[Path] | None = None, oracle: bool = Fa
     be made again (a lent GPU), or a registry that learned a divergence since. The oracle's judgement is kept, except
     with `oracle`: then every record whose output the file holds (small outputs) is judged again by today's oracle
     first, from its stored answer (an oracle that learned a definition since; the other records keep theirs)."""
-    again = _judge_again(doc["records"]) if oracle else None
-    corpus = bundled_ids() | {r["case"] for r in doc["records"]}
+    records, again = _judge_again(doc["records"]) if oracle else (doc["records"], None)
+    corpus = bundled_ids() | {r.case for r in records}
     entries = known_registry.load(known, registered(), corpus)
     info = {k: v for k, v in doc.get("environment", {}).get("frameworks", {}).items() if isinstance(v, dict)}
-    for r in doc["records"]:
-        unjudged(r)
-    conditions = {case_id: case_conditions.of(c) for case_id, c in _cases_of(doc["records"]).items()}
-    known_registry.apply(doc["records"], entries, {n: i.get("packages") or {} for n, i in info.items()}, conditions)
-    stale, matched = _registry_outcome(doc["records"], entries, info, doc.get("selection") or {}, corpus)
-    doc.update(stale_known=stale, known_divergences=matched,
+    conditions = {case_id: case_conditions.of(c) for case_id, c in _cases_of(records).items()}
+    records, tallies = known_registry.apply(map(unjudged, records), entries, {n: i.get("packages") or {} for n, i in info.items()}, conditions)
+    stale, matched = _registry_outcome(records, entries, tallies, info, doc.get("selection") or {}, corpus)
+    doc.update(records=records, stale_known=stale, known_divergences=matched,
                rejudged={"registry": [str(Path(p).resolve()) for p in _paths(known)], "at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
                          **({"oracle_records": again} if oracle else {})})
     return doc
 
 
-def _cases_of(records: list[dict]) -> dict[str, Case]:
+def _cases_of(records: list[Record]) -> dict[str, Case]:
     """The cases a run's records name, by id: the bundled corpus and the run's own case files where they still exist."""
     bundled_dir = bundled.cases_dir().resolve()
     # a run's own case files, beside the bundled corpus (whose files the records of a bundled run name too)
-    own = {p.resolve() for r in records if r.get("case_file") and (p := Path(r["case_file"])).is_file() and p.resolve().parent != bundled_dir}
+    own = {p.resolve() for r in records if r.case_file and (p := Path(r.case_file)).is_file() and p.resolve().parent != bundled_dir}
     return {c.full_id: c for c in load([bundled_dir, *sorted(own)])}
 
 
-def _judge_again(records: list[dict]) -> int:
-    """Judge each record with a stored output again, by today's oracle on its case (bundled, or its case file where that
-    still exists); returns how many were judged again."""
+def _judge_again(records: list[Record]) -> tuple[list[Record], int]:
+    """Each record with a stored output judged again, by today's oracle on its case (bundled, or its case file where
+    that still exists): the records, and how many were judged again."""
     cases = _cases_of(records)
-    count, built, refs = 0, {}, {}  # a (case, op, dtype)'s inputs and references serve every implementation and mode
+    out, count, built, refs = [], 0, {}, {}  # a (case, op, dtype)'s inputs and references serve every implementation and mode
     for r in records:
-        case = cases.get(r["case"])
-        if case is None or r.get("output") is None or r["status"] in ("unsupported", "skip") or r.get("error") or r.get("overwritten"):
+        case = cases.get(r.case)
+        if case is None or r.output is None or not r.status.ran or r.error or r.overwritten:
+            out.append(r)
             continue
-        call = (r["case"], r["op"], r["dtype"])
-        inputs = built[call] if call in built else built.setdefault(call, build(case, r["op"], r["dtype"]))
-        if (*call, r["quantity"]) not in refs:
-            refs[(*call, r["quantity"])] = references(case, inputs, (r["quantity"],)).get(r["quantity"])
-        ref = refs[(*call, r["quantity"])]
-        out = np.asarray(materialize(r["output"]), dtype=np.float64)
-        if ref is not None and out.size == ref.value.size:
-            out = out.reshape(ref.value.shape)  # JSON keeps no shape for an empty array ([] for a [0, C] output)
-        v = judge(out, None, ref, r["quantity"], r["dtype"], inputs.classes, case.invalid, case.expect, accumulates_in=r.get("accumulates_in"))
-        unjudged(r)
-        for f in fields(Verdict):  # every figure and flag of the judgement, as the runner writes them (runner.make_record)
-            value = getattr(v, f.name)
-            if value is None and f.name in OPTIONAL:
-                r.pop(f.name, None)  # the old judgement's flags go with it
-            elif value is not None or f.name in r:
-                r[f.name] = value
+        call = (r.case, r.op, r.dtype)
+        inputs = built[call] if call in built else built.setdefault(call, build(case, r.op, r.dtype))
+        if (*call, r.quantity) not in refs:
+            refs[(*call, r.quantity)] = references(case, inputs, (r.quantity,)).get(r.quantity)
+        ref = refs[(*call, r.quantity)]
+        values = np.asarray(materialize(r.output), dtype=np.float64)
+        if ref is not None and values.size == ref.value.size:
+            values = values.reshape(ref.value.shape)  # JSON keeps no shape for an empty array ([] for a [0, C] output)
+        v = judge(values, None, ref, r.quantity, r.dtype, inputs.classes, case.invalid, case.expect, accumulates_in=r.accumulates_in)
+        # every figure and flag of the new judgement, as the runner writes them (runner.make_record); the old
+        # judgement's flags go with it
+        new = {f.name: getattr(v, f.name) for f in fields(Verdict) if getattr(v, f.name) is not None or f.name not in OPTIONAL}
+        out.append(unjudged(r).but(**({f.name: None for f in fields(Verdict) if f.name in OPTIONAL} | new)))
         count += 1
-    return count
+    return out, count

@@ -16,7 +16,8 @@ from pathlib import Path
 
 from ..adapters import EXTRA_ADAPTERS_ENV, registered
 from ..adapters import user as user_adapter
-from ..model.record import message, unexplained
+from ..model.record import Record, message, unexplained
+from ..model.status import Status
 from . import api
 from .events import Event
 from .runner import Selection
@@ -64,13 +65,13 @@ class CheckResult:
     pairs: list[tuple[dict, dict | None]] = field(default_factory=list)
 
     def __post_init__(self) -> None:
-        theirs = {tuple(r[k] for k in _PAIR): r for r in self.doc["records"] if r["framework"] == self.framework}
-        self.pairs = [(r, theirs.get(tuple(r[k] for k in _PAIR))) for r in self.mine]
+        theirs = {tuple(getattr(r, k) for k in _PAIR): r for r in self.doc["records"] if r.framework == self.framework}
+        self.pairs = [(r, theirs.get(tuple(getattr(r, k) for k in _PAIR))) for r in self.mine]
         self._theirs = {id(mine): t for mine, t in self.pairs}  # the framework's record beside each of the user's
 
     @property
     def mine(self) -> list[dict]:
-        return [r for r in self.doc["records"] if r["framework"] == user_adapter.NAME]
+        return [r for r in self.doc["records"] if r.framework == user_adapter.NAME]
 
     @property
     def failures(self) -> list[dict]:
@@ -90,27 +91,27 @@ class CheckResult:
         return Counter(_compared(mine, theirs) for mine, theirs in self.pairs)
 
     def summary(self, limit: int = 10) -> list[str]:
-        counts = Counter(r["status"] for r in self.mine)
+        counts = Counter(r.status for r in self.mine)
         ref = next((t["impl"] for _, t in self.pairs if t), "the framework's own function")
         flags = ((self.doc.get("environment") or {}).get("frameworks", {}).get(user_adapter.NAME) or {}).get("flags") or {}
         said = (f"returns: {flags['returns']} ({'inferred from one call; --returns to say otherwise' if flags.get('returns_inferred') else 'as declared'})"
                 if flags.get("returns") else None)
         lines = [*([said] if said else []), f"check: {self.target} as {self.op} on {self.framework}: {len(self.mine)} records: "
-                 + ", ".join(f"{counts.get(s, 0)} {s}" for s in ("pass", "fail", "error", "unsupported", *(("skip",) if counts.get("skip") else ()))),
+                 + ", ".join(f"{counts.get(s, 0)} {s}" for s in Status if s is not Status.KNOWN and (s is not Status.SKIP or counts.get(s))),
                  f"beside {ref}: " + "; ".join(f"{n} {what}" for what, n in self.comparison().most_common())
                  + (f"; {len(self.other_dtype)} answered in another dtype than the framework's" if self.other_dtype else "")]
         # the records where the framework's own function passes come first: those are the user's to mend
-        ranked = sorted(self.failures, key=lambda m: (unexplained(self._theirs.get(id(m)) or {"status": None}),
+        ranked = sorted(self.failures, key=lambda m: ((t := self._theirs.get(id(m))) is not None and unexplained(t),
                                                       _compared(m, self._theirs.get(id(m))) == MATCHES_THEIRS))
         for mine in ranked[:limit]:
             theirs = self._theirs.get(id(mine))
-            status = (theirs or {}).get("status")
-            if status == "known" and theirs.get("known_id"):
-                status = f"known as {theirs['known_id']}"
+            status = theirs.status if theirs else None
+            if status is Status.KNOWN and theirs.known_id:
+                status = f"known as {theirs.known_id}"
             beside = "" if theirs is None else f" (theirs: {status}" + (
-                f", {theirs['tol_ratio']:.2g} of the tolerance)" if theirs.get("tol_ratio") is not None else ")")
-            verdict = mine["status"].upper() if unexplained(mine) else "OTHER DTYPE"
-            lines.append(f"  YOURS {verdict} {mine['case']} {mine['quantity']} {mine['dtype']} {mine['mode']}: "
+                f", {theirs.tol_ratio:.2g} of the tolerance)" if theirs.tol_ratio is not None else ")")
+            verdict = mine.status.upper() if unexplained(mine) else "OTHER DTYPE"
+            lines.append(f"  YOURS {verdict} {mine.case} {mine.quantity} {mine.dtype} {mine.mode}: "
                          f"{message_of(mine, theirs)[:160]}{beside}")
             lines.append(f"    re-run: {command(mine)}")
         if len(ranked) > limit:
@@ -133,21 +134,21 @@ class CheckResult:
         failures = [r for r in self.failures if group is None or _group(r) == group]
         if failures:
             raise AssertionError("\n".join([f"{len(failures)} record(s) of {self.target} fail, error or answer in another dtype:"]
-                                           + [f"{r['status']}: {r['case']} {r['op']} {r['quantity']} {r['dtype']} {r['mode']}: "
+                                           + [f"{r.status}: {r.case} {r.op} {r.quantity} {r.dtype} {r.mode}: "
                                               f"{message_of(r, self._theirs.get(id(r)))}\n  re-run: {command(r)}" for r in failures]))
 
 
 def _group(record: dict) -> str:
-    return f"{record['case']} {record['dtype']} {record['mode']}"
+    return f"{record.case} {record.dtype} {record.mode}"
 
 
 def _compared(mine: dict, theirs: dict | None) -> str:
     """One user record against the framework's record of the same call."""
-    if mine["status"] == "skip":
+    if mine.status is Status.SKIP:
         return "not run (a door that runs only where another could not)"
-    if theirs is None or "unsupported" in (mine["status"], theirs["status"]):
+    if theirs is None or Status.UNSUPPORTED in (mine.status, theirs.status):
         return "not comparable (unsupported on one side)"
-    if theirs["status"] == "known":
+    if theirs.status is Status.KNOWN:
         if unexplained(mine) and _same_behaviour(mine, theirs):
             return MATCHES_THEIRS
         return "yours fails where theirs has a registered divergence" if unexplained(mine) else "yours passes where theirs has a registered divergence"
@@ -159,18 +160,18 @@ def _compared(mine: dict, theirs: dict | None) -> str:
 def _same_behaviour(mine: dict, theirs: dict) -> bool:
     """Whether the user's record does what the framework's registered divergence does: raises the same exception type,
     or answers with the same behaviour (a silent finite answer, NaN)."""
-    if mine.get("behaviour") == "error" or theirs.get("behaviour") == "error":
-        return (mine.get("error") or {}).get("type") == (theirs.get("error") or {}).get("type")
-    return mine.get("behaviour") == theirs.get("behaviour") and bool(mine.get("silent")) == bool(theirs.get("silent"))
+    if mine.behaviour == "error" or theirs.behaviour == "error":
+        return (mine.error or {}).get("type") == (theirs.error or {}).get("type")
+    return mine.behaviour == theirs.behaviour and bool(mine.silent) == bool(theirs.silent)
 
 
 def _answered(r: dict) -> bool:
-    return r["status"] not in ("unsupported", "skip") and r.get("behaviour") not in (None, "error")
+    return r.status.ran and r.behaviour not in (None, "error")
 
 
 def _dtype(r: dict) -> str:
     """The dtype a record's answer came in (out_dtype is written only where it is not the input's)."""
-    return r.get("out_dtype") or r["dtype"]
+    return r.out_dtype or r.dtype
 
 
 def message_of(r: dict, theirs: dict | None) -> str:
@@ -180,18 +181,18 @@ def message_of(r: dict, theirs: dict | None) -> str:
     return message(r)
 
 
-def command(r: dict) -> str:
+def command(r: Record) -> str:
     """`conformance check` for exactly this record of a user's function (its TARGET, op and framework from the record)."""
-    framework = r["impl_id"].split("/")[1]
-    where, _, name = r["impl"].rpartition(":")
+    framework = r.impl_id.split("/")[1]
+    where, _, name = r.impl.rpartition(":")
     if where in ("__main__", "?", "") or not name.isidentifier():  # a lambda, a closure, a function of a script
         # a shell comment: pasted, it runs nothing, whatever the name holds
-        return (f"# none: {shlex.quote(r['impl'])} cannot be imported by name; define it at module level in an importable module "
+        return (f"# none: {shlex.quote(r.impl)} cannot be imported by name; define it at module level in an importable module "
                 "or file and check module:function or path/to/file.py:function")
     q = shlex.quote  # every field: a results file is data, and a pasted command must run nothing it carries
-    return " ".join(["conformance check", q(r["impl"]), "--op", q(r["op"]), "--framework", q(framework), "--case", q(r["case"]),
-                     "--quantity", q(r["quantity"]), "--dtypes", q(r["dtype"]), "--modes", q(r["mode"]), "--devices", q(r["device"]),
-                     *(["--accumulates-in", q(r["accumulates_in"])] if r.get("accumulates_in") else []), "--out", "/tmp/conformance-check"])
+    return " ".join(["conformance check", q(r.impl), "--op", q(r.op), "--framework", q(framework), "--case", q(r.case),
+                     "--quantity", q(r.quantity), "--dtypes", q(r.dtype), "--modes", q(r.mode), "--devices", q(r.device),
+                     *(["--accumulates-in", q(r.accumulates_in)] if r.accumulates_in else []), "--out", "/tmp/conformance-check"])
 
 
 def run(target: str, framework: str, op: str, sel: Selection, case_paths: list[Path] | None = None, jobs: int = 2,

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from ..model.record import Record
+
 
 @dataclass(frozen=True)
 class Started:
@@ -37,8 +39,8 @@ class CallBegun:
 
 @dataclass(frozen=True)
 class RecordMade:
-    """One record, in its JSON form."""
-    record: dict
+    """One record, as the runner built it."""
+    record: Record
 
 
 @dataclass(frozen=True)

@@ -23,6 +23,7 @@ from pathlib import Path
 from ..adapters import cold_seconds, declared
 from ..corpus import bundled
 from ..corpus.cases import Case, load
+from ..model.record import Record
 from . import shard_costs
 from .balance import partition, spread
 from .defaults import DEFAULT_TIMEOUT_S as DEFAULT_TIMEOUT_S  # re-exported: the api and the command line read it here
@@ -289,7 +290,7 @@ def _worker(shard: Shard, case_paths: list[str], sel: Selection, q: Connection, 
 @dataclass
 class Outcome:
     """What a run produced: its records, what each framework said about itself, and what did not finish."""
-    records: list[dict] = field(default_factory=list)
+    records: list[Record] = field(default_factory=list)
     info: dict = field(default_factory=dict)  # framework -> version, packages, devices, flags, absent, ...
     lost: list[dict] = field(default_factory=list)  # {"shard", "framework", "mode", "dtypes", "why"} per unfinished shard
     interrupted: bool = False
@@ -439,7 +440,7 @@ class _Pool:
             self.on_event(Done(name))
         else:
             if isinstance(msg, RecordMade):
-                self.answered.setdefault(name, set()).add(msg.record["quantity"])
+                self.answered.setdefault(name, set()).add(msg.record.quantity)
             self.outcome.take(msg)
             self.on_event(replace(msg, shard=name) if isinstance(msg, ShardProgress) else msg)  # progress is per shard
 

@@ -13,9 +13,9 @@ from collections.abc import Iterator
 from datetime import datetime, timezone
 from pathlib import Path
 
-from ..model.names import STATUSES
-from ..model.record import FIELD_TYPES, FIELDS, IDENTITY, REQUIRED
+from ..model.record import FIELD_TYPES, FIELDS, IDENTITY, REQUIRED, Record
 from ..model.record import key as key  # re-exported: diff and report identify records through results
+from ..model.status import STATUSES
 from .environment import environment
 
 SCHEMA = "softmax-conformance/results/1"
@@ -25,7 +25,7 @@ class ResultsError(ValueError):
     pass
 
 
-def document(records: list[dict], framework_info: dict, extra: dict | None = None) -> dict:
+def document(records: list[Record], framework_info: dict, extra: dict | None = None) -> dict:
     doc = {"schema": SCHEMA, "created": datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
            "environment": environment(framework_info), "records": records}
     if framework_info.get("_interrupted"):
@@ -55,7 +55,10 @@ def atomic(path: Path) -> Iterator[Path]:
 
 
 def write(doc: dict, path: Path) -> None:
-    """Write atomically: a run that dies half way never leaves a truncated results file behind."""
+    """Write atomically: a run that dies half way never leaves a truncated results file behind. A results document's
+    records are written in their JSON form (Record.to_json)."""
+    if isinstance(doc.get("records"), list):
+        doc = {**doc, "records": [r.to_json() if isinstance(r, Record) else r for r in doc["records"]]}
     with atomic(path) as tmp, open(tmp, "w", encoding="utf-8") as f:
         json.dump(doc, f, indent=1, allow_nan=False, default=str)
         f.write("\n")
@@ -169,8 +172,8 @@ def _surrogate(text: str) -> bool:
 
 
 def read(path: Path) -> dict:
-    """A results file, checked field by field: ResultsError (exit 2, one line) for anything the gate, diff or report
-    could not read safely."""
+    """A results file, checked field by field, its records as `Record`s: ResultsError (exit 2, one line) for anything
+    the gate, diff or report could not read safely."""
     doc = load_json(path, "a results file")
     if not isinstance(doc, dict) or doc.get("schema") != SCHEMA:
         raise ResultsError(f"{path}: not a results file (schema should be {SCHEMA!r})")
@@ -202,11 +205,24 @@ def read(path: Path) -> dict:
         raise ResultsError(f"{path}: 'incomplete.lost' must be a list of objects")
     for i, r in enumerate(records):
         _check_record(r, i, path)
+    doc["records"] = [Record.from_json(r) for r in records]
     return doc
+
+
+def read_part(path: Path) -> list[Record]:
+    """The records of a part written by `write({"records": ...})` in this run (a pytest worker's), checked like a
+    results file's."""
+    doc = load_json(path, "a part of a results file")
+    records = doc.get("records") if isinstance(doc, dict) else None
+    if not isinstance(records, list):
+        raise ResultsError(f"{path}: 'records' must be a list")
+    for i, r in enumerate(records):
+        _check_record(r, i, path)
+    return [Record.from_json(r) for r in records]
 
 
 def by_id(*docs: dict) -> bool:
     """Whether every record of these documents carries a stable implementation id (then records match by it)."""
-    return all(r.get("impl_id") for d in docs for r in d["records"])
+    return all(r.impl_id for d in docs for r in d["records"])
 
 

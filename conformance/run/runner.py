@@ -23,6 +23,7 @@ from ..judge import oracle
 from ..judge.compare import digest, judge, widens
 from ..model.record import Record
 from ..model.selection import impl_matches, matches
+from ..model.status import Status
 from .events import CallBegun, CaseBegun, Event, Info, RecordMade, ShardProgress, TimingOf
 from .output import ENVIRONMENT_ERRNOS
 
@@ -179,7 +180,7 @@ def references(case: Case, inputs: Inputs, quantities: tuple[str, ...]) -> dict:
 
 
 def records_for(adapter: Adapter, case: Case, inputs: Inputs, refs: dict, sel: Selection, devices: Sequence[str],
-                timing: Timing | None = None, on_call: Callable[[CallBegun], None] | None = None) -> Iterator[dict]:
+                timing: Timing | None = None, on_call: Callable[[CallBegun], None] | None = None) -> Iterator[Record]:
     """Run every selected implementation of this op in `adapter` and judge each quantity. `on_call` hears of each
     framework call before it is made (the worker tells its parent, which makes the call's records if it dies)."""
     timing = timing or Timing()
@@ -210,9 +211,9 @@ def records_for(adapter: Adapter, case: Case, inputs: Inputs, refs: dict, sel: S
                     judged = time.perf_counter()
                     record = make_record(case, inputs, impl, q, mode, device, outs.get(q), refs.get(q), elapsed, scale, owners)
                     if isinstance(outs.get(q), BaseException) and record.error and hasattr(adapter, "error_message"):
-                        record.error["message"] = adapter.error_message(outs.get(q))[:300]
+                        record = record.but(error={**record.error, "message": adapter.error_message(outs.get(q))[:300]})
                     timing.add("judge", time.perf_counter() - judged)
-                    yield record.to_json()
+                    yield record
 
 
 def _evaluate_healing(adapter: Adapter, impl: Impl, inputs: Inputs, quantities: tuple[str, ...], mode: str, device: str,
@@ -240,7 +241,7 @@ def _evaluate_healing(adapter: Adapter, impl: Impl, inputs: Inputs, quantities: 
     return outs
 
 
-def _failure_records(adapter: Adapter, case: Case, failure: HarnessFailure, sel: Selection, devices: Sequence[str]) -> Iterator[dict]:
+def _failure_records(adapter: Adapter, case: Case, failure: HarnessFailure, sel: Selection, devices: Sequence[str]) -> Iterator[Record]:
     """The records of a (case, op, dtype) the harness could not prepare: `error`, raised in the harness, not the framework."""
     exc = failure.exc
     message = f"{type(exc).__name__} in the harness ({failure.where} of {case.full_id} {failure.op} {failure.dtype}): {str(exc)[:200]}"
@@ -250,8 +251,9 @@ def _failure_records(adapter: Adapter, case: Case, failure: HarnessFailure, sel:
         for device, mode, q in itertools.product(devices, sel.modes, sel.quantities_of(case, failure.op)):
             if not impl.runs(case.full_id, mode, failure.dtype, device):
                 continue
-            yield Record(status="error", behaviour="error", detail=message, quantity=q, **call_context(case, failure.op, failure.dtype, impl, mode, device),
-                         error={"type": type(exc).__name__, "message": message, "where": f"harness/{failure.where}"}).to_json()
+            yield Record(status=Status.ERROR, behaviour="error", detail=message, quantity=q,
+                         **call_context(case, failure.op, failure.dtype, impl, mode, device),
+                         error={"type": type(exc).__name__, "message": message, "where": f"harness/{failure.where}"})
 
 
 def units(cases: list[Case], sel: Selection, offered: frozenset[str] | None = None) -> int:
@@ -262,7 +264,7 @@ def units(cases: list[Case], sel: Selection, offered: frozenset[str] | None = No
                for d in c.dtypes if d in sel.dtypes)
 
 
-def judge_case(adapter: Adapter, case: Case, sel: Selection, devices: Sequence[str] = ("cpu",)) -> list[dict]:
+def judge_case(adapter: Adapter, case: Case, sel: Selection, devices: Sequence[str] = ("cpu",)) -> list[Record]:
     """Every record of one case for one loaded adapter, judged against the oracle (before the registry is applied):
     the library call behind `conformance run`, the corpus tests and `conformance fuzz`."""
     records = []
@@ -300,7 +302,7 @@ def crash_records(begun: CallBegun, why: str, hung: bool = False, answered: set[
     but those whose records already arrived (`answered`: a value sent before the backward aborted). A crash or a
     hang is the framework's answer to that input."""
     error = {"type": "ProcessHang" if hung else "ProcessCrash", "message": why, "where": "the worker process"}
-    return [Record(status="error", behaviour="error", detail=why, quantity=q, error=dict(error), **begun.record).to_json()
+    return [Record(status=Status.ERROR, behaviour="error", detail=why, quantity=q, error=dict(error), **begun.record)
             for q in begun.quantities if q not in answered]
 
 
@@ -312,9 +314,9 @@ def make_record(case: Case, inputs: Inputs, impl: Impl, quantity: str, mode: str
     ran = {**call_context(case, inputs.op, inputs.dtype, impl, mode, device), "quantity": quantity, "seconds": round(elapsed, 6),
            "logit_scale": scale, "composed": ["reduction"] if impl.reduction_composed(inputs) else None}
     if isinstance(out, Unsupported):
-        return Record(status="unsupported", behaviour=None, reason=str(out), **{**ran, "composed": None})  # nothing ran, nothing composed
+        return Record(status=Status.UNSUPPORTED, behaviour=None, reason=str(out), **{**ran, "composed": None})  # nothing ran, nothing composed
     if isinstance(out, NotRun):
-        return Record(status="skip", behaviour=None, reason=str(out), **{**ran, "composed": None})
+        return Record(status=Status.SKIP, behaviour=None, reason=str(out), **{**ran, "composed": None})
     error = out if isinstance(out, BaseException) else None
     fault = environment_failure(impl, error) if error is not None else None
     if fault is not None:  # a full disk under the compile cache is the machine's, never the framework's error record
@@ -322,18 +324,18 @@ def make_record(case: Case, inputs: Inputs, impl: Impl, quantity: str, mode: str
     broken = next((e for e in ownership.chain(error) if isinstance(e, ContractError)), None) if error is not None else None
     if broken is not None:  # an answer outside the op's contract: the call's error, never a signal on an invalid input
         message = f"contract: {str(broken)[:280]}"
-        return Record(status="error", behaviour="error", detail=message,
+        return Record(status=Status.ERROR, behaviour="error", detail=message,
                       error={"type": "ContractError", "message": message, "where": "the call's answer"}, **ran)
     where = ownership.raised_by_code(error, owners) if error is not None else None
     if where:
         keyword = ownership.missing_keyword(error)
         if keyword:
-            return Record(status="unsupported", behaviour=None, reason=f"this release of {impl.name} takes no '{keyword}' argument", **ran)
+            return Record(status=Status.UNSUPPORTED, behaviour=None, reason=f"this release of {impl.name} takes no '{keyword}' argument", **ran)
         function = ownership.missing_function(error, impl.name)
         if function:
-            return Record(status="unsupported", behaviour=None, reason=f"the installed release has no {function}", **ran)
+            return Record(status=Status.UNSUPPORTED, behaviour=None, reason=f"the installed release has no {function}", **ran)
         message = f"{type(error).__name__} raised by the calling code at {where}, not by the framework: {str(error)[:200]}"
-        return Record(status="error", behaviour="error", detail=message,
+        return Record(status=Status.ERROR, behaviour="error", detail=message,
                       error={"type": type(error).__name__, "message": message, "where": f"code {where}"}, **ran)
     if out is None and error is None:
         error = RuntimeError(f"the adapter returned no {quantity}")
@@ -344,13 +346,11 @@ def make_record(case: Case, inputs: Inputs, impl: Impl, quantity: str, mode: str
               impl.accumulates_in)
     verdict = {f.name: getattr(v, f.name) for f in fields(v)}
     if written:  # right or wrong, an answer that cost the caller its inputs fails; no registry entry explains it
-        verdict.update(status="fail", detail="; ".join(filter(None, [f"the call wrote into its input {written}", verdict["detail"]])))
+        verdict.update(status=Status.FAIL, detail="; ".join(filter(None, [f"the call wrote into its input {written}", verdict["detail"]])))
     answer = digest(out) if error is None and isinstance(out, np.ndarray | np.generic) else None
-    record = Record(**verdict, overwritten=written, answer=answer, **ran,
-                    accumulates_in=impl.accumulates_in if widens(inputs.dtype, impl.accumulates_in) else None)
-    if error is None and hasattr(out, "dtype") and str(out.dtype) != inputs.dtype:  # computed in another dtype (a global float type)
-        record.out_dtype = str(out.dtype)
-    return record
+    other_dtype = error is None and hasattr(out, "dtype") and str(out.dtype) != inputs.dtype  # computed in another dtype (a global float type)
+    return Record(**verdict, overwritten=written, answer=answer, **ran, out_dtype=str(out.dtype) if other_dtype else None,
+                  accumulates_in=impl.accumulates_in if widens(inputs.dtype, impl.accumulates_in) else None)
 
 
 def run_framework(name: str, case_paths: list[str], sel: Selection, emit: Callable[[Event], None]) -> None:
