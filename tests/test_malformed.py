@@ -117,9 +117,9 @@ def test_case_text_is_inert_in_every_markdown_and_html_output(tmp_path):
     path = tmp_path / "r" / "results.json"
     results_io.write(results_io.document([record], {}, {"stale_known": [{"id": "<script>x</script>", "link": "javascript:alert(1)"}]}), path)
     assert main(["report", str(path), "--out", str(tmp_path / "out")]) == 0
-    from conformance.report import summary
+    from conformance.report import pages
 
-    summary.write(tmp_path / "out", results_io.read(path))
+    pages.write(tmp_path / "out", results_io.read(path))
     pages = ["report.md", "summary.md", "details.md", "index.html", *(f"cases/{p.name}" for p in (tmp_path / "out" / "cases").glob("*.html"))]
     assert len(pages) > 3
     for name in pages:

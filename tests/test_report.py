@@ -74,12 +74,36 @@ def test_the_verdict_line_says_what_0_fail_and_the_silent_answers_mean_together(
 
 
 def test_the_naive_formulas_are_counted_apart_and_never_in_the_red_heading(tmp_path):
-    from conformance.report import summary
+    from conformance.report import pages
 
     doc = {"records": [record(), record(impl="naive: exp/sum", naive=True, status="fail", detail="at [0]: got nan, oracle 1")],
            "environment": {}, "stale_known": []}
-    text = summary.render(doc)
+    text = pages.render(doc)
     assert "**Unexplained fails and errors** of the fused implementations: 0. None." in text
     assert "apart: 1 fail/error records of the naive formulas" in text
     assert "No unexplained fail or error" in text.split("## Unexplained fails and errors")[1].split("##")[0]
-    assert "naive: exp/sum" in summary.render_details(doc)
+    assert "naive: exp/sum" in pages.render_details(doc)
+
+
+def test_every_section_is_registered_once_and_rendered_by_both_renderers(tmp_path):
+    """report/sections.py is the one list: each HTML section has its body template and a link in the navigation, each
+    template is a registered section's, and each Markdown section appears under its title on its page."""
+    from conformance.report import html, pages, sections
+
+    templates = {p.stem for p in (html.TEMPLATES / "sections").glob("*.html")}
+    assert templates == {s.id for s in sections.SECTIONS if s.html}
+    ids = [s.id for s in sections.SECTIONS]
+    assert len(ids) == len(set(ids))
+    doc = {"records": [record(), record(case="s/d", status="fail", detail="at [0]: got 1, oracle 2")], "environment": {}}
+    summary_md, details_md = pages.render(doc), pages.render_details(doc)
+    for s in sections.SECTIONS:
+        if s.page is sections.Page.SUMMARY and s.when is None:
+            assert f"## {s.title}" in summary_md, s.id
+        if s.page is sections.Page.DETAILS:
+            assert f"## {s.title}" in details_md and s.title in summary_md.split("## More")[1], s.id
+    path = write(tmp_path, "run", doc["records"])
+    html.build([path], tmp_path / "report")
+    page = (tmp_path / "report" / "index.html").read_text()
+    nav = page.split('<nav aria-label="contents">')[1].split("</nav>")[0]
+    for s in sections.in_html({}):
+        assert f'href="#{s.id}"' in nav and f'id="{s.id}"' in page, s.id

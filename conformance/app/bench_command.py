@@ -7,8 +7,8 @@ import sys
 import time
 from pathlib import Path
 
+from ..report import pages
 from ..report import speed as speed_report
-from ..report import summary
 from ..run import results as results_io
 from ..run.pool import interrupt_on_sigterm
 from ..speed import bench
@@ -43,7 +43,7 @@ def bench_and_say(frameworks: tuple[str, ...], absent: dict[str, str], out: Path
     written = speed_report.write(doc, out)
     results_path = out / "results.json"
     if results_path.exists():  # a conformance run in the same folder: its summary gains the speed section
-        written.append(summary.write(out, results_io.read(results_path)))
+        written.append(pages.write(out, results_io.read(results_path)))
     speed = [b for b in doc["benchmarks"] if b.get("extra_info", {}).get("kind") == "speed"]
     per_fw = {n: sum(b["extra_info"]["framework"] == n for b in speed) for n in run.seconds}
     print(f"bench: {len(doc['benchmarks'])} benchmarks in {time.monotonic() - started:.0f}s, {options.repeat} process(es) per framework ("

@@ -20,7 +20,7 @@ from ..corpus.cases import CaseFileError
 from ..judge import known as known_registry
 from ..model.names import DEVICES, DTYPES, LOGIT_OPS
 from ..model.record import message as record_message
-from ..report import summary
+from ..report import pages
 from ..run import output
 from ..run import results as results_io
 from ..run.api import rejudge
@@ -109,7 +109,7 @@ def cmd_check(args: argparse.Namespace) -> int:
         return result.doc, result
 
     try:
-        _, result = made_in(out, make, summary.write, refused=(TargetError,))
+        _, result = made_in(out, make, pages.write, refused=(TargetError,))
     except RunRefused as exc:
         raise UsageError(str(exc)) from None
     code = 3 if not result.complete else 1 if result.failures else 0
@@ -135,7 +135,7 @@ def cmd_rejudge(args: argparse.Namespace) -> int:
     except output.FolderError as exc:
         raise UsageError(str(exc)) from None
     # The run's marker stays unless this file is that run's own (its summary failed): a killed run's folder stays stale.
-    output.save(doc, out, summary.write, doc.get("run_token"))
+    output.save(doc, out, pages.write, doc.get("run_token"))
     incomplete = doc.get("incomplete") or {}
     return say_verdict(doc, Outcome(lost=incomplete.get("lost", []), interrupted=bool(incomplete.get("interrupted"))), out,
                     args.include_naive)

@@ -14,7 +14,7 @@ from ..judge.known import RegistryError
 from ..model.names import STATUSES
 from ..model.record import message as record_message
 from ..model.record import unexplained
-from ..report import summary
+from ..report import pages, summary
 from ..run import repro
 from ..run.folder import RunRefused, RunRequest, default_compile_cache, run_into
 from ..run.pool import Outcome
@@ -27,7 +27,7 @@ def run_and_say(request: RunRequest, include_naive: bool = False, junit: Path | 
     1 an unexplained fail, else 0). `junit`: also write JUnit XML there; `quiet`: no progress and no verdict lines,
     only the one machine-readable line (ci_output). Raises run.folder.RunRefused and the corpus's and registry's
     bad-input errors."""
-    doc, outcome = run_into(request, summary.write, (lambda msg: None) if quiet else Progress())
+    doc, outcome = run_into(request, pages.write, (lambda msg: None) if quiet else Progress())
     with contextlib.redirect_stdout(io.StringIO()) if quiet else contextlib.nullcontext():
         code = say_verdict(doc, outcome, request.out, include_naive)
     summary_md = request.out / "summary.md"

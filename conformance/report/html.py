@@ -22,7 +22,7 @@ from ..model.status import Status
 from ..run import output, repro, shares
 from ..run import results as results_io
 from ..speed import documents as bench_documents
-from . import choose, cross_backend, summary
+from . import choose, cross_backend, pages, sections, summary
 from . import diff as diff_mod
 from . import speed as speed_report
 from .findings import KNOWN_COLOUR, collect, heatmap, silent, verdict_line
@@ -102,7 +102,7 @@ def version_pairs(doc: dict) -> list[dict]:
 
 
 def _env_of(doc: dict, record: dict) -> dict:
-    return next((e for e in doc["environments"] if e["source"] == record["source"]), doc["environment"])
+    return next((e for e in doc["environments"] if e["source"] == record.source), doc["environment"])
 
 
 NONFINITE_ROW = 1e9  # where the plot draws a NaN/inf answer: a band of its own above every finite error, labelled so
@@ -220,7 +220,7 @@ def build(paths: list[Path], out: Path, bench_paths: list[Path] | None = None, o
     found = collect(doc, len(disagreements))
     chosen = choose.choices(records, benchmarks)
     choose_columns, choose_rows = choose.pivot(chosen)
-    html = env.get_template("index.html").render(
+    context = dict(
         doc=doc, counts=summary.status_counts(records), statuses=STATUSES, plots=plots, suites=suites,
         findings=found, verdict=verdict_line(found), known_colour=KNOWN_COLOUR, choose_cell=choose.cell_text,
         choose_columns=choose_columns, choose_rows=choose_rows, heat={"rows": rows, "columns": columns, "cells": cells},
@@ -230,9 +230,10 @@ def build(paths: list[Path], out: Path, bench_paths: list[Path] | None = None, o
         invalid_columns=invalid_columns, invalid_rows=invalid_rows, gradients=summary.gradient_data(records), speed_plot=speed_plot,
         speed_intro=speed_report.intro(benchmarks) if benchmarks else None, speed_tables=speed_report.tables(benchmarks) if benchmarks else [],
         bench_runs=[r for r in bench["runs"] if "conformance" in r], versions=versions)
+    html = env.get_template("index.html").render(**context, sections=sections.in_html(context))
     results_io.write_text(out / "index.html", html)
-    results_io.write_text(out / summary.DETAILS, summary.render_details(doc))
-    results_io.write_text(out / "report.md", _versions_md(versions) + summary.render(doc, benchmarks, speed_plot))
+    results_io.write_text(out / summary.DETAILS, pages.render_details(doc))
+    results_io.write_text(out / "report.md", _versions_md(versions) + pages.render(doc, benchmarks, speed_plot))
     results_io.write_text(out / choose.FILE, summary.which_function(chosen))
     results_io.write(doc, out / MERGED)
     return out

@@ -4,19 +4,15 @@ from __future__ import annotations
 
 import re
 from collections import Counter, defaultdict
-from pathlib import Path
 
 from ..model.names import STATUSES as COUNTED
 from ..model.record import message, unexplained
 from ..model.status import Status
 from ..run import repro
-from ..run import results as results_io
-from ..speed import documents as bench_documents
 from . import choose, cross_backend
-from .findings import Findings, collect, verdict_line
+from .findings import Findings
 from .markdown import md_cell, table
 from .notes import case_notes
-from .speed import PLOT, section
 
 GRADIENTS = ("grad_logits", "grad_labels", "hvp")
 
@@ -262,75 +258,3 @@ def which_function(chosen: dict[tuple[str, str, str, str], list[choose.Choice]])
 
 
 DETAILS = "details.md"  # the long tables, beside summary.md and report.md
-
-
-def detail_sections(doc: dict) -> list[tuple[str, list[str]]]:
-    records = doc["records"]
-    return [
-        ("Re-run a failure", reruns(records)),
-        ("The naive formulas' fails and errors (expected to break)", failures(records, limit=200, naive=True)),
-        ("Overview", overview(records)),
-        ("Naive formula against fused functions", naive_vs_fused(records)),
-        ("Where modes and devices disagree (eager / compiled, CPU / GPU)", mode_device_disagreements(records)),
-        ("Gradient agreement", gradient_section(records)),
-        ("Pairwise agreement of frameworks (both match the oracle / both ran)",
-         [line for q in ("value", *GRADIENTS) for line in (agreement_matrix(records, q) + [""])]),
-        ("The same public call on different backends", cross_backend_section(records)),
-        ("Behaviour on invalid input", invalid_behaviour(records)),
-        ("Known divergences: what each framework computes instead, and why", known_section(records, doc.get("stale_known", []), doc.get("known_divergences"))),
-    ]
-
-
-def render_details(doc: dict) -> str:
-    """details.md: every long table of a run, linked from summary.md and report.md."""
-    lines = ["# softmax-conformance: the details", ""]
-    for title, body in detail_sections(doc):
-        lines += ["", f"## {title}", "", *body]
-    return "\n".join(lines) + "\n"
-
-
-def render(doc: dict, benchmarks: list[dict] | None = None, speed_plot: str | None = None) -> str:
-    """The summary; with benchmarks (pytest-benchmark entries from `conformance bench`), a speed section too."""
-    records = doc["records"]
-    env = doc["environment"]
-    counts = status_counts(records)
-    found = collect(doc, len(disagreement_rows(records)))
-    lines = ["# softmax-conformance summary", "", f"**Verdict**: {md_cell(verdict_line(found))}", "",
-             f"{len(records)} records: " + ", ".join(f"{counts.get(s, 0)} {s}" for s in COUNTED), ""]
-    lines += ["## Frameworks", ""]
-    for name, info in sorted(env.get("frameworks", {}).items()):
-        if "absent" in info:
-            lines.append(f"- **{md_cell(name)}**: absent ({md_cell(info['absent'])})")
-        else:
-            lines.append(f"- **{md_cell(name)}** {md_cell(info.get('version'))} on {md_cell(', '.join(info.get('devices', [])))}"
-                         + (f"; skipped {md_cell(', '.join(info['skipped_devices']))}" if info.get("skipped_devices") else "")
-                         + (f"; CRASHED: {md_cell(str(info['crash']).splitlines()[-1])}" if info.get("crash") else ""))
-    caches = sorted({i["compile_cache"] for i in env.get("frameworks", {}).values() if i.get("compile_cache")})
-    if caches:
-        lines.append(f"- compiled programs kept between runs in {', '.join(caches)}: a second run compiles less")
-    if doc.get("interrupted") or doc.get("complete") is False:
-        lost = (doc.get("incomplete") or {}).get("lost") or []
-        lines += ["", "**This run is incomplete: the records below are partial.**"
-                  + (" Lost: " + "; ".join(md_cell(f"{x.get('shard')}: {x.get('why')}") for x in lost) if lost else "")]
-    sections = [
-        ("Findings", findings_section(found)),
-        ("Which function should I use?", choose.short(records)),
-        ("Unexplained fails and errors", failures(records)),
-    ]
-    for title, body in sections:
-        lines += ["", f"## {title}", "", *body]
-    lines += ["", "## More", "", f"`{DETAILS}` beside this file: " + "; ".join(title for title, _ in detail_sections(doc)) + "."]
-    if benchmarks:
-
-        lines += ["", *section(benchmarks, speed_plot)]
-    return "\n".join(lines) + "\n"
-
-
-def write(out: Path, doc: dict) -> Path:
-    """summary.md and details.md for a results document in `out`, with the speed section of a `conformance bench` into
-    the same folder; returns summary.md's path (run.output.save calls it after results.json)."""
-    benchmarks = bench_documents.load([out / bench_documents.BENCH_FILE])["benchmarks"]
-    plot = PLOT if (out / PLOT).exists() else None
-    results_io.write_text(out / DETAILS, render_details(doc))
-    results_io.write_text(out / "summary.md", render(doc, benchmarks, plot))
-    return out / "summary.md"
