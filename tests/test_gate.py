@@ -105,3 +105,17 @@ def test_renaming_a_label_changes_no_key(tmp_path):
     assert results_io.key(record(impl="a", impl_id="torch/softmax")) == results_io.key(record(impl="b", impl_id="torch/softmax"))
     old = write(tmp_path, "old", [record(impl="torch.softmax")])  # a file from before ids: matched by label
     assert gate.gate(old, before).compared == 1
+
+
+def test_a_framework_whose_baseline_records_came_from_another_cpu_is_judged_as_a_cpu_change(tmp_path):
+    """A baseline assembled from two machines: the framework whose records were made elsewhere names that CPU in its
+    own `machine`, and its moves are attributed to a CPU change (its accuracy gated within that envelope) while the
+    other frameworks' stay same-environment moves."""
+    b = write(tmp_path, "b", [record(max_ulp=2.0, tol_ratio=0.29), record(framework="numpy", impl="scipy.special.softmax", tol_ratio=0.29)])
+    c = write(tmp_path, "c", [record(max_ulp=4.0, tol_ratio=0.59), record(framework="numpy", impl="scipy.special.softmax", tol_ratio=0.59)])
+    doc = json.loads(b.read_text())
+    doc["environment"]["frameworks"] = {"torch": {"machine": {"cpu": "AMD EPYC", "cpu_features": ["avx2"], "cpu_count": 2}}}
+    results_io.write(doc, b)
+    rep = gate.gate(b, c)
+    assert [r.text.split()[4] for r in rep.regressions] == ["numpy"]  # torch's move is inside the CPU envelope
+    assert any("CPU of torch's baseline records: AMD EPYC" in e for e in rep.environment), rep.environment

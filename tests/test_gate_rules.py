@@ -75,6 +75,32 @@ def test_every_rule_speaks_for_some_move():
     """No rule in RULES is dead: each is the first to decide one of the moves above."""
     moves = [status_move(Status.PASS, Status.FAIL), status_move(Status.FAIL, Status.PASS), status_move(Status.PASS, Status.KNOWN, NEW_CPU),
              move(MoveKind.ACCURACY, before_ratio=0.02, after_ratio=0.8), move(MoveKind.ANSWER), move(MoveKind.ANSWER, why=NEW_CPU),
-             move(MoveKind.ANSWER, accepted_by="e"), move(MoveKind.MISSING)]
+             move(MoveKind.ANSWER, accepted_by="e"), move(MoveKind.MISSING), move(MoveKind.ANSWER, varies="e")]
     first = {next(rule.__name__ for rule in gate.RULES if rule(m, False) is not None) for m in moves}
     assert first == {rule.__name__ for rule in gate.RULES}
+
+
+def test_a_record_whose_entry_varies_is_a_note_until_it_is_unexplained():
+    """MLX's unchecked index: NaN (a pass) one run, a finite answer the entry explains the next, a killed process the
+    one after. Listed, not gated, while neither run is unexplained (diff.record_moves marks such moves)."""
+    varying = dict(varies="mlx-take-along-axis-reads-out-of-range-labels")
+    assert gate.decide(move(MoveKind.STATUS, **varying, statuses=(Status.PASS, Status.KNOWN))).note
+    for kind in (MoveKind.ANSWER, MoveKind.BEHAVIOUR, MoveKind.NONFINITE):
+        decided = gate.decide(move(kind, **varying))
+        assert decided.regression is None and "varies from run to run" in decided.note, kind
+    assert gate.decide(status_move(Status.PASS, Status.FAIL)).regression  # diff never marks a move to an unexplained status
+
+
+def test_diff_marks_a_move_varying_only_where_neither_run_is_unexplained():
+    from results_factory import record
+
+    from conformance.report.diff import record_moves
+
+    entry = frozenset({"varying-entry"})
+    nan = record(invalid=True, behaviour="all_nan", answer="n" * 16, error=None)
+    explained = nan.but(status="known", known_id="varying-entry", known="https://x", behaviour="finite", answer="f" * 16)
+    moves = record_moves(nan, explained, SAME, varying=entry)
+    assert moves and all(m.varies == "varying-entry" for m in moves) and not any(gate.decide(m).regression for m in moves)
+    failing = explained.but(status="fail", known_id=None, known=None)
+    assert not any(m.varies for m in record_moves(explained, failing, SAME, varying=entry))
+    assert any(gate.decide(m).regression for m in record_moves(explained, failing, SAME, varying=entry))

@@ -203,3 +203,13 @@ def test_the_floatx_entry_explains_accuracy_only_on_the_baseline(tmp_path):
     doc = rejudge(read(base))
     floatx = [r for r in doc["records"] if r.get("known_id") == "keras-losses-compute-in-floatx"]
     assert floatx and all(not r.get("invalid") and r["behaviour"] == "finite" for r in floatx)
+
+
+def test_varies_is_a_flag(tmp_path):
+    path = tmp_path / "k.yaml"
+    path.write_text("divergences:\n  - id: e\n    match: {framework: numpy}\n    kind: design\n    reason: r\n    link: l\n"
+                    "    explains: invalid-input\n    varies: sometimes\n")
+    with pytest.raises(known.RegistryError, match="'varies' must be true or false"):
+        known.load(path)
+    path.write_text(path.read_text().replace("sometimes", "true"))
+    assert known.load(path)[0].varies is True

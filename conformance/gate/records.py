@@ -153,6 +153,16 @@ def accuracy_within_its_envelope(move: Move, include_naive: bool) -> Decided | N
     return NOTHING
 
 
+def answers_that_vary_from_run_to_run(move: Move, include_naive: bool) -> Decided | None:
+    """A record that a registry entry marked `varies` explains (a kernel that reads memory it does not own answers
+    differently each time: a NaN that passes one run, a finite value the entry explains the next, or a killed process):
+    its moves are listed, not gated, while neither run is unexplained (diff.record_moves); a fail or an error still
+    gates."""
+    if not move.varies or move.kind in (MoveKind.MISSING, MoveKind.NEW):
+        return None
+    return Decided(note=f"{move.kind}: {_text(move)}: varies from run to run (registry entry {move.varies})" if move.worse else None)
+
+
 def answers_differ_across_cpus(move: Move, include_naive: bool) -> Decided | None:
     """Another CPU sums in another order and flushes subnormals on other vector paths: an answer that moved with the
     CPU, its verdict unchanged, is not the change under test's doing (the status rule still gates anything -> fail)."""
@@ -199,7 +209,7 @@ def better_is_an_improvement(move: Move, include_naive: bool) -> Decided | None:
     return Decided(improvement=f"{move.kind}: {_text(move)}")
 
 
-RULES = (missing_is_judged_with_the_selection, accuracy_within_its_envelope, answers_differ_across_cpus,
+RULES = (missing_is_judged_with_the_selection, answers_that_vary_from_run_to_run, accuracy_within_its_envelope, answers_differ_across_cpus,
          answer_accepted_by_a_release_entry, answer_changed, pass_to_known_across_cpus, worse_is_a_regression,
          better_is_an_improvement)
 
@@ -219,6 +229,10 @@ def compare_records(baseline: dict, current: dict, report: GateReport, include_n
             report.environment.append(f"{fw}: {', '.join(changes)}")
     b_cpu, c_cpu = kernel_fingerprint(baseline), kernel_fingerprint(current)
     report.environment.append(f"CPU: {b_cpu or 'unrecorded'}" + ("" if b_cpu == c_cpu and b_cpu else f" -> {c_cpu or 'unrecorded'}"))
+    for fw in sorted({k[4] for k in base}):
+        own = kernel_fingerprint(baseline, fw)
+        if own != b_cpu:  # a baseline assembled from two machines says whose records came from which
+            report.environment.append(f"CPU of {fw}'s baseline records: {own or 'unrecorded'}")
     _completeness(base, cur, current, report)
     naive_worse = 0
     for move in diff_mod.diff(baseline, current):

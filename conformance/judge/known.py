@@ -39,7 +39,8 @@ from ..model.selection import matches
 from ..model.status import Status
 
 MATCH_FIELDS = ("framework", "impl", "op", "quantity", "dtype", "mode", "device", "case")
-ENTRY_FIELDS = {"id", "match", "when", "kind", "explains", "reason", "link", "versions", "statuses", "behaviours", "max_tol_ratio"}
+ENTRY_FIELDS = {"id", "match", "when", "kind", "explains", "reason", "link", "versions", "statuses", "behaviours", "max_tol_ratio",
+                "varies"}
 KINDS = ("bug", "design")
 # What an entry explains; it matches records of that kind only (record_kind):
 #   accuracy       a finite answer to a valid input, off by more than the tolerance
@@ -70,6 +71,7 @@ class Entry:
     max_tol_ratio: float | None = None  # None: unbounded
     when: dict | None = None  # conditions on the case's inputs (corpus/conditions.py): None, any case its patterns match
     origin: str = ""  # the registry file it came from
+    varies: bool = False  # the records it explains answer differently from run to run: the gate compares their status only
 
     def selects(self, record: Record, packages: dict[str, str] | None = None, conditions: dict | None = None) -> bool:
         """Whether this entry speaks for the record; `packages` are the installed versions of the record's framework
@@ -185,7 +187,7 @@ def _load_file(path: Path, frameworks: Iterable[str] | None, case_ids: tuple[str
             kind=raw["kind"], reason=" ".join(str(raw["reason"]).split()), link=str(raw["link"]), explains=_explains(raw, match, where),
             versions=_versions(raw.get("versions"), where), statuses=tuple(map(Status, _names(raw, "statuses", UNEXPLAINED, where))),
             behaviours=_names(raw, "behaviours", BEHAVIOURS, where, None), max_tol_ratio=_bound(raw.get("max_tol_ratio"), where),
-            when=raw.get("when"), origin=str(path))
+            when=raw.get("when"), origin=str(path), varies=_flag(raw, "varies", where))
         _check_patterns(entry, where, frameworks, case_ids)
         entries.append(entry)
     return entries
@@ -209,6 +211,13 @@ def _names(raw: dict, key: str, allowed: tuple[str, ...], where: str, default=..
     if not isinstance(value, list) or not value or not all(v in allowed for v in value):
         raise RegistryError(f"{where}: field '{key}' must be a non-empty list drawn from {', '.join(allowed)}")
     return tuple(value)
+
+
+def _flag(raw: dict, key: str, where: str) -> bool:
+    value = raw.get(key, False)
+    if not isinstance(value, bool):
+        raise RegistryError(f"{where}: field '{key}' must be true or false")
+    return value
 
 
 def _bound(raw, where: str) -> float | None:

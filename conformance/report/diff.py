@@ -76,6 +76,7 @@ class Move:
     after_ratio: float | None = None
     accepted_by: str = ""  # an answer move: the registry entry that explains the new answer and not the old one
     statuses: tuple[Status, Status] | None = None  # a status move: (before, after)
+    varies: str = ""  # the registry entry marked `varies` that explains the record (and neither run is unexplained)
 
     def to_json(self) -> dict:
         out = {**asdict(self), "kind": self.kind.value, "attribution": str(self.attribution)}
@@ -114,7 +115,7 @@ def version_changes(base: dict, cur: dict, framework: str) -> list[str]:
 def attribution(base: dict, cur: dict, framework: str) -> Attribution:
     """The environment change a move of this framework's records can be attributed to (an unrecorded CPU counts as
     a change: nothing says it is the same)."""
-    b_cpu, c_cpu = kernel_fingerprint(base), kernel_fingerprint(cur)
+    b_cpu, c_cpu = kernel_fingerprint(base, framework), kernel_fingerprint(cur, framework)
     cpu = None if b_cpu is not None and b_cpu == c_cpu else (b_cpu or "unrecorded", c_cpu or "unrecorded")
     return Attribution(tuple(version_changes(base, cur, framework)), cpu)
 
@@ -249,11 +250,15 @@ def _summaries_differ(b: dict, c: dict) -> str | None:
     return None
 
 
-def record_moves(b: Record, c: Record, why: Attribution, written_for_a_release: frozenset[str] = frozenset()) -> list[Move]:
+def record_moves(b: Record, c: Record, why: Attribution, written_for_a_release: frozenset[str] = frozenset(),
+                 varying: frozenset[str] = frozenset()) -> list[Move]:
     """Every way one record moved between two runs. `written_for_a_release`: the current run's registry entries
     scoped from a release on (from_a_release); one of them that explains the new answer, and did not explain the
-    old, accepts the change."""
-    base = dict(record=describe(c), framework=c.framework, naive=bool(c.naive), attribution=why)
+    old, accepts the change. `varying`: the entries whose records' answers vary from run to run (`varies`)."""
+    # a record that such an entry explains in either run, and that is not unexplained in the other (a pass there:
+    # NaN one time, a finite answer the next)
+    same_entry = next((r.known_id for r in (c, b) if r.known_id in varying), "") if not (b.status.unexplained or c.status.unexplained) else ""
+    base = dict(record=describe(c), framework=c.framework, naive=bool(c.naive), attribution=why, varies=same_entry)
     moves = []
     if b.status != c.status:
         worse = c.status.worse_than(b.status)
@@ -294,6 +299,7 @@ def diff(base_doc: dict, cur_doc: dict) -> list[Move]:
     base, cur = index(base_doc, "baseline", ids), index(cur_doc, "current", ids)
     why = {fw: attribution(base_doc, cur_doc, fw) for fw in {k[4] for k in base} | {k[4] for k in cur}}
     scoped = frozenset(e["id"] for e in cur_doc.get("known_divergences", []) if from_a_release(e))
+    varying = frozenset(e["id"] for e in cur_doc.get("known_divergences", []) if e.get("varies"))
     moves = []
     for k, c in cur.items():
         b = base.get(k)
@@ -301,7 +307,7 @@ def diff(base_doc: dict, cur_doc: dict) -> list[Move]:
             moves.append(Move(MoveKind.NEW, describe(c), c.framework, "-", c.status.value, unexplained(c),
                               bool(c.naive), why[c.framework], reason(c)))
         else:
-            moves += record_moves(b, c, why[c.framework], scoped)
+            moves += record_moves(b, c, why[c.framework], scoped, varying)
     for k, b in base.items():
         if k not in cur:
             moves.append(Move(MoveKind.MISSING, describe(b), b.framework, b.status.value, "-", True, bool(b.naive), why[b.framework]))

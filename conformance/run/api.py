@@ -58,6 +58,8 @@ def _entry_summary(e: known_registry.Entry, tally: known_registry.Tally) -> dict
     out = {"id": e.id, "kind": e.kind, "reason": e.reason, "link": e.link, "records": tally.matched, "beyond": tally.beyond}
     if e.versions:
         out["versions"] = {package: str(spec) for package, spec in e.versions.items()}
+    if e.varies:
+        out["varies"] = True
     return out
 
 

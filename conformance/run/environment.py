@@ -41,11 +41,15 @@ def _cpu_features() -> list[str]:
     return [f for f in KERNEL_FEATURES if f in present]
 
 
-def kernel_fingerprint(doc: dict) -> str | None:
+def kernel_fingerprint(doc: dict, framework: str | None = None) -> str | None:
     """The CPU as far as the frameworks' choice of kernels and their split over threads goes (model, vector
     extensions, core count: frameworks size their thread pools by the cores); None for a results file
-    that did not record it."""
+    that did not record it. A framework whose records were made on another machine than the document's (a baseline
+    assembled from two runs) says so in its own `machine` (cpu, cpu_features, cpu_count): that CPU is its."""
     env = doc.get("environment") or {}
+    own = ((env.get("frameworks") or {}).get(framework) or {}).get("machine") if framework else None
+    if isinstance(own, dict):
+        env = own
     if "cpu_features" not in env:
         return None
     return f"{env.get('cpu', '?')} [{' '.join(env['cpu_features']) or 'no vector extensions'}], {env.get('cpu_count', '?')} cores"
