@@ -63,3 +63,11 @@ def test_the_schema_rejects_what_the_loader_rejects(schema):
         judged += 1
         assert not validator.is_valid(doc), f"{bad.name}: the loader refuses it ({bad.needle}), the schema accepts it"
     assert judged >= 150
+
+
+def test_the_schema_names_every_op_of_the_op_table(schema):
+    """An op added to the table (conformance/model/ops.py) is one a case file may name: the schema's op lists follow."""
+    from conformance.model.names import OPS
+
+    ops = schema["$defs"]["caseFields"]["properties"]["ops"]["oneOf"]
+    assert ops[0]["enum"] == list(OPS) and ops[1]["items"]["enum"] == list(OPS)

@@ -101,6 +101,14 @@ def safe_cross_entropy(x: Array, labels: Array | None, inputs: Inputs) -> Array:
     return optax.safe_softmax_cross_entropy(x, labels)
 
 
+def nn_logsumexp(x: Array, labels: Array | None, inputs: Inputs) -> Array:
+    return jax.nn.logsumexp(x, axis=inputs.axis)
+
+
+def scipy_logsumexp(x: Array, labels: Array | None, inputs: Inputs) -> Array:
+    return jax.scipy.special.logsumexp(x, axis=inputs.axis)
+
+
 def logsumexp_log_softmax(x: Array, labels: Array | None, inputs: Inputs) -> Array:
     """The log-softmax people write from the public, documented jax.scipy.special.logsumexp."""
     return x - jax.scipy.special.logsumexp(x, axis=inputs.axis, keepdims=True)
@@ -161,6 +169,8 @@ def implementations() -> list[Impl]:
         Impl(NAME, "optax.softmax_cross_entropy_with_integer_labels", "sparse_softmax_cross_entropy", sparse_cross_entropy,
              key="optax/softmax_cross_entropy_with_integer_labels"),
         Impl(NAME, "x - jax.scipy.special.logsumexp(x)", "log_softmax", logsumexp_log_softmax, key="logsumexp/log_softmax"),
+        Impl(NAME, "jax.nn.logsumexp", "logsumexp", nn_logsumexp, key="nn/logsumexp"),
+        Impl(NAME, "jax.scipy.special.logsumexp", "logsumexp", scipy_logsumexp, key="scipy/logsumexp"),
         Impl(NAME, "jax.nn.softmax(x, where=mask)", "masked_softmax", softmax_where, key="softmax/where"),
         Impl(NAME, "jax.nn.log_softmax(x, where=mask)", "masked_log_softmax", log_softmax_where, key="log_softmax/where"),
         Impl(NAME, "x - jax.scipy.special.logsumexp(x, where=mask)", "masked_log_softmax", logsumexp_where_log_softmax,

@@ -69,6 +69,10 @@ def ops_log_softmax(x: Array, labels: Array | None, inputs: Inputs) -> Array:
     return keras.ops.log_softmax(x, axis=inputs.axis)
 
 
+def ops_logsumexp(x: Array, labels: Array | None, inputs: Inputs) -> Array:
+    return keras.ops.logsumexp(x, axis=inputs.axis)
+
+
 def ops_cross_entropy(x: Array, labels: Array | None, inputs: Inputs) -> Array:
     return keras.ops.categorical_crossentropy(labels, x, from_logits=True, axis=inputs.axis)
 
@@ -116,6 +120,7 @@ def implementations(framework: str) -> list[Impl]:
         Impl(framework, "keras.ops.softmax", "softmax", ops_softmax, key="keras/ops/softmax"),
         Impl(framework, "keras.layers.Softmax()(x, mask=mask)", "masked_softmax", layer_softmax_mask, key="keras/layers/Softmax/mask"),
         Impl(framework, "keras.ops.log_softmax", "log_softmax", ops_log_softmax, key="keras/ops/log_softmax"),
+        Impl(framework, "keras.ops.logsumexp", "logsumexp", ops_logsumexp, key="keras/ops/logsumexp"),
         Impl(framework, "keras.ops.categorical_crossentropy(from_logits=True)", "softmax_cross_entropy", ops_cross_entropy,
              key="keras/ops/categorical_crossentropy"),
         Impl(framework, "keras.ops.sparse_categorical_crossentropy(from_logits=True)", "sparse_softmax_cross_entropy",

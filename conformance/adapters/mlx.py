@@ -71,6 +71,10 @@ def log_softmax(x: Array, labels: Array | None, inputs: Inputs) -> Array:
     return nn.log_softmax(x, axis=inputs.axis)
 
 
+def logsumexp(x: Array, labels: Array | None, inputs: Inputs) -> Array:
+    return mx.logsumexp(x, axis=inputs.axis)
+
+
 def logsumexp_log_softmax(x: Array, labels: Array | None, inputs: Inputs) -> Array:
     """The log-softmax people write from the public mx.logsumexp."""
     return x - mx.logsumexp(x, axis=inputs.axis, keepdims=True)
@@ -112,6 +116,7 @@ def implementations() -> list[Impl]:
         Impl(NAME, "mx.softmax(x, precise=True)", "softmax", precise_softmax, key="softmax/precise"),
         Impl(NAME, "mlx.nn.log_softmax", "log_softmax", log_softmax, key="nn/log_softmax"),
         Impl(NAME, "x - mx.logsumexp(x)", "log_softmax", logsumexp_log_softmax, key="logsumexp/log_softmax"),
+        Impl(NAME, "mx.logsumexp", "logsumexp", logsumexp, key="logsumexp"),
         Impl(NAME, "mlx.nn.losses.cross_entropy (probabilities)", "softmax_cross_entropy", cross_entropy, options=losses,
              key="nn/losses/cross_entropy"),
         Impl(NAME, "mlx.nn.losses.cross_entropy (class indices)", "sparse_softmax_cross_entropy", cross_entropy, options=losses,

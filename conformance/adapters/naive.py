@@ -1,4 +1,5 @@
-"""The textbook formulas, written once: softmax as exp(x) / sum(exp(x)) and the log taken after the softmax.
+"""The textbook formulas, written once: softmax as exp(x) / sum(exp(x)), the log taken after the softmax, and
+logsumexp as log(sum(exp(x))).
 
 They are kept to show, with numbers, what the fused public functions protect against (overflow of exp, log of an
 underflowed probability). Each adapter gives the few primitives they need in its own framework's terms (`Namespace`)
@@ -27,7 +28,8 @@ class Namespace:
         """op -> the formula as a user of this framework would write it (display text: ids do not depend on it)."""
         exp, total, log, softmax = self.spelling.split()
         return {"softmax": f"{exp}(x) / {total}({exp}(x))", "log_softmax": f"{log}({softmax}(x))",
-                "softmax_cross_entropy": f"-{total}(y * {log}({softmax}(x)))", "sparse_softmax_cross_entropy": f"-{log}({softmax}(x))[t]"}
+                "softmax_cross_entropy": f"-{total}(y * {log}({softmax}(x)))", "sparse_softmax_cross_entropy": f"-{log}({softmax}(x))[t]",
+                "logsumexp": f"{log}({total}({exp}(x)))"}
 
 
 def implementations(framework: str, ns: Namespace) -> list[Impl]:
@@ -46,7 +48,10 @@ def implementations(framework: str, ns: Namespace) -> list[Impl]:
     def naive_sparse_cross_entropy(x, labels, inputs):
         return -ns.pick(naive_log_softmax(x, labels, inputs), labels, inputs.axis)
 
-    formulas = {"softmax": (naive_softmax, "softmax"), "log_softmax": (naive_log_softmax, "log_softmax"),
+    def naive_logsumexp(x, labels, inputs):
+        return ns.log(ns.sum(ns.exp(x), inputs.axis, False))
+
+    formulas = {"softmax": (naive_softmax, "softmax"), "log_softmax": (naive_log_softmax, "log_softmax"), "logsumexp": (naive_logsumexp, "logsumexp"),
                 "softmax_cross_entropy": (naive_cross_entropy, "cross_entropy"),
                 "sparse_softmax_cross_entropy": (naive_sparse_cross_entropy, "sparse_cross_entropy")}
     labels = ns.labels()

@@ -70,6 +70,9 @@ def scipy_api(framework: str, xp: ModuleType, special: ModuleType, spelled: str)
         picked = xp.take_along_axis(special.log_softmax(x, axis=inputs.axis), xp.expand_dims(labels, inputs.axis), axis=inputs.axis)
         return -xp.squeeze(picked, axis=inputs.axis)
 
+    def logsumexp(x, labels, inputs):
+        return special.logsumexp(x, axis=inputs.axis)
+
     def masked_softmax(x, mask, inputs):  # the masked entries set to -inf first
         return special.softmax(xp.where(mask, x, -xp.inf), axis=inputs.axis)
 
@@ -82,6 +85,7 @@ def scipy_api(framework: str, xp: ModuleType, special: ModuleType, spelled: str)
              (f"-sum(y * {special_name}.log_softmax(x))", "softmax_cross_entropy", cross_entropy, "scipy/cross_entropy"),
              (f"-take_along_axis({special_name}.log_softmax(x), t)", "sparse_softmax_cross_entropy", sparse_cross_entropy,
               "scipy/sparse_cross_entropy"),
+             (f"{special_name}.logsumexp", "logsumexp", logsumexp, "scipy/logsumexp"),
              (f"{special_name}.softmax({xp_name}.where(mask, x, -inf))", "masked_softmax", masked_softmax, "scipy/where/softmax"),
              (f"{special_name}.log_softmax({xp_name}.where(mask, x, -inf))", "masked_log_softmax", masked_log_softmax,
               "scipy/where/log_softmax"))

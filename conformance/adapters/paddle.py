@@ -87,6 +87,10 @@ def log_softmax(x: Array, labels: Array | None, inputs: Inputs) -> Array:
     return F.log_softmax(x, axis=inputs.axis)
 
 
+def logsumexp(x: Array, labels: Array | None, inputs: Inputs) -> Array:
+    return paddle.logsumexp(x, axis=inputs.axis)
+
+
 def _soft(labels: Array) -> bool:
     return labels.dtype not in (paddle.int64, paddle.int32)
 
@@ -172,6 +176,7 @@ def implementations() -> list[Impl]:
     return [
         Impl(NAME, "paddle.nn.functional.softmax", "softmax", softmax, key="softmax"),
         Impl(NAME, "paddle.nn.functional.log_softmax", "log_softmax", log_softmax, key="log_softmax"),
+        Impl(NAME, "paddle.logsumexp", "logsumexp", logsumexp, key="logsumexp"),
         Impl(NAME, "F.cross_entropy(soft_label=True)", "softmax_cross_entropy", cross_entropy, options=losses - {"ignore_index"},
              key="cross_entropy/soft_label"),
         Impl(NAME, "F.cross_entropy(F.label_smooth(y), soft_label=True)", "softmax_cross_entropy", label_smooth_cross_entropy,

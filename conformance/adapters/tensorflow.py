@@ -114,6 +114,10 @@ def log_softmax(x: Array, labels: Array | None, inputs: Inputs) -> Array:
     return tf.nn.log_softmax(x, axis=inputs.axis)
 
 
+def reduce_logsumexp(x: Array, labels: Array | None, inputs: Inputs) -> Array:
+    return tf.math.reduce_logsumexp(x, axis=inputs.axis)
+
+
 def cross_entropy(x: Array, labels: Array | None, inputs: Inputs) -> Array:
     return tf.nn.softmax_cross_entropy_with_logits(labels=labels, logits=x, axis=inputs.axis)
 
@@ -175,6 +179,7 @@ def implementations() -> list[Impl]:
         # tf.math.softmax and tf.math.log_softmax are the same function objects (tests/test_entry_points.py checks)
         Impl(NAME, "tf.nn.softmax (= tf.math.softmax)", "softmax", softmax, key="softmax"),
         Impl(NAME, "tf.nn.log_softmax (= tf.math.log_softmax)", "log_softmax", log_softmax, key="log_softmax"),
+        Impl(NAME, "tf.math.reduce_logsumexp", "logsumexp", reduce_logsumexp, key="reduce_logsumexp"),
         Impl(NAME, "tf.nn.softmax_cross_entropy_with_logits", "softmax_cross_entropy", cross_entropy, key="softmax_cross_entropy_with_logits"),
         Impl(NAME, "tf.nn.sparse_softmax_cross_entropy_with_logits", "sparse_softmax_cross_entropy", sparse_cross_entropy,
              key="sparse_softmax_cross_entropy_with_logits"),

@@ -91,6 +91,10 @@ def log_softmax(x: Array, labels: Array | None, inputs: Inputs) -> Array:
     return x.log_softmax(axis=inputs.axis)
 
 
+def logsumexp(x: Array, labels: Array | None, inputs: Inputs) -> Array:
+    return x.logsumexp(axis=inputs.axis)
+
+
 def logsumexp_log_softmax(x: Array, labels: Array | None, inputs: Inputs) -> Array:
     """The log-softmax people write from the public Tensor.logsumexp."""
     return x - x.logsumexp(axis=inputs.axis, keepdim=True)
@@ -149,6 +153,7 @@ def implementations() -> list[Impl]:
         Impl(NAME, "Tensor.softmax", "softmax", softmax, key="softmax"),
         Impl(NAME, "Tensor.log_softmax", "log_softmax", log_softmax, key="log_softmax"),
         Impl(NAME, "x - Tensor.logsumexp(x)", "log_softmax", logsumexp_log_softmax, key="logsumexp/log_softmax"),
+        Impl(NAME, "Tensor.logsumexp", "logsumexp", logsumexp, key="logsumexp"),
         Impl(NAME, "Tensor.cross_entropy (probabilities)", "softmax_cross_entropy", cross_entropy,
              options=frozenset({"reduction", "label_smoothing"}), key="cross_entropy"),
         Impl(NAME, "Tensor.sparse_categorical_crossentropy", "sparse_softmax_cross_entropy", sparse_categorical_crossentropy,

@@ -96,6 +96,14 @@ def log_softmax(x: Array, labels: Array | None, inputs: Inputs) -> Array:
     return F.log_softmax(x, dim=inputs.axis)
 
 
+def logsumexp(x: Array, labels: Array | None, inputs: Inputs) -> Array:
+    return torch.logsumexp(x, dim=inputs.axis)
+
+
+def special_logsumexp(x: Array, labels: Array | None, inputs: Inputs) -> Array:
+    return torch.special.logsumexp(x, dim=inputs.axis)
+
+
 # The mixed-precision idiom: half-precision scores normalised in float32 by the kernel itself (`dtype=` casts the
 # input before the reduction), as attention and LLM heads call it (pytorch/pytorch#123911).
 def softmax_in_float32(x: Array, labels: Array | None, inputs: Inputs) -> Array:
@@ -301,6 +309,8 @@ def implementations() -> list[Impl]:
         Impl(NAME, "torch.special.softmax", "softmax", special_softmax, key="special/softmax"),
         Impl(NAME, "torch.nn.functional.log_softmax", "log_softmax", log_softmax, key="log_softmax"),
         Impl(NAME, "torch.special.log_softmax", "log_softmax", special_log_softmax, key="special/log_softmax"),
+        Impl(NAME, "torch.logsumexp", "logsumexp", logsumexp, key="logsumexp"),
+        Impl(NAME, "torch.special.logsumexp", "logsumexp", special_logsumexp, key="special/logsumexp"),
         Impl(NAME, "torch.nn.functional.cross_entropy", "softmax_cross_entropy", cross_entropy, options=ce_options, key="cross_entropy"),
         Impl(NAME, "torch.nn.functional.cross_entropy", "sparse_softmax_cross_entropy", cross_entropy,
              options=ce_options | {"ignore_index"}, key="sparse_cross_entropy"),

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..model import dtypes as dt
-from ..model.names import MASKED_OPS, SOFTMAX_LIKE
+from ..model.names import MASKED_OPS
 from ..model.ops import op as op_spec
 from .cases import Case, Options, materialize
 
@@ -61,11 +61,7 @@ class Inputs:
 
 
 def output_shape(op: str, logits_shape: tuple[int, ...], axis: int, reduction: str) -> tuple[int, ...]:
-    if op in SOFTMAX_LIKE:
-        return logits_shape
-    if reduction != "none":
-        return ()
-    return logits_shape[:axis] + logits_shape[axis + 1:]
+    return op_spec(op).output_shape(logits_shape, axis, reduction)
 
 
 def _seeded(spec, shape: tuple[int, ...], dtype: str) -> np.ndarray:

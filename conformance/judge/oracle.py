@@ -211,6 +211,10 @@ def compute(inp: Inputs, quantity: str) -> Reference:
     if inp.op in SOFTMAX_LIKE:
         value, scale = _softmax_like(inp, rows, quantity)
         value, scale = _to_layout(value, inp), _to_layout(scale, inp)
+    elif op_spec(inp.op).output == "log_normaliser":
+        value, scale, per_class = _logsumexp(inp, rows, quantity)
+        if per_class:
+            value, scale = _to_layout(value, inp), _to_layout(scale, inp)
     else:
         value, scale, per_class = _cross_entropy(inp, rows, quantity, cap)
         if per_class:
@@ -264,6 +268,31 @@ def _softmax_like(inp: Inputs, rows: _Rows, quantity: str) -> tuple[np.ndarray, 
         if quantity == "grad_logits":
             return g - p * sum_g, np.abs(g) + pr * sum_abs_g
         return -sum_g * centred_d, sum_abs_g * pr * (np.abs(d) + big_d)
+
+
+def _logsumexp(inp: Inputs, rows: _Rows, quantity: str) -> tuple[np.ndarray, np.ndarray, bool]:
+    """(value, scale, per_class) of log sum_j exp(x_j), the class axis last. The value is x_c - log p_c at any class
+    (the argmax: both terms exact there but for the log1p of a sum >= 1), with the first-order bound of a backward-
+    stable evaluation: its own rounding (1 + |lse|) and the inputs' (sum_j p_j |x_j|, d lse/dx_j = p_j). The gradient
+    is the softmax times the row's cotangent, the HVP its derivative along the direction. A row without an answer
+    (a NaN, +inf, every logit -inf: what _rows leaves NaN) stays NaN."""
+    with np.errstate(all="ignore"):
+        top = np.nanargmax(np.where(np.isnan(rows.logp), LD(-np.inf), rows.logp), axis=-1)[..., None]
+        x_top, logp_top = np.take_along_axis(rows.x, top, -1)[..., 0], np.take_along_axis(rows.logp, top, -1)[..., 0]
+        lse = x_top - logp_top
+        ax = np.where(np.isfinite(rows.x), np.abs(rows.x), LD(0))
+        if quantity == "value":
+            return lse, 1 + np.abs(lse) + np.sum(rows.p * ax, axis=-1), False
+        g = inp.cotangent.astype(LD)[..., None]  # one cotangent per row
+        pr = rows.p * rows.r
+        if quantity == "grad_logits":
+            return g * rows.p, np.abs(g) * pr, True
+        if quantity == "hvp":
+            d = np.moveaxis(inp.direction.astype(LD), inp.axis, -1)
+            centred_d = rows.p * (d - np.sum(rows.p * d, axis=-1, keepdims=True))
+            big_d = np.sum(pr * np.abs(d), axis=-1, keepdims=True)
+            return g * centred_d, np.abs(g) * pr * (np.abs(d) + big_d), True
+    raise ValueError(f"unknown quantity {quantity!r} for logsumexp")
 
 
 @dataclass(frozen=True)

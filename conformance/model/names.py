@@ -18,7 +18,7 @@ RETURNS = (*REDUCTIONS, "auto")  # what a user's cross-entropy without a reducti
 
 CROSS_ENTROPY_OPS = tuple(o.name for o in TABLE.values() if o.loss)
 MASKED_OPS = tuple(o.name for o in TABLE.values() if o.masked)
-SOFTMAX_LIKE = tuple(o.name for o in TABLE.values() if not o.loss)  # output shaped like the logits
+SOFTMAX_LIKE = tuple(o.name for o in TABLE.values() if o.shaped_like_logits)  # output shaped like the logits
 UNMASKED = {o.name: o.base for o in TABLE.values() if o.base}  # the op on the kept classes
 LOGIT_OPS = tuple(o.name for o in TABLE.values() if o.logits_given)  # the ops a case gives logits to (fuzz draws those)
 

@@ -16,9 +16,9 @@ from dataclasses import dataclass
 # What an op's label argument is: nothing, dense labels, integer class indices, a mask over the classes, or targets
 # that a case gives either way (integer or dense: the fused linear cross-entropy takes both).
 LABEL_KINDS = ("none", "dense", "sparse", "mask", "targets")
-# What an op returns: probabilities or log-probabilities shaped like the logits, or a loss per row (reduced by
-# `reduction`).
-OUTPUTS = ("probabilities", "log_probabilities", "loss")
+# What an op returns: probabilities or log-probabilities shaped like the logits, a loss per row (reduced by
+# `reduction`), or the log of the softmax's normaliser per row (logsumexp: never reduced).
+OUTPUTS = ("probabilities", "log_probabilities", "loss", "log_normaliser")
 SEEDED_COTANGENT = {"generate": "normal", "seed": 0}
 
 
@@ -58,6 +58,20 @@ class Op:
         """A loss per row, reduced by `reduction` (else the output is shaped like the logits)."""
         return self.output == "loss"
 
+    @property
+    def shaped_like_logits(self) -> bool:
+        """The output has the logits' shape (else one value per row, or a reduced loss)."""
+        return self.output in ("probabilities", "log_probabilities")
+
+    def output_shape(self, logits_shape: tuple[int, ...], axis: int, reduction: str) -> tuple[int, ...]:
+        """The output's shape for logits of this shape: theirs, or one value per row (the class axis dropped), or a
+        scalar where a loss is reduced."""
+        if self.shaped_like_logits:
+            return logits_shape
+        if self.loss and reduction != "none":
+            return ()
+        return logits_shape[:axis] + logits_shape[axis + 1:]
+
     def takes(self, kind: str) -> bool:
         """Whether the op takes labels of `kind` ("dense" or "sparse"; "targets" takes either)."""
         return self.labels == kind or (self.labels == "targets" and kind in ("dense", "sparse"))
@@ -75,6 +89,9 @@ TABLE: dict[str, Op] = {op.name: op for op in (
     # the op (never rounded by the oracle), and the class axis is the last.
     Op("linear_cross_entropy", ("hidden", "weight", "bias"), "targets", "loss", optional_primals=("bias",),
        logits_given=False),
+    # log sum_j exp(x_j) along the class axis: the softmax's normaliser (log_softmax = x - logsumexp), and the term a
+    # z-loss squares; its gradient is the softmax.
+    Op("logsumexp", _LOGITS, "none", "log_normaliser"),
 )}
 
 
