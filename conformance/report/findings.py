@@ -90,7 +90,7 @@ class Cell:
             return KNOWN_COLOUR
         if self.status is Status.PASS:  # the best outcome is the brightest: vivid green far inside the tolerance, pale near it
             share = min(1.0, self.ratio or 0.0)
-            return f"hsl({125 - 55 * share:.0f}, {62 - 20 * share:.0f}%, {46 + 36 * share:.0f}%)"
+            return f"hsl({125 - 55 * share:.0f},{62 - 20 * share:.0f}%,{46 + 36 * share:.0f}%)"
         return "#e0e0e0"
 
     @property
