@@ -17,7 +17,7 @@ ROOT = Path(__file__).resolve().parent.parent
 BROWSER = next((shutil.which(b) for b in ("chromium", "chromium-browser", "google-chrome") if shutil.which(b)), None)
 FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--hide-scrollbars"]
 DESKTOP, PHONE = "--window-size=1400,900", "--window-size=390,844"
-MAX_PAGE_KB = 700  # docs/reports.md states it: the page of the bundled corpus's full run (652 kB) stays under this
+MAX_PAGE_KB = 700  # docs/reports.md states it: the page of the committed baseline stays under this
 
 
 @pytest.fixture(scope="module")
