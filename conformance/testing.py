@@ -10,16 +10,15 @@
 
 from __future__ import annotations
 
-import os
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
-from .adapters import EXTRA_ADAPTERS_ENV
 from .adapters import user as user_adapter
 from .model.names import DTYPES, MODES
 from .run import api
 from .run import check as check_mod
 from .run.check import CheckResult
+from .run.config import USER_ADAPTER, WorkerConfig
 from .run.runner import Selection
 
 __all__ = ["CheckResult", "check"]
@@ -34,17 +33,11 @@ def check(fn: Callable, op: str, framework: str, *, cases: Sequence[str | Path] 
     cross-entropy without a `reduction` keyword returns (none, mean, sum; auto: inferred from one call). `accumulates_in`:
     the dtype `fn` computes in for narrower inputs (float32 for a fused kernel), by which half-precision cases are judged."""
     user_adapter.use(fn, framework, op, returns=returns, accumulates_in=accumulates_in)
-    old = os.environ.get(EXTRA_ADAPTERS_ENV)
-    os.environ[EXTRA_ADAPTERS_ENV] = ",".join(x for x in (old, "user=conformance.adapters.user") if x)
-    try:
+    config = WorkerConfig(adapters=(USER_ADAPTER,))
+    with config.applied():  # framework `user` for this check only
         sel = check_mod.selection(framework, op, Selection((), tuple(dtypes), tuple(devices), tuple(modes),
                                                            str(compile_cache) if compile_cache else None, cases=tuple(case),
                                                            quantities=tuple(quantities)))
         corpus = api.prepare([Path(p) for p in cases] if cases else None, sel)
-        doc, outcome = api.run_corpus(corpus, sel, jobs=1, inline=True)  # the function object is here
-    finally:
-        if old is None:
-            os.environ.pop(EXTRA_ADAPTERS_ENV, None)
-        else:
-            os.environ[EXTRA_ADAPTERS_ENV] = old
+        doc, outcome = api.run_corpus(corpus, sel, jobs=1, inline=True, config=config)  # the function object is here
     return CheckResult(doc, user_adapter.target(), framework, op, outcome.complete)

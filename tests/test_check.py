@@ -337,3 +337,22 @@ def test_a_graph_break_under_fullgraph_is_unsupported_and_the_split_compile_is_j
     plain = check(lambda x, dim=-1: torch.softmax(x, dim=dim), **selection)
     assert {r["status"] for r in plain.mine if r["impl_id"].endswith("/graph-breaks")} == {"skip"}
     assert {r["status"] for r in plain.mine if not r["impl_id"].endswith("/graph-breaks")} == {"pass"}
+
+
+def test_a_check_reaches_its_workers_through_their_configuration_and_leaves_this_process_as_it_was(tmp_path, monkeypatch):
+    """The function under check, its adapter and the case files' limits travel with every shard (run/config.py), not
+    through environment variables: a check in worker processes (jobs 2) judges the function, sets nothing in
+    os.environ, and afterwards this process finds no framework `user`."""
+    from conformance.adapters import registered
+    from conformance.corpus import safe_yaml
+    from conformance.run import check as check_mod
+    from conformance.run.runner import Selection
+
+    (tmp_path / "mine.py").write_text(MINE)
+    monkeypatch.chdir(tmp_path)
+    before, limits = dict(__import__("os").environ), safe_yaml.set_limits(safe_yaml.Limits())
+    sel = Selection((), ("float64",), ("cpu",), ("eager",), None, cases=("published-values/*",))
+    result = check_mod.run("mine.py:unshifted", "numpy", "softmax", sel, jobs=2)
+    safe_yaml.set_limits(limits)
+    assert result.complete and result.mine and {r.framework for r in result.mine} == {"user"}
+    assert dict(__import__("os").environ) == before and "user" not in registered()

@@ -36,8 +36,8 @@ BUILTIN = {
     "tinygrad": "conformance.adapters.tinygrad",  # tinygrad on its CPU device (clang)
 }
 ENTRY_POINT_GROUP = "softmax_conformance.adapters"
-# Adapters that are not packaged (a framework under development, the tests' fault-injection adapter):
-# "name=package.module,name2=package.module2". Spawned workers inherit it with the rest of the environment.
+# Adapters that are not packaged (a framework under development, the tests' fault-injection adapter), the user's
+# setting: "name=package.module,name2=package.module2". Spawned workers inherit it with the rest of the environment.
 EXTRA_ADAPTERS_ENV = "CONFORMANCE_ADAPTERS"
 INSTALL_HINT = {
     "numpy": "pip install scipy",
@@ -58,8 +58,20 @@ class FrameworkAbsent(Exception):
     """The framework's package is not installed (or failed to import); str() says which and how to add it."""
 
 
+_configured: dict[str, str] = {}  # framework -> module, from the run's configuration (run/config.py)
+
+
+def use_adapters(modules: dict[str, str]) -> dict[str, str]:
+    """Adapters this process finds beside the others (a check's function under test): set from a run's typed
+    configuration, which every worker receives with its shard. Returns the previous ones."""
+    global _configured
+    previous, _configured = _configured, dict(modules)
+    return previous
+
+
 def registered() -> dict[str, str]:
-    """Framework name -> adapter module path, built-ins first."""
+    """Framework name -> adapter module path, built-ins first, then entry points, the user's $CONFORMANCE_ADAPTERS and
+    the run's configured ones."""
     names = dict(BUILTIN)
     for ep in entry_points(group=ENTRY_POINT_GROUP):
         names.setdefault(ep.name, ep.value)
@@ -67,6 +79,8 @@ def registered() -> dict[str, str]:
         name, _, module = item.partition("=")
         if name.strip() and module.strip():
             names.setdefault(name.strip(), module.strip())
+    for name, module in _configured.items():
+        names.setdefault(name, module)
     return names
 
 

@@ -34,10 +34,10 @@ import dataclasses
 import importlib
 import importlib.util
 import inspect
-import json
 import os
 import sys
 from collections.abc import Callable, Iterable
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from types import ModuleType
 from typing import Any
@@ -51,7 +51,6 @@ from ..model.ops import op as op_spec
 from .base import Array, ContractError, Impl, Unsupported, declaration
 
 NAME = "user"
-CHECK_ENV = "CONFORMANCE_CHECK"
 FRAMEWORKS = ("torch", "jax", "tensorflow", "numpy")  # what a user's own function may be written in
 OWN_PROCESS = True  # it takes on its framework's adapter, which may fix things per process (Keras's backend)
 OPTIONS = ("reduction", "label_smoothing", "ignore_index", "weight", "softcap", "z_loss")
@@ -142,14 +141,36 @@ def probe(target: str, timeout: float = 300.0) -> None:
         raise TargetError(said)
 
 
+@dataclass(frozen=True)
+class CheckSpec:
+    """The function `conformance check` judges, by name: a worker imports it from its TARGET."""
+    target: str  # path/to/file.py:name or package.module:name
+    framework: str  # the framework it is written in (FRAMEWORKS)
+    op: str
+    returns: str = "auto"  # what a cross-entropy without a reduction keyword returns (RETURNS)
+    accumulates_in: str | None = None  # the dtype it computes in for narrower inputs
+
+
+def configure(spec: CheckSpec) -> None:
+    """Judge the function `spec` names in this process (a worker's configuration carries it: run/config.py)."""
+    global _fn, _spec, _fw, _returns
+    _fn, _fw, _returns = None, None, None
+    _spec = asdict(spec)
+    _forget_compiled(spec.framework)
+
+
+def _forget_compiled(framework: str) -> None:
+    loaded = sys.modules.get(f"conformance.adapters.{framework}")
+    if loaded is not None and hasattr(loaded, "forget_compiled"):
+        loaded.forget_compiled()  # compiled callables are keyed by the implementation's name, which is the function's label
+
+
 def use(function: Callable, framework: str, op: str, target: str = "", returns: str = "auto", accumulates_in: str | None = None) -> None:
     """Judge `function` (an op of `framework`) in this process."""
     global _fn, _spec, _fw, _returns
     _fn, _fw, _returns = function, None, None
-    _spec = {"framework": framework, "op": op, "target": target or _label(function), "returns": returns, "accumulates_in": accumulates_in}
-    loaded = sys.modules.get(f"conformance.adapters.{framework}")
-    if loaded is not None and hasattr(loaded, "forget_compiled"):
-        loaded.forget_compiled()  # compiled callables are keyed by the implementation's name, which is the function's label
+    _spec = asdict(CheckSpec(target or _label(function), framework, op, returns, accumulates_in))
+    _forget_compiled(framework)
 
 
 def target() -> str:
@@ -164,8 +185,6 @@ def _label(function: Callable) -> str:
 def _framework() -> ModuleType:
     global _fw
     if _fw is None:
-        if not _spec and os.environ.get(CHECK_ENV):
-            _spec.update(json.loads(os.environ[CHECK_ENV]))
         if _spec.get("framework") not in FRAMEWORKS:
             raise ImportError(f"no function to check (set by conformance check; framework one of {', '.join(FRAMEWORKS)})")
         _fw = importlib.import_module(f"conformance.adapters.{_spec['framework']}")
@@ -346,8 +365,8 @@ def _keyword(option: str, params: dict) -> str | None:
 
 
 def _op() -> str | None:
-    """The op under check: this process's, or the one $CONFORMANCE_CHECK names."""
-    return _spec.get("op") or json.loads(os.environ.get(CHECK_ENV, "{}")).get("op")
+    """The op under check in this process."""
+    return _spec.get("op")
 
 
 def _computes_logits() -> bool:

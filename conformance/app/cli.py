@@ -8,14 +8,13 @@ incomplete run; 4 the environment failed a write (the previous files are intact;
 from __future__ import annotations
 
 import argparse
-import os
 import shlex
 import sys
 from pathlib import Path
 
 from ..adapters import absent_message, declared, missing_packages, registered
 from ..adapters.catalogue import Description, describe_all
-from ..corpus import bundled
+from ..corpus import bundled, safe_yaml
 from ..corpus.cases import CaseFileError
 from ..judge import known as known_registry
 from ..model.names import DEVICES, DTYPES, LOGIT_OPS
@@ -24,6 +23,7 @@ from ..report import pages
 from ..run import output
 from ..run import results as results_io
 from ..run.api import rejudge
+from ..run.config import WorkerConfig
 from ..run.folder import RunRefused, RunRequest, made_in
 from ..run.pool import Outcome, gpu_visible
 from ..run.runner import Selection
@@ -31,7 +31,7 @@ from ..speed.bench import BenchOptions
 from . import ci_output
 from .bench_command import bench_and_say, combine_and_say
 from .history import HistoryError
-from .parser import MAX_ELEMENTS_ENV, MAX_FILE_MB_ENV, build_parser
+from .parser import build_parser
 from .run_command import run_and_say, say_verdict
 
 
@@ -69,7 +69,12 @@ def run_request(args: argparse.Namespace, installed_here: bool = True) -> RunReq
                     ops=args.op or (), quantities=quantities, named=args.frameworks is not None,
                     devices_named=args.devices is not None)
     return RunRequest(sel, Path(args.out), bundled.resolve(args.cases, bundled.cases_dir()), _registries(args), args.jobs, args.timeout,
-                      absent, args.shard)
+                      absent, args.shard, WorkerConfig(limits=_limits(args)))
+
+
+def _limits(args: argparse.Namespace) -> safe_yaml.Limits:
+    """--max-file-mb and --max-elements, where the command takes them."""
+    return safe_yaml.Limits(getattr(args, "max_file_mb", None), getattr(args, "max_elements", None))
 
 
 def cmd_run(args: argparse.Namespace) -> int:
@@ -102,9 +107,9 @@ def cmd_check(args: argparse.Namespace) -> int:
                     devices_named=args.devices is not None)
     out = Path(args.out)
 
-    def make() -> tuple[dict, check.CheckResult]:
+    def make(log: str) -> tuple[dict, check.CheckResult]:
         result = check.run(args.target, args.framework, args.op, sel, bundled.resolve(args.cases, bundled.cases_dir()), args.jobs, _registries(args),
-                           returns=args.returns, accumulates_in=args.accumulates_in,
+                           returns=args.returns, accumulates_in=args.accumulates_in, limits=_limits(args), log=log,
                            on_event=(lambda msg: None) if args.quiet else Progress())  # progress as `run` has it
         return result.doc, result
 
@@ -299,9 +304,7 @@ def main(argv: list[str] | None = None) -> int:
 
 def dispatch(args: argparse.Namespace) -> int:
     """Run the parsed command: its exit code, bad input as one line and exit 2, the environment's faults exit 4."""
-    for flag, env in (("max_file_mb", MAX_FILE_MB_ENV), ("max_elements", MAX_ELEMENTS_ENV)):
-        if getattr(args, flag, None) is not None:  # the environment carries the limit to the spawned workers too
-            os.environ[env] = repr(getattr(args, flag))
+    safe_yaml.set_limits(_limits(args))  # this process reads the case files with them; every worker gets them too
     try:
         return COMMANDS[args.func](args)
     except (UsageError, CaseFileError, known_registry.RegistryError, results_io.ResultsError, HistoryError) as exc:

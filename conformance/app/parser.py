@@ -9,11 +9,10 @@ import os
 from pathlib import Path
 
 from .. import __version__
-from ..corpus.safe_yaml import MAX_ELEMENTS_ENV, MAX_FILE_MB_ENV
 from ..model.names import DEVICES, DTYPES, LOGIT_OPS, MODES, OPS, QUANTITIES, RETURNS
 from ..run.defaults import DEFAULT_TIMEOUT_S, default_compile_cache
 
-__all__ = ["build_parser", "MAX_ELEMENTS_ENV", "MAX_FILE_MB_ENV"]
+__all__ = ["build_parser"]
 
 
 def _csv(allowed: tuple[str, ...] | None, what: str):

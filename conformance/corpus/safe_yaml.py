@@ -12,13 +12,11 @@ from __future__ import annotations
 import os
 import re
 import stat
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import yaml
-
-MAX_FILE_MB_ENV = "CONFORMANCE_MAX_FILE_MB"
-MAX_ELEMENTS_ENV = "CONFORMANCE_MAX_ELEMENTS"
 
 DEFAULT_MAX_FILE_MB = 10.0  # the bundled corpus's largest file is under 10 kB
 # Per array. A case's peak memory in a worker grows with its elements (the extended-precision oracle keeps several
@@ -39,20 +37,31 @@ class YamlError(ValueError):
     """A file that cannot be read as bounded, strict YAML; str() is the message without the file name."""
 
 
-def _limit(env: str, default: float) -> float:
-    try:
-        value = float(os.environ.get(env, default))
-    except ValueError:
-        return default
-    return value if value > 0 else default
+@dataclass(frozen=True)
+class Limits:
+    """How large a case file and an array of a case may be (--max-file-mb, --max-elements); None: the default."""
+    max_file_mb: float | None = None
+    max_elements: int | None = None
+
+
+_limits = Limits()
+
+
+def set_limits(limits: Limits) -> Limits:
+    """The limits this process reads case files with (a worker's come with its configuration); returns the previous."""
+    global _limits
+    previous, _limits = _limits, limits
+    return previous
 
 
 def max_file_bytes() -> int:
-    return int(_limit(MAX_FILE_MB_ENV, DEFAULT_MAX_FILE_MB) * 1024 * 1024)
+    mb = _limits.max_file_mb
+    return int((mb if mb and mb > 0 else DEFAULT_MAX_FILE_MB) * 1024 * 1024)
 
 
 def max_elements() -> int:
-    return int(_limit(MAX_ELEMENTS_ENV, DEFAULT_MAX_ELEMENTS))
+    n = _limits.max_elements
+    return int(n if n and n > 0 else DEFAULT_MAX_ELEMENTS)
 
 
 def _line(node_or_event) -> str:

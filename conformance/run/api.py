@@ -7,6 +7,7 @@ tests, `conformance fuzz` and the repro snippets call.
 
 from __future__ import annotations
 
+import contextlib
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, fields
@@ -25,6 +26,7 @@ from ..model.record import OPTIONAL, Record, Verdict, unjudged
 from ..model.selection import matches
 from . import results as results_io
 from . import shard_costs
+from .config import WorkerConfig
 from .events import Event, Finished, Info, Planned, RecordMade
 from .pool import DEFAULT_TIMEOUT_S, Outcome, run, run_inline
 from .runner import Selection, judge_case, references, units
@@ -115,7 +117,7 @@ def prepare(case_paths: list[Path] | None, sel: Selection, known: Path | list[Pa
 
 def run_corpus(corpus: Corpus, sel: Selection, jobs: int = 2, timeout: float = DEFAULT_TIMEOUT_S,
                absent: dict[str, str] | None = None, on_event: Callable[[Event], None] = lambda msg: None,
-               machine: tuple[int, int] | None = None, inline: bool = False) -> tuple[dict, Outcome]:
+               machine: tuple[int, int] | None = None, inline: bool = False, config: WorkerConfig | None = None) -> tuple[dict, Outcome]:
     """Run a prepared corpus through the selected frameworks (`jobs` worker processes, each framework call under the
     watchdog and a crash isolated to its call; `inline`: in this process instead, for a function object that cannot
     be sent to a worker, with neither), every
@@ -124,7 +126,9 @@ def run_corpus(corpus: Corpus, sel: Selection, jobs: int = 2, timeout: float = D
     `on_event` first gets ("planned", units of work over every framework and mode), then the workers' messages.
     Raises FrameworkBroken for a named framework that cannot be loaded, SelectionError for an --impl that matches
     nothing that ran. `machine` (K, N): run only machine K's share of the run split across N machines; `conformance
-    report` merges the N results files into one run, complete when every share is there."""
+    report` merges the N results files into one run, complete when every share is there. `config`: how every worker
+    is set up (run/config.py; None: the defaults); an inline run applies it in this process for the run (None: this
+    process as it is)."""
     case_paths, cases, entries = corpus.paths, corpus.cases, corpus.entries
     absent = absent or {}
     on_event(Planned(units(cases, sel) * len(sel.frameworks) * len(sel.modes)))
@@ -146,9 +150,10 @@ def run_corpus(corpus: Corpus, sel: Selection, jobs: int = 2, timeout: float = D
         on_event(msg)
 
     if inline and not machine:
-        outcome = run_inline(case_paths, sel, judged)
+        with config.applied() if config else contextlib.nullcontext():
+            outcome = run_inline(case_paths, sel, judged)
     else:
-        outcome = run(case_paths, sel, jobs, judged, timeout, cases, machine)
+        outcome = run(case_paths, sel, jobs, judged, timeout, cases, machine, config or WorkerConfig())
     on_event(Finished())
     info = outcome.info
     assert len(records) == len(outcome.records), "every record the pool kept went through the registry"

@@ -6,19 +6,19 @@ that op, each record judged exactly as a built-in one is; then the two compared 
 from __future__ import annotations
 
 import importlib
-import json
-import os
 import shlex
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
-from ..adapters import EXTRA_ADAPTERS_ENV, registered
+from ..adapters import registered
 from ..adapters import user as user_adapter
+from ..corpus.safe_yaml import Limits
 from ..model.record import Record, message, unexplained
 from ..model.status import Status
 from . import api
+from .config import USER_ADAPTER, WorkerConfig
 from .events import Event
 from .runner import Selection
 
@@ -39,12 +39,9 @@ def absolute_target(target: str) -> str:
     return f"{Path(where).resolve()}:{name}" if where.endswith(".py") else target
 
 
-def register(target: str, framework: str, op: str, returns: str = "auto", accumulates_in: str | None = None) -> None:
-    """Make framework `user` this function, here and in every worker this process starts."""
-    os.environ[user_adapter.CHECK_ENV] = json.dumps({"target": target, "framework": framework, "op": op, "returns": returns,
-                                                     "accumulates_in": accumulates_in})
-    extra = [x for x in os.environ.get(EXTRA_ADAPTERS_ENV, "").split(",") if x and not x.startswith("user=")]
-    os.environ[EXTRA_ADAPTERS_ENV] = ",".join([*extra, "user=conformance.adapters.user"])
+def configuration(spec: user_adapter.CheckSpec, limits: Limits = Limits(), log: str | None = None) -> WorkerConfig:
+    """Framework `user` as this function, in this process for the check and in every worker it starts."""
+    return WorkerConfig(adapters=(USER_ADAPTER,), check=spec, limits=limits, log=log)
 
 
 def selection(framework: str, op: str, sel: Selection) -> Selection:
@@ -197,21 +194,16 @@ def command(r: Record) -> str:
 
 def run(target: str, framework: str, op: str, sel: Selection, case_paths: list[Path] | None = None, jobs: int = 2,
         registries: list[Path] | None = None, returns: str = "auto", on_event: Callable[[Event], None] = lambda msg: None,
-        accumulates_in: str | None = None) -> CheckResult:
+        accumulates_in: str | None = None, limits: Limits = Limits(), log: str | None = None) -> CheckResult:
     """The corpus (or the selection) for `op` through the function named by `target`. Raises TargetError, CaseFileError,
-    RegistryError or SelectionError for bad input."""
+    RegistryError or SelectionError for bad input. `log`: the file the workers' output goes to."""
     target = absolute_target(target)
     user_adapter.probe(target)  # a TARGET that names nothing, or whose import exits or crashes, is bad input before anything runs
     user_adapter.resolve(target)
-    saved = {k: os.environ.get(k) for k in (user_adapter.CHECK_ENV, EXTRA_ADAPTERS_ENV)}
-    register(target, framework, op, returns, accumulates_in)
-    try:
+    config = configuration(user_adapter.CheckSpec(target, framework, op, returns, accumulates_in), limits, log)
+    # the function is this check's: in this process for the check only (a later run of the Python API does not find
+    # framework `user`), in every worker through its configuration
+    with config.applied():
         corpus = api.prepare(case_paths, selection(framework, op, sel), registries)
-        doc, outcome = api.run_corpus(corpus, selection(framework, op, sel), jobs, on_event=on_event)
-    finally:  # the function is this check's: a later run in the same process (the Python API) does not inherit it
-        for key, value in saved.items():
-            if value is None:
-                os.environ.pop(key, None)
-            else:
-                os.environ[key] = value
+        doc, outcome = api.run_corpus(corpus, selection(framework, op, sel), jobs, on_event=on_event, config=config)
     return CheckResult(doc, target, framework, op, outcome.complete)

@@ -5,18 +5,17 @@ GPU job all run the corpus through here."""
 
 from __future__ import annotations
 
-import contextlib
-import os
-from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
+from collections.abc import Callable
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TypeVar
 
 from . import output
 from .api import SelectionError, prepare, run_corpus
+from .config import WorkerConfig
 from .defaults import default_compile_cache as default_compile_cache  # re-exported: the GPU job and history use it
 from .events import Event
-from .pool import DEFAULT_TIMEOUT_S, WORKER_LOG_ENV, Outcome
+from .pool import DEFAULT_TIMEOUT_S, Outcome
 from .runner import FrameworkBroken, Selection
 
 T = TypeVar("T")
@@ -38,37 +37,22 @@ class RunRequest:
     timeout: float = DEFAULT_TIMEOUT_S
     absent: dict[str, str] = field(default_factory=dict)  # frameworks left out as not installed, and why
     machine: tuple[int, int] | None = None  # --shard K/N
+    config: WorkerConfig = WorkerConfig()  # how every worker is set up (the case files' limits)
 
 
-@contextlib.contextmanager
-def framework_logs(out: Path) -> Iterator[Path]:
-    """Workers write what the frameworks print (their log lines, warnings, compiler output) to out/run.log.partial
-    instead of the terminal (it replaces run.log when the results are written): the run's own output stays the
-    progress and the verdict."""
-    path = out / output.PARTIAL_LOG  # output.start made it
-    old = os.environ.get(WORKER_LOG_ENV)
-    os.environ[WORKER_LOG_ENV] = str(path.resolve())
-    try:
-        yield path
-    finally:
-        if old is None:
-            os.environ.pop(WORKER_LOG_ENV, None)
-        else:
-            os.environ[WORKER_LOG_ENV] = old
-
-
-def made_in(out: Path, make: Callable[[], tuple[dict, T]], summary: Callable[[Path, dict], Path],
+def made_in(out: Path, make: Callable[[str], tuple[dict, T]], summary: Callable[[Path, dict], Path],
             refused: tuple[type[Exception], ...] = ()) -> tuple[dict, T]:
-    """`make()` (a results document and what else it returns) run into the folder `out`, then results.json and the
-    summary (`summary(out, doc)`) written. The folder is checked first and marked while `make` runs; an exception of
-    `refused` (or a broken named framework, a selection that matches nothing, a bad folder) leaves it as it was and
-    raises RunRefused. Raises output.WriteFailed where the environment failed a write."""
+    """`make(log)` (a results document and what else it returns) run into the folder `out`, then results.json and the
+    summary (`summary(out, doc)`) written. `log` is out/run.log.partial, where the workers write what the frameworks
+    print (their log lines, warnings, compiler output) instead of the terminal (it replaces run.log when the results
+    are written): the run's own output stays the progress and the verdict. The folder is checked first and marked
+    while `make` runs; an exception of `refused` (or a broken named framework, a selection that matches nothing, a bad
+    folder) leaves it as it was and raises RunRefused. Raises output.WriteFailed where the environment failed a write."""
     token = None
     try:
         output.check(out)
         token = output.start(out)
-        with framework_logs(out):
-            doc, rest = make()
+        doc, rest = make(str((out / output.PARTIAL_LOG).resolve()))  # output.start made it
     except (FrameworkBroken, SelectionError, output.FolderError, *refused) as exc:
         if out.is_dir():
             output.abandon(out, token)
@@ -85,5 +69,5 @@ def run_into(request: RunRequest, summary: Callable[[Path, dict], Path], on_even
         corpus = prepare(request.case_paths, request.selection, request.registries)
     except (SelectionError, output.FolderError) as exc:
         raise RunRefused(str(exc)) from None
-    return made_in(request.out, lambda: run_corpus(corpus, request.selection, request.jobs, request.timeout, request.absent, on_event,
-                                                   request.machine), summary)
+    return made_in(request.out, lambda log: run_corpus(corpus, request.selection, request.jobs, request.timeout, request.absent, on_event,
+                                                       request.machine, config=replace(request.config, log=log)), summary)

@@ -26,13 +26,13 @@ from ..corpus.cases import Case, load
 from ..model.record import Record
 from . import shard_costs
 from .balance import partition, spread
+from .config import WorkerConfig
 from .defaults import DEFAULT_TIMEOUT_S as DEFAULT_TIMEOUT_S  # re-exported: the api and the command line read it here
 from .environment import cpu_model
 from .events import CallBegun, CaseBegun, Crash, Done, EnvironmentFault, Event, Fatal, Info, Lost, Plan, RecordMade, ShardProgress, Started, Tick, TimingOf
 from .runner import EnvironmentFailure, FrameworkBroken, Selection, crash_records, run_framework, units
 
 # Where a worker sends its stdout and stderr (the frameworks' log lines); unset: the terminal.
-WORKER_LOG_ENV = "CONFORMANCE_WORKER_LOG"
 
 
 @dataclass(frozen=True)
@@ -249,9 +249,8 @@ def _exit_with_parent(parent: int) -> None:
     threading.Thread(target=watch, daemon=True, name="exit-with-parent").start()
 
 
-def _to_log() -> None:
+def _to_log(path: str | None) -> None:
     """Send this worker's stdout and stderr (native libraries' too: file descriptors 1 and 2) to the run's log."""
-    path = os.environ.get(WORKER_LOG_ENV)
     if path:
         fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
         os.dup2(fd, 1)
@@ -259,12 +258,13 @@ def _to_log() -> None:
         os.close(fd)
 
 
-def _worker(shard: Shard, case_paths: list[str], sel: Selection, q: Connection, threads: int, parent: int) -> None:
-    """One shard in its own process. Messages go through the worker's own pipe, written synchronously: whatever was
-    sent before a crash (even SIGKILL) is in the pipe for the parent to read."""
+def _worker(shard: Shard, case_paths: list[str], sel: Selection, config: WorkerConfig, q: Connection, threads: int, parent: int) -> None:
+    """One shard in its own process, set up by the run's configuration. Messages go through the worker's own pipe,
+    written synchronously: whatever was sent before a crash (even SIGKILL) is in the pipe for the parent to read."""
     q.send(Started(time.time()))  # the parent's spawn to here is process start-up (interpreter, fork server)
     _exit_with_parent(parent)
-    _to_log()
+    _to_log(config.log)
+    config.apply()
     for var in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS"):
         os.environ.setdefault(var, str(threads))
     if shard.on_gpu:
@@ -344,8 +344,9 @@ class _Pool:
     """The running workers of one run: each a process and the reading end of its pipe, with when it last spoke."""
 
     def __init__(self, sel: Selection, paths: list[str], shards: list[Shard], jobs: int, on_event: Callable[[Event], None],
-                 cases: list[Case] | None = None):
+                 cases: list[Case] | None = None, config: WorkerConfig = WorkerConfig()):
         self.ctx, self.sel, self.paths, self.jobs, self.on_event = mp.get_context("spawn"), sel, paths, jobs, on_event
+        self.config = config
         self.shards = {s.name: s for s in shards}
         self.cases = cases or []
         self.begun: dict[str, list[str]] = {}  # shard -> the cases it has started, in order
@@ -359,7 +360,8 @@ class _Pool:
 
     def start(self, shard: Shard) -> None:
         reader, writer = self.ctx.Pipe(duplex=False)
-        proc = self.ctx.Process(target=_worker, args=(shard, self.paths, self.sel, writer, self.threads, os.getpid()), daemon=True)
+        proc = self.ctx.Process(target=_worker, args=(shard, self.paths, self.sel, self.config, writer, self.threads, os.getpid()),
+                                daemon=True)
         spawned = time.time()
         proc.start()
         writer.close()  # the worker holds the only writing end: end of file means it is gone
@@ -465,7 +467,8 @@ class _Pool:
 
 
 def run(case_paths: list[Path], sel: Selection, jobs: int, on_event: Callable[[Event], None],
-        timeout: float = DEFAULT_TIMEOUT_S, cases: list[Case] | None = None, machine: tuple[int, int] | None = None) -> Outcome:
+        timeout: float = DEFAULT_TIMEOUT_S, cases: list[Case] | None = None, machine: tuple[int, int] | None = None,
+        config: WorkerConfig = WorkerConfig()) -> Outcome:
     """Run every shard of `plan(sel)` in worker processes, at most `jobs` at a time.
 
     `on_event` sees every message for the progress display (kind first; progress, done and lost carry the
@@ -480,7 +483,7 @@ def run(case_paths: list[Path], sel: Selection, jobs: int, on_event: Callable[[E
         pending = machine_share(whole, *machine)
     else:
         whole = pending = plan(sel, cases, jobs)
-    pool = _Pool(sel, [str(p) for p in case_paths], pending, jobs, on_event, cases)
+    pool = _Pool(sel, [str(p) for p in case_paths], pending, jobs, on_event, cases, config)
     pool.outcome.shards = [s.name for s in pending]
     pool.outcome.plan_id = plan_id(whole)
     on_event(Plan(tuple((s.name, s.cost) for s in pending)))
