@@ -18,14 +18,14 @@ What the function takes is read from its signature, never emulated:
   and is unsupported on the others, never composed into a wrong number;
 - an answer of another shape than the op's contract gives (a mean where per-example losses were expected) is an
   error of the call's contract (ContractError), never taken for the function rejecting an input with no answer;
-- softmax and log_softmax take `f(x)`; the cross entropies `f(logits, labels)` (dense labels, or integer class
+- softmax, log_softmax and logsumexp take `f(x)`; the cross entropies `f(logits, labels)` (dense labels, or integer class
   indices for sparse_softmax_cross_entropy); the masked ops `f(x, mask)`; the fused linear cross-entropy
   `f(hidden, weight, targets)`, with `bias=` where the case has a bias (a function without a `bias` keyword is
   unsupported there) and the class weights under `class_weight` (or `weight` where the classifier is not so named).
 
-The target reaches every worker process through $CONFORMANCE_CHECK (JSON: target, framework, op, returns,
-accumulates_in: the dtype the function declares it computes in for narrower inputs); in one
-process (`conformance.testing`) `use(function, framework, op, returns=...)` sets it directly.
+The target reaches every worker process as a `CheckSpec` (target, framework, op, returns, accumulates_in: the dtype
+the function declares it computes in for narrower inputs) in the run's configuration (conformance/run/config.py), which
+calls `configure`; in one process (`conformance.testing`) `use(function, framework, op, returns=...)` sets it directly.
 """
 
 from __future__ import annotations
