@@ -50,5 +50,5 @@ def test_the_report_writes_the_long_form_and_a_column_per_dtype_and_mode(records
     page = (tmp_path / "index.html").read_text()
     assert 'id="choose"' in page and "bfloat16<br>compiled" in page
     heat = page.split('class="heat"', 1)[1].split("</table>", 1)[0]  # the heatmap keeps its own columns: the suites
-    assert '<th class="col" scope="col">extreme-logits</th>' in heat and "(&#39;float" not in heat
+    assert '<th class="col" scope="col"><a href="cases/extreme-logits.html">extreme-logits</a></th>' in heat and "(&#39;float" not in heat
     assert "Which function should I use?" in (tmp_path / "report.md").read_text()
