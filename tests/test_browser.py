@@ -48,9 +48,11 @@ def _render(page: Path, size: str, shot: Path) -> str:
 def test_verdict_findings_legend_and_heatmap_are_on_the_first_screen(page):
     body = _render(page, DESKTOP, page.with_name("screenshot.png"))
     assert 'data-first-screen="verdict:visible findings:visible heatmap:visible heat-legend:visible"' in body, body
+    assert 'data-overflow="none"' in body, body
 
 
 @pytest.mark.skipif(BROWSER is None, reason="no Chromium here (apt-get install chromium); .ci/run installs it")
 def test_a_phone_width_screen_starts_with_the_verdict(page):
     body = _render(page, PHONE, page.with_name("screenshot-phone.png"))
     assert "verdict:visible" in body and "findings:visible" in body, body
+    assert 'data-overflow="none"' in body, body  # nothing makes a phone scroll sideways: wide tables scroll on their own
