@@ -268,3 +268,29 @@ def test_the_core_reads_only_what_the_adapter_contract_declares():
 def test_the_contract_check_sees_a_bare_read():
     assert contract_reads('getattr(adapter, "QUICK_COMPILE", False)\ndeclared(fw, "NOPE")\ngetattr(x, "name")') == \
         ["getattr:QUICK_COMPILE", "declared:NOPE"]
+
+
+def _package_data_globs() -> list[str]:
+    import tomllib
+
+    config = tomllib.loads((PACKAGE.parent / "pyproject.toml").read_text())
+    return config["tool"]["setuptools"]["package-data"]["conformance"]
+
+
+def _unpackaged(files: list[str], globs: list[str]) -> list[str]:
+    from fnmatch import fnmatchcase
+
+    return [f for f in files if not any(fnmatchcase(f, g) and f.count("/") == g.count("/") for g in globs)]
+
+
+def test_every_data_file_of_the_package_is_in_the_wheel():
+    """A template, a case file or a schema that pyproject.toml's package-data does not name is left out of the wheel,
+    and the installed tool fails where the checkout works (a report's section templates once did)."""
+    files = sorted(str(p.relative_to(PACKAGE)) for p in PACKAGE.rglob("*") if p.is_file() and p.suffix not in (".py", ".pyc")
+                   and "__pycache__" not in p.parts)
+    assert files and not _unpackaged(files, _package_data_globs()), _unpackaged(files, _package_data_globs())
+
+
+def test_the_package_data_check_sees_a_file_left_out():
+    assert _unpackaged(["report/templates/sections/x.html", "report/templates/y.html"], ["report/templates/*.html"]) == \
+        ["report/templates/sections/x.html"]
