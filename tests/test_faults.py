@@ -362,12 +362,13 @@ def test_a_damaged_compile_cache_heals(tmp_path):
     assert second.returncode == 0, second.stdout[-3000:]  # Inductor recovers from some damage itself; the rest is healed
 
     def records(name: str) -> dict:
-        return {(r["case"], r["op"], r["quantity"], r["impl_id"]): r for r in json.loads((tmp_path / name / "results.json").read_text())["records"]}
+        return {(r.case, r.op, r.quantity, r.impl_id): r for r in read(tmp_path / name / "results.json")["records"]}
 
     from conformance.report.diff import answer_move
+    from conformance.run.results import read
 
     clean, healed = records("a"), records("b")
-    assert {k: r["status"] for k, r in clean.items()} == {k: r["status"] for k, r in healed.items()}
+    assert {k: r.status for k, r in clean.items()} == {k: r.status for k, r in healed.items()}
     # and the same answers by the gate's own rule: a healed cache must never serve another graph's program (a naive
     # softmax answering with the fused one's values), which statuses alone would not show. Not digest for digest: the
     # programs compiled again after a heal differ from a cold run's in the last bit (1 float32 ulp, measured).
