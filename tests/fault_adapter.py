@@ -1,10 +1,12 @@
 """A framework adapter that misbehaves on purpose, for the tests of how a run survives a broken framework.
 
 Registered through $CONFORMANCE_ADAPTERS ("fault=fault_adapter", with tests/ on PYTHONPATH); $CONFORMANCE_FAULT
-picks the fault: hang-import, raise-import, and, on the second evaluation (so that one case's records were sent
-first), exit (os._exit), segv, sigkill, hang, enospc (a full disk under the framework's cache),
-exit-after-first-record (the process dies between two records of one call); exit-on-dense-labels (os._exit on every
-dense cross-entropy);
+picks the fault: hang-import, raise-import; on every sparse cross-entropy (after the first case's records were
+sent, and in whichever process the call runs), exit (os._exit), segv, sigkill; on the second evaluation, hang,
+enospc (a full disk under the framework's cache), exit-after-first-record (the process dies between two records of one
+call); exit-on-dense-labels (os._exit on every dense cross-entropy); damage (a dense cross-entropy answers rightly but
+leaves the process damaged, and a later sparse cross-entropy in that process dies: heap corruption met at a later
+call);
 or a planted numerical bug: unshifted (softmax as exp(x)/sum(exp(x)) under
 the fused function's name). Otherwise it computes what the NumPy adapter computes.
 """
@@ -26,6 +28,7 @@ NAME = "fault"
 REQUIRES = ()
 PACKAGES = ()
 _calls = 0
+_damaged = False
 
 
 def _fault() -> str:
@@ -65,16 +68,18 @@ def implementations():
 
 
 def evaluate(impl, inputs, quantities, mode: str, device: str) -> dict:
-    global _calls
+    global _calls, _damaged
     _calls += 1
-    if _fault() == "exit-on-dense-labels" and inputs.op == "softmax_cross_entropy":  # one case dies, in every worker
+    fault = _fault()
+    if fault == "exit-on-dense-labels" and inputs.op == "softmax_cross_entropy":  # one case dies, in every worker
         os._exit(7)
+    if fault == "damage" and inputs.op == "softmax_cross_entropy":
+        _damaged = True
+    if inputs.op == "sparse_softmax_cross_entropy" and (fault == "exit" or (fault == "damage" and _damaged)):
+        os._exit(7)
+    if inputs.op == "sparse_softmax_cross_entropy" and fault in ("segv", "sigkill"):
+        os.kill(os.getpid(), signal.SIGSEGV if fault == "segv" else signal.SIGKILL)
     if _calls == 2:
-        fault = _fault()
-        if fault == "exit":
-            os._exit(7)
-        if fault in ("segv", "sigkill"):
-            os.kill(os.getpid(), signal.SIGSEGV if fault == "segv" else signal.SIGKILL)
         if fault == "hang":
             time.sleep(3600)
         if fault == "enospc":  # the disk under the framework's cache fills

@@ -353,6 +353,7 @@ class _Pool:
         self.calls: dict[str, list[CallBegun]] = {}  # shard -> the framework calls begun in its current case
         self.answered: dict[str, set[str]] = {}  # shard -> the quantities of its last call whose records arrived
         self.resumed: list[Shard] = []  # what the pool starts for the rest of a shard whose worker died
+        self.retried: set[tuple] = set()  # the calls a worker died in, run again first in a new worker
         self.running: dict[str, tuple[mp.Process, Connection]] = {}
         self.seen: dict[str, float] = {}
         self.outcome = Outcome()
@@ -386,9 +387,19 @@ class _Pool:
         answered = self.answered.get(name, set())
         crashed = calls[-1] if resume and calls and not set(calls[-1].quantities) <= answered else None
         rest = [c.full_id for c in self.cases if shard.selection(self.sel).wants_case(c.full_id) and c.full_id not in begun]
+        if crashed is not None and self.cases and not hung and not answered and crashed.call not in self.retried:
+            # A native crash may be the damage an earlier call left in the process (a kernel that wrote past its
+            # buffer and answered): the call is run again first in a new worker, and is the crash's only when it
+            # dies there too. Not a hang (that would cost the timeout twice), nor a call with records already sent.
+            self.retried.add(crashed.call)
+            self._resume(shard, (crashed.record["case"], *rest), tuple(c.call for c in calls[:-1]))
+            self.on_event(Lost(name, f"{why} during {crashed.record['case']} {crashed.record['impl']} {crashed.record['dtype']} "
+                                     f"{crashed.record['mode']}: run again first in a new worker", resumed=True))
+            return
         if crashed is not None and self.cases:
             ended = "the call never returned and the watchdog killed the worker" if hung else "the process died during this call"
-            cause = f"{ended} ({why}); the case's other calls ran in a new worker"
+            again = "" if hung or crashed.call not in self.retried else ", again when it ran first in a fresh worker"
+            cause = f"{ended}{again} ({why}); the case's other calls ran in a new worker"
             # a call whose first records arrived before the process died (a value, then an abort in its backward):
             # the crash answers only the quantities still unanswered, so no record is made twice
             for record in crash_records(crashed, cause, hung, answered=answered):
