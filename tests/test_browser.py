@@ -49,6 +49,7 @@ def test_verdict_findings_legend_and_heatmap_are_on_the_first_screen(page):
     body = _render(page, DESKTOP, page.with_name("screenshot.png"))
     assert 'data-first-screen="verdict:visible findings:visible heatmap:visible heat-legend:visible"' in body, body
     assert 'data-overflow="none"' in body, body
+    assert 'data-heatmap="whole"' in body, body  # every suite's column at 1400 px, none cut off to the right
 
 
 @pytest.mark.skipif(BROWSER is None, reason="no Chromium here (apt-get install chromium); .ci/run installs it")

@@ -31,7 +31,10 @@ def test_report_merges_escapes_and_links_repros(tmp_path):
 
 def test_report_cli(tmp_path):
     a = write(tmp_path, "a", [record()])
+    (tmp_path / "o").mkdir()
+    (tmp_path / "o" / report.MERGED).write_text("{}")  # an earlier report's merge
     assert main(["report", str(a), "--out", str(tmp_path / "o")]) == 0
+    assert not (tmp_path / "o" / report.MERGED).exists()  # one file is its own results file: no copy of it
     assert "torch.softmax" in (tmp_path / "o" / "index.html").read_text()
     assert "1 records: 1 pass" in (tmp_path / "o" / "report.md").read_text()
     assert main(["report", str(tmp_path / "missing.json"), "--out", str(tmp_path / "o")]) == 2

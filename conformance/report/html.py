@@ -235,7 +235,10 @@ def build(paths: list[Path], out: Path, bench_paths: list[Path] | None = None, o
     results_io.write_text(out / summary.DETAILS, pages.render_details(doc))
     results_io.write_text(out / "report.md", _versions_md(versions) + pages.render(doc, benchmarks, speed_plot))
     results_io.write_text(out / choose.FILE, summary.which_function(chosen))
-    results_io.write(doc, out / MERGED)
+    if len(paths) > 1:  # one file is its own results file already: a copy of it would only double the disk it takes
+        results_io.write(doc, out / MERGED)
+    else:
+        (out / MERGED).unlink(missing_ok=True)  # an earlier report's merge into this folder is not this report's
     return out
 
 
