@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import io
 
-from conformance.app.progress import HEARTBEAT_S, Progress
+from conformance.app.progress import HEARTBEAT_S, Progress, makespan
 from conformance.run.events import Done, Info, Lost, Plan, ShardProgress, Tick
 
 
@@ -28,9 +28,10 @@ def test_a_silent_worker_still_gets_a_line_every_heartbeat():
     for second in range(0, 400, 1):  # the pool ticks twice a second; one a second is enough here
         clock.now = float(second)
         p(Tick(("torch/compiled",)))
-    stamps = [float(line.split("s]")[0].strip("[ ")) for line in stream.getvalue().splitlines()]
+    lines = stream.getvalue().splitlines()
+    stamps = [float(line.split("s]")[0].strip("[ ")) for line in lines]
     gaps = [b - a for a, b in zip([0.0, *stamps], stamps)]
-    assert stamps and max(gaps) <= HEARTBEAT_S and all("still running torch/compiled" in line for line in stream.getvalue().splitlines())
+    assert stamps and max(gaps) <= HEARTBEAT_S and all("still running torch/compiled" in line for line in lines[1:])
 
 
 def test_the_estimate_weighs_shards_by_their_planned_cost():
@@ -56,3 +57,39 @@ def test_a_100_percent_line_and_skipped_devices_once_at_the_end():
     lines = stream.getvalue().splitlines()
     assert "100% overall: every shard ended (1 lost)" in lines[-2] and lines[-1].endswith("no gpu visible to a, b: skipped")
     assert sum("no gpu visible" in line for line in lines) == 1
+
+
+def test_an_estimate_from_the_start_by_the_plan():
+    """Before any record, the plan's own estimate: its shards taken in order by the first free worker (100 s on
+    one, 60 + 50 s on the other: 110 s)."""
+    p, clock, stream = _progress()
+    p(Plan((("a", 100.0), ("b", 60.0), ("c", 50.0)), workers=2))
+    assert stream.getvalue().splitlines()[0] == "[  0.0s] planned: about 110 s (3 shards on 2 workers)"
+    assert makespan([100.0, 60.0, 50.0], 2) == 110.0 and makespan([100.0, 60.0, 50.0], 1) == 210.0
+
+
+def test_the_last_long_shard_is_not_spread_over_idle_workers():
+    """Two workers; the short shards are done and the long one is half done, all at the plan's pace: 200 s are left
+    (one worker on the long shard), not the 100 s that the share of work left over the elapsed pace would say."""
+    p, clock, stream = _progress()
+    p(Plan((("long", 400.0), ("s1", 100.0), ("s2", 100.0)), workers=2))
+    clock.now = 200.0
+    for name in ("s1", "s2"):
+        p(ShardProgress(name, 4, 4))
+        p(Done(name))
+    p(ShardProgress("long", 5, 10))
+    assert p.seconds_left() == 200.0 and "about 200 s left" in p.overall()
+
+
+def test_a_shard_resumed_after_a_crash_keeps_its_progress_and_ends_once():
+    """A worker dies in a call (recorded as that call's error) at 40% of its shard; the new worker's progress goes
+    on from there, and the run's 100% line comes when the resumed worker is done, not when the first one died."""
+    p, clock, stream = _progress()
+    p(Plan((("paddle/eager", 100.0),), workers=1))
+    p(ShardProgress("paddle/eager", 4, 10))
+    p(Lost("paddle/eager", "killed by signal SIGABRT", resumed=True))
+    assert p.fraction() == 0.4 and "100%" not in stream.getvalue()
+    p(ShardProgress("paddle/eager/resumed-1", 3, 6))
+    assert p.fraction() == 0.4 + 0.6 * 0.5
+    p(Done("paddle/eager/resumed-1"))
+    assert p.fraction() == 1.0 and "100% overall: every shard ended" in stream.getvalue().splitlines()[-1]

@@ -16,6 +16,21 @@ from ..run.events import Done, Event, Finished, Info, Lost, Plan, Planned, Recor
 HEARTBEAT_S = 50.0
 
 
+# Below this share of the planned work done, the pace seen so far says more about start-up (imports, first compiles)
+# than about the run: the estimate is the plan's own.
+PACE_FROM = 0.05
+
+
+def makespan(left: list[float], workers: int) -> float:
+    """When the last of these pieces of work ends, each taken in order by the first free of `workers` (the pool's own
+    rule): the run's remaining time, where the pieces are what is left of each shard in seconds, running ones first."""
+    free = [0.0] * max(1, workers)
+    for seconds in left:
+        i = free.index(min(free))
+        free[i] += seconds
+    return max(free)
+
+
 class Progress:
     """Counts are after the known-divergence registry (records are marked as they arrive), so a fail here is a fail in
     results.json. The share done is weighted by the plan's estimated seconds per shard (what the planner measured on
@@ -27,7 +42,9 @@ class Progress:
         self.stream, self.tty, self.clock = stream, stream.isatty(), clock
         self.state: dict[str, str] = {}
         self.fraction_of: dict[str, float] = {}  # shard -> share of its own work done
-        self.cost: dict[str, float] = {}  # shard -> estimated seconds (the plan)
+        self.cost: dict[str, float] = {}  # shard -> estimated seconds (the plan), in the order the pool starts them
+        self.workers = 1
+        self.resumed_at: dict[str, float] = {}  # shard -> its share done when its worker died and a new one went on
         self.total = total  # (case, op, dtype, mode) units over every shard, where no plan is given (one process)
         self.done_units: dict[str, int] = {}
         self.records = self.bad = self.known = 0
@@ -44,12 +61,33 @@ class Progress:
             return min(1.0, sum(self.done_units.values()) / self.total)
         return None
 
+    def seconds_left(self) -> float | None:
+        """The remaining time: what is left of each shard (its planned seconds times the share not done), scheduled
+        over the workers as the pool does (so the last long shard alone is not spread over idle cores), at the pace
+        seen so far (elapsed wall time against the planned seconds done per worker). Before PACE_FROM of the work is
+        done, the plan's pace: an estimate from the start."""
+        if not self.cost:
+            fraction = self.fraction()
+            elapsed = self.clock() - self.started
+            return elapsed * (1 - fraction) / fraction if fraction and 0.02 < fraction < 1 else None
+        done = {n: self.fraction_of.get(n, 0.0) for n in self.cost}
+        left = [c * (1 - done[n]) for n, c in self.cost.items() if 0 < done[n] < 1]  # the running ones, first
+        left += [c for n, c in self.cost.items() if done[n] == 0]
+        remaining = makespan(left, self.workers)
+        planned_done = sum(c * done[n] for n, c in self.cost.items())
+        if planned_done < PACE_FROM * sum(self.cost.values()):
+            return remaining
+        elapsed = self.clock() - self.started
+        # the plan's seconds are one worker's: done at this pace, the run's workers took `elapsed` for them together
+        pace = elapsed * self.workers / planned_done
+        return remaining * pace
+
     def overall(self) -> str:
         fraction = self.fraction()
         if fraction is None:
             return ""
-        elapsed = self.clock() - self.started
-        eta = f", about {elapsed * (1 - fraction) / fraction:.0f} s left" if 0.02 < fraction < 1 else ""
+        left = self.seconds_left() if fraction < 1 else None
+        eta = f", about {left:.0f} s left" if left is not None else ""
         return f"{fraction:.0%} overall{eta}"
 
     def counts(self) -> str:
@@ -61,6 +99,9 @@ class Progress:
             return
         if isinstance(msg, Plan):  # [(shard, estimated seconds)] from the pool
             self.cost = {name: max(float(cost), 1.0) for name, cost in msg.costs}  # a shard of no estimate still counts
+            self.workers = msg.workers
+            if not self.tty:
+                self._line(f"planned: about {self.seconds_left():.0f} s ({len(self.cost)} shards on {self.workers} workers)")
             return
         if isinstance(msg, RecordMade):
             self.records += 1
@@ -76,7 +117,9 @@ class Progress:
         if isinstance(msg, ShardProgress):
             name, done, total = msg.shard, msg.done, msg.total
             self.state[name], self.done_units[name] = f"{done}/{total}", done
-            self.fraction_of[name] = done / total if total else 1.0
+            origin = name.split("/resumed")[0]  # the rest of a shard whose worker died: its progress is the shard's
+            before = self.resumed_at.get(origin, 0.0) if origin != name else 0.0
+            self.fraction_of[origin] = before + (1 - before) * (done / total if total else 1.0)
             fraction = self.fraction()
             tenth = int(10 * fraction) if fraction is not None else -1
             if not self.tty and tenth > self.last_tenth and tenth < 10:
@@ -91,9 +134,15 @@ class Progress:
                 if who and who not in names:
                     names.append(who)
         elif isinstance(msg, Done | Lost):
-            lost = isinstance(msg, Lost) and not msg.resumed  # resumed: a crash recorded as its call's error, the shard goes on
-            self.state[msg.shard] = "LOST" if lost else "done"
-            self.fraction_of[msg.shard] = 1.0
+            resumed = isinstance(msg, Lost) and msg.resumed  # a crash recorded as its call's error, the shard goes on
+            lost = isinstance(msg, Lost) and not resumed
+            origin = msg.shard.split("/resumed")[0]  # the planned shard that this worker ran (part of)
+            self.state.pop(msg.shard, None)
+            self.state[origin] = "LOST" if lost else "resumed" if resumed else "done"
+            if resumed:  # a new worker goes on from here: the shard is not done
+                self.resumed_at[origin] = self.fraction_of.get(origin, 0.0)
+            else:
+                self.fraction_of[origin] = 1.0
             self._line(f"{msg.shard}: LOST ({msg.why}); the records it sent are kept, the run will be incomplete" if lost else
                        f"{msg.shard}: worker {msg.why}" if isinstance(msg, Lost) else f"{msg.shard}: done")
             self._maybe_finished()

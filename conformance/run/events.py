@@ -101,8 +101,10 @@ class Planned:
 
 @dataclass(frozen=True)
 class Plan:
-    """The shards of the run with their estimated seconds, from the pool."""
+    """The shards of the run with their estimated seconds, in the order the pool starts them, and how many workers
+    run at once."""
     costs: tuple[tuple[str, float], ...]
+    workers: int = 1
 
 
 @dataclass(frozen=True)

@@ -497,7 +497,7 @@ def run(case_paths: list[Path], sel: Selection, jobs: int, on_event: Callable[[E
     pool = _Pool(sel, [str(p) for p in case_paths], pending, jobs, on_event, cases, config)
     pool.outcome.shards = [s.name for s in pending]
     pool.outcome.plan_id = plan_id(whole)
-    on_event(Plan(tuple((s.name, s.cost) for s in pending)))
+    on_event(Plan(tuple((s.name, s.cost) for s in pending), workers=max(1, min(jobs, len(pending)))))
     restore = interrupt_on_sigterm()
     try:
         while pending or pool.running or pool.resumed:
