@@ -204,3 +204,32 @@ def test_help_version_and_a_typo_import_nothing_heavy():
         res = subprocess.run([sys.executable, "-c", probe, *argv], capture_output=True, text=True, timeout=60)
         last = res.stderr.strip().splitlines()[-1]
         assert last == f"HEAVY ['yaml'] {code}" or last == f"HEAVY [] {code}", (argv, res.stderr[-500:])
+
+
+def test_list_reuses_a_description_while_what_it_depends_on_is_the_same(tmp_path, monkeypatch):
+    """`conformance list` keeps each framework's description in the cache folder: the next list reads it instead of
+    importing the framework (10 frameworks' imports take 13 s on 2 cores); a change to a setting that picks devices
+    or backends, or a damaged file, describes it afresh."""
+    from conformance.adapters.catalogue import describe_all
+
+    monkeypatch.delenv("KERAS_BACKEND", raising=False)
+    (first,) = describe_all(["numpy"], cache=tmp_path)
+    kept = tmp_path / "numpy.json"
+    doc = json.loads(kept.read_text())
+    assert doc["description"]["version"] == first.version and first.implementations
+    doc["description"]["version"] = "planted"  # what a reuse would show, and a fresh description never
+    kept.write_text(json.dumps(doc))
+    (again,) = describe_all(["numpy"], cache=tmp_path)
+    assert again.version == "planted" and again.implementations == first.implementations
+    monkeypatch.setenv("KERAS_BACKEND", "jax")
+    (changed,) = describe_all(["numpy"], cache=tmp_path)
+    assert changed.version == first.version
+    kept.write_text("{not json")
+    (damaged,) = describe_all(["numpy"], cache=tmp_path)
+    assert damaged.version == first.version and json.loads(kept.read_text())["description"]["version"] == first.version
+
+
+def test_list_of_an_unknown_framework_is_one_line_and_exit_2(capsys):
+    assert main(["list", "nosuchframework"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "unknown framework 'nosuchframework'" in err[0]

@@ -5,13 +5,18 @@ thing."""
 
 from __future__ import annotations
 
+import hashlib
+import importlib
+import json
 import multiprocessing as mp
 import os
-from collections.abc import Iterator
-from dataclasses import dataclass, field
+import sys
+from collections.abc import Iterable, Iterator
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
 
 from ..model.names import OPS
-from . import FrameworkAbsent, absent_message, declared, load_adapter, missing_packages, registered
+from . import FrameworkAbsent, absent_message, declared, load_adapter, missing_packages, package_versions, registered
 
 
 @dataclass(frozen=True)
@@ -51,10 +56,71 @@ def _quiet() -> None:
     os.close(devnull)
 
 
-def describe_all() -> Iterator[Description]:
-    """Every registered framework, each in a fresh process of its own (as many at once as there are cores: most of
-    the time is each framework's import), in registration order."""
-    names = list(registered())
-    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
-    with mp.get_context("spawn").Pool(max(1, min(len(names), cores)), initializer=_quiet, maxtasksperchild=1) as pool:
-        yield from pool.imap(describe, names)
+# What else can change a description with the same packages installed: the devices a framework sees, its backend.
+_DESCRIPTION_ENV = ("CUDA_VISIBLE_DEVICES", "HIP_VISIBLE_DEVICES", "DEV", "KERAS_BACKEND", "JAX_PLATFORMS", "CONFORMANCE_ADAPTERS")
+
+
+def description_key(name: str) -> str | None:
+    """What a framework's description depends on, read without importing the framework: the adapter's own source, the
+    installed versions of the distributions it declares, the interpreter, the suite's version, the GPU device files and
+    the settings that pick devices or backends. None where the adapter module cannot be read (it is described afresh)."""
+    from .. import __version__
+
+    try:
+        module = importlib.import_module(registered()[name])
+        source = Path(module.__file__ or "").read_bytes()
+    except (ImportError, OSError):
+        return None
+    gpus = sorted(p.name for p in Path("/dev").glob("nvidia[0-9]*")) if Path("/dev").is_dir() else []
+    parts = [name, registered()[name], hashlib.sha256(source).hexdigest(), json.dumps(package_versions(module), sort_keys=True),
+             sys.version, __version__, " ".join(gpus), *(f"{v}={os.environ.get(v, '')}" for v in _DESCRIPTION_ENV)]
+    return hashlib.sha256("\0".join(parts).encode()).hexdigest()[:32]
+
+
+def _cached(folder: Path, name: str, key: str | None) -> Description | None:
+    if key is None:
+        return None
+    try:
+        doc = json.loads((folder / f"{name}.json").read_text())
+        if doc.get("key") != key:
+            return None
+        d = doc["description"]
+        return Description(d["name"], d["absent"], d["version"], tuple(d["devices"]),
+                           {op: [(i, label, tuple(opts)) for i, label, opts in impls] for op, impls in d["implementations"].items()})
+    except (OSError, ValueError, KeyError, TypeError):
+        return None  # absent, damaged or from another release of the suite: described afresh
+
+
+def _keep(folder: Path, key: str | None, d: Description) -> None:
+    """Keep a description for the next `list` (atomically; a cache that cannot be written costs only the time)."""
+    if key is None or d.absent:  # an absent framework is cheap to describe, and may be installed any moment
+        return
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        part = folder / f".{d.name}.{os.getpid()}.json"
+        part.write_text(json.dumps({"key": key, "description": asdict(d)}))
+        os.replace(part, folder / f"{d.name}.json")
+    except OSError:
+        pass
+
+
+def describe_all(names: Iterable[str] | None = None, cache: Path | None = None) -> Iterator[Description]:
+    """Every registered framework (or `names`), in registration order. Each is described in a fresh process of its own
+    (as many at once as there are cores: most of the time is each framework's import), unless `cache` holds its
+    description for the same adapter, packages and devices (description_key)."""
+    names = list(registered() if names is None else names)
+    keys = {n: description_key(n) if cache else None for n in names}
+    found = {n: d for n in names if cache and (d := _cached(cache, n, keys[n])) is not None}
+    missing = [n for n in names if n not in found]
+    if missing:
+        cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+        with mp.get_context("spawn").Pool(max(1, min(len(missing), cores)), initializer=_quiet, maxtasksperchild=1) as pool:
+            fresh = pool.imap(describe, missing)
+            for n in names:
+                if n not in found:
+                    found[n] = next(fresh)
+                    if cache:
+                        _keep(cache, keys[n], found[n])
+                yield found[n]
+        return
+    yield from (found[n] for n in names)

@@ -24,6 +24,7 @@ from ..run import output
 from ..run import results as results_io
 from ..run.api import rejudge
 from ..run.config import WorkerConfig
+from ..run.defaults import default_compile_cache
 from ..run.folder import RunRefused, RunRequest, made_in
 from ..run.pool import Outcome, gpu_visible
 from ..run.runner import Selection
@@ -183,7 +184,12 @@ def cmd_timing(args: argparse.Namespace) -> int:
 
 
 def cmd_list(args: argparse.Namespace) -> int:
-    for d in describe_all():
+    known = registered()
+    unknown = [n for n in args.frameworks if n not in known]
+    if unknown:
+        raise UsageError(f"unknown framework {unknown[0]!r}; known: {', '.join(known)}")
+    names = args.frameworks or [n for n in known if gpu_visible() or not declared(n, "GPU_ONLY")]
+    for d in describe_all(names, cache=None if args.fresh else default_compile_cache() / "descriptions"):
         print(_listing(d), flush=True)
     return 0
 

@@ -279,4 +279,8 @@ def _add_small_commands(sub) -> None:
     sch.set_defaults(func="cmd_schema")
 
     lst = sub.add_parser("list", help="frameworks, implementations, versions and devices found")
+    lst.add_argument("frameworks", nargs="*", help="only these (default: every registered framework; a GPU-only one where a GPU is visible)")
+    lst.add_argument("--fresh", action="store_true",
+                     help="describe every framework afresh (default: a description is kept in the cache folder and reused while "
+                          "the adapter, the framework's packages and the visible devices are the same)")
     lst.set_defaults(func="cmd_list")
