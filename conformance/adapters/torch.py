@@ -14,6 +14,7 @@ import os
 import pickle
 import re
 import sys
+import tempfile
 from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
@@ -387,6 +388,7 @@ def _forward(impl: Impl, inputs, mode: str, device: str, dynamic: bool | None = 
            None if dynamic else shapes, impl.whole_graph)
     if key not in _compiled:
         _headers_in_the_cache()
+        _vector_isa_probed_afresh()
         _compiled[key] = torch.compile(f if impl.whole_graph else _split_entry(f), fullgraph=impl.whole_graph, dynamic=dynamic)
     return _compiled[key]
 
@@ -407,6 +409,29 @@ def _headers_in_the_cache() -> None:
         # $CONFORMANCE_TORCH_HEADERS: one folder for many caches (a test session's runs, each with a cache of its own)
         codecache._HEADER_DIR = os.environ.get(HEADERS_ENV) or os.path.join(cache, "precompiled_headers")
         codecache._HEADER_LOCK_DIR = os.path.join(codecache._HEADER_DIR, "locks")
+
+
+def _vector_isa_probed_afresh() -> None:
+    """Inductor learns which vector instructions it may use by building a small program into the compile cache and
+    loading it, once a process; a probe it finds already built but cannot load (a damaged cache) it takes for an ISA
+    the machine lacks, and generates scalar code from then on, silently: answers a float32 ulp apart from a cold
+    run's. The probe runs once in a fresh folder of its own, as in a cold run; the verdict stays in memory for the
+    process (and is probed again, afresh, after discard_cache)."""
+    global _isa_probed
+    cache = os.environ.get("TORCHINDUCTOR_CACHE_DIR")
+    if _isa_probed or not cache:
+        return
+    _isa_probed = True
+    isa = sys.modules.get("torch._inductor.cpu_vec_isa") or importlib.import_module("torch._inductor.cpu_vec_isa")
+    with tempfile.TemporaryDirectory(prefix="conformance-isa-") as fresh:
+        os.environ["TORCHINDUCTOR_CACHE_DIR"] = fresh
+        try:
+            isa.pick_vec_isa()  # valid_vec_isa_list() probes each ISA the CPU reports, and keeps the verdicts
+        finally:
+            os.environ["TORCHINDUCTOR_CACHE_DIR"] = cache
+
+
+_isa_probed = False
 
 
 # Where the precompiled headers go instead of the compile cache: one folder shared by many caches (the test session).
@@ -457,6 +482,13 @@ def discard_cache(error: BaseException) -> int:
         p.unlink(missing_ok=True)
     _compiled.clear()
     torch._dynamo.reset()
+    global _isa_probed
+    isa = sys.modules.get("torch._inductor.cpu_vec_isa")
+    if isa is not None and hasattr(isa, "VecISA"):  # a verdict from a damaged probe goes too: every memo of one
+        kinds = [isa, *(c for c in vars(isa).values() if isinstance(c, type) and issubclass(c, isa.VecISA))]
+        for memo in (m for kind in kinds for m in vars(kind).values() if hasattr(m, "cache_clear")):
+            memo.cache_clear()
+        _isa_probed = False
     utils = sys.modules.get("torch._inductor.utils")
     if utils is not None and hasattr(utils, "clear_inductor_caches"):  # the code caches in memory, keyed by the same hashes
         utils.clear_inductor_caches()
