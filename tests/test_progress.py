@@ -43,7 +43,20 @@ def test_the_estimate_weighs_shards_by_their_planned_cost():
     assert p.fraction() == 0.1
     clock.now = 100.0
     p(ShardProgress("slow", 5, 10))
-    assert p.fraction() == 0.55 and "about 82 s left" in p.overall()
+    # since the first unit done (t = 10 s, 100 planned seconds), 450 planned seconds took 90 s: the 450 left, 90 s
+    assert p.fraction() == 0.55 and "about 90 s left" in p.overall()
+
+
+def test_the_workers_start_is_not_taken_for_the_pace_of_the_work():
+    """One worker whose framework takes 20 s to import, then does the planned 100 s of work at the plan's pace: half
+    way, 50 s are left, not the 70 s that counting the import as work would say."""
+    p, clock, stream = _progress()
+    p(Plan((("tf/eager", 100.0),)))
+    clock.now = 20.0
+    p(ShardProgress("tf/eager", 1, 100))
+    clock.now = 69.0
+    p(ShardProgress("tf/eager", 50, 100))
+    assert p.seconds_left() == 50.0
 
 
 def test_a_100_percent_line_and_skipped_devices_once_at_the_end():

@@ -44,6 +44,7 @@ class Progress:
         self.fraction_of: dict[str, float] = {}  # shard -> share of its own work done
         self.cost: dict[str, float] = {}  # shard -> estimated seconds (the plan), in the order the pool starts them
         self.workers = 1
+        self.first_progress: tuple[float, float] | None = None  # (when, planned seconds done) at the first unit done
         self.resumed_at: dict[str, float] = {}  # shard -> its share done when its worker died and a new one went on
         self.total = total  # (case, op, dtype, mode) units over every shard, where no plan is given (one process)
         self.done_units: dict[str, int] = {}
@@ -64,8 +65,8 @@ class Progress:
     def seconds_left(self) -> float | None:
         """The remaining time: what is left of each shard (its planned seconds times the share not done), scheduled
         over the workers as the pool does (so the last long shard alone is not spread over idle cores), at the pace
-        seen so far (elapsed wall time against the planned seconds done per worker). Before PACE_FROM of the work is
-        done, the plan's pace: an estimate from the start."""
+        seen since the first unit was done (wall time against the planned seconds done per worker). Before PACE_FROM
+        of the work is done, the plan's pace: an estimate from the start."""
         if not self.cost:
             fraction = self.fraction()
             elapsed = self.clock() - self.started
@@ -75,12 +76,14 @@ class Progress:
         left += [c for n, c in self.cost.items() if done[n] == 0]
         remaining = makespan(left, self.workers)
         planned_done = sum(c * done[n] for n, c in self.cost.items())
-        if planned_done < PACE_FROM * sum(self.cost.values()):
+        if planned_done < PACE_FROM * sum(self.cost.values()) or self.first_progress is None:
             return remaining
-        elapsed = self.clock() - self.started
-        # the plan's seconds are one worker's: done at this pace, the run's workers took `elapsed` for them together
-        pace = elapsed * self.workers / planned_done
-        return remaining * pace
+        # The pace since the first unit of work was done: the workers' start (the frameworks' imports, seconds the
+        # plan does not spread over the units) is behind, not ahead. The plan's seconds are one worker's: done at
+        # this pace, the run's workers took the window's wall time for them together.
+        at, before = self.first_progress
+        window, work = self.clock() - at, planned_done - before
+        return remaining * (window * self.workers / work) if window > 0 and work > 0 else remaining
 
     def overall(self) -> str:
         fraction = self.fraction()
@@ -120,6 +123,8 @@ class Progress:
             origin = name.split("/resumed")[0]  # the rest of a shard whose worker died: its progress is the shard's
             before = self.resumed_at.get(origin, 0.0) if origin != name else 0.0
             self.fraction_of[origin] = before + (1 - before) * (done / total if total else 1.0)
+            if self.first_progress is None:
+                self.first_progress = (self.clock(), sum(c * self.fraction_of.get(n, 0.0) for n, c in self.cost.items()))
             fraction = self.fraction()
             tenth = int(10 * fraction) if fraction is not None else -1
             if not self.tty and tenth > self.last_tenth and tenth < 10:
