@@ -106,3 +106,10 @@ def test_a_shard_resumed_after_a_crash_keeps_its_progress_and_ends_once():
     assert p.fraction() == 0.4 + 0.6 * 0.5
     p(Done("paddle/eager/resumed-1"))
     assert p.fraction() == 1.0 and "100% overall: every shard ended" in stream.getvalue().splitlines()[-1]
+
+
+def test_a_plan_of_no_shard_says_nothing_and_breaks_nothing():
+    """A machine's share of a run split across machines may hold no shard: no estimate, no error."""
+    p, clock, stream = _progress()
+    p(Plan((), workers=1))
+    assert stream.getvalue() == "" and p.seconds_left() is None

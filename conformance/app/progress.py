@@ -103,8 +103,9 @@ class Progress:
         if isinstance(msg, Plan):  # [(shard, estimated seconds)] from the pool
             self.cost = {name: max(float(cost), 1.0) for name, cost in msg.costs}  # a shard of no estimate still counts
             self.workers = msg.workers
-            if not self.tty:
-                self._line(f"planned: about {self.seconds_left():.0f} s ({len(self.cost)} shards on {self.workers} workers)")
+            planned = self.seconds_left()
+            if not self.tty and planned is not None:  # a machine's share of a split run may hold no shard at all
+                self._line(f"planned: about {planned:.0f} s ({len(self.cost)} shards on {self.workers} workers)")
             return
         if isinstance(msg, RecordMade):
             self.records += 1
