@@ -66,13 +66,14 @@ def description_key(name: str) -> str | None:
     the settings that pick devices or backends. None where the adapter module cannot be read (it is described afresh)."""
     from .. import __version__
 
+    where = registered()[name]
     try:
-        module = importlib.import_module(registered()[name])
+        module = importlib.import_module(where)
         source = Path(module.__file__ or "").read_bytes()
     except (ImportError, OSError):
         return None
     gpus = sorted(p.name for p in Path("/dev").glob("nvidia[0-9]*")) if Path("/dev").is_dir() else []
-    parts = [name, registered()[name], hashlib.sha256(source).hexdigest(), json.dumps(package_versions(module), sort_keys=True),
+    parts = [name, where, hashlib.sha256(source).hexdigest(), json.dumps(package_versions(module), sort_keys=True),
              sys.version, __version__, " ".join(gpus), *(f"{v}={os.environ.get(v, '')}" for v in _DESCRIPTION_ENV)]
     return hashlib.sha256("\0".join(parts).encode()).hexdigest()[:32]
 
@@ -112,15 +113,15 @@ def describe_all(names: Iterable[str] | None = None, cache: Path | None = None) 
     keys = {n: description_key(n) if cache else None for n in names}
     found = {n: d for n in names if cache and (d := _cached(cache, n, keys[n])) is not None}
     missing = [n for n in names if n not in found]
-    if missing:
-        cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
-        with mp.get_context("spawn").Pool(max(1, min(len(missing), cores)), initializer=_quiet, maxtasksperchild=1) as pool:
-            fresh = pool.imap(describe, missing)
-            for n in names:
-                if n not in found:
-                    found[n] = next(fresh)
-                    if cache:
-                        _keep(cache, keys[n], found[n])
-                yield found[n]
+    if not missing:
+        yield from (found[n] for n in names)
         return
-    yield from (found[n] for n in names)
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    with mp.get_context("spawn").Pool(max(1, min(len(missing), cores)), initializer=_quiet, maxtasksperchild=1) as pool:
+        fresh = pool.imap(describe, missing)
+        for n in names:  # in order: a kept description where there is one, else the next fresh one
+            if n not in found:
+                found[n] = next(fresh)
+                if cache:
+                    _keep(cache, keys[n], found[n])
+            yield found[n]

@@ -40,18 +40,27 @@ class UsageError(Exception):
     """Bad input: printed as one line, exit 2."""
 
 
-def _frameworks(requested: tuple[str, ...] | None, installed_here: bool = True) -> tuple[tuple[str, ...], dict]:
-    """(frameworks to run, absent ones with their reason). Explicitly requested but absent is bad input (unless
-    `installed_here` is False: a release history installs the framework into a folder of its own)."""
+def _named_or_offered(requested: tuple[str, ...] | None) -> tuple[str, ...]:
+    """The registered frameworks a command works on: those named (an unknown name is bad input), else every one, a
+    GPU-only framework only where a GPU is visible (on a machine without one it is news only when asked for)."""
     known = registered()
     if requested is None:
-        if not gpu_visible():  # a GPU-only framework is news on a machine without a GPU only when asked for
-            known = {n: m for n, m in known.items() if not declared(n, "GPU_ONLY")}
-        absent = {n: absent_message(n, m) for n in known if (m := missing_packages(n))}
-        return tuple(n for n in known if n not in absent), absent
+        gpu = gpu_visible()
+        return tuple(n for n in known if gpu or not declared(n, "GPU_ONLY"))
     for name in requested:
         if name not in known:
             raise UsageError(f"unknown framework {name!r}; known: {', '.join(known)}")
+    return tuple(requested)
+
+
+def _frameworks(requested: tuple[str, ...] | None, installed_here: bool = True) -> tuple[tuple[str, ...], dict]:
+    """(frameworks to run, absent ones with their reason). Explicitly requested but absent is bad input (unless
+    `installed_here` is False: a release history installs the framework into a folder of its own)."""
+    names = _named_or_offered(requested)
+    if requested is None:
+        absent = {n: absent_message(n, m) for n in names if (m := missing_packages(n))}
+        return tuple(n for n in names if n not in absent), absent
+    for name in names:
         missing = missing_packages(name) if installed_here else []
         if missing:
             raise UsageError(absent_message(name, missing))
@@ -184,11 +193,7 @@ def cmd_timing(args: argparse.Namespace) -> int:
 
 
 def cmd_list(args: argparse.Namespace) -> int:
-    known = registered()
-    unknown = [n for n in args.frameworks if n not in known]
-    if unknown:
-        raise UsageError(f"unknown framework {unknown[0]!r}; known: {', '.join(known)}")
-    names = args.frameworks or [n for n in known if gpu_visible() or not declared(n, "GPU_ONLY")]
+    names = _named_or_offered(tuple(args.frameworks) or None)
     for d in describe_all(names, cache=None if args.fresh else default_compile_cache() / "descriptions"):
         print(_listing(d), flush=True)
     return 0

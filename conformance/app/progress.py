@@ -8,7 +8,7 @@ import time
 
 from ..model.record import unexplained
 from ..model.status import Status
-from ..run.events import Done, Event, Finished, Info, Lost, Plan, Planned, RecordMade, ShardProgress, Tick
+from ..run.events import Done, Event, Finished, Info, Lost, Plan, Planned, RecordMade, ShardProgress, Tick, planned_shard
 
 # A CI log that stays silent for minutes looks hung: no silence over 60 s while workers run. The parent looks at the
 # clock between workers' messages, which can keep it busy for a second or two (a cold CI run went 61.9 s with the
@@ -57,7 +57,7 @@ class Progress:
 
     def fraction(self) -> float | None:
         if self.cost and sum(self.cost.values()) > 0:
-            return min(1.0, sum(c * self.fraction_of.get(n, 0.0) for n, c in self.cost.items()) / sum(self.cost.values()))
+            return min(1.0, self._planned_done() / sum(self.cost.values()))
         if self.total:
             return min(1.0, sum(self.done_units.values()) / self.total)
         return None
@@ -75,7 +75,7 @@ class Progress:
         left = [c * (1 - done[n]) for n, c in self.cost.items() if 0 < done[n] < 1]  # the running ones, first
         left += [c for n, c in self.cost.items() if done[n] == 0]
         remaining = makespan(left, self.workers)
-        planned_done = sum(c * done[n] for n, c in self.cost.items())
+        planned_done = self._planned_done()
         if planned_done < PACE_FROM * sum(self.cost.values()) or self.first_progress is None:
             return remaining
         # The pace since the first unit of work was done: the workers' start (the frameworks' imports, seconds the
@@ -84,6 +84,10 @@ class Progress:
         at, before = self.first_progress
         window, work = self.clock() - at, planned_done - before
         return remaining * (window * self.workers / work) if window > 0 and work > 0 else remaining
+
+    def _planned_done(self) -> float:
+        """The planned seconds of the work done: each shard's estimate times its share done."""
+        return sum(c * self.fraction_of.get(n, 0.0) for n, c in self.cost.items())
 
     def overall(self) -> str:
         fraction = self.fraction()
@@ -121,11 +125,11 @@ class Progress:
         if isinstance(msg, ShardProgress):
             name, done, total = msg.shard, msg.done, msg.total
             self.state[name], self.done_units[name] = f"{done}/{total}", done
-            origin = name.split("/resumed")[0]  # the rest of a shard whose worker died: its progress is the shard's
+            origin = planned_shard(name)  # the rest of a shard whose worker died: its progress is the shard's
             before = self.resumed_at.get(origin, 0.0) if origin != name else 0.0
             self.fraction_of[origin] = before + (1 - before) * (done / total if total else 1.0)
             if self.first_progress is None:
-                self.first_progress = (self.clock(), sum(c * self.fraction_of.get(n, 0.0) for n, c in self.cost.items()))
+                self.first_progress = (self.clock(), self._planned_done())
             fraction = self.fraction()
             tenth = int(10 * fraction) if fraction is not None else -1
             if not self.tty and tenth > self.last_tenth and tenth < 10:
@@ -142,7 +146,7 @@ class Progress:
         elif isinstance(msg, Done | Lost):
             resumed = isinstance(msg, Lost) and msg.resumed  # a crash recorded as its call's error, the shard goes on
             lost = isinstance(msg, Lost) and not resumed
-            origin = msg.shard.split("/resumed")[0]  # the planned shard that this worker ran (part of)
+            origin = planned_shard(msg.shard)
             self.state.pop(msg.shard, None)
             self.state[origin] = "LOST" if lost else "resumed" if resumed else "done"
             if resumed:  # a new worker goes on from here: the shard is not done

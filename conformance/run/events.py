@@ -93,6 +93,20 @@ class Lost:
     resumed: bool = False
 
 
+# A worker that took on the rest of a shard whose worker died is named "<shard>/resumed-<n>".
+RESUMED = "/resumed"
+
+
+def planned_shard(name: str) -> str:
+    """The shard of the plan that a worker of this name runs (all or, resumed after a crash, the rest of)."""
+    return name.split(RESUMED)[0]
+
+
+def resumed_name(name: str, times: int) -> str:
+    """The name of the worker that takes on the rest of a shard the `times`th time one of its workers died."""
+    return f"{planned_shard(name)}{RESUMED}-{times}"
+
+
 @dataclass(frozen=True)
 class Planned:
     """The run's size in units, where no plan of shards is made (one process)."""

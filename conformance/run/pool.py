@@ -29,7 +29,24 @@ from .balance import partition, spread
 from .config import WorkerConfig
 from .defaults import DEFAULT_TIMEOUT_S as DEFAULT_TIMEOUT_S  # re-exported: the api and the command line read it here
 from .environment import cpu_model
-from .events import CallBegun, CaseBegun, Crash, Done, EnvironmentFault, Event, Fatal, Info, Lost, Plan, RecordMade, ShardProgress, Started, Tick, TimingOf
+from .events import (
+    CallBegun,
+    CaseBegun,
+    Crash,
+    Done,
+    EnvironmentFault,
+    Event,
+    Fatal,
+    Info,
+    Lost,
+    Plan,
+    RecordMade,
+    ShardProgress,
+    Started,
+    Tick,
+    TimingOf,
+    resumed_name,
+)
 from .runner import EnvironmentFailure, FrameworkBroken, Selection, crash_records, run_framework, units
 
 # Where a worker sends its stdout and stderr (the frameworks' log lines); unset: the terminal.
@@ -329,6 +346,11 @@ def _exit_cause(code: int | None) -> str:
     return f"worker exited with code {code} (crashed or killed)"
 
 
+def _call_words(begun: CallBegun) -> str:
+    """A framework call as the progress display names it: case, implementation, dtype, mode."""
+    return f"{begun.record['case']} {begun.record['impl']} {begun.record['dtype']} {begun.record['mode']}"
+
+
 def _last_line(text: str) -> str:
     lines = [line for line in text.strip().splitlines() if line.strip()]
     return lines[-1].strip() if lines else text
@@ -393,8 +415,7 @@ class _Pool:
             # dies there too. Not a hang (that would cost the timeout twice), nor a call with records already sent.
             self.retried.add(crashed.call)
             self._resume(shard, (crashed.record["case"], *rest), tuple(c.call for c in calls[:-1]))
-            self.on_event(Lost(name, f"{why} during {crashed.record['case']} {crashed.record['impl']} {crashed.record['dtype']} "
-                                     f"{crashed.record['mode']}: run again first in a new worker", resumed=True))
+            self.on_event(Lost(name, f"{why} during {_call_words(crashed)}: run again first in a new worker", resumed=True))
             return
         if crashed is not None and self.cases:
             ended = "the call never returned and the watchdog killed the worker" if hung else "the process died during this call"
@@ -406,8 +427,7 @@ class _Pool:
                 self.outcome.take(RecordMade(record))
                 self.on_event(RecordMade(record))
             self._resume(shard, (crashed.record["case"], *rest), tuple(c.call for c in calls))
-            self.on_event(Lost(name, f"{why} during {crashed.record['case']} {crashed.record['impl']} {crashed.record['dtype']} "
-                                     f"{crashed.record['mode']}: recorded as that call's error; the rest goes on in a new worker",
+            self.on_event(Lost(name, f"{why} during {_call_words(crashed)}: recorded as that call's error; the rest goes on in a new worker",
                                resumed=True))
             return
         if begun:
@@ -420,7 +440,7 @@ class _Pool:
 
     def _resume(self, shard: Shard, cases: tuple[str, ...], skip_calls: tuple = ()) -> None:
         """The rest of a shard whose worker died, for a new worker: these cases, these calls skipped."""
-        again = replace(shard, name=f"{shard.name.split('/resumed')[0]}/resumed-{shard.resumed + 1}", cases=cases,
+        again = replace(shard, name=resumed_name(shard.name, shard.resumed + 1), cases=cases,
                         skip_calls=shard.skip_calls + skip_calls, resumed=shard.resumed + 1)
         self.shards[again.name] = again
         self.resumed.append(again)
