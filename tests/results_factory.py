@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gzip
 import json
 from pathlib import Path
 
@@ -34,3 +35,10 @@ def bench(name, minimum, noise=0.02, process_mins=None):
     if process_mins is not None:
         b["extra_info"] = {"process_mins": process_mins}
     return b
+
+
+def load(path: Path) -> dict:
+    """A results file read as a user's script reads it: gzip-decompressed where it is compressed (the default), then
+    `json.loads`."""
+    data = Path(path).read_bytes()
+    return json.loads(gzip.decompress(data) if data[:2] == b"\x1f\x8b" else data)

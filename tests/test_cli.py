@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from results_factory import load as load_results
 
 from conformance.app.cli import main
 from conformance.corpus import bundled
@@ -37,7 +38,7 @@ def test_bad_case_file_exits_2_with_one_line(tmp_path, body, needle):
     assert res.returncode == 2
     lines = [line for line in res.stderr.splitlines() if line.strip()]
     assert len(lines) == 1 and needle in lines[0] and "Traceback" not in res.stderr
-    assert json.loads((out / "results.json").read_text()) == {"keep": True}  # untouched
+    assert load_results(out / "results.json") == {"keep": True}  # untouched
 
 
 @pytest.mark.parametrize("args, needle", [
@@ -69,7 +70,7 @@ def test_absent_framework_is_skipped_not_a_crash(monkeypatch, tmp_path):
 
     monkeypatch.setattr(cli, "missing_packages", lambda name: [] if name == "numpy" else [name])
     code = main(["run", "--cases", str(bundled.cases_dir() / "published-values.yaml"), "--out", str(tmp_path), "--jobs", "1"])
-    doc = json.loads((tmp_path / "results.json").read_text())
+    doc = load_results(tmp_path / "results.json")
     assert code == 0
     assert "absent" in doc["environment"]["frameworks"]["torch"]
     assert {r["framework"] for r in doc["records"]} == {"numpy"}
@@ -77,7 +78,7 @@ def test_absent_framework_is_skipped_not_a_crash(monkeypatch, tmp_path):
 
 def test_run_writes_spec_results(tmp_path):
     res = run("run", "--cases", str(bundled.cases_dir() / "extreme-logits.yaml"), "--frameworks", "numpy", "--out", str(tmp_path))
-    doc = json.loads((tmp_path / "results.json").read_text())
+    doc = load_results(tmp_path / "results.json")
     assert doc["schema"] == "softmax-conformance/results/1"
     rec = doc["records"][0]
     for field in ("case", "op", "quantity", "dtype", "framework", "impl", "mode", "device", "status", "behaviour",
@@ -94,7 +95,7 @@ def test_run_writes_spec_results(tmp_path):
 
 
 def _outcomes(path: Path) -> list[tuple]:
-    doc = json.loads(path.read_text())
+    doc = load_results(path)
     return sorted((r["case"], r["op"], r["quantity"], r["dtype"], r["impl"], r["mode"], r["status"], r["max_abs_err"], r["max_ulp"])
                   for r in doc["records"])
 
@@ -113,7 +114,7 @@ def test_a_warm_compile_cache_changes_nothing_but_the_time(tmp_path, framework, 
     assert _outcomes(tmp_path / "cold" / "results.json") == _outcomes(tmp_path / "warm" / "results.json")
     written = [p for p in (cache / folder).rglob("*") if p.is_file()]
     assert written, f"nothing was cached under {cache / folder}"
-    assert json.loads((tmp_path / "warm" / "results.json").read_text())["environment"]["frameworks"][framework]["compile_cache"] == str(cache)
+    assert load_results(tmp_path / "warm" / "results.json")["environment"]["frameworks"][framework]["compile_cache"] == str(cache)
 
 
 def test_a_failure_can_be_rerun_from_another_folder(tmp_path):
@@ -173,7 +174,7 @@ def test_timing_measure_makes_a_cold_and_two_warm_runs_each_in_a_fresh_process(t
     assert main(["timing", "--measure", "--out", str(tmp_path), "--run-args", run_args]) == 0
     out = capsys.readouterr().out
     for name in ("cold", "warm", "warm-planned"):
-        doc = json.loads((tmp_path / name / "results.json").read_text())
+        doc = load_results(tmp_path / name / "results.json")
         assert doc["complete"] and {r["framework"] for r in doc["records"]} == {"numpy"} and {r["dtype"] for r in doc["records"]} == {"float32"}
         assert f"timing: {name}: into {tmp_path / name}" in out and f"{tmp_path / name / 'results.json'}" in out
     assert (tmp_path / "cache").is_dir()

@@ -8,6 +8,7 @@ import json
 import textwrap
 
 import pytest
+from results_factory import load as load_results
 
 from conformance.app.cli import main
 from conformance.corpus import bundled, conditions
@@ -69,7 +70,7 @@ def _run(tmp_path, name: str, registry: list[str]) -> list[dict]:
     for r in registry:
         args += ["--known", r]
     main(args)
-    return json.loads((out / "results.json").read_text())["records"]
+    return load_results(out / "results.json")["records"]
 
 
 def test_a_condition_entry_explains_a_new_user_case_that_the_case_name_entry_did_not(tmp_path):

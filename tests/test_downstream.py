@@ -4,10 +4,10 @@ but leave the exit status alone unless asked. `.ci/package` runs the same exampl
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import yaml
+from results_factory import load as load_results
 
 from conformance.app.cli import main
 
@@ -33,7 +33,7 @@ def test_own_cases_and_entries_run_with_the_bundled_ones(tmp_path, capsys):
              "kind": "bug", "explains": "accuracy", "reason": "an entry for a divergence that the run does not show", "link": "https://example.org/ours"}
     code = _run(tmp_path, _registry(tmp_path, stale))
     out = capsys.readouterr().out
-    records = json.loads((tmp_path / "out" / "results.json").read_text())["records"]
+    records = load_results(tmp_path / "out" / "results.json")["records"]
     ours = [r for r in records if r["case"] == OURS and r["impl_id"] == "numpy/scipy/cross_entropy" and r["status"] != "unsupported"]
     assert ours and all(r["status"] == "known" and r["known_id"] == "ours-composed-cross-entropy-nan-on-masked-vocabulary" for r in ours)
     # the bundled entry for the same finding names only the bundled case: ours is explained by our entry alone
@@ -59,6 +59,6 @@ def test_an_entry_id_of_the_bundled_registry_is_refused_in_one_line(tmp_path, ca
 def test_own_cases_alone(tmp_path, capsys):
     code = main(["run", "--frameworks", "numpy", "--cases", str(EXAMPLE / "cases"), "--known", str(_registry(tmp_path)),
                  "--out", str(tmp_path / "out"), "--jobs", "1"])
-    doc = json.loads((tmp_path / "out" / "results.json").read_text())
+    doc = load_results(tmp_path / "out" / "results.json")
     assert code == 0 and {r["case"].split("/")[0] for r in doc["records"]} == {"our-model"}
     assert doc["selection"]["suites"] == ["our-model"]

@@ -15,6 +15,7 @@ import time
 from pathlib import Path
 
 import pytest
+from results_factory import load as load_results
 
 from conformance.corpus import bundled
 
@@ -41,7 +42,7 @@ def test_a_worker_hung_outside_any_call_costs_only_its_own_records(tmp_path):
     res, seconds = _run(tmp_path, "hang-import")
     why = "no progress for 8 s"
     assert res.returncode == 3, res.stderr
-    doc = json.loads((tmp_path / "out" / "results.json").read_text())
+    doc = load_results(tmp_path / "out" / "results.json")
     assert doc["complete"] is False and {x["framework"] for x in doc["incomplete"]["lost"]} == {"fault"}
     assert why in doc["incomplete"]["lost"][0]["why"] and "INCOMPLETE" in res.stderr and why in res.stderr
     assert "numpy" in {r["framework"] for r in doc["records"]}
@@ -55,7 +56,7 @@ def test_a_call_that_never_returns_is_a_finding_and_the_run_completes(tmp_path, 
     completes (exit 1), with one job too."""
     res, seconds = _run(tmp_path, "hang", "--jobs", jobs)
     assert res.returncode == 1, res.stderr
-    doc = json.loads((tmp_path / "out" / "results.json").read_text())
+    doc = load_results(tmp_path / "out" / "results.json")
     assert doc["complete"] is True and "incomplete" not in doc
     hung = [r for r in doc["records"] if (r.get("error") or {}).get("type") == "ProcessHang"]
     assert hung and all("never returned" in r["error"]["message"] and r["framework"] == "fault" for r in hung)
@@ -78,7 +79,7 @@ def test_a_framework_that_kills_its_process_is_a_finding_and_the_run_completes(t
     in a worker under the watchdog."""
     res, seconds = _run(tmp_path, fault, "--jobs", jobs)
     assert res.returncode == 1, res.stderr
-    doc = json.loads((tmp_path / "out" / "results.json").read_text())
+    doc = load_results(tmp_path / "out" / "results.json")
     assert doc["complete"] is True and "incomplete" not in doc
     crashed = [r for r in doc["records"] if (r.get("error") or {}).get("type") == "ProcessCrash"]
     assert crashed and all(why in r["error"]["message"] and r["status"] == "error" and r["framework"] == "fault"
@@ -101,7 +102,7 @@ def test_a_crash_that_an_earlier_call_caused_is_not_the_later_calls_finding(tmp_
     crash it did not cause, and the run completes with every call answered."""
     res, _ = _run(tmp_path, "damage", "--jobs", jobs)
     assert res.returncode == 0, res.stderr
-    doc = json.loads((tmp_path / "out" / "results.json").read_text())
+    doc = load_results(tmp_path / "out" / "results.json")
     assert doc["complete"] is True
     assert not [r for r in doc["records"] if r["status"] == "error"]
     assert "pass" in {r["status"] for r in doc["records"] if r["op"] == "sparse_softmax_cross_entropy" and r["framework"] == "fault"}
@@ -119,7 +120,7 @@ def test_a_process_that_dies_between_two_records_of_one_call_makes_no_record_twi
     gate can read the run."""
     res, _ = _run(tmp_path, "exit-after-first-record", "--quantity", "value,grad_logits")
     assert res.returncode in (0, 1), res.stderr
-    doc = json.loads((tmp_path / "out" / "results.json").read_text())
+    doc = load_results(tmp_path / "out" / "results.json")
     keys = [(r["case"], r["op"], r["quantity"], r["dtype"], r["impl_id"], r["mode"]) for r in doc["records"]]
     assert len(keys) == len(set(keys)) and doc["complete"] is True
     crashed = [r for r in doc["records"] if (r.get("error") or {}).get("type") == "ProcessCrash"]
@@ -137,7 +138,7 @@ def test_a_full_disk_under_a_framework_is_the_environment_not_a_framework_record
     assert res.returncode == 4, res.stderr
     said = [line for line in res.stderr.splitlines() if line.startswith("conformance:")]
     assert len(said) == 1 and "environment" in said[0] and "No space left on device" in said[0], res.stderr
-    doc = json.loads((tmp_path / "out" / "results.json").read_text())
+    doc = load_results(tmp_path / "out" / "results.json")
     assert doc["complete"] is False and "No space left" in doc["incomplete"]["environment"]
     assert not [r for r in doc["records"] if "No space" in json.dumps(r.get("error"))]
 
@@ -171,7 +172,7 @@ def test_jobs_1_keeps_what_finished_on_sigterm(tmp_path):
             break
     proc.send_signal(signal.SIGTERM)
     proc.communicate(timeout=60)
-    doc = json.loads((tmp_path / "out" / "results.json").read_text())
+    doc = load_results(tmp_path / "out" / "results.json")
     assert proc.returncode == 3 and doc["interrupted"] is True and doc["complete"] is False and doc["records"]
 
 
@@ -249,15 +250,15 @@ def test_a_full_disk_keeps_the_previous_files_and_says_where_the_records_are(tmp
             raise OSError(errno.ENOSPC, "No space left on device")
         return real_write(self, *args, **kwargs)
 
-    real_dump = results_io.json.dump
+    real_gzip_write = results_io.gzip.GzipFile.write
 
-    def dump(doc, f, *args, **kwargs):
-        if failing == "results" and Path(f.name).parent == out and "records" in doc:
+    def gzip_write(self, data):  # results.json is written gzip-compressed (results.compressed)
+        if failing == "results" and Path(self.fileobj.name).parent == out:
             raise OSError(errno.ENOSPC, "No space left on device")
-        return real_dump(doc, f, *args, **kwargs)
+        return real_gzip_write(self, data)
 
     monkeypatch.setattr(Path, "write_text", full)
-    monkeypatch.setattr(results_io.json, "dump", dump)
+    monkeypatch.setattr(results_io.gzip.GzipFile, "write", gzip_write)
     capsys.readouterr()
     assert main(["run", *SMALL, "--out", str(out)]) == 4
     text = capsys.readouterr().err
@@ -266,9 +267,9 @@ def test_a_full_disk_keeps_the_previous_files_and_says_where_the_records_are(tmp
     if failing == "results":
         assert (out / "results.json").read_bytes() == before[0] and (out / "summary.md").read_bytes() == before[1]
         (kept,) = rescue_dir.glob("conformance-results-*.json")
-        assert str(kept) in err[0] and json.loads(kept.read_text())["records"]
+        assert str(kept) in err[0] and load_results(kept)["records"]
     else:
-        assert json.loads((out / "results.json").read_text())["records"] and (out / "summary.md").read_bytes() == before[1]
+        assert load_results(out / "results.json")["records"] and (out / "summary.md").read_bytes() == before[1]
     assert not [p.name for p in out.iterdir() if p.name.startswith(".")]  # no hidden fragment left behind
 
 
@@ -346,7 +347,7 @@ def test_a_worker_that_dies_on_a_kind_of_input_costs_those_calls_only(tmp_path):
     call of every case (the dense case's other quantities included) is answered, and the run completes."""
     res, _ = _run(tmp_path, "exit-on-dense-labels", frameworks="fault")
     assert res.returncode == 1, res.stderr
-    doc = json.loads((tmp_path / "out" / "results.json").read_text())
+    doc = load_results(tmp_path / "out" / "results.json")
     assert doc["complete"] is True
     crashed = {r["op"] for r in doc["records"] if (r.get("error") or {}).get("type") == "ProcessCrash"}
     assert crashed == {"softmax_cross_entropy"}

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 
 from results_factory import bench, record, write
+from results_factory import load as load_results
 
 from conformance.app.cli import main
 from conformance.gate import records as gate
@@ -41,7 +42,7 @@ def test_accuracy_envelope_widens_with_the_environment_change(tmp_path):
     base40 = write(tmp_path, "b40", [record(max_ulp=2.0, tol_ratio=0.02)])
     for name, features in (("other", ["avx2", "fma", "avx512f"]), ("unrecorded", None)):
         for src, dst in ((b, name), (base40, name + "40")):
-            doc = json.loads(src.read_text())
+            doc = load_results(src)
             doc["environment"]["cpu"] = "AMD EPYC"
             if features is None:  # a results file from before the features were recorded
                 del doc["environment"]["cpu_features"]
@@ -113,7 +114,7 @@ def test_a_framework_whose_baseline_records_came_from_another_cpu_is_judged_as_a
     other frameworks' stay same-environment moves."""
     b = write(tmp_path, "b", [record(max_ulp=2.0, tol_ratio=0.29), record(framework="numpy", impl="scipy.special.softmax", tol_ratio=0.29)])
     c = write(tmp_path, "c", [record(max_ulp=4.0, tol_ratio=0.59), record(framework="numpy", impl="scipy.special.softmax", tol_ratio=0.59)])
-    doc = json.loads(b.read_text())
+    doc = load_results(b)
     doc["environment"]["frameworks"] = {"torch": {"machine": {"cpu": "AMD EPYC", "cpu_features": ["avx2"], "cpu_count": 2}}}
     results_io.write(doc, b)
     rep = gate.gate(b, c)

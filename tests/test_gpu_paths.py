@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from results_factory import load as load_results
 
 from conformance.adapters.base import Unsupported
 from conformance.corpus import bundled
@@ -56,14 +57,13 @@ def test_cupy_benchmark_call_is_synchronised_and_right(stand_in_cupy):
 
 def test_the_prepared_gpu_command_dry_run(tmp_path):
     """`conformance gpu --dry-run`: every step of the GPU job on the CPU, into one folder, with gpu.json saying what ran."""
-    import json
     import subprocess
 
     res = subprocess.run([sys.executable, "-m", "conformance.app.cli", "gpu", "--dry-run", "--frameworks", "numpy,torch", "--minutes", "4",
                           "--out", str(tmp_path)], capture_output=True, text=True, cwd=ROOT, timeout=400)
     assert res.returncode == 0, res.stdout + res.stderr
     assert "the GPU parts are skipped" in res.stdout
-    doc = json.loads((tmp_path / "gpu.json").read_text())
+    doc = load_results(tmp_path / "gpu.json")
     assert doc["dry_run"] and doc["steps"] and all(s["exit"] == 0 for s in doc["steps"]) and doc["report"]["exit"] == 0
     assert (tmp_path / "eager" / "results.json").exists()
     if "torch" in doc["frameworks"]:  # a framework with a GPU path: the GPU benchmarks step ran too

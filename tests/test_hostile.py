@@ -9,6 +9,7 @@ import shlex
 from pathlib import Path
 
 import pytest
+from results_factory import load as load_results
 from results_factory import record, write
 
 from conformance.app.cli import main
@@ -19,7 +20,7 @@ from conformance.run import results as results_io
 
 
 def _doc(tmp_path: Path) -> dict:
-    return json.loads(write(tmp_path, "good", [record()]).read_text())
+    return load_results(write(tmp_path, "good", [record()]))
 
 
 def _raw(tmp_path: Path, name: str, text: str) -> Path:
@@ -172,7 +173,7 @@ def test_rejudge_after_a_killed_run_leaves_the_folder_stale_for_gate_and_report(
     assert main(["gate", "--baseline", str(out / "results.json"), "--current", str(out / "results.json")]) == 1
     assert "is from an earlier run" in capsys.readouterr().out
     assert main(["report", str(out / "results.json"), str(out / "results.json"), "--on-duplicate", "later", "--out", str(tmp_path / "r")]) in (0, 1, 3)
-    assert json.loads((tmp_path / "r" / "merged.json").read_text())["complete"] is False
+    assert load_results(tmp_path / "r" / "merged.json")["complete"] is False
 
 
 def test_a_second_run_into_a_folder_a_live_run_holds_is_refused(tmp_path, capsys):

@@ -5,9 +5,10 @@ of that code, never a framework signalling bad input, on any case; a keyword the
 from __future__ import annotations
 
 import dataclasses
-import json
 import sys
 import textwrap
+
+from results_factory import load as load_results
 
 from conformance.adapters.ownership import missing_keyword, package_dirs, raised_by_code
 from conformance.app.cli import main
@@ -48,7 +49,7 @@ def _run(tmp_path, monkeypatch, *cases: str) -> list[dict]:
     monkeypatch.setenv("CONFORMANCE_ADAPTERS", "mine=mine_adapter")
     selection = [x for c in cases for x in ("--case", c)]
     main(["run", "--frameworks", "mine", "--modes", "eager", "--jobs", "1", "--out", str(tmp_path / "out"), *selection])
-    return json.loads((tmp_path / "out" / "results.json").read_text())["records"]
+    return load_results(tmp_path / "out" / "results.json")["records"]
 
 
 def test_an_attribute_error_in_the_calling_code_is_never_a_pass(tmp_path, monkeypatch):

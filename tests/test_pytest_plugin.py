@@ -4,11 +4,12 @@ commands; the records land in a results.json that `conformance gate` reads."""
 
 from __future__ import annotations
 
-import json
 import os
 import subprocess
 import sys
 from pathlib import Path
+
+from results_factory import load as load_results
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -26,7 +27,7 @@ def test_the_corpus_as_items_selected_by_k_spread_by_xdist_and_written_for_the_g
                   "--junitxml", str(tmp_path / "junit.xml"), "--conformance-results", str(tmp_path / "out" / "results.json"))
     assert res.returncode == 0, res.stdout[-2000:]
     assert "3 passed" in res.stdout
-    doc = json.loads((tmp_path / "out" / "results.json").read_text())
+    doc = load_results(tmp_path / "out" / "results.json")
     assert doc["complete"] and {r["case"] for r in doc["records"]} == {"published-values/softmax-four-logits",
                                                                         "published-values/mean-cross-entropy-two-rows",
                                                                         "published-values/mean-sparse-cross-entropy-two-rows"}

@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import pytest
 import yaml
+from results_factory import load as load_results
 from results_factory import record
 
 from conformance.app.cli import main
@@ -53,7 +53,7 @@ def test_stale_entry_is_reported_only_where_the_run_covered_it(tmp_path, capsys)
         reg.write_text(yaml.safe_dump({"divergences": [entry]}))
         main([*args, "--out", str(tmp_path / name), "--known", str(reg)])
         out = capsys.readouterr().out
-        doc = json.loads((tmp_path / name / "results.json").read_text())
+        doc = load_results(tmp_path / name / "results.json")
         assert ("stale known divergence: pretend-scipy-softmax-is-wrong" in out) is stale, out
         assert [e["id"] for e in doc["stale_known"]] == (["pretend-scipy-softmax-is-wrong"] if stale else [])
 
@@ -87,7 +87,7 @@ def test_versions_apply_per_package(tmp_path):
 
 def test_gpu_axis_skips_cleanly_without_a_gpu(tmp_path, capsys):
     code = main(["run", "--cases", str(CASE), "--frameworks", "numpy", "--devices", "gpu", "--jobs", "1", "--out", str(tmp_path)])
-    doc = json.loads((tmp_path / "results.json").read_text())
+    doc = load_results(tmp_path / "results.json")
     assert code == 0 and doc["records"] == []
     assert doc["environment"]["frameworks"]["numpy"]["skipped_devices"] == {"gpu": "no gpu visible to numpy"}
     assert "no gpu visible to numpy: skipped" in capsys.readouterr().err
@@ -148,7 +148,7 @@ def test_rejudge_with_the_oracle_judges_stored_outputs_again(tmp_path):
         "suite: again\ndescription: d\ncases:\n  - id: two\n    description: d\n    ops: [softmax]\n    dtypes: [float64]\n"
         "    quantities: [value]\n    logits: [[0.0, 1.0]]\n")
     assert main(["run", "--cases", str(tmp_path / "cases"), "--frameworks", "numpy", "--out", str(tmp_path / "run")]) == 0
-    doc = __import__("json").loads((tmp_path / "run" / "results.json").read_text())
+    doc = load_results(tmp_path / "run" / "results.json")
     edited = next(r for r in doc["records"] if r["impl_id"] == "numpy/scipy/softmax")
     edited["output"] = [[0.5, 0.5]]  # an answer the oracle calls wrong, as if the oracle had said otherwise at the time
     (tmp_path / "edited.json").write_text(__import__("json").dumps(doc))

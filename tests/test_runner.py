@@ -13,6 +13,7 @@ from itertools import product
 from pathlib import Path
 
 import pytest
+from results_factory import load as load_results
 
 from conformance.adapters.base import DECLARATIONS
 from conformance.app.cli import main
@@ -80,7 +81,7 @@ def test_a_narrowed_selection_is_planned_within_it(monkeypatch):
 
 
 def _outcomes(path: Path) -> list[tuple]:
-    doc = json.loads(path.read_text())
+    doc = load_results(path)
     return sorted((r["case"], r["op"], r["quantity"], r["dtype"], r["impl"], r["mode"], r["status"], r["max_abs_err"], r["max_ulp"])
                   for r in doc["records"])
 
@@ -144,7 +145,7 @@ def test_a_stopped_run_leaves_no_worker_behind(tmp_path, sig):
         os.kill(pid, signal.SIGKILL)
     assert not orphans, f"{len(orphans)} worker(s) outlived their run"
     if sig == signal.SIGTERM:  # stopped like Ctrl-C: what the workers had sent is written, marked partial
-        doc = json.loads((tmp_path / "out" / "results.json").read_text())
+        doc = load_results(tmp_path / "out" / "results.json")
         assert proc.returncode == 3 and doc["interrupted"] is True and doc["complete"] is False and doc["records"]
 
 
@@ -220,7 +221,7 @@ def test_a_run_records_where_its_time_went_and_the_next_run_plans_from_it(tmp_pa
     cache, cases_file = tmp_path / "cache", bundled.cases_dir() / "published-values.yaml"
     assert main(["run", "--cases", str(cases_file), "--frameworks", "numpy", "--modes", "eager", "--compile-cache", str(cache),
                  "--out", str(tmp_path / "out")]) == 0
-    doc = json.loads((tmp_path / "out" / "results.json").read_text())
+    doc = load_results(tmp_path / "out" / "results.json")
     (shard,) = doc["timing"].values()
     assert shard["framework"] == "numpy" and shard["wall_s"] > 0 and shard["start_s"] >= 0
     assert set(shard["phases"]) >= {"import", "cases", "inputs", "oracle", "framework", "judge", "send"}

@@ -4,11 +4,11 @@ share alone refused by the gate, and stale registry entries judged on the whole 
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import pytest
 import yaml
+from results_factory import load as load_results
 
 from conformance.app.cli import main
 from conformance.corpus import bundled
@@ -78,7 +78,7 @@ def test_a_stale_entry_is_found_on_the_merged_run(runs, tmp_path):
     for k in (1, 2, 3):
         main(["run", *SELECTION, "--out", str(tmp_path / f"s{k}"), "--shard", f"{k}/3", *known])
         paths.append(tmp_path / f"s{k}" / "results.json")
-    assert not any(json.loads(p.read_text())["stale_known"] for p in paths)
+    assert not any(load_results(p)["stale_known"] for p in paths)
     merged = html.merge(paths)
     assert [e["id"] for e in merged["stale_known"]] == [entry["id"]]
     assert main(["report", *map(str, paths), "--out", str(tmp_path / "rep")]) == 0

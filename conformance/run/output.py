@@ -174,8 +174,8 @@ def stale_note(results: Path, doc: dict | None = None) -> str | None:
         return None
     if doc is None:
         try:
-            doc = json.loads(Path(results).read_text(encoding="utf-8"))
-        except (OSError, ValueError):
+            doc = results_io.load_json(Path(results), "a results file")
+        except results_io.ResultsError:
             doc = {}
     if marker.get("token") and isinstance(doc, dict) and doc.get("run_token") == marker.get("token"):
         return None
