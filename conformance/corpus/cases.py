@@ -14,7 +14,7 @@ from typing import Any
 
 import numpy as np
 
-from ..model.names import APPLICABLE_QUANTITIES, BEHAVIOURS, CROSS_ENTROPY_OPS, DTYPES, MASKED_OPS, OPS, QUANTITIES, REDUCTIONS
+from ..model.names import APPLICABLE_QUANTITIES, BEHAVIOURS, CROSS_ENTROPY_OPS, DTYPES, MASKED_OPS, OPS, PROPERTIES, QUANTITIES, REDUCTIONS
 from ..model.ops import op as op_spec
 from .generators import INTEGER_GENERATORS, MASK_GENERATORS, GeneratorError, generate, shape_of
 from .generators import check as check_generator
@@ -23,6 +23,7 @@ from .safe_yaml import YamlError, max_elements, safe_load
 CASE_FIELDS = {
     "id", "description", "source", "ops", "dtypes", "logits", "labels", "sparse_labels", "mask", "axis",
     "options", "quantities", "cotangent", "direction", "invalid", "expect", "tags",
+    "properties",  # batch_invariance, determinism: run/properties.py
     "hidden", "weight", "bias",  # linear_cross_entropy: the logits are hidden @ weight.T + bias, computed inside the op
 }
 OPTION_FIELDS = {"reduction", "label_smoothing", "ignore_index", "weight", "label_dtype", "softcap", "z_loss"}
@@ -98,6 +99,7 @@ class Case:
     hidden: Any = None  # linear_cross_entropy: [N, D] or [B, T, D]
     weight: Any = None  # linear_cross_entropy: the classifier [C, D] (options.weight stays the per-class loss weight)
     bias: Any = None  # linear_cross_entropy: optional [C]
+    properties: tuple[str, ...] = ()  # asked of every call besides its verdict (names.PROPERTIES, run/properties.py)
 
     @property
     def full_id(self) -> str:
@@ -474,7 +476,7 @@ def _check_defaults(defaults: dict, path: Path) -> None:
     unknown = set(defaults) - (CASE_FIELDS - {"id"})
     if unknown:
         raise CaseFileError(path, where, sorted(unknown)[0], "unknown field (or one a default cannot give)")
-    for name, allowed in (("ops", OPS), ("dtypes", DTYPES), ("quantities", QUANTITIES)):
+    for name, allowed in (("ops", OPS), ("dtypes", DTYPES), ("quantities", QUANTITIES), ("properties", PROPERTIES)):
         if name in defaults:
             _str_list(defaults, name, allowed, path, where, default=None)
     if "options" in defaults:
@@ -546,9 +548,25 @@ def _case(raw: Any, suite: str, defaults: dict, path: Path, index: int) -> Case:
         axis=axis, options=_options(merged.get("options"), path, cid, ops, merged.get("labels") is not None), quantities=quantities,
         cotangent=cotangent, direction=direction, invalid=invalid,
         expect=_expect(merged.get("expect"), path, cid), source=source, tags=tuple(tags),
+        properties=_str_list(merged, "properties", PROPERTIES, path, cid, default=None) if merged.get("properties") is not None else (),
     )
     _check_shapes(case, path)
+    _check_properties(case, path)
     return case
+
+
+def _check_properties(case: Case, path: Path) -> None:
+    """A case that asks for properties is a batch of rows: the batch on axis 0 with another row to move the probed one
+    to, the classes on another axis, an answer per row (no reduction), and an answer everywhere (not invalid)."""
+    if not case.properties:
+        return
+    shape = case.logits_shape
+    why = ("the logits need a batch axis first and the classes on another axis" if len(shape) < 2 or case.axis % len(shape) == 0
+           else "the batch needs at least two rows" if shape[0] < 2
+           else "a reduction mixes the rows: use reduction none" if case.options.reduction != "none"
+           else "an invalid input has no answer to compare" if case.invalid else None)
+    if why:
+        raise CaseFileError(path, case.id, "properties", why)
 
 
 def load_file(path: Path) -> list[Case]:

@@ -16,6 +16,7 @@ class RegressionKind(StrEnum):
     BEHAVIOUR = "behaviour"  # same status, a worse behaviour or more NaN/inf
     ANSWER = "answer"  # same status, an answer the verdict does not measure changed
     ACCURACY = "accuracy"  # a passing record used more of its tolerance than the environment change explains
+    PROPERTY = "property"  # a record lost batch invariance or determinism (bitwise, or within tolerance)
     STALE = "stale"  # a registry entry the current run shows out of date
     SPEED = "speed"  # a benchmark slower beyond this machine's noise
 

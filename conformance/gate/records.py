@@ -15,6 +15,9 @@ The verdict is complete or it is a FAIL. The gate fails when:
               written for the change). Between two CPUs, answers and pass -> known moves are listed as notes, not
               gated: another CPU sums in another order and flushes subnormals on other vector paths, which no
               change under test did (the status rule still gates anything -> fail/error, the accuracy rule its envelope);
+  property    a record that was batch-invariant or deterministic (bitwise, or within tolerance: run/properties.py)
+              and is no longer, to that level; between two CPUs too (another vector path that makes a kernel
+              batch-variant is what a serving stack upgrading its machines needs to hear);
   accuracy    a finite, passing record whose worst error, as a share of its tolerance (tol_ratio), grew by more
               than the envelope of the environment change between the runs (ENVELOPES), so far only for the
               fused implementations (the naive formulas are reported, and gated with --include-naive);
@@ -118,7 +121,7 @@ class Decided:
 
 NOTHING = Decided()
 _AS_REGRESSION = {MoveKind.STATUS: STATUS, MoveKind.NEW: STATUS, MoveKind.BEHAVIOUR: BEHAVIOUR, MoveKind.NONFINITE: BEHAVIOUR,
-                  MoveKind.ANSWER: ANSWER, MoveKind.ACCURACY: ACCURACY}
+                  MoveKind.ANSWER: ANSWER, MoveKind.ACCURACY: ACCURACY, MoveKind.PROPERTY: RegressionKind.PROPERTY}
 
 
 def _text(move: Move) -> str:
@@ -204,7 +207,7 @@ def worse_is_a_regression(move: Move, include_naive: bool) -> Decided | None:
 
 
 def better_is_an_improvement(move: Move, include_naive: bool) -> Decided | None:
-    if move.worse or move.kind not in (MoveKind.STATUS, MoveKind.BEHAVIOUR, MoveKind.NONFINITE):
+    if move.worse or move.kind not in (MoveKind.STATUS, MoveKind.BEHAVIOUR, MoveKind.NONFINITE, MoveKind.PROPERTY):
         return None
     return Decided(improvement=f"{move.kind}: {_text(move)}")
 

@@ -120,8 +120,7 @@ def judge(out: np.ndarray | None, error: BaseException | None, ref: Reference, q
     out = np.asarray(out)
     if invalid:
         return _judge_invalid(out, ref, quantity, dtype, classes, wanted)
-    tol = (accumulated(ref.scale, quantity, dtype, classes, ref.value, ref.flush, accumulates_in) if widens(dtype, accumulates_in)
-           else tolerance(ref.scale, quantity, dtype, classes, ref.flush))
+    tol = tolerance_of(ref, quantity, dtype, classes, accumulates_in)
     verdict = compare_values(out, ref.value, tol, dtype, answers_in)
     if wanted and verdict.behaviour not in wanted:
         verdict.status = Status.FAIL
@@ -129,6 +128,14 @@ def judge(out: np.ndarray | None, error: BaseException | None, ref: Reference, q
     if quantity in expect and verdict.status is Status.PASS:
         _check_published(verdict, out, expect[quantity], tol)
     return verdict
+
+
+def tolerance_of(ref: Reference, quantity: str, dtype: str, classes: int, accumulates_in: str | None = None) -> np.ndarray:
+    """The tolerance of each entry of an answer against the oracle's `ref` (tolerance.py): in the dtype's working
+    precision, or in the wider one a door declares it accumulates in."""
+    if widens(dtype, accumulates_in):
+        return accumulated(ref.scale, quantity, dtype, classes, ref.value, ref.flush, accumulates_in)
+    return tolerance(ref.scale, quantity, dtype, classes, ref.flush)
 
 
 def widens(dtype: str, accumulates_in: str | None) -> bool:

@@ -14,6 +14,9 @@ DEVICES = ("cpu", "gpu")
 MODES = ("eager", "compiled")
 BEHAVIOURS = ("finite", "nonfinite", "all_nan", "error")
 REDUCTIONS = ("none", "sum", "mean")
+# what a case may ask of every call beside its verdict (run/properties.py): the same row answered alike whatever the
+# batch around it, and the same call answered alike when made again
+PROPERTIES = ("batch_invariance", "determinism")
 RETURNS = (*REDUCTIONS, "auto")  # what a user's cross-entropy without a reduction keyword returns (`check --returns`)
 
 CROSS_ENTROPY_OPS = tuple(o.name for o in TABLE.values() if o.loss)

@@ -82,6 +82,9 @@ class Record(Verdict):
     composed: list | None = None  # parts the adapter composed around the public call (e.g. ["reduction"])
     overwritten: str | None = None  # which input the call wrote into, and when: the record fails, whatever it returned
     answer: str | None = None  # a digest of what the call returned (compare.digest): diff and the gate see changed answers
+    # a case that asks for them (run/properties.py): {"bitwise", "within_tolerance", "max_ulp"[, "differs", "error"]}
+    batch_invariance: dict | None = None  # the probed row alone, at another position, beside padding rows: as in the batch
+    determinism: dict | None = None  # the same call made again in the same process gives the same answer
 
     def __post_init__(self) -> None:
         super().__post_init__()
@@ -127,8 +130,9 @@ class Record(Verdict):
 
 IDENTITY = ("case", "op", "quantity", "dtype", "framework", "impl", "mode", "device")
 # Fields written only when set.
-OPTIONAL = ("detail", "reason", "out_dtype", "accumulates_in", "composed", "overwritten", "answer", "worst_index", "output", "expected", "silent",
-            "expect_checked", "unanswered", "answered_wrong", "known_id", "known_status", "beyond_known", "beyond_why", "source")
+OPTIONAL = ("detail", "reason", "out_dtype", "accumulates_in", "composed", "overwritten", "answer", "batch_invariance", "determinism",
+            "worst_index", "output", "expected", "silent", "expect_checked",
+            "unanswered", "answered_wrong", "known_id", "known_status", "beyond_known", "beyond_why", "source")
 # identity first: results.json reads from the left
 _JSON_ORDER = tuple(sorted((f.name for f in dataclasses.fields(Record)), key=lambda n: n not in IDENTITY))
 # Fields a results file must carry in every record: the identity and the verdict (older files lack the context).
@@ -154,6 +158,17 @@ def key(record: Record, by_id: bool = True) -> tuple:
     baselines), by its label for files written before ids existed (by_id=False compares such a file with a newer one)."""
     impl = record.impl_id if by_id and record.impl_id else record.impl
     return tuple(impl if name == "impl" else getattr(record, name) for name in IDENTITY)
+
+
+PROPERTY_LEVELS = ("neither", "within tolerance", "bitwise")  # how far a property held, weakest first
+
+
+def property_level(found: dict | None) -> str | None:
+    """How far a record's property (`batch_invariance`, `determinism`) held: bitwise, within tolerance, or neither;
+    None where the record does not carry it."""
+    if not isinstance(found, dict):
+        return None
+    return "bitwise" if found.get("bitwise") else "within tolerance" if found.get("within_tolerance") else "neither"
 
 
 def message(record: Record) -> str:

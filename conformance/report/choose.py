@@ -1,6 +1,7 @@
 """"Which function should I use?": for each op, dtype, mode and device, every implementation with what a user
 choosing one needs: whether it passes every valid case, its worst share of the tolerance, what it does with invalid
-input (raises, NaN, or a silent finite answer), and its speed where benchmarks were given. The naive formulas are
+input (raises, NaN, or a silent finite answer), whether it is batch-invariant and deterministic where a case asked,
+and its speed where benchmarks were given. The naive formulas are
 listed last, for contrast, never as a choice.
 """
 
@@ -9,6 +10,8 @@ from __future__ import annotations
 from collections import defaultdict
 from dataclasses import dataclass, field
 
+from ..model.names import PROPERTIES
+from ..model.record import PROPERTY_LEVELS, property_level
 from ..model.status import Status
 from .findings import silent
 
@@ -34,6 +37,20 @@ class Choice:
     # fused linear cross-entropy: what chunking saves), and that size
     peak_bytes: int | None = None
     peak_at: str | None = None
+    # how far each property held on the cases that ask for it (model.record.property_level), the weakest record's
+    properties: dict[str, str] = field(default_factory=dict)
+
+    def hold(self, name: str, level: str | None) -> None:
+        if level is not None:
+            now = self.properties.get(name)
+            self.properties[name] = level if now is None else min(now, level, key=PROPERTY_LEVELS.index)
+
+    @property
+    def properties_text(self) -> str:
+        """"bitwise / within tolerance": batch invariance, then determinism; "-" where no case asked."""
+        if not self.properties:
+            return "-"
+        return " / ".join(self.properties.get(n, "-") for n in PROPERTIES)
 
     @property
     def passes_everything(self) -> bool:
@@ -70,6 +87,8 @@ def choices(records: list[dict], benchmarks: list[dict] | None = None) -> dict[t
         key = (r.op, r.dtype, r.mode, r.device)
         ident = r.impl_id or f"{r.framework}/{r.impl}"
         c = table[key].setdefault(ident, Choice(r.framework, r.impl, ident, bool(r.naive)))
+        for name in PROPERTIES:
+            c.hold(name, property_level(getattr(r, name)))
         kind = _invalid_kind(r)
         if kind:
             c.invalid[kind] += 1
@@ -122,15 +141,15 @@ def _peaks(benchmarks: list[dict]) -> dict[tuple[str, str, str, str], tuple[int,
 def row(c: Choice) -> list[str]:
     speed = f"{c.seconds * 1e6:.0f} us" if c.seconds is not None else "-"
     name = f"{c.impl} (naive, for contrast)" if c.naive else c.impl
-    return [c.framework, name, c.verdict, f"{c.worst:.0%}" if c.passed else "-", c.on_invalid, speed, _peak_text(c) or "-"]
+    return [c.framework, name, c.verdict, f"{c.worst:.0%}" if c.passed else "-", c.on_invalid, c.properties_text, speed, _peak_text(c) or "-"]
 
 
 def _peak_text(c: Choice) -> str:
     return f"{c.peak_bytes / 2 ** 20:.1f} MiB at {c.peak_at}" if c.peak_bytes is not None else ""
 
 
-HEADER = ["framework", "implementation", "valid cases", "worst share of tolerance", "invalid input (value records)", "speed (median)",
-          "peak memory (training step)"]
+HEADER = ["framework", "implementation", "valid cases", "worst share of tolerance", "invalid input (value records)",
+          "batch-invariant / deterministic", "speed (median)", "peak memory (training step)"]
 
 
 FILE = "which-function.md"  # beside report.md
@@ -180,7 +199,8 @@ def cell_text(c: Choice | None) -> tuple[str, str, str]:
     if c is None:
         return "", "", "not run"
     hover = (f"{c.verdict}; worst {c.worst:.0%} of tolerance" + (f"; {c.seconds * 1e6:.0f} us median" if c.seconds is not None else "")
-             + (f"; peak {_peak_text(c)}" if c.peak_bytes is not None else ""))
+             + (f"; peak {_peak_text(c)}" if c.peak_bytes is not None else "")
+             + (f"; batch-invariant / deterministic: {c.properties_text}" if c.properties else ""))
     if c.passes_everything:
         return f"ok {c.worst:.0%}", "pass", hover
     if c.failed:

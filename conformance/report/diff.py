@@ -16,7 +16,8 @@ import numpy as np
 from ..corpus.cases import materialize
 from ..judge.compare import answer_tolerance
 from ..model import dtypes as dt
-from ..model.record import IDENTITY, Record, unexplained
+from ..model.names import PROPERTIES
+from ..model.record import IDENTITY, PROPERTY_LEVELS, Record, property_level, unexplained
 from ..model.record import message as reason
 from ..model.status import Status
 from ..run import results as results_io
@@ -35,6 +36,7 @@ class MoveKind(StrEnum):
     NONFINITE = "nonfinite"  # same status and behaviour, other NaN/inf counts
     ACCURACY = "accuracy"  # a finite record's share of its tolerance moved by more than ACCURACY_MOVE either way
     ANSWER = "answer"  # same status, another answer (answer_move)
+    PROPERTY = "property"  # batch invariance or determinism held in one run and not in the other (property_moves)
     MISSING = "missing"  # in the baseline, not in the current run
     NEW = "new"  # in the current run, not in the baseline
 
@@ -279,11 +281,27 @@ def record_moves(b: Record, c: Record, why: Attribution, written_for_a_release: 
         moves.append(Move(MoveKind.ANSWER, before=shown(b), after=shown(c), worse=answer[1], accepted_by=accepted or "",
                           detail=answer[2],
                           **base))
+    moves += [Move(MoveKind.PROPERTY, **base, **found) for found in property_moves(b, c)]
     bt, ct = _ratio(b), _ratio(c)
     if bt is not None and ct is not None and max(bt, ct) >= ACCURACY_FLOOR and (ct > ACCURACY_MOVE * bt or bt > ACCURACY_MOVE * ct):
         moves.append(Move(MoveKind.ACCURACY, before=f"{bt:.2%}", after=f"{ct:.2%}", worse=ct > bt, before_ratio=bt, after_ratio=ct,
                           detail=f"{b.max_ulp or 0:.3g} -> {c.max_ulp or 0:.3g} ulp", **base))
     return moves
+
+
+def property_moves(b: Record, c: Record) -> list[dict]:
+    """Each property that both runs measured and that holds to another level now: bitwise -> within tolerance is worse,
+    and so is anything -> neither. A property only one run measured (an older file) is not a move."""
+    out = []
+    for name in PROPERTIES:
+        before, after = property_level(getattr(b, name)), property_level(getattr(c, name))
+        if before is None or after is None or before == after:
+            continue
+        worse = PROPERTY_LEVELS.index(after) < PROPERTY_LEVELS.index(before)
+        differs = ", ".join((getattr(c, name) or {}).get("differs", []))
+        out.append({"before": f"{name.replace('_', ' ')}: {before}", "after": after, "worse": worse,
+                    "detail": f"now differs: {differs}" if worse and differs else ""})
+    return out
 
 
 def from_a_release(entry: dict) -> bool:

@@ -24,6 +24,7 @@ from ..run import results as results_io
 from ..speed import documents as bench_documents
 from . import choose, cross_backend, pages, sections, summary
 from . import diff as diff_mod
+from . import properties as properties_table
 from . import speed as speed_report
 from .findings import KNOWN_COLOUR, collect, heatmap, silent, verdict_line
 from .markdown import md_cell
@@ -217,6 +218,7 @@ def build(paths: list[Path], out: Path, bench_paths: list[Path] | None = None, o
     disagreements = summary.disagreement_rows(records)
     rows, columns, cells = heatmap(records)
     invalid_columns, invalid_rows = summary.invalid_data(records)
+    property_rows = properties_table.rows(records)
     found = collect(doc, len(disagreements))
     chosen = choose.choices(records, benchmarks)
     choose_columns, choose_rows = choose.pivot(chosen)
@@ -227,7 +229,8 @@ def build(paths: list[Path], out: Path, bench_paths: list[Path] | None = None, o
         overview=sorted(overview.items()), worst_case=worst_case, disagreements=disagreements,
         agreement={q: summary.agreement_data(records, q) for q in ("value", "grad_logits", "grad_labels", "hvp")},
         backend_pairs=cross_backend.pair_counts(records), backend_partings=cross_backend.partings(records),
-        invalid_columns=invalid_columns, invalid_rows=invalid_rows, gradients=summary.gradient_data(records), speed_plot=speed_plot,
+        invalid_columns=invalid_columns, invalid_rows=invalid_rows, property_rows=property_rows,
+        property_counts=properties_table.counts(property_rows), gradients=summary.gradient_data(records), speed_plot=speed_plot,
         speed_intro=speed_report.intro(benchmarks) if benchmarks else None, speed_tables=speed_report.tables(benchmarks) if benchmarks else [],
         bench_runs=[r for r in bench["runs"] if "conformance" in r], versions=versions)
     html = env.get_template("index.html").render(**context, sections=sections.in_html(context))

@@ -11,6 +11,7 @@ from enum import StrEnum
 from functools import cached_property
 
 from . import choose, summary
+from . import properties as properties_table
 from .findings import Findings, collect
 from .speed import section as speed_section
 
@@ -77,6 +78,8 @@ SECTIONS: tuple[Section, ...] = (
             html=False),
     Section("disagreements", "Where modes and devices disagree (eager / compiled, CPU / GPU)",
             lambda v: summary.mode_device_disagreements(v.records), Page.DETAILS, label="Modes and devices"),
+    Section("properties", "Batch invariance and determinism", lambda v: properties_table.section(v.records), Page.DETAILS,
+            label="Properties"),
     Section("invalid", "Behaviour on invalid input", lambda v: summary.invalid_behaviour(v.records), Page.DETAILS, label="Invalid input"),
     Section("agreement", "Pairwise agreement of frameworks (both match the oracle / both ran)", _agreement, Page.DETAILS,
             label="Agreement"),
