@@ -75,7 +75,8 @@ def test_every_rule_speaks_for_some_move():
     """No rule in RULES is dead: each is the first to decide one of the moves above."""
     moves = [status_move(Status.PASS, Status.FAIL), status_move(Status.FAIL, Status.PASS), status_move(Status.PASS, Status.KNOWN, NEW_CPU),
              move(MoveKind.ACCURACY, before_ratio=0.02, after_ratio=0.8), move(MoveKind.ANSWER), move(MoveKind.ANSWER, why=NEW_CPU),
-             move(MoveKind.ANSWER, accepted_by="e"), move(MoveKind.MISSING), move(MoveKind.ANSWER, varies="e")]
+             move(MoveKind.ANSWER, accepted_by="e"), move(MoveKind.MISSING), move(MoveKind.ANSWER, varies="e"),
+             move(MoveKind.PROPERTY, why=NEW_CPU)]
     first = {next(rule.__name__ for rule in gate.RULES if rule(m, False) is not None) for m in moves}
     assert first == {rule.__name__ for rule in gate.RULES}
 
@@ -104,3 +105,10 @@ def test_diff_marks_a_move_varying_only_where_neither_run_is_unexplained():
     failing = explained.but(status="fail", known_id=None, known=None)
     assert not any(m.varies for m in record_moves(explained, failing, SAME, varying=entry))
     assert any(gate.decide(m).regression for m in record_moves(explained, failing, SAME, varying=entry))
+
+
+def test_a_lost_property_is_a_regression_on_the_same_cpu_and_a_note_on_another():
+    assert gate.decide(move(MoveKind.PROPERTY)).regression.kind is RegressionKind.PROPERTY
+    assert gate.decide(move(MoveKind.PROPERTY, why=UPGRADE)).regression.kind is RegressionKind.PROPERTY
+    across = gate.decide(move(MoveKind.PROPERTY, why=NEW_CPU))
+    assert across.regression is None and "not gated across CPUs" in across.note

@@ -16,8 +16,8 @@ The verdict is complete or it is a FAIL. The gate fails when:
               gated: another CPU sums in another order and flushes subnormals on other vector paths, which no
               change under test did (the status rule still gates anything -> fail/error, the accuracy rule its envelope);
   property    a record that was batch-invariant or deterministic (bitwise, or within tolerance: run/properties.py)
-              and is no longer, to that level; between two CPUs too (another vector path that makes a kernel
-              batch-variant is what a serving stack upgrading its machines needs to hear);
+              and is no longer, to that level; between two CPUs it is listed, not gated (which vector path a kernel
+              takes for each batch size is the CPU's);
   accuracy    a finite, passing record whose worst error, as a share of its tolerance (tol_ratio), grew by more
               than the envelope of the environment change between the runs (ENVELOPES), so far only for the
               fused implementations (the naive formulas are reported, and gated with --include-naive);
@@ -174,6 +174,14 @@ def answers_differ_across_cpus(move: Move, include_naive: bool) -> Decided | Non
     return Decided(note=f"answer: {_text(move)}: differs on this CPU ({move.attribution}); not gated across CPUs")
 
 
+def properties_differ_across_cpus(move: Move, include_naive: bool) -> Decided | None:
+    """Batch invariance rests on which vector path a kernel takes for each batch size, and that is the CPU's: a
+    property lost on another CPU is listed, not gated (the same CPU gates it: worse_is_a_regression)."""
+    if move.kind is not MoveKind.PROPERTY or not move.worse or not move.attribution.cpu_changed:
+        return None
+    return Decided(note=f"property: {_text(move)}: differs on this CPU ({move.attribution}); not gated across CPUs")
+
+
 def answer_accepted_by_a_release_entry(move: Move, include_naive: bool) -> Decided | None:
     """A registry entry scoped from a release on that explains the new answer (and not the old) was written for it."""
     if move.kind is not MoveKind.ANSWER or not move.worse or not move.accepted_by:
@@ -213,7 +221,7 @@ def better_is_an_improvement(move: Move, include_naive: bool) -> Decided | None:
 
 
 RULES = (missing_is_judged_with_the_selection, answers_that_vary_from_run_to_run, accuracy_within_its_envelope, answers_differ_across_cpus,
-         answer_accepted_by_a_release_entry, answer_changed, pass_to_known_across_cpus, worse_is_a_regression,
+         properties_differ_across_cpus, answer_accepted_by_a_release_entry, answer_changed, pass_to_known_across_cpus, worse_is_a_regression,
          better_is_an_improvement)
 
 
