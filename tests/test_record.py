@@ -74,3 +74,25 @@ def test_a_results_file_is_compressed_json_that_every_reader_and_json_load_read(
     assert json.loads(plain.read_text())["records"] == json.load(gzip.open(compressed))["records"]
     assert results_io.read(plain)["records"] == results_io.read(compressed)["records"] == records
     assert len(raw) < plain.stat().st_size / 5
+
+
+def test_a_compressed_file_is_unpacked_within_the_limit_and_in_pieces(tmp_path, monkeypatch):
+    """A gzip bomb is refused once it unpacks past the limit, and a small compressed file costs little memory: the
+    reader never sets the whole limit aside (read(limit) once allocated 512 MB for a file of a few kilobytes)."""
+    import gzip
+    import tracemalloc
+
+    bomb = tmp_path / "bomb.json"
+    bomb.write_bytes(gzip.compress(b" " * (3 * 1024 * 1024)))
+    monkeypatch.setattr(results_io, "MAX_JSON_MB", 2)
+    with pytest.raises(results_io.ResultsError, match="unpacks to over 2 MB"):
+        results_io.read(bomb)
+    monkeypatch.undo()
+    small = write(tmp_path, "small", [record()])
+    tracemalloc.start()
+    try:
+        results_io.read(small)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert peak < 64 * 1024 * 1024, peak

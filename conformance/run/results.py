@@ -95,14 +95,18 @@ GZIP_MAGIC = b"\x1f\x8b"
 def _gunzip(data: bytes, path: Path, what: str) -> bytes:
     """A gzipped file's text, bounded like a plain one (a small file must not unpack into gigabytes)."""
     limit = int(MAX_JSON_MB * 1024 * 1024)
+    parts, size = [], 0
     try:
         with gzip.GzipFile(fileobj=io.BytesIO(data)) as f:
-            out = f.read(limit + 1)
+            # in pieces: read(limit) would set aside the whole limit at once, for a file of a few kilobytes
+            while size <= limit and (part := f.read(1 << 20)):
+                parts.append(part)
+                size += len(part)
     except (OSError, EOFError) as exc:
         raise ResultsError(f"{path}: not a readable gzip file: {exc}") from None
-    if len(out) > limit:
+    if size > limit:
         raise ResultsError(f"{path}: unpacks to over {MAX_JSON_MB} MB, too large for {what}")
-    return out
+    return b"".join(parts)
 
 
 def load_json(path: Path, what: str, nan_allowed: bool = False) -> object:
