@@ -15,6 +15,7 @@ from typing import Any
 import numpy as np
 
 from ..corpus.inputs import Inputs
+from ..model.ops import op as op_spec
 from . import naive
 from .base import Array, Impl, check_supported, exact_signature, needs_grad, quantity_arguments, reduce_with
 
@@ -141,6 +142,12 @@ def jnp_where_log_softmax(x: Array, mask: Array, inputs: Inputs) -> Array:
     return jax.nn.log_softmax(jnp.where(mask, x, -jnp.inf), axis=inputs.axis)
 
 
+def cross_entropy_where(x: Array, labels: Array, inputs: Inputs) -> Array:
+    """optax's masked cross-entropy (optax 0.2.4 on): `where=` keeps the masked classes out of the log-softmax and out
+    of the sum, label mass on them included."""
+    return optax.softmax_cross_entropy(x, labels, axis=inputs.axis, where=jnp.asarray(inputs.mask))
+
+
 
 
 def linear_then_cross_entropy(hidden: Array, weight: Array, bias: Array | None, targets: Array, inputs: Inputs) -> Array:
@@ -178,6 +185,8 @@ def implementations() -> list[Impl]:
         Impl(NAME, "jax.nn.softmax(jnp.where(mask, x, -inf))", "masked_softmax", jnp_where_softmax, key="jnp_where/softmax"),
         Impl(NAME, "jax.nn.log_softmax(jnp.where(mask, x, -inf))", "masked_log_softmax", jnp_where_log_softmax,
              key="jnp_where/log_softmax"),
+        Impl(NAME, "optax.softmax_cross_entropy(x, y, where=mask)", "masked_softmax_cross_entropy", cross_entropy_where,
+             key="optax/softmax_cross_entropy/where"),
         Impl(NAME, "optax.softmax_cross_entropy_with_integer_labels(h @ W.T + b, t)", "linear_cross_entropy", linear_then_cross_entropy,
              key="linear/optax/cross_entropy"),
         *naive.implementations(NAME, NAIVE),
@@ -226,10 +235,18 @@ def _quantities_fn(impl: Impl, inputs, quantities: tuple[str, ...]):
 def _callable(impl: Impl, inputs, quantities: tuple[str, ...], mode: str):
     if mode == "eager":
         return _quantities_fn(impl, inputs, quantities)
-    key = (impl.name, impl.op, inputs.options, inputs.axis, quantities, tuple(a is None for a in inputs.primals.values()))
+    key = (impl.name, impl.op, inputs.options, inputs.axis, quantities, tuple(a is None for a in inputs.primals.values()), _baked(inputs))
     if key not in _compiled:
         _compiled[key] = jax.jit(_quantities_fn(impl, inputs, quantities))
     return _compiled[key]
+
+
+def _baked(inputs: Inputs) -> tuple | None:
+    """What a compiled program holds as a constant, read from `inputs` rather than passed: a masked cross-entropy's mask
+    (its label argument is the dense labels). A program compiled for one mask must not answer for another."""
+    if inputs.mask is None or op_spec(inputs.op).labels == "mask":
+        return None
+    return inputs.mask.shape, inputs.mask.tobytes()
 
 
 def _device(device: str):

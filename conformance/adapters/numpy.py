@@ -79,6 +79,11 @@ def scipy_api(framework: str, xp: ModuleType, special: ModuleType, spelled: str)
     def masked_log_softmax(x, mask, inputs):
         return special.log_softmax(xp.where(mask, x, -xp.inf), axis=inputs.axis)
 
+    def masked_cross_entropy(x, labels, inputs):  # the mask comes beside the labels; masked terms left out of the sum
+        mask = xp.asarray(inputs.mask)
+        log_p = special.log_softmax(xp.where(mask, x, -xp.inf), axis=inputs.axis)
+        return -xp.sum(xp.where(mask, labels * log_p, xp.zeros((), labels.dtype)), axis=inputs.axis)
+
     # (label, op, function, stable key): the keys are the same for both array modules
     doors = ((f"{special_name}.softmax", "softmax", softmax, "scipy/softmax"),
              (f"{special_name}.log_softmax", "log_softmax", log_softmax, "scipy/log_softmax"),
@@ -88,7 +93,9 @@ def scipy_api(framework: str, xp: ModuleType, special: ModuleType, spelled: str)
              (f"{special_name}.logsumexp", "logsumexp", logsumexp, "scipy/logsumexp"),
              (f"{special_name}.softmax({xp_name}.where(mask, x, -inf))", "masked_softmax", masked_softmax, "scipy/where/softmax"),
              (f"{special_name}.log_softmax({xp_name}.where(mask, x, -inf))", "masked_log_softmax", masked_log_softmax,
-              "scipy/where/log_softmax"))
+              "scipy/where/log_softmax"),
+             (f"-sum(where(mask, y * {special_name}.log_softmax({xp_name}.where(mask, x, -inf)), 0))", "masked_softmax_cross_entropy",
+              masked_cross_entropy, "scipy/where/cross_entropy"))
     return [Impl(framework, label, op, fn, key=key) for label, op, fn, key in doors]
 
 

@@ -19,7 +19,8 @@ What the function takes is read from its signature, never emulated:
 - an answer of another shape than the op's contract gives (a mean where per-example losses were expected) is an
   error of the call's contract (ContractError), never taken for the function rejecting an input with no answer;
 - softmax, log_softmax and logsumexp take `f(x)`; the cross entropies `f(logits, labels)` (dense labels, or integer class
-  indices for sparse_softmax_cross_entropy); the masked ops `f(x, mask)`; the fused linear cross-entropy
+  indices for sparse_softmax_cross_entropy); the masked ops `f(x, mask)`, the masked cross-entropy
+  `f(logits, labels, where=mask)` (or `mask=`); the fused linear cross-entropy
   `f(hidden, weight, targets)`, with `bias=` where the case has a bias (a function without a `bias` keyword is
   unsupported there) and the class weights under `class_weight` (or `weight` where the classifier is not so named).
 
@@ -56,6 +57,7 @@ OWN_PROCESS = True  # it takes on its framework's adapter, which may fix things 
 OPTIONS = ("reduction", "label_smoothing", "ignore_index", "weight", "softcap", "z_loss")
 # the keywords a function may take an option under: the case format's name first, then the kernels' own names
 KEYWORDS = {"softcap": ("softcap", "logit_softcap", "soft_cap"), "z_loss": ("z_loss", "lse_square_scale")}
+MASK_KEYWORDS = ("where", "mask")  # a masked cross-entropy's mask, beside its labels: optax's name first
 
 _fn: Callable | None = None
 _spec: dict = {}
@@ -233,18 +235,18 @@ def _parameters() -> dict[str, inspect.Parameter]:
         return {}
 
 
-def _to_array(x: Array, values: Any) -> Array:
-    """Class weights as an array of the function's framework, in the logits' dtype and place."""
+def _to_array(x: Array, values: Any, boolean: bool = False) -> Array:
+    """Class weights (or, `boolean`, a mask) as an array of the function's framework, in the logits' dtype and place."""
     fw = _spec["framework"]
     if fw == "torch":
-        return x.new_tensor(values)
+        return x.new_tensor(values, dtype=_framework().torch.bool) if boolean else x.new_tensor(values)
     if fw == "jax":
-        return _framework().jnp.asarray(values, dtype=x.dtype)
+        return _framework().jnp.asarray(values, dtype=bool if boolean else x.dtype)
     if fw == "tensorflow":
-        return _framework().tf.constant(values, dtype=x.dtype)
+        return _framework().tf.constant(values, dtype=_framework().tf.bool if boolean else x.dtype)
     import numpy as np
 
-    return np.asarray(values, dtype=x.dtype)
+    return np.asarray(values, dtype=bool if boolean else x.dtype)
 
 
 def _forward(*args: Any) -> Array:
@@ -266,6 +268,11 @@ def _forward(*args: Any) -> Array:
             value = _to_array(x, value)
         if value is not None:
             kwargs[keyword] = value
+    if inputs.mask is not None and op_spec(inputs.op).labels != "mask":  # a masked cross-entropy: f(logits, labels, where=mask)
+        keyword = next((k for k in MASK_KEYWORDS if k in params), None)
+        if keyword is None:
+            raise Unsupported(f"{_spec.get('target')} takes no mask keyword ({' or '.join(MASK_KEYWORDS)})")
+        kwargs[keyword] = _to_array(x, inputs.mask, boolean=True)
     if len(primals) == 1:
         return _check_shape(_fn(*((x,) if labels is None else (x, labels)), **kwargs), inputs)
     hidden, weight, bias = primals  # linear_cross_entropy: f(hidden, weight, targets, bias=...)

@@ -51,7 +51,7 @@ class Inputs:
     def given_labels(self) -> np.ndarray | None:
         """The second argument handed to the framework: dense or integer labels, whichever this op takes, or the mask
         of a masked op (None for softmax)."""
-        if self.mask is not None:
+        if op_spec(self.op).labels == "mask":
             return self.mask
         return self.labels if self.labels is not None else self.sparse_labels
 
@@ -84,7 +84,7 @@ def build(case: Case, op: str, dtype: str) -> Inputs:
     out_shape = output_shape(op, logits.shape, axis, case.options.reduction)
     cotangent = _seeded(case.cotangent_for(op), out_shape, dtype)
     mask = case.raw_mask() if op in MASKED_OPS else None
-    if mask is not None:
+    if mask is not None and spec.shaped_like_logits:
         # A masked output is a constant (0, or -inf for log-softmax), so sum(cotangent * output) is finite only with
         # no cotangent on it: the gradient is that of the kept entries, whichever way an implementation masks.
         cotangent = np.where(np.broadcast_to(mask, out_shape), cotangent, np.zeros((), cotangent.dtype))

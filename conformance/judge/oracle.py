@@ -200,9 +200,13 @@ def compute(inp: Inputs, quantity: str) -> Reference:
     if not op_spec(inp.op).logits_given:
         return oracle_linear.compute(inp, quantity, compute)
     logits = inp.logits.astype(LD)
+    kept = None
     if inp.mask is not None:
-        logits = np.where(np.broadcast_to(inp.mask, logits.shape), logits, LD(-np.inf))
-        inp = replace(inp, op=UNMASKED[inp.op])
+        kept = np.broadcast_to(inp.mask, logits.shape)
+        logits = np.where(kept, logits, LD(-np.inf))
+        # a masked cross-entropy leaves the label mass on masked classes out of its sum (as `where=` leaves it out)
+        labels = None if inp.labels is None else np.where(kept, inp.labels, np.zeros((), inp.labels.dtype))
+        inp = replace(inp, op=UNMASKED[inp.op], labels=labels)
     cap = None
     if inp.options.softcap is not None:
         cap = _Cap.of(np.moveaxis(logits, inp.axis, -1), LD(inp.options.softcap))
@@ -219,6 +223,8 @@ def compute(inp: Inputs, quantity: str) -> Reference:
         value, scale, per_class = _cross_entropy(inp, rows, quantity, cap)
         if per_class:
             value, scale = _to_layout(value, inp), _to_layout(scale, inp)
+        if quantity == "grad_labels" and kept is not None:  # a label left out of the sum has no say in it
+            value, scale = np.where(kept, value, LD(0)), np.where(kept, scale, 0.0)
     return Reference(value, np.asarray(scale, dtype=np.float64), _flush(inp, quantity, value.shape))
 
 

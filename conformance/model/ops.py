@@ -29,7 +29,7 @@ class Op:
     labels: str  # one of LABEL_KINDS
     output: str  # one of OUTPUTS
     optional_primals: tuple[str, ...] = ()  # primals a case may leave out (a bias): their gradient is then not asked
-    base: str | None = None  # the op this one is over the kept classes (masked ops), judged by its oracle
+    base: str | None = None  # the op this one is over the kept classes (masked ops), judged by its oracle (`masked`)
     # `ones`, or a seeded generator: the gradient of sum(softmax) is identically zero, so softmax needs another
     default_cotangent: str | dict = "ones"
     logits_given: bool = True  # the case gives logits (else they are computed inside the op: hidden @ weight.T + bias)
@@ -51,7 +51,9 @@ class Op:
 
     @property
     def masked(self) -> bool:
-        return self.labels == "mask"
+        """Over the classes a mask keeps: the mask is the op's label argument, or (a masked cross-entropy) comes
+        beside its dense labels, read from the inputs by the door."""
+        return self.base is not None
 
     @property
     def loss(self) -> bool:
@@ -85,6 +87,9 @@ TABLE: dict[str, Op] = {op.name: op for op in (
     Op("sparse_softmax_cross_entropy", _LOGITS, "sparse", "loss"),
     Op("masked_softmax", _LOGITS, "mask", "probabilities", base="softmax", default_cotangent=SEEDED_COTANGENT),
     Op("masked_log_softmax", _LOGITS, "mask", "log_probabilities", base="log_softmax"),
+    # The cross-entropy over the classes a mask keeps (a loss's `where=` argument): -sum over kept classes of y log p, p the
+    # softmax of the kept logits; label mass on a masked class is left out, as `where=` leaves it out of the sum.
+    Op("masked_softmax_cross_entropy", _LOGITS, "dense", "loss", base="softmax_cross_entropy"),
     # The fused classifier and loss of LLM heads: the [tokens, vocabulary] logits hidden @ weight.T + bias are part of
     # the op (never rounded by the oracle), and the class axis is the last.
     Op("linear_cross_entropy", ("hidden", "weight", "bias"), "targets", "loss", optional_primals=("bias",),

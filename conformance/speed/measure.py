@@ -153,8 +153,10 @@ def bytes_moved(op: str, passes: str, shape: tuple[int, int], dtype: str, label_
                 "2·(N·D + C·D)·s + N·l + s" if backward else "(N·D + C·D)·s + N·l + s")
     if not op_spec(op).loss and not op_spec(op).masked:
         return 2 * n * c * s, "2·N·C·s"
-    if op in MASKED_OPS:  # the mask is one byte a class
+    if op in MASKED_OPS and not op_spec(op).loss:  # the mask is one byte a class
         return 2 * n * c * s + n * c, "2·N·C·s + N·C"
+    if op in MASKED_OPS:  # dense labels and a mask
+        return ((3 if backward else 2) * n * c + 1) * s + n * c, ("3·N·C·s + s + N·C" if backward else "2·N·C·s + s + N·C")
     if op_spec(op).labels == "dense":
         return ((3 if backward else 2) * n * c + 1) * s, ("3·N·C·s + s" if backward else "2·N·C·s + s")
     return ((2 if backward else 1) * n * c + 1) * s + n * label_bytes, ("2·N·C·s + N·l + s" if backward else "N·C·s + N·l + s")
