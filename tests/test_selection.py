@@ -6,7 +6,10 @@ from __future__ import annotations
 from results_factory import record
 
 from conformance.adapters.base import Impl
+from conformance.corpus import bundled
+from conformance.corpus.cases import load
 from conformance.gate import records as gate
+from conformance.model.names import OPS
 from conformance.model.selection import impl_matches, left_out_by, matches
 from conformance.run.runner import Selection
 
@@ -33,3 +36,10 @@ def test_a_name_with_glob_characters_matches_itself_first():
     assert matches("suite/a[1]*?", ["suite/a[1]*?"]) and matches("suite/a1xy", ["suite/a[1]*?"])  # itself, and as a glob
     assert not matches("suite/a[1]", ["suite/a[2]"])
     assert impl_matches("fw/key", "f(x)[t]", ["f(x)[t]"]) and impl_matches("fw/key", "label", ["fw/*"])
+
+
+def test_the_quick_selection_covers_every_op():
+    """`run --quick` is the first answer from every framework, op and mode: each op has a case in it."""
+    quick = [c for c in load([bundled.cases_dir()]) if matches(c.full_id, bundled.QUICK_CASES)]
+    assert {op for c in quick for op in c.ops} == set(OPS)
+    assert all(any(matches(c.full_id, [glob]) for c in quick) for glob in bundled.QUICK_CASES)  # no glob matches nothing

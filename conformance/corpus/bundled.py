@@ -61,6 +61,7 @@ def is_bundled_case_file(path: str | Path) -> bool:
 # label (invalid input), a mean's gradient, and the fused linear cross-entropy on a batch smaller than a chunk.
 QUICK_CASES = ("published-values/*", "extreme-logits/huge-positive-row", "extreme-logits/wide-gap-correct-class",
                "masked-softmax/partial-mask", "masked-softmax/fully-masked-row", "invalid-input/nan-logit",
-               "invalid-input/negative-label", "gradients/mean-reduction-gradient", "linear-cross-entropy/batch-smaller-than-a-chunk")
+               "invalid-input/negative-label", "gradients/mean-reduction-gradient", "linear-cross-entropy/batch-smaller-than-a-chunk",
+               "logsumexp/published-arange-10", "masked-cross-entropy/attention-like-rows")  # every op (tests/test_selection.py)
 QUICK_DTYPES = ("float32",)
 QUICK_QUANTITIES = ("value", "grad_logits", "grad_hidden", "grad_weight")  # the value and the first derivatives of every op
