@@ -424,7 +424,8 @@ def _check_mask(case: Case, shape: tuple[int, ...], path: Path) -> None:
             raise CaseFileError(path, case.id, "mask", f"{masked[0]} needs a mask (true where the class takes part)")
         return
     if len(masked) != len(case.ops):
-        raise CaseFileError(path, case.id, "mask", f"applies to {' and '.join(MASKED_OPS)} only, not {next(op for op in case.ops if op not in MASKED_OPS)}")
+        other = next(op for op in case.ops if op not in MASKED_OPS)
+        raise CaseFileError(path, case.id, "mask", f"applies to {', '.join(MASKED_OPS[:-1])} and {MASKED_OPS[-1]} only, not {other}")
     mask_shape = array_shape(case.mask)
     try:
         if np.broadcast_shapes(mask_shape, shape) != shape:
