@@ -6,7 +6,8 @@ sent, and in whichever process the call runs), exit (os._exit), segv, sigkill; o
 enospc (a full disk under the framework's cache), exit-after-first-record (the process dies between two records of one
 call); exit-on-dense-labels (os._exit on every dense cross-entropy); damage (a dense cross-entropy answers rightly but
 leaves the process damaged, and a later sparse cross-entropy in that process dies: heap corruption met at a later
-call);
+call); damage-between (the run's first dense cross-entropy leaves the process damaged, and it dies with SIGABRT between
+two calls, in the harness, as Paddle's heap corruption once killed a worker);
 or a planted numerical bug: unshifted (softmax as exp(x)/sum(exp(x)) under
 the fused function's name). Otherwise it computes what the NumPy adapter computes.
 """
@@ -17,6 +18,7 @@ import dataclasses
 import errno
 import os
 import signal
+import tempfile
 import time
 from pathlib import Path
 
@@ -61,6 +63,8 @@ def _unshifted_softmax(x, labels, inputs):
 
 
 def implementations():
+    if _fault() == "damage-between" and _damaged:  # asked between calls (each unit asks): no call is running
+        os.kill(os.getpid(), signal.SIGABRT)
     impls = [dataclasses.replace(i, framework=NAME) for i in numpy_adapter.implementations() if not i.naive]
     if _fault() == "unshifted":
         impls = [dataclasses.replace(i, forward=_unshifted_softmax) if i.op == "softmax" else i for i in impls]
@@ -74,6 +78,11 @@ def evaluate(impl, inputs, quantities, mode: str, device: str) -> dict:
     if fault == "exit-on-dense-labels" and inputs.op == "softmax_cross_entropy":  # one case dies, in every worker
         os._exit(7)
     if fault == "damage" and inputs.op == "softmax_cross_entropy":
+        _damaged = True
+    # once a run (the marker is the run's parent process's): a fresh worker is not damaged again
+    marker = Path(tempfile.gettempdir()) / f"conformance-fault-damage-between-{os.getppid()}"
+    if fault == "damage-between" and inputs.op == "softmax_cross_entropy" and not marker.exists():
+        marker.touch()
         _damaged = True
     if inputs.op == "sparse_softmax_cross_entropy" and (fault == "exit" or (fault == "damage" and _damaged)):
         os._exit(7)

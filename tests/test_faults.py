@@ -114,6 +114,19 @@ def test_a_crash_that_an_earlier_call_caused_is_not_the_later_calls_finding(tmp_
     assert "run again first in a new worker" in res.stderr and "Traceback" not in res.stderr
 
 
+def test_a_process_that_dies_between_two_calls_goes_on_in_a_new_worker(tmp_path):
+    """A process damaged by an earlier call (a kernel that wrote past its buffer and answered) may die between two
+    calls, where no call is running: the case it was on goes on in a new worker, its calls already made skipped, and the
+    run completes with every call answered (before, the shard was lost and the run incomplete)."""
+    res, _ = _run(tmp_path, "damage-between", "--jobs", "1")
+    assert res.returncode == 0, res.stderr
+    doc = load_results(tmp_path / "out" / "results.json")
+    assert doc["complete"] is True and not [r for r in doc["records"] if r["status"] == "error"]
+    assert "between calls of case" in res.stderr
+    keys = [(r["case"], r["op"], r["quantity"], r["dtype"], r["impl_id"], r["mode"]) for r in doc["records"]]
+    assert len(keys) == len(set(keys))  # no call made twice
+
+
 def test_a_process_that_dies_between_two_records_of_one_call_makes_no_record_twice(tmp_path):
     """The first record of a call arrives, then the process dies (Paddle's nll_loss: its value judged, then glibc's
     heap check aborting): the crash answers only the quantities still unanswered, so every record is made once and the

@@ -376,6 +376,7 @@ class _Pool:
         self.answered: dict[str, set[str]] = {}  # shard -> the quantities of its last call whose records arrived
         self.resumed: list[Shard] = []  # what the pool starts for the rest of a shard whose worker died
         self.retried: set[tuple] = set()  # the calls a worker died in, run again first in a new worker
+        self.died_between: set[str] = set()  # the cases a worker died in between two calls, gone on in a new worker
         self.running: dict[str, tuple[mp.Process, Connection]] = {}
         self.seen: dict[str, float] = {}
         self.outcome = Outcome()
@@ -392,13 +393,15 @@ class _Pool:
         self.outcome.timing[shard.name] = {"framework": shard.framework, "mode": shard.mode, "dtypes": list(shard.dtypes),
                                            "devices": list(shard.devices), "spawned": spawned}
 
-    def stop(self, name: str, why: str, resume: bool = False, hung: bool = False) -> None:
+    def stop(self, name: str, why: str, resume: bool = False, hung: bool = False, died: bool = False) -> None:
         """The worker stopped. Where it died or hung inside a framework call (a signal, an abort, an exit, or no answer
         within the timeout: `resume`, `hung`), that call gets `error` records naming the cause for the quantities not
         yet answered, and a new worker takes the rest of the shard, the calls already made skipped: a crash or a hang
         is a finding, and the run completes. Otherwise (stuck or crashed outside a call, an interrupt) the shard is
         lost; with `resume`, the cases it had not begun go to a new worker (once), so a worker that dies costs at most
-        the case it was on."""
+        the case it was on. A process that `died` (a signal, an exit) between two calls is the damage an earlier call
+        left (a kernel that wrote past its buffer): the case it was on goes on in a new worker, its calls already made
+        skipped, and is lost only if a worker dies between its calls again."""
         proc, conn = self.running.pop(name)
         if proc.is_alive():
             proc.kill()
@@ -428,6 +431,12 @@ class _Pool:
                 self.on_event(RecordMade(record))
             self._resume(shard, (crashed.record["case"], *rest), tuple(c.call for c in calls))
             self.on_event(Lost(name, f"{why} during {_call_words(crashed)}: recorded as that call's error; the rest goes on in a new worker",
+                               resumed=True))
+            return
+        if died and not hung and begun and self.cases and begun[-1] not in self.died_between:
+            self.died_between.add(begun[-1])
+            self._resume(shard, (begun[-1], *rest), tuple(c.call for c in calls))
+            self.on_event(Lost(name, f"{why} between calls of case {begun[-1]}: its calls not yet made go on in a new worker",
                                resumed=True))
             return
         if begun:
@@ -487,7 +496,7 @@ class _Pool:
             except (EOFError, OSError):  # gone without saying done: a native crash, os._exit, killed
                 proc = self.running[name][0]
                 proc.join(timeout=10)
-                self.stop(name, _exit_cause(proc.exitcode), resume=True)
+                self.stop(name, _exit_cause(proc.exitcode), resume=True, died=True)
                 continue
             self.seen[name] = time.monotonic()
             self.receive(name, msg)
