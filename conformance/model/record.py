@@ -13,6 +13,7 @@ from __future__ import annotations
 import dataclasses
 import types
 import typing
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
@@ -169,6 +170,11 @@ def property_level(found: dict | None) -> str | None:
     if not isinstance(found, dict):
         return None
     return "bitwise" if found.get("bitwise") else "within tolerance" if found.get("within_tolerance") else "neither"
+
+
+def weakest(levels: Iterable[str]) -> str:
+    """The weakest of these property levels (PROPERTY_LEVELS: neither < within tolerance < bitwise)."""
+    return min(levels, key=PROPERTY_LEVELS.index)
 
 
 def message(record: Record) -> str:

@@ -11,7 +11,7 @@ from collections import defaultdict
 from dataclasses import dataclass, field
 
 from ..model.names import PROPERTIES
-from ..model.record import PROPERTY_LEVELS, property_level
+from ..model.record import property_level, weakest
 from ..model.status import Status
 from .findings import silent
 
@@ -42,8 +42,7 @@ class Choice:
 
     def hold(self, name: str, level: str | None) -> None:
         if level is not None:
-            now = self.properties.get(name)
-            self.properties[name] = level if now is None else min(now, level, key=PROPERTY_LEVELS.index)
+            self.properties[name] = weakest([level, self.properties.get(name, level)])
 
     @property
     def properties_text(self) -> str:

@@ -7,14 +7,10 @@ from __future__ import annotations
 from collections import defaultdict
 
 from ..model.names import PROPERTIES
-from ..model.record import PROPERTY_LEVELS, Record, property_level
+from ..model.record import PROPERTY_LEVELS, Record, property_level, weakest
 from .markdown import table
 
 HEADER = ["framework", "implementation", "op", "dtype", "mode", "device", "batch invariance", "determinism", "what differed"]
-
-
-def weakest(levels: list[str]) -> str:
-    return min(levels, key=PROPERTY_LEVELS.index)
 
 
 def rows(records: list[Record]) -> list[list[str]]:

@@ -135,6 +135,10 @@ def probe(evaluate: Callable[[Inputs], dict], inputs: Inputs, outs: dict, refs: 
     if not answered:
         return {}
     found: dict[str, dict[str, _Comparison]] = {q: {} for q in answered}
+    # each quantity's full answer, tolerance and reference: the same for every derived call
+    against = {q: (np.asarray(outs[q]), np.broadcast_to(tolerance_of(refs[q], q, inputs.dtype, inputs.classes, accumulates_in),
+                                                        np.shape(refs[q].value)), np.asarray(refs[q].value, dtype=np.float64))
+               for q in answered}
 
     def compare(prop: str, name: str, derived: dict | BaseException, at: int | None) -> None:
         """The derived call's row `at` against the full call's probed row; `at` None: the whole answer against the
@@ -145,10 +149,7 @@ def probe(evaluate: Callable[[Inputs], dict], inputs: Inputs, outs: dict, refs: 
             if isinstance(got, BaseException) or got is None:
                 comparison.failed(name, got if isinstance(got, BaseException) else RuntimeError(f"no {q}"))
                 continue
-            ref = refs[q]
-            tol = np.broadcast_to(tolerance_of(ref, q, inputs.dtype, inputs.classes, accumulates_in), np.shape(ref.value))
-            reference = np.asarray(ref.value, dtype=np.float64)
-            full = np.asarray(outs[q])
+            full, tol, reference = against[q]
             if at is None:
                 comparison.add(name, np.asarray(got), full, tol, reference, inputs.dtype)
             else:
