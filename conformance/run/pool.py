@@ -433,7 +433,7 @@ class _Pool:
             self.on_event(Lost(name, f"{why} during {_call_words(crashed)}: recorded as that call's error; the rest goes on in a new worker",
                                resumed=True))
             return
-        if died and not hung and begun and self.cases and begun[-1] not in self.died_between:
+        if died and begun and self.cases and begun[-1] not in self.died_between:
             self.died_between.add(begun[-1])
             self._resume(shard, (begun[-1], *rest), tuple(c.call for c in calls))
             self.on_event(Lost(name, f"{why} between calls of case {begun[-1]}: its calls not yet made go on in a new worker",
