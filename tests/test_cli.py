@@ -214,6 +214,7 @@ def test_list_reuses_a_description_while_what_it_depends_on_is_the_same(tmp_path
     from conformance.adapters.catalogue import describe_all
 
     monkeypatch.delenv("KERAS_BACKEND", raising=False)
+    monkeypatch.setattr("conformance.adapters.catalogue._accelerator_possible", lambda: True)  # a GPU machine: imported or kept
     (first,) = describe_all(["numpy"], cache=tmp_path)
     kept = tmp_path / "numpy.json"
     doc = json.loads(kept.read_text())
@@ -228,6 +229,38 @@ def test_list_reuses_a_description_while_what_it_depends_on_is_the_same(tmp_path
     kept.write_text("{not json")
     (damaged,) = describe_all(["numpy"], cache=tmp_path)
     assert damaged.version == first.version and json.loads(kept.read_text())["description"]["version"] == first.version
+
+
+def test_list_reads_a_framework_without_importing_it_where_that_says_the_same(monkeypatch):
+    """Where no GPU can be, `list` describes a framework from its adapter and the package metadata: the same
+    implementations and devices as importing it in a process of its own, and none of the frameworks imported. Where a
+    GPU may be, or where an adapter's implementations need its framework, the framework is asked."""
+    import subprocess
+    import sys
+
+    from conformance.adapters import catalogue
+
+    monkeypatch.setattr(catalogue, "_accelerator_possible", lambda: False)
+    light, (asked,) = catalogue.described_without_import("numpy"), catalogue.describe_all(["numpy"], imported=True)
+    assert light is not None and light.implementations == asked.implementations and light.devices == asked.devices == ("cpu",)
+    assert "numpy " in light.version and "scipy " in light.version
+    monkeypatch.setattr("conformance.adapters.numpy.implementations", lambda: 1 / 0)  # needs what only a load sets
+    assert catalogue.described_without_import("numpy") is None
+    monkeypatch.setattr(catalogue, "_accelerator_possible", lambda: True)
+    assert catalogue.described_without_import("torch") is None
+    if sys.platform.startswith("linux") and not _gpu_files():  # the CLI itself, on a machine like CI's
+        probe = ("import sys\nfrom conformance.app.main import main\nmain(['list'])\n"
+                 "print('HEAVY', sorted(m for m in ('torch', 'jax', 'tensorflow', 'paddle', 'mlx', 'tinygrad', 'onnxruntime', 'keras') "
+                 "if m in sys.modules), file=sys.stderr)\n")
+        res = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=120)
+        assert res.stderr.strip().splitlines()[-1] == "HEAVY []", res.stderr[-500:]
+        assert "numpy/scipy/softmax" in res.stdout
+
+
+def _gpu_files() -> bool:
+    from pathlib import Path
+
+    return any(Path("/dev").glob("nvidia[0-9]*")) or Path("/dev/kfd").exists() or Path("/dev/dxg").exists()
 
 
 def test_list_of_an_unknown_framework_is_one_line_and_exit_2(capsys):

@@ -1,7 +1,9 @@
 """What each registered framework offers, for `conformance list`: its version, devices and every implementation,
-grouped by op. Each framework is described by a process of its own (spawned): a framework fixes things per process
-(a backend chosen at import, thread pools), so describing one in the process of another could describe the wrong
-thing."""
+grouped by op. Where nothing in the description needs the framework itself (no GPU can be on this machine, and the
+adapter's implementations are data), it is read from the adapter module and the package metadata without importing
+the framework: a framework's import is seconds (TensorFlow's 8 s), ten of them half a minute. Otherwise each framework
+is described by a process of its own (spawned): a framework fixes things per process (a backend chosen at import,
+thread pools), so describing one in the process of another could describe the wrong thing."""
 
 from __future__ import annotations
 
@@ -40,11 +42,44 @@ def describe(name: str) -> Description:
         adapter = load_adapter(name)
     except FrameworkAbsent as exc:
         return Description(name, absent=str(exc))
-    impls = adapter.implementations()
-    by_op = {op: [(i.id, i.name + (f"  [{', '.join(i.devices)} only]" if i.devices else ""), tuple(sorted(i.options)))
-                  for i in sorted((i for i in impls if i.op == op), key=lambda i: i.naive)]
-             for op in OPS if any(i.op == op for i in impls)}
-    return Description(name, version=adapter.version(), devices=tuple(adapter.devices()), implementations=by_op)
+    return Description(name, version=adapter.version(), devices=tuple(adapter.devices()), implementations=_by_op(adapter.implementations()))
+
+
+def _accelerator_possible() -> bool:
+    """Whether a framework here could see a GPU, answered without importing one. On Linux every GPU our adapters use
+    shows as a device file (NVIDIA's driver, ROCm's kfd, WSL's dxg); elsewhere (macOS' Metal, Windows' drivers) that
+    cannot be told so cheaply, so the answer is yes."""
+    if not sys.platform.startswith("linux"):
+        return True
+    dev = Path("/dev")
+    return Path("/proc/driver/nvidia/gpus").is_dir() or any(dev.glob("nvidia[0-9]*")) or (dev / "kfd").exists() or (dev / "dxg").exists()
+
+
+def described_without_import(name: str) -> Description | None:
+    """A framework's description from its adapter module and the installed packages' metadata alone, or None where
+    that could be wrong: a GPU may be here (only the framework can say whether it sees it), or the adapter's
+    implementations() needs its framework loaded (it raises here, the framework's globals being unset). The version
+    is each declared distribution's (PACKAGES). What it cannot tell is an install that fails to import: `run` says so
+    before any worker starts, and `list --fresh` imports every framework."""
+    if _accelerator_possible():
+        return None
+    missing = missing_packages(name)
+    if missing:
+        return Description(name, absent=absent_message(name, missing))
+    adapter = importlib.import_module(registered()[name])
+    try:
+        impls = adapter.implementations()
+    except Exception:  # noqa: BLE001 - an adapter whose implementations depend on its framework: described by import
+        return None
+    versions = package_versions(adapter)
+    version = ", ".join(f"{dist} {v}" for dist, v in versions.items()) or "version unknown"
+    return Description(name, version=version, devices=("cpu",), implementations=_by_op(impls))
+
+
+def _by_op(impls: list) -> dict[str, list[tuple[str, str, tuple[str, ...]]]]:
+    return {op: [(i.id, i.name + (f"  [{', '.join(i.devices)} only]" if i.devices else ""), tuple(sorted(i.options)))
+                 for i in sorted((i for i in impls if i.op == op), key=lambda i: i.naive)]
+            for op in OPS if any(i.op == op for i in impls)}
 
 
 def _quiet() -> None:
@@ -105,13 +140,15 @@ def _keep(folder: Path, key: str | None, d: Description) -> None:
         pass
 
 
-def describe_all(names: Iterable[str] | None = None, cache: Path | None = None) -> Iterator[Description]:
-    """Every registered framework (or `names`), in registration order. Each is described in a fresh process of its own
-    (as many at once as there are cores: most of the time is each framework's import), unless `cache` holds its
-    description for the same adapter, packages and devices (description_key)."""
+def describe_all(names: Iterable[str] | None = None, cache: Path | None = None, imported: bool = False) -> Iterator[Description]:
+    """Every registered framework (or `names`), in registration order: read without importing the framework where that
+    is certain to say the same (described_without_import; never with `imported`), else from `cache` where it holds a
+    description for the same adapter, packages and devices (description_key), else in a fresh process of its own (as
+    many at once as there are cores: most of the time is each framework's import)."""
     names = list(registered() if names is None else names)
-    keys = {n: description_key(n) if cache else None for n in names}
-    found = {n: d for n in names if cache and (d := _cached(cache, n, keys[n])) is not None}
+    found = {n: d for n in names if not imported and (d := described_without_import(n)) is not None}
+    keys = {n: description_key(n) if cache else None for n in names if n not in found}
+    found |= {n: d for n in keys if cache and (d := _cached(cache, n, keys[n])) is not None}
     missing = [n for n in names if n not in found]
     if not missing:
         yield from (found[n] for n in names)

@@ -194,7 +194,7 @@ def cmd_timing(args: argparse.Namespace) -> int:
 
 def cmd_list(args: argparse.Namespace) -> int:
     names = _named_or_offered(tuple(args.frameworks) or None)
-    for d in describe_all(names, cache=None if args.fresh else default_compile_cache() / "descriptions"):
+    for d in describe_all(names, cache=None if args.fresh else default_compile_cache() / "descriptions", imported=args.fresh):
         print(_listing(d), flush=True)
     return 0
 

@@ -281,6 +281,7 @@ def _add_small_commands(sub) -> None:
     lst = sub.add_parser("list", help="frameworks, implementations, versions and devices found")
     lst.add_argument("frameworks", nargs="*", help="only these (default: every registered framework; a GPU-only one where a GPU is visible)")
     lst.add_argument("--fresh", action="store_true",
-                     help="describe every framework afresh (default: a description is kept in the cache folder and reused while "
-                          "the adapter, the framework's packages and the visible devices are the same)")
+                     help="import every framework now and ask it (default: on a machine where no GPU can be, the description is read "
+                          "from the adapter and the package metadata without importing; elsewhere one is kept in the cache folder "
+                          "and reused while the adapter, the framework's packages and the visible devices are the same)")
     lst.set_defaults(func="cmd_list")
