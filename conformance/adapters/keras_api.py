@@ -1,7 +1,11 @@
 """The public Keras 3 calls under test, written once for every backend: `keras.ops.*` and `keras.losses.*` take and
 return the backend's own tensors, so the TensorFlow, JAX and PyTorch adapters each list these with their own
 framework name and run them through their own autodiff and compiler. Which backend a process runs is fixed by
-KERAS_BACKEND before the first `import keras`, hence one worker (one framework name) per backend."""
+KERAS_BACKEND before the first `import keras`, hence one worker (one framework name) per backend.
+
+Under TensorFlow 2.15 and before, `import keras` is Keras 2 (tf.keras), which runs on TensorFlow alone: its losses and
+Softmax layer are the same public calls and run as they are (what TensorFlow's switch to Keras 3 in 2.16 changed for
+tf.keras users is then a release pair of `conformance history`); `keras.ops` is Keras 3's and is unsupported there."""
 
 from __future__ import annotations
 
@@ -12,7 +16,7 @@ from typing import Any
 
 from ..corpus.generators import MAX_RANK
 from ..corpus.inputs import Inputs
-from .base import Array, Impl
+from .base import Array, Impl, Unsupported
 
 # Keras calls are one public API run by several frameworks' kernels: the report compares them across backends
 # (adapters.shared_doors, report/cross_backend.py). Every adapter with Keras doors declares it.
@@ -31,7 +35,7 @@ def load(backend: str) -> None:
     os.environ["KERAS_BACKEND"] = backend
     import keras as _keras
 
-    if _keras.backend.backend() != backend:
+    if _keras.backend.backend() != backend:  # Keras 2 answers "tensorflow" too
         raise ImportError(f"keras runs on {_keras.backend.backend()} in this process (KERAS_BACKEND), not {backend}")
     keras = _keras
     # Built here, as a model builds its layers before it runs: torch.compile(fullgraph=True) cannot trace a layer's
@@ -51,34 +55,55 @@ def on_backend(name: str, backend: str, runner: ModuleType) -> tuple[Callable, C
         return f"keras {keras.__version__} on {backend} {getattr(runner, backend).__version__}"  # the runner's module global
 
     def flags() -> dict:
-        return {**runner.flags(), "keras.config.floatx": keras.config.floatx()}
+        return {**runner.flags(), "keras.config.floatx": floatx()}
 
     return load_both, version, flags, lambda: implementations(name)
 
 
+def is_keras_2() -> bool:
+    return int(keras.__version__.split(".")[0]) < 3
+
+
+def floatx() -> str:
+    """The default float type Keras makes its losses in (keras.config in Keras 3, keras.backend in Keras 2)."""
+    return keras.backend.floatx() if is_keras_2() else keras.config.floatx()
+
+
+def _ops() -> Any:
+    if is_keras_2():
+        raise Unsupported(f"keras.ops is Keras 3's; keras {keras.__version__} (TensorFlow 2.15 and before) has none")
+    return keras.ops
+
+
 def _classes_last(x, axis: int):
     """The sparse losses only take the last axis: a layout move, not an emulation."""
-    return x if axis == len(x.shape) - 1 else keras.ops.moveaxis(x, axis, -1)
+    if axis == len(x.shape) - 1:
+        return x
+    if is_keras_2():  # Keras 2 runs on TensorFlow alone, and has no moveaxis of its own
+        import tensorflow as tf
+
+        return tf.experimental.numpy.moveaxis(x, axis, -1)
+    return keras.ops.moveaxis(x, axis, -1)
 
 
 def ops_softmax(x: Array, labels: Array | None, inputs: Inputs) -> Array:
-    return keras.ops.softmax(x, axis=inputs.axis)
+    return _ops().softmax(x, axis=inputs.axis)
 
 
 def ops_log_softmax(x: Array, labels: Array | None, inputs: Inputs) -> Array:
-    return keras.ops.log_softmax(x, axis=inputs.axis)
+    return _ops().log_softmax(x, axis=inputs.axis)
 
 
 def ops_logsumexp(x: Array, labels: Array | None, inputs: Inputs) -> Array:
-    return keras.ops.logsumexp(x, axis=inputs.axis)
+    return _ops().logsumexp(x, axis=inputs.axis)
 
 
 def ops_cross_entropy(x: Array, labels: Array | None, inputs: Inputs) -> Array:
-    return keras.ops.categorical_crossentropy(labels, x, from_logits=True, axis=inputs.axis)
+    return _ops().categorical_crossentropy(labels, x, from_logits=True, axis=inputs.axis)
 
 
 def ops_sparse_cross_entropy(x: Array, labels: Array | None, inputs: Inputs) -> Array:
-    return keras.ops.sparse_categorical_crossentropy(labels, _classes_last(x, inputs.axis), from_logits=True)
+    return _ops().sparse_categorical_crossentropy(labels, _classes_last(x, inputs.axis), from_logits=True)
 
 
 def loss_cross_entropy(x: Array, labels: Array | None, inputs: Inputs) -> Array:
@@ -103,6 +128,7 @@ def layer_softmax_mask(x: Array, mask: Array, inputs: Inputs) -> Array:
 
 def ops_linear_cross_entropy(hidden: Array, weight: Array, bias: Array | None, targets: Array, inputs: Inputs) -> Array:
     """An LLM head in Keras: keras.ops.matmul(h, W.T) (+ b), then the integer-label or dense cross-entropy from logits."""
+    _ops()
     logits = keras.ops.matmul(hidden, keras.ops.transpose(weight))
     logits = logits if bias is None else logits + bias
     if "int" in str(keras.backend.standardize_dtype(targets.dtype)):

@@ -1,5 +1,6 @@
 """TensorFlow: tf.nn softmax, log_softmax and the two fused cross-entropies, and Keras 3's
-CategoricalCrossentropy / SparseCategoricalCrossentropy with from_logits=True (on the TensorFlow backend).
+CategoricalCrossentropy / SparseCategoricalCrossentropy with from_logits=True (on the TensorFlow backend; Keras 2's,
+tf.keras, under TensorFlow 2.15 and before).
 
 Gradients come from tf.GradientTape (nested tapes for hvp). Compiled mode is tf.function(jit_compile=True),
 i.e. XLA. Keras losses are called as users call them, with their default dtype, which is floatx
@@ -95,7 +96,7 @@ def flags() -> dict:
             "TF_ENABLE_ONEDNN_OPTS": os.environ.get("TF_ENABLE_ONEDNN_OPTS"),
             "TF_DETERMINISTIC_OPS": os.environ.get("TF_DETERMINISTIC_OPS"),
             "tf.config.experimental.tensor_float_32_execution": tf.config.experimental.tensor_float_32_execution_enabled(),
-            "keras.config.floatx": keras.config.floatx()}
+            "keras.config.floatx": keras_api.floatx()}
 
 
 def _classes_last(x, axis: int):
