@@ -43,3 +43,35 @@ def test_the_quick_selection_covers_every_op():
     quick = [c for c in load([bundled.cases_dir()]) if matches(c.full_id, bundled.QUICK_CASES)]
     assert {op for c in quick for op in c.ops} == set(OPS)
     assert all(any(matches(c.full_id, [glob]) for c in quick) for glob in bundled.QUICK_CASES)  # no glob matches nothing
+
+
+def test_the_quick_selection_leaves_the_naive_formulas_out_and_says_so():
+    """`run --quick` runs the frameworks' own functions: a naive formula is not run, the recorded selection says so, and
+    the gate reads a baseline's naive record as narrowed out, not missing; an entry that may explain a naive formula is
+    not judged stale by such a run (the full run still has them, and --include-naive brings them back)."""
+    from conformance.app.cli import run_request
+    from conformance.app.parser import build_parser
+    from conformance.judge.known import Entry
+
+    args = build_parser().parse_args(["run", "--quick", "--frameworks", "numpy"])
+    sel = run_request(args).selection
+    own = Impl(framework="numpy", op="softmax", name="scipy.special.softmax", key="scipy/softmax", forward=lambda *a: None)
+    formula = Impl(framework="numpy", op="softmax", name="np.exp(x) / sum", key="naive/softmax", forward=lambda *a: None, naive=True)
+    assert sel.wants_impl(own) and not sel.wants_impl(formula) and sel.to_json()["naive"] is False
+    assert run_request(build_parser().parse_args(["run", "--quick", "--frameworks", "numpy", "--include-naive"])).selection.wants_impl(formula)
+    assert run_request(build_parser().parse_args(["run", "--frameworks", "numpy"])).selection.to_json()["naive"] is True
+    recorded = sel.to_json()
+    where = {"framework": "numpy", "case": "published-values/softmax-four-logits", "dtype": "float32"}
+    naive_record = record(impl="np.exp(x) / sum", impl_id="numpy/naive/softmax", naive=True, **where)
+    assert left_out_by(recorded, naive_record) == "--quick (the naive formulas left out)"
+    assert left_out_by(recorded, record(impl="scipy.special.softmax", impl_id="numpy/scipy/softmax", **where)) is None
+    assert left_out_by({"impls": []}, naive_record) is None  # a selection recorded before the field: every formula ran
+
+    def entry(impl: list[str] | None) -> Entry:
+        match = {"framework": ["numpy"], "case": ["suite/a"], **({"impl": impl} if impl else {})}
+        return Entry(id="e", kind="bug", reason="r", link="https://example.org", match=match)
+
+    for impl, covered in ((["numpy/scipy/softmax"], True), (["numpy/naive/softmax"], False), (["numpy/*"], False), (None, False)):
+        without = {"frameworks": ["numpy"], "naive": False}  # narrowed by nothing else
+        assert entry(impl).covered_by(without, {"suite/a"}, {"suite/a"}) is covered, impl
+        assert entry(impl).covered_by({**without, "naive": True}, {"suite/a"}, {"suite/a"}) is True, impl

@@ -105,8 +105,9 @@ def _add_run(sub) -> None:
     run.add_argument("--dtypes", type=_csv(DTYPES, "dtype"), default=None, help="comma-separated (default: every dtype; --quick: float32)")
     run.add_argument("--quick", action="store_true",
                      help="a first answer in about two minutes: every installed framework, op and mode on a few cases of each kind "
-                          "(published values, extreme logits, masks, invalid input, a mean's gradient), float32 and value and "
-                          "grad_logits only (docs/performance.md has the time)")
+                          "(published values, extreme logits, masks, invalid input, a mean's gradient), float32, the value and first "
+                          "derivatives, the frameworks' own functions (the naive formulas only with --include-naive); "
+                          "docs/performance.md has the time")
     run.add_argument("--devices", type=_csv(DEVICES, "device"), default=None,
                      help="default: cpu and, where a framework sees one, gpu (skipped and said so where not); named, a device a "
                           "framework with a GPU path cannot use is an error (the run exits 3 saying why)")

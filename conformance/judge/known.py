@@ -107,6 +107,12 @@ class Entry:
             return f"error {ratio:.3g}x its tolerance (the entry covers up to {self.max_tol_ratio:g}x)"
         return None
 
+    def _names_no_naive_formula(self) -> bool:
+        """Whether every implementation the entry names is one of the frameworks' own: it lists them, by stable id
+        (a naive formula's is `<framework>/naive/...`), and none is a glob that could reach a naive one."""
+        patterns = self.match.get("impl") or []
+        return bool(patterns) and not any("naive" in p or set(p) & set("*?[") for p in patterns)
+
     def covered_by(self, selection: dict, ran_cases: set[str], corpus_cases: set[str]) -> bool:
         """The run exercised all of this entry: its frameworks, every corpus case, op, quantity, dtype and mode it names."""
         for key, chosen in (("framework", selection.get("frameworks")), ("dtype", selection.get("dtypes")),
@@ -119,6 +125,8 @@ class Entry:
                 return False
         if selection.get("impls"):
             return False  # a run narrowed to some implementations cannot speak for an entry's others
+        if selection.get("naive") is False and not self._names_no_naive_formula():
+            return False  # nor can a run without the naive formulas speak for an entry that may explain one
         cases = {c for c in corpus_cases if matches(c, self.match.get("case", ["*"]))}
         return cases <= ran_cases
 

@@ -62,6 +62,7 @@ class Selection:
     devices_named: bool = False  # the devices were named: a GPU that was asked for and cannot be used is an error
     exclude: tuple[str, ...] = ()  # full case ids left to other shards (the assert-prone ones on a GPU)
     skip_calls: tuple[tuple[str, str, str, str, str], ...] = ()  # (case, impl_id, dtype, mode, device) a crashed worker made or died in
+    naive: bool = True  # the textbook formulas too (`run --quick` leaves them out: a first answer is about the frameworks' own)
 
     def wants_case(self, full_id: str) -> bool:
         if full_id in self.exclude:
@@ -70,6 +71,8 @@ class Selection:
 
     def wants_impl(self, impl: Impl) -> bool:
         """By stable id or by label, exactly or as a glob."""
+        if impl.naive and not self.naive:
+            return False
         return not self.impls or impl_matches(impl.id, impl.name, self.impls)
 
     def quantities_of(self, case: Case, op: str) -> tuple[str, ...]:
@@ -80,7 +83,7 @@ class Selection:
         """What the run covered, so that a gate can tell a narrowed run from one that lost records."""
         return {"frameworks": list(self.frameworks), "dtypes": list(self.dtypes), "devices": list(self.devices),
                 "modes": list(self.modes), "cases": list(self.cases), "impls": list(self.impls), "ops": list(self.ops),
-                "quantities": list(self.quantities)}
+                "quantities": list(self.quantities), "naive": self.naive}
 
 
 @dataclass
