@@ -1,5 +1,5 @@
 """What a case's inputs are, as a registry entry can ask of them (`when:` in docs/registry.md): the class axis's
-position, the rank, the reduction and the options set, whether a class index lies outside [0, C), the mask's shape.
+position, the rank, the number of classes, the reduction and the options set, whether a class index lies outside [0, C), the mask's shape.
 An entry written for a condition then explains a user's own case that meets it, not only the bundled cases it was
 first seen on."""
 
@@ -11,6 +11,7 @@ from .cases import Case, array_shape
 CONDITIONS: dict[str, tuple[str, ...] | None] = {
     "class_axis": ("last", "first", "middle"),  # where the classes are, for a rank of at least 2 ("last" for rank 1)
     "rank": None,
+    "classes": None,  # the length of the class axis
     "reduction": ("none", "sum", "mean"),
     "options": ("label_smoothing", "ignore_index", "weight", "softcap", "z_loss"),  # each listed option is set
     "labels": ("in-range", "out-of-range"),  # a class index outside [0, C) that is not ignore_index
@@ -25,7 +26,7 @@ def of(case: Case) -> dict:
     axis = case.axis % rank if rank else 0
     position = "last" if axis == rank - 1 else "first" if axis == 0 else "middle"
     mask = "none" if case.mask is None else ("elementwise" if array_shape(case.mask) == shape else "broadcast")
-    return {"class_axis": position, "rank": rank, "reduction": case.options.reduction,
+    return {"class_axis": position, "rank": rank, "classes": shape[axis] if rank else 1, "reduction": case.options.reduction,
             "options": tuple(o for o in case.options.non_default() if o != "reduction"),
             "labels": "out-of-range" if case.labels_out_of_range else "in-range", "mask": mask}
 

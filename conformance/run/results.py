@@ -218,7 +218,9 @@ def read(path: Path) -> dict:
     if not all(isinstance(v, dict) for v in (doc.get("timing") or {}).values()):
         raise ResultsError(f"{path}: 'timing' must map shards to objects")
     for option, value in (doc.get("selection") or {}).items():
-        if option != "machine" and not (isinstance(value, list) and all(isinstance(x, str) for x in value)):
+        if option == "naive" and not isinstance(value, bool):
+            raise ResultsError(f"{path}: 'selection.naive' must be true or false")
+        if option not in ("machine", "naive") and not (isinstance(value, list) and all(isinstance(x, str) for x in value)):
             raise ResultsError(f"{path}: 'selection.{str(option)[:40]}' must be a list of names")
     lost = (doc.get("incomplete") or {}).get("lost", [])
     if not isinstance(lost, list) or not all(isinstance(x, dict) for x in lost):
