@@ -249,10 +249,16 @@ def _cpu_shards(framework: str, sel: Selection, cases: list[Case] | None, costs:
         if rest:
             rests.append(Shard(framework, mode, rest, name(mode, rest), sum(cost[d] for d in rest), devices, exclude=prone))
         shards += [Shard(framework, mode, sel.dtypes, f"{framework}/{mode}/{cid}", 0.0, devices, cases=(cid,)) for cid in prone]
-    if len(rests) > 1 and len({(s.dtypes, s.exclude) for s in rests}) == 1 and sum(s.cost for s in rests) <= SPLIT_ABOVE_S:
+    if len(rests) > 1 and len({s.dtypes for s in rests}) == 1 and sum(s.cost for s in rests) <= SPLIT_ABOVE_S:
         mode = "+".join(s.mode for s in rests)
+        # A case that is assert-prone in one mode (keras-torch: compiled only) is left out of the merged worker and run
+        # in every merged mode by a worker of its own, rather than costing the other mode an import of its own.
+        exclude = tuple(dict.fromkeys(cid for s in rests for cid in s.exclude))
+        merged = {s.mode for s in rests}
+        shards = [s for s in shards if not (s.cases and s.mode in merged)]
+        shards += [Shard(framework, mode, sel.dtypes, f"{framework}/{mode}/{cid}", 0.0, devices, cases=(cid,)) for cid in exclude]
         rests = [Shard(framework, mode, rests[0].dtypes, name(mode, rests[0].dtypes), sum(s.cost for s in rests), devices,
-                       exclude=rests[0].exclude)]
+                       exclude=exclude)]
     return shards + rests
 
 
