@@ -149,7 +149,7 @@ def test_list_groups_each_framework_by_op_with_every_door_and_naive_last():
     assert lines[0].startswith("numpy ") and "devices: cpu" in lines[0]
     headers = [line.strip() for line in lines if line.startswith("  ") and not line.startswith("    ")]
     assert headers == ["softmax", "log_softmax", "softmax_cross_entropy", "sparse_softmax_cross_entropy", "masked_softmax", "masked_log_softmax",
-                       "masked_softmax_cross_entropy", "linear_cross_entropy", "logsumexp"]
+                       "masked_softmax_cross_entropy", "masked_sparse_softmax_cross_entropy", "linear_cross_entropy", "logsumexp"]
     softmax = lines[lines.index("  softmax") + 1:lines.index("  log_softmax")]
     assert [line.split()[0] for line in softmax] == ["numpy/scipy/softmax", "numpy/naive/softmax"]
 

@@ -28,10 +28,12 @@ QUICK_COMPILE = True  # XLA compiles a program in milliseconds: the GPU job runs
 # (figures: docs/gpu.md, "On a GPU"); only orders the GPU queue
 GPU_COLD_SECONDS = {"eager": 230, "compiled": 110}
 GPU_ENV = {"XLA_PYTHON_CLIENT_PREALLOCATE": "false"}  # JAX preallocates 75% of the GPU per process by default
-# Cold-cache seconds per (mode, dtype) of a full bundled run on the 2-core CI machine (tests/data/costs/cold-run-timing.json):
-# the planner's first guess, before this machine has measured costs of its own (shard_costs); never judges anything.
-COLD_SECONDS = {("compiled", "bfloat16"): 35, ("compiled", "float16"): 26, ("compiled", "float32"): 76, ("compiled", "float64"): 63,
-                ("eager", "bfloat16"): 51, ("eager", "float16"): 43, ("eager", "float32"): 159, ("eager", "float64"): 128}
+# Cold-cache seconds per (mode, dtype) of a full bundled run on a 2-core VM, every framework at once
+# (tests/data/costs/cold-run-timing.json): the planner's first guess, which splits and orders the shards and weights
+# the progress display, before this machine has measured costs of its own (shard_costs); never judges anything.
+COLD_SECONDS = {("compiled", "bfloat16"): 95, ("compiled", "float16"): 68, ("compiled", "float32"): 114,
+                ("compiled", "float64"): 82, ("eager", "bfloat16"): 179, ("eager", "float16"): 146,
+                ("eager", "float32"): 211, ("eager", "float64"): 186}
 jax: Any = None
 jnp: Any = None
 optax: Any = None
@@ -150,6 +152,12 @@ def cross_entropy_where(x: Array, labels: Array, inputs: Inputs) -> Array:
 
 
 
+def sparse_cross_entropy_where(x: Array, labels: Array, inputs: Inputs) -> Array:
+    """optax's masked integer-label cross-entropy (optax 0.2.4 on): `where=` keeps the masked classes out of the
+    normaliser; the target's logit is read as it is."""
+    return optax.softmax_cross_entropy_with_integer_labels(x, labels, axis=inputs.axis, where=jnp.asarray(inputs.mask))
+
+
 def linear_then_cross_entropy(hidden: Array, weight: Array, bias: Array | None, targets: Array, inputs: Inputs) -> Array:
     """The composed form as JAX code writes an LLM head: the logits h @ W.T (+ b), then optax's integer-label or dense
     cross-entropy (JAX has no fused linear cross-entropy of its own)."""
@@ -187,6 +195,8 @@ def implementations() -> list[Impl]:
              key="jnp_where/log_softmax"),
         Impl(NAME, "optax.softmax_cross_entropy(x, y, where=mask)", "masked_softmax_cross_entropy", cross_entropy_where,
              key="optax/softmax_cross_entropy/where"),
+        Impl(NAME, "optax.softmax_cross_entropy_with_integer_labels(x, t, where=mask)", "masked_sparse_softmax_cross_entropy",
+             sparse_cross_entropy_where, key="optax/softmax_cross_entropy_with_integer_labels/where"),
         Impl(NAME, "optax.softmax_cross_entropy_with_integer_labels(h @ W.T + b, t)", "linear_cross_entropy", linear_then_cross_entropy,
              key="linear/optax/cross_entropy"),
         *naive.implementations(NAME, NAIVE),

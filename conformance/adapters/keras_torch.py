@@ -17,8 +17,12 @@ NUMERIC_ENV = _torch.NUMERIC_ENV
 # inside an OpenMP region and aborts the process (std::terminate, "index out of bounds: 0 <= tmp10 < ks1") where
 # a fresh compile raises: such cases get a worker of their own there too.
 DEVICE_ASSERTS = (*_torch.DEVICE_ASSERTS, "cpu/compiled")
-# Cold compiled seconds per dtype of the bundled corpus: only used to split and order worker processes (pool.plan)
-COLD_SECONDS = {("compiled", "bfloat16"): 56, ("compiled", "float16"): 62, ("compiled", "float32"): 271, ("compiled", "float64"): 249}
+# Cold-cache seconds per (mode, dtype) of a full bundled run on a 2-core VM, every framework at once
+# (tests/data/costs/cold-run-timing.json): the planner's first guess, which splits and orders the shards and weights
+# the progress display, before this machine has measured costs of its own (shard_costs); never judges anything.
+COLD_SECONDS = {("compiled", "bfloat16"): 199, ("compiled", "float16"): 208, ("compiled", "float32"): 378,
+                ("compiled", "float64"): 280, ("eager", "bfloat16"): 10, ("eager", "float16"): 7,
+                ("eager", "float32"): 9, ("eager", "float64"): 4}
 OWN_PROCESS = True  # Keras's backend is fixed per process: never loaded beside another adapter's Keras
 
 # the torch adapter runs these: one framework's machinery, another framework's API on top

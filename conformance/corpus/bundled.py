@@ -64,6 +64,7 @@ def is_bundled_case_file(path: str | Path) -> bool:
 QUICK_CASES = ("published-values/*", "extreme-logits/huge-positive-row", "extreme-logits/wide-gap-correct-class",
                "masked-softmax/partial-mask", "masked-softmax/fully-masked-row", "invalid-input/nan-logit",
                "invalid-input/negative-label", "linear-cross-entropy/batch-smaller-than-a-chunk",
-               "logsumexp/published-arange-10", "masked-cross-entropy/attention-like-rows")  # every op (tests/test_selection.py)
+               "logsumexp/published-arange-10", "masked-cross-entropy/attention-like-rows",
+               "masked-cross-entropy/vocabulary-mask-rows")  # every op (tests/test_selection.py)
 QUICK_DTYPES = ("float32",)
 QUICK_QUANTITIES = ("value", "grad_logits", "grad_hidden", "grad_weight")  # the value and the first derivatives of every op

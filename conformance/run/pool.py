@@ -240,23 +240,28 @@ def _cpu_shards(framework: str, sel: Selection, cases: list[Case] | None, costs:
         return f"{framework}/{mode}" + (f"/{'+'.join(dtypes)}" if dtypes != sel.dtypes else "")
 
     shards, rests = [], []
+    every = units(cases, sel) if cases else 0
     for mode in sel.modes:
         cost = {d: float(costs.get((mode, d), 0.0)) for d in sel.dtypes}
         prone = _assert_prone(framework, "cpu", mode, cases, sel) if "cpu" in devices else ()
+        # a case's worker costs its share of the mode's seconds, by units (0 would put it last and the display at 100%)
+        share = {cid: units([c for c in cases if c.full_id == cid], sel) / every for cid in prone} if every else {}
         rest = tuple(d for d in sel.dtypes if cost[d] <= SPLIT_ABOVE_S)
         shards += [Shard(framework, mode, (d,), name(mode, (d,)), cost[d], devices, exclude=prone)
                    for d in sel.dtypes if cost[d] > SPLIT_ABOVE_S]
         if rest:
             rests.append(Shard(framework, mode, rest, name(mode, rest), sum(cost[d] for d in rest), devices, exclude=prone))
-        shards += [Shard(framework, mode, sel.dtypes, f"{framework}/{mode}/{cid}", 0.0, devices, cases=(cid,)) for cid in prone]
+        shards += [Shard(framework, mode, sel.dtypes, f"{framework}/{mode}/{cid}", sum(cost.values()) * share.get(cid, 0.0), devices,
+                         cases=(cid,)) for cid in prone]
     if len(rests) > 1 and len({s.dtypes for s in rests}) == 1 and sum(s.cost for s in rests) <= SPLIT_ABOVE_S:
         mode = "+".join(s.mode for s in rests)
         # A case that is assert-prone in one mode (keras-torch: compiled only) is left out of the merged worker and run
         # in every merged mode by a worker of its own, rather than costing the other mode an import of its own.
         exclude = tuple(dict.fromkeys(cid for s in rests for cid in s.exclude))
         merged = {s.mode for s in rests}
+        alone = {cid: sum(s.cost for s in shards if s.cases == (cid,) and s.mode in merged) for cid in exclude}
         shards = [s for s in shards if not (s.cases and s.mode in merged)]
-        shards += [Shard(framework, mode, sel.dtypes, f"{framework}/{mode}/{cid}", 0.0, devices, cases=(cid,)) for cid in exclude]
+        shards += [Shard(framework, mode, sel.dtypes, f"{framework}/{mode}/{cid}", alone[cid], devices, cases=(cid,)) for cid in exclude]
         rests = [Shard(framework, mode, rests[0].dtypes, name(mode, rests[0].dtypes), sum(s.cost for s in rests), devices,
                        exclude=exclude)]
     return shards + rests
@@ -532,7 +537,9 @@ def run(case_paths: list[Path], sel: Selection, jobs: int, on_event: Callable[[E
     pool = _Pool(sel, [str(p) for p in case_paths], pending, jobs, on_event, cases, config)
     pool.outcome.shards = [s.name for s in pending]
     pool.outcome.plan_id = plan_id(whole)
-    on_event(Plan(tuple((s.name, s.cost) for s in pending), workers=max(1, min(jobs, len(pending)))))
+    # the display weights each shard by its seconds, a worker's start-up (the framework's import) included: a worker of
+    # one assert-prone case is mostly that
+    on_event(Plan(tuple((s.name, s.cost + START_S) for s in pending), workers=max(1, min(jobs, len(pending)))))
     restore = interrupt_on_sigterm()
     try:
         while pending or pool.running or pool.resumed:
