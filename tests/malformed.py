@@ -263,7 +263,8 @@ def case_files() -> Iterator[Bad]:
     masked = {"id": "c", "description": "d", "ops": ["masked_softmax"], "logits": [[0.0, 1.0]], "mask": [[True, False]]}
     for label, changes, needle in (
             ("mask-missing", {"mask": _DROP}, "needs a mask"),
-            ("mask-on-softmax", {"ops": ["softmax"]}, "applies to masked_softmax, masked_log_softmax and masked_softmax_cross_entropy only"),
+            ("mask-on-softmax", {"ops": ["softmax"]},
+             "applies to masked_softmax, masked_log_softmax, masked_softmax_cross_entropy and masked_sparse_softmax_cross_entropy only"),
             ("mask-with-softmax", {"ops": ["masked_softmax", "softmax"]}, "applies to masked_softmax"),
             ("mask-two", {"mask": [[1, 2]]}, "must hold true/false"),
             ("mask-float", {"mask": [[0.5, 1.0]]}, "field 'mask'"),

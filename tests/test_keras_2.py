@@ -1,6 +1,6 @@
 """Under TensorFlow 2.15 and before, `import keras` is Keras 2 (tf.keras): the Keras doors run its losses and Softmax
 layer as they are, and `keras.ops`, which Keras 2 lacks, is unsupported with the reason, never an AttributeError
-recorded as the framework's error. The history's real runs (tests/data/history/tensorflow-cpu-2.12.1 to 2.15.1) ran
+recorded as the framework's error. The history's real runs (tests/data/history/, tensorflow-cpu 2.12.1 to 2.15.1) ran
 this path; here a stand-in module plays Keras 2 so that the check runs wherever the suite does."""
 
 from __future__ import annotations

@@ -90,8 +90,8 @@ TABLE: dict[str, Op] = {op.name: op for op in (
     # The cross-entropy over the classes a mask keeps (a loss's `where=` argument): -sum over kept classes of y log p, p the
     # softmax of the kept logits; label mass on a masked class is left out, as `where=` leaves it out of the sum.
     Op("masked_softmax_cross_entropy", _LOGITS, "dense", "loss", base="softmax_cross_entropy"),
-    # Its integer-label form (optax's softmax_cross_entropy_with_integer_labels(where=), a vocabulary mask before a
-    # language model's loss): -log p_t over the kept classes. A target on a masked class has probability 0: no finite
+    # Its integer-label form (a loss's `where=` beside class indices; a vocabulary mask before a language model's loss):
+    # -log p_t over the kept classes. A target on a masked class has probability 0: no finite
     # answer (+inf), an invalid input.
     Op("masked_sparse_softmax_cross_entropy", _LOGITS, "sparse", "loss", base="sparse_softmax_cross_entropy"),
     # The fused classifier and loss of LLM heads: the [tokens, vocabulary] logits hidden @ weight.T + bias are part of

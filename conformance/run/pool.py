@@ -255,7 +255,7 @@ def _cpu_shards(framework: str, sel: Selection, cases: list[Case] | None, costs:
                          cases=(cid,)) for cid in prone]
     if len(rests) > 1 and len({s.dtypes for s in rests}) == 1 and sum(s.cost for s in rests) <= SPLIT_ABOVE_S:
         mode = "+".join(s.mode for s in rests)
-        # A case that is assert-prone in one mode (keras-torch: compiled only) is left out of the merged worker and run
+        # A case that is assert-prone in one mode only (DEVICE_ASSERTS "cpu/compiled") is left out of the merged worker and run
         # in every merged mode by a worker of its own, rather than costing the other mode an import of its own.
         exclude = tuple(dict.fromkeys(cid for s in rests for cid in s.exclude))
         merged = {s.mode for s in rests}
