@@ -10,6 +10,7 @@ i.e. XLA. Keras losses are called as users call them, with their default dtype, 
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import logging
 import os
 from collections.abc import Callable, Iterable
@@ -156,6 +157,56 @@ def compat_v1_losses_sparse_cross_entropy(x: Array, labels: Array | None, inputs
     return tf.compat.v1.losses.sparse_softmax_cross_entropy(labels, x, reduction=_v1_reduction(inputs))
 
 
+# The seed's code ran these calls in a tf.compat.v1 graph and Session, its gradients from tf.compat.v1.gradients:
+# the same calls, run that way (eager mode only: a Session is its own way of running; see _session_quantities).
+SESSION_KEYS = {"compat.v1/nn/softmax_cross_entropy_with_logits": "compat.v1/session/nn/softmax_cross_entropy_with_logits",
+                "compat.v1/nn/softmax_cross_entropy_with_logits_v2": "compat.v1/session/nn/softmax_cross_entropy_with_logits_v2",
+                "compat.v1/losses/softmax_cross_entropy": "compat.v1/session/losses/softmax_cross_entropy",
+                "compat.v1/losses/sparse_softmax_cross_entropy": "compat.v1/session/losses/sparse_softmax_cross_entropy"}
+
+
+def session_doors(doors: list[Impl]) -> list[Impl]:
+    return [dataclasses.replace(i, name=f"{i.name} [tf.compat.v1 graph and Session]", key=SESSION_KEYS[i.key], modes=("eager",))
+            for i in doors if i.key in SESSION_KEYS]
+
+
+def _session_quantities(impl: Impl, inputs, quantities: tuple[str, ...]):
+    """The quantities as TF1 code computed them: the call builds ops in a tf.compat.v1 Graph of placeholders, its
+    gradients come from tf.compat.v1.gradients (grad_ys: the cotangent; the HVP, the gradient of that gradient along
+    the direction), and one Session.run answers every quantity. A label the graph gives no gradient gets zeros, as
+    the eager tape's unconnected gradients do."""
+    def compute(x, labels, g, d):
+        graph = tf.Graph()
+        with graph.as_default():
+            xp = tf.compat.v1.placeholder(x[0].dtype, x[0].shape)
+            lp = tf.compat.v1.placeholder(labels.dtype, labels.shape)
+            out = impl.forward(xp, lp, inputs)
+            if impl.reduction_composed(inputs):
+                out = reduce_with(out, inputs.options.reduction, tf.reduce_sum, tf.reduce_mean)
+            fetch = {"value": out}
+            if needs_grad(quantities):
+                gp = tf.compat.v1.placeholder(out.dtype, out.shape)
+                (grad,) = tf.compat.v1.gradients(out, [xp], grad_ys=gp)
+                fetch["grad_logits"] = grad if grad is not None else tf.zeros_like(xp)
+                if "grad_labels" in quantities:
+                    (grad_labels,) = tf.compat.v1.gradients(out, [lp], grad_ys=gp)
+                    fetch["grad_labels"] = grad_labels if grad_labels is not None else tf.zeros_like(lp)
+                if "hvp" in quantities:
+                    dp = tf.compat.v1.placeholder(xp.dtype, xp.shape)
+                    (hvp,) = tf.compat.v1.gradients(fetch["grad_logits"], [xp], grad_ys=dp)
+                    fetch["hvp"] = hvp if hvp is not None else tf.zeros_like(xp)
+            feed = {xp: x[0].numpy(), lp: labels.numpy()}
+            if needs_grad(quantities):
+                feed[gp] = tf.cast(g, out.dtype).numpy()
+            if "hvp" in quantities:
+                feed[dp] = d.numpy()
+            with tf.compat.v1.Session(graph=graph) as session:
+                answers = session.run({q: fetch[q] for q in quantities}, feed_dict=feed)
+        return {q: tf.constant(v) for q, v in answers.items()}
+
+    return exact_signature(compute, quantities)
+
+
 def where_softmax(x: Array, mask: Array, inputs: Inputs) -> Array:
     """Masked softmax as people write it in TensorFlow: tf.where(mask, x, -inf), then softmax."""
     return tf.nn.softmax(tf.where(mask, x, tf.constant(-np.inf, x.dtype)), axis=inputs.axis)
@@ -177,7 +228,7 @@ NAIVE = naive.Namespace(
 
 
 def implementations() -> list[Impl]:
-    return [
+    doors = [
         # tf.math.softmax and tf.math.log_softmax are the same function objects (tests/test_entry_points.py checks)
         Impl(NAME, "tf.nn.softmax (= tf.math.softmax)", "softmax", softmax, key="softmax"),
         Impl(NAME, "tf.nn.log_softmax (= tf.math.log_softmax)", "log_softmax", log_softmax, key="log_softmax"),
@@ -201,6 +252,7 @@ def implementations() -> list[Impl]:
         *keras_api.implementations(NAME),
         *naive.implementations(NAME, NAIVE),
     ]
+    return [*doors, *session_doors(doors)]
 
 
 def linear_then_sparse_cross_entropy(hidden: Array, weight: Array, bias: Array | None, targets: Array, inputs: Inputs) -> Array:
@@ -216,6 +268,8 @@ def _quantities_fn(impl: Impl, inputs, quantities: tuple[str, ...]):
     """One function computing exactly the requested quantities, so eager and XLA, evaluate and the benchmarks run the
     very same code. The gradient is the vector-Jacobian product itself (output_gradients), not the gradient of an
     extra sum(cotangent * output) the user's own call would not have."""
+    if impl.key in SESSION_KEYS.values():
+        return _session_quantities(impl, inputs, quantities)
     composed = impl.reduction_composed(inputs)
     names = tuple(inputs.primals)  # x is the tuple of the op's primals (None for an absent bias)
 
