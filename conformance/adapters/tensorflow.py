@@ -308,6 +308,8 @@ def _quantities_fn(impl: Impl, inputs, quantities: tuple[str, ...]):
 def _callable(impl: Impl, inputs, quantities: tuple[str, ...], mode: str):
     if mode == "eager":
         return _quantities_fn(impl, inputs, quantities)
+    if impl.key in SESSION_KEYS.values():  # a Session is its own way of running a graph: no tf.function around it
+        raise Unsupported(f"{impl.name} runs in eager mode only: a tf.compat.v1 Session is not traced by tf.function")
     # Rank is part of the key: a trace generalised to unknown rank breaks ops that need it (softmax on axis 0).
     key = (impl.name, impl.op, inputs.options, inputs.axis, inputs.dtype, inputs.logits.ndim, quantities,
            tuple(a is None for a in inputs.primals.values()))
