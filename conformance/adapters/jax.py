@@ -28,9 +28,7 @@ QUICK_COMPILE = True  # XLA compiles a program in milliseconds: the GPU job runs
 # (figures: docs/gpu.md, "On a GPU"); only orders the GPU queue
 GPU_COLD_SECONDS = {"eager": 230, "compiled": 110}
 GPU_ENV = {"XLA_PYTHON_CLIENT_PREALLOCATE": "false"}  # JAX preallocates 75% of the GPU per process by default
-# Cold-cache seconds per (mode, dtype) of a full bundled run on a 2-core VM, every framework at once
-# (tests/data/costs/cold-run-timing.json): the planner's first guess, which splits and orders the shards and weights
-# the progress display, before this machine has measured costs of its own (shard_costs); never judges anything.
+# Cold-cache seconds of one full run, every framework at once, on a 2-core VM (tests/data/costs/cold-run-timing.json)
 COLD_SECONDS = {("compiled", "bfloat16"): 95, ("compiled", "float16"): 68, ("compiled", "float32"): 114,
                 ("compiled", "float64"): 82, ("eager", "bfloat16"): 179, ("eager", "float16"): 146,
                 ("eager", "float32"): 211, ("eager", "float64"): 186}

@@ -15,9 +15,7 @@ PACKAGES = ("keras", "jax", "jaxlib", "ml_dtypes")
 NUMERIC_ENV = _jax.NUMERIC_ENV
 QUICK_COMPILE = _jax.QUICK_COMPILE
 GPU_ENV = _jax.GPU_ENV
-# Cold-cache seconds per (mode, dtype) of a full bundled run on a 2-core VM, every framework at once
-# (tests/data/costs/cold-run-timing.json): the planner's first guess, which splits and orders the shards and weights
-# the progress display, before this machine has measured costs of its own (shard_costs); never judges anything.
+# Cold-cache seconds of one full run, every framework at once, on a 2-core VM (tests/data/costs/cold-run-timing.json)
 COLD_SECONDS = {("compiled", "bfloat16"): 34, ("compiled", "float16"): 27, ("compiled", "float32"): 43,
                 ("compiled", "float64"): 39, ("eager", "bfloat16"): 37, ("eager", "float16"): 33,
                 ("eager", "float32"): 71, ("eager", "float64"): 32}

@@ -17,9 +17,7 @@ NUMERIC_ENV = _torch.NUMERIC_ENV
 # inside an OpenMP region and aborts the process (std::terminate, "index out of bounds: 0 <= tmp10 < ks1") where
 # a fresh compile raises: such cases get a worker of their own there too.
 DEVICE_ASSERTS = (*_torch.DEVICE_ASSERTS, "cpu/compiled")
-# Cold-cache seconds per (mode, dtype) of a full bundled run on a 2-core VM, every framework at once
-# (tests/data/costs/cold-run-timing.json): the planner's first guess, which splits and orders the shards and weights
-# the progress display, before this machine has measured costs of its own (shard_costs); never judges anything.
+# Cold-cache seconds of one full run, every framework at once, on a 2-core VM (tests/data/costs/cold-run-timing.json)
 COLD_SECONDS = {("compiled", "bfloat16"): 199, ("compiled", "float16"): 208, ("compiled", "float32"): 378,
                 ("compiled", "float64"): 280, ("eager", "bfloat16"): 10, ("eager", "float16"): 7,
                 ("eager", "float32"): 9, ("eager", "float64"): 4}

@@ -23,9 +23,8 @@ from .base import Array, Impl, all_primals, check_supported, exact_signature, ne
 NAME = "mlx"
 REQUIRES = ("mlx",)  # importable packages; checked before any worker starts
 PACKAGES = ("mlx", "mlx-cpu", "mlx-metal")  # versions that change the numbers (the gate attributes moves to them)
-GPU = False  # Cold-cache seconds per (mode, dtype) of a full bundled run on a 2-core VM, every framework at once
-# (tests/data/costs/cold-run-timing.json): the planner's first guess, which splits and orders the shards and weights
-# the progress display, before this machine has measured costs of its own (shard_costs); never judges anything.
+GPU = False  # MLX's GPU is Metal (Apple silicon); the CUDA build is not this adapter's
+# Cold-cache seconds of one full run, every framework at once, on a 2-core VM (tests/data/costs/cold-run-timing.json)
 COLD_SECONDS = {("compiled", "bfloat16"): 7, ("compiled", "float16"): 6, ("compiled", "float32"): 7,
                 ("compiled", "float64"): 4, ("eager", "bfloat16"): 7, ("eager", "float16"): 6,
                 ("eager", "float32"): 7, ("eager", "float64"): 4}

@@ -21,9 +21,7 @@ from .base import Impl, Unsupported, check_supported, mark_overwritten, overwrit
 NAME = "numpy"
 REQUIRES = ("scipy",)  # importable packages; checked before any worker starts
 PACKAGES = ("numpy", "scipy", "ml_dtypes")  # versions that change the numbers (the gate attributes moves to them)
-# Cold-cache seconds per (mode, dtype) of a full bundled run on a 2-core VM, every framework at once
-# (tests/data/costs/cold-run-timing.json): the planner's first guess, which splits and orders the shards and weights
-# the progress display, before this machine has measured costs of its own (shard_costs); never judges anything.
+# Cold-cache seconds of one full run, every framework at once, on a 2-core VM (tests/data/costs/cold-run-timing.json)
 COLD_SECONDS = {("compiled", "bfloat16"): 4, ("compiled", "float16"): 3, ("compiled", "float32"): 4,
                 ("compiled", "float64"): 2, ("eager", "bfloat16"): 5, ("eager", "float16"): 4,
                 ("eager", "float32"): 5, ("eager", "float64"): 2}

@@ -32,9 +32,7 @@ from .base import Impl, Unsupported, check_supported
 NAME = "onnxruntime"
 REQUIRES = ("onnxruntime", "onnx")
 PACKAGES = ("onnxruntime", "onnx", "torch")  # torch: the exporter of the torch.onnx implementations
-# Cold-cache seconds per (mode, dtype) of a full bundled run on a 2-core VM, every framework at once
-# (tests/data/costs/cold-run-timing.json): the planner's first guess, which splits and orders the shards and weights
-# the progress display, before this machine has measured costs of its own (shard_costs); never judges anything.
+# Cold-cache seconds of one full run, every framework at once, on a 2-core VM (tests/data/costs/cold-run-timing.json)
 COLD_SECONDS = {("compiled", "bfloat16"): 7, ("compiled", "float16"): 4, ("compiled", "float32"): 8,
                 ("compiled", "float64"): 5, ("eager", "bfloat16"): 8, ("eager", "float16"): 4,
                 ("eager", "float32"): 13, ("eager", "float64"): 6}

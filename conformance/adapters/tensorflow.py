@@ -31,9 +31,8 @@ PACKAGES = ("tensorflow", "tensorflow-cpu", "keras", "ml_dtypes")  # versions th
 THREAD_ENV = ("TF_NUM_INTRAOP_THREADS", "TF_NUM_INTEROP_THREADS")  # benchmarks size TensorFlow's pools with these
 QUIET_ENV = {"TF_CPP_MIN_LOG_LEVEL": "3"}
 NUMERIC_ENV = ("TF_ENABLE_ONEDNN_OPTS", "TF_DETERMINISTIC_OPS", "XLA_FLAGS", "NVIDIA_TF32_OVERRIDE")  # recorded with the results
-GPU_ENV = {"TF_FORCE_GPU_ALLOW_GROWTH": "true"}  # Cold-cache seconds per (mode, dtype) of a full bundled run on a 2-core VM, every framework at once
-# (tests/data/costs/cold-run-timing.json): the planner's first guess, which splits and orders the shards and weights
-# the progress display, before this machine has measured costs of its own (shard_costs); never judges anything.
+GPU_ENV = {"TF_FORCE_GPU_ALLOW_GROWTH": "true"}  # TensorFlow maps all GPU memory per process by default
+# Cold-cache seconds of one full run, every framework at once, on a 2-core VM (tests/data/costs/cold-run-timing.json)
 COLD_SECONDS = {("compiled", "bfloat16"): 108, ("compiled", "float16"): 91, ("compiled", "float32"): 195,
                 ("compiled", "float64"): 176, ("eager", "bfloat16"): 12, ("eager", "float16"): 9,
                 ("eager", "float32"): 14, ("eager", "float64"): 8}

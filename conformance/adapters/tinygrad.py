@@ -32,9 +32,7 @@ TOOLS = () if os.environ.get("CPU_LLVM") else ("clang",)
 PACKAGES = ("tinygrad",)  # versions that change the numbers (the gate attributes moves to them)
 NUMERIC_ENV = ("DEV", "CPU_LLVM", "FLOAT16", "OPT", "BEAM")  # device, compiler and kernel-search settings (recorded)
 QUIET_ENV = {"DEBUG": "0"}
-# Cold-cache seconds per (mode, dtype) of a full bundled run on a 2-core VM, every framework at once
-# (tests/data/costs/cold-run-timing.json): the planner's first guess, which splits and orders the shards and weights
-# the progress display, before this machine has measured costs of its own (shard_costs); never judges anything.
+# Cold-cache seconds of one full run, every framework at once, on a 2-core VM (tests/data/costs/cold-run-timing.json)
 COLD_SECONDS = {("compiled", "bfloat16"): 19, ("compiled", "float16"): 132, ("compiled", "float32"): 197,
                 ("compiled", "float64"): 183, ("eager", "bfloat16"): 17, ("eager", "float16"): 83,
                 ("eager", "float32"): 219, ("eager", "float64"): 217}

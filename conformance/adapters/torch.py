@@ -31,9 +31,8 @@ NAME = "torch"
 REQUIRES = ("torch",)  # importable packages; checked before any worker starts
 PACKAGES = ("torch",)  # versions that change the numbers (the gate attributes moves to them)
 NUMERIC_ENV = ("TORCH_ALLOW_TF32_CUBLAS_OVERRIDE", "NVIDIA_TF32_OVERRIDE")  # recorded with the results
-DEVICE_ASSERTS = ("gpu",)  # Cold-cache seconds per (mode, dtype) of a full bundled run on a 2-core VM, every framework at once
-# (tests/data/costs/cold-run-timing.json): the planner's first guess, which splits and orders the shards and weights
-# the progress display, before this machine has measured costs of its own (shard_costs); never judges anything.
+DEVICE_ASSERTS = ("gpu",)  # an out-of-range target on CUDA is a device-side assert: the process is poisoned
+# Cold-cache seconds of one full run, every framework at once, on a 2-core VM (tests/data/costs/cold-run-timing.json)
 COLD_SECONDS = {("compiled", "bfloat16"): 398, ("compiled", "float16"): 316, ("compiled", "float32"): 776,
                 ("compiled", "float64"): 530, ("eager", "bfloat16"): 53, ("eager", "float16"): 40,
                 ("eager", "float32"): 48, ("eager", "float64"): 25}
