@@ -128,12 +128,12 @@ def layer_softmax_mask(x: Array, mask: Array, inputs: Inputs) -> Array:
 
 def ops_linear_cross_entropy(hidden: Array, weight: Array, bias: Array | None, targets: Array, inputs: Inputs) -> Array:
     """An LLM head in Keras: keras.ops.matmul(h, W.T) (+ b), then the integer-label or dense cross-entropy from logits."""
-    _ops()
-    logits = keras.ops.matmul(hidden, keras.ops.transpose(weight))
+    ops = _ops()
+    logits = ops.matmul(hidden, ops.transpose(weight))
     logits = logits if bias is None else logits + bias
     if "int" in str(keras.backend.standardize_dtype(targets.dtype)):
-        return keras.ops.sparse_categorical_crossentropy(targets, logits, from_logits=True)
-    return keras.ops.categorical_crossentropy(targets, logits, from_logits=True)
+        return ops.sparse_categorical_crossentropy(targets, logits, from_logits=True)
+    return ops.categorical_crossentropy(targets, logits, from_logits=True)
 
 
 def implementations(framework: str) -> list[Impl]:

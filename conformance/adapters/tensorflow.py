@@ -164,6 +164,10 @@ SESSION_KEYS = {"compat.v1/nn/softmax_cross_entropy_with_logits": "compat.v1/ses
                 "compat.v1/losses/sparse_softmax_cross_entropy": "compat.v1/session/losses/sparse_softmax_cross_entropy"}
 
 
+def _in_session(impl: Impl) -> bool:
+    return impl.key in SESSION_KEYS.values()
+
+
 def session_doors(doors: list[Impl]) -> list[Impl]:
     return [dataclasses.replace(i, name=f"{i.name} [tf.compat.v1 graph and Session]", key=SESSION_KEYS[i.key], modes=("eager",))
             for i in doors if i.key in SESSION_KEYS]
@@ -267,7 +271,7 @@ def _quantities_fn(impl: Impl, inputs, quantities: tuple[str, ...]):
     """One function computing exactly the requested quantities, so eager and XLA, evaluate and the benchmarks run the
     very same code. The gradient is the vector-Jacobian product itself (output_gradients), not the gradient of an
     extra sum(cotangent * output) the user's own call would not have."""
-    if impl.key in SESSION_KEYS.values():
+    if _in_session(impl):
         return _session_quantities(impl, inputs, quantities)
     composed = impl.reduction_composed(inputs)
     names = tuple(inputs.primals)  # x is the tuple of the op's primals (None for an absent bias)
@@ -307,7 +311,7 @@ def _quantities_fn(impl: Impl, inputs, quantities: tuple[str, ...]):
 def _callable(impl: Impl, inputs, quantities: tuple[str, ...], mode: str):
     if mode == "eager":
         return _quantities_fn(impl, inputs, quantities)
-    if impl.key in SESSION_KEYS.values():  # a Session is its own way of running a graph: no tf.function around it
+    if _in_session(impl):  # a Session is its own way of running a graph: no tf.function around it
         raise Unsupported(f"{impl.name} runs in eager mode only: a tf.compat.v1 Session is not traced by tf.function")
     # Rank is part of the key: a trace generalised to unknown rank breaks ops that need it (softmax on axis 0).
     key = (impl.name, impl.op, inputs.options, inputs.axis, inputs.dtype, inputs.logits.ndim, quantities,

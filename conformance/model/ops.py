@@ -91,8 +91,7 @@ TABLE: dict[str, Op] = {op.name: op for op in (
     # softmax of the kept logits; label mass on a masked class is left out, as `where=` leaves it out of the sum.
     Op("masked_softmax_cross_entropy", _LOGITS, "dense", "loss", base="softmax_cross_entropy"),
     # Its integer-label form (a loss's `where=` beside class indices; a vocabulary mask before a language model's loss):
-    # -log p_t over the kept classes. A target on a masked class has probability 0: no finite
-    # answer (+inf), an invalid input.
+    # -log p_t over the kept classes. A target on a masked class has probability 0: no finite answer (+inf), an invalid input.
     Op("masked_sparse_softmax_cross_entropy", _LOGITS, "sparse", "loss", base="sparse_softmax_cross_entropy"),
     # The fused classifier and loss of LLM heads: the [tokens, vocabulary] logits hidden @ weight.T + bias are part of
     # the op (never rounded by the oracle), and the class axis is the last.
