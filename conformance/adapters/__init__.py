@@ -19,7 +19,7 @@ from typing import Any
 
 from .base import Impl, Roof, Unsupported, contract_problems, declaration
 
-__all__ = ["Impl", "Unsupported", "FrameworkAbsent", "registered", "load_adapter", "missing_packages", "cold_seconds",
+__all__ = ["Impl", "Unsupported", "FrameworkAbsent", "registered", "load_adapter", "missing_packages", "cold_seconds", "quick_seconds",
            "package_versions", "declared", "gpu_roof", "GPU_ROOF_ABSENT", "shared_doors", "exported_doors"]
 
 BUILTIN = {
@@ -183,3 +183,8 @@ def gpu_roof() -> Roof | None:
 def cold_seconds(name: str) -> dict[tuple[str, str], float]:
     """The adapter's measured cold-run seconds per (mode, dtype) (empty if the adapter declares none)."""
     return dict(declared(name, "COLD_SECONDS"))
+
+
+def quick_seconds(name: str) -> dict[str, float]:
+    """The adapter's measured seconds of a cold `run --quick`, per mode (empty if the adapter declares none)."""
+    return dict(declared(name, "QUICK_SECONDS"))

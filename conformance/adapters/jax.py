@@ -32,6 +32,7 @@ GPU_ENV = {"XLA_PYTHON_CLIENT_PREALLOCATE": "false"}  # JAX preallocates 75% of 
 COLD_SECONDS = {("compiled", "bfloat16"): 95, ("compiled", "float16"): 68, ("compiled", "float32"): 114,
                 ("compiled", "float64"): 82, ("eager", "bfloat16"): 179, ("eager", "float16"): 146,
                 ("eager", "float32"): 211, ("eager", "float64"): 186}
+QUICK_SECONDS = {"eager": 13, "compiled": 5}  # `run --quick`, cold, the same VM (tests/data/costs/quick-run-timing.json)
 jax: Any = None
 jnp: Any = None
 optax: Any = None

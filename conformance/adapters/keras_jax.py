@@ -19,6 +19,7 @@ GPU_ENV = _jax.GPU_ENV
 COLD_SECONDS = {("compiled", "bfloat16"): 34, ("compiled", "float16"): 27, ("compiled", "float32"): 43,
                 ("compiled", "float64"): 39, ("eager", "bfloat16"): 37, ("eager", "float16"): 33,
                 ("eager", "float32"): 71, ("eager", "float64"): 32}
+QUICK_SECONDS = {"eager": 4, "compiled": 2}  # `run --quick`, cold, the same VM (tests/data/costs/quick-run-timing.json)
 OWN_PROCESS = True  # Keras's backend is fixed per process: never loaded beside the tensorflow adapter's Keras
 
 # the jax adapter runs these: one framework's machinery, another framework's API on top

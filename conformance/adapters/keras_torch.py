@@ -21,6 +21,7 @@ DEVICE_ASSERTS = (*_torch.DEVICE_ASSERTS, "cpu/compiled")
 COLD_SECONDS = {("compiled", "bfloat16"): 199, ("compiled", "float16"): 208, ("compiled", "float32"): 378,
                 ("compiled", "float64"): 280, ("eager", "bfloat16"): 10, ("eager", "float16"): 7,
                 ("eager", "float32"): 9, ("eager", "float64"): 4}
+QUICK_SECONDS = {"eager": 0, "compiled": 46}  # `run --quick`, cold, the same VM (tests/data/costs/quick-run-timing.json)
 OWN_PROCESS = True  # Keras's backend is fixed per process: never loaded beside another adapter's Keras
 
 # the torch adapter runs these: one framework's machinery, another framework's API on top

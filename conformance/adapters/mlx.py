@@ -28,6 +28,7 @@ GPU = False  # MLX's GPU is Metal (Apple silicon); the CUDA build is not this ad
 COLD_SECONDS = {("compiled", "bfloat16"): 7, ("compiled", "float16"): 6, ("compiled", "float32"): 7,
                 ("compiled", "float64"): 4, ("eager", "bfloat16"): 7, ("eager", "float16"): 6,
                 ("eager", "float32"): 7, ("eager", "float64"): 4}
+QUICK_SECONDS = {"eager": 1, "compiled": 9}  # `run --quick`, cold, the same VM (tests/data/costs/quick-run-timing.json)
 mx: Any = None
 nn: Any = None
 _compiled: dict = {}

@@ -25,6 +25,7 @@ PACKAGES = ("numpy", "scipy", "ml_dtypes")  # versions that change the numbers (
 COLD_SECONDS = {("compiled", "bfloat16"): 4, ("compiled", "float16"): 3, ("compiled", "float32"): 4,
                 ("compiled", "float64"): 2, ("eager", "bfloat16"): 5, ("eager", "float16"): 4,
                 ("eager", "float32"): 5, ("eager", "float64"): 2}
+QUICK_SECONDS = {"eager": 0, "compiled": 0}  # `run --quick`, cold, the same VM (tests/data/costs/quick-run-timing.json)
 GPU = False  # NumPy/SciPy run on the CPU only; CuPy (cupyx.scipy.special) is the GPU counterpart
 _sp = None
 

@@ -30,6 +30,7 @@ QUIET_ENV = {"GLOG_minloglevel": "2", "GLOG_v": "0"}
 # workers restarted after each kernel crash): the planner's first guess, which splits and orders the shards.
 COLD_SECONDS = {("eager", "float32"): 40, ("eager", "float64"): 40, ("eager", "float16"): 8, ("eager", "bfloat16"): 8,
                 ("compiled", "float32"): 50, ("compiled", "float64"): 50, ("compiled", "float16"): 8, ("compiled", "bfloat16"): 8}
+QUICK_SECONDS = {"eager": 0, "compiled": 1}  # `run --quick`, cold, the same VM (tests/data/costs/quick-run-timing.json)
 DEVICE_ASSERTS = ("gpu",)  # an out-of-range label on CUDA is a device-side assert, as in torch
 # In a pytest process that had already run torch, TensorFlow and JAX, Paddle's first softmax segfaulted: it runs in
 # processes of its own (every `conformance run` gives it its own workers anyway).

@@ -36,6 +36,7 @@ GPU_ENV = {"TF_FORCE_GPU_ALLOW_GROWTH": "true"}  # TensorFlow maps all GPU memor
 COLD_SECONDS = {("compiled", "bfloat16"): 108, ("compiled", "float16"): 91, ("compiled", "float32"): 195,
                 ("compiled", "float64"): 176, ("eager", "bfloat16"): 12, ("eager", "float16"): 9,
                 ("eager", "float32"): 14, ("eager", "float64"): 8}
+QUICK_SECONDS = {"eager": 1, "compiled": 8}  # `run --quick`, cold, the same VM (tests/data/costs/quick-run-timing.json)
 tf: Any = None
 keras: Any = None
 _compiled: dict = {}

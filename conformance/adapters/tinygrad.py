@@ -36,6 +36,7 @@ QUIET_ENV = {"DEBUG": "0"}
 COLD_SECONDS = {("compiled", "bfloat16"): 19, ("compiled", "float16"): 132, ("compiled", "float32"): 197,
                 ("compiled", "float64"): 183, ("eager", "bfloat16"): 17, ("eager", "float16"): 83,
                 ("eager", "float32"): 219, ("eager", "float64"): 217}
+QUICK_SECONDS = {"eager": 11, "compiled": 1}  # `run --quick`, cold, the same VM (tests/data/costs/quick-run-timing.json)
 TinyTensor: Any = None
 dtypes: Any = None
 TinyJit: Any = None

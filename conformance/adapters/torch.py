@@ -36,6 +36,7 @@ DEVICE_ASSERTS = ("gpu",)  # an out-of-range target on CUDA is a device-side ass
 COLD_SECONDS = {("compiled", "bfloat16"): 398, ("compiled", "float16"): 316, ("compiled", "float32"): 776,
                 ("compiled", "float64"): 530, ("eager", "bfloat16"): 53, ("eager", "float16"): 40,
                 ("eager", "float32"): 48, ("eager", "float64"): 25}
+QUICK_SECONDS = {"eager": 14, "compiled": 55}  # `run --quick`, cold, the same VM (tests/data/costs/quick-run-timing.json)
 torch: Any = None
 F: Any = None
 _compiled: dict = {}

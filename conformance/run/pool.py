@@ -20,7 +20,7 @@ from dataclasses import dataclass, field, replace
 from multiprocessing.connection import Connection, wait
 from pathlib import Path
 
-from ..adapters import cold_seconds, declared
+from ..adapters import cold_seconds, declared, quick_seconds
 from ..corpus import bundled
 from ..corpus.cases import Case, load
 from ..model.record import Record
@@ -129,15 +129,38 @@ def _assert_prone(framework: str, device: str, mode: str, cases: list[Case] | No
 
 def _costs(framework: str, sel: Selection, cases: list[Case] | None, share: float, measured: dict) -> dict[tuple[str, str], float]:
     """Estimated seconds per (mode, dtype): this machine's last measured seconds per unit of work times the units this
-    run takes (shard_costs), else the adapter's cold-run constants scaled to the run's share of the corpus."""
-    cold, out = cold_seconds(framework), {}
+    run takes (shard_costs), else the adapter's declared seconds for the run's share of the corpus (_declared)."""
+    out = {}
     for mode, dtype in itertools.product(sel.modes, sel.dtypes):
         rate = shard_costs.per_unit(measured, framework, mode, dtype)
         if rate is not None and cases:
             out[(mode, dtype)] = rate * units(cases, replace(sel, modes=(mode,), dtypes=(dtype,)))
         else:
-            out[(mode, dtype)] = float(cold.get((mode, dtype), 0.0)) * share
+            out[(mode, dtype)] = _declared(framework, mode, dtype, share)
     return out
+
+
+def _declared(framework: str, mode: str, dtype: str, share: float) -> float:
+    """A mode and dtype's seconds for `share` of the corpus's units, from the two cold runs an adapter declares: the
+    whole corpus (COLD_SECONDS) and, in the quick dtypes, `run --quick` (QUICK_SECONDS). A run's first programs cost
+    far more than its later ones (a compiler's first use, a kernel per new shape), so the cost is not proportional to
+    the units: between the two measured points it is interpolated, below the quick one it is that run's seconds
+    scaled down. Without a quick figure, the cold run's seconds scaled by the share."""
+    cold = float(cold_seconds(framework).get((mode, dtype), 0.0))
+    quick = quick_seconds(framework).get(mode) if dtype in bundled.QUICK_DTYPES else None
+    at = _quick_share()
+    if quick is None or not 0.0 < at < 1.0:
+        return cold * share
+    if share <= at:
+        return float(quick) * share / at
+    return float(quick) + (cold - float(quick)) * (share - at) / (1.0 - at)
+
+
+@functools.cache
+def _quick_share() -> float:
+    """The quick selection's share of the bundled corpus's units in its dtypes (where QUICK_SECONDS were measured)."""
+    quick = Selection((), bundled.QUICK_DTYPES, ("cpu",), ("eager",), cases=bundled.QUICK_CASES, quantities=bundled.QUICK_QUANTITIES)
+    return _share_of_corpus(list(_bundled_corpus()), quick)
 
 
 def plan(sel: Selection, cases: list[Case] | None = None, workers: int | None = None, measured: dict | None = None) -> list[Shard]:
