@@ -42,3 +42,9 @@ def load(path: Path) -> dict:
     `json.loads`."""
     data = Path(path).read_bytes()
     return json.loads(gzip.decompress(data) if data[:2] == b"\x1f\x8b" else data)
+
+
+def outcomes(path: Path) -> list[tuple]:
+    """What two runs of the same selection must agree on, record by record (not the times or the environment)."""
+    return sorted((r["case"], r["op"], r["quantity"], r["dtype"], r["impl"], r["mode"], r["status"], r["max_abs_err"], r["max_ulp"])
+                  for r in load(path)["records"])

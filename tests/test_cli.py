@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 from results_factory import load as load_results
+from results_factory import outcomes
 
 from conformance.app.cli import main
 from conformance.corpus import bundled
@@ -94,13 +95,7 @@ def test_run_writes_spec_results(tmp_path):
     assert (tmp_path / "summary.md").exists()
 
 
-def _outcomes(path: Path) -> list[tuple]:
-    doc = load_results(path)
-    return sorted((r["case"], r["op"], r["quantity"], r["dtype"], r["impl"], r["mode"], r["status"], r["max_abs_err"], r["max_ulp"])
-                  for r in doc["records"])
-
-
-@pytest.mark.parametrize("framework,folder", [("jax", "jax"), ("torch", "torchinductor"), ("tensorflow", "tensorflow")])
+@pytest.mark.parametrize("framework,folder", [("jax", "jax"), ("torch", "torchinductor"), ("tensorflow", "tensorflow"), ("mlx", "mlx-tmp")])
 def test_a_warm_compile_cache_changes_nothing_but_the_time(tmp_path, framework, folder, selected_frameworks):
     """The same records from a cold and a warm persistent compilation cache, and the cache is really written."""
     if framework not in selected_frameworks:
@@ -111,7 +106,7 @@ def test_a_warm_compile_cache_changes_nothing_but_the_time(tmp_path, framework, 
         res = run("run", "--cases", cases, "--case", "published-values/softmax-four-logits", "--quantity", "value", "--frameworks", framework,
                   "--dtypes", "float32", "--compile-cache", str(cache), "--out", str(tmp_path / out))
         assert res.returncode == 0, res.stdout + res.stderr
-    assert _outcomes(tmp_path / "cold" / "results.json") == _outcomes(tmp_path / "warm" / "results.json")
+    assert outcomes(tmp_path / "cold" / "results.json") == outcomes(tmp_path / "warm" / "results.json")
     written = [p for p in (cache / folder).rglob("*") if p.is_file()]
     assert written, f"nothing was cached under {cache / folder}"
     assert load_results(tmp_path / "warm" / "results.json")["environment"]["frameworks"][framework]["compile_cache"] == str(cache)

@@ -18,7 +18,7 @@ from conformance.run.balance import makespan, partition, spread
 from conformance.run.runner import Selection
 
 CASES = load([bundled.cases_dir()])
-FRAMEWORKS = ("numpy", "torch", "tensorflow", "jax", "keras-jax", "keras-torch")
+FRAMEWORKS = tuple(n for n in registered() if cold_seconds(n))  # every framework of a full run on this machine (ten)
 COSTS = Path(__file__).resolve().parent / "data" / "costs"
 
 
@@ -71,14 +71,19 @@ def test_the_planned_makespan_is_within_15_percent_of_the_work_over_n(costs, wor
     measured = {} if costs == "declared" else _measured()
     assert costs == "declared" or measured
     sel = Selection(FRAMEWORKS, DTYPES, ("cpu",), MODES)
-    work = sum(s.cost + pool.START_S for s in pool.plan(sel, CASES, None, measured))
-    shards = pool.plan(sel, CASES, workers, measured)
-    span = makespan([s.cost + pool.START_S for s in shards], workers)
+    work, shards, span = _scaling(sel, workers, measured)
     assert span <= 1.15 * work / workers, (span, work / workers, [(s.name, round(s.cost)) for s in shards[:5]])
     # every (framework, mode, dtype) and case is in exactly one shard: splitting lost and doubled nothing
     cover = [(s.framework, m, d, c.full_id) for s in shards for m in s.modes for d in s.dtypes for c in CASES
              if s.selection(sel).wants_case(c.full_id) and c.dtypes and d in c.dtypes]
     assert len(cover) == len(set(cover))
+
+
+def _scaling(sel: Selection, workers: int, measured: dict) -> tuple[float, list[pool.Shard], float]:
+    """The unsplit plan's worker-seconds (start-ups included), the plan for `workers`, and its makespan."""
+    work = sum(s.cost + pool.START_S for s in pool.plan(sel, CASES, None, measured))
+    shards = pool.plan(sel, CASES, workers, measured)
+    return work, shards, makespan([s.cost + pool.START_S for s in shards], workers)
 
 
 def test_a_split_that_only_adds_start_ups_is_not_taken():
@@ -97,3 +102,11 @@ def test_partition_is_deterministic_and_balanced():
     assert bins == partition(list(reversed(items)), lambda i: i[1], lambda i: i[0], 2)
     # longest first, each to the lightest bin (ties: the lowest): a|b, c to the first (both 5: the lowest), d and e to the second
     assert [[n for n, _ in b] for b in bins] == [["a", "c"], ["b", "d", "e"]]
+
+
+if __name__ == "__main__":  # docs/performance.md's scaling table: python tests/test_planner.py
+    print("| workers | shards | planned makespan | work / N | ratio | longest shard |\n| --- | --- | --- | --- | --- | --- |")
+    for n in (2, 4, 8, 16):
+        total, plan, span = _scaling(Selection(FRAMEWORKS, DTYPES, ("cpu",), MODES), n, {})
+        longest = max(s.cost + pool.START_S for s in plan)
+        print(f"| {n} | {len(plan)} | {span:,.0f} s | {total / n:,.0f} s | {span / (total / n):.3f} | {longest:,.0f} s |")

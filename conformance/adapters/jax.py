@@ -28,10 +28,10 @@ QUICK_COMPILE = True  # XLA compiles a program in milliseconds: the GPU job runs
 # (figures: docs/gpu.md, "On a GPU"); only orders the GPU queue
 GPU_COLD_SECONDS = {"eager": 230, "compiled": 110}
 GPU_ENV = {"XLA_PYTHON_CLIENT_PREALLOCATE": "false"}  # JAX preallocates 75% of the GPU per process by default
-# Cold-cache seconds of one full run, every framework at once, on a 2-core VM (tests/data/costs/cold-run-timing.json)
-COLD_SECONDS = {("compiled", "bfloat16"): 95, ("compiled", "float16"): 68, ("compiled", "float32"): 114,
-                ("compiled", "float64"): 82, ("eager", "bfloat16"): 179, ("eager", "float16"): 146,
-                ("eager", "float32"): 211, ("eager", "float64"): 186}
+# Cold-cache seconds of one full run, every framework at once, on a 2-core AMD EPYC VM (tests/data/costs/cold-run-timing.json)
+COLD_SECONDS = {("compiled", "bfloat16"): 65, ("compiled", "float16"): 61, ("compiled", "float32"): 74,
+                ("compiled", "float64"): 59, ("eager", "bfloat16"): 110, ("eager", "float16"): 99,
+                ("eager", "float32"): 158, ("eager", "float64"): 131}
 QUICK_SECONDS = {"eager": 13, "compiled": 5}  # `run --quick`, cold, the same VM (tests/data/costs/quick-run-timing.json)
 jax: Any = None
 jnp: Any = None

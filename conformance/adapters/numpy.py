@@ -21,10 +21,10 @@ from .base import Impl, Unsupported, check_supported, mark_overwritten, overwrit
 NAME = "numpy"
 REQUIRES = ("scipy",)  # importable packages; checked before any worker starts
 PACKAGES = ("numpy", "scipy", "ml_dtypes")  # versions that change the numbers (the gate attributes moves to them)
-# Cold-cache seconds of one full run, every framework at once, on a 2-core VM (tests/data/costs/cold-run-timing.json)
-COLD_SECONDS = {("compiled", "bfloat16"): 4, ("compiled", "float16"): 3, ("compiled", "float32"): 4,
-                ("compiled", "float64"): 2, ("eager", "bfloat16"): 5, ("eager", "float16"): 4,
-                ("eager", "float32"): 5, ("eager", "float64"): 2}
+# Cold-cache seconds of one full run, every framework at once, on a 2-core AMD EPYC VM (tests/data/costs/cold-run-timing.json)
+COLD_SECONDS = {("compiled", "bfloat16"): 3, ("compiled", "float16"): 2, ("compiled", "float32"): 3,
+                ("compiled", "float64"): 1, ("eager", "bfloat16"): 4, ("eager", "float16"): 4,
+                ("eager", "float32"): 3, ("eager", "float64"): 1}
 QUICK_SECONDS = {"eager": 0, "compiled": 0}  # `run --quick`, cold, the same VM (tests/data/costs/quick-run-timing.json)
 GPU = False  # NumPy/SciPy run on the CPU only; CuPy (cupyx.scipy.special) is the GPU counterpart
 _sp = None

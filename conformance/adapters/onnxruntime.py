@@ -32,10 +32,10 @@ from .base import Impl, Unsupported, check_supported
 NAME = "onnxruntime"
 REQUIRES = ("onnxruntime", "onnx")
 PACKAGES = ("onnxruntime", "onnx", "torch")  # torch: the exporter of the torch.onnx implementations
-# Cold-cache seconds of one full run, every framework at once, on a 2-core VM (tests/data/costs/cold-run-timing.json)
-COLD_SECONDS = {("compiled", "bfloat16"): 7, ("compiled", "float16"): 4, ("compiled", "float32"): 8,
-                ("compiled", "float64"): 5, ("eager", "bfloat16"): 8, ("eager", "float16"): 4,
-                ("eager", "float32"): 13, ("eager", "float64"): 6}
+# Cold-cache seconds of one full run, every framework at once, on a 2-core AMD EPYC VM (tests/data/costs/cold-run-timing.json)
+COLD_SECONDS = {("compiled", "bfloat16"): 6, ("compiled", "float16"): 4, ("compiled", "float32"): 7,
+                ("compiled", "float64"): 5, ("eager", "bfloat16"): 7, ("eager", "float16"): 4,
+                ("eager", "float32"): 11, ("eager", "float64"): 5}
 QUICK_SECONDS = {"eager": 3, "compiled": 0}  # `run --quick`, cold, the same VM (tests/data/costs/quick-run-timing.json)
 OPSET = 17  # a current opset for the per-axis ops and the losses (SoftmaxCrossEntropyLoss and NLL are 13 there)
 ort: Any = None

@@ -32,10 +32,10 @@ THREAD_ENV = ("TF_NUM_INTRAOP_THREADS", "TF_NUM_INTEROP_THREADS")  # benchmarks 
 QUIET_ENV = {"TF_CPP_MIN_LOG_LEVEL": "3"}
 NUMERIC_ENV = ("TF_ENABLE_ONEDNN_OPTS", "TF_DETERMINISTIC_OPS", "XLA_FLAGS", "NVIDIA_TF32_OVERRIDE")  # recorded with the results
 GPU_ENV = {"TF_FORCE_GPU_ALLOW_GROWTH": "true"}  # TensorFlow maps all GPU memory per process by default
-# Cold-cache seconds of one full run, every framework at once, on a 2-core VM (tests/data/costs/cold-run-timing.json)
-COLD_SECONDS = {("compiled", "bfloat16"): 108, ("compiled", "float16"): 91, ("compiled", "float32"): 195,
-                ("compiled", "float64"): 176, ("eager", "bfloat16"): 12, ("eager", "float16"): 9,
-                ("eager", "float32"): 14, ("eager", "float64"): 8}
+# Cold-cache seconds of one full run, every framework at once, on a 2-core AMD EPYC VM (tests/data/costs/cold-run-timing.json)
+COLD_SECONDS = {("compiled", "bfloat16"): 83, ("compiled", "float16"): 84, ("compiled", "float32"): 152,
+                ("compiled", "float64"): 118, ("eager", "bfloat16"): 11, ("eager", "float16"): 9,
+                ("eager", "float32"): 17, ("eager", "float64"): 13}
 QUICK_SECONDS = {"eager": 1, "compiled": 8}  # `run --quick`, cold, the same VM (tests/data/costs/quick-run-timing.json)
 tf: Any = None
 keras: Any = None

@@ -32,10 +32,10 @@ TOOLS = () if os.environ.get("CPU_LLVM") else ("clang",)
 PACKAGES = ("tinygrad",)  # versions that change the numbers (the gate attributes moves to them)
 NUMERIC_ENV = ("DEV", "CPU_LLVM", "FLOAT16", "OPT", "BEAM")  # device, compiler and kernel-search settings (recorded)
 QUIET_ENV = {"DEBUG": "0"}
-# Cold-cache seconds of one full run, every framework at once, on a 2-core VM (tests/data/costs/cold-run-timing.json)
-COLD_SECONDS = {("compiled", "bfloat16"): 19, ("compiled", "float16"): 132, ("compiled", "float32"): 197,
-                ("compiled", "float64"): 183, ("eager", "bfloat16"): 17, ("eager", "float16"): 83,
-                ("eager", "float32"): 219, ("eager", "float64"): 217}
+# Cold-cache seconds of one full run, every framework at once, on a 2-core AMD EPYC VM (tests/data/costs/cold-run-timing.json)
+COLD_SECONDS = {("compiled", "bfloat16"): 11, ("compiled", "float16"): 127, ("compiled", "float32"): 143,
+                ("compiled", "float64"): 124, ("eager", "bfloat16"): 12, ("eager", "float16"): 81,
+                ("eager", "float32"): 190, ("eager", "float64"): 175}
 QUICK_SECONDS = {"eager": 11, "compiled": 1}  # `run --quick`, cold, the same VM (tests/data/costs/quick-run-timing.json)
 TinyTensor: Any = None
 dtypes: Any = None

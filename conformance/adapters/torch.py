@@ -32,10 +32,10 @@ REQUIRES = ("torch",)  # importable packages; checked before any worker starts
 PACKAGES = ("torch",)  # versions that change the numbers (the gate attributes moves to them)
 NUMERIC_ENV = ("TORCH_ALLOW_TF32_CUBLAS_OVERRIDE", "NVIDIA_TF32_OVERRIDE")  # recorded with the results
 DEVICE_ASSERTS = ("gpu",)  # an out-of-range target on CUDA is a device-side assert: the process is poisoned
-# Cold-cache seconds of one full run, every framework at once, on a 2-core VM (tests/data/costs/cold-run-timing.json)
-COLD_SECONDS = {("compiled", "bfloat16"): 398, ("compiled", "float16"): 316, ("compiled", "float32"): 776,
-                ("compiled", "float64"): 530, ("eager", "bfloat16"): 53, ("eager", "float16"): 40,
-                ("eager", "float32"): 48, ("eager", "float64"): 25}
+# Cold-cache seconds of one full run, every framework at once, on a 2-core AMD EPYC VM (tests/data/costs/cold-run-timing.json)
+COLD_SECONDS = {("compiled", "bfloat16"): 306, ("compiled", "float16"): 268, ("compiled", "float32"): 595,
+                ("compiled", "float64"): 403, ("eager", "bfloat16"): 36, ("eager", "float16"): 29,
+                ("eager", "float32"): 35, ("eager", "float64"): 19}
 QUICK_SECONDS = {"eager": 14, "compiled": 55}  # `run --quick`, cold, the same VM (tests/data/costs/quick-run-timing.json)
 torch: Any = None
 F: Any = None

@@ -16,11 +16,6 @@ from ..run.events import Done, Event, Finished, Info, Lost, Plan, Planned, Recor
 HEARTBEAT_S = 50.0
 
 
-# Below this share of the planned work done, the pace seen so far says more about start-up (imports, first compiles)
-# than about the run: the estimate is the plan's own.
-PACE_FROM = 0.05
-
-
 def makespan(left: list[float], workers: int) -> float:
     """When the last of these pieces of work ends, each taken in order by the first free of `workers` (the pool's own
     rule): the run's remaining time, where the pieces are what is left of each shard in seconds, running ones first."""
@@ -33,18 +28,24 @@ def makespan(left: list[float], workers: int) -> float:
 
 class Progress:
     """Counts are after the known-divergence registry (records are marked as they arrive), so a fail here is a fail in
-    results.json. The share done is weighted by the plan's estimated seconds per shard (what the planner measured on
-    this machine last time, else the adapters' declared costs), not by records: a record of a compiled gradient costs
-    a hundred of an eager softmax, so counting records would promise an end that never comes."""
+    results.json.
+
+    The share done and the time left come from the plan's estimated seconds per shard (what the planner measured on
+    this machine last time, else the adapters' declared costs) and the clock, not from records or units: a record of
+    a compiled gradient costs a hundred of an eager softmax, and a shard's units do not cost alike either (its first
+    programs compile, its large cases come last), so counting them promises an end that never comes. What this
+    machine's pace is comes from the shards that ended (their seconds against their plan); a running shard is expected
+    to take its plan at that pace, and only once it has run past that do its units say how much of it is left."""
 
     def __init__(self, stream=None, total: int = 0, clock=time.monotonic):
         stream = stream or sys.stderr  # looked up now, not at import: stderr may have been redirected since
         self.stream, self.tty, self.clock = stream, stream.isatty(), clock
         self.state: dict[str, str] = {}
-        self.fraction_of: dict[str, float] = {}  # shard -> share of its own work done
+        self.fraction_of: dict[str, float] = {}  # shard -> share of its units done
         self.cost: dict[str, float] = {}  # shard -> estimated seconds (the plan), in the order the pool starts them
         self.workers = 1
-        self.first_progress: tuple[float, float] | None = None  # (when, planned seconds done) at the first unit done
+        self.started_at: dict[str, float] = {}  # shard -> when a worker first ran it (the pool's Tick, else its first unit)
+        self.ended_at: dict[str, float] = {}  # shard -> when it ended (done or lost; not a death that goes on)
         self.resumed_at: dict[str, float] = {}  # shard -> its share done when its worker died and a new one went on
         self.total = total  # (case, op, dtype, mode) units over every shard, where no plan is given (one process)
         self.done_units: dict[str, int] = {}
@@ -56,38 +57,50 @@ class Progress:
         self.finished = False
 
     def fraction(self) -> float | None:
+        """The planned seconds of the ended shards and of the running ones' elapsed share, over the plan's."""
         if self.cost and sum(self.cost.values()) > 0:
-            return min(1.0, self._planned_done() / sum(self.cost.values()))
+            pace = self.pace()
+            done = sum(self.cost[n] for n in self.ended_at if n in self.cost)
+            for n in self._running():
+                elapsed, left = self.clock() - self.started_at[n], self._left(n, pace)
+                done += self.cost[n] * (elapsed / (elapsed + left) if elapsed + left > 0 else 0.0)
+            return min(1.0, done / sum(self.cost.values()))
         if self.total:
             return min(1.0, sum(self.done_units.values()) / self.total)
         return None
 
+    def pace(self) -> float:
+        """This machine's seconds per planned second: the shards that ended whole, their seconds against their plan
+        (1 before any has: the plan's own pace)."""
+        ended = [n for n in self.ended_at if n in self.cost and n in self.started_at and self.state.get(n) == "done"]
+        planned = sum(self.cost[n] for n in ended)
+        return sum(self.ended_at[n] - self.started_at[n] for n in ended) / planned if planned > 0 else 1.0
+
+    def _running(self) -> list[str]:
+        return [n for n in self.cost if n in self.started_at and n not in self.ended_at]
+
+    def _left(self, name: str, pace: float) -> float:
+        """A running shard's seconds left: its plan at this machine's pace, less what it has run; past that, what its
+        units say (the time so far for the share done); with no unit done yet, as long again."""
+        elapsed = self.clock() - self.started_at[name]
+        expected = self.cost[name] * pace
+        if elapsed < expected:
+            return expected - elapsed
+        share = self.fraction_of.get(name, 0.0)
+        return elapsed * (1 - share) / share if share > 0 else elapsed
+
     def seconds_left(self) -> float | None:
-        """The remaining time: what is left of each shard (its planned seconds times the share not done), scheduled
-        over the workers as the pool does (so the last long shard alone is not spread over idle cores), at the pace
-        seen since the first unit was done (wall time against the planned seconds done per worker). Before PACE_FROM
-        of the work is done, the plan's pace: an estimate from the start."""
+        """The remaining time: what is left of each running shard (_left), then each shard not started at this
+        machine's pace, scheduled over the workers as the pool does (so the last long shard alone is not spread over
+        idle cores). Before any shard has ended, the plan's pace: an estimate from the start."""
         if not self.cost:
             fraction = self.fraction()
             elapsed = self.clock() - self.started
             return elapsed * (1 - fraction) / fraction if fraction and 0.02 < fraction < 1 else None
-        done = {n: self.fraction_of.get(n, 0.0) for n in self.cost}
-        left = [c * (1 - done[n]) for n, c in self.cost.items() if 0 < done[n] < 1]  # the running ones, first
-        left += [c for n, c in self.cost.items() if done[n] == 0]
-        remaining = makespan(left, self.workers)
-        planned_done = self._planned_done()
-        if planned_done < PACE_FROM * sum(self.cost.values()) or self.first_progress is None:
-            return remaining
-        # The pace since the first unit of work was done: the workers' start (the frameworks' imports, seconds the
-        # plan does not spread over the units) is behind, not ahead. The plan's seconds are one worker's: done at
-        # this pace, the run's workers took the window's wall time for them together.
-        at, before = self.first_progress
-        window, work = self.clock() - at, planned_done - before
-        return remaining * (window * self.workers / work) if window > 0 and work > 0 else remaining
-
-    def _planned_done(self) -> float:
-        """The planned seconds of the work done: each shard's estimate times its share done."""
-        return sum(c * self.fraction_of.get(n, 0.0) for n, c in self.cost.items())
+        pace = self.pace()
+        left = [self._left(n, pace) for n in self._running()]  # the running ones, first
+        left += [c * pace for n, c in self.cost.items() if n not in self.started_at and n not in self.ended_at]
+        return makespan(left, self.workers)
 
     def overall(self) -> str:
         fraction = self.fraction()
@@ -117,6 +130,9 @@ class Progress:
             self.known += msg.record.status is Status.KNOWN
             return
         if isinstance(msg, Tick):
+            for name in msg.running:
+                self.started_at.setdefault(planned_shard(name), self.clock())
+            self._tenth(first=False)  # the first line waits for the first unit done: the run has answers then
             self._heartbeat(msg.running)
             return
         if isinstance(msg, Finished):
@@ -128,13 +144,8 @@ class Progress:
             origin = planned_shard(name)  # the rest of a shard whose worker died: its progress is the shard's
             before = self.resumed_at.get(origin, 0.0) if origin != name else 0.0
             self.fraction_of[origin] = before + (1 - before) * (done / total if total else 1.0)
-            if self.first_progress is None:
-                self.first_progress = (self.clock(), self._planned_done())
-            fraction = self.fraction()
-            tenth = int(10 * fraction) if fraction is not None else -1
-            if not self.tty and tenth > self.last_tenth and tenth < 10:
-                self.last_tenth = tenth
-                self._line(f"{self.overall()} ({self.counts()})")
+            self.started_at.setdefault(origin, self.clock())  # where no Tick said so (a run in one process)
+            self._tenth()
         elif isinstance(msg, Info) and "absent" in msg.info:
             self._once(f"{msg.framework}: absent, skipped ({msg.info['absent']})")
         elif isinstance(msg, Info) and msg.info.get("skipped_devices"):
@@ -153,6 +164,7 @@ class Progress:
                 self.resumed_at[origin] = self.fraction_of.get(origin, 0.0)
             else:
                 self.fraction_of[origin] = 1.0
+                self.ended_at.setdefault(origin, self.clock())
             self._line(f"{msg.shard}: LOST ({msg.why}); the records it sent are kept, the run will be incomplete" if lost else
                        f"{msg.shard}: worker {msg.why}" if isinstance(msg, Lost) else f"{msg.shard}: done")
             self._maybe_finished()
@@ -170,6 +182,15 @@ class Progress:
         self._line(f"100% overall: every shard ended{f' ({lost} lost)' if lost else ''} ({self.counts()})")
         for what, names in self.skipped.items():
             self._line(f"{what} to {', '.join(names)}: skipped" if names else f"{what}: skipped")
+
+    def _tenth(self, first: bool = True) -> None:
+        """In a log, a line each time the share done passes another tenth (the share moves with the clock too);
+        `first`: the 0% line too."""
+        fraction = self.fraction()
+        tenth = int(10 * fraction) if fraction is not None else -1
+        if not self.tty and self.last_tenth < tenth < 10 and (first or tenth > 0):
+            self.last_tenth = tenth
+            self._line(f"{self.overall()} ({self.counts()})")
 
     def _heartbeat(self, running: tuple[str, ...]) -> None:
         if self.tty or self.clock() - self.last_line < HEARTBEAT_S or not running:
