@@ -27,9 +27,14 @@ COSTS = {"a": {("compiled", "float32"): 400, ("compiled", "float64"): 300, ("com
          "b": {}}
 
 
+
+def _declare_costs(monkeypatch, cold) -> None:
+    """Every framework's declared costs are `cold(name)` (COLD_SECONDS), with no quick run beside them."""
+    monkeypatch.setattr(pool, "cold_seconds", cold)
+    monkeypatch.setattr(pool, "quick_seconds", lambda name: {})
+
 def _plan(monkeypatch, frameworks=("a", "b"), dtypes=DTYPES, modes=MODES):
-    monkeypatch.setattr(pool, "cold_seconds", lambda name: COSTS[name])
-    monkeypatch.setattr(pool, "quick_seconds", lambda name: {})  # the cold run's seconds alone
+    _declare_costs(monkeypatch, lambda name: COSTS[name])
     return pool.plan(runner.Selection(frameworks, dtypes, ("cpu",), modes))
 
 
@@ -52,8 +57,7 @@ def test_only_dtypes_above_the_threshold_get_a_worker_of_their_own(monkeypatch):
 
 def test_modes_share_a_worker_only_when_together_they_stay_small(monkeypatch):
     costs = {"c": {(m, d): 20 for m in MODES for d in DTYPES}}  # 80 s a mode: too much for one worker
-    monkeypatch.setattr(pool, "cold_seconds", lambda name: costs[name])
-    monkeypatch.setattr(pool, "quick_seconds", lambda name: {})  # the cold run's seconds alone
+    _declare_costs(monkeypatch, lambda name: costs[name])
     assert sorted(s.name for s in pool.plan(runner.Selection(("c",), DTYPES, ("cpu",), MODES))) == ["c/compiled", "c/eager"]
     costs["c"] = {(m, d): 5 for m in MODES for d in DTYPES}  # 20 s a mode, 40 s together
     (merged,) = pool.plan(runner.Selection(("c",), DTYPES, ("cpu",), MODES))
@@ -70,8 +74,7 @@ def test_gpu_shards_come_first_and_shortest_first(monkeypatch):
     """One GPU worker runs at a time: the GPU queue leads (the GPU is never idle while CPU shards run) and its short
     shards go first, so a run stopped at a time budget has finished the most frameworks on the GPU."""
     declared = {"a": {"GPU_COLD_SECONDS": {"eager": 500}}, "c": {}}
-    monkeypatch.setattr(pool, "cold_seconds", lambda name: {"a": COSTS["a"], "c": {}}[name])
-    monkeypatch.setattr(pool, "quick_seconds", lambda name: {})  # the cold run's seconds alone
+    _declare_costs(monkeypatch, lambda name: {"a": COSTS["a"], "c": {}}[name])
     monkeypatch.setattr(pool, "declared", lambda name, attr: declared[name].get(attr, DECLARATIONS[attr][1]))
     shards = pool.plan(runner.Selection(("a", "c"), DTYPES, ("cpu", "gpu"), ("eager",), devices_named=True), [])
     assert [s.name for s in shards[:2]] == ["c/eager/gpu", "a/eager/gpu"] and shards[1].cost == 500
@@ -88,8 +91,7 @@ def test_split_workers_write_the_same_records_as_one_process(monkeypatch, tmp_pa
     """numpy made to look slow enough to split per dtype: spawned workers, one per dtype, against the same run inline."""
     cases = str(bundled.cases_dir() / "extreme-logits.yaml")
     inline = main(["run", "--cases", cases, "--frameworks", "numpy", "--jobs", "1", "--out", str(tmp_path / "inline")])
-    monkeypatch.setattr(pool, "cold_seconds", lambda name: {(m, d): 1000 for m in MODES for d in DTYPES})
-    monkeypatch.setattr(pool, "quick_seconds", lambda name: {})  # the cold run's seconds alone
+    _declare_costs(monkeypatch, lambda name: {(m, d): 1000 for m in MODES for d in DTYPES})
     assert len(pool.plan(runner.Selection(("numpy",), DTYPES, ("cpu",), MODES))) == 2 * len(DTYPES)
     split = main(["run", "--cases", cases, "--frameworks", "numpy", "--jobs", "2", "--out", str(tmp_path / "split")])
     assert inline == split
@@ -150,8 +152,7 @@ def test_a_stopped_run_leaves_no_worker_behind(tmp_path, sig):
 
 def _gpu_plan(monkeypatch, frameworks=("a", "b"), cases=None):
     declared = {"a": {"GPU": True, "DEVICE_ASSERTS": ("gpu",)}, "b": {"GPU": False}}
-    monkeypatch.setattr(pool, "cold_seconds", lambda name: COSTS[name])
-    monkeypatch.setattr(pool, "quick_seconds", lambda name: {})  # the cold run's seconds alone
+    _declare_costs(monkeypatch, lambda name: COSTS[name])
     monkeypatch.setattr(pool, "declared", lambda name, attr: declared[name].get(attr, DECLARATIONS[attr][1]))
     monkeypatch.setattr(pool, "gpu_visible", lambda: True)
     return pool.plan(runner.Selection(frameworks, ("float32",), ("cpu", "gpu"), ("eager",)), cases)
@@ -183,8 +184,7 @@ def test_a_kernel_that_aborts_on_a_bad_index_gets_cpu_workers_per_case_in_that_m
     cases = load([bundled.cases_dir()])
     declared = {"k": {"DEVICE_ASSERTS": ("gpu", "cpu/compiled")}}
     costs = {("eager", "float32"): pool.SPLIT_ABOVE_S, ("compiled", "float32"): pool.SPLIT_ABOVE_S}  # too much for one worker
-    monkeypatch.setattr(pool, "cold_seconds", lambda name: costs)
-    monkeypatch.setattr(pool, "quick_seconds", lambda name: {})  # the cold run's seconds alone
+    _declare_costs(monkeypatch, lambda name: costs)
     monkeypatch.setattr(pool, "declared", lambda name, attr: declared[name].get(attr, DECLARATIONS[attr][1]))
     sel = runner.Selection(("k",), ("float32",), ("cpu",), ("eager", "compiled"))
     by_name = {s.name: s for s in pool.plan(sel, cases)}

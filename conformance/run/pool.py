@@ -148,12 +148,12 @@ def _declared(framework: str, mode: str, dtype: str, share: float) -> float:
     scaled down. Without a quick figure, the cold run's seconds scaled by the share."""
     cold = float(cold_seconds(framework).get((mode, dtype), 0.0))
     quick = quick_seconds(framework).get(mode) if dtype in bundled.QUICK_DTYPES else None
-    at = _quick_share()
-    if quick is None or not 0.0 < at < 1.0:
+    at = _quick_share() if quick is not None else 0.0  # the bundled corpus is read only where a quick figure is used
+    if not 0.0 < at < 1.0:
         return cold * share
     if share <= at:
-        return float(quick) * share / at
-    return float(quick) + (cold - float(quick)) * (share - at) / (1.0 - at)
+        return quick * share / at
+    return quick + (cold - quick) * (share - at) / (1.0 - at)
 
 
 @functools.cache
