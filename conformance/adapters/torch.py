@@ -8,6 +8,7 @@ cache never falls back to eager without saying so.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import importlib
 import os
@@ -23,7 +24,7 @@ import ml_dtypes
 import numpy as np
 
 from ..corpus.inputs import Inputs
-from . import naive
+from . import naive, shape_hints
 from .base import Array, Impl, NotRun, Unsupported, check_supported, mark_overwritten, needs_grad, no_sync, reduce_with, synced_forward, written_into
 from .ownership import chain
 
@@ -540,6 +541,31 @@ def _graph_break(error: BaseException) -> bool:
 def _evaluate(impl: Impl, inputs, quantities, mode: str, device: str) -> dict:
     if mode == "compiled" and not impl.whole_graph and _call_key(impl, inputs, device) not in _graph_broke:
         return {q: NotRun("the function compiles whole: its compiled numerics are the whole-graph records") for q in quantities}
+    if mode == "compiled" and not impl.static_shapes:
+        _compiled_on_canonical_shapes(impl, inputs, tuple(quantities), device)
+    return _call(impl, inputs, quantities, mode, device)
+
+
+# (call key, quantities, the canonical inputs' shapes): the dynamic-shape graphs compiled on their pattern's own sizes
+_canonical_calls: set = set()
+
+
+def _compiled_on_canonical_shapes(impl: Impl, inputs: Inputs, quantities: tuple, device: str) -> None:
+    """Call the compiled function once on `shape_hints.canonical(inputs)` (forward, and every derivative asked for)
+    before the case's own call, so that whichever graph serves the case was compiled on its pattern's sizes, not on
+    those of the case that happened to come first (shape_hints says why that matters). Its answers are dropped."""
+    canonical = shape_hints.canonical(inputs)
+    if canonical is None:
+        return
+    seen = (_call_key(impl, inputs, device), quantities, shape_hints.shapes(canonical))
+    if seen in _canonical_calls:
+        return
+    _canonical_calls.add(seen)
+    with contextlib.suppress(Exception):  # the case's own call reports whatever this one raised
+        _call(impl, canonical, quantities, "compiled", device)
+
+
+def _call(impl: Impl, inputs, quantities, mode: str, device: str) -> dict:
     dev = _torch_device(device)
     grad = needs_grad(quantities)
     # the op's primals (the logits; or the hidden states, the weight and a bias), each a leaf with its gradient
@@ -661,5 +687,6 @@ def forget_compiled() -> None:
     and its calls whose whole-graph compile broke."""
     _compiled.clear()
     _graph_broke.clear()
+    _canonical_calls.clear()
     if torch is not None:  # loaded: the compiled code of the function replaced, kept per code object (of its frames too)
         torch._dynamo.reset()
