@@ -339,6 +339,17 @@ def test_a_graph_break_under_fullgraph_is_unsupported_and_the_split_compile_is_j
     assert {r["status"] for r in plain.mine if not r["impl_id"].endswith("/graph-breaks")} == {"pass"}
 
 
+def test_a_compiled_function_is_checked_against_each_calls_own_shape():
+    """One compiled function serves every shape of a rank (dynamic shapes) and keeps the inputs of the call that compiled
+    it: the answer's shape must be checked against the call's own logits, or a right softmax is a contract error on
+    every later shape ("returned shape [1, 3] where the logits' shape [1, 5] were expected": 28 of 54 records)."""
+    torch = pytest.importorskip("torch")
+    got = check(lambda x, dim=-1: torch.softmax(x, dim=dim), op="softmax", framework="torch", case=["extreme-logits/*"],
+                modes=("compiled",), dtypes=("float32",))
+    whole = [r for r in got.mine if not r["impl_id"].endswith("/graph-breaks")]
+    assert len({tuple(np.shape(r["output"])) for r in whole}) > 2 and {r["status"] for r in whole} == {"pass"}
+
+
 def test_a_check_reaches_its_workers_through_their_configuration_and_leaves_this_process_as_it_was(tmp_path, monkeypatch):
     """The function under check, its adapter and the case files' limits travel with every shard (run/config.py), not
     through environment variables: a check in worker processes (jobs 2) judges the function, sets nothing in

@@ -262,3 +262,20 @@ def test_list_of_an_unknown_framework_is_one_line_and_exit_2(capsys):
     assert main(["list", "nosuchframework"]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "unknown framework 'nosuchframework'" in err[0]
+
+
+def test_no_naive_leaves_the_formulas_out_and_the_gate_compares_the_rest(tmp_path, capsys):
+    """`run --no-naive` (CI's gate run) writes the frameworks' own functions only; gated against a run that has the
+    naive formulas, it is complete within its selection and says what it left out."""
+    common = ["--frameworks", "numpy", "--case", "extreme-logits/*", "--jobs", "1", "--quiet"]
+    assert main(["run", *common, "--out", str(tmp_path / "all")]) == 0
+    assert main(["run", *common, "--no-naive", "--out", str(tmp_path / "own")]) == 0
+    every, own = (load_results(tmp_path / n / "results.json")["records"] for n in ("all", "own"))
+    assert any(r["naive"] for r in every) and own and not any(r["naive"] for r in own)
+    assert len(own) == sum(not r["naive"] for r in every)
+    capsys.readouterr()
+    assert main(["gate", "--baseline", str(tmp_path / "all" / "results.json"), "--current", str(tmp_path / "own" / "results.json")]) == 0
+    assert "--no-naive or --quick (the naive formulas left out)" in capsys.readouterr().out
+    with pytest.raises(SystemExit) as refused:
+        main(["run", *common, "--no-naive", "--include-naive", "--out", str(tmp_path / "both")])
+    assert refused.value.code == 2

@@ -63,7 +63,7 @@ def test_the_quick_selection_leaves_the_naive_formulas_out_and_says_so():
     recorded = sel.to_json()
     where = {"framework": "numpy", "case": "published-values/softmax-four-logits", "dtype": "float32"}
     naive_record = record(impl="np.exp(x) / sum", impl_id="numpy/naive/softmax", naive=True, **where)
-    assert left_out_by(recorded, naive_record) == "--quick (the naive formulas left out)"
+    assert left_out_by(recorded, naive_record) == "--no-naive or --quick (the naive formulas left out)"
     assert left_out_by(recorded, record(impl="scipy.special.softmax", impl_id="numpy/scipy/softmax", **where)) is None
     assert left_out_by({"impls": []}, naive_record) is None  # a selection recorded before the field: every formula ran
 

@@ -388,12 +388,20 @@ def _forward(impl: Impl, inputs, mode: str, device: str, dynamic: bool | None = 
     dynamic = not impl.static_shapes if dynamic is None else dynamic
     shapes = tuple(None if a is None else a.shape for a in inputs.primals.values())
     key = (impl.name, impl.op, inputs.options, inputs.axis, inputs.dtype, tuple(s and len(s) for s in shapes), device, dynamic,
-           None if dynamic else shapes, impl.whole_graph)
+           None if dynamic else shapes, impl.whole_graph, _mask_beside_the_labels(inputs))
     if key not in _compiled:
         _headers_in_the_cache()
         _vector_isa_probed_afresh()
         _compiled[key] = torch.compile(f if impl.whole_graph else _split_entry(f), fullgraph=impl.whole_graph, dynamic=dynamic)
     return _compiled[key]
+
+
+def _mask_beside_the_labels(inputs: Inputs) -> bytes | None:
+    """A masked cross-entropy's mask, which a function under check (adapters/user.py) reads from `inputs` (its `where=`
+    keyword), not from its arguments: a constant of the compiled function, so each mask gets a function of its own."""
+    if inputs.mask is None or inputs.given_labels is inputs.mask:
+        return None
+    return inputs.mask.shape.__repr__().encode() + np.packbits(inputs.mask).tobytes()
 
 
 def _split_entry(f: Callable) -> Callable:
@@ -555,7 +563,7 @@ def _compiled_on_canonical_shapes(impl: Impl, inputs: Inputs, quantities: tuple,
     before the case's own call, so that whichever graph serves the case was compiled on its pattern's sizes, not on
     those of the case that happened to come first (shape_hints says why that matters). Its answers are dropped."""
     canonical = shape_hints.canonical(inputs)
-    if canonical is None:
+    if canonical is None or _mask_beside_the_labels(inputs) is not None:  # a mask of its own: its function is the case's
         return
     seen = (_call_key(impl, inputs, device), quantities, shape_hints.shapes(canonical))
     if seen in _canonical_calls:

@@ -274,33 +274,35 @@ def _forward(*args: Any) -> Array:
             raise Unsupported(f"{_spec.get('target')} takes no mask keyword ({' or '.join(MASK_KEYWORDS)})")
         kwargs[keyword] = _to_array(x, inputs.mask, boolean=True)
     if len(primals) == 1:
-        return _check_shape(_fn(*((x,) if labels is None else (x, labels)), **kwargs), inputs)
+        return _check_shape(_fn(*((x,) if labels is None else (x, labels)), **kwargs), tuple(x.shape), inputs)
     hidden, weight, bias = primals  # linear_cross_entropy: f(hidden, weight, targets, bias=...)
     if bias is not None:
         if "bias" not in params:
             raise Unsupported(f"{_spec.get('target')} takes no bias keyword")
         kwargs["bias"] = bias
-    return _check_shape(_fn(hidden, weight, labels, **kwargs), inputs)
+    return _check_shape(_fn(hidden, weight, labels, **kwargs), (*hidden.shape[:-1], weight.shape[0]), inputs)
 
 
-def _flattened(got: tuple[int, ...], want: tuple[int, ...], inputs: Inputs) -> bool:
+def _flattened(got: tuple[int, ...], want: tuple[int, ...], logits_shape: tuple, inputs: Inputs) -> bool:
     """Per-example losses returned flat: as many as expected, the classes the last axis (so C-order keeps them in order)."""
     return (inputs.op in CROSS_ENTROPY_OPS and len(got) == 1 and len(want) > 1 and int(np.prod(want)) == got[0]
-            and inputs.axis == inputs.logits.ndim - 1)
+            and inputs.axis == len(logits_shape) - 1)
 
 
-def _check_shape(out: Any, inputs: Inputs) -> Any:
+def _check_shape(out: Any, logits_shape: tuple, inputs: Inputs) -> Any:
     """The function's answer must have the shape its op and reduction give: per-example losses, their mean or sum,
-    or the logits' shape. Anything else is an error of the call's contract (ContractError)."""
+    or the logits' shape. Anything else is an error of the call's contract (ContractError). The logits' shape is the
+    call's own (`logits_shape`, from its arguments), never `inputs`': a compiled function keeps the inputs of the call
+    that compiled it, and serves other shapes."""
     shape = getattr(out, "shape", None)
     if shape is None:
         return out  # not an array: the framework adapter says what is wrong with it
     # per-example losses where the harness composes the case's reduction; the reduction itself where the function
     # takes the keyword or returns it already
     returned = implementations()[0].returned_reduction(inputs)
-    want = output_shape(inputs.op, tuple(inputs.logits.shape), inputs.axis, returned)
-    got = tuple(int(n) for n in shape)
-    if got != want and _flattened(got, want, inputs):
+    want = output_shape(inputs.op, tuple(logits_shape), inputs.axis, returned)
+    got = tuple(shape)  # sizes as the call has them: symbolic under a dynamic-shape compile, compared without fixing them
+    if got != want and _flattened(got, want, logits_shape, inputs):
         return out.reshape(want)  # a function written for [N, C] input folds leading axes into N: the same losses, in order
     if got != want and not (want == () and got == (1,)):
         if inputs.op not in CROSS_ENTROPY_OPS:

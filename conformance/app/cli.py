@@ -77,7 +77,7 @@ def run_request(args: argparse.Namespace, installed_here: bool = True) -> RunReq
     quantities = args.quantity or (bundled.QUICK_QUANTITIES if quick else ())
     sel = Selection(frameworks, dtypes, args.devices or DEVICES, args.modes, cache, cases=cases, impls=tuple(args.impl or ()),
                     ops=args.op or (), quantities=quantities, named=args.frameworks is not None,
-                    devices_named=args.devices is not None, naive=not quick or getattr(args, "include_naive", False))
+                    devices_named=args.devices is not None, naive=not getattr(args, "no_naive", False) and (not quick or getattr(args, "include_naive", False)))
     return RunRequest(sel, Path(args.out), bundled.resolve(args.cases, bundled.cases_dir()), _registries(args), args.jobs, args.timeout,
                       absent, args.shard, WorkerConfig(limits=_limits(args)))
 

@@ -120,8 +120,12 @@ def _add_run(sub) -> None:
                           "else ~/.cache/softmax-conformance); an empty folder gives a cold run")
     run.add_argument("--no-compile-cache", action="store_true", help="use each framework's default caching instead")
     _add_known(run)
-    run.add_argument("--include-naive", action="store_true",
-                     help="count the naive formulas' fails in the exit status (default: reported, not counted, as the gate does)")
+    naive = run.add_mutually_exclusive_group()
+    naive.add_argument("--include-naive", action="store_true",
+                       help="count the naive formulas' fails in the exit status (default: reported, not counted, as the gate does)")
+    naive.add_argument("--no-naive", action="store_true",
+                       help="leave the naive formulas out (the frameworks' own functions only, as --quick does; about a sixth of "
+                            "a full run's time); the gate then compares the frameworks' own functions alone, and says so")
     run.add_argument("--case", action="append", metavar="GLOB", help="run only cases whose full id matches (repeatable), e.g. 'extreme-logits/*'")
     run.add_argument("--impl", action="append", metavar="GLOB", help="run only these implementations (name or glob, repeatable)")
     run.add_argument("--op", type=_csv(OPS, "op"), default=None, help="comma-separated ops")

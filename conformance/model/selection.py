@@ -41,7 +41,7 @@ def left_out_by(selection: Mapping | None, record: Mapping, suites: set[str] | N
     if selection.get("impls") and not impl_matches(record.impl_id, record.impl, selection["impls"]):
         return f"--impl {' '.join(selection['impls'])}"
     if selection.get("naive") is False and record.naive:  # a selection recorded before this field had every formula
-        return "--quick (the naive formulas left out)"
+        return "--no-naive or --quick (the naive formulas left out)"
     if suites is not None and record.case.split("/")[0] not in suites:
         return "--cases (suite not in the run)"
     return None
