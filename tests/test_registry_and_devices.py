@@ -125,6 +125,26 @@ def test_rejudge_with_the_same_registry_changes_no_status(tmp_path):
             for r in after["records"]} == before
 
 
+def test_rejudge_reads_a_run_made_from_another_copy_of_the_package(tmp_path):
+    """A results file's records name the case files of the copy that ran them (another checkout, the wheel): a file
+    the same as a bundled one is the bundled one, not a second suite of that name (which `rejudge --oracle` refused)."""
+    import shutil
+
+    from conformance.app.cli import main
+    from conformance.run.results import read
+
+    other = tmp_path / "elsewhere" / "conformance" / "corpus" / "data" / "cases"
+    shutil.copytree(bundled.cases_dir(), other)
+    assert main(["run", "--frameworks", "numpy", "--case", "published-values/*", "--jobs", "1", "--quiet", "--out", str(tmp_path / "run")]) == 0
+    doc = read(tmp_path / "run" / "results.json")
+    moved = [r.but(case_file=str(other / Path(r.case_file).name)).to_json() for r in doc["records"]]
+    from conformance.run import results as results_io
+
+    results_io.write({**doc, "records": moved}, tmp_path / "moved" / "results.json")
+    assert main(["rejudge", "--oracle", str(tmp_path / "moved" / "results.json"), "--out", str(tmp_path / "again")]) == 0
+    assert {r.status for r in read(tmp_path / "again" / "results.json")["records"]} == {r.status for r in doc["records"]}
+
+
 def test_a_renamed_implementation_is_stale_but_a_glob_over_frameworks_is_not():
     """`torch/naive/softmaxx` names torch, which ran and offers no such id: renamed. `*/naive/*` speaks for whichever
     frameworks have naive formulas; a run of Keras backends alone (none has one) says nothing about it."""

@@ -202,8 +202,15 @@ def _cases_of(records: list[Record]) -> dict[str, Case]:
     """The cases a run's records name, by id: the bundled corpus and the run's own case files where they still exist."""
     bundled_dir = bundled.cases_dir().resolve()
     # a run's own case files, beside the bundled corpus (whose files the records of a bundled run name too)
-    own = {p.resolve() for r in records if r.case_file and (p := Path(r.case_file)).is_file() and p.resolve().parent != bundled_dir}
+    own = {p.resolve() for r in records if r.case_file and (p := Path(r.case_file)).is_file() and not _bundled_copy(p, bundled_dir)}
     return {c.full_id: c for c in load([bundled_dir, *sorted(own)])}
+
+
+def _bundled_copy(path: Path, bundled_dir: Path) -> bool:
+    """A bundled case file, or the same file of another copy of the package (a results file made from another
+    checkout, or from the wheel): the bundled corpus has it already, and loading both would name each suite twice."""
+    twin = bundled_dir / path.name
+    return path.resolve().parent == bundled_dir or (twin.is_file() and twin.read_bytes() == path.read_bytes())
 
 
 def _judge_again(records: list[Record]) -> tuple[list[Record], int]:
