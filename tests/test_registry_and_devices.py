@@ -131,6 +131,7 @@ def test_rejudge_reads_a_run_made_from_another_copy_of_the_package(tmp_path):
     import shutil
 
     from conformance.app.cli import main
+    from conformance.run import results as results_io
     from conformance.run.results import read
 
     other = tmp_path / "elsewhere" / "conformance" / "corpus" / "data" / "cases"
@@ -138,8 +139,6 @@ def test_rejudge_reads_a_run_made_from_another_copy_of_the_package(tmp_path):
     assert main(["run", "--frameworks", "numpy", "--case", "published-values/*", "--jobs", "1", "--quiet", "--out", str(tmp_path / "run")]) == 0
     doc = read(tmp_path / "run" / "results.json")
     moved = [r.but(case_file=str(other / Path(r.case_file).name)).to_json() for r in doc["records"]]
-    from conformance.run import results as results_io
-
     results_io.write({**doc, "records": moved}, tmp_path / "moved" / "results.json")
     assert main(["rejudge", "--oracle", str(tmp_path / "moved" / "results.json"), "--out", str(tmp_path / "again")]) == 0
     assert {r.status for r in read(tmp_path / "again" / "results.json")["records"]} == {r.status for r in doc["records"]}

@@ -399,9 +399,13 @@ def _forward(impl: Impl, inputs, mode: str, device: str, dynamic: bool | None = 
 def _mask_beside_the_labels(inputs: Inputs) -> bytes | None:
     """A masked cross-entropy's mask, which a function under check (adapters/user.py) reads from `inputs` (its `where=`
     keyword), not from its arguments: a constant of the compiled function, so each mask gets a function of its own."""
-    if inputs.mask is None or inputs.given_labels is inputs.mask:
+    if not _mask_is_a_constant(inputs):
         return None
     return inputs.mask.shape.__repr__().encode() + np.packbits(inputs.mask).tobytes()
+
+
+def _mask_is_a_constant(inputs: Inputs) -> bool:
+    return inputs.mask is not None and inputs.given_labels is not inputs.mask
 
 
 def _split_entry(f: Callable) -> Callable:
@@ -562,10 +566,13 @@ def _compiled_on_canonical_shapes(impl: Impl, inputs: Inputs, quantities: tuple,
     """Call the compiled function once on `shape_hints.canonical(inputs)` (forward, and every derivative asked for)
     before the case's own call, so that whichever graph serves the case was compiled on its pattern's sizes, not on
     those of the case that happened to come first (shape_hints says why that matters). Its answers are dropped."""
-    canonical = shape_hints.canonical(inputs)
-    if canonical is None or _mask_beside_the_labels(inputs) is not None:  # a mask of its own: its function is the case's
+    if _mask_is_a_constant(inputs):  # a mask of its own: its function is the case's
         return
-    seen = (_call_key(impl, inputs, device), quantities, shape_hints.shapes(canonical))
+    canonical = shape_hints.canonical(inputs)
+    if canonical is None:
+        return
+    # the door's name too: a split-compile door shares its whole-graph twin's forward, not its compiled function
+    seen = (impl.name, _call_key(impl, inputs, device), quantities, shape_hints.shapes(canonical))
     if seen in _canonical_calls:
         return
     _canonical_calls.add(seen)

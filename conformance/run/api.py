@@ -202,7 +202,8 @@ def _cases_of(records: list[Record]) -> dict[str, Case]:
     """The cases a run's records name, by id: the bundled corpus and the run's own case files where they still exist."""
     bundled_dir = bundled.cases_dir().resolve()
     # a run's own case files, beside the bundled corpus (whose files the records of a bundled run name too)
-    own = {p.resolve() for r in records if r.case_file and (p := Path(r.case_file)).is_file() and not _bundled_copy(p, bundled_dir)}
+    named = {Path(r.case_file) for r in records if r.case_file}  # each file once: a run's records name a few files thousands of times
+    own = {p.resolve() for p in named if p.is_file() and not _bundled_copy(p, bundled_dir)}
     return {c.full_id: c for c in load([bundled_dir, *sorted(own)])}
 
 
