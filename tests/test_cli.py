@@ -209,7 +209,7 @@ def test_list_reuses_a_description_while_what_it_depends_on_is_the_same(tmp_path
     from conformance.adapters.catalogue import describe_all
 
     monkeypatch.delenv("KERAS_BACKEND", raising=False)
-    monkeypatch.setattr("conformance.adapters.catalogue._accelerator_possible", lambda: True)  # a GPU machine: imported or kept
+    monkeypatch.setattr("conformance.adapters.catalogue.accelerator_possible", lambda: True)  # a GPU machine: imported or kept
     (first,) = describe_all(["numpy"], cache=tmp_path)
     kept = tmp_path / "numpy.json"
     doc = json.loads(kept.read_text())
@@ -235,13 +235,13 @@ def test_list_reads_a_framework_without_importing_it_where_that_says_the_same(mo
 
     from conformance.adapters import catalogue
 
-    monkeypatch.setattr(catalogue, "_accelerator_possible", lambda: False)
+    monkeypatch.setattr(catalogue, "accelerator_possible", lambda: False)
     light, (asked,) = catalogue.described_without_import("numpy"), catalogue.describe_all(["numpy"], imported=True)
     assert light is not None and light.implementations == asked.implementations and light.devices == asked.devices == ("cpu",)
     assert "numpy " in light.version and "scipy " in light.version
     monkeypatch.setattr("conformance.adapters.numpy.implementations", lambda: 1 / 0)  # needs what only a load sets
     assert catalogue.described_without_import("numpy") is None
-    monkeypatch.setattr(catalogue, "_accelerator_possible", lambda: True)
+    monkeypatch.setattr(catalogue, "accelerator_possible", lambda: True)
     assert catalogue.described_without_import("torch") is None
     if sys.platform.startswith("linux") and not _gpu_files():  # the CLI itself, on a machine like CI's
         probe = ("import sys\nfrom conformance.app.main import main\nmain(['list'])\n"

@@ -154,8 +154,19 @@ def _gpu_plan(monkeypatch, frameworks=("a", "b"), cases=None):
     declared = {"a": {"GPU": True, "DEVICE_ASSERTS": ("gpu",)}, "b": {"GPU": False}}
     _declare_costs(monkeypatch, lambda name: COSTS[name])
     monkeypatch.setattr(pool, "declared", lambda name, attr: declared[name].get(attr, DECLARATIONS[attr][1]))
-    monkeypatch.setattr(pool, "gpu_visible", lambda: True)
+    monkeypatch.setattr(pool, "accelerator_possible", lambda: True)
     return pool.plan(runner.Selection(frameworks, ("float32",), ("cpu", "gpu"), ("eager",)), cases)
+
+
+def test_a_gpu_no_device_file_shows_gets_shards_unasked(monkeypatch):
+    """macOS (MLX's Metal) and Windows show no device file for a GPU: there the plan gives every GPU path a shard, which
+    says itself whether it found a GPU; before, only an NVIDIA driver file did, so MLX never ran on a Mac's GPU unasked."""
+    _declare_costs(monkeypatch, lambda name: COSTS[name])
+    gpu = {"a": {"GPU": True}, "b": {"GPU": False}}
+    monkeypatch.setattr(pool, "declared", lambda name, attr: gpu[name].get(attr, DECLARATIONS[attr][1]))
+    monkeypatch.setattr(sys, "platform", "darwin")
+    names = {s.name for s in pool.plan(runner.Selection(("a", "b"), ("float32",), ("cpu", "gpu"), ("eager",)))}
+    assert {"a/eager", "a/eager/gpu", "b/eager"} == names
 
 
 def test_a_gpu_gets_shards_of_its_own_and_assert_prone_cases_a_worker_each(monkeypatch):

@@ -45,7 +45,7 @@ def describe(name: str) -> Description:
     return Description(name, version=adapter.version(), devices=tuple(adapter.devices()), implementations=_by_op(adapter.implementations()))
 
 
-def _accelerator_possible() -> bool:
+def accelerator_possible() -> bool:
     """Whether a framework here could see a GPU, answered without importing one. On Linux every GPU our adapters use
     shows as a device file (NVIDIA's driver, ROCm's kfd, WSL's dxg); elsewhere (macOS' Metal, Windows' drivers) that
     cannot be told so cheaply, so the answer is yes."""
@@ -61,7 +61,7 @@ def described_without_import(name: str) -> Description | None:
     implementations() needs its framework loaded (it raises here, the framework's globals being unset). The version
     is each declared distribution's (PACKAGES). What it cannot tell is an install that fails to import: `run` says so
     before any worker starts, and `list --fresh` imports every framework."""
-    if _accelerator_possible():
+    if accelerator_possible():
         return None
     missing = missing_packages(name)
     if missing:

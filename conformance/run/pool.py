@@ -23,6 +23,7 @@ from multiprocessing.connection import Connection, wait
 from pathlib import Path
 
 from ..adapters import cold_seconds, declared, quick_seconds
+from ..adapters.catalogue import accelerator_possible
 from ..corpus import bundled
 from ..corpus.cases import Case, load
 from ..model.record import Record
@@ -114,7 +115,8 @@ def _share_of_corpus(cases: list[Case] | None, sel: Selection) -> float:
 
 
 def gpu_visible() -> bool:
-    """Whether this machine has an NVIDIA GPU driver loaded, found without importing any framework."""
+    """Whether this machine has an NVIDIA GPU driver loaded, found without importing any framework: where a CUDA-only
+    framework (GPU_ONLY) has anything to say. Whether any framework could see a GPU is accelerator_possible()."""
     return Path("/proc/driver/nvidia/gpus").is_dir() or Path("/dev/nvidia0").exists()
 
 
@@ -184,7 +186,7 @@ def plan(sel: Selection, cases: list[Case] | None = None, workers: int | None = 
         costs = _costs(framework, sel, cases, share, measured)
         # GPU shards where a GPU may be there (or one was asked for): elsewhere they would only import the framework
         # again to say there is none, which the CPU shard says anyway
-        has_gpu = gpu_wanted and declared(framework, "GPU") and (sel.devices_named or gpu_visible())
+        has_gpu = gpu_wanted and declared(framework, "GPU") and (sel.devices_named or accelerator_possible())
         cpu_devices = tuple(d for d in sel.devices if d != "gpu") if has_gpu else sel.devices
         gpu_costs = declared(framework, "GPU_COLD_SECONDS") if has_gpu else {}
         if cpu_devices:
