@@ -143,6 +143,21 @@ def test_a_process_that_dies_between_two_records_of_one_call_makes_no_record_twi
                for r in doc["records"])  # the value of the crashed call kept its own verdict
 
 
+def test_a_call_that_died_after_its_first_record_once_is_answered_by_a_fresh_worker(tmp_path):
+    """A crash in a call's backward, once, after its value was sent (Paddle's SIGSEGV in a float64 gradient, met once in
+    a full run): the call runs again first in a fresh worker, which answers it; the value sent before the crash stands,
+    the fresh worker's copy is dropped, so every record is made once and none is an error."""
+    res, _ = _run(tmp_path, "flaky-after-first-record", "--quantity", "value,grad_logits")
+    assert res.returncode in (0, 1), res.stderr
+    assert "run again first in a new worker" in res.stderr, res.stderr
+    doc = load_results(tmp_path / "out" / "results.json")
+    keys = [(r["case"], r["op"], r["quantity"], r["dtype"], r["impl_id"], r["mode"]) for r in doc["records"]]
+    assert len(keys) == len(set(keys)) and doc["complete"] is True
+    assert not [r for r in doc["records"] if (r.get("error") or {}).get("type") == "ProcessCrash"]
+    sparse = [r for r in doc["records"] if r["op"] == "sparse_softmax_cross_entropy" and r["framework"] == "fault"]
+    assert {r["quantity"] for r in sparse} == {"value", "grad_logits"} and all(r["status"] != "error" for r in sparse)
+
+
 @pytest.mark.parametrize("jobs", ["2", "1"])
 def test_a_full_disk_under_a_framework_is_the_environment_not_a_framework_record(tmp_path, jobs):
     """The fault adapter's second call fails with ENOSPC (its compile cache's disk is full): exit 4, one line naming the

@@ -386,6 +386,11 @@ class _Stop(Exception):
     """The run stops where it is (an environment fault): the workers are stopped and what they sent is kept."""
 
 
+def _call_of(record: Record) -> tuple[str, str, str, str, str]:
+    """The call a record answers, as CallBegun.call names it."""
+    return (record.case, record.impl_id, record.dtype, record.mode, record.device)
+
+
 def _exit_cause(code: int | None) -> str:
     """How a worker ended without saying it was done: the signal that killed it (SIGSEGV, SIGABRT, ...) or its code."""
     if code is not None and code < 0:
@@ -426,6 +431,7 @@ class _Pool:
         self.answered: dict[str, set[str]] = {}  # shard -> the quantities of its last call whose records arrived
         self.resumed: list[Shard] = []  # what the pool starts for the rest of a shard whose worker died
         self.retried: set[tuple] = set()  # the calls a worker died in, run again first in a new worker
+        self.kept: dict[tuple, set[str]] = {}  # a call run again -> the quantities whose records arrived before it died
         self.died_between: set[str] = set()  # the cases a worker died in between two calls, gone on in a new worker
         self.running: dict[str, tuple[mp.Process, Connection]] = {}
         self.seen: dict[str, float] = {}
@@ -461,12 +467,16 @@ class _Pool:
         calls = self.calls.get(name, [])
         answered = self.answered.get(name, set())
         crashed = calls[-1] if resume and calls and not set(calls[-1].quantities) <= answered else None
+        if crashed is not None:  # what an earlier worker answered of this call before it died counts as answered here
+            answered = answered | self.kept.get(crashed.call, set())
         rest = [c.full_id for c in self.cases if shard.selection(self.sel).wants_case(c.full_id) and c.full_id not in begun]
-        if crashed is not None and self.cases and not hung and not answered and crashed.call not in self.retried:
+        if crashed is not None and self.cases and not hung and crashed.call not in self.retried:
             # A native crash may be the damage an earlier call left in the process (a kernel that wrote past its
             # buffer and answered): the call is run again first in a new worker, and is the crash's only when it
-            # dies there too. Not a hang (that would cost the timeout twice), nor a call with records already sent.
+            # dies there too. Not a hang (that would cost the timeout twice). The records that arrived before the
+            # death (a value, then a crash in the backward) stand; the new worker's records of those are dropped.
             self.retried.add(crashed.call)
+            self.kept[crashed.call] = set(answered)
             self._resume(shard, (crashed.record["case"], *rest), tuple(c.call for c in calls[:-1]))
             self.on_event(Lost(name, f"{why} during {_call_words(crashed)}: run again first in a new worker", resumed=True))
             return
@@ -533,6 +543,8 @@ class _Pool:
         else:
             if isinstance(msg, RecordMade):
                 self.answered.setdefault(name, set()).add(msg.record.quantity)
+                if msg.record.quantity in self.kept.get(_call_of(msg.record), ()):
+                    return  # a call run again after a crash: this quantity's record came from the worker that died
             self.outcome.take(msg)
             self.on_event(replace(msg, shard=name) if isinstance(msg, ShardProgress) else msg)  # progress is per shard
 
