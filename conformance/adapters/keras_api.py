@@ -43,17 +43,18 @@ def load(backend: str) -> None:
     # Built here, as a model builds its layers before it runs: torch.compile(fullgraph=True) cannot trace a layer's
     # constructor (graph break), though it traces the call. One per class axis (inputs.axis is non-negative).
     _softmax_layers.update({axis: keras.layers.Softmax(axis=axis) for axis in range(MAX_RANK)})
-    _as_after_a_first_step()
+    if backend == "torch":  # only torch.compile guards on Python state; on JAX the eager calls cost 1.9 s a worker
+        _as_after_a_first_step()
 
 
 def _as_after_a_first_step() -> None:
     """What a model's first step leaves behind, done once here: Keras creates its name-scope stack (global state) on
     the first loss call, and a layer records its parent path on its first call. Left to the first compiled call, each
     is a side effect that fails a guard of the graph it was traced in, so torch.compile compiles the same function a
-    second time (seconds under Inductor); the answers are the same either way."""
-    if hasattr(keras, "name_scope"):  # Keras 3 (Keras 2 keeps no such stack)
-        with keras.name_scope("conformance"):
-            pass
+    second time (seconds under Inductor); the answers are the same either way. jax.jit and tf.function key their
+    programs by the arguments alone, so only Keras on PyTorch needs it."""
+    with keras.name_scope("conformance"):  # Keras 3: Keras 2 runs on TensorFlow alone
+        pass
     for axis, layer in _softmax_layers.items():
         layer(np.zeros((2,) * (axis + 1), np.float32))
 
