@@ -202,6 +202,21 @@ def test_help_version_and_a_typo_import_nothing_heavy():
         assert last == f"HEAVY ['yaml'] {code}" or last == f"HEAVY [] {code}", (argv, res.stderr[-500:])
 
 
+def test_a_worker_imports_ml_dtypes_only_for_a_bfloat16_array():
+    """ml_dtypes 0.7's import takes 1.0-1.2 s: `conformance run` and each of its workers imported it at start, though a
+    run without bfloat16 never makes such an array. It is now imported by the first bfloat16 array, and the format's
+    constants are the library's own."""
+    import subprocess
+    import sys
+
+    probe = ("import sys\nimport conformance.run.pool\nimport conformance.corpus.cases\nprint('BEFORE', 'ml_dtypes' in sys.modules)\n"
+             "from conformance.model import dtypes as dt\nimport ml_dtypes\n"
+             "print('MAX', dt.fmt('bfloat16').max == float(ml_dtypes.finfo(ml_dtypes.bfloat16).max))\n"
+             "print('DTYPE', dt.fmt('bfloat16').np_dtype == ml_dtypes.bfloat16)\n")
+    res = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=120)
+    assert res.stdout.split() == ["BEFORE", "False", "MAX", "True", "DTYPE", "True"], res.stderr[-800:]
+
+
 def test_list_reuses_a_description_while_what_it_depends_on_is_the_same(tmp_path, monkeypatch):
     """`conformance list` keeps each framework's description in the cache folder: the next list reads it instead of
     importing the framework (10 frameworks' imports take 13 s on 2 cores); a change to a setting that picks devices

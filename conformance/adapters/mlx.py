@@ -14,10 +14,10 @@ from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 
-import ml_dtypes
 import numpy as np
 
 from ..corpus.inputs import Inputs
+from ..model.dtypes import bfloat16
 from . import naive
 from .base import Array, Impl, all_primals, check_supported, exact_signature, needs_grad, quantity_arguments, reduce_with
 
@@ -184,7 +184,7 @@ def _callable(impl: Impl, inputs: Inputs, quantities: tuple[str, ...], mode: str
 def _array(a: np.ndarray | None) -> Array:
     if a is None:
         return None
-    if a.dtype == ml_dtypes.bfloat16:  # MLX cannot read ml_dtypes arrays; float32 holds every bfloat16 exactly
+    if a.dtype.name == "bfloat16":  # MLX cannot read ml_dtypes arrays; float32 holds every bfloat16 exactly
         return mx.array(a.astype(np.float32)).astype(mx.bfloat16)
     if a.dtype == np.float64:  # mx.array turns a float64 NumPy array into float32 unless told otherwise
         return mx.array(a, dtype=mx.float64)
@@ -194,7 +194,7 @@ def _array(a: np.ndarray | None) -> Array:
 def _numpy(a: Array) -> np.ndarray:
     """The array as NumPy in its own dtype (bfloat16 through float32, which holds every bfloat16 exactly)."""
     if a.dtype == mx.bfloat16:
-        return np.array(a.astype(mx.float32)).astype(ml_dtypes.bfloat16)
+        return np.array(a.astype(mx.float32)).astype(bfloat16())
     return np.array(a)
 
 

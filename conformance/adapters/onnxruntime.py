@@ -23,7 +23,6 @@ from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 
-import ml_dtypes
 import numpy as np
 
 from ..corpus.inputs import Inputs
@@ -265,7 +264,7 @@ def _feeds(impl: Impl, inputs: Inputs) -> dict[str, np.ndarray]:
 
 
 def _elem(a: np.ndarray) -> int:
-    return _ELEM["bfloat16" if a.dtype == ml_dtypes.bfloat16 else str(a.dtype)]
+    return _ELEM["bfloat16" if a.dtype.name == "bfloat16" else str(a.dtype)]
 
 
 def _session(impl: Impl, inputs: Inputs, feeds: dict[str, np.ndarray], mode: str, device: str) -> Any:

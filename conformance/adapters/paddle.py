@@ -14,10 +14,10 @@ from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 
-import ml_dtypes
 import numpy as np
 
 from ..corpus.inputs import Inputs
+from ..model.dtypes import bfloat16
 from . import naive
 from .base import Array, Impl, Unsupported, check_supported, mark_overwritten, needs_grad, no_sync, reduce_with, synced_forward, written_into
 
@@ -203,7 +203,7 @@ def implementations() -> list[Impl]:
 def _tensor(array: np.ndarray | None, requires_grad: bool = False) -> Array:
     if array is None:
         return None
-    if array.dtype == ml_dtypes.bfloat16:  # float32 holds every bfloat16 exactly
+    if array.dtype.name == "bfloat16":  # float32 holds every bfloat16 exactly
         t = paddle.to_tensor(array.astype(np.float32)).astype("bfloat16")
     else:
         t = paddle.to_tensor(np.array(array, copy=True))
@@ -214,7 +214,7 @@ def _tensor(array: np.ndarray | None, requires_grad: bool = False) -> Array:
 def _numpy(t: Array) -> np.ndarray:
     """The tensor as NumPy in its own dtype (bfloat16 through float32)."""
     if t.dtype == paddle.bfloat16:
-        return t.astype("float32").numpy().astype(ml_dtypes.bfloat16)
+        return t.astype("float32").numpy().astype(bfloat16())
     return t.numpy()
 
 

@@ -17,10 +17,10 @@ from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 
-import ml_dtypes
 import numpy as np
 
 from ..corpus.inputs import Inputs
+from ..model.dtypes import bfloat16
 from . import keras_api, naive
 from .base import Array, Impl, Unsupported, check_supported, exact_signature, needs_grad, no_sync, quantity_arguments, reduce_with
 
@@ -324,7 +324,7 @@ def _callable(impl: Impl, inputs, quantities: tuple[str, ...], mode: str):
 
 def _numpy(t) -> np.ndarray:
     """The tensor as NumPy in its own dtype (bfloat16 through float32, which holds every bfloat16 exactly)."""
-    return tf.cast(t, tf.float32).numpy().astype(ml_dtypes.bfloat16) if t.dtype == tf.bfloat16 else t.numpy()
+    return tf.cast(t, tf.float32).numpy().astype(bfloat16()) if t.dtype == tf.bfloat16 else t.numpy()
 
 
 def evaluate(impl: Impl, inputs: Inputs, quantities: Iterable[str], mode: str, device: str) -> dict:

@@ -17,10 +17,10 @@ from functools import cache
 from pathlib import Path
 from typing import Any
 
-import ml_dtypes
 import numpy as np
 
 from ..corpus.inputs import Inputs
+from ..model.dtypes import bfloat16
 from . import naive
 from .base import Array, Impl, Unsupported, all_primals, check_supported, needs_grad, reduce_with
 
@@ -173,7 +173,7 @@ def _tensor(array: np.ndarray | None, device: str) -> Array:
     if array is None:
         return None
     # clone(): a buffer of its own (a 0-d array is otherwise a constant, which TinyJit refuses as an input)
-    if array.dtype == ml_dtypes.bfloat16:  # float32 holds every bfloat16 exactly
+    if array.dtype.name == "bfloat16":  # float32 holds every bfloat16 exactly
         return TinyTensor(array.astype(np.float32), device=_DEVICE[device]).cast(dtypes.bfloat16).clone().realize()
     return TinyTensor(np.array(array, copy=True), device=_DEVICE[device]).clone().realize()
 
@@ -181,7 +181,7 @@ def _tensor(array: np.ndarray | None, device: str) -> Array:
 def _numpy(t: Array) -> np.ndarray:
     """The tensor as NumPy in its own dtype (bfloat16 through float32)."""
     if t.dtype == dtypes.bfloat16:
-        return t.float().numpy().astype(ml_dtypes.bfloat16)
+        return t.float().numpy().astype(bfloat16())
     return t.numpy()
 
 

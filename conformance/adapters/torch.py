@@ -20,10 +20,10 @@ from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 
-import ml_dtypes
 import numpy as np
 
 from ..corpus.inputs import Inputs
+from ..model.dtypes import bfloat16
 from . import naive, shape_hints
 from .base import Array, Impl, NotRun, Unsupported, check_supported, mark_overwritten, needs_grad, no_sync, reduce_with, synced_forward, written_into
 from .ownership import chain
@@ -370,7 +370,7 @@ def _tensor(array: np.ndarray, device: str, requires_grad: bool = False):
 def _numpy(t) -> np.ndarray:
     """The tensor as NumPy in its own dtype (bfloat16 through float32, which holds every bfloat16 exactly)."""
     t = t.detach().cpu()
-    return t.float().numpy().astype(ml_dtypes.bfloat16) if t.dtype == torch.bfloat16 else t.numpy()
+    return t.float().numpy().astype(bfloat16()) if t.dtype == torch.bfloat16 else t.numpy()
 
 
 def _forward(impl: Impl, inputs, mode: str, device: str, dynamic: bool | None = None):
