@@ -3,6 +3,8 @@ must be the same whichever case compiled its graph first, and in whichever run f
 
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 import pytest
 from results_factory import load as load_results
@@ -34,6 +36,16 @@ def test_sizes_zero_and_one_and_shared_sizes_are_the_pattern():
     square = canonical(_inputs((6, 6))).logits.shape
     assert square[0] == square[1]  # one symbol for both: another pattern than (5, 7)
     assert canonical(_inputs((6, 6))).logits.shape != canonical(_inputs((6, 8))).logits.shape
+
+
+def test_a_graph_specialised_on_the_example_sizes_keeps_them_and_moves_the_classes():
+    """Impl.fixes_example_sizes: the warm-up's graph must be the one that serves the case, so the sizes the compiler
+    makes numbers stay the case's own; the class count still moves, so that each case of that batch size gets its
+    hints from the same canonical call."""
+    a, b = canonical(_inputs((2, 3, 40)), keep_example_sizes=True), canonical(_inputs((2, 3, 4096)), keep_example_sizes=True)
+    assert a.logits.shape == b.logits.shape == (2, 3, CANONICAL_SIZES[0])
+    moved = canonical(dataclasses.replace(_inputs((6, 40)), axis=0), keep_example_sizes=True)
+    assert moved.logits.shape == (CANONICAL_SIZES[0], 40)
 
 
 def test_class_indices_keep_their_kind():

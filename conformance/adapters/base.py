@@ -268,6 +268,10 @@ class Impl:
     # their "mean" or "sum" (most losses people write). Such a door is judged on the cases in that reduction, against
     # the oracle's value for it, and is unsupported on the others: never composed into another reduction.
     returns: str = "none"
+    # Compiled mode: the case reductions (option `reduction`) under which the compiled graph is specialised on the sizes
+    # of the per-example losses (Keras's mean divides by their count made a number). The warm-up call on canonical
+    # sizes (shape_hints) keeps those sizes, so that its graph is the one that serves the case, not one compiled in vain.
+    fixes_example_sizes: tuple[str, ...] = ()
 
     @property
     def id(self) -> str:

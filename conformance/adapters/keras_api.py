@@ -27,6 +27,9 @@ SHARED_DOORS = ("keras/",)
 keras: Any = None
 _softmax_layers: dict[int, Any] = {}
 _KERAS_REDUCTION = {"none": "none", "sum": "sum", "mean": "sum_over_batch_size"}
+# A Keras loss's mean divides by `ops.prod(ops.convert_to_tensor(ops.shape(values)))` (keras/src/losses/loss.py,
+# reduce_values): torch.compile makes the per-example sizes numbers there, so each of them gets a graph of its own.
+_MEAN = ("mean",)
 
 
 def load(backend: str) -> None:
@@ -156,9 +159,10 @@ def implementations(framework: str) -> list[Impl]:
     """The Keras doors, with stable ids under `<framework>/keras/...`."""
     return [
         Impl(framework, "keras.losses.CategoricalCrossentropy(from_logits=True)", "softmax_cross_entropy", loss_cross_entropy,
-             options=frozenset({"reduction", "label_smoothing"}), key="keras/CategoricalCrossentropy"),
+             options=frozenset({"reduction", "label_smoothing"}), key="keras/CategoricalCrossentropy", fixes_example_sizes=_MEAN),
         Impl(framework, "keras.losses.SparseCategoricalCrossentropy(from_logits=True)", "sparse_softmax_cross_entropy",
-             loss_sparse_cross_entropy, options=frozenset({"reduction", "ignore_index"}), key="keras/SparseCategoricalCrossentropy"),
+             loss_sparse_cross_entropy, options=frozenset({"reduction", "ignore_index"}), key="keras/SparseCategoricalCrossentropy",
+             fixes_example_sizes=_MEAN),
         Impl(framework, "keras.ops.softmax", "softmax", ops_softmax, key="keras/ops/softmax"),
         Impl(framework, "keras.layers.Softmax()(x, mask=mask)", "masked_softmax", layer_softmax_mask, key="keras/layers/Softmax/mask"),
         Impl(framework, "keras.ops.log_softmax", "log_softmax", ops_log_softmax, key="keras/ops/log_softmax"),

@@ -26,14 +26,18 @@ CANONICAL_SIZES = (5, 7, 11, 13, 17, 19, 23, 29, 31, 37, 41, 43, 47, 53, 59, 61)
 _ARRAYS = ("hidden", "weight", "bias", "logits", "labels", "sparse_labels", "mask", "cotangent", "direction")
 
 
-def canonical(inputs: Inputs) -> Inputs | None:
+def canonical(inputs: Inputs, keep_example_sizes: bool = False) -> Inputs | None:
     """`inputs` with each size other than 0 and 1 replaced by its pattern's canonical size, values tiled from the
     case's own; integer labels keep their kind (in range, ignored, negative, past the classes). None where the case's
     sizes cannot move: class weights (an option, so part of the compile key) fix the class count, or the pattern has
-    more distinct sizes than CANONICAL_SIZES."""
+    more distinct sizes than CANONICAL_SIZES. `keep_example_sizes`: the logits' sizes other than the class axis stay
+    the case's own too, for a graph the compiler specialises on them (Impl.fixes_example_sizes)."""
     sizes: dict[int, int] = {0: 0, 1: 1}
     if inputs.options.weight is not None:
         sizes[inputs.classes] = inputs.classes
+    if keep_example_sizes:
+        shape = inputs.logits.shape
+        sizes.update((s, s) for i, s in enumerate(shape) if i != inputs.axis % max(len(shape), 1))
     arrays = {name: a for name in _ARRAYS if (a := getattr(inputs, name)) is not None}
     free = iter(CANONICAL_SIZES)
     for a in arrays.values():

@@ -568,7 +568,7 @@ def _compiled_on_canonical_shapes(impl: Impl, inputs: Inputs, quantities: tuple,
     those of the case that happened to come first (shape_hints says why that matters). Its answers are dropped."""
     if _mask_is_a_constant(inputs):  # a mask of its own: its function is the case's
         return
-    canonical = shape_hints.canonical(inputs)
+    canonical = shape_hints.canonical(inputs, inputs.options.reduction in impl.fixes_example_sizes)
     if canonical is None:
         return
     # the door's name too: a split-compile door shares its whole-graph twin's forward, not its compiled function
