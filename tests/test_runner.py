@@ -222,6 +222,23 @@ def test_one_gpu_worker_at_a_time(monkeypatch):
     assert pool._next(shards, {}, by_name) == 0
 
 
+def test_a_second_worker_of_one_compiler_gets_a_head_start_to_wait_for():
+    """PyTorch's and Keras-on-PyTorch's compiled shards share Inductor's caches under file locks (adapter COMPILER):
+    started together they wait on each other; the second starts once the first has had its head start, or at once
+    where nothing else can start. Eager shards compile nothing and never wait."""
+    def shard(framework: str, mode: str, cost: float) -> pool.Shard:
+        return pool.Shard(framework, mode, ("float32",), f"{framework}/{mode}", cost)
+
+    pending = [shard("keras-torch", "eager+compiled", 50), shard("jax", "eager+compiled", 20), shard("numpy", "eager", 1)]
+    running = {"torch/compiled": None}
+    shards = {s.name: s for s in [*pending, shard("torch", "compiled", 60)]}
+    young, old = {"torch/compiled": 1.0}, {"torch/compiled": pool.COMPILER_HEAD_START_S + 1}
+    assert pool._next(pending, running, shards, young) == 1  # JAX instead
+    assert pool._next(pending, running, shards, old) == 0
+    assert pool._next(pending[:1], running, shards, young) == 0  # nothing else to start
+    assert pool._next([shard("keras-torch", "eager", 5), *pending[1:]], running, shards, young) == 0
+
+
 def test_a_named_gpu_that_cannot_be_used_is_an_error_not_a_skip(tmp_path):
     res = subprocess.run([sys.executable, "-m", "conformance.app.cli", "run", "--cases", str(bundled.cases_dir() / "published-values.yaml"),
                           "--frameworks", "torch", "--devices", "gpu", "--modes", "eager", "--out", str(tmp_path)],

@@ -24,7 +24,7 @@ onnxruntime.py, or a plugin's) defining the same names:
                                                 out as a user would (the overhead table compares the two)
 
 and may declare the constants of `DECLARATIONS` below (each with its type, default and meaning: REQUIRES, PACKAGES,
-TOOLS, COLD_SECONDS, QUICK_SECONDS, OWN_PROCESS, NUMERIC_ENV, QUIET_ENV, THREAD_ENV, QUICK_COMPILE, the GPU ones, SHARED_DOORS,
+TOOLS, COLD_SECONDS, QUICK_SECONDS, OWN_PROCESS, NUMERIC_ENV, QUIET_ENV, THREAD_ENV, QUICK_COMPILE, COMPILER, the GPU ones, SHARED_DOORS,
 EXPORTED_FROM) and the functions of `OPTIONAL_FUNCTIONS` (device_problems, error_message, cache_damaged,
 discard_cache, forget_compiled). The core reads them only through `declaration` and `optional_function`, which
 refuse a name outside the contract. For a GPU:
@@ -107,6 +107,8 @@ DECLARATIONS: dict[str, tuple[type | tuple[type, ...], Any, str]] = {
     "QUIET_ENV": (dict, {}, "environment set before the import to keep the framework's own logging quiet"),
     "THREAD_ENV": (tuple, (), "environment variables that size the framework's thread pools (benchmarks set them)"),
     "QUICK_COMPILE": (bool, False, "compiles in milliseconds: the GPU job runs it compiled too"),
+    "COMPILER": (str, "", "the compiler whose on-disk caches compiled mode shares with other adapters' (the pool starts "
+                          "another shard beside a running one of the same compiler while it can)"),
     "GPU": (bool, True, "False: the framework has no GPU path"),
     "GPU_ONLY": (bool, False, "runs on a GPU alone: on a machine without one it is left out unless named, not listed as absent"),
     "GPU_ENV": (dict, {}, "environment a GPU worker sets before the import"),

@@ -32,12 +32,15 @@ NAME = "torch"
 REQUIRES = ("torch",)  # importable packages; checked before any worker starts
 PACKAGES = ("torch",)  # versions that change the numbers (the gate attributes moves to them)
 NUMERIC_ENV = ("TORCH_ALLOW_TF32_CUBLAS_OVERRIDE", "NVIDIA_TF32_OVERRIDE")  # recorded with the results
+# Inductor: its precompiled header and its kernels (keyed by their source's hash, so Keras's softmax and torch's share
+# one) are built under file locks in the run's compile cache, which a second torch.compile worker waits on.
+COMPILER = "inductor"
 DEVICE_ASSERTS = ("gpu",)  # an out-of-range target on CUDA is a device-side assert: the process is poisoned
 # Cold-cache seconds of one full run, every framework at once, on a 2-core AMD EPYC VM (tests/data/costs/cold-run-timing.json)
 COLD_SECONDS = {("compiled", "bfloat16"): 306, ("compiled", "float16"): 268, ("compiled", "float32"): 595,
                 ("compiled", "float64"): 403, ("eager", "bfloat16"): 36, ("eager", "float16"): 29,
                 ("eager", "float32"): 35, ("eager", "float64"): 19}
-QUICK_SECONDS = {"eager": 8, "compiled": 46}  # `run --quick`, cold, the same VM (tests/data/costs/quick-run-timing.json)
+QUICK_SECONDS = {"eager": 4, "compiled": 59}  # `run --quick`, cold, the same VM (tests/data/costs/quick-run-timing.json)
 torch: Any = None
 F: Any = None
 _compiled: dict = {}
@@ -47,6 +50,11 @@ def load(compile_cache: Path | None = None) -> None:
     global torch, F
     if compile_cache is not None:  # Inductor's on-disk caches (FX graph, AOTAutograd); default: /tmp/torchinductor_<user>
         os.environ["TORCHINDUCTOR_CACHE_DIR"] = str(compile_cache / "torchinductor")
+    if os.environ.get("OMP_NUM_THREADS", "").isdigit():
+        # A run's worker has its share of the cores (OMP_NUM_THREADS): Inductor's compile pool would otherwise start a
+        # process per core of the machine, whose g++ builds take the cores of the workers beside it. The code it
+        # compiles is the same either way.
+        os.environ.setdefault("TORCHINDUCTOR_COMPILE_THREADS", os.environ["OMP_NUM_THREADS"])
     import torch as _torch
     import torch.nn.functional as _F
 

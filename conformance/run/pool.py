@@ -411,10 +411,27 @@ def _last_line(text: str) -> str:
     return lines[-1].strip() if lines else text
 
 
-def _next(pending: list[Shard], running: dict, shards: dict[str, Shard]) -> int | None:
-    """The index of the next shard to start: the first pending one, except that one GPU worker runs at a time."""
+def _compiler(shard: Shard) -> str:
+    """The compiler whose on-disk caches the shard's compiled calls share with other adapters' (adapter COMPILER)."""
+    return declared(shard.framework, "COMPILER") if "compiled" in shard.mode.split("+") else ""
+
+
+# How long a shard of a compiler runs before another of the same compiler starts beside it, where another shard can
+# start instead: a cold torch.compile worker's import (3-6 s), Inductor's precompiled header (6 s), its vector-ISA
+# probe (3 s) and its first graphs. Two such workers started together spent about 19 s of a cold two-minute run
+# waiting on each other's file locks; started 20 s apart, the second finds most of what they share built (Keras's
+# compiled calls on PyTorch took 27-33 s instead of 55 s), and the two still run side by side.
+COMPILER_HEAD_START_S = 20.0
+
+
+def _next(pending: list[Shard], running: dict, shards: dict[str, Shard], running_for: dict[str, float] | None = None) -> int | None:
+    """The index of the next shard to start: the first pending one, except that one GPU worker runs at a time, and
+    that a shard of a compiler (adapter COMPILER) whose other shard has run for less than COMPILER_HEAD_START_S
+    (`running_for`: seconds by shard name) waits while another shard can start."""
     gpu_busy = any(shards[name].on_gpu for name in running)
-    return next((i for i, s in enumerate(pending) if not (s.on_gpu and gpu_busy)), None)
+    startable = [i for i, s in enumerate(pending) if not (s.on_gpu and gpu_busy)]
+    young = {c for name in running if (c := _compiler(shards[name])) and (running_for or {}).get(name, 0.0) < COMPILER_HEAD_START_S}
+    return next((i for i in startable if _compiler(pending[i]) not in young), startable[0] if startable else None)
 
 
 class _Pool:
@@ -435,6 +452,7 @@ class _Pool:
         self.died_between: set[str] = set()  # the cases a worker died in between two calls, gone on in a new worker
         self.running: dict[str, tuple[mp.Process, Connection]] = {}
         self.seen: dict[str, float] = {}
+        self.started_at: dict[str, float] = {}  # shard -> when its (latest) worker started, monotonic
         self.outcome = Outcome()
         self.threads = max(1, (os.cpu_count() or 1) // max(1, min(jobs, len(shards))))  # equal share, no oversubscription
 
@@ -446,8 +464,14 @@ class _Pool:
         proc.start()
         writer.close()  # the worker holds the only writing end: end of file means it is gone
         self.running[shard.name], self.seen[shard.name] = (proc, reader), time.monotonic()
+        self.started_at[shard.name] = time.monotonic()
         self.outcome.timing[shard.name] = {"framework": shard.framework, "mode": shard.mode, "dtypes": list(shard.dtypes),
                                            "devices": list(shard.devices), "spawned": spawned}
+
+    def running_for(self) -> dict[str, float]:
+        """Seconds each running shard's worker has run."""
+        now = time.monotonic()
+        return {name: now - self.started_at[name] for name in self.running}
 
     def stop(self, name: str, why: str, resume: bool = False, hung: bool = False, died: bool = False) -> None:
         """The worker stopped. Where it died or hung inside a framework call (a signal, an abort, an exit, or no answer
@@ -595,7 +619,7 @@ def run(case_paths: list[Path], sel: Selection, jobs: int, on_event: Callable[[E
     try:
         while pending or pool.running or pool.resumed:
             pending[:0], pool.resumed = pool.resumed, []  # the rest of a dead worker's shard goes first
-            while len(pool.running) < jobs and (startable := _next(pending, pool.running, pool.shards)) is not None:
+            while len(pool.running) < jobs and (startable := _next(pending, pool.running, pool.shards, pool.running_for())) is not None:
                 pool.start(pending.pop(startable))
             pool.poll(timeout)
             on_event(Tick(tuple(pool.running)))  # the display's clock: a log line at least every minute
