@@ -54,6 +54,17 @@ def test_the_quick_plan_from_declared_costs_is_within_15_percent_of_the_measured
     assert abs(span - wall) <= 0.15 * wall, (span, wall)
 
 
+def test_a_mode_cheaper_than_a_start_up_shares_its_frameworks_worker():
+    """PyTorch's quick run costs 4 s eager beside 59 s compiled: over SPLIT_ABOVE_S together, but a worker of its own
+    for the eager mode would spend more on its start-up than on its work (it took 14 s alone), so the two stay one."""
+    frameworks = tuple(n for n in registered() if quick_seconds(n))
+    sel = Selection(frameworks, bundled.QUICK_DTYPES, ("cpu",), MODES, cases=bundled.QUICK_CASES, quantities=bundled.QUICK_QUANTITIES,
+                    naive=False)
+    costs = quick_seconds("torch")
+    assert sum(costs.values()) > pool.SPLIT_ABOVE_S and min(costs.values()) < pool.START_S  # the premise, from the measured run
+    assert [s.name for s in pool.plan(sel, CASES, 2, {}) if s.framework == "torch"] == ["torch/eager+compiled"]
+
+
 def test_a_share_between_the_two_runs_costs_between_their_seconds():
     """At the quick run's share of the corpus the estimate is its seconds, at the whole corpus the cold run's, and it
     grows with the share in between (torch compiled float32: 46 s quick, 776 s cold)."""
