@@ -282,8 +282,8 @@ def _cpu_shards(framework: str, sel: Selection, cases: list[Case] | None, costs:
         shards += [Shard(framework, mode, sel.dtypes, f"{framework}/{mode}/{cid}", sum(cost.values()) * share.get(cid, 0.0), devices,
                          cases=(cid,)) for cid in prone]
     # ... or where one of them costs less than a worker's start-up: its own worker would import more than it computes
-    # (PyTorch's eager quick run, 4 s beside 59 s compiled, took 14 s alone: its import, and Inductor's header built
-    # again for the one eager door that compiles).
+    # (a framework's eager quick run, 4 s beside 59 s compiled, took 14 s alone: its import, and the compiler's
+    # header built again for the one eager door that compiles).
     if len(rests) > 1 and len({s.dtypes for s in rests}) == 1 and (sum(s.cost for s in rests) <= SPLIT_ABOVE_S
                                                                    or min(s.cost for s in rests) < START_S):
         mode = "+".join(s.mode for s in rests)
@@ -422,10 +422,11 @@ def _compiler(shard: Shard) -> str:
 
 
 # How long a shard of a compiler runs before another of the same compiler starts beside it, where another shard can
-# start instead: a cold torch.compile worker's import (3-6 s), Inductor's precompiled header (6 s), its vector-ISA
-# probe (3 s) and its first graphs. Two such workers started together spent about 19 s of a cold two-minute run
-# waiting on each other's file locks; started 20 s apart, the second finds most of what they share built (Keras's
-# compiled calls on PyTorch took 27-33 s instead of 55 s), and the two still run side by side.
+# start instead: a cold worker's import (3-6 s), the compiler's precompiled header (6 s), its vector-ISA probe (3 s)
+# and its first graphs (adapter COMPILER says which adapters share one). Two such workers started together spent
+# about 19 s of a cold two-minute run waiting on each other's file locks; started 20 s apart, the second finds most
+# of what they share built (the second framework's compiled calls took 34-38 s instead of 55 s), and the two still
+# run side by side.
 COMPILER_HEAD_START_S = 20.0
 
 
