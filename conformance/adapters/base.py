@@ -24,7 +24,7 @@ onnxruntime.py, or a plugin's) defining the same names:
                                                 out as a user would (the overhead table compares the two)
 
 and may declare the constants of `DECLARATIONS` below (each with its type, default and meaning: REQUIRES, PACKAGES,
-TOOLS, COLD_SECONDS, QUICK_SECONDS, OWN_PROCESS, NUMERIC_ENV, QUIET_ENV, THREAD_ENV, QUICK_COMPILE, COMPILER, the GPU ones, SHARED_DOORS,
+TOOLS, COLD_SECONDS, QUICK_SECONDS, START_SECONDS, OWN_PROCESS, NUMERIC_ENV, QUIET_ENV, THREAD_ENV, QUICK_COMPILE, COMPILER, the GPU ones, SHARED_DOORS,
 EXPORTED_FROM) and the functions of `OPTIONAL_FUNCTIONS` (device_problems, error_message, cache_damaged,
 discard_cache, forget_compiled). The core reads them only through `declaration` and `optional_function`, which
 refuse a name outside the contract. For a GPU:
@@ -102,6 +102,8 @@ DECLARATIONS: dict[str, tuple[type | tuple[type, ...], Any, str]] = {
     "PACKAGES": (tuple, (), "distributions whose versions change the numbers (recorded; the gate attributes moves to them)"),
     "COLD_SECONDS": (dict, {}, "(mode, dtype) -> seconds of a cold run of the bundled corpus: orders and splits workers"),
     "QUICK_SECONDS": (dict, {}, "mode -> seconds of a cold `run --quick`: with COLD_SECONDS, what a part of the corpus costs"),
+    "START_SECONDS": ((int, float), None, "seconds before a worker's first case (interpreter, import, adapter), cold: what "
+                                          "the display expects of a shard beyond its cases (default: the pool's START_S)"),
     "OWN_PROCESS": (bool, False, "cannot share a process with another adapter (in-process tests run it as a subprocess)"),
     "NUMERIC_ENV": (tuple, (), "environment variables that change numerics (recorded with the results)"),
     "QUIET_ENV": (dict, {}, "environment set before the import to keep the framework's own logging quiet"),
