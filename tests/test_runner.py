@@ -32,6 +32,7 @@ def _declare_costs(monkeypatch, cold) -> None:
     """Every framework's declared costs are `cold(name)` (COLD_SECONDS), with no quick run beside them."""
     monkeypatch.setattr(pool, "cold_seconds", cold)
     monkeypatch.setattr(pool, "quick_seconds", lambda name: {})
+    monkeypatch.setattr(pool, "start_seconds", lambda name: pool.START_S)  # frameworks of the test's own: none declared
 
 def _plan(monkeypatch, frameworks=("a", "b"), dtypes=DTYPES, modes=MODES):
     _declare_costs(monkeypatch, lambda name: COSTS[name])
