@@ -99,10 +99,10 @@ START_S = 6.0
 
 
 def start_seconds(framework: str) -> float:
-    """What a worker of `framework` costs before its first case, as the display expects it: the adapter's measured
-    START_SECONDS (0.4 s for NumPy, 6 s for Keras on PyTorch), else START_S. Planning keeps START_S for every
-    piece it may split off (each pays for more than its import: a compiler's header, a cold first graph); the time
-    left it shows would be a minute over in a two-minute run if every small framework's worker cost 6 s."""
+    """What a worker of `framework` costs before its first case, as the shards' order and the display count it: the
+    adapter's measured START_SECONDS (0.5-6.5 s across the ten bundled frameworks), else START_S. Splitting and
+    merging keep START_S for every piece (each pays for more than its import: a compiler's header, a cold first
+    graph); the time left would be a minute over in a two-minute run if every small framework's worker cost 6 s."""
     declared_s = declared(framework, "START_SECONDS")
     return START_S if declared_s is None else float(declared_s)
 
@@ -213,8 +213,8 @@ def plan(sel: Selection, cases: list[Case] | None = None, workers: int | None = 
     cpu = [s for s in shards if not s.on_gpu]
     if workers and cases:
         cpu = _named_parts(spread(cpu, lambda s: s.cost + START_S, lambda s: _halves(s, sel, cases), workers))
-    # longest first with its start-up: a one-case worker of a slow import (Keras on PyTorch: 6.5 s before its 2 s
-    # case) is longer than a whole framework that imports in 0.5 s, and put after it, it ended a quick run alone
+    # longest first with its start-up: a one-case worker of a slow import (6.5 s before its 2 s case) is longer than
+    # a whole framework that imports in 0.5 s, and put after it, it ended a quick run alone
     return gpu + sorted(cpu, key=lambda s: -(s.cost + start_seconds(s.framework)))
 
 
