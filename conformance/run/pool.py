@@ -429,7 +429,7 @@ def _last_line(text: str) -> str:
 
 def _compiler(shard: Shard) -> str:
     """The compiler whose on-disk caches the shard's compiled calls share with other adapters' (adapter COMPILER)."""
-    return declared(shard.framework, "COMPILER") if "compiled" in shard.mode.split("+") else ""
+    return declared(shard.framework, "COMPILER") if "compiled" in shard.modes else ""
 
 
 # How long a shard of a compiler runs before another of the same compiler starts beside it, where another shard can
