@@ -37,7 +37,7 @@ COLD_SECONDS = {("compiled", "bfloat16"): 83, ("compiled", "float16"): 84, ("com
                 ("compiled", "float64"): 118, ("eager", "bfloat16"): 11, ("eager", "float16"): 9,
                 ("eager", "float32"): 17, ("eager", "float64"): 13}
 QUICK_SECONDS = {"eager": 1, "compiled": 8}  # `run --quick`, cold, the same VM (tests/data/costs/quick-run-timing.json)
-START_SECONDS = 6.0  # start_s + import of its slowest worker in that quick run (seconds before its first case)
+START_SECONDS = 5.5  # start_s + import of its slowest worker in that quick run (seconds before its first case)
 tf: Any = None
 keras: Any = None
 _compiled: dict = {}

@@ -58,15 +58,17 @@ def is_bundled_case_file(path: str | Path) -> bool:
 # `conformance run --quick`: a few cases of each kind, small enough that every framework, op and mode answers in about
 # two minutes cold (docs/performance.md): the published values of the classic question (the softmax, and the mean
 # cross-entropy, whose grad_logits is a mean's gradient; the sparse form of that mean is the full run's: its own graphs
-# under every compiler cost about 20 worker-seconds), a huge row and a wide gap (overflow), a partial and a fully masked
-# row (the masked ops, a silent answer), a NaN logit and a negative label (invalid input), and the fused linear
-# cross-entropy on a batch smaller than a chunk. Each case of a new shape is a new program for every compiler: the
-# compiled mode's cost grows with the cases, not the records.
+# under every compiler cost about 20 worker-seconds), rows of +1000 and -1000 (overflow and underflow, each row's own
+# max), a masked NaN and a fully masked row (the masked ops, a silent answer), masked logits of +-1e30 (the masked
+# cross-entropies), a NaN logit and a label past the classes (invalid input), a logsumexp just past exp's range, and
+# the fused linear cross-entropy on a batch smaller than a chunk. Every case but the two whose shapes are their
+# subject's has 2 rows of 3 classes, or the 1-row mask of one: each new shape is a new program for every compiler
+# (a graph of torch.compile, a kernel of tinygrad, an op-by-op compile of JAX's eager mode), so the compiled mode's cost
+# grows with the shapes, not the records (one shape for all cost 20-40% less than one per case).
 QUICK_CASES = ("published-values/softmax-four-logits", "published-values/mean-cross-entropy-two-rows",
-               "extreme-logits/huge-positive-row", "extreme-logits/wide-gap-correct-class",
-               "masked-softmax/partial-mask", "masked-softmax/fully-masked-row", "invalid-input/nan-logit",
-               "invalid-input/negative-label", "linear-cross-entropy/batch-smaller-than-a-chunk",
-               "logsumexp/published-arange-10", "masked-cross-entropy/attention-like-rows",
-               "masked-cross-entropy/vocabulary-mask-rows")  # every op (tests/test_selection.py)
+               "extreme-logits/huge-rows-of-opposite-sign", "masked-softmax/masked-entry-holds-nan",
+               "masked-softmax/fully-masked-row", "invalid-input/nan-logit", "sparse-labels/out-of-range-equal-to-classes",
+               "linear-cross-entropy/batch-smaller-than-a-chunk", "logsumexp/float32-just-past-exp",
+               "masked-cross-entropy/shared-class-mask")  # every op (tests/test_selection.py)
 QUICK_DTYPES = ("float32",)
 QUICK_QUANTITIES = ("value", "grad_logits", "grad_hidden", "grad_weight")  # the value and the first derivatives of every op

@@ -285,9 +285,10 @@ def _cpu_shards(framework: str, sel: Selection, cases: list[Case] | None, costs:
         prone = _assert_prone(framework, "cpu", mode, cases, sel) if "cpu" in devices else ()
         # a case's worker costs its share of the mode's seconds, by units (0 would put it last and the display at 100%)
         share = {cid: units([c for c in cases if c.full_id == cid], sel) / every for cid in prone} if every else {}
-        rest = tuple(d for d in sel.dtypes if cost[d] <= SPLIT_ABOVE_S)
-        shards += [Shard(framework, mode, (d,), name(mode, (d,)), cost[d], devices, exclude=prone)
-                   for d in sel.dtypes if cost[d] > SPLIT_ABOVE_S]
+        # a run of one dtype has nothing to split it from: that dtype is the mode's rest, which may share a worker
+        split = tuple(d for d in sel.dtypes if cost[d] > SPLIT_ABOVE_S) if len(sel.dtypes) > 1 else ()
+        rest = tuple(d for d in sel.dtypes if d not in split)
+        shards += [Shard(framework, mode, (d,), name(mode, (d,)), cost[d], devices, exclude=prone) for d in split]
         if rest:
             rests.append(Shard(framework, mode, rest, name(mode, rest), sum(cost[d] for d in rest), devices, exclude=prone))
         shards += [Shard(framework, mode, sel.dtypes, f"{framework}/{mode}/{cid}", sum(cost.values()) * share.get(cid, 0.0), devices,
