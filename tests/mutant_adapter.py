@@ -42,6 +42,12 @@ def no_max_shift(x, labels, inputs):
     return e / e.sum(dim=inputs.axis, keepdim=True)
 
 
+def batch_max_shift(x, labels, inputs):
+    # one shift for the whole batch, not each row's: a row far below the batch's max underflows to 0/0
+    e = _t().exp(x - x.amax())
+    return e / e.sum(dim=inputs.axis, keepdim=True)
+
+
 def epsilon_in_denominator(x, labels, inputs):
     e = _t().exp(x - x.amax(dim=inputs.axis, keepdim=True))
     return e / (e.sum(dim=inputs.axis, keepdim=True) + 1e-7)
@@ -140,6 +146,7 @@ def _reduce_like(per_row, inputs):
 # mutant -> (op it replaces, forward, what it would look like in a kernel)
 MUTANTS = {
     "no-max-shift": ("softmax", no_max_shift),
+    "batch-max-shift": ("softmax", batch_max_shift),
     "epsilon-in-denominator": ("softmax", epsilon_in_denominator),
     "half-precision-accumulation": ("softmax", half_precision_accumulation),
     "last-axis-only": ("softmax", last_axis_only),

@@ -14,6 +14,7 @@ import mutant_adapter
 import pytest
 
 from conformance.corpus.cases import Options
+from conformance.model.record import Status, unexplained
 from conformance.testing import check
 
 pytest.importorskip("torch", reason="the mutants are built on PyTorch's public functions")
@@ -44,6 +45,14 @@ def test_the_corpus_kills_the_mutant(mutant):
     result = check(as_user_function(forward), op=op, framework="torch", modes=["eager"])
     killers = result.comparison()["yours fails where the framework's passes"]
     assert killers, f"mutant {mutant} survives the bundled corpus: no case of {op} tells it from torch's own function"
+
+
+def test_a_shift_by_the_batchs_max_is_killed_by_rows_of_opposite_sign():
+    """The case made for it: a row at +1000 above one at -1000 (one shift for the batch underflows the second row)."""
+    mutant_adapter.base.load(None)
+    result = check(as_user_function(mutant_adapter.batch_max_shift), op="softmax", framework="torch", modes=["eager"])
+    killers = {mine.case for mine, theirs in result.pairs if unexplained(mine) and theirs is not None and theirs.status is Status.PASS}
+    assert "extreme-logits/huge-rows-of-opposite-sign" in killers, killers
 
 
 def test_there_are_at_least_15_mutants():
