@@ -100,7 +100,7 @@ START_S = 6.0
 
 def start_seconds(framework: str) -> float:
     """What a worker of `framework` costs before its first case, as the shards' order and the display count it: the
-    adapter's measured START_SECONDS (0.5-6.5 s across the ten bundled frameworks), else START_S. Splitting and
+    adapter's measured START_SECONDS (0.4-8.6 s across the ten bundled frameworks), else START_S. Splitting and
     merging keep START_S for every piece (each pays for more than its import: a compiler's header, a cold first
     graph); the time left would be a minute over in a two-minute run if every small framework's worker cost 6 s."""
     declared_s = declared(framework, "START_SECONDS")
