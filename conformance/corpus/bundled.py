@@ -63,8 +63,8 @@ def is_bundled_case_file(path: str | Path) -> bool:
 # cross-entropies), a NaN logit and a label past the classes (invalid input), a logsumexp just past exp's range, and
 # the fused linear cross-entropy on a batch smaller than a chunk. Every case but the two whose shapes are their
 # subject's has 2 rows of 3 classes, or the 1-row mask of one: each new shape is a new program for every compiler
-# (a graph of torch.compile, a kernel of tinygrad, an op-by-op compile of JAX's eager mode), so the compiled mode's cost
-# grows with the shapes, not the records (one shape for all cost 20-40% less than one per case).
+# (a graph, a kernel, or an eager mode's op-by-op compiles), so a cold run's cost grows with the shapes, not the
+# records (one shape for all cost 20-40% less than one per case: docs/performance.md).
 QUICK_CASES = ("published-values/softmax-four-logits", "published-values/mean-cross-entropy-two-rows",
                "extreme-logits/huge-rows-of-opposite-sign", "masked-softmax/masked-entry-holds-nan",
                "masked-softmax/fully-masked-row", "invalid-input/nan-logit", "sparse-labels/out-of-range-equal-to-classes",
