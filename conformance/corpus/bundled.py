@@ -61,10 +61,10 @@ def is_bundled_case_file(path: str | Path) -> bool:
 # under every compiler cost about 20 worker-seconds), rows of +1000 and -1000 (overflow and underflow, each row's own
 # max), a masked NaN and a fully masked row (the masked ops, a silent answer), masked logits of +-1e30 (the masked
 # cross-entropies), a NaN logit and a label past the classes (invalid input), a logsumexp just past exp's range, and
-# the fused linear cross-entropy on a batch smaller than a chunk. Every case but the two whose shapes are their
-# subject's has 2 rows of 3 classes, or the 1-row mask of one: each new shape is a new program for every compiler
-# (a graph, a kernel, or an eager mode's op-by-op compiles), so a cold run's cost grows with the shapes, not the
-# records (one shape for all cost 20-40% less than one per case: docs/performance.md).
+# the fused linear cross-entropy on a batch smaller than a chunk. Every case but three has 2 rows of 3 classes (not:
+# the published 4-logit softmax, the linear cross-entropy, the [1, 8] mask over 3 rows): each new shape is a new
+# program for every compiler (a graph, a kernel, or an eager mode's op-by-op compiles), so a cold run's cost grows
+# with the shapes, not the records (one shape for all cost 20-40% less than one per case: docs/performance.md).
 QUICK_CASES = ("published-values/softmax-four-logits", "published-values/mean-cross-entropy-two-rows",
                "extreme-logits/huge-rows-of-opposite-sign", "masked-softmax/masked-entry-holds-nan",
                "masked-softmax/fully-masked-row", "invalid-input/nan-logit", "sparse-labels/out-of-range-equal-to-classes",
