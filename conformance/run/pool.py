@@ -272,9 +272,9 @@ def machine_share(shards: list[Shard], index: int, count: int) -> list[Shard]:
 
 def _cpu_shards(framework: str, sel: Selection, cases: list[Case] | None, costs: dict, devices: tuple[str, ...]) -> list[Shard]:
     """A framework's CPU shards: per mode, a worker per dtype that costs more than SPLIT_ABOVE_S (in a run of more
-    than one dtype) and one for the rest, a worker per assert-prone case; then the modes' "rest" workers merged into one where they take the same
-    dtypes and cases and together cost no more than SPLIT_ABOVE_S, or one of them less than START_S (each worker
-    imports the framework again)."""
+    than one dtype) and one for the rest, a worker per assert-prone case; then the modes' "rest" workers merged into
+    one where they take the same dtypes and cases and together cost no more than SPLIT_ABOVE_S, or one of them less
+    than START_S (each worker imports the framework again)."""
     def name(mode: str, dtypes: tuple[str, ...]) -> str:  # the dtypes are named where the mode was split by them
         return f"{framework}/{mode}" + (f"/{'+'.join(dtypes)}" if dtypes != sel.dtypes else "")
 
