@@ -57,7 +57,7 @@ def test_the_quick_plan_from_declared_costs_is_within_15_percent_of_the_measured
     frameworks = tuple(n for n in registered() if quick_seconds(n))
     sel = Selection(frameworks, bundled.QUICK_DTYPES, ("cpu",), MODES, cases=bundled.QUICK_CASES, quantities=bundled.QUICK_QUANTITIES,
                     naive=False)
-    shards = pool.plan(sel, CASES, 2, {})
+    shards = pool.plan(sel, CASES, 2, {}, threaded=False)  # two workers on two cores: one thread each
     span = makespan([s.cost + pool.start_seconds(s.framework) for s in shards], 2)
     wall = json.loads((COSTS / "quick-run-timing.json").read_text())["wall_seconds"]
     assert abs(span - wall) <= 0.15 * wall, (span, wall)
@@ -72,7 +72,7 @@ def test_a_mode_cheaper_than_a_start_up_shares_its_frameworks_worker():
                     naive=False)
     costs = quick_seconds("torch")
     assert sum(costs.values()) > pool.SPLIT_ABOVE_S and min(costs.values()) < pool.START_S  # the premise, from the measured run
-    assert [s.name for s in pool.plan(sel, CASES, 2, {}) if s.framework == "torch"] == ["torch/eager+compiled"]
+    assert [s.name for s in pool.plan(sel, CASES, 2, {}, threaded=False) if s.framework == "torch"] == ["torch/eager+compiled"]
 
 
 def test_a_share_between_the_two_runs_costs_between_their_seconds():

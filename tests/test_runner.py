@@ -215,6 +215,80 @@ def test_a_kernel_that_aborts_on_a_bad_index_gets_cpu_workers_per_case_in_that_m
     assert sorted(runs) == sorted((c.full_id, m) for c in cases for m in ("eager", "compiled"))  # each once
 
 
+def _threaded_plan(monkeypatch, cores: int, jobs: int, omp: str | None = None):
+    """The plan run() takes on `cores` cores with `jobs` workers, for a framework whose compiled kernels abort on an
+    out-of-range index only where they run in a parallel region (PyTorch's Inductor: "cpu/compiled/threaded")."""
+    from conformance.corpus.cases import load
+
+    cases = load([bundled.cases_dir()])
+    declared = {"k": {"DEVICE_ASSERTS": ("gpu", "cpu/compiled/threaded")}, "b": {}}
+    _declare_costs(monkeypatch, lambda name: {})
+    monkeypatch.setattr(pool, "declared", lambda name, attr: declared[name].get(attr, DECLARATIONS[attr][1]))
+    monkeypatch.setattr(pool.os, "cpu_count", lambda: cores)
+    if omp is None:
+        monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
+    else:
+        monkeypatch.setenv("OMP_NUM_THREADS", omp)
+    sel = runner.Selection(("k", "b"), ("float32",), ("cpu",), ("eager", "compiled"))
+    prone = sorted(c.full_id for c in cases if c.labels_out_of_range)
+    return pool.plan_for_jobs(sel, cases, jobs), prone
+
+
+def test_a_kernel_that_aborts_only_in_a_parallel_region_shares_its_worker_where_each_worker_has_one_thread(monkeypatch):
+    """Inductor parallelises a kernel only with more than one thread, and only there does its bounds check's throw abort
+    the process (pytorch/pytorch#195402; test_an_inductor_bounds_check_aborts_only_with_threads shows it): with as many
+    workers as cores the out-of-range cases run in their framework's worker (a `--quick` run on 2 cores spent 22 of its
+    295 worker-seconds on that case's own worker: an import of Keras and torch, and a cold compile)."""
+    shards, prone = _threaded_plan(monkeypatch, cores=2, jobs=2)
+    assert prone and not any(s.cases or s.exclude for s in shards)
+    assert pool.worker_threads(2, len(shards)) == 1
+
+    for cores, jobs, omp in ((8, 2, None), (2, 1, None), (2, 2, "2")):  # more than one thread a worker: apart again
+        shards, prone = _threaded_plan(monkeypatch, cores=cores, jobs=jobs, omp=omp)
+        assert sorted(s.cases[0] for s in shards if s.cases) == prone, (cores, jobs, omp)
+        assert all(sorted(s.exclude) == prone for s in shards if s.framework == "k" and not s.cases)
+
+    shards, prone = _threaded_plan(monkeypatch, cores=8, jobs=2, omp="1")  # the user's one thread a worker: together
+    assert not any(s.cases or s.exclude for s in shards)
+
+
+def test_worker_threads_is_an_equal_share_of_the_cores_unless_the_user_set_omp_num_threads(monkeypatch):
+    monkeypatch.setattr(pool.os, "cpu_count", lambda: 16)
+    monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
+    assert [pool.worker_threads(jobs, 11) for jobs in (1, 2, 16)] == [16, 8, 1]
+    assert pool.worker_threads(16, 4) == 4  # fewer shards than jobs: the cores go to the shards that run
+    monkeypatch.setenv("OMP_NUM_THREADS", "3")
+    assert pool.worker_threads(16, 11) == 3
+
+
+_ABORT_PROBE = """
+import sys, torch
+torch.set_num_threads(int(sys.argv[1]))
+f = torch.compile(lambda x, t: torch.nn.functional.cross_entropy(x, t, reduction="none"), dynamic=True, fullgraph=True)
+f(torch.randn(2, 1000, requires_grad=True), torch.tensor([1, 2])).sum().backward()
+try:
+    f(torch.randn(2, 3, requires_grad=True), torch.tensor([1, 3]))  # the graph compiled on [2, 1000] serves it
+except RuntimeError as exc:
+    print("raised:", exc)
+"""
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("threads", [1, 2])
+def test_an_inductor_bounds_check_aborts_only_with_threads(tmp_path, threads):
+    """What "cpu/compiled/threaded" in the torch adapter's DEVICE_ASSERTS rests on, checked against the installed
+    PyTorch: a compiled F.cross_entropy given a class index past the classes raises a RuntimeError on one thread, and
+    aborts the process (std::terminate from an OpenMP parallel region, SIGABRT) on two. Should a PyTorch release catch
+    the throw (pytorch/pytorch#195482), the two-thread case fails here: the declaration's "/threaded" can then go."""
+    pytest.importorskip("torch")
+    env = {**os.environ, "TORCHINDUCTOR_CACHE_DIR": str(tmp_path / "inductor"), "OMP_NUM_THREADS": str(threads)}
+    proc = subprocess.run([sys.executable, "-c", _ABORT_PROBE, str(threads)], env=env, capture_output=True, text=True, timeout=600)
+    if threads == 1:
+        assert proc.returncode == 0 and "raised: " in proc.stdout and "index out of bounds" in proc.stdout, proc.stderr[-2000:]
+    else:
+        assert proc.returncode == -signal.SIGABRT and "index out of bounds" in proc.stderr, (proc.returncode, proc.stderr[-2000:])
+
+
 def test_one_gpu_worker_at_a_time(monkeypatch):
     shards = _gpu_plan(monkeypatch, cases=[])
     by_name = {s.name: s for s in shards}

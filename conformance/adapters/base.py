@@ -34,12 +34,14 @@ refuse a name outside the contract. For a GPU:
     GPU_ENV: dict[str, str]                     environment a GPU worker sets before the import (memory growth
                                                 instead of grabbing the whole device: workers share one GPU)
     GPU_COLD_SECONDS: dict[mode, float]         seconds of the corpus on one GPU, cold (orders the GPU queue)
-    DEVICE_ASSERTS: tuple[str, ...]             devices ("gpu") or device/mode pairs ("cpu/compiled") where an
-                                                out-of-range class index poisons or aborts the process (a CUDA
-                                                device-side assert, a compiled kernel's bounds check): such cases
-                                                run in a worker of their own, so that the poison reaches no other
-                                                case. Any crash is recorded anyway, on any device (the call's
-                                                `error` records name the signal; a new worker goes on)
+    DEVICE_ASSERTS: tuple[str, ...]             devices ("gpu"), device/mode pairs ("cpu/compiled"), or pairs
+                                                with "/threaded" (only where a worker computes on more than one
+                                                thread) where an out-of-range class index poisons or aborts the
+                                                process (a CUDA device-side assert, a compiled kernel's bounds
+                                                check thrown in a parallel region): such cases run in a worker of
+                                                their own, so that the poison reaches no other case. Any crash is
+                                                recorded anyway, on any device (the call's `error` records name
+                                                the signal; a new worker goes on)
     device_problems() -> dict[str, str]         why a device is not usable, for the error when one was asked for
 
 and, where some of its implementations are a public API that other frameworks run too (a multi-backend library):
@@ -115,7 +117,8 @@ DECLARATIONS: dict[str, tuple[type | tuple[type, ...], Any, str]] = {
     "GPU_ONLY": (bool, False, "runs on a GPU alone: on a machine without one it is left out unless named, not listed as absent"),
     "GPU_ENV": (dict, {}, "environment a GPU worker sets before the import"),
     "GPU_COLD_SECONDS": (dict, {}, "mode -> seconds of the corpus on one GPU, cold (orders the GPU queue)"),
-    "DEVICE_ASSERTS": (tuple, (), "devices or device/mode pairs where an out-of-range class index poisons the process"),
+    "DEVICE_ASSERTS": (tuple, (), "devices or device/mode pairs where an out-of-range class index poisons the process "
+                                  "(\"/threaded\": where a worker computes on more than one thread)"),
     "SHARED_DOORS": (tuple, (), "key prefixes of a multi-backend public API that other frameworks run too"),
     "EXPORTED_FROM": (dict, {}, "key prefix -> framework: implementations running a model exported from that framework"),
 }

@@ -13,10 +13,7 @@ SHARED_DOORS = keras_api.SHARED_DOORS
 REQUIRES = ("keras", "torch")
 PACKAGES = ("keras", "torch")
 NUMERIC_ENV = _torch.NUMERIC_ENV
-# Compiled on the CPU, an Inductor kernel that a previous in-range case compiled (dynamic shapes) checks the index
-# inside an OpenMP region and aborts the process (std::terminate, "index out of bounds: 0 <= tmp10 < ks1") where
-# a fresh compile raises: such cases get a worker of their own there too.
-DEVICE_ASSERTS = (*_torch.DEVICE_ASSERTS, "cpu/compiled")
+DEVICE_ASSERTS = _torch.DEVICE_ASSERTS  # its compiled kernels are Inductor's: the torch adapter says where they abort
 # Cold-cache seconds of one full run, every framework at once, on a 2-core AMD EPYC VM (tests/data/costs/cold-run-timing.json)
 COLD_SECONDS = {("compiled", "bfloat16"): 133, ("compiled", "float16"): 141, ("compiled", "float32"): 289,
                 ("compiled", "float64"): 240, ("eager", "bfloat16"): 7, ("eager", "float16"): 4,

@@ -129,13 +129,25 @@ def gpu_visible() -> bool:
     return Path("/proc/driver/nvidia/gpus").is_dir() or Path("/dev/nvidia0").exists()
 
 
-def _assert_prone(framework: str, device: str, mode: str, cases: list[Case] | None, sel: Selection) -> tuple[str, ...]:
-    """The selected cases with an out-of-range class index, where the adapter declares (DEVICE_ASSERTS: "gpu", or
-    "cpu/compiled" for one mode) that such an index can poison or abort the process on this device and mode."""
+def worker_threads(jobs: int, shards: int) -> int:
+    """The threads each worker of a run computes on: $OMP_NUM_THREADS where the user set it (a worker inherits it),
+    else an equal share of the cores between the workers that run at once (no oversubscription)."""
+    given = os.environ.get("OMP_NUM_THREADS", "")
+    if given.isdigit() and int(given) > 0:
+        return int(given)
+    return max(1, (os.cpu_count() or 1) // max(1, min(jobs, shards)))
+
+
+def _assert_prone(framework: str, device: str, mode: str, cases: list[Case] | None, sel: Selection,
+                  threaded: bool = True) -> tuple[str, ...]:
+    """The selected cases with an out-of-range class index, where the adapter declares (DEVICE_ASSERTS: "gpu",
+    "cpu/compiled" for one mode, "cpu/compiled/threaded" for one mode where a worker computes on more than one
+    thread: `threaded`) that such an index can poison or abort the process on this device and mode."""
     if not cases:
         return ()
     poisoned = declared(framework, "DEVICE_ASSERTS")
-    if device not in poisoned and f"{device}/{mode}" not in poisoned:
+    pairs = {device, f"{device}/{mode}", *([f"{device}/{mode}/threaded"] if threaded else [])}
+    if not pairs & set(poisoned):
         return ()
     return tuple(c.full_id for c in cases if c.labels_out_of_range and sel.wants_case(c.full_id))
 
@@ -176,7 +188,8 @@ def _quick_share() -> float:
     return _share_of_corpus(list(_bundled_corpus()), quick)
 
 
-def plan(sel: Selection, cases: list[Case] | None = None, workers: int | None = None, measured: dict | None = None) -> list[Shard]:
+def plan(sel: Selection, cases: list[Case] | None = None, workers: int | None = None, measured: dict | None = None,
+         threaded: bool = True) -> list[Shard]:
     """Every (framework, mode, dtype, device) of the selection in exactly one shard, CPU shards longest first (so that
     no long shard starts last and the workers end together). On a GPU a framework gets one shard per mode, run one at a
     time (run() allows one GPU worker at once: they share the device's memory). Where an out-of-range class index
@@ -185,7 +198,9 @@ def plan(sel: Selection, cases: list[Case] | None = None, workers: int | None = 
 
     With `workers` (and `cases`), a CPU shard much longer than the others is split by its cases while that shortens
     the planned run on that many workers (balance.spread). `measured`: the seconds per unit to plan from (default: what
-    the last run on this machine measured, shard_costs; {} for the adapters' declared costs alone)."""
+    the last run on this machine measured, shard_costs; {} for the adapters' declared costs alone). `threaded`: the
+    CPU workers compute on more than one thread (worker_threads), where some kernels abort on such an index
+    ("cpu/compiled/threaded"); run() plans without it where each worker gets one thread."""
     shards = []
     gpu_wanted = "gpu" in sel.devices
     share = _share_of_corpus(cases, sel)
@@ -199,7 +214,7 @@ def plan(sel: Selection, cases: list[Case] | None = None, workers: int | None = 
         cpu_devices = tuple(d for d in sel.devices if d != "gpu") if has_gpu else sel.devices
         gpu_costs = declared(framework, "GPU_COLD_SECONDS") if has_gpu else {}
         if cpu_devices:
-            shards += _cpu_shards(framework, sel, cases, costs, cpu_devices)
+            shards += _cpu_shards(framework, sel, cases, costs, cpu_devices, threaded)
         for mode in sel.modes:
             cost = {d: float(costs.get((mode, d), 0.0)) for d in sel.dtypes}
             if has_gpu:
@@ -270,7 +285,8 @@ def machine_share(shards: list[Shard], index: int, count: int) -> list[Shard]:
     return partition(shards, lambda s: s.cost + START_S, lambda s: s.name, count)[index - 1]
 
 
-def _cpu_shards(framework: str, sel: Selection, cases: list[Case] | None, costs: dict, devices: tuple[str, ...]) -> list[Shard]:
+def _cpu_shards(framework: str, sel: Selection, cases: list[Case] | None, costs: dict, devices: tuple[str, ...],
+                threaded: bool = True) -> list[Shard]:
     """A framework's CPU shards: per mode, a worker per dtype that costs more than SPLIT_ABOVE_S (in a run of more
     than one dtype) and one for the rest, a worker per assert-prone case; then the modes' "rest" workers merged into
     one where they take the same dtypes and cases and together cost no more than SPLIT_ABOVE_S, or one of them less
@@ -282,7 +298,7 @@ def _cpu_shards(framework: str, sel: Selection, cases: list[Case] | None, costs:
     every = units(cases, sel) if cases else 0
     for mode in sel.modes:
         cost = {d: float(costs.get((mode, d), 0.0)) for d in sel.dtypes}
-        prone = _assert_prone(framework, "cpu", mode, cases, sel) if "cpu" in devices else ()
+        prone = _assert_prone(framework, "cpu", mode, cases, sel, threaded) if "cpu" in devices else ()
         # a case's worker costs its share of the mode's seconds, by units (0 would put it last and the display at 100%)
         share = {cid: units([c for c in cases if c.full_id == cid], sel) / every for cid in prone} if every else {}
         # a run of one dtype has nothing to split it from: that dtype is the mode's rest, which may share a worker
@@ -472,7 +488,7 @@ class _Pool:
         self.seen: dict[str, float] = {}
         self.started_at: dict[str, float] = {}  # shard -> when its (latest) worker started, monotonic
         self.outcome = Outcome()
-        self.threads = max(1, (os.cpu_count() or 1) // max(1, min(jobs, len(shards))))  # equal share, no oversubscription
+        self.threads = worker_threads(jobs, len(shards))
 
     def start(self, shard: Shard) -> None:
         reader, writer = self.ctx.Pipe(duplex=False)
@@ -610,6 +626,14 @@ class _Pool:
             self.stop(name, f"no progress for {timeout:g} s (hung?); stopped", resume=True, hung=True)
 
 
+def plan_for_jobs(sel: Selection, cases: list[Case] | None, jobs: int) -> list[Shard]:
+    """plan() for `jobs` workers on this machine. A worker of one thread runs no kernel in a parallel region, where a
+    bounds check's throw aborts the process ("cpu/compiled/threaded"): there such cases share their framework's
+    worker. Planned again with them apart where that plan would leave a worker more than one thread."""
+    shards = plan(sel, cases, jobs, threaded=False)
+    return shards if worker_threads(jobs, len(shards)) == 1 else plan(sel, cases, jobs)
+
+
 def run(case_paths: list[Path], sel: Selection, jobs: int, on_event: Callable[[Event], None],
         timeout: float = DEFAULT_TIMEOUT_S, cases: list[Case] | None = None, machine: tuple[int, int] | None = None,
         config: WorkerConfig = WorkerConfig()) -> Outcome:
@@ -626,7 +650,7 @@ def run(case_paths: list[Path], sel: Selection, jobs: int, on_event: Callable[[E
         whole = plan(sel, cases, MACHINE_WORKERS * machine[1], measured={})
         pending = machine_share(whole, *machine)
     else:
-        whole = pending = plan(sel, cases, jobs)
+        whole = pending = plan_for_jobs(sel, cases, jobs)
     pool = _Pool(sel, [str(p) for p in case_paths], pending, jobs, on_event, cases, config)
     pool.outcome.shards = [s.name for s in pending]
     pool.outcome.plan_id = plan_id(whole)
