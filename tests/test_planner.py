@@ -64,14 +64,15 @@ def test_the_quick_plan_from_declared_costs_is_within_15_percent_of_the_measured
 
 
 def test_a_mode_cheaper_than_a_start_up_shares_its_frameworks_worker():
-    """PyTorch's quick run costs 5 s eager beside 63 s compiled: over SPLIT_ABOVE_S together, but a worker of its own
-    for the eager mode would spend more on its start-up than on its work (it took 14 s alone), so the two stay one,
+    """PyTorch's quick run costs 6 s eager beside 73 s compiled: over SPLIT_ABOVE_S together, but a worker of its own
+    for the eager mode would spend as long on its start-up (6.5 s) as on its work (it took 14 s alone), so the two stay one,
     also where compiled alone is over SPLIT_ABOVE_S: a run of one dtype has no dtype to split it from."""
     frameworks = tuple(n for n in registered() if quick_seconds(n))
     sel = Selection(frameworks, bundled.QUICK_DTYPES, ("cpu",), MODES, cases=bundled.QUICK_CASES, quantities=bundled.QUICK_QUANTITIES,
                     naive=False)
     costs = quick_seconds("torch")
-    assert sum(costs.values()) > pool.SPLIT_ABOVE_S and min(costs.values()) < pool.START_S  # the premise, from the measured run
+    # the premise, from the measured run: too much for one worker by the first rule, an eager mode below its start-up
+    assert sum(costs.values()) > pool.SPLIT_ABOVE_S and min(costs.values()) <= pool.start_seconds("torch")
     assert [s.name for s in pool.plan(sel, CASES, 2, {}, threaded=False) if s.framework == "torch"] == ["torch/eager+compiled"]
 
 

@@ -18,8 +18,8 @@ DEVICE_ASSERTS = _torch.DEVICE_ASSERTS  # its compiled kernels are Inductor's: t
 COLD_SECONDS = {("compiled", "bfloat16"): 133, ("compiled", "float16"): 141, ("compiled", "float32"): 289,
                 ("compiled", "float64"): 240, ("eager", "bfloat16"): 7, ("eager", "float16"): 4,
                 ("eager", "float32"): 6, ("eager", "float64"): 3}
-QUICK_SECONDS = {"eager": 0, "compiled": 51}  # `run --quick`, cold, the same VM (tests/data/costs/quick-run-timing.json)
-START_SECONDS = 8.6  # start_s + import of its slowest worker in that quick run (seconds before its first case)
+QUICK_SECONDS = {"eager": 0, "compiled": 43}  # `run --quick`, cold, the same VM (tests/data/costs/quick-run-timing.json)
+START_SECONDS = 7.5  # start_s + import of its slowest worker in that quick run (seconds before its first case)
 COMPILER = _torch.COMPILER
 OWN_PROCESS = True  # Keras's backend is fixed per process: never loaded beside another adapter's Keras
 

@@ -26,7 +26,7 @@ COLD_SECONDS = {("compiled", "bfloat16"): 3, ("compiled", "float16"): 2, ("compi
                 ("compiled", "float64"): 1, ("eager", "bfloat16"): 4, ("eager", "float16"): 4,
                 ("eager", "float32"): 3, ("eager", "float64"): 1}
 QUICK_SECONDS = {"eager": 0, "compiled": 0}  # `run --quick`, cold, the same VM (tests/data/costs/quick-run-timing.json)
-START_SECONDS = 0.6  # start_s + import of its slowest worker in that quick run (seconds before its first case)
+START_SECONDS = 1.0  # start_s + import of its slowest worker in that quick run (seconds before its first case)
 GPU = False  # NumPy/SciPy run on the CPU only; CuPy (cupyx.scipy.special) is the GPU counterpart
 _sp = None
 

@@ -36,8 +36,8 @@ GPU_ENV = {"TF_FORCE_GPU_ALLOW_GROWTH": "true"}  # TensorFlow maps all GPU memor
 COLD_SECONDS = {("compiled", "bfloat16"): 83, ("compiled", "float16"): 84, ("compiled", "float32"): 152,
                 ("compiled", "float64"): 118, ("eager", "bfloat16"): 11, ("eager", "float16"): 9,
                 ("eager", "float32"): 17, ("eager", "float64"): 13}
-QUICK_SECONDS = {"eager": 1, "compiled": 8}  # `run --quick`, cold, the same VM (tests/data/costs/quick-run-timing.json)
-START_SECONDS = 5.5  # start_s + import of its slowest worker in that quick run (seconds before its first case)
+QUICK_SECONDS = {"eager": 1, "compiled": 7}  # `run --quick`, cold, the same VM (tests/data/costs/quick-run-timing.json)
+START_SECONDS = 9.7  # start_s + import of its slowest worker in that quick run (seconds before its first case)
 tf: Any = None
 keras: Any = None
 _compiled: dict = {}

@@ -289,8 +289,8 @@ def _cpu_shards(framework: str, sel: Selection, cases: list[Case] | None, costs:
                 threaded: bool = True) -> list[Shard]:
     """A framework's CPU shards: per mode, a worker per dtype that costs more than SPLIT_ABOVE_S (in a run of more
     than one dtype) and one for the rest, a worker per assert-prone case; then the modes' "rest" workers merged into
-    one where they take the same dtypes and cases and together cost no more than SPLIT_ABOVE_S, or one of them less
-    than START_S (each worker imports the framework again)."""
+    one where they take the same dtypes and cases and together cost no more than SPLIT_ABOVE_S, or one of them no more
+    than the framework's start-up (start_seconds: each worker imports the framework again)."""
     def name(mode: str, dtypes: tuple[str, ...]) -> str:  # the dtypes are named where the mode was split by them
         return f"{framework}/{mode}" + (f"/{'+'.join(dtypes)}" if dtypes != sel.dtypes else "")
 
@@ -309,11 +309,11 @@ def _cpu_shards(framework: str, sel: Selection, cases: list[Case] | None, costs:
             rests.append(Shard(framework, mode, rest, name(mode, rest), sum(cost[d] for d in rest), devices, exclude=prone))
         shards += [Shard(framework, mode, sel.dtypes, f"{framework}/{mode}/{cid}", sum(cost.values()) * share.get(cid, 0.0), devices,
                          cases=(cid,)) for cid in prone]
-    # ... or where one of them costs less than a worker's start-up: its own worker would import more than it computes
-    # (a framework's eager quick run, 4 s beside 59 s compiled, took 14 s alone: its import, and the compiler's
-    # header built again for the one eager door that compiles).
+    # ... or where one of them costs no more than the framework's start-up: its own worker would import at least as
+    # long as it computes (a framework's eager quick run, 4 s beside 59 s compiled, took 14 s alone: its import, and
+    # the compiler's header built again for the one eager door that compiles).
     if len(rests) > 1 and len({s.dtypes for s in rests}) == 1 and (sum(s.cost for s in rests) <= SPLIT_ABOVE_S
-                                                                   or min(s.cost for s in rests) < START_S):
+                                                                   or min(s.cost for s in rests) <= start_seconds(framework)):
         mode = "+".join(s.mode for s in rests)
         # A case that is assert-prone in one mode only (DEVICE_ASSERTS "cpu/compiled") is left out of the merged worker and run
         # in every merged mode by a worker of its own, rather than costing the other mode an import of its own.
