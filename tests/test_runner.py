@@ -21,6 +21,7 @@ from conformance.app.cli import main
 from conformance.corpus import bundled
 from conformance.model.names import DTYPES, MODES
 from conformance.run import pool, runner
+from conformance.run.events import RecordMade
 
 ROOT = Path(__file__).resolve().parent.parent
 COSTS = {"a": {("compiled", "float32"): 400, ("compiled", "float64"): 300, ("compiled", "float16"): 50, ("eager", "float32"): 100},
@@ -297,21 +298,40 @@ def test_one_gpu_worker_at_a_time(monkeypatch):
     assert pool._next(shards, {}, by_name) == 0
 
 
-def test_a_second_worker_of_one_compiler_gets_a_head_start_to_wait_for():
+def test_a_second_worker_of_one_compiler_waits_until_the_first_has_compiled():
     """PyTorch's and Keras-on-PyTorch's compiled shards share Inductor's caches under file locks (adapter COMPILER):
-    started together they wait on each other; the second starts once the first has had its head start, or at once
-    where nothing else can start. Eager shards compile nothing and never wait."""
+    started together they wait on each other; the second starts once a worker of the compiler has answered a compiled
+    call (it has built the precompiled header and probed the vector ISA), once the first has run COMPILER_COLD_CAP_S
+    without one, or at once where nothing else can start. Eager shards compile nothing and never wait."""
     def shard(framework: str, mode: str, cost: float) -> pool.Shard:
         return pool.Shard(framework, mode, ("float32",), f"{framework}/{mode}", cost)
 
     pending = [shard("keras-torch", "eager+compiled", 50), shard("jax", "eager+compiled", 20), shard("numpy", "eager", 1)]
     running = {"torch/compiled": None}
     shards = {s.name: s for s in [*pending, shard("torch", "compiled", 60)]}
-    young, old = {"torch/compiled": 1.0}, {"torch/compiled": pool.COMPILER_HEAD_START_S + 1}
-    assert pool._next(pending, running, shards, young) == 1  # JAX instead
-    assert pool._next(pending, running, shards, old) == 0
-    assert pool._next(pending[:1], running, shards, young) == 0  # nothing else to start
-    assert pool._next([shard("keras-torch", "eager", 5), *pending[1:]], running, shards, young) == 0
+    past_a_fixed_head_start = {"torch/compiled": 25.0}
+    assert pool._next(pending, running, shards, past_a_fixed_head_start) == 1  # JAX instead: torch has compiled nothing yet
+    assert pool._next(pending, running, shards, past_a_fixed_head_start, warm={"inductor"}) == 0
+    assert pool._next(pending, running, shards, {"torch/compiled": pool.COMPILER_COLD_CAP_S + 1}) == 0
+    assert pool._next(pending[:1], running, shards, past_a_fixed_head_start) == 0  # nothing else to start
+    assert pool._next([shard("keras-torch", "eager", 5), *pending[1:]], running, shards, past_a_fixed_head_start) == 0
+
+
+def test_the_pool_calls_a_compiler_warm_once_a_worker_of_it_answers_a_compiled_call():
+    """What _next waits on comes from the records: a compiled record that ran (not unsupported, not skip) from a
+    worker of a compiler makes that compiler warm; an eager record, or a compiled call that nothing ran, does not."""
+    from results_factory import record
+
+    shards = [pool.Shard("torch", "eager+compiled", ("float32",), "torch/eager+compiled", 60.0),
+              pool.Shard("numpy", "eager+compiled", ("float32",), "numpy/eager+compiled", 1.0)]
+    p = pool._Pool(runner.Selection(("torch", "numpy"), ("float32",), ("cpu",), ("eager", "compiled")), [], shards, 2, lambda e: None)
+    for name in ("torch/eager+compiled", "numpy/eager+compiled"):
+        p.outcome.timing[name] = {"spawned": 0.0}
+    for mode, status in (("eager", "pass"), ("compiled", "unsupported"), ("compiled", "skip")):
+        p.receive("torch/eager+compiled", RecordMade(record(framework="torch", mode=mode, status=status)))
+    assert p.warm == set()
+    p.receive("torch/eager+compiled", RecordMade(record(framework="torch", mode="compiled", status="error")))
+    assert p.warm == {"inductor"}
 
 
 def test_a_named_gpu_that_cannot_be_used_is_an_error_not_a_skip(tmp_path):

@@ -27,6 +27,7 @@ from ..adapters.catalogue import accelerator_possible
 from ..corpus import bundled
 from ..corpus.cases import Case, load
 from ..model.record import Record
+from ..model.status import Status
 from . import shard_costs
 from .balance import partition, spread
 from .config import WorkerConfig
@@ -449,23 +450,27 @@ def _compiler(shard: Shard) -> str:
     return declared(shard.framework, "COMPILER") if "compiled" in shard.modes else ""
 
 
-# How long a shard of a compiler runs before another of the same compiler starts beside it, where another shard can
-# start instead: a cold worker's import (3-6 s), the compiler's precompiled header (6 s), its vector-ISA probe (3 s)
-# and its first graphs (adapter COMPILER says which adapters share one). Two such workers started together spent
-# about 19 s of a cold two-minute run waiting on each other's file locks; started 20 s apart, the second finds most
-# of what they share built (the second framework's compiled calls took 34-38 s instead of 55 s), and the two still
-# run side by side.
-COMPILER_HEAD_START_S = 20.0
+# A second shard of a compiler (adapter COMPILER says which adapters share one) waits, while another shard can start
+# instead, until a worker of that compiler has answered a compiled call: by then the first has built what they share
+# under file locks in the compile cache (Inductor's precompiled header, its vector-ISA probe; a cold first compiled
+# call takes 15-23 s after a 5-10 s start). Two such workers started together spent about 19 s of a cold two-minute
+# run waiting on each other's locks. A fixed 20 s head start was not enough: started 22-24 s after the first, the
+# second framework's quick run took 56-62 s of worker time, against 42-51 s started after 33-39 s. A first worker
+# that answers no compiled call within COMPILER_COLD_CAP_S (a hang, a long eager mode first) keeps no one waiting.
+COMPILER_COLD_CAP_S = 60.0
 
 
-def _next(pending: list[Shard], running: dict, shards: dict[str, Shard], running_for: dict[str, float] | None = None) -> int | None:
+def _next(pending: list[Shard], running: dict, shards: dict[str, Shard], running_for: dict[str, float] | None = None,
+          warm: set[str] | frozenset[str] = frozenset()) -> int | None:
     """The index of the next shard to start: the first pending one, except that one GPU worker runs at a time, and
-    that a shard of a compiler (adapter COMPILER) whose other shard has run for less than COMPILER_HEAD_START_S
-    (`running_for`: seconds by shard name) waits while another shard can start."""
+    that a shard of a compiler (adapter COMPILER) waits while another shard can start where that compiler is not yet
+    `warm` (no worker of it has answered a compiled call) and its running shard has run for less than
+    COMPILER_COLD_CAP_S (`running_for`: seconds by shard name)."""
     gpu_busy = any(shards[name].on_gpu for name in running)
     startable = [i for i, s in enumerate(pending) if not (s.on_gpu and gpu_busy)]
-    young = {c for name in running if (c := _compiler(shards[name])) and (running_for or {}).get(name, 0.0) < COMPILER_HEAD_START_S}
-    return next((i for i in startable if _compiler(pending[i]) not in young), startable[0] if startable else None)
+    cold = {c for name in running if (c := _compiler(shards[name])) and c not in warm
+            and (running_for or {}).get(name, 0.0) < COMPILER_COLD_CAP_S}
+    return next((i for i in startable if _compiler(pending[i]) not in cold), startable[0] if startable else None)
 
 
 class _Pool:
@@ -488,6 +493,7 @@ class _Pool:
         self.seen: dict[str, float] = {}
         self.started_at: dict[str, float] = {}  # shard -> when its (latest) worker started, monotonic
         self.outcome = Outcome()
+        self.warm: set[str] = set()  # the compilers (adapter COMPILER) one of whose workers has answered a compiled call
         self.threads = worker_threads(jobs, len(shards))
 
     def start(self, shard: Shard) -> None:
@@ -601,6 +607,8 @@ class _Pool:
         else:
             if isinstance(msg, RecordMade):
                 self.answered.setdefault(name, set()).add(msg.record.quantity)
+                if msg.record.mode == "compiled" and msg.record.status not in (Status.UNSUPPORTED, Status.SKIP):
+                    self.warm.add(_compiler(self.shards[name]))  # it compiled something: what it shares is built
                 if msg.record.quantity in self.kept.get(_call_of(msg.record), ()):
                     return  # a call run again after a crash: this quantity's record came from the worker that died
             self.outcome.take(msg)
@@ -661,7 +669,7 @@ def run(case_paths: list[Path], sel: Selection, jobs: int, on_event: Callable[[E
     try:
         while pending or pool.running or pool.resumed:
             pending[:0], pool.resumed = pool.resumed, []  # the rest of a dead worker's shard goes first
-            while len(pool.running) < jobs and (startable := _next(pending, pool.running, pool.shards, pool.running_for())) is not None:
+            while len(pool.running) < jobs and (startable := _next(pending, pool.running, pool.shards, pool.running_for(), pool.warm)) is not None:
                 pool.start(pending.pop(startable))
             pool.poll(timeout)
             on_event(Tick(tuple(pool.running)))  # the display's clock: a log line at least every minute
