@@ -452,7 +452,7 @@ def _compiler(shard: Shard) -> str:
 
 # A second shard of a compiler (adapter COMPILER says which adapters share one) waits, while another shard can start
 # instead, until a worker of that compiler has answered a compiled call: by then the first has built what they share
-# under file locks in the compile cache (Inductor's precompiled header, its vector-ISA probe; a cold first compiled
+# under file locks in the compile cache (the compiler's precompiled header, its vector-ISA probe; a cold first compiled
 # call takes 15-23 s after a 5-10 s start). Two such workers started together spent about 19 s of a cold two-minute
 # run waiting on each other's locks. A fixed 20 s head start was not enough: started 22-24 s after the first, the
 # second framework's quick run took 56-62 s of worker time, against 42-51 s started after 33-39 s. A first worker
