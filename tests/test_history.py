@@ -124,3 +124,18 @@ def test_a_gzipped_results_file_reads_like_a_plain_one_and_a_bomb_is_refused(tmp
     broken.write_bytes(broken.read_bytes()[:2000])
     with pytest.raises(results_io.ResultsError, match="not a readable gzip file"):
         results_io.read(broken)
+
+
+def test_a_release_whose_run_writes_nothing_leaves_no_folder(tmp_path, capsys):
+    """A release that cannot be imported (its install broken) ends its run with exit 2 before anything is written:
+    the history says so, and leaves no empty release folder to read as a release that ran."""
+    pytest.importorskip("optax")
+    for label, body in (("optax-0.2.0", 'raise ImportError("broken on purpose")\n'), ("optax-0.2.1", "")):
+        (tmp_path / "cache" / label / "optax").mkdir(parents=True)
+        (tmp_path / "cache" / label / "optax" / "__init__.py").write_text(body)
+        (tmp_path / "cache" / label / ".installed").write_text("kept\n")
+    args = ["history", "--framework", "jax", "--release", "optax==0.2.0", "--release", "optax==0.2.1",
+            "--out", str(tmp_path / "out"), "--cache", str(tmp_path / "cache")]
+    assert main(args) == 2
+    assert "ended with exit 2 and wrote nothing" in capsys.readouterr().err
+    assert not (tmp_path / "out" / "optax-0.2.0").exists()

@@ -262,6 +262,13 @@ def test_worker_threads_is_an_equal_share_of_the_cores_unless_the_user_set_omp_n
     assert pool.worker_threads(16, 11) == 3
 
 
+def test_a_worker_records_the_threads_it_computed_on(tmp_path, monkeypatch):
+    """environment.frameworks.<fw>.threads: what the records were computed on (a reduction splits by the threads)."""
+    monkeypatch.setenv("OMP_NUM_THREADS", "3")  # a worker inherits the user's count (pool.worker_threads)
+    main(["run", "--frameworks", "numpy", "--case", "published-values/softmax-four-logits", "--out", str(tmp_path / "r")])
+    assert load_results(tmp_path / "r" / "results.json")["environment"]["frameworks"]["numpy"]["threads"] == 3
+
+
 _ABORT_PROBE = """
 import sys, torch
 torch.set_num_threads(int(sys.argv[1]))

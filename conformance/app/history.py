@@ -133,6 +133,9 @@ def run_release(release: Release, target: Path, framework: str, request: RunRequ
         raise KeyboardInterrupt
     code = ended.exit
     if code is None or code > 1 or not results.exists():
+        if out.is_dir() and not any(out.iterdir()):
+            out.rmdir()  # nothing to see: an empty folder would read as a release that ran
+            raise HistoryError(f"the run of {release.label} ended with exit {code} and wrote nothing")
         raise HistoryError(f"the run of {release.label} ended with exit {code}; see {out}")
     doc = results_io.read(results)
     wrong = check_imported(release, doc, framework)

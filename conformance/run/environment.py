@@ -14,6 +14,15 @@ from ..adapters import declared, registered
 NUMERIC_ENV_FLAGS = ("OMP_NUM_THREADS",)
 
 
+def cpu_threads() -> int:
+    """The threads a framework's CPU kernels may use in this process: $OMP_NUM_THREADS where set (a run's worker is
+    given its share of the cores so), else every core the process may run on."""
+    given = os.environ.get("OMP_NUM_THREADS", "")
+    if given.isdigit() and int(given) > 0:
+        return int(given)
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+
+
 def _cpuinfo(*keys: str) -> str | None:
     """The value of the first /proc/cpuinfo line whose key is one of `keys` (None off Linux or where absent)."""
     try:

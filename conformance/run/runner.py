@@ -26,6 +26,7 @@ from ..model.record import Record
 from ..model.selection import impl_matches, matches
 from ..model.status import Status
 from . import properties
+from .environment import cpu_threads
 from .events import CallBegun, CaseBegun, Event, Info, RecordMade, ShardProgress, TimingOf
 from .output import ENVIRONMENT_ERRNOS
 
@@ -383,7 +384,7 @@ def run_framework(name: str, case_paths: list[str], sel: Selection, emit: Callab
         problems = (optional_function(adapter, "device_problems") or dict)()
         raise RuntimeError(f"{unusable[0]} requested but {name} cannot use it: {problems.get(unusable[0], 'not visible')}")
     info = {"version": adapter.version(), "packages": package_versions(adapter), "devices": adapter.devices(),
-            "flags": adapter.flags(), "compile_cache": sel.compile_cache,
+            "flags": adapter.flags(), "compile_cache": sel.compile_cache, "threads": cpu_threads(),
             "implementations": [[impl.op, impl.name, impl.id] for impl in adapter.implementations()]}
     skipped = [d for d in sel.devices if d not in devices]
     if skipped:
