@@ -9,13 +9,14 @@ from pathlib import Path
 
 import pytest
 
-from conformance.adapters import cold_seconds, quick_seconds, registered
+from conformance.adapters import cold_seconds, quick_seconds, registered, warm_fraction
 from conformance.corpus import bundled
 from conformance.corpus.cases import load
 from conformance.model.names import DTYPES, MODES
 from conformance.run import pool, shard_costs
 from conformance.run.balance import makespan, partition, spread
 from conformance.run.runner import Selection
+from conformance.run.runner import units as runner_units
 
 CASES = load([bundled.cases_dir()])
 FRAMEWORKS = tuple(n for n in registered() if cold_seconds(n))  # every framework of a full run on this machine (ten)
@@ -48,6 +49,35 @@ def test_declared_start_up_is_the_measured_quick_runs(name):
     timing = json.loads((COSTS / "quick-run-timing.json").read_text())
     measured = max(round(s["start_s"] + s["phases"]["import"], 1) for s in timing.values() if isinstance(s, dict) and s["framework"] == name)
     assert pool.start_seconds(name) == measured
+
+
+@pytest.mark.parametrize("name", registered())
+def test_declared_warm_fraction_is_the_measured_pairs(name):
+    """WARM_FRACTION is the committed pair of quick runs in one cache, warm seconds over cold per mode, where the cold run
+    spent at least a second in the mode (below that the ratio is noise, and the default 1 costs nothing)."""
+    pair = json.loads((COSTS / "quick-run-warm-pair.json").read_text())
+    cold, warm = shard_costs.entries_from(pair["cold"]), shard_costs.entries_from(pair["warm"])
+    expected = {m: round(warm[k]["seconds"] / cold[k]["seconds"], 2) for m in MODES
+                if (k := f"{name}/{m}/float32") in cold and cold[k]["seconds"] >= 1.0}
+    assert {m: warm_fraction(name, m) for m in expected} == expected
+    assert all(warm_fraction(name, m) == 1.0 for m in MODES if m not in expected)
+
+
+def test_a_part_measured_cold_plans_the_same_run_again_warm():
+    """A figure measured by the first run in a cache plans the next run of as many units at WARM_FRACTION of it (its
+    programs are compiled now); a figure measured warm plans as it is; a larger run meets new programs: the cold rate."""
+    sel = Selection(("torch",), bundled.QUICK_DTYPES, ("cpu",), ("compiled",), cases=bundled.QUICK_CASES,
+                    quantities=bundled.QUICK_QUANTITIES, naive=False)
+    n = runner_units(CASES, sel)
+
+    def cost(entry: dict, selection: Selection = sel) -> float:
+        return sum(s.cost for s in pool.plan(selection, CASES, 2, {"torch/compiled/float32": entry}, threaded=False))
+
+    assert cost({"seconds": 60.0, "units": n, "warm": False}) == pytest.approx(60.0 * warm_fraction("torch", "compiled"))
+    assert cost({"seconds": 60.0, "units": n, "warm": True}) == pytest.approx(60.0)
+    assert cost({"seconds": 60.0, "units": n}) == pytest.approx(60.0)  # a file from before the flag: as it was used
+    wider = Selection(("torch",), bundled.QUICK_DTYPES, ("cpu",), ("compiled",), naive=False)
+    assert cost({"seconds": 60.0, "units": n, "warm": False}, wider) == pytest.approx(60.0 / n * runner_units(CASES, wider))
 
 
 def test_the_quick_plan_from_declared_costs_is_within_15_percent_of_the_measured_quick_run():

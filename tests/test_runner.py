@@ -382,7 +382,8 @@ def test_a_run_records_where_its_time_went_and_the_next_run_plans_from_it(tmp_pa
     assert shard_costs.load(cache, doc["environment"]["cpu"]) == kept
     fake = {"s": {"framework": "numpy", "wall_s": 1.0, "by_mode": {"eager/float32": 9.0}, "units_by_dtype": {"float32": 99}}}
     shard_costs.remember(cache, doc["environment"]["cpu"], fake)
-    assert shard_costs.load(cache, doc["environment"]["cpu"])["numpy/eager/float32"] == {"seconds": 9.0, "units": 99}
+    assert shard_costs.load(cache, doc["environment"]["cpu"])["numpy/eager/float32"] == {"seconds": 9.0, "units": 99, "warm": True}
+    assert set(e["warm"] for e in kept.values()) == {False}  # the first run in this cache measured it cold
     # a plan from measured costs: a dtype that took 100 s a unit gets a worker of its own, the others share one
     (cache / shard_costs.FILE).write_text(json.dumps({"cpu": doc["environment"]["cpu"], "entries": {
         "numpy/eager/float32": {"seconds": 100.0, "units": 1}, "numpy/eager/float64": {"seconds": 0.01, "units": 1}}}))

@@ -19,7 +19,7 @@ from typing import Any
 
 from .base import Impl, Roof, Unsupported, contract_problems, declaration
 
-__all__ = ["Impl", "Unsupported", "FrameworkAbsent", "registered", "load_adapter", "missing_packages", "cold_seconds", "quick_seconds",
+__all__ = ["Impl", "Unsupported", "FrameworkAbsent", "registered", "load_adapter", "missing_packages", "cold_seconds", "quick_seconds", "warm_fraction",
            "package_versions", "declared", "gpu_roof", "GPU_ROOF_ABSENT", "shared_doors", "exported_doors"]
 
 BUILTIN = {
@@ -188,3 +188,9 @@ def cold_seconds(name: str) -> dict[tuple[str, str], float]:
 def quick_seconds(name: str) -> dict[str, float]:
     """The adapter's measured seconds of a cold `run --quick`, per mode (empty if the adapter declares none)."""
     return dict(declared(name, "QUICK_SECONDS"))
+
+
+def warm_fraction(name: str, mode: str) -> float:
+    """What share of a cold run's seconds in `mode` the same selection takes once the compile cache is warm (1 where
+    the adapter declares none)."""
+    return float(dict(declared(name, "WARM_FRACTION")).get(mode, 1.0))

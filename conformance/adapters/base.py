@@ -24,8 +24,8 @@ onnxruntime.py, or a plugin's) defining the same names:
                                                 out as a user would (the overhead table compares the two)
 
 and may declare the constants of `DECLARATIONS` below (each with its type, default and meaning: REQUIRES, PACKAGES,
-TOOLS, COLD_SECONDS, QUICK_SECONDS, START_SECONDS, OWN_PROCESS, NUMERIC_ENV, QUIET_ENV, THREAD_ENV, QUICK_COMPILE, COMPILER, the GPU ones, SHARED_DOORS,
-EXPORTED_FROM) and the functions of `OPTIONAL_FUNCTIONS` (device_problems, error_message, cache_damaged,
+TOOLS, COLD_SECONDS, QUICK_SECONDS, WARM_FRACTION, START_SECONDS, OWN_PROCESS, NUMERIC_ENV, QUIET_ENV, THREAD_ENV,
+QUICK_COMPILE, COMPILER, the GPU ones, SHARED_DOORS, EXPORTED_FROM) and the functions of `OPTIONAL_FUNCTIONS` (device_problems, error_message, cache_damaged,
 discard_cache, forget_compiled). The core reads them only through `declaration` and `optional_function`, which
 refuse a name outside the contract. For a GPU:
 
@@ -104,6 +104,9 @@ DECLARATIONS: dict[str, tuple[type | tuple[type, ...], Any, str]] = {
     "PACKAGES": (tuple, (), "distributions whose versions change the numbers (recorded; the gate attributes moves to them)"),
     "COLD_SECONDS": (dict, {}, "(mode, dtype) -> seconds of a cold run of the bundled corpus: orders and splits workers"),
     "QUICK_SECONDS": (dict, {}, "mode -> seconds of a cold `run --quick`: with COLD_SECONDS, what a part of the corpus costs"),
+    "WARM_FRACTION": (dict, {}, "mode -> a warm compile cache's seconds over a cold one's for the same selection (`run "
+                                "--quick` twice in one cache): what a part this machine measured cold costs the next run "
+                                "in that cache (default 1: no compile cache to warm)"),
     "START_SECONDS": ((int, float), None, "seconds before a worker's first case (interpreter, import, adapter), cold: what "
                                           "the display expects of a shard beyond its cases (default: the pool's START_S)"),
     "OWN_PROCESS": (bool, False, "cannot share a process with another adapter (in-process tests run it as a subprocess)"),

@@ -20,6 +20,7 @@ COLD_SECONDS = {("compiled", "bfloat16"): 37, ("compiled", "float16"): 31, ("com
                 ("compiled", "float64"): 41, ("eager", "bfloat16"): 27, ("eager", "float16"): 27,
                 ("eager", "float32"): 40, ("eager", "float64"): 47}
 QUICK_SECONDS = {"eager": 4, "compiled": 1}  # `run --quick`, cold, the same VM (tests/data/costs/quick-run-timing.json)
+WARM_FRACTION = {"eager": 0.34, "compiled": 0.19}  # the same quick run again in its compile cache (tests/data/costs/quick-run-warm-pair.json)
 START_SECONDS = 4.0  # start_s + import of its slowest worker in that quick run (seconds before its first case)
 OWN_PROCESS = True  # Keras's backend is fixed per process: never loaded beside the tensorflow adapter's Keras
 

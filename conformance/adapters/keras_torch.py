@@ -19,6 +19,7 @@ COLD_SECONDS = {("compiled", "bfloat16"): 133, ("compiled", "float16"): 141, ("c
                 ("compiled", "float64"): 240, ("eager", "bfloat16"): 7, ("eager", "float16"): 4,
                 ("eager", "float32"): 6, ("eager", "float64"): 3}
 QUICK_SECONDS = {"eager": 0, "compiled": 43}  # `run --quick`, cold, the same VM (tests/data/costs/quick-run-timing.json)
+WARM_FRACTION = {"compiled": 0.32}  # the same quick run again in its compile cache (tests/data/costs/quick-run-warm-pair.json)
 START_SECONDS = 7.5  # start_s + import of its slowest worker in that quick run (seconds before its first case)
 COMPILER = _torch.COMPILER
 OWN_PROCESS = True  # Keras's backend is fixed per process: never loaded beside another adapter's Keras

@@ -30,6 +30,7 @@ COLD_SECONDS = {("compiled", "bfloat16"): 55, ("compiled", "float16"): 51, ("com
                 ("compiled", "float64"): 63, ("eager", "bfloat16"): 5, ("eager", "float16"): 5,
                 ("eager", "float32"): 4, ("eager", "float64"): 3}
 QUICK_SECONDS = {"eager": 1, "compiled": 14}  # `run --quick`, cold, the same VM (tests/data/costs/quick-run-timing.json)
+WARM_FRACTION = {"compiled": 0.01}  # the same quick run again in its compile cache (tests/data/costs/quick-run-warm-pair.json)
 START_SECONDS = 0.6  # start_s + import of its slowest worker in that quick run (seconds before its first case)
 mx: Any = None
 nn: Any = None

@@ -36,6 +36,7 @@ COLD_SECONDS = {("compiled", "bfloat16"): 6, ("compiled", "float16"): 4, ("compi
                 ("compiled", "float64"): 5, ("eager", "bfloat16"): 7, ("eager", "float16"): 4,
                 ("eager", "float32"): 11, ("eager", "float64"): 5}
 QUICK_SECONDS = {"eager": 5, "compiled": 0}  # `run --quick`, cold, the same VM (tests/data/costs/quick-run-timing.json)
+WARM_FRACTION = {"eager": 0.93}  # the same quick run again in its compile cache (tests/data/costs/quick-run-warm-pair.json)
 START_SECONDS = 2.1  # start_s + import of its slowest worker in that quick run (seconds before its first case)
 OPSET = 17  # a current opset for the per-axis ops and the losses (SoftmaxCrossEntropyLoss and NLL are 13 there)
 ort: Any = None

@@ -22,7 +22,7 @@ from dataclasses import dataclass, field, replace
 from multiprocessing.connection import Connection, wait
 from pathlib import Path
 
-from ..adapters import cold_seconds, declared, quick_seconds
+from ..adapters import cold_seconds, declared, quick_seconds, warm_fraction
 from ..adapters.catalogue import accelerator_possible
 from ..corpus import bundled
 from ..corpus.cases import Case, load
@@ -155,12 +155,15 @@ def _assert_prone(framework: str, device: str, mode: str, cases: list[Case] | No
 
 def _costs(framework: str, sel: Selection, cases: list[Case] | None, share: float, measured: dict) -> dict[tuple[str, str], float]:
     """Estimated seconds per (mode, dtype): this machine's last measured seconds per unit of work times the units this
-    run takes (shard_costs), else the adapter's declared seconds for the run's share of the corpus (_declared)."""
+    run takes (shard_costs; a fraction of them where that run compiled what this one runs: WARM_FRACTION), else the
+    adapter's declared seconds for the run's share of the corpus (_declared)."""
     out = {}
     for mode, dtype in itertools.product(sel.modes, sel.dtypes):
         rate = shard_costs.per_unit(measured, framework, mode, dtype)
         if rate is not None and cases:
-            out[(mode, dtype)] = rate * units(cases, replace(sel, modes=(mode,), dtypes=(dtype,)))
+            n = units(cases, replace(sel, modes=(mode,), dtypes=(dtype,)))
+            warmed = shard_costs.warmed_since(measured, framework, mode, dtype, n)
+            out[(mode, dtype)] = rate * n * (warm_fraction(framework, mode) if warmed else 1.0)
         else:
             out[(mode, dtype)] = _declared(framework, mode, dtype, share)
     return out

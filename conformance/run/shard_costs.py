@@ -11,6 +11,12 @@ those seconds per unit instead of the constants. A run on another CPU, or with n
 Units differ in cost (a gradients case with HVPs costs far more than a softmax of four numbers), so a run of a
 few cases would misstate a whole corpus's rate: a part's figure is replaced only by a run of at least as many
 units of it (the same selection, or a larger one), never by a smaller one.
+
+A figure also says whether it was measured warm: whether an earlier run in this cache had measured that part, so
+that its programs were compiled before the run began. A part measured cold is warm for the next run of no more of
+its units in this cache (the same selection or a narrower one), which then costs a fraction of that figure (the
+adapters' WARM_FRACTION: PyTorch's compiled quick run took 7 s warm against 58 s cold); a larger run meets
+programs it has not compiled, and plans from the cold figure.
 """
 
 from __future__ import annotations
@@ -49,6 +55,13 @@ def per_unit(entries: dict[str, dict], framework: str, mode: str, dtype: str) ->
     return e["seconds"] / e["units"] if e else None
 
 
+def warmed_since(entries: dict[str, dict], framework: str, mode: str, dtype: str, units: int) -> bool:
+    """Whether the part's figure was measured cold by a run of at least `units` of it: a run of that many is warm now,
+    and costs less than the figure says. A figure from before this was recorded counts as warm (it was used so)."""
+    e = entries.get(f"{framework}/{mode}/{dtype}")
+    return bool(e) and e.get("warm") is False and units <= e["units"]
+
+
 def remember(cache: str | Path | None, cpu: str, timing: dict[str, dict]) -> None:
     """Merge this run's finished CPU shards (Outcome.timing) into the file; shards that did not finish say nothing."""
     path = _path(cache)
@@ -57,7 +70,7 @@ def remember(cache: str | Path | None, cpu: str, timing: dict[str, dict]) -> Non
     fresh = entries_from(timing)
     try:
         kept = load(cache, cpu)
-        fresh = {k: e for k, e in fresh.items() if e["units"] >= kept.get(k, {}).get("units", 0)}
+        fresh = {k: {**e, "warm": k in kept} for k, e in fresh.items() if e["units"] >= kept.get(k, {}).get("units", 0)}
         results_io.write({"cpu": cpu, "entries": {**kept, **fresh}}, path)  # atomic, like a results file
     except OSError:
         pass  # a read-only cache folder: the next run plans from the constants
