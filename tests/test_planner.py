@@ -76,6 +76,8 @@ def test_a_part_measured_cold_plans_the_same_run_again_warm():
     assert cost({"seconds": 60.0, "units": n, "warm": False}) == pytest.approx(60.0 * warm_fraction("torch", "compiled"))
     assert cost({"seconds": 60.0, "units": n, "warm": True}) == pytest.approx(60.0)
     assert cost({"seconds": 60.0, "units": n}) == pytest.approx(60.0)  # a file from before the flag: as it was used
+    # a worker counts the units of the ops its framework offers, the planner every op: the planner's count decides
+    assert cost({"seconds": 60.0, "units": n - 2, "planned": n, "warm": False}) == pytest.approx(60.0 * warm_fraction("torch", "compiled"))
     wider = Selection(("torch",), bundled.QUICK_DTYPES, ("cpu",), ("compiled",), naive=False)
     assert cost({"seconds": 60.0, "units": n, "warm": False}, wider) == pytest.approx(60.0 / n * runner_units(CASES, wider))
 

@@ -384,6 +384,9 @@ def test_a_run_records_where_its_time_went_and_the_next_run_plans_from_it(tmp_pa
     shard_costs.remember(cache, doc["environment"]["cpu"], fake)
     assert shard_costs.load(cache, doc["environment"]["cpu"])["numpy/eager/float32"] == {"seconds": 9.0, "units": 99, "warm": True}
     assert set(e["warm"] for e in kept.values()) == {False}  # the first run in this cache measured it cold
+    # per unit as the planner counts them (every op of the cases; the worker counts those NumPy offers)
+    assert all(kept[f"numpy/eager/{d}"]["planned"] == runner.units(cases, runner.Selection(("numpy",), (d,), ("cpu",), ("eager",)))
+               for d in shard["units_by_dtype"])
     # a plan from measured costs: a dtype that took 100 s a unit gets a worker of its own, the others share one
     (cache / shard_costs.FILE).write_text(json.dumps({"cpu": doc["environment"]["cpu"], "entries": {
         "numpy/eager/float32": {"seconds": 100.0, "units": 1}, "numpy/eager/float64": {"seconds": 0.01, "units": 1}}}))

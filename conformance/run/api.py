@@ -10,7 +10,7 @@ from __future__ import annotations
 import contextlib
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, fields, replace
 from pathlib import Path
 
 import numpy as np
@@ -172,7 +172,10 @@ def run_corpus(corpus: Corpus, sel: Selection, jobs: int = 2, timeout: float = D
         extra["incomplete"] = {"interrupted": outcome.interrupted, "lost": outcome.lost,
                                **({"environment": outcome.environment} if outcome.environment else {})}
     doc = results_io.document(records, {**info, "_interrupted": outcome.interrupted}, extra)
-    shard_costs.remember(sel.compile_cache, doc["environment"]["cpu"], outcome.timing)  # the next run here plans from these
+    # the next run here plans from these, per unit as the planner counts them where every shard of the selection ran here
+    whole = outcome.complete and not machine
+    shard_costs.remember(sel.compile_cache, doc["environment"]["cpu"], outcome.timing,
+                         (lambda dtype: units(cases, replace(sel, dtypes=(dtype,)))) if whole else None)
     return doc, outcome
 
 

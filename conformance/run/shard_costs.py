@@ -22,6 +22,7 @@ programs it has not compiled, and plans from the cold figure.
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from pathlib import Path
 
 from . import results as results_io
@@ -50,27 +51,38 @@ def _number(x) -> bool:
     return isinstance(x, (int, float)) and not isinstance(x, bool) and x >= 0
 
 
+def _planned(e: dict) -> float:
+    """The part's units as the planner counts them (every op of the selection's cases; a worker counts only those its
+    framework offers), where the run recorded them."""
+    planned = e.get("planned")
+    return planned if _number(planned) and planned > 0 else e["units"]
+
+
 def per_unit(entries: dict[str, dict], framework: str, mode: str, dtype: str) -> float | None:
+    """Seconds per unit as the planner counts units."""
     e = entries.get(f"{framework}/{mode}/{dtype}")
-    return e["seconds"] / e["units"] if e else None
+    return e["seconds"] / _planned(e) if e else None
 
 
 def warmed_since(entries: dict[str, dict], framework: str, mode: str, dtype: str, units: int) -> bool:
-    """Whether the part's figure was measured cold by a run of at least `units` of it: a run of that many is warm now,
-    and costs less than the figure says. A figure from before this was recorded counts as warm (it was used so)."""
+    """Whether the part's figure was measured cold by a run of at least `units` of it (as the planner counts them): a
+    run of that many is warm now, and costs less than the figure says. A figure from before this was recorded counts
+    as warm (it was used so)."""
     e = entries.get(f"{framework}/{mode}/{dtype}")
-    return bool(e) and e.get("warm") is False and units <= e["units"]
+    return bool(e) and e.get("warm") is False and units <= _planned(e)
 
 
-def remember(cache: str | Path | None, cpu: str, timing: dict[str, dict]) -> None:
-    """Merge this run's finished CPU shards (Outcome.timing) into the file; shards that did not finish say nothing."""
+def remember(cache: str | Path | None, cpu: str, timing: dict[str, dict], planned: Callable[[str], int] | None = None) -> None:
+    """Merge this run's finished CPU shards (Outcome.timing) into the file; shards that did not finish say nothing.
+    `planned`: dtype -> the run's units of it as the planner counts them."""
     path = _path(cache)
     if path is None:
         return
     fresh = entries_from(timing)
     try:
         kept = load(cache, cpu)
-        fresh = {k: {**e, "warm": k in kept} for k, e in fresh.items() if e["units"] >= kept.get(k, {}).get("units", 0)}
+        fresh = {k: {**e, "warm": k in kept, **({"planned": planned(k.rpartition("/")[2])} if planned else {})}
+                 for k, e in fresh.items() if e["units"] >= kept.get(k, {}).get("units", 0)}
         results_io.write({"cpu": cpu, "entries": {**kept, **fresh}}, path)  # atomic, like a results file
     except OSError:
         pass  # a read-only cache folder: the next run plans from the constants
