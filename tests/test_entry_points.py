@@ -104,3 +104,30 @@ def test_a_framework_whose_program_is_missing_is_absent_with_its_fix(tmp_path):
         mp.setenv("PATH", str(tmp_path))
         with pytest.raises(FrameworkAbsent, match="missing clang"):
             load_adapter("tinygrad")
+
+
+
+@pytest.mark.parametrize("declared, said", [('QUICK_SECONDS = {"eager": "y"}', "QUICK_SECONDS must map to numbers of at least 0"),
+                                            ('COLD_SECONDS = "abc"', "COLD_SECONDS must be a dict")])
+def test_a_declaration_the_planner_cannot_use_is_one_line_and_exit_2(tmp_path, declared, said):
+    """A third party's adapter that declares its costs wrongly: the planner reads them before any worker starts, so the
+    check is there (base.declaration), not only in the worker's contract check: one line naming it, no traceback."""
+    (tmp_path / "costly_adapter.py").write_text("NAME = 'costly'\n" + declared + "\n")
+    env = {**os.environ, "CONFORMANCE_ADAPTERS": "costly=costly_adapter",
+           "PYTHONPATH": os.pathsep.join([str(tmp_path), os.environ.get("PYTHONPATH", "")])}
+    res = subprocess.run([sys.executable, "-m", "conformance.app.cli", "run", "--frameworks", "costly", "--quick", "--out", str(tmp_path / "out")],
+                         capture_output=True, text=True, env=env, cwd=tmp_path, timeout=120)
+    assert res.returncode == 2 and said in res.stderr and "Traceback" not in res.stderr and len(res.stderr.strip().splitlines()) == 1, res.stderr
+
+
+def test_a_warm_fraction_that_is_not_a_share_is_refused_where_it_is_read(tmp_path, monkeypatch):
+    """WARM_FRACTION is read only once a run measured a part cold: the reader refuses a negative one as the planner's
+    other declarations are refused (DeclarationError: exit 2 from the command line)."""
+    from conformance.adapters import warm_fraction
+    from conformance.adapters.base import DeclarationError
+
+    (tmp_path / "costly_adapter.py").write_text("NAME = 'costly'\nWARM_FRACTION = {'compiled': -1}\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    monkeypatch.setenv("CONFORMANCE_ADAPTERS", "costly=costly_adapter")
+    with pytest.raises(DeclarationError, match="WARM_FRACTION must map to numbers of at least 0"):
+        warm_fraction("costly", "compiled")

@@ -135,11 +135,34 @@ OPTIONAL_FUNCTIONS = {
 }
 
 
+# Declarations whose values the planner computes with: each maps to a number of at least 0 (seconds, or a share).
+NUMBERS = ("COLD_SECONDS", "QUICK_SECONDS", "WARM_FRACTION", "GPU_COLD_SECONDS")
+
+
+class DeclarationError(ValueError):
+    """An adapter module declares a constant of the contract wrongly (a third party's adapter: bad input)."""
+
+
 def declaration(module: ModuleType, name: str) -> Any:
-    """A constant of the adapter module (DECLARATIONS), or its default where the module does not declare it."""
+    """A constant of the adapter module (DECLARATIONS), or its default where the module does not declare it. One of
+    the wrong type or with values that are not numbers of at least 0 (NUMBERS) is a DeclarationError: the planner
+    reads these before any worker starts, and would otherwise fail half-way through its arithmetic."""
     if name not in DECLARATIONS:
         raise KeyError(f"{name} is not a declaration of the adapter contract (base.DECLARATIONS)")
-    return getattr(module, name, DECLARATIONS[name][1])
+    value = getattr(module, name, DECLARATIONS[name][1])
+    problem = _declaration_problem(name, value)
+    if problem:
+        raise DeclarationError(f"adapter {module.__name__}: {problem}")
+    return value
+
+
+def _declaration_problem(name: str, value: Any) -> str | None:
+    kind = DECLARATIONS[name][0]
+    if not isinstance(value, kind) and value is not DECLARATIONS[name][1]:
+        return f"{name} must be a {kind.__name__ if isinstance(kind, type) else ' or '.join(k.__name__ for k in kind)}"
+    if name in NUMBERS and not all(isinstance(v, (int, float)) and not isinstance(v, bool) and v >= 0 for v in value.values()):
+        return f"{name} must map to numbers of at least 0"
+    return None
 
 
 def optional_function(module: ModuleType, name: str) -> Callable | None:
@@ -153,9 +176,7 @@ def contract_problems(module: ModuleType) -> list[str]:
     """What an adapter module lacks of the contract: missing names, functions taking the wrong number of arguments,
     declared constants of the wrong type (DECLARATIONS)."""
     problems = [f"no {name}" for name in ("NAME",) if not isinstance(getattr(module, name, None), str)]
-    for name, (kind, _, _) in DECLARATIONS.items():
-        if hasattr(module, name) and not isinstance(getattr(module, name), kind):
-            problems.append(f"{name} must be a {kind.__name__ if isinstance(kind, type) else kind}")
+    problems += [p for name in DECLARATIONS if hasattr(module, name) and (p := _declaration_problem(name, getattr(module, name)))]
     for name, arity in OPTIONAL_FUNCTIONS.items():
         fn = getattr(module, name, None)
         if fn is not None and (not callable(fn) or _arity_problem(fn, arity)):

@@ -13,6 +13,7 @@ import sys
 from pathlib import Path
 
 from ..adapters import absent_message, declared, missing_packages, registered
+from ..adapters.base import DeclarationError
 from ..adapters.catalogue import Description, describe_all
 from ..corpus import bundled, safe_yaml
 from ..corpus.cases import CaseFileError
@@ -318,7 +319,7 @@ def dispatch(args: argparse.Namespace) -> int:
     safe_yaml.set_limits(_limits(args))  # this process reads the case files with them; every worker gets them too
     try:
         return COMMANDS[args.func](args)
-    except (UsageError, CaseFileError, known_registry.RegistryError, results_io.ResultsError, HistoryError) as exc:
+    except (UsageError, CaseFileError, known_registry.RegistryError, results_io.ResultsError, HistoryError, DeclarationError) as exc:
         print(f"conformance: error: {exc}", file=sys.stderr)
         return 2
     except output.WriteFailed as exc:
