@@ -172,11 +172,15 @@ def run_corpus(corpus: Corpus, sel: Selection, jobs: int = 2, timeout: float = D
         extra["incomplete"] = {"interrupted": outcome.interrupted, "lost": outcome.lost,
                                **({"environment": outcome.environment} if outcome.environment else {})}
     doc = results_io.document(records, {**info, "_interrupted": outcome.interrupted}, extra)
-    # the next run here plans from these, per unit as the planner counts them where every shard of the selection ran here
-    whole = outcome.complete and not machine
+    _remember_costs(doc, outcome, sel, cases, whole=outcome.complete and not machine)
+    return doc, outcome
+
+
+def _remember_costs(doc: dict, outcome: Outcome, sel: Selection, cases: list[Case], whole: bool) -> None:
+    """What each part cost, kept in the compile cache: the next run here plans from it, per unit as the planner counts
+    them where every shard of the selection ran here (`whole`)."""
     shard_costs.remember(sel.compile_cache, doc["environment"]["cpu"], outcome.timing,
                          (lambda dtype: units(cases, replace(sel, dtypes=(dtype,)))) if whole else None)
-    return doc, outcome
 
 
 def _paths(known: Path | list[Path] | None) -> list[Path]:

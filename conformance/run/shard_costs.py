@@ -15,7 +15,7 @@ units of it (the same selection, or a larger one), never by a smaller one.
 A figure also says whether it was measured warm: whether an earlier run in this cache had measured that part, so
 that its programs were compiled before the run began. A part measured cold is warm for the next run of no more of
 its units in this cache (the same selection or a narrower one), which then costs a fraction of that figure (the
-adapters' WARM_FRACTION: PyTorch's compiled quick run took 7 s warm against 58 s cold); a larger run meets
+adapters' WARM_FRACTION: a compiler's quick run took a seventh of its cold seconds warm); a larger run meets
 programs it has not compiled, and plans from the cold figure.
 """
 
