@@ -375,6 +375,12 @@ def test_a_run_records_where_its_time_went_and_the_next_run_plans_from_it(tmp_pa
     kept = shard_costs.load(cache, doc["environment"]["cpu"])
     assert set(kept) == {f"numpy/eager/{d}" for d in shard["units_by_dtype"]}
     assert not shard_costs.load(cache, "another CPU")  # costs belong to the machine that measured them
+    # the display expects a worker's start-up as this machine took it, not as the adapter declares it
+    began = shard_costs.starts(cache, doc["environment"]["cpu"])
+    assert began == {"numpy": round(shard["start_s"] + shard["phases"]["import"], 2)} and not shard_costs.starts(cache, "another CPU")
+    shards = pool.plan(runner.Selection(("numpy",), DTYPES, ("cpu",), ("eager",), str(cache)), load([cases_file]))
+    assert pool.plan_event(shards, 2, began).costs == tuple((s.name, s.cost + began["numpy"]) for s in shards)
+    assert pool.plan_event(shards, 2, {}).costs == tuple((s.name, s.cost + pool.start_seconds("numpy")) for s in shards)
     # a smaller run (one case) leaves the larger run's figures alone; a run as large replaces them
     one = load([cases_file])[0].full_id
     assert main(["run", "--cases", str(cases_file), "--case", one, "--frameworks", "numpy", "--modes", "eager",

@@ -645,6 +645,14 @@ def plan_for_jobs(sel: Selection, cases: list[Case] | None, jobs: int) -> list[S
     return shards if worker_threads(jobs, len(shards)) == 1 else plan(sel, cases, jobs)
 
 
+def plan_event(pending: list[Shard], jobs: int, starts: dict[str, float]) -> Plan:
+    """What the display is told of the plan: each shard's seconds with its worker's start-up (the framework's import),
+    as this machine measured it last time (shard_costs.starts) or else as the adapter declares it. A worker of one
+    assert-prone case is mostly its start-up; a warm second run, mostly start-ups."""
+    return Plan(tuple((s.name, s.cost + starts.get(s.framework, start_seconds(s.framework))) for s in pending),
+                workers=max(1, min(jobs, len(pending))))
+
+
 def run(case_paths: list[Path], sel: Selection, jobs: int, on_event: Callable[[Event], None],
         timeout: float = DEFAULT_TIMEOUT_S, cases: list[Case] | None = None, machine: tuple[int, int] | None = None,
         config: WorkerConfig = WorkerConfig()) -> Outcome:
@@ -665,9 +673,7 @@ def run(case_paths: list[Path], sel: Selection, jobs: int, on_event: Callable[[E
     pool = _Pool(sel, [str(p) for p in case_paths], pending, jobs, on_event, cases, config)
     pool.outcome.shards = [s.name for s in pending]
     pool.outcome.plan_id = plan_id(whole)
-    # the display weights each shard by its seconds, a worker's start-up (the framework's import) included: a worker of
-    # one assert-prone case is mostly that
-    on_event(Plan(tuple((s.name, s.cost + start_seconds(s.framework)) for s in pending), workers=max(1, min(jobs, len(pending)))))
+    on_event(plan_event(pending, jobs, {} if machine else shard_costs.starts(sel.compile_cache, cpu_model())))
     restore = interrupt_on_sigterm()
     try:
         while pending or pool.running or pool.resumed:

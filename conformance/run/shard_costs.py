@@ -72,6 +72,29 @@ def warmed_since(entries: dict[str, dict], framework: str, mode: str, dtype: str
     return bool(e) and e.get("warm") is False and units <= _planned(e)
 
 
+def starts(cache: str | Path | None, cpu: str) -> dict[str, float]:
+    """framework -> what its slowest worker took before its first case on this CPU last time (the interpreter, the
+    import, the adapter: start_s and the import phase), where a run here measured it: the display expects that of a
+    worker, not the adapter's START_SECONDS, measured cold on another machine (a warm worker imports in a third)."""
+    path = _path(cache)
+    try:
+        doc = json.loads(path.read_text(encoding="utf-8")) if path and path.is_file() else {}
+    except (OSError, ValueError):
+        return {}
+    found = doc.get("starts") if isinstance(doc, dict) and doc.get("cpu") == cpu else None
+    return {k: float(v) for k, v in found.items() if _number(v)} if isinstance(found, dict) else {}
+
+
+def starts_from(timing: dict[str, dict]) -> dict[str, float]:
+    """framework -> its slowest finished CPU worker's start-up in a run's `timing`."""
+    out: dict[str, float] = {}
+    for shard in timing.values():
+        took = shard.get("start_s"), (shard.get("phases") or {}).get("import")
+        if "wall_s" in shard and shard.get("devices") != ["gpu"] and all(_number(t) for t in took):
+            out[shard["framework"]] = round(max(out.get(shard["framework"], 0.0), sum(took)), 2)
+    return out
+
+
 def remember(cache: str | Path | None, cpu: str, timing: dict[str, dict], planned: Callable[[str], int] | None = None) -> None:
     """Merge this run's finished CPU shards (Outcome.timing) into the file; shards that did not finish say nothing.
     `planned`: dtype -> the run's units of it as the planner counts them."""
@@ -83,7 +106,8 @@ def remember(cache: str | Path | None, cpu: str, timing: dict[str, dict], planne
         kept = load(cache, cpu)
         fresh = {k: {**e, "warm": k in kept, **({"planned": planned(k.rpartition("/")[2])} if planned else {})}
                  for k, e in fresh.items() if e["units"] >= kept.get(k, {}).get("units", 0)}
-        results_io.write({"cpu": cpu, "entries": {**kept, **fresh}}, path)  # atomic, like a results file
+        began = {**starts(cache, cpu), **starts_from(timing)}  # the latest start-up: the cache is as warm as it will be
+        results_io.write({"cpu": cpu, "entries": {**kept, **fresh}, "starts": began}, path)  # atomic, like a results file
     except OSError:
         pass  # a read-only cache folder: the next run plans from the constants
 
