@@ -106,7 +106,6 @@ def test_a_framework_whose_program_is_missing_is_absent_with_its_fix(tmp_path):
             load_adapter("tinygrad")
 
 
-
 @pytest.mark.parametrize("declared, said", [('QUICK_SECONDS = {"eager": "y"}', "QUICK_SECONDS must map to numbers of at least 0"),
                                             ('COLD_SECONDS = "abc"', "COLD_SECONDS must be a dict")])
 def test_a_declaration_the_planner_cannot_use_is_one_line_and_exit_2(tmp_path, declared, said):

@@ -25,8 +25,8 @@ onnxruntime.py, or a plugin's) defining the same names:
 
 and may declare the constants of `DECLARATIONS` below (each with its type, default and meaning: REQUIRES, PACKAGES,
 TOOLS, COLD_SECONDS, QUICK_SECONDS, WARM_FRACTION, START_SECONDS, OWN_PROCESS, NUMERIC_ENV, QUIET_ENV, THREAD_ENV,
-QUICK_COMPILE, COMPILER, the GPU ones, SHARED_DOORS, EXPORTED_FROM) and the functions of `OPTIONAL_FUNCTIONS` (device_problems, error_message, cache_damaged,
-discard_cache, forget_compiled). The core reads them only through `declaration` and `optional_function`, which
+QUICK_COMPILE, COMPILER, the GPU ones, SHARED_DOORS, EXPORTED_FROM) and the functions of `OPTIONAL_FUNCTIONS`
+(device_problems, error_message, cache_damaged, discard_cache, forget_compiled). The core reads them only through `declaration` and `optional_function`, which
 refuse a name outside the contract. For a GPU:
 
     GPU: bool                                   False: the framework has no GPU path (default True)

@@ -14,13 +14,16 @@ from ..adapters import declared, registered
 NUMERIC_ENV_FLAGS = ("OMP_NUM_THREADS",)
 
 
+def omp_threads() -> int | None:
+    """$OMP_NUM_THREADS where it is set to a whole number of at least 1 (a user's, or the one a run gives its worker)."""
+    given = os.environ.get("OMP_NUM_THREADS", "")
+    return int(given) if given.isdigit() and int(given) > 0 else None
+
+
 def cpu_threads() -> int:
     """The threads a framework's CPU kernels may use in this process: $OMP_NUM_THREADS where set (a run's worker is
     given its share of the cores so), else every core the process may run on."""
-    given = os.environ.get("OMP_NUM_THREADS", "")
-    if given.isdigit() and int(given) > 0:
-        return int(given)
-    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+    return omp_threads() or (len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1)
 
 
 def _cpuinfo(*keys: str) -> str | None:

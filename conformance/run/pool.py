@@ -32,7 +32,7 @@ from . import shard_costs
 from .balance import partition, spread
 from .config import WorkerConfig
 from .defaults import DEFAULT_TIMEOUT_S as DEFAULT_TIMEOUT_S  # re-exported: the api and the command line read it here
-from .environment import cpu_model
+from .environment import cpu_model, omp_threads
 from .events import (
     CallBegun,
     CaseBegun,
@@ -133,10 +133,7 @@ def gpu_visible() -> bool:
 def worker_threads(jobs: int, shards: int) -> int:
     """The threads each worker of a run computes on: $OMP_NUM_THREADS where the user set it (a worker inherits it),
     else an equal share of the cores between the workers that run at once (no oversubscription)."""
-    given = os.environ.get("OMP_NUM_THREADS", "")
-    if given.isdigit() and int(given) > 0:
-        return int(given)
-    return max(1, (os.cpu_count() or 1) // max(1, min(jobs, shards)))
+    return omp_threads() or max(1, (os.cpu_count() or 1) // max(1, min(jobs, shards)))
 
 
 def _assert_prone(framework: str, device: str, mode: str, cases: list[Case] | None, sel: Selection,

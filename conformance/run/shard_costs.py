@@ -34,16 +34,20 @@ def _path(cache: str | Path | None) -> Path | None:
     return Path(cache) / FILE if cache else None
 
 
-def load(cache: str | Path | None, cpu: str) -> dict[str, dict]:
-    """"framework/mode/dtype" -> {"seconds", "units"} measured on this CPU; empty when there is nothing usable."""
+def _section(cache: str | Path | None, cpu: str, key: str) -> dict:
+    """One mapping of the file ("entries", "starts") where it was measured on this CPU; empty otherwise."""
     path = _path(cache)
     try:
         doc = json.loads(path.read_text(encoding="utf-8")) if path and path.is_file() else {}
     except (OSError, ValueError):
         return {}  # a damaged file only costs the planner its memory, never the run
-    entries = doc.get("entries") if isinstance(doc, dict) and doc.get("cpu") == cpu else None
-    if not isinstance(entries, dict):
-        return {}
+    found = doc.get(key) if isinstance(doc, dict) and doc.get("cpu") == cpu else None
+    return found if isinstance(found, dict) else {}
+
+
+def load(cache: str | Path | None, cpu: str) -> dict[str, dict]:
+    """"framework/mode/dtype" -> {"seconds", "units"} measured on this CPU; empty when there is nothing usable."""
+    entries = _section(cache, cpu, "entries")
     return {k: v for k, v in entries.items() if isinstance(v, dict) and _number(v.get("seconds")) and _number(v.get("units")) and v["units"] > 0}
 
 
@@ -76,13 +80,7 @@ def starts(cache: str | Path | None, cpu: str) -> dict[str, float]:
     """framework -> what its slowest worker took before its first case on this CPU last time (the interpreter, the
     import, the adapter: start_s and the import phase), where a run here measured it: the display expects that of a
     worker, not the adapter's START_SECONDS, measured cold on another machine (a warm worker imports in a third)."""
-    path = _path(cache)
-    try:
-        doc = json.loads(path.read_text(encoding="utf-8")) if path and path.is_file() else {}
-    except (OSError, ValueError):
-        return {}
-    found = doc.get("starts") if isinstance(doc, dict) and doc.get("cpu") == cpu else None
-    return {k: float(v) for k, v in found.items() if _number(v)} if isinstance(found, dict) else {}
+    return {k: float(v) for k, v in _section(cache, cpu, "starts").items() if _number(v)}
 
 
 def starts_from(timing: dict[str, dict]) -> dict[str, float]:
