@@ -402,6 +402,18 @@ def test_a_run_records_where_its_time_went_and_the_next_run_plans_from_it(tmp_pa
     assert by_dtypes[("float32",)] == pytest.approx(100.0 * runner.units(cases, runner.Selection(("numpy",), ("float32",), ("cpu",), ("eager",))))
 
 
+
+def test_kept_costs_that_are_not_finite_numbers_are_ignored(tmp_path):
+    """The cache's costs file is read back with JSON, which takes Infinity and NaN: neither may plan a run (a plan of
+    "about inf s" would leave the display without a share done), nor a negative start-up."""
+    from conformance.run import shard_costs
+
+    (tmp_path / shard_costs.FILE).write_text('{"cpu": "c", "entries": {"numpy/eager/float32": {"seconds": Infinity, "units": 3}, '
+                                              '"numpy/eager/float64": {"seconds": 1.0, "units": 2}}, '
+                                              '"starts": {"numpy": Infinity, "jax": NaN, "torch": -1, "tinygrad": 0.5}}')
+    assert shard_costs.load(tmp_path, "c") == {"numpy/eager/float64": {"seconds": 1.0, "units": 2}}
+    assert shard_costs.starts(tmp_path, "c") == {"tinygrad": 0.5}
+
 def test_a_record_is_what_reading_a_results_file_accepts(tmp_path):
     """One definition: what the runner builds (Record.to_json) is what results.read checks, and a field of the wrong
     type, a missing verdict field, a field no record has, or an unknown status is refused."""

@@ -22,6 +22,7 @@ programs it has not compiled, and plans from the cold figure.
 from __future__ import annotations
 
 import json
+import math
 from collections.abc import Callable
 from pathlib import Path
 
@@ -52,7 +53,8 @@ def load(cache: str | Path | None, cpu: str) -> dict[str, dict]:
 
 
 def _number(x) -> bool:
-    return isinstance(x, (int, float)) and not isinstance(x, bool) and x >= 0
+    """A figure the planner can compute with: JSON reads `Infinity` and `NaN` too, which would plan "about inf s"."""
+    return isinstance(x, (int, float)) and not isinstance(x, bool) and math.isfinite(x) and x >= 0
 
 
 def _planned(e: dict) -> float:
