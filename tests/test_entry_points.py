@@ -106,7 +106,8 @@ def test_a_framework_whose_program_is_missing_is_absent_with_its_fix(tmp_path):
             load_adapter("tinygrad")
 
 
-@pytest.mark.parametrize("declared, said", [('QUICK_SECONDS = {"eager": "y"}', "QUICK_SECONDS must map to numbers of at least 0"),
+@pytest.mark.parametrize("declared, said", [('QUICK_SECONDS = {"eager": "y"}', "QUICK_SECONDS must map to finite numbers of at least 0"),
+                                            ('QUICK_SECONDS = {"eager": float("inf")}', "QUICK_SECONDS must map to finite numbers of at least 0"),
                                             ('COLD_SECONDS = "abc"', "COLD_SECONDS must be a dict")])
 def test_a_declaration_the_planner_cannot_use_is_one_line_and_exit_2(tmp_path, declared, said):
     """A third party's adapter that declares its costs wrongly: the planner reads them before any worker starts, so the
@@ -128,5 +129,5 @@ def test_a_warm_fraction_that_is_not_a_share_is_refused_where_it_is_read(tmp_pat
     (tmp_path / "costly_adapter.py").write_text("NAME = 'costly'\nWARM_FRACTION = {'compiled': -1}\n")
     monkeypatch.syspath_prepend(str(tmp_path))
     monkeypatch.setenv("CONFORMANCE_ADAPTERS", "costly=costly_adapter")
-    with pytest.raises(DeclarationError, match="WARM_FRACTION must map to numbers of at least 0"):
+    with pytest.raises(DeclarationError, match="WARM_FRACTION must map to finite numbers of at least 0"):
         warm_fraction("costly", "compiled")

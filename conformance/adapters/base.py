@@ -61,6 +61,7 @@ with the framework's own autodiff and compiler. Each quantity's outcome is one o
 from __future__ import annotations
 
 import inspect
+import math
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
@@ -135,7 +136,7 @@ OPTIONAL_FUNCTIONS = {
 }
 
 
-# Declarations whose values the planner computes with: each maps to a number of at least 0 (seconds, or a share).
+# Declarations whose values the planner computes with: each maps to a finite number of at least 0 (seconds, or a share).
 NUMBERS = ("COLD_SECONDS", "QUICK_SECONDS", "WARM_FRACTION", "GPU_COLD_SECONDS")
 
 
@@ -160,8 +161,8 @@ def _declaration_problem(name: str, value: Any) -> str | None:
     kind = DECLARATIONS[name][0]
     if not isinstance(value, kind) and value is not DECLARATIONS[name][1]:
         return f"{name} must be a {kind.__name__ if isinstance(kind, type) else ' or '.join(k.__name__ for k in kind)}"
-    if name in NUMBERS and not all(isinstance(v, (int, float)) and not isinstance(v, bool) and v >= 0 for v in value.values()):
-        return f"{name} must map to numbers of at least 0"
+    if name in NUMBERS and not all(isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v) and v >= 0 for v in value.values()):
+        return f"{name} must map to finite numbers of at least 0"
     return None
 
 
