@@ -71,6 +71,20 @@ def test_a_shard_past_its_plan_goes_by_its_units():
     assert p.seconds_left() == 50.0 and p.fraction() == 0.75
 
 
+def test_past_its_plan_a_shard_goes_at_the_pace_of_its_units_after_the_first():
+    """A compiled shard's first unit pays for the worker's start-up and the compiler's first use (PyTorch's first
+    compiled call: 22 s of a 55 s quick shard). Its first of ten units ended at 100 s, five more by 150 s: the other
+    four take 40 s at 10 s each, not the 100 s that the time so far over the share done would say."""
+    p, clock, stream = _progress()
+    p(Plan((("torch/compiled", 100.0),)))
+    p(Tick(("torch/compiled",)))
+    clock.now = 100.0
+    p(ShardProgress("torch/compiled", 1, 10))
+    clock.now = 150.0
+    p(ShardProgress("torch/compiled", 6, 10))
+    assert p.seconds_left() == 40.0
+
+
 def test_a_slower_machine_stretches_the_shards_not_started():
     """The first shard took 150 s of its planned 100: the two not started are expected to take 150 s each."""
     p, clock, stream = _progress()

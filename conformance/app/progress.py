@@ -35,7 +35,8 @@ class Progress:
     a compiled gradient costs a hundred of an eager softmax, and a shard's units do not cost alike either (its first
     programs compile, its large cases come last), so counting them promises an end that never comes. What this
     machine's pace is comes from the shards that ended (their seconds against their plan); a running shard is expected
-    to take its plan at that pace, and only once it has run past that do its units say how much of it is left."""
+    to take its plan at that pace, and only once it has run past that do its units say how much of it is left (at the
+    pace of its units after the first, which pays for the start-up and the compiler's first use)."""
 
     def __init__(self, stream=None, total: int = 0, clock=time.monotonic):
         stream = stream or sys.stderr  # looked up now, not at import: stderr may have been redirected since
@@ -47,6 +48,7 @@ class Progress:
         self.started_at: dict[str, float] = {}  # shard -> when a worker first ran it (the pool's Tick, else its first unit)
         self.ended_at: dict[str, float] = {}  # shard -> when it ended (done or lost; not a death that goes on)
         self.resumed_at: dict[str, float] = {}  # shard -> its share done when its worker died and a new one went on
+        self.first_unit: dict[str, tuple[float, float]] = {}  # shard -> (when, share done) at its first unit's end
         self.total = total  # (case, op, dtype, mode) units over every shard, where no plan is given (one process)
         self.done_units: dict[str, int] = {}
         self.records = self.bad = self.known = 0
@@ -81,13 +83,27 @@ class Progress:
 
     def _left(self, name: str, pace: float) -> float:
         """A running shard's seconds left: its plan at this machine's pace, less what it has run; past that, what its
-        units say (the time so far for the share done); with no unit done yet, as long again."""
+        units say (_units_left); with no unit done yet, as long again."""
         elapsed = self.clock() - self.started_at[name]
         expected = self.cost[name] * pace
         if elapsed < expected:
             return expected - elapsed
+        by_units = self._units_left(name)
+        if by_units is not None:
+            return by_units
         share = self.fraction_of.get(name, 0.0)
         return elapsed * (1 - share) / share if share > 0 else elapsed
+
+    def _units_left(self, name: str) -> float | None:
+        """The rest of a shard's units at the pace of those done since its first ended. The first pays for the
+        worker's start-up and the compiler's first use (a compiled shard's first unit can take 40% of it), so the
+        time so far over the share done says several times what is left; None until a second unit has ended."""
+        first = self.first_unit.get(name)
+        share = self.fraction_of.get(name, 0.0)
+        if first is None or share <= first[1]:
+            return None
+        when, at = first
+        return (self.clock() - when) / (share - at) * (1 - share)
 
     def seconds_left(self) -> float | None:
         """The remaining time: what is left of each running shard (_left), then each shard not started at this
@@ -145,6 +161,8 @@ class Progress:
             before = self.resumed_at.get(origin, 0.0) if origin != name else 0.0
             self.fraction_of[origin] = before + (1 - before) * (done / total if total else 1.0)
             self.started_at.setdefault(origin, self.clock())  # where no Tick said so (a run in one process)
+            if done:
+                self.first_unit.setdefault(origin, (self.clock(), self.fraction_of[origin]))
             self._tenth()
         elif isinstance(msg, Info) and "absent" in msg.info:
             self._once(f"{msg.framework}: absent, skipped ({msg.info['absent']})")
