@@ -120,6 +120,21 @@ def test_a_declaration_the_planner_cannot_use_is_one_line_and_exit_2(tmp_path, d
     assert res.returncode == 2 and said in res.stderr and "Traceback" not in res.stderr and len(res.stderr.strip().splitlines()) == 1, res.stderr
 
 
+@pytest.mark.parametrize("fresh", [False, True])
+def test_list_says_an_adapter_run_would_refuse_is_not_usable(tmp_path, fresh):
+    """`list` of a third party's adapter that lacks part of the contract says so, as `run` refuses it: before, `list`
+    listed it as a framework of version unknown, and `list --fresh` ended in its describing process's traceback."""
+    (tmp_path / "costly_adapter.py").write_text("NAME = 'costly'\nQUICK_SECONDS = {'eager': 'y'}\n"
+                                                 "def implementations():\n    return []\n")
+    env = {**os.environ, "CONFORMANCE_ADAPTERS": "costly=costly_adapter",
+           "PYTHONPATH": os.pathsep.join([str(tmp_path), os.environ.get("PYTHONPATH", "")])}
+    res = subprocess.run([sys.executable, "-m", "conformance.app.cli", "list", "costly", *(["--fresh"] if fresh else [])],
+                         capture_output=True, text=True, env=env, cwd=tmp_path, timeout=120)
+    assert res.returncode == 0 and "Traceback" not in res.stderr, res.stderr
+    assert res.stdout.startswith("costly: not usable, `run` refuses it (costly_adapter is not a complete adapter: ")
+    assert "QUICK_SECONDS must map to finite numbers of at least 0" in res.stdout and "no load()" in res.stdout
+
+
 def test_a_warm_fraction_that_is_not_a_share_is_refused_where_it_is_read(tmp_path, monkeypatch):
     """WARM_FRACTION is read only once a run measured a part cold: the reader refuses a negative one as the planner's
     other declarations are refused (DeclarationError: exit 2 from the command line)."""

@@ -17,9 +17,10 @@ from pathlib import Path
 from types import ModuleType
 from typing import Any
 
-from .base import Impl, Roof, Unsupported, contract_problems, declaration
+from .base import Impl, IncompleteAdapter, Roof, Unsupported, contract_problems, declaration
 
-__all__ = ["Impl", "Unsupported", "FrameworkAbsent", "registered", "load_adapter", "missing_packages", "cold_seconds", "quick_seconds", "warm_fraction",
+__all__ = ["Impl", "Unsupported", "FrameworkAbsent", "IncompleteAdapter", "incompleteness", "registered", "load_adapter",
+           "missing_packages", "cold_seconds", "quick_seconds", "warm_fraction",
            "package_versions", "declared", "gpu_roof", "GPU_ROOF_ABSENT", "shared_doors", "exported_doors"]
 
 BUILTIN = {
@@ -84,6 +85,12 @@ def registered() -> dict[str, str]:
     return names
 
 
+def incompleteness(adapter: ModuleType) -> str | None:
+    """What an adapter module lacks of the contract, said in one line; None for a complete one."""
+    problems = contract_problems(adapter)
+    return f"{adapter.__name__} is not a complete adapter: {'; '.join(problems)} (conformance/adapters/base.py)" if problems else None
+
+
 def load_adapter(name: str, compile_cache: Path | None = None) -> ModuleType:
     """Import the adapter and its framework; FrameworkAbsent when the framework is not installed. With
     `compile_cache`, the framework keeps what it compiles in that folder (one subfolder per framework), so a
@@ -92,9 +99,9 @@ def load_adapter(name: str, compile_cache: Path | None = None) -> ModuleType:
     if name not in modules:
         raise KeyError(name)
     adapter = importlib.import_module(modules[name])
-    problems = contract_problems(adapter)
-    if problems:  # a third-party adapter that would fail half-way through a run: say what it lacks before it starts
-        raise TypeError(f"{modules[name]} is not a complete adapter: {'; '.join(problems)} (conformance/adapters/base.py)")
+    incomplete = incompleteness(adapter)
+    if incomplete:  # a third-party adapter that would fail half-way through a run: say what it lacks before it starts
+        raise IncompleteAdapter(incomplete)
     tools = _missing_tools(adapter)
     if tools:  # a program the framework runs (tinygrad's clang): absent, as a missing package is
         raise FrameworkAbsent(absent_message(name, tools))

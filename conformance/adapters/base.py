@@ -144,6 +144,11 @@ class DeclarationError(ValueError):
     """An adapter module declares a constant of the contract wrongly (a third party's adapter: bad input)."""
 
 
+class IncompleteAdapter(TypeError):
+    """An adapter module that lacks part of the contract or declares it wrongly (contract_problems): a third party's
+    adapter that would fail half-way through a run, refused before it starts."""
+
+
 def declaration(module: ModuleType, name: str) -> Any:
     """A constant of the adapter module (DECLARATIONS), or its default where the module does not declare it. One of
     the wrong type or with values that are not numbers of at least 0 (NUMBERS) is a DeclarationError: the planner

@@ -18,7 +18,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from ..model.names import OPS
-from . import FrameworkAbsent, absent_message, declared, load_adapter, missing_packages, package_versions, registered
+from . import FrameworkAbsent, IncompleteAdapter, absent_message, declared, incompleteness, load_adapter, missing_packages, package_versions, registered
 
 
 @dataclass(frozen=True)
@@ -29,6 +29,7 @@ class Description:
     devices: tuple[str, ...] = ()
     # op -> (id, label, option names) for every implementation, the op's fused ones before its naive formulas
     implementations: dict[str, list[tuple[str, str, tuple[str, ...]]]] = field(default_factory=dict)
+    incomplete: str | None = None  # what the adapter lacks of the contract: `run` refuses it
 
 
 def describe(name: str) -> Description:
@@ -42,6 +43,8 @@ def describe(name: str) -> Description:
         adapter = load_adapter(name)
     except FrameworkAbsent as exc:
         return Description(name, absent=str(exc))
+    except IncompleteAdapter as exc:
+        return Description(name, incomplete=str(exc))
     return Description(name, version=adapter.version(), devices=tuple(adapter.devices()), implementations=_by_op(adapter.implementations()))
 
 
@@ -67,6 +70,9 @@ def described_without_import(name: str) -> Description | None:
     if missing:
         return Description(name, absent=absent_message(name, missing))
     adapter = importlib.import_module(registered()[name])
+    incomplete = incompleteness(adapter)
+    if incomplete:
+        return Description(name, incomplete=incomplete)
     try:
         impls = adapter.implementations()
     except Exception:  # noqa: BLE001 - an adapter whose implementations depend on its framework: described by import
@@ -129,7 +135,7 @@ def _cached(folder: Path, name: str, key: str | None) -> Description | None:
 
 def _keep(folder: Path, key: str | None, d: Description) -> None:
     """Keep a description for the next `list` (atomically; a cache that cannot be written costs only the time)."""
-    if key is None or d.absent:  # an absent framework is cheap to describe, and may be installed any moment
+    if key is None or d.absent or d.incomplete:  # cheap to describe again, and may be installed or mended any moment
         return
     try:
         folder.mkdir(parents=True, exist_ok=True)

@@ -204,6 +204,8 @@ def _listing(d: Description) -> str:
     """`conformance list`'s lines for one framework."""
     if d.absent:
         return f"{d.name}: absent ({d.absent})"
+    if d.incomplete:
+        return f"{d.name}: not usable, `run` refuses it ({d.incomplete})"
     lines = [f"{d.name} {d.version}  devices: {', '.join(d.devices)}"]
     for op, impls in d.implementations.items():  # grouped by op: every door to it, naive last
         lines.append(f"  {op}")
