@@ -155,14 +155,7 @@ class Progress:
             self._maybe_finished(ended=True)
             return
         if isinstance(msg, ShardProgress):
-            name, done, total = msg.shard, msg.done, msg.total
-            self.state[name], self.done_units[name] = f"{done}/{total}", done
-            origin = planned_shard(name)  # the rest of a shard whose worker died: its progress is the shard's
-            before = self.resumed_at.get(origin, 0.0) if origin != name else 0.0
-            self.fraction_of[origin] = before + (1 - before) * (done / total if total else 1.0)
-            self.started_at.setdefault(origin, self.clock())  # where no Tick said so (a run in one process)
-            if done:
-                self.first_unit.setdefault(origin, (self.clock(), self.fraction_of[origin]))
+            self._units_done(msg)
             self._tenth()
         elif isinstance(msg, Info) and "absent" in msg.info:
             self._once(f"{msg.framework}: absent, skipped ({msg.info['absent']})")
@@ -190,6 +183,17 @@ class Progress:
             status = " | ".join(f"{k} {v}" for k, v in self.state.items())
             self.stream.write(f"\r\x1b[K{self.overall()} | {status} | {self.counts()}, {self.clock() - self.started:.0f}s")
             self.stream.flush()
+
+    def _units_done(self, msg: ShardProgress) -> None:
+        """A shard's share of units done; that of the rest of a shard whose worker died counts as the shard's."""
+        name, done, total = msg.shard, msg.done, msg.total
+        self.state[name], self.done_units[name] = f"{done}/{total}", done
+        origin = planned_shard(name)
+        before = self.resumed_at.get(origin, 0.0) if origin != name else 0.0
+        self.fraction_of[origin] = before + (1 - before) * (done / total if total else 1.0)
+        self.started_at.setdefault(origin, self.clock())  # where no Tick said so (a run in one process)
+        if done:
+            self.first_unit.setdefault(origin, (self.clock(), self.fraction_of[origin]))
 
     def _maybe_finished(self, ended: bool = False) -> None:
         """The 100% line and the skipped devices, once every planned shard has ended (or the run says it has)."""
