@@ -26,8 +26,8 @@ onnxruntime.py, or a plugin's) defining the same names:
 and may declare the constants of `DECLARATIONS` below (each with its type, default and meaning: REQUIRES, PACKAGES,
 TOOLS, COLD_SECONDS, QUICK_SECONDS, WARM_FRACTION, START_SECONDS, OWN_PROCESS, NUMERIC_ENV, QUIET_ENV, THREAD_ENV,
 QUICK_COMPILE, COMPILER, the GPU ones, SHARED_DOORS, EXPORTED_FROM) and the functions of `OPTIONAL_FUNCTIONS`
-(device_problems, error_message, cache_damaged, discard_cache, forget_compiled). The core reads them only through `declaration` and `optional_function`, which
-refuse a name outside the contract. For a GPU:
+(device_problems, error_message, cache_damaged, discard_cache, forget_compiled). The core reads them only through
+`declaration` and `optional_function`, which refuse a name outside the contract. For a GPU:
 
     GPU: bool                                   False: the framework has no GPU path (default True)
     GPU_ONLY: bool                              True: runs on a GPU alone (left out, not "absent", where none is visible)
@@ -140,6 +140,12 @@ OPTIONAL_FUNCTIONS = {
 NUMBERS = ("COLD_SECONDS", "QUICK_SECONDS", "WARM_FRACTION", "GPU_COLD_SECONDS")
 
 
+def is_figure(x: Any) -> bool:
+    """A cost the planner can compute with: a finite number of at least 0 (JSON reads `Infinity` and `NaN` too, and
+    a bool is an int to Python), whether an adapter declares it or a run measured it."""
+    return isinstance(x, (int, float)) and not isinstance(x, bool) and math.isfinite(x) and x >= 0
+
+
 class DeclarationError(ValueError):
     """An adapter module declares a constant of the contract wrongly (a third party's adapter: bad input)."""
 
@@ -166,7 +172,7 @@ def _declaration_problem(name: str, value: Any) -> str | None:
     kind = DECLARATIONS[name][0]
     if not isinstance(value, kind) and value is not DECLARATIONS[name][1]:
         return f"{name} must be a {kind.__name__ if isinstance(kind, type) else ' or '.join(k.__name__ for k in kind)}"
-    if name in NUMBERS and not all(isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v) and v >= 0 for v in value.values()):
+    if name in NUMBERS and not all(is_figure(v) for v in value.values()):
         return f"{name} must map to finite numbers of at least 0"
     return None
 

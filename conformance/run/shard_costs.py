@@ -22,10 +22,10 @@ programs it has not compiled, and plans from the cold figure.
 from __future__ import annotations
 
 import json
-import math
 from collections.abc import Callable
 from pathlib import Path
 
+from ..adapters.base import is_figure
 from . import results as results_io
 
 FILE = "shard-seconds.json"
@@ -49,19 +49,14 @@ def _section(cache: str | Path | None, cpu: str, key: str) -> dict:
 def load(cache: str | Path | None, cpu: str) -> dict[str, dict]:
     """"framework/mode/dtype" -> {"seconds", "units"} measured on this CPU; empty when there is nothing usable."""
     entries = _section(cache, cpu, "entries")
-    return {k: v for k, v in entries.items() if isinstance(v, dict) and _number(v.get("seconds")) and _number(v.get("units")) and v["units"] > 0}
-
-
-def _number(x) -> bool:
-    """A figure the planner can compute with: JSON reads `Infinity` and `NaN` too, which would plan "about inf s"."""
-    return isinstance(x, (int, float)) and not isinstance(x, bool) and math.isfinite(x) and x >= 0
+    return {k: v for k, v in entries.items() if isinstance(v, dict) and is_figure(v.get("seconds")) and is_figure(v.get("units")) and v["units"] > 0}
 
 
 def _planned(e: dict) -> float:
     """The part's units as the planner counts them (every op of the selection's cases; a worker counts only those its
     framework offers), where the run recorded them."""
     planned = e.get("planned")
-    return planned if _number(planned) and planned > 0 else e["units"]
+    return planned if is_figure(planned) and planned > 0 else e["units"]
 
 
 def per_unit(entries: dict[str, dict], framework: str, mode: str, dtype: str) -> float | None:
@@ -82,7 +77,7 @@ def starts(cache: str | Path | None, cpu: str) -> dict[str, float]:
     """framework -> what its slowest worker took before its first case on this CPU last time (the interpreter, the
     import, the adapter: start_s and the import phase), where a run here measured it: the display expects that of a
     worker, not the adapter's START_SECONDS, measured cold on another machine (a warm worker imports in a third)."""
-    return {k: float(v) for k, v in _section(cache, cpu, "starts").items() if _number(v)}
+    return {k: float(v) for k, v in _section(cache, cpu, "starts").items() if is_figure(v)}
 
 
 def starts_from(timing: dict[str, dict]) -> dict[str, float]:
@@ -90,7 +85,7 @@ def starts_from(timing: dict[str, dict]) -> dict[str, float]:
     out: dict[str, float] = {}
     for shard in timing.values():
         took = shard.get("start_s"), (shard.get("phases") or {}).get("import")
-        if "wall_s" in shard and shard.get("devices") != ["gpu"] and all(_number(t) for t in took):
+        if "wall_s" in shard and shard.get("devices") != ["gpu"] and all(is_figure(t) for t in took):
             out[shard["framework"]] = round(max(out.get(shard["framework"], 0.0), sum(took)), 2)
     return out
 
