@@ -4,12 +4,14 @@ adds counts against it), for N = 2, 4, 8 and 16. And a run split across machines
 
 from __future__ import annotations
 
+import importlib
 import json
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
 
-from conformance.adapters import cold_seconds, quick_seconds, registered, warm_fraction
+from conformance.adapters import cold_seconds, own_fraction, quick_seconds, registered, warm_fraction
 from conformance.corpus import bundled
 from conformance.corpus.cases import load
 from conformance.model.names import DTYPES, MODES
@@ -82,6 +84,60 @@ def test_a_part_measured_cold_plans_the_same_run_again_warm():
     assert cost({"seconds": 60.0, "units": n, "warm": False}, wider) == pytest.approx(60.0 / n * runner_units(CASES, wider))
 
 
+def _has_naive_formulas(name: str) -> bool:
+    return any(i.naive for i in importlib.import_module(registered()[name]).implementations())
+
+
+@pytest.mark.parametrize("name", registered())
+def test_declared_own_fraction_is_the_measured_pairs(name):
+    """OWN_FRACTION is the committed pair of cold full runs on one machine, without the naive formulas (`run
+    --no-naive`) and with them: the seconds per mode without over those with, for a framework that has naive formulas
+    (one without has none to leave out: 1), where its workers ran whole in both (one that died and went on in a new
+    worker did not send its seconds), the run with them spent at least a second in the mode, and the ratio is below 1:
+    leaving work out adds none, so a ratio above it is the two runs' noise (the frameworks with no naive formulas,
+    whose ratio is noise alone, gave 0.95-1.15 for a mode of over 20 s)."""
+    pair = json.loads((COSTS / "full-run-naive-pair.json").read_text())
+    runs = {k: {s: t for s, t in pair[k].items() if isinstance(t, dict)} for k in ("without", "with")}
+
+    def seconds(run: str, mode: str) -> float:
+        return sum(e["seconds"] for k, e in shard_costs.entries_from(runs[run]).items() if k.startswith(f"{name}/{mode}/"))
+
+    def whole(mode: str) -> bool:
+        return not any("/resumed-" in s for run in runs.values() for s, t in run.items() if t["framework"] == name and mode in t["mode"])
+
+    measured = {m: round(seconds("without", m) / seconds("with", m), 2) for m in MODES
+                if _has_naive_formulas(name) and whole(m) and seconds("with", m) >= 1.0}
+    expected = {m: r for m, r in measured.items() if r < 1.0}
+    assert {m: own_fraction(name, m) for m in expected} == expected
+    assert all(own_fraction(name, m) == 1.0 for m in MODES if m not in expected)
+
+
+def test_a_run_without_the_naive_formulas_plans_their_share_of_the_costs():
+    """The declared full-run seconds were measured with the naive formulas, the quick run's without: a plan turns each
+    into the run it plans (OWN_FRACTION), and so a figure this machine measured, which says which it was."""
+    own = own_fraction("torch", "compiled")
+    assert own < 1.0  # the premise: PyTorch's compiled naive formulas cost something
+
+    def cost(naive: bool, measured: dict | None = None, cases=None) -> float:
+        sel = Selection(("torch",), ("float32",), ("cpu",), ("compiled",), naive=naive)
+        return sum(s.cost for s in pool.plan(sel, cases, None, measured or {}, threaded=False))
+
+    cold = cold_seconds("torch")[("compiled", "float32")]
+    assert cost(True) == pytest.approx(cold) and cost(False) == pytest.approx(cold * own)
+    n = runner_units(CASES, Selection(("torch",), ("float32",), ("cpu",), ("compiled",)))
+    for flag, wanted, factor in ((True, False, own), (False, True, 1 / own), (True, True, 1.0), (None, False, 1.0)):
+        entry = {"seconds": 100.0, "units": n, "warm": True, **({"naive": flag} if flag is not None else {})}
+        assert cost(wanted, {"torch/compiled/float32": entry}, CASES) == pytest.approx(100.0 * factor)
+    # the quick run's figure was measured without them: a quick run that asks for them costs more
+    quick = Selection(("torch",), bundled.QUICK_DTYPES, ("cpu",), ("compiled",), cases=bundled.QUICK_CASES, quantities=bundled.QUICK_QUANTITIES)
+    with_naive = sum(s.cost for s in pool.plan(quick, CASES, None, {}, threaded=False))
+    without = sum(s.cost for s in pool.plan(replace(quick, naive=False), CASES, None, {}, threaded=False))
+    assert without == pytest.approx(quick_seconds("torch")["compiled"]) and with_naive == pytest.approx(without / own)
+    # a framework with no naive formulas plans the same either way
+    keras = Selection(("keras-jax",), ("float32",), ("cpu",), ("compiled",))
+    assert [s.cost for s in pool.plan(keras, None, None, {})] == [s.cost for s in pool.plan(replace(keras, naive=False), None, None, {})]
+
+
 def test_the_quick_plan_from_declared_costs_is_within_15_percent_of_the_measured_quick_run():
     """Interpolating between the two declared runs reaches the quick one: its plan on two workers (start-ups included)
     says what the measured run took. Proportional shares of the full run's seconds said 131 s against 119 s, and put
@@ -110,13 +166,15 @@ def test_a_mode_cheaper_than_a_start_up_shares_its_frameworks_worker():
 
 def test_a_share_between_the_two_runs_costs_between_their_seconds():
     """At the quick run's share of the corpus the estimate is its seconds, at the whole corpus the cold run's, and it
-    grows with the share in between (torch compiled float32: 46 s quick, 776 s cold)."""
+    grows with the share in between (torch compiled float32: 73 s quick, 595 s cold); each run turned into one with the
+    naive formulas or without them first (the quick run was measured without them, the cold one with them)."""
     at = pool._quick_share()
-    quick, cold = quick_seconds("torch")["compiled"], cold_seconds("torch")[("compiled", "float32")]
-    estimates = [pool._declared("torch", "compiled", "float32", s) for s in (at / 2, at, (at + 1) / 2, 1.0)]
-    assert estimates[1] == pytest.approx(quick) and estimates[3] == pytest.approx(cold)
-    assert estimates == sorted(estimates) and estimates[0] == pytest.approx(quick / 2)
-    assert pool._declared("torch", "compiled", "float64", 0.5) == pytest.approx(cold_seconds("torch")[("compiled", "float64")] / 2)
+    quick, cold, own = quick_seconds("torch")["compiled"], cold_seconds("torch")[("compiled", "float32")], own_fraction("torch", "compiled")
+    for naive, (quick_is, cold_is) in ((False, (quick, cold * own)), (True, (quick / own, cold))):
+        estimates = [pool._declared("torch", "compiled", "float32", s, naive) for s in (at / 2, at, (at + 1) / 2, 1.0)]
+        assert estimates[1] == pytest.approx(quick_is) and estimates[3] == pytest.approx(cold_is)
+        assert estimates == sorted(estimates) and estimates[0] == pytest.approx(quick_is / 2)
+    assert pool._declared("torch", "compiled", "float64", 0.5, True) == pytest.approx(cold_seconds("torch")[("compiled", "float64")] / 2)
 
 
 @pytest.mark.parametrize("costs", ["declared", "measured"])

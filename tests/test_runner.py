@@ -390,6 +390,7 @@ def test_a_run_records_where_its_time_went_and_the_next_run_plans_from_it(tmp_pa
     shard_costs.remember(cache, doc["environment"]["cpu"], fake)
     assert shard_costs.load(cache, doc["environment"]["cpu"])["numpy/eager/float32"] == {"seconds": 9.0, "units": 99, "warm": True}
     assert set(e["warm"] for e in kept.values()) == {False}  # the first run in this cache measured it cold
+    assert set(e["naive"] for e in kept.values()) == {True}  # with the naive formulas, as `run` has them by default
     # per unit as the planner counts them (every op of the cases; the worker counts those NumPy offers)
     assert all(kept[f"numpy/eager/{d}"]["planned"] == runner.units(cases, runner.Selection(("numpy",), (d,), ("cpu",), ("eager",)))
                for d in shard["units_by_dtype"])

@@ -20,7 +20,7 @@ from typing import Any
 from .base import Impl, IncompleteAdapter, Roof, Unsupported, contract_problems, declaration
 
 __all__ = ["Impl", "Unsupported", "FrameworkAbsent", "IncompleteAdapter", "incompleteness", "registered", "load_adapter",
-           "missing_packages", "cold_seconds", "quick_seconds", "warm_fraction",
+           "missing_packages", "cold_seconds", "quick_seconds", "warm_fraction", "own_fraction",
            "package_versions", "declared", "gpu_roof", "GPU_ROOF_ABSENT", "shared_doors", "exported_doors"]
 
 BUILTIN = {
@@ -201,3 +201,9 @@ def warm_fraction(name: str, mode: str) -> float:
     """What share of a cold run's seconds in `mode` the same selection takes once the compile cache is warm (1 where
     the adapter declares none)."""
     return float(dict(declared(name, "WARM_FRACTION")).get(mode, 1.0))
+
+
+def own_fraction(name: str, mode: str) -> float:
+    """What share of a cold full run's seconds in `mode` (COLD_SECONDS, measured with the naive formulas) the
+    framework's own functions take (1 where the adapter declares none: it has no naive formulas, or none measured)."""
+    return float(dict(declared(name, "OWN_FRACTION")).get(mode, 1.0))

@@ -24,10 +24,10 @@ onnxruntime.py, or a plugin's) defining the same names:
                                                 out as a user would (the overhead table compares the two)
 
 and may declare the constants of `DECLARATIONS` below (each with its type, default and meaning: REQUIRES, PACKAGES,
-TOOLS, COLD_SECONDS, QUICK_SECONDS, WARM_FRACTION, START_SECONDS, OWN_PROCESS, NUMERIC_ENV, QUIET_ENV, THREAD_ENV,
-QUICK_COMPILE, COMPILER, the GPU ones, SHARED_DOORS, EXPORTED_FROM) and the functions of `OPTIONAL_FUNCTIONS`
-(device_problems, error_message, cache_damaged, discard_cache, forget_compiled). The core reads them only through
-`declaration` and `optional_function`, which refuse a name outside the contract. For a GPU:
+TOOLS, COLD_SECONDS, QUICK_SECONDS, WARM_FRACTION, OWN_FRACTION, START_SECONDS, OWN_PROCESS, NUMERIC_ENV, QUIET_ENV,
+THREAD_ENV, QUICK_COMPILE, COMPILER, the GPU ones, SHARED_DOORS, EXPORTED_FROM) and the functions of
+`OPTIONAL_FUNCTIONS` (device_problems, error_message, cache_damaged, discard_cache, forget_compiled). The core reads
+them only through `declaration` and `optional_function`, which refuse a name outside the contract. For a GPU:
 
     GPU: bool                                   False: the framework has no GPU path (default True)
     GPU_ONLY: bool                              True: runs on a GPU alone (left out, not "absent", where none is visible)
@@ -108,6 +108,9 @@ DECLARATIONS: dict[str, tuple[type | tuple[type, ...], Any, str]] = {
     "WARM_FRACTION": (dict, {}, "mode -> a warm compile cache's seconds over a cold one's for the same selection (`run "
                                 "--quick` twice in one cache): what a part this machine measured cold costs the next run "
                                 "in that cache (default 1: no compile cache to warm)"),
+    "OWN_FRACTION": (dict, {}, "mode -> a cold full run's seconds without the naive formulas (`run --no-naive`) over "
+                               "those with them: what COLD_SECONDS, measured with them, come to for the framework's own "
+                               "functions alone (default 1: no naive formulas to leave out)"),
     "START_SECONDS": ((int, float), None, "seconds before a worker's first case (interpreter, import, adapter), cold: what "
                                           "the display expects of a shard beyond its cases (default: the pool's START_S)"),
     "OWN_PROCESS": (bool, False, "cannot share a process with another adapter (in-process tests run it as a subprocess)"),
@@ -137,7 +140,7 @@ OPTIONAL_FUNCTIONS = {
 
 
 # Declarations whose values the planner computes with: each maps to a finite number of at least 0 (seconds, or a share).
-NUMBERS = ("COLD_SECONDS", "QUICK_SECONDS", "WARM_FRACTION", "GPU_COLD_SECONDS")
+NUMBERS = ("COLD_SECONDS", "QUICK_SECONDS", "WARM_FRACTION", "OWN_FRACTION", "GPU_COLD_SECONDS")
 
 
 def is_figure(x: Any) -> bool:

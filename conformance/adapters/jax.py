@@ -34,6 +34,7 @@ COLD_SECONDS = {("compiled", "bfloat16"): 65, ("compiled", "float16"): 61, ("com
                 ("eager", "float32"): 158, ("eager", "float64"): 131}
 QUICK_SECONDS = {"eager": 11, "compiled": 5}  # `run --quick`, cold, the same VM (tests/data/costs/quick-run-timing.json)
 WARM_FRACTION = {"eager": 0.19, "compiled": 0.11}  # the same quick run again in its compile cache (tests/data/costs/quick-run-warm-pair.json)
+OWN_FRACTION = {"eager": 0.95, "compiled": 0.89}  # a cold full run without the naive formulas over one with them (tests/data/costs/full-run-naive-pair.json)
 START_SECONDS = 3.0  # start_s + import of its slowest worker in that quick run (seconds before its first case)
 jax: Any = None
 jnp: Any = None

@@ -38,6 +38,7 @@ COLD_SECONDS = {("compiled", "bfloat16"): 83, ("compiled", "float16"): 84, ("com
                 ("eager", "float32"): 17, ("eager", "float64"): 13}
 QUICK_SECONDS = {"eager": 1, "compiled": 7}  # `run --quick`, cold, the same VM (tests/data/costs/quick-run-timing.json)
 WARM_FRACTION = {"compiled": 0.38}  # the same quick run again in its compile cache (tests/data/costs/quick-run-warm-pair.json)
+OWN_FRACTION = {"compiled": 0.93}  # a cold full run without the naive formulas over one with them (tests/data/costs/full-run-naive-pair.json)
 START_SECONDS = 9.7  # start_s + import of its slowest worker in that quick run (seconds before its first case)
 tf: Any = None
 keras: Any = None

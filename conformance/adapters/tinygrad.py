@@ -38,6 +38,7 @@ COLD_SECONDS = {("compiled", "bfloat16"): 11, ("compiled", "float16"): 127, ("co
                 ("eager", "float32"): 190, ("eager", "float64"): 175}
 QUICK_SECONDS = {"eager": 12, "compiled": 2}  # `run --quick`, cold, the same VM (tests/data/costs/quick-run-timing.json)
 WARM_FRACTION = {"eager": 0.55, "compiled": 0.79}  # the same quick run again in its compile cache (tests/data/costs/quick-run-warm-pair.json)
+OWN_FRACTION = {"eager": 0.6, "compiled": 0.77}  # a cold full run without the naive formulas over one with them (tests/data/costs/full-run-naive-pair.json)
 START_SECONDS = 0.7  # start_s + import of its slowest worker in that quick run (seconds before its first case)
 TinyTensor: Any = None
 dtypes: Any = None

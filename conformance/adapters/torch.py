@@ -47,6 +47,7 @@ COLD_SECONDS = {("compiled", "bfloat16"): 306, ("compiled", "float16"): 268, ("c
                 ("eager", "float32"): 35, ("eager", "float64"): 19}
 QUICK_SECONDS = {"eager": 6, "compiled": 73}  # `run --quick`, cold, the same VM (tests/data/costs/quick-run-timing.json)
 WARM_FRACTION = {"eager": 0.09, "compiled": 0.13}  # the same quick run again in its compile cache (tests/data/costs/quick-run-warm-pair.json)
+OWN_FRACTION = {"compiled": 0.75}  # a cold full run without the naive formulas over one with them (tests/data/costs/full-run-naive-pair.json)
 START_SECONDS = 6.5  # start_s + import of its slowest worker in that quick run (seconds before its first case)
 torch: Any = None
 F: Any = None

@@ -124,7 +124,7 @@ def _add_run(sub) -> None:
     naive.add_argument("--include-naive", action="store_true",
                        help="count the naive formulas' fails in the exit status (default: reported, not counted, as the gate does)")
     naive.add_argument("--no-naive", action="store_true",
-                       help="leave the naive formulas out (the frameworks' own functions only, as --quick does; about a sixth of "
+                       help="leave the naive formulas out (the frameworks' own functions only, as --quick does; about an eighth of "
                             "a full run's time); the gate then compares the frameworks' own functions alone, and says so")
     run.add_argument("--case", action="append", metavar="GLOB", help="run only cases whose full id matches (repeatable), e.g. 'extreme-logits/*'")
     run.add_argument("--impl", action="append", metavar="GLOB", help="run only these implementations (name or glob, repeatable)")

@@ -180,7 +180,7 @@ def _remember_costs(doc: dict, outcome: Outcome, sel: Selection, cases: list[Cas
     """What each part cost, kept in the compile cache: the next run here plans from it, per unit as the planner counts
     them where every shard of the selection ran here (`whole`)."""
     shard_costs.remember(sel.compile_cache, doc["environment"]["cpu"], outcome.timing,
-                         (lambda dtype: units(cases, replace(sel, dtypes=(dtype,)))) if whole else None)
+                         (lambda dtype: units(cases, replace(sel, dtypes=(dtype,)))) if whole else None, sel.naive)
 
 
 def _paths(known: Path | list[Path] | None) -> list[Path]:

@@ -22,7 +22,7 @@ from dataclasses import dataclass, field, replace
 from multiprocessing.connection import Connection, wait
 from pathlib import Path
 
-from ..adapters import cold_seconds, declared, quick_seconds, warm_fraction
+from ..adapters import cold_seconds, declared, own_fraction, quick_seconds, warm_fraction
 from ..adapters.catalogue import accelerator_possible
 from ..corpus import bundled
 from ..corpus.cases import Case, load
@@ -153,30 +153,46 @@ def _assert_prone(framework: str, device: str, mode: str, cases: list[Case] | No
 def _costs(framework: str, sel: Selection, cases: list[Case] | None, share: float, measured: dict) -> dict[tuple[str, str], float]:
     """Estimated seconds per (mode, dtype): this machine's last measured seconds per unit of work times the units this
     run takes (shard_costs; a fraction of them where that run compiled what this one runs: WARM_FRACTION), else the
-    adapter's declared seconds for the run's share of the corpus (_declared)."""
+    adapter's declared seconds for the run's share of the corpus (_declared); either turned into a run with or without
+    the naive formulas, as this one is (_naive_factor)."""
     out = {}
     for mode, dtype in itertools.product(sel.modes, sel.dtypes):
         rate = shard_costs.per_unit(measured, framework, mode, dtype)
         if rate is not None and cases:
             n = units(cases, replace(sel, modes=(mode,), dtypes=(dtype,)))
             warmed = shard_costs.warmed_since(measured, framework, mode, dtype, n)
-            out[(mode, dtype)] = rate * n * (warm_fraction(framework, mode) if warmed else 1.0)
+            with_naive = shard_costs.with_naive(measured, framework, mode, dtype)
+            naive = 1.0 if with_naive is None else _naive_factor(framework, mode, with_naive, sel.naive)
+            out[(mode, dtype)] = rate * n * (warm_fraction(framework, mode) if warmed else 1.0) * naive
         else:
-            out[(mode, dtype)] = _declared(framework, mode, dtype, share)
+            out[(mode, dtype)] = _declared(framework, mode, dtype, share, sel.naive)
     return out
 
 
-def _declared(framework: str, mode: str, dtype: str, share: float) -> float:
+def _naive_factor(framework: str, mode: str, measured_with: bool, wanted: bool) -> float:
+    """What seconds measured with the naive formulas (`measured_with`), or without them, come to in a run that wants
+    them or not: the adapter's OWN_FRACTION one way, its inverse the other (a framework's naive formulas took up to
+    44% of its seconds: leaving them out, as CI's gate run does, made a plan of 2,876 s end in 2,162-2,646 s, and its
+    fastest shards, ending first, set a pace the rest did not keep)."""
+    if measured_with == wanted:
+        return 1.0
+    own = own_fraction(framework, mode)
+    return 1.0 if own <= 0.0 else own if measured_with else 1.0 / own
+
+
+def _declared(framework: str, mode: str, dtype: str, share: float, naive: bool) -> float:
     """A mode and dtype's seconds for `share` of the corpus's units, from the two cold runs an adapter declares: the
-    whole corpus (COLD_SECONDS) and, in the quick dtypes, `run --quick` (QUICK_SECONDS). A run's first programs cost
+    whole corpus (COLD_SECONDS, with the naive formulas) and, in the quick dtypes, `run --quick` (QUICK_SECONDS,
+    without them), each first turned into a run with or without them as `naive` says. A run's first programs cost
     far more than its later ones (a compiler's first use, a kernel per new shape), so the cost is not proportional to
     the units: between the two measured points it is interpolated, below the quick one it is that run's seconds
     scaled down. Without a quick figure, the cold run's seconds scaled by the share."""
-    cold = float(cold_seconds(framework).get((mode, dtype), 0.0))
+    cold = float(cold_seconds(framework).get((mode, dtype), 0.0)) * _naive_factor(framework, mode, True, naive)
     quick = quick_seconds(framework).get(mode) if dtype in bundled.QUICK_DTYPES else None
     at = _quick_share() if quick is not None else 0.0  # the bundled corpus is read only where a quick figure is used
     if not 0.0 < at < 1.0:
         return cold * share
+    quick *= _naive_factor(framework, mode, False, naive)
     if share <= at:
         return quick * share / at
     return quick + (cold - quick) * (share - at) / (1.0 - at)
@@ -637,9 +653,11 @@ class _Pool:
 def plan_for_jobs(sel: Selection, cases: list[Case] | None, jobs: int) -> list[Shard]:
     """plan() for `jobs` workers on this machine. A worker of one thread runs no kernel in a parallel region, where a
     bounds check's throw aborts the process ("cpu/compiled/threaded"): there such cases share their framework's
-    worker. Planned again with them apart where that plan would leave a worker more than one thread."""
-    shards = plan(sel, cases, jobs, threaded=False)
-    return shards if worker_threads(jobs, len(shards)) == 1 else plan(sel, cases, jobs)
+    worker. Planned again with them apart where that plan would leave a worker more than one thread (from the same
+    measured costs, read once)."""
+    measured = shard_costs.load(sel.compile_cache, cpu_model()) if cases else {}
+    shards = plan(sel, cases, jobs, measured, threaded=False)
+    return shards if worker_threads(jobs, len(shards)) == 1 else plan(sel, cases, jobs, measured)
 
 
 def plan_event(pending: list[Shard], jobs: int, starts: dict[str, float]) -> Plan:

@@ -17,6 +17,9 @@ that its programs were compiled before the run began. A part measured cold is wa
 its units in this cache (the same selection or a narrower one), which then costs a fraction of that figure (the
 adapters' WARM_FRACTION: a compiler's quick run took a seventh of its cold seconds warm); a larger run meets
 programs it has not compiled, and plans from the cold figure.
+
+And it says whether the run had the naive formulas: a run without them (`--no-naive`, `--quick`) costs a share of
+a figure measured with them, the adapters' OWN_FRACTION, and one with them more than a figure measured without.
 """
 
 from __future__ import annotations
@@ -65,6 +68,14 @@ def per_unit(entries: dict[str, dict], framework: str, mode: str, dtype: str) ->
     return e["seconds"] / _planned(e) if e else None
 
 
+def with_naive(entries: dict[str, dict], framework: str, mode: str, dtype: str) -> bool | None:
+    """Whether the part's figure was measured by a run with the naive formulas (None where the file does not say): a
+    run without them takes a share of it (the adapters' OWN_FRACTION), one with them more than a figure without."""
+    e = entries.get(f"{framework}/{mode}/{dtype}")
+    naive = e.get("naive") if e else None
+    return naive if isinstance(naive, bool) else None
+
+
 def warmed_since(entries: dict[str, dict], framework: str, mode: str, dtype: str, units: int) -> bool:
     """Whether the part's figure was measured cold by a run of at least `units` of it (as the planner counts them): a
     run of that many is warm now, and costs less than the figure says. A figure from before this was recorded counts
@@ -90,16 +101,19 @@ def starts_from(timing: dict[str, dict]) -> dict[str, float]:
     return out
 
 
-def remember(cache: str | Path | None, cpu: str, timing: dict[str, dict], planned: Callable[[str], int] | None = None) -> None:
+def remember(cache: str | Path | None, cpu: str, timing: dict[str, dict], planned: Callable[[str], int] | None = None,
+             naive: bool | None = None) -> None:
     """Merge this run's finished CPU shards (Outcome.timing) into the file; shards that did not finish say nothing.
-    `planned`: dtype -> the run's units of it as the planner counts them."""
+    `planned`: dtype -> the run's units of it as the planner counts them; `naive`: whether the run had the naive
+    formulas."""
     path = _path(cache)
     if path is None:
         return
     fresh = entries_from(timing)
     try:
         kept = load(cache, cpu)
-        fresh = {k: {**e, "warm": k in kept, **({"planned": planned(k.rpartition("/")[2])} if planned else {})}
+        fresh = {k: {**e, "warm": k in kept, **({"planned": planned(k.rpartition("/")[2])} if planned else {}),
+                     **({"naive": naive} if naive is not None else {})}
                  for k, e in fresh.items() if e["units"] >= kept.get(k, {}).get("units", 0)}
         began = {**starts(cache, cpu), **starts_from(timing)}  # the latest start-up: the cache is as warm as it will be
         results_io.write({"cpu": cpu, "entries": {**kept, **fresh}, "starts": began}, path)  # atomic, like a results file
