@@ -190,6 +190,24 @@ def test_an_unnamed_framework_that_fails_to_import_is_lost_not_absent(tmp_path, 
     assert not outcome.complete and "failed to import: RuntimeError" in outcome.lost[0]["why"]
 
 
+def test_a_worker_that_cannot_import_the_core_leaves_its_traceback_in_the_log(tmp_path, monkeypatch, capfd):
+    """A release whose NumPy is broken (`conformance history` puts the release's folder first on the workers' path):
+    each worker dies importing the core. Its traceback goes to run.log, not the terminal, which says once per worker
+    that it died before it started, and where to look; the run is incomplete (exit 3)."""
+    from conformance.app.cli import main
+
+    broken = tmp_path / "release" / "numpy"
+    broken.mkdir(parents=True)
+    (broken / "__init__.py").write_text("raise ImportError('this release of numpy is broken')\n")
+    monkeypatch.syspath_prepend(str(broken.parent))  # this process has NumPy already; its spawned workers start from this path
+    out = tmp_path / "out"
+    assert main(["run", *SMALL, "--compile-cache", str(tmp_path / "cache"), "--out", str(out)]) == 3
+    terminal = capfd.readouterr()
+    assert "Traceback" not in terminal.out + terminal.err
+    assert "before it started (run.log says why)" in terminal.err
+    assert "this release of numpy is broken" in (out / "run.log").read_text()
+
+
 @pytest.mark.skipif(not hasattr(signal, "SIGTERM"), reason="POSIX signals")
 def test_jobs_1_keeps_what_finished_on_sigterm(tmp_path):
     (tmp_path / "slow.yaml").write_text(SLOW)

@@ -12,6 +12,7 @@ import hashlib
 import itertools
 import multiprocessing as mp
 import os
+import pickle
 import signal
 import sys
 import threading
@@ -52,6 +53,7 @@ from .events import (
     resumed_name,
 )
 from .runner import EnvironmentFailure, FrameworkBroken, Selection, crash_records, run_framework, units
+from .spawned import worker as spawned_worker
 
 # Where a worker sends its stdout and stderr (the frameworks' log lines); unset: the terminal.
 
@@ -354,21 +356,12 @@ def _exit_with_parent(parent: int) -> None:
     threading.Thread(target=watch, daemon=True, name="exit-with-parent").start()
 
 
-def _to_log(path: str | None) -> None:
-    """Send this worker's stdout and stderr (native libraries' too: file descriptors 1 and 2) to the run's log."""
-    if path:
-        fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
-        os.dup2(fd, 1)
-        os.dup2(fd, 2)
-        os.close(fd)
-
-
-def _worker(shard: Shard, case_paths: list[str], sel: Selection, config: WorkerConfig, q: Connection, threads: int, parent: int) -> None:
-    """One shard in its own process, set up by the run's configuration. Messages go through the worker's own pipe,
-    written synchronously: whatever was sent before a crash (even SIGKILL) is in the pipe for the parent to read."""
-    q.send(Started(time.time()))  # the parent's spawn to here is process start-up (interpreter, fork server)
+def worker_main(q: Connection, shard: Shard, case_paths: list[str], sel: Selection, config: WorkerConfig, threads: int, parent: int) -> None:
+    """One shard in its own process (begun by spawned.worker, its output already in the run's log), set up by the
+    run's configuration. Messages go through the worker's own pipe, written synchronously: whatever was sent before a
+    crash (even SIGKILL) is in the pipe for the parent to read."""
+    q.send(Started(time.time()))  # the parent's spawn to here is process start-up (interpreter, fork server, imports)
     _exit_with_parent(parent)
-    _to_log(config.log)
     config.apply()
     for var in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS"):
         os.environ.setdefault(var, str(threads))
@@ -514,8 +507,8 @@ class _Pool:
 
     def start(self, shard: Shard) -> None:
         reader, writer = self.ctx.Pipe(duplex=False)
-        proc = self.ctx.Process(target=_worker, args=(shard, self.paths, self.sel, self.config, writer, self.threads, os.getpid()),
-                                daemon=True)
+        call = pickle.dumps((worker_main, shard, self.paths, self.sel, self.config, self.threads, os.getpid()))
+        proc = self.ctx.Process(target=spawned_worker, args=(self.config.log, call, writer), daemon=True)
         spawned = time.time()
         proc.start()
         writer.close()  # the worker holds the only writing end: end of file means it is gone
@@ -640,7 +633,10 @@ class _Pool:
             except (EOFError, OSError):  # gone without saying done: a native crash, os._exit, killed
                 proc = self.running[name][0]
                 proc.join(timeout=10)
-                self.stop(name, _exit_cause(proc.exitcode), resume=True, died=True)
+                # one that never said it started died importing the core or a framework: its traceback is in the log
+                unstarted = "start_s" not in self.outcome.timing[name] and self.config.log
+                self.stop(name, _exit_cause(proc.exitcode) + (" before it started (run.log says why)" if unstarted else ""),
+                          resume=True, died=True)
                 continue
             self.seen[name] = time.monotonic()
             self.receive(name, msg)

@@ -1,0 +1,27 @@
+"""A run's worker process begins here: a module that imports nothing of its own, so that its output goes to the run's
+log before anything else is imported. The rest of the worker's arguments come pickled, unpickled only after that: a
+broken install (a release's NumPy that does not import, in `conformance history`) then leaves its traceback in the
+log, and the terminal sees one line saying the worker was lost, not a traceback per worker."""
+
+from __future__ import annotations
+
+import os
+import pickle
+from multiprocessing.connection import Connection
+
+
+def to_log(path: str | None) -> None:
+    """Send this process's stdout and stderr (native libraries' too: file descriptors 1 and 2) to the run's log."""
+    if path:
+        fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+        os.dup2(fd, 1)
+        os.dup2(fd, 2)
+        os.close(fd)
+
+
+def worker(log: str | None, call: bytes, q: Connection) -> None:
+    """`call`, a pickled (function, *arguments) (the pool's worker_main and its shard), run with the pipe `q` first,
+    once this process writes to `log`: unpickling it imports the function's module, and so NumPy and the core."""
+    to_log(log)
+    target, *arguments = pickle.loads(call)
+    target(q, *arguments)
