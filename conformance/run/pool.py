@@ -163,20 +163,20 @@ def _costs(framework: str, sel: Selection, cases: list[Case] | None, share: floa
         if rate is not None and cases:
             n = units(cases, replace(sel, modes=(mode,), dtypes=(dtype,)))
             warmed = shard_costs.warmed_since(measured, framework, mode, dtype, n)
-            with_naive = shard_costs.with_naive(measured, framework, mode, dtype)
-            naive = 1.0 if with_naive is None else _naive_factor(framework, mode, with_naive, sel.naive)
+            naive = _naive_factor(framework, mode, shard_costs.with_naive(measured, framework, mode, dtype), sel.naive)
             out[(mode, dtype)] = rate * n * (warm_fraction(framework, mode) if warmed else 1.0) * naive
         else:
             out[(mode, dtype)] = _declared(framework, mode, dtype, share, sel.naive)
     return out
 
 
-def _naive_factor(framework: str, mode: str, measured_with: bool, wanted: bool) -> float:
+def _naive_factor(framework: str, mode: str, measured_with: bool | None, wanted: bool) -> float:
     """What seconds measured with the naive formulas (`measured_with`), or without them, come to in a run that wants
     them or not: the adapter's OWN_FRACTION one way, its inverse the other (a framework's naive formulas took up to
-    44% of its seconds: leaving them out, as CI's gate run does, made a plan of 2,876 s end in 2,162-2,646 s, and its
-    fastest shards, ending first, set a pace the rest did not keep)."""
-    if measured_with == wanted:
+    40% of its seconds: leaving them out, as CI's gate run does, made a plan of 2,876 s end in 2,162-2,646 s, and its
+    fastest shards, ending first, set a pace the rest did not keep). None: a kept figure from before its file said
+    which, taken as it is."""
+    if measured_with is None or measured_with == wanted:
         return 1.0
     own = own_fraction(framework, mode)
     return 1.0 if own <= 0.0 else own if measured_with else 1.0 / own
@@ -224,7 +224,7 @@ def plan(sel: Selection, cases: list[Case] | None = None, workers: int | None = 
     gpu_wanted = "gpu" in sel.devices
     share = _share_of_corpus(cases, sel)
     if measured is None:
-        measured = shard_costs.load(sel.compile_cache, cpu_model()) if cases else {}
+        measured = _measured_here(sel, cases)
     for framework in sel.frameworks:
         costs = _costs(framework, sel, cases, share, measured)
         # GPU shards where a GPU may be there (or one was asked for): elsewhere they would only import the framework
@@ -250,6 +250,12 @@ def plan(sel: Selection, cases: list[Case] | None = None, workers: int | None = 
     # longest first with its start-up: a one-case worker of a slow import (6.5 s before its 2 s case) is longer than
     # a whole framework that imports in 0.5 s, and put after it, it ended a quick run alone
     return gpu + sorted(cpu, key=lambda s: -(s.cost + start_seconds(s.framework)))
+
+
+def _measured_here(sel: Selection, cases: list[Case] | None) -> dict[str, dict]:
+    """What the last runs on this CPU measured in the selection's compile cache (shard_costs), where the run's cases are
+    known (the figures are per unit of them)."""
+    return shard_costs.load(sel.compile_cache, cpu_model()) if cases else {}
 
 
 def _halves(shard: Shard, sel: Selection, cases: list[Case]) -> list[Shard] | None:
@@ -651,7 +657,7 @@ def plan_for_jobs(sel: Selection, cases: list[Case] | None, jobs: int) -> list[S
     bounds check's throw aborts the process ("cpu/compiled/threaded"): there such cases share their framework's
     worker. Planned again with them apart where that plan would leave a worker more than one thread (from the same
     measured costs, read once)."""
-    measured = shard_costs.load(sel.compile_cache, cpu_model()) if cases else {}
+    measured = _measured_here(sel, cases)
     shards = plan(sel, cases, jobs, measured, threaded=False)
     return shards if worker_threads(jobs, len(shards)) == 1 else plan(sel, cases, jobs, measured)
 
