@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -146,3 +147,23 @@ def test_a_warm_fraction_that_is_not_a_share_is_refused_where_it_is_read(tmp_pat
     monkeypatch.setenv("CONFORMANCE_ADAPTERS", "costly=costly_adapter")
     with pytest.raises(DeclarationError, match="WARM_FRACTION must map to finite numbers of at least 0"):
         warm_fraction("costly", "compiled")
+
+
+@pytest.mark.parametrize("on_cpu, said", [
+    ("{'intel-avx512': {'QUICK_SECONDS': {'eager': -3}}}", "ON_CPU['intel-avx512']: QUICK_SECONDS must map to finite numbers"),
+    ("{'intel-avx512': {'START_SECONDS': float('nan')}}", "ON_CPU['intel-avx512']: START_SECONDS must be a finite number"),
+    ("{'intel-avx512': {'GPU': False}}", "ON_CPU['intel-avx512'] may hold only COLD_SECONDS"),
+    ("{'intel-avx512': 3}", "ON_CPU must map CPU class names to dicts of declarations"),
+])
+def test_costs_declared_for_a_cpu_are_checked_as_the_modules_own(tmp_path, monkeypatch, on_cpu, said):
+    """ON_CPU holds only the cost declarations, each under its own rule: a third party's adapter that gets one wrong
+    is refused before any plan (DeclarationError: exit 2), also on a CPU of another class, which never reads it."""
+    from conformance.adapters import quick_seconds
+    from conformance.adapters.base import DeclarationError
+
+    (tmp_path / "costly_adapter.py").write_text(f"NAME = 'costly'\nON_CPU = {on_cpu}\n")
+    monkeypatch.delitem(sys.modules, "costly_adapter", raising=False)  # another test's module of that name
+    monkeypatch.syspath_prepend(str(tmp_path))
+    monkeypatch.setenv("CONFORMANCE_ADAPTERS", "costly=costly_adapter")
+    with pytest.raises(DeclarationError, match=re.escape(said)):
+        quick_seconds("costly")

@@ -187,23 +187,32 @@ def gpu_roof() -> Roof | None:
         return None
 
 
-def cold_seconds(name: str) -> dict[tuple[str, str], float]:
+def declared_on(name: str, attribute: str, cpu: str | None) -> Any:
+    """A cost declaration (base.PER_CPU) as measured on a CPU of class `cpu` where the adapter declares that class's
+    own (ON_CPU), else its own (measured on base.REFERENCE_CPU; also where `cpu` is None: a plan that every machine
+    must make alike, a run split across machines)."""
+    every = declared(name, "ON_CPU")  # read (and checked) on every CPU: a wrong one is refused wherever it runs
+    own = every.get(cpu, {}) if cpu is not None else {}
+    return own[attribute] if attribute in own else declared(name, attribute)
+
+
+def cold_seconds(name: str, cpu: str | None = None) -> dict[tuple[str, str], float]:
     """The adapter's measured cold-run seconds per (mode, dtype) (empty if the adapter declares none)."""
-    return dict(declared(name, "COLD_SECONDS"))
+    return dict(declared_on(name, "COLD_SECONDS", cpu))
 
 
-def quick_seconds(name: str) -> dict[str, float]:
+def quick_seconds(name: str, cpu: str | None = None) -> dict[str, float]:
     """The adapter's measured seconds of a cold `run --quick`, per mode (empty if the adapter declares none)."""
-    return dict(declared(name, "QUICK_SECONDS"))
+    return dict(declared_on(name, "QUICK_SECONDS", cpu))
 
 
-def warm_fraction(name: str, mode: str) -> float:
+def warm_fraction(name: str, mode: str, cpu: str | None = None) -> float:
     """What share of a cold run's seconds in `mode` the same selection takes once the compile cache is warm (1 where
     the adapter declares none)."""
-    return float(dict(declared(name, "WARM_FRACTION")).get(mode, 1.0))
+    return float(dict(declared_on(name, "WARM_FRACTION", cpu)).get(mode, 1.0))
 
 
-def own_fraction(name: str, mode: str) -> float:
+def own_fraction(name: str, mode: str, cpu: str | None = None) -> float:
     """What share of a cold full run's seconds in `mode` (COLD_SECONDS, measured with the naive formulas) the
     framework's own functions take (1 where the adapter declares none: it has no naive formulas, or none measured)."""
-    return float(dict(declared(name, "OWN_FRACTION")).get(mode, 1.0))
+    return float(dict(declared_on(name, "OWN_FRACTION", cpu)).get(mode, 1.0))

@@ -24,7 +24,7 @@ onnxruntime.py, or a plugin's) defining the same names:
                                                 out as a user would (the overhead table compares the two)
 
 and may declare the constants of `DECLARATIONS` below (each with its type, default and meaning: REQUIRES, PACKAGES,
-TOOLS, COLD_SECONDS, QUICK_SECONDS, WARM_FRACTION, OWN_FRACTION, START_SECONDS, OWN_PROCESS, NUMERIC_ENV, QUIET_ENV,
+TOOLS, COLD_SECONDS, QUICK_SECONDS, WARM_FRACTION, OWN_FRACTION, START_SECONDS, ON_CPU, OWN_PROCESS, NUMERIC_ENV, QUIET_ENV,
 THREAD_ENV, QUICK_COMPILE, COMPILER, the GPU ones, SHARED_DOORS, EXPORTED_FROM) and the functions of
 `OPTIONAL_FUNCTIONS` (device_problems, error_message, cache_damaged, discard_cache, forget_compiled). The core reads
 them only through `declaration` and `optional_function`, which refuse a name outside the contract. For a GPU:
@@ -111,8 +111,12 @@ DECLARATIONS: dict[str, tuple[type | tuple[type, ...], Any, str]] = {
     "OWN_FRACTION": (dict, {}, "mode -> a cold full run's seconds without the naive formulas (`run --no-naive`) over "
                                "those with them: what COLD_SECONDS, measured with them, come to for the framework's own "
                                "functions alone (default 1: no naive formulas to leave out)"),
-    "START_SECONDS": ((int, float), None, "seconds before a worker's first case (interpreter, import, adapter), cold: what "
-                                          "the display expects of a shard beyond its cases (default: the pool's START_S)"),
+    "START_SECONDS": ((int, float), None, "a worker's seconds beyond its modes' (interpreter, import, adapter, reading the "
+                                          "cases, judging, sending: shard_costs.overhead), cold: what the display expects of "
+                                          "a shard beyond its cases' seconds (default: the pool's START_S)"),
+    "ON_CPU": (dict, {}, "CPU class (\"intel-avx512\": run.environment.cpu_class) -> the cost declarations "
+                         "(PER_CPU) measured on such a CPU, which replace the module's own there (those were measured "
+                         "on REFERENCE_CPU)"),
     "OWN_PROCESS": (bool, False, "cannot share a process with another adapter (in-process tests run it as a subprocess)"),
     "NUMERIC_ENV": (tuple, (), "environment variables that change numerics (recorded with the results)"),
     "QUIET_ENV": (dict, {}, "environment set before the import to keep the framework's own logging quiet"),
@@ -141,6 +145,11 @@ OPTIONAL_FUNCTIONS = {
 
 # Declarations whose values the planner computes with: each maps to a finite number of at least 0 (seconds, or a share).
 NUMBERS = ("COLD_SECONDS", "QUICK_SECONDS", "WARM_FRACTION", "OWN_FRACTION", "GPU_COLD_SECONDS")
+# The CPU class where the bundled adapters measured their own cost declarations (the 2-core VM CI ran on); ON_CPU
+# holds those of other CPUs, and which of them a CPU gets is its class (run.environment.cpu_class), else these.
+REFERENCE_CPU = "amd-avx2"
+# The declarations that ON_CPU may give a CPU of its own: the cold seconds of the CPU-side runs and the start-up.
+PER_CPU = ("COLD_SECONDS", "QUICK_SECONDS", "WARM_FRACTION", "OWN_FRACTION", "START_SECONDS")
 
 
 def is_figure(x: Any) -> bool:
@@ -177,6 +186,22 @@ def _declaration_problem(name: str, value: Any) -> str | None:
         return f"{name} must be a {kind.__name__ if isinstance(kind, type) else ' or '.join(k.__name__ for k in kind)}"
     if name in NUMBERS and not all(is_figure(v) for v in value.values()):
         return f"{name} must map to finite numbers of at least 0"
+    if name == "ON_CPU":
+        return _on_cpu_problem(value)
+    return None
+
+
+def _on_cpu_problem(value: dict) -> str | None:
+    """What is wrong with an ON_CPU: a class that is not a name, or one that maps to anything but PER_CPU
+    declarations, each as its own rule has it."""
+    for cpu, figures in value.items():
+        if not isinstance(cpu, str) or not isinstance(figures, dict):
+            return "ON_CPU must map CPU class names to dicts of declarations"
+        for name, figure in figures.items():
+            if name not in PER_CPU:
+                return f"ON_CPU[{cpu!r}] may hold only {', '.join(PER_CPU)}, not {name!r}"
+            if (problem := _declaration_problem(name, figure)) or (name == "START_SECONDS" and not is_figure(figure)):
+                return f"ON_CPU[{cpu!r}]: {problem or 'START_SECONDS must be a finite number of at least 0'}"
     return None
 
 

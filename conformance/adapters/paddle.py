@@ -33,7 +33,9 @@ QUIET_ENV = {"GLOG_minloglevel": "2", "GLOG_v": "0"}
 COLD_SECONDS = {("eager", "float32"): 56, ("eager", "float64"): 56, ("eager", "float16"): 11, ("eager", "bfloat16"): 11,
                 ("compiled", "float32"): 82, ("compiled", "float64"): 82, ("compiled", "float16"): 13, ("compiled", "bfloat16"): 13}
 QUICK_SECONDS = {"eager": 0, "compiled": 1}  # `run --quick`, cold, the same VM (tests/data/costs/quick-run-timing.json)
-START_SECONDS = 3.2  # start_s + import of its slowest worker in that quick run (seconds before its first case)
+START_SECONDS = 4.6  # its worker's seconds beyond its modes' in that quick run (shard_costs.overhead)
+# the medians of 18 cold quick runs on a 2-core Xeon (tests/data/costs/quick-run-timing-intel-avx512.json)
+ON_CPU = {"intel-avx512": {"QUICK_SECONDS": {"eager": 0, "compiled": 0}, "START_SECONDS": 1.8}}
 DEVICE_ASSERTS = ("gpu",)  # an out-of-range label on CUDA is a device-side assert, as in torch
 # In a pytest process that had already run torch, TensorFlow and JAX, Paddle's first softmax segfaulted: it runs in
 # processes of its own (every `conformance run` gives it its own workers anyway).

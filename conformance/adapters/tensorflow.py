@@ -39,7 +39,9 @@ COLD_SECONDS = {("compiled", "bfloat16"): 83, ("compiled", "float16"): 84, ("com
 QUICK_SECONDS = {"eager": 1, "compiled": 7}  # `run --quick`, cold, the same VM (tests/data/costs/quick-run-timing.json)
 WARM_FRACTION = {"compiled": 0.38}  # the same quick run again in its compile cache (tests/data/costs/quick-run-warm-pair.json)
 OWN_FRACTION = {"compiled": 0.93}  # a cold full run without the naive formulas over one with them (tests/data/costs/full-run-naive-pair.json)
-START_SECONDS = 9.7  # start_s + import of its slowest worker in that quick run (seconds before its first case)
+START_SECONDS = 10.7  # its worker's seconds beyond its modes' in that quick run (shard_costs.overhead)
+# the medians of 18 cold quick runs on a 2-core Xeon (tests/data/costs/quick-run-timing-intel-avx512.json)
+ON_CPU = {"intel-avx512": {"QUICK_SECONDS": {"eager": 1, "compiled": 5}, "START_SECONDS": 4.8}}
 tf: Any = None
 keras: Any = None
 _compiled: dict = {}

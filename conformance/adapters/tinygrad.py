@@ -39,7 +39,9 @@ COLD_SECONDS = {("compiled", "bfloat16"): 11, ("compiled", "float16"): 127, ("co
 QUICK_SECONDS = {"eager": 12, "compiled": 2}  # `run --quick`, cold, the same VM (tests/data/costs/quick-run-timing.json)
 WARM_FRACTION = {"eager": 0.55, "compiled": 0.79}  # the same quick run again in its compile cache (tests/data/costs/quick-run-warm-pair.json)
 OWN_FRACTION = {"eager": 0.6, "compiled": 0.77}  # a cold full run without the naive formulas over one with them (tests/data/costs/full-run-naive-pair.json)
-START_SECONDS = 0.7  # start_s + import of its slowest worker in that quick run (seconds before its first case)
+START_SECONDS = 1.7  # its worker's seconds beyond its modes' in that quick run (shard_costs.overhead)
+# the medians of 18 cold quick runs on a 2-core Xeon (tests/data/costs/quick-run-timing-intel-avx512.json)
+ON_CPU = {"intel-avx512": {"QUICK_SECONDS": {"eager": 6, "compiled": 1}, "START_SECONDS": 1.0}}
 TinyTensor: Any = None
 dtypes: Any = None
 TinyJit: Any = None

@@ -48,7 +48,9 @@ COLD_SECONDS = {("compiled", "bfloat16"): 306, ("compiled", "float16"): 268, ("c
 QUICK_SECONDS = {"eager": 6, "compiled": 73}  # `run --quick`, cold, the same VM (tests/data/costs/quick-run-timing.json)
 WARM_FRACTION = {"eager": 0.09, "compiled": 0.13}  # the same quick run again in its compile cache (tests/data/costs/quick-run-warm-pair.json)
 OWN_FRACTION = {"compiled": 0.75}  # a cold full run without the naive formulas over one with them (tests/data/costs/full-run-naive-pair.json)
-START_SECONDS = 6.5  # start_s + import of its slowest worker in that quick run (seconds before its first case)
+START_SECONDS = 8.0  # its worker's seconds beyond its modes' in that quick run (shard_costs.overhead)
+# the medians of 18 cold quick runs on a 2-core Xeon (tests/data/costs/quick-run-timing-intel-avx512.json)
+ON_CPU = {"intel-avx512": {"QUICK_SECONDS": {"eager": 3, "compiled": 51}, "START_SECONDS": 3.5}}
 torch: Any = None
 F: Any = None
 _compiled: dict = {}

@@ -53,6 +53,21 @@ def _cpu_features() -> list[str]:
     return [f for f in KERNEL_FEATURES if f in present]
 
 
+# The widest vector extension names a CPU's kind (cpu_class), widest first: (name, /proc/cpuinfo flag).
+WIDEST_VECTORS = (("avx512", "avx512f"), ("avx2", "avx2"), ("avx", "avx"), ("sve", "sve"), ("neon", "asimd"))
+VENDORS = {"GenuineIntel": "intel", "AuthenticAMD": "amd"}
+
+
+def cpu_class() -> str:
+    """This CPU's kind as the adapters key the costs they measured on one (ON_CPU): its vendor (else the
+    architecture) and widest vector extension, "amd-avx2", "intel-avx512", "aarch64-sve". The frameworks do not speed
+    up alike between CPUs (a compiler's first use, bound by one core's speed, against vector kernels), so one CPU's
+    seconds scaled by one factor misplan another's."""
+    vendor = VENDORS.get(_cpuinfo("vendor_id") or "", platform.machine().lower() or "unknown")
+    present = set(_cpu_features())
+    return f"{vendor}-{next((name for name, flag in WIDEST_VECTORS if flag in present), 'scalar')}"
+
+
 def kernel_fingerprint(doc: dict, framework: str | None = None) -> str | None:
     """The CPU as far as the frameworks' choice of kernels and their split over threads goes (model, vector
     extensions, core count: frameworks size their thread pools by the cores); None for a results file

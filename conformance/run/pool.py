@@ -23,7 +23,7 @@ from dataclasses import dataclass, field, replace
 from multiprocessing.connection import Connection, wait
 from pathlib import Path
 
-from ..adapters import cold_seconds, declared, own_fraction, quick_seconds, warm_fraction
+from ..adapters import cold_seconds, declared, declared_on, own_fraction, quick_seconds, warm_fraction
 from ..adapters.catalogue import accelerator_possible
 from ..corpus import bundled
 from ..corpus.cases import Case, load
@@ -33,7 +33,7 @@ from . import shard_costs
 from .balance import partition, spread
 from .config import WorkerConfig
 from .defaults import DEFAULT_TIMEOUT_S as DEFAULT_TIMEOUT_S  # re-exported: the api and the command line read it here
-from .environment import cpu_model, omp_threads
+from .environment import cpu_class, cpu_model, omp_threads
 from .events import (
     CallBegun,
     CaseBegun,
@@ -101,12 +101,13 @@ SPLIT_ABOVE_S = 60.0
 START_S = 6.0
 
 
-def start_seconds(framework: str) -> float:
-    """What a worker of `framework` costs before its first case, as the shards' order and the display count it: the
-    adapter's measured START_SECONDS (0.4-8.6 s across the ten bundled frameworks), else START_S. Splitting and
+def start_seconds(framework: str, cpu: str | None = None) -> float:
+    """What a worker of `framework` costs beyond its cases' seconds, as the shards' order and the display count it:
+    the adapter's measured START_SECONDS on this class of CPU (adapters.declared_on; 0.4-8.6 s across the ten bundled
+    frameworks), else START_S. Splitting and
     merging keep START_S for every piece (each pays for more than its import: a compiler's header, a cold first
     graph); the time left would be a minute over in a two-minute run if every small framework's worker cost 6 s."""
-    declared_s = declared(framework, "START_SECONDS")
+    declared_s = declared_on(framework, "START_SECONDS", cpu)
     return START_S if declared_s is None else float(declared_s)
 
 
@@ -152,25 +153,26 @@ def _assert_prone(framework: str, device: str, mode: str, cases: list[Case] | No
     return tuple(c.full_id for c in cases if c.labels_out_of_range and sel.wants_case(c.full_id))
 
 
-def _costs(framework: str, sel: Selection, cases: list[Case] | None, share: float, measured: dict) -> dict[tuple[str, str], float]:
+def _costs(framework: str, sel: Selection, cases: list[Case] | None, share: float, measured: dict,
+           cpu: str | None) -> dict[tuple[str, str], float]:
     """Estimated seconds per (mode, dtype): this machine's last measured seconds per unit of work times the units this
     run takes (shard_costs; a fraction of them where that run compiled what this one runs: WARM_FRACTION), else the
-    adapter's declared seconds for the run's share of the corpus (_declared); either turned into a run with or without
-    the naive formulas, as this one is (_naive_factor)."""
+    adapter's declared seconds on this class of CPU for the run's share of the corpus (_declared); either turned into
+    a run with or without the naive formulas, as this one is (_naive_factor)."""
     out = {}
     for mode, dtype in itertools.product(sel.modes, sel.dtypes):
         rate = shard_costs.per_unit(measured, framework, mode, dtype)
         if rate is not None and cases:
             n = units(cases, replace(sel, modes=(mode,), dtypes=(dtype,)))
             warmed = shard_costs.warmed_since(measured, framework, mode, dtype, n)
-            naive = _naive_factor(framework, mode, shard_costs.with_naive(measured, framework, mode, dtype), sel.naive)
-            out[(mode, dtype)] = rate * n * (warm_fraction(framework, mode) if warmed else 1.0) * naive
+            naive = _naive_factor(framework, mode, shard_costs.with_naive(measured, framework, mode, dtype), sel.naive, cpu)
+            out[(mode, dtype)] = rate * n * (warm_fraction(framework, mode, cpu) if warmed else 1.0) * naive
         else:
-            out[(mode, dtype)] = _declared(framework, mode, dtype, share, sel.naive)
+            out[(mode, dtype)] = _declared(framework, mode, dtype, share, sel.naive, cpu)
     return out
 
 
-def _naive_factor(framework: str, mode: str, measured_with: bool | None, wanted: bool) -> float:
+def _naive_factor(framework: str, mode: str, measured_with: bool | None, wanted: bool, cpu: str | None = None) -> float:
     """What seconds measured with the naive formulas (`measured_with`), or without them, come to in a run that wants
     them or not: the adapter's OWN_FRACTION one way, its inverse the other (a framework's naive formulas took up to
     40% of its seconds: leaving them out, as CI's gate run does, made a plan of 2,876 s end in 2,162-2,646 s, and its
@@ -178,23 +180,23 @@ def _naive_factor(framework: str, mode: str, measured_with: bool | None, wanted:
     which, taken as it is."""
     if measured_with is None or measured_with == wanted:
         return 1.0
-    own = own_fraction(framework, mode)
+    own = own_fraction(framework, mode, cpu)
     return 1.0 if own <= 0.0 else own if measured_with else 1.0 / own
 
 
-def _declared(framework: str, mode: str, dtype: str, share: float, naive: bool) -> float:
+def _declared(framework: str, mode: str, dtype: str, share: float, naive: bool, cpu: str | None = None) -> float:
     """A mode and dtype's seconds for `share` of the corpus's units, from the two cold runs an adapter declares: the
     whole corpus (COLD_SECONDS, with the naive formulas) and, in the quick dtypes, `run --quick` (QUICK_SECONDS,
     without them), each first turned into a run with or without them as `naive` says. A run's first programs cost
     far more than its later ones (a compiler's first use, a kernel per new shape), so the cost is not proportional to
     the units: between the two measured points it is interpolated, below the quick one it is that run's seconds
     scaled down. Without a quick figure, the cold run's seconds scaled by the share."""
-    cold = float(cold_seconds(framework).get((mode, dtype), 0.0)) * _naive_factor(framework, mode, True, naive)
-    quick = quick_seconds(framework).get(mode) if dtype in bundled.QUICK_DTYPES else None
+    cold = float(cold_seconds(framework, cpu).get((mode, dtype), 0.0)) * _naive_factor(framework, mode, True, naive, cpu)
+    quick = quick_seconds(framework, cpu).get(mode) if dtype in bundled.QUICK_DTYPES else None
     at = _quick_share() if quick is not None else 0.0  # the bundled corpus is read only where a quick figure is used
     if not 0.0 < at < 1.0:
         return cold * share
-    quick *= _naive_factor(framework, mode, False, naive)
+    quick *= _naive_factor(framework, mode, False, naive, cpu)
     if share <= at:
         return quick * share / at
     return quick + (cold - quick) * (share - at) / (1.0 - at)
@@ -208,7 +210,7 @@ def _quick_share() -> float:
 
 
 def plan(sel: Selection, cases: list[Case] | None = None, workers: int | None = None, measured: dict | None = None,
-         threaded: bool = True) -> list[Shard]:
+         threaded: bool = True, cpu: str | None = None) -> list[Shard]:
     """Every (framework, mode, dtype, device) of the selection in exactly one shard, CPU shards longest first (so that
     no long shard starts last and the workers end together). On a GPU a framework gets one shard per mode, run one at a
     time (run() allows one GPU worker at once: they share the device's memory). Where an out-of-range class index
@@ -219,21 +221,22 @@ def plan(sel: Selection, cases: list[Case] | None = None, workers: int | None = 
     the planned run on that many workers (balance.spread). `measured`: the seconds per unit to plan from (default: what
     the last run on this machine measured, shard_costs; {} for the adapters' declared costs alone). `threaded`: the
     CPU workers compute on more than one thread (worker_threads), where some kernels abort on such an index
-    ("cpu/compiled/threaded"); run() plans without it where each worker gets one thread."""
+    ("cpu/compiled/threaded"); run() plans without it where each worker gets one thread. `cpu`: the class of CPU whose
+    declared costs to plan from (environment.cpu_class; None: the adapters' own, measured on base.REFERENCE_CPU)."""
     shards = []
     gpu_wanted = "gpu" in sel.devices
     share = _share_of_corpus(cases, sel)
     if measured is None:
         measured = _measured_here(sel, cases)
     for framework in sel.frameworks:
-        costs = _costs(framework, sel, cases, share, measured)
+        costs = _costs(framework, sel, cases, share, measured, cpu)
         # GPU shards where a GPU may be there (or one was asked for): elsewhere they would only import the framework
         # again to say there is none, which the CPU shard says anyway
         has_gpu = gpu_wanted and declared(framework, "GPU") and (sel.devices_named or accelerator_possible())
         cpu_devices = tuple(d for d in sel.devices if d != "gpu") if has_gpu else sel.devices
         gpu_costs = declared(framework, "GPU_COLD_SECONDS") if has_gpu else {}
         if cpu_devices:
-            shards += _cpu_shards(framework, sel, cases, costs, cpu_devices, threaded)
+            shards += _cpu_shards(framework, sel, cases, costs, cpu_devices, threaded, start_seconds(framework, cpu))
         for mode in sel.modes:
             cost = {d: float(costs.get((mode, d), 0.0)) for d in sel.dtypes}
             if has_gpu:
@@ -244,12 +247,12 @@ def plan(sel: Selection, cases: list[Case] | None = None, workers: int | None = 
     # GPU shards run one at a time, so their order changes no total: shortest first, ahead of the CPU shards, so the
     # GPU is never idle and a run stopped at a time budget has finished the most frameworks on it
     gpu = sorted((s for s in shards if s.on_gpu), key=lambda s: s.cost)
-    cpu = [s for s in shards if not s.on_gpu]
+    on_cpu = [s for s in shards if not s.on_gpu]
     if workers and cases:
-        cpu = _named_parts(spread(cpu, lambda s: s.cost + START_S, lambda s: _halves(s, sel, cases), workers))
+        on_cpu = _named_parts(spread(on_cpu, lambda s: s.cost + START_S, lambda s: _halves(s, sel, cases), workers))
     # longest first with its start-up: a one-case worker of a slow import (6.5 s before its 2 s case) is longer than
     # a whole framework that imports in 0.5 s, and put after it, it ended a quick run alone
-    return gpu + sorted(cpu, key=lambda s: -(s.cost + start_seconds(s.framework)))
+    return gpu + sorted(on_cpu, key=lambda s: -(s.cost + start_seconds(s.framework, cpu)))
 
 
 def _measured_here(sel: Selection, cases: list[Case] | None) -> dict[str, dict]:
@@ -311,11 +314,11 @@ def machine_share(shards: list[Shard], index: int, count: int) -> list[Shard]:
 
 
 def _cpu_shards(framework: str, sel: Selection, cases: list[Case] | None, costs: dict, devices: tuple[str, ...],
-                threaded: bool = True) -> list[Shard]:
+                threaded: bool, start: float) -> list[Shard]:
     """A framework's CPU shards: per mode, a worker per dtype that costs more than SPLIT_ABOVE_S (in a run of more
     than one dtype) and one for the rest, a worker per assert-prone case; then the modes' "rest" workers merged into
     one where they take the same dtypes and cases and together cost no more than SPLIT_ABOVE_S, or one of them no more
-    than the framework's start-up (start_seconds: each worker imports the framework again)."""
+    than the framework's start-up (`start`: each worker imports the framework again)."""
     def name(mode: str, dtypes: tuple[str, ...]) -> str:  # the dtypes are named where the mode was split by them
         return f"{framework}/{mode}" + (f"/{'+'.join(dtypes)}" if dtypes != sel.dtypes else "")
 
@@ -338,7 +341,7 @@ def _cpu_shards(framework: str, sel: Selection, cases: list[Case] | None, costs:
     # long as it computes (a framework's eager quick run, 4 s beside 59 s compiled, took 14 s alone: its import, and
     # the compiler's header built again for the one eager door that compiles).
     if len(rests) > 1 and len({s.dtypes for s in rests}) == 1 and (sum(s.cost for s in rests) <= SPLIT_ABOVE_S
-                                                                   or min(s.cost for s in rests) <= start_seconds(framework)):
+                                                                   or min(s.cost for s in rests) <= start):
         mode = "+".join(s.mode for s in rests)
         # A case that is assert-prone in one mode only (DEVICE_ASSERTS "cpu/compiled") is left out of the merged worker and run
         # in every merged mode by a worker of its own, rather than costing the other mode an import of its own.
@@ -657,16 +660,17 @@ def plan_for_jobs(sel: Selection, cases: list[Case] | None, jobs: int) -> list[S
     bounds check's throw aborts the process ("cpu/compiled/threaded"): there such cases share their framework's
     worker. Planned again with them apart where that plan would leave a worker more than one thread (from the same
     measured costs, read once)."""
-    measured = _measured_here(sel, cases)
-    shards = plan(sel, cases, jobs, measured, threaded=False)
-    return shards if worker_threads(jobs, len(shards)) == 1 else plan(sel, cases, jobs, measured)
+    measured, cpu = _measured_here(sel, cases), cpu_class()
+    shards = plan(sel, cases, jobs, measured, threaded=False, cpu=cpu)
+    return shards if worker_threads(jobs, len(shards)) == 1 else plan(sel, cases, jobs, measured, cpu=cpu)
 
 
-def plan_event(pending: list[Shard], jobs: int, starts: dict[str, float]) -> Plan:
+def plan_event(pending: list[Shard], jobs: int, starts: dict[str, float], cpu: str | None = None) -> Plan:
     """What the display is told of the plan: each shard's seconds with its worker's start-up (the framework's import),
-    as this machine measured it last time (shard_costs.starts) or else as the adapter declares it. A worker of one
+    as this machine measured it last time (shard_costs.starts) or else as the adapter declares it for this class of
+    CPU. A worker of one
     assert-prone case is mostly its start-up; a warm second run, mostly start-ups."""
-    return Plan(tuple((s.name, s.cost + starts.get(s.framework, start_seconds(s.framework))) for s in pending),
+    return Plan(tuple((s.name, s.cost + starts.get(s.framework, start_seconds(s.framework, cpu))) for s in pending),
                 workers=max(1, min(jobs, len(pending))))
 
 
@@ -690,7 +694,8 @@ def run(case_paths: list[Path], sel: Selection, jobs: int, on_event: Callable[[E
     pool = _Pool(sel, [str(p) for p in case_paths], pending, jobs, on_event, cases, config)
     pool.outcome.shards = [s.name for s in pending]
     pool.outcome.plan_id = plan_id(whole)
-    on_event(plan_event(pending, jobs, {} if machine else shard_costs.starts(sel.compile_cache, cpu_model())))
+    here = {} if machine else shard_costs.starts(sel.compile_cache, cpu_model())
+    on_event(plan_event(pending, jobs, here, None if machine else cpu_class()))
     restore = interrupt_on_sigterm()
     try:
         while pending or pool.running or pool.resumed:

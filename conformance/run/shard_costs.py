@@ -85,19 +85,29 @@ def warmed_since(entries: dict[str, dict], framework: str, mode: str, dtype: str
 
 
 def starts(cache: str | Path | None, cpu: str) -> dict[str, float]:
-    """framework -> what its slowest worker took before its first case on this CPU last time (the interpreter, the
-    import, the adapter: start_s and the import phase), where a run here measured it: the display expects that of a
-    worker, not the adapter's START_SECONDS, measured cold on another machine (a warm worker imports in a third)."""
+    """framework -> what its slowest worker took beyond its cases' seconds on this CPU last time (overhead), where a
+    run here measured it: the display expects that of a worker, not the adapter's START_SECONDS, measured cold on
+    another machine (a warm worker imports in a third)."""
     return {k: float(v) for k, v in _section(cache, cpu, "starts").items() if is_figure(v)}
 
 
+def overhead(shard: dict) -> float | None:
+    """A finished worker's seconds beyond its modes' (by_mode): the interpreter, the import, reading the cases,
+    judging and sending; None where its `timing` lacks a figure. What a plan adds to a shard's cost for its worker
+    (START_SECONDS): in a cold quick run on a 2-core Xeon, the import alone left 0.5-1.6 s per worker out, and the
+    small shards that end a run took twice to four times their plan."""
+    took = shard.get("start_s"), shard.get("wall_s"), *(shard.get("by_mode") or {}).values()
+    if shard.get("devices") == ["gpu"] or not all(is_figure(t) for t in took):
+        return None
+    return max(0.0, took[0] + took[1] - sum(took[2:]))
+
+
 def starts_from(timing: dict[str, dict]) -> dict[str, float]:
-    """framework -> its slowest finished CPU worker's start-up in a run's `timing`."""
+    """framework -> its slowest finished CPU worker's overhead in a run's `timing`."""
     out: dict[str, float] = {}
     for shard in timing.values():
-        took = shard.get("start_s"), (shard.get("phases") or {}).get("import")
-        if "wall_s" in shard and shard.get("devices") != ["gpu"] and all(is_figure(t) for t in took):
-            out[shard["framework"]] = round(max(out.get(shard["framework"], 0.0), sum(took)), 2)
+        if (took := overhead(shard)) is not None:
+            out[shard["framework"]] = round(max(out.get(shard["framework"], 0.0), took), 2)
     return out
 
 
