@@ -233,7 +233,7 @@ def test_a_run_plans_from_its_cpu_classs_costs_and_a_split_run_from_the_referenc
 
 def test_a_cpus_class_is_its_vendor_and_widest_vector_extension(monkeypatch):
     """What keys ON_CPU: read from /proc/cpuinfo's vendor and flags (Arm's Features), the architecture where no vendor
-    is named."""
+    is named; every results file records it, so that whoever measures costs on another CPU knows its class."""
     from conformance.run import environment
 
     for vendor, flags, machine, expected in (("AuthenticAMD", "fpu sse4_2 avx avx2 fma", "x86_64", "amd-avx2"),
@@ -244,6 +244,7 @@ def test_a_cpus_class_is_its_vendor_and_widest_vector_extension(monkeypatch):
         monkeypatch.setattr(environment, "_cpuinfo", lambda *keys, info=info: next((info[k] for k in keys if info.get(k)), None))
         monkeypatch.setattr(environment.platform, "machine", lambda machine=machine: machine)
         assert environment.cpu_class() == expected
+        assert environment.environment({})["cpu_class"] == expected  # recorded: what a run here plans from
 
 
 def test_a_mode_cheaper_than_a_start_up_shares_its_frameworks_worker():

@@ -89,4 +89,4 @@ def environment(framework_info: dict) -> dict:
     for info in frameworks.values():
         flags.update(info.get("flags", {}))
     return {"python": platform.python_version(), "platform": platform.platform(), "cpu": cpu_model(),
-            "cpu_features": _cpu_features(), "cpu_count": os.cpu_count(), "frameworks": frameworks, "flags": flags}
+            "cpu_features": _cpu_features(), "cpu_class": cpu_class(), "cpu_count": os.cpu_count(), "frameworks": frameworks, "flags": flags}
