@@ -12,6 +12,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+from ..run.spawned import to_log
+
 GRACE_S = 60  # after SIGTERM, the time a stopped run has to write its partial results
 
 
@@ -48,10 +50,7 @@ def _stop(proc: mp.process.BaseProcess) -> None:
 
 def _main(target: Callable[..., int], args: tuple, log: str | None, quiet: bool) -> None:
     if log:
-        fd = os.open(log, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
-        os.dup2(fd, 1)
-        os.dup2(fd, 2)
-        os.close(fd)
+        to_log(log, truncate=True)
     elif quiet:
         sys.stdout = open(os.devnull, "w", encoding="utf-8")  # noqa: SIM115 (the process ends with it)
     sys.exit(target(*args))

@@ -10,10 +10,11 @@ import pickle
 from multiprocessing.connection import Connection
 
 
-def to_log(path: str | None) -> None:
-    """Send this process's stdout and stderr (native libraries' too: file descriptors 1 and 2) to the run's log."""
+def to_log(path: str | None, truncate: bool = False) -> None:
+    """Send this process's stdout and stderr (native libraries' too: file descriptors 1 and 2) to a log: the run's,
+    after what the parent and the other workers wrote there, or a file of its own begun afresh (`truncate`)."""
     if path:
-        fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | (os.O_TRUNC if truncate else os.O_APPEND), 0o644)
         os.dup2(fd, 1)
         os.dup2(fd, 2)
         os.close(fd)
