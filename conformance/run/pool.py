@@ -103,10 +103,10 @@ START_S = 6.0
 
 def start_seconds(framework: str, cpu: str | None = None) -> float:
     """What a worker of `framework` costs beyond its cases' seconds, as the shards' order and the display count it:
-    the adapter's measured START_SECONDS on this class of CPU (adapters.declared_on; 0.4-8.6 s across the ten bundled
-    frameworks), else START_S. Splitting and
-    merging keep START_S for every piece (each pays for more than its import: a compiler's header, a cold first
-    graph); the time left would be a minute over in a two-minute run if every small framework's worker cost 6 s."""
+    the adapter's measured START_SECONDS on this class of CPU (adapters.declared_on; 1.7-10.7 s across the ten
+    bundled frameworks on the reference CPU, 0.9-5.3 s on the Xeon), else START_S. Splitting and merging keep START_S
+    for every piece (each pays for more than its import: a compiler's header, a cold first graph); the time left
+    would be a minute over in a two-minute run if every small framework's worker cost 6 s."""
     declared_s = declared_on(framework, "START_SECONDS", cpu)
     return START_S if declared_s is None else float(declared_s)
 
