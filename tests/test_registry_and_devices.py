@@ -85,6 +85,19 @@ def test_versions_apply_per_package(tmp_path):
     assert plain.selects(one, {"numpy": "2.4.6"}) and not plain.selects(one, {"numpy": "1.26.0"})  # the framework's own
 
 
+def test_the_frameworks_own_range_reads_whichever_of_its_wheels_is_installed(tmp_path):
+    """`versions: "<2.17"` is TensorFlow's own release whether the machine installed the `tensorflow` wheel (a GPU
+    machine) or `tensorflow-cpu`: an entry scoped to `tensorflow-cpu` explained a 2.16 crash on CPU machines only."""
+    reg = tmp_path / "v.yaml"
+    reg.write_text(yaml.safe_dump({"divergences": [{**_entry(), "match": {"framework": "tensorflow"}, "versions": "<2.17"}]}))
+    (entry,) = known.load(reg)
+    tf = record(framework="tensorflow", impl="tensorflow/nn/softmax", behaviour="finite")
+    assert entry.selects(tf, {"tensorflow": "2.16.2", "keras": "3.15.1"})
+    assert entry.selects(tf, {"tensorflow-cpu": "2.16.2", "keras": "3.15.1"})
+    assert not entry.selects(tf, {"tensorflow-cpu": "2.17.1"}) and not entry.selects(tf, {"keras": "3.15.1"})
+    assert not entry.selects(tf, {"tensorflowx": "2.16.2"})  # another distribution, not a build of the framework
+
+
 def test_gpu_axis_skips_cleanly_without_a_gpu(tmp_path, capsys):
     code = main(["run", "--cases", str(CASE), "--frameworks", "numpy", "--devices", "gpu", "--jobs", "1", "--out", str(tmp_path)])
     doc = load_results(tmp_path / "results.json")

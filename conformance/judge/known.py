@@ -2,7 +2,7 @@
 
 Each entry matches result records by framework, implementation, op, quantity, dtype, mode, device, case
 pattern (glob on the full case id) and package version ranges (`versions: {<package>: "<0.2.7"}`, PEP 440; a
-plain string applies to the framework's own package), and says why they differ: a bug or a design choice,
+plain string applies to the framework's own package, under whichever of its wheels' names: own_version), and says why they differ: a bug or a design choice,
 with an upstream link. A fail or error record that an entry matches gets status `known` and the entry's link. The registry is a function:
 `judge` returns the judged record and what it did to the entries, `apply` a run's records and each entry's Tally,
 from which `stale` says which entries are out of date; nothing in it keeps count between calls.
@@ -88,7 +88,7 @@ class Entry:
                 return False
         packages = packages or {}
         for package, spec in self.versions.items():
-            installed = packages.get(package or record.framework)
+            installed = packages.get(package) if package else own_version(record.framework, packages)
             try:
                 if installed is None or Version(installed.split("+")[0]) not in spec:
                     return False
@@ -234,6 +234,15 @@ def _bound(raw, where: str) -> float | None:
     if isinstance(raw, bool) or not isinstance(raw, (int, float)) or not raw > 0:
         raise RegistryError(f"{where}: field 'max_tol_ratio' must be a positive number")
     return float(raw)
+
+
+def own_version(framework: str, packages: dict[str, str]) -> str | None:
+    """The framework's own release among its recorded distributions: the one named for it, else a build of it named
+    "<framework>-<build>" (a CPU-only or one platform's wheel of the same release), so that an entry's plain
+    `versions: "<2.17"` speaks for the framework whichever of its wheels a machine installed."""
+    if framework in packages:
+        return packages[framework]
+    return next((v for k, v in sorted(packages.items()) if k.startswith(f"{framework}-")), None)
 
 
 def _versions(raw, where: str) -> dict[str, SpecifierSet]:
