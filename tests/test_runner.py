@@ -232,7 +232,7 @@ def _threaded_plan(monkeypatch, cores: int, jobs: int, omp: str | None = None):
         monkeypatch.setenv("OMP_NUM_THREADS", omp)
     sel = runner.Selection(("k", "b"), ("float32",), ("cpu",), ("eager", "compiled"))
     prone = sorted(c.full_id for c in cases if c.labels_out_of_range)
-    return pool.plan_for_jobs(sel, cases, jobs), prone
+    return pool.plan_for_jobs(sel, cases, jobs, None), prone
 
 
 def test_a_kernel_that_aborts_only_in_a_parallel_region_shares_its_worker_where_each_worker_has_one_thread(monkeypatch):

@@ -655,12 +655,12 @@ class _Pool:
             self.stop(name, f"no progress for {timeout:g} s (hung?); stopped", resume=True, hung=True)
 
 
-def plan_for_jobs(sel: Selection, cases: list[Case] | None, jobs: int) -> list[Shard]:
-    """plan() for `jobs` workers on this machine. A worker of one thread runs no kernel in a parallel region, where a
-    bounds check's throw aborts the process ("cpu/compiled/threaded"): there such cases share their framework's
-    worker. Planned again with them apart where that plan would leave a worker more than one thread (from the same
-    measured costs, read once)."""
-    measured, cpu = _measured_here(sel, cases), cpu_class()
+def plan_for_jobs(sel: Selection, cases: list[Case] | None, jobs: int, cpu: str | None) -> list[Shard]:
+    """plan() for `jobs` workers on this machine, a CPU of class `cpu`. A worker of one thread runs no kernel in a
+    parallel region, where a bounds check's throw aborts the process ("cpu/compiled/threaded"): there such cases share
+    their framework's worker. Planned again with them apart where that plan would leave a worker more than one thread
+    (from the same measured costs, read once)."""
+    measured = _measured_here(sel, cases)
     shards = plan(sel, cases, jobs, measured, threaded=False, cpu=cpu)
     return shards if worker_threads(jobs, len(shards)) == 1 else plan(sel, cases, jobs, measured, cpu=cpu)
 
@@ -668,8 +668,7 @@ def plan_for_jobs(sel: Selection, cases: list[Case] | None, jobs: int) -> list[S
 def plan_event(pending: list[Shard], jobs: int, starts: dict[str, float], cpu: str | None = None) -> Plan:
     """What the display is told of the plan: each shard's seconds with its worker's start-up (the framework's import),
     as this machine measured it last time (shard_costs.starts) or else as the adapter declares it for this class of
-    CPU. A worker of one
-    assert-prone case is mostly its start-up; a warm second run, mostly start-ups."""
+    CPU. A worker of one assert-prone case is mostly its start-up; a warm second run, mostly start-ups."""
     return Plan(tuple((s.name, s.cost + starts.get(s.framework, start_seconds(s.framework, cpu))) for s in pending),
                 workers=max(1, min(jobs, len(pending))))
 
@@ -685,17 +684,18 @@ def run(case_paths: list[Path], sel: Selection, jobs: int, on_event: Callable[[E
     make the outcome incomplete. A named framework that cannot be loaded stops the run: FrameworkBroken.
 
     `machine` (K, N): only this machine's share of a run split across N machines, planned from the declared costs
-    alone (every machine must deal the same shards, whatever its own cache has measured)."""
+    alone (every machine must deal the same shards, whatever its own cache or its class of CPU)."""
+    cpu = None if machine else cpu_class()  # None: the adapters' own figures, which every machine shares
     if machine:
         whole = plan(sel, cases, MACHINE_WORKERS * machine[1], measured={})
         pending = machine_share(whole, *machine)
     else:
-        whole = pending = plan_for_jobs(sel, cases, jobs)
+        whole = pending = plan_for_jobs(sel, cases, jobs, cpu)
     pool = _Pool(sel, [str(p) for p in case_paths], pending, jobs, on_event, cases, config)
     pool.outcome.shards = [s.name for s in pending]
     pool.outcome.plan_id = plan_id(whole)
     here = {} if machine else shard_costs.starts(sel.compile_cache, cpu_model())
-    on_event(plan_event(pending, jobs, here, None if machine else cpu_class()))
+    on_event(plan_event(pending, jobs, here, cpu))
     restore = interrupt_on_sigterm()
     try:
         while pending or pool.running or pool.resumed:
