@@ -136,15 +136,23 @@ def test_list_says_an_adapter_run_would_refuse_is_not_usable(tmp_path, fresh):
     assert "QUICK_SECONDS must map to finite numbers of at least 0" in res.stdout and "no load()" in res.stdout
 
 
+def _costly_adapter(tmp_path: Path, monkeypatch, declarations: str) -> None:
+    """Register a third party's adapter "costly" of these module-level declarations, in this process, under a module
+    name of this test's own: a name shared between tests would be imported once and then found in sys.modules, so
+    the test run after another would read the other's declarations."""
+    module = f"costly_{tmp_path.name}"
+    (tmp_path / f"{module}.py").write_text(f"NAME = 'costly'\n{declarations}\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    monkeypatch.setenv("CONFORMANCE_ADAPTERS", f"costly={module}")
+
+
 def test_a_warm_fraction_that_is_not_a_share_is_refused_where_it_is_read(tmp_path, monkeypatch):
     """WARM_FRACTION is read only once a run measured a part cold: the reader refuses a negative one as the planner's
     other declarations are refused (DeclarationError: exit 2 from the command line)."""
     from conformance.adapters import warm_fraction
     from conformance.adapters.base import DeclarationError
 
-    (tmp_path / "costly_adapter.py").write_text("NAME = 'costly'\nWARM_FRACTION = {'compiled': -1}\n")
-    monkeypatch.syspath_prepend(str(tmp_path))
-    monkeypatch.setenv("CONFORMANCE_ADAPTERS", "costly=costly_adapter")
+    _costly_adapter(tmp_path, monkeypatch, "WARM_FRACTION = {'compiled': -1}")
     with pytest.raises(DeclarationError, match="WARM_FRACTION must map to finite numbers of at least 0"):
         warm_fraction("costly", "compiled")
 
@@ -161,9 +169,17 @@ def test_costs_declared_for_a_cpu_are_checked_as_the_modules_own(tmp_path, monke
     from conformance.adapters import quick_seconds
     from conformance.adapters.base import DeclarationError
 
-    (tmp_path / "costly_adapter.py").write_text(f"NAME = 'costly'\nON_CPU = {on_cpu}\n")
-    monkeypatch.delitem(sys.modules, "costly_adapter", raising=False)  # another test's module of that name
-    monkeypatch.syspath_prepend(str(tmp_path))
-    monkeypatch.setenv("CONFORMANCE_ADAPTERS", "costly=costly_adapter")
+    _costly_adapter(tmp_path, monkeypatch, f"ON_CPU = {on_cpu}")
     with pytest.raises(DeclarationError, match=re.escape(said)):
         quick_seconds("costly")
+
+
+def test_a_start_up_that_is_not_a_number_of_seconds_is_refused(tmp_path, monkeypatch):
+    """START_SECONDS, the module's own or a CPU class's, is refused by one rule where it is not a finite number of at
+    least 0: the plan adds it to every shard of the framework."""
+    from conformance.adapters.base import DeclarationError
+    from conformance.run import pool
+
+    _costly_adapter(tmp_path, monkeypatch, "START_SECONDS = float('nan')")
+    with pytest.raises(DeclarationError, match=re.escape("START_SECONDS must be a finite number of at least 0")):
+        pool.start_seconds("costly")

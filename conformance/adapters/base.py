@@ -169,7 +169,7 @@ class IncompleteAdapter(TypeError):
 
 def declaration(module: ModuleType, name: str) -> Any:
     """A constant of the adapter module (DECLARATIONS), or its default where the module does not declare it. One of
-    the wrong type or with values that are not numbers of at least 0 (NUMBERS) is a DeclarationError: the planner
+    the wrong type or with values that are not numbers of at least 0 (NUMBERS, START_SECONDS) is a DeclarationError: the planner
     reads these before any worker starts, and would otherwise fail half-way through its arithmetic."""
     if name not in DECLARATIONS:
         raise KeyError(f"{name} is not a declaration of the adapter contract (base.DECLARATIONS)")
@@ -186,6 +186,8 @@ def _declaration_problem(name: str, value: Any) -> str | None:
         return f"{name} must be a {kind.__name__ if isinstance(kind, type) else ' or '.join(k.__name__ for k in kind)}"
     if name in NUMBERS and not all(is_figure(v) for v in value.values()):
         return f"{name} must map to finite numbers of at least 0"
+    if name == "START_SECONDS" and value is not None and not is_figure(value):
+        return "START_SECONDS must be a finite number of at least 0"
     if name == "ON_CPU":
         return _on_cpu_problem(value)
     return None
@@ -200,8 +202,8 @@ def _on_cpu_problem(value: dict) -> str | None:
         for name, figure in figures.items():
             if name not in PER_CPU:
                 return f"ON_CPU[{cpu!r}] may hold only {', '.join(PER_CPU)}, not {name!r}"
-            if (problem := _declaration_problem(name, figure)) or (name == "START_SECONDS" and not is_figure(figure)):
-                return f"ON_CPU[{cpu!r}]: {problem or 'START_SECONDS must be a finite number of at least 0'}"
+            if problem := _declaration_problem(name, figure):
+                return f"ON_CPU[{cpu!r}]: {problem}"
     return None
 
 
