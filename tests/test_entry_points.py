@@ -160,6 +160,7 @@ def test_a_warm_fraction_that_is_not_a_share_is_refused_where_it_is_read(tmp_pat
 @pytest.mark.parametrize("on_cpu, said", [
     ("{'intel-avx512': {'QUICK_SECONDS': {'eager': -3}}}", "ON_CPU['intel-avx512']: QUICK_SECONDS must map to finite numbers"),
     ("{'intel-avx512': {'START_SECONDS': float('nan')}}", "ON_CPU['intel-avx512']: START_SECONDS must be a finite number"),
+    ("{'intel-avx512': {'IMPORT_SECONDS': -2}}", "ON_CPU['intel-avx512']: IMPORT_SECONDS must be a finite number"),
     ("{'intel-avx512': {'GPU': False}}", "ON_CPU['intel-avx512'] may hold only COLD_SECONDS"),
     ("{'intel-avx512': 3}", "ON_CPU must map CPU class names to dicts of declarations"),
 ])
@@ -174,12 +175,15 @@ def test_costs_declared_for_a_cpu_are_checked_as_the_modules_own(tmp_path, monke
         quick_seconds("costly")
 
 
-def test_a_start_up_that_is_not_a_number_of_seconds_is_refused(tmp_path, monkeypatch):
-    """START_SECONDS, the module's own or a CPU class's, is refused by one rule where it is not a finite number of at
-    least 0: the plan adds it to every shard of the framework."""
+@pytest.mark.parametrize("name, read", [("START_SECONDS", "start_seconds"), ("IMPORT_SECONDS", "import_seconds")])
+@pytest.mark.parametrize("value", ["float('nan')", "-1.0", "'3'"])
+def test_a_start_up_that_is_not_a_number_of_seconds_is_refused(tmp_path, monkeypatch, name, read, value):
+    """START_SECONDS and IMPORT_SECONDS, the module's own or a CPU class's, are refused by one rule where they are not
+    a finite number of at least 0: the plan adds the first to every shard, the display divides by the second."""
     from conformance.adapters.base import DeclarationError
     from conformance.run import pool
 
-    _costly_adapter(tmp_path, monkeypatch, "START_SECONDS = float('nan')")
-    with pytest.raises(DeclarationError, match=re.escape("START_SECONDS must be a finite number of at least 0")):
-        pool.start_seconds("costly")
+    _costly_adapter(tmp_path, monkeypatch, f"{name} = {value}")
+    said = f"{name} must be a finite number of at least 0" if value != "'3'" else f"{name} must be a int or float"
+    with pytest.raises(DeclarationError, match=re.escape(said)):
+        getattr(pool, read)("costly")

@@ -52,7 +52,7 @@ def _overhead(shard: dict) -> float:
 
 @pytest.mark.parametrize("name", [n for n in registered() if quick_seconds(n)])
 def test_declared_start_up_is_the_measured_quick_runs(name):
-    """START_SECONDS is the committed quick run's overhead of the framework's slowest worker (its seconds beyond its
+    """START_SECONDS (and IMPORT_SECONDS, the part up to the framework imported) is the committed quick run's overhead of the framework's slowest worker (its seconds beyond its
     modes': the interpreter, the import, the cases, judging, sending), not a guess: what the display expects of a worker
     beyond its modes' seconds. It holds the import and more (the import alone left a cold Xeon's last small shards at
     two to four times their plan)."""
@@ -60,6 +60,12 @@ def test_declared_start_up_is_the_measured_quick_runs(name):
     mine = [s for s in timing.values() if isinstance(s, dict) and s["framework"] == name]
     assert pool.start_seconds(name) == max(_overhead(s) for s in mine)
     assert pool.start_seconds(name) >= max(s["start_s"] + s["phases"]["import"] for s in mine) - 0.05
+    assert pool.import_seconds(name) == max(_import(s) for s in mine)  # IMPORT_SECONDS: the spawn to the framework imported
+
+
+def _import(shard: dict) -> float:
+    """A worker's seconds from its spawn to its framework imported: the process start-up and the import phase."""
+    return round(shard["start_s"] + shard["phases"]["import"], 1)
 
 
 # The committed cold quick runs of each CPU class that an adapter declares costs of its own for (ON_CPU).
@@ -79,14 +85,18 @@ def test_every_cpu_class_declared_has_its_measured_runs():
 
 @pytest.mark.parametrize("name", [n for n in registered() if declared(n, "ON_CPU")])
 def test_declared_costs_of_another_cpu_are_its_measured_runs_medians(name):
-    """ON_CPU's QUICK_SECONDS and START_SECONDS are the medians of that CPU class's committed cold quick runs (the
-    mode's seconds rounded, the slowest worker's overhead), as the module's own are the reference run's."""
+    """ON_CPU's QUICK_SECONDS, START_SECONDS and IMPORT_SECONDS are the medians of that CPU class's committed cold
+    quick runs (the mode's seconds rounded, the slowest worker's overhead and import), as the module's own are the
+    reference run's."""
     for cpu, figures in declared(name, "ON_CPU").items():
         runs = [r["timing"] for r in json.loads((COSTS / ON_CPU_RUNS[cpu]).read_text())["runs"].values()]
         per_mode = {m: statistics.median(shard_costs.entries_from(t)[f"{name}/{m}/float32"]["seconds"] for t in runs) for m in MODES}
         starts = [max(_overhead(s) for s in t.values() if s["framework"] == name) for t in runs]
-        assert figures == {"QUICK_SECONDS": {m: round(v) for m, v in per_mode.items()}, "START_SECONDS": round(statistics.median(starts), 1)}
+        imports = [max(s["start_s"] + s["phases"]["import"] for s in t.values() if s["framework"] == name) for t in runs]
+        assert figures == {"QUICK_SECONDS": {m: round(v) for m, v in per_mode.items()}, "START_SECONDS": round(statistics.median(starts), 1),
+                           "IMPORT_SECONDS": round(statistics.median(imports), 1)}
         assert quick_seconds(name, cpu) == figures["QUICK_SECONDS"] and pool.start_seconds(name, cpu) == figures["START_SECONDS"]
+        assert pool.import_seconds(name, cpu) == figures["IMPORT_SECONDS"]
         assert quick_seconds(name) != figures["QUICK_SECONDS"] or pool.start_seconds(name) != figures["START_SECONDS"]
 
 
@@ -201,8 +211,9 @@ class _Planned(Exception):
     """Raised by the display at the plan, so that a test reads what a run planned without starting a worker."""
 
 
-def _plan_told(monkeypatch, cpu: str, machine: tuple[int, int] | None) -> tuple:
-    """The plan (shard, seconds) a quick run of PyTorch and JAX tells its display on a CPU of class `cpu`."""
+def _plan_told(monkeypatch, cpu: str, machine: tuple[int, int] | None, told_of: str = "costs") -> tuple:
+    """The plan (shard, seconds) a quick run of PyTorch and JAX tells its display on a CPU of class `cpu`: its costs,
+    or the imports it expects (`told_of`)."""
     monkeypatch.setattr(pool, "cpu_class", lambda: cpu)
     told = []
 
@@ -214,7 +225,7 @@ def _plan_told(monkeypatch, cpu: str, machine: tuple[int, int] | None) -> tuple:
                     quantities=bundled.QUICK_QUANTITIES, naive=False)
     with pytest.raises(_Planned):
         pool.run([bundled.cases_dir()], sel, 2, display, cases=CASES, machine=machine)
-    return told[0].costs
+    return getattr(told[0], told_of)
 
 
 def test_a_run_plans_from_its_cpu_classs_costs_and_a_split_run_from_the_reference(monkeypatch):
@@ -229,6 +240,9 @@ def test_a_run_plans_from_its_cpu_classs_costs_and_a_split_run_from_the_referenc
     assert dict(_plan_told(monkeypatch, "a-cpu-nobody-measured", None)) == dict(_plan_told(monkeypatch, base.REFERENCE_CPU, None))
     for k in (1, 2):
         assert _plan_told(monkeypatch, "intel-avx512", (k, 2)) == _plan_told(monkeypatch, base.REFERENCE_CPU, (k, 2))
+    # and the imports it expects are the same class's (the display's first measure of the pace compares with them)
+    assert dict(_plan_told(monkeypatch, "intel-avx512", None, "imports")) == {n: pool.import_seconds(n.split("/")[0], "intel-avx512") for n in here}
+    assert dict(_plan_told(monkeypatch, base.REFERENCE_CPU, None, "imports")) == {n: pool.import_seconds(n.split("/")[0]) for n in reference}
 
 
 def test_a_cpus_class_is_its_vendor_and_widest_vector_extension(monkeypatch):

@@ -6,7 +6,7 @@ from __future__ import annotations
 import io
 
 from conformance.app.progress import HEARTBEAT_S, Progress, makespan
-from conformance.run.events import Done, Info, Lost, Plan, ShardProgress, Tick
+from conformance.run.events import Done, Imported, Info, Lost, Plan, ShardProgress, Tick
 
 
 class Clock:
@@ -93,6 +93,27 @@ def test_a_slower_machine_stretches_the_shards_not_started():
     clock.now = 150.0
     p(Done("a"))
     assert p.pace() == 1.5 and p.seconds_left() == 300.0
+
+
+def test_before_any_shard_ends_the_imports_say_the_pace():
+    """No shard has ended, but both workers imported their frameworks: in 6 s of an expected 4 and 3 s of an
+    expected 2 (9 of 6: a pace of 1.5). Each shard is expected to take its plan at that pace (150 and 60 s, of which 10
+    have run); the one not started, 30 s. A shard with no expected import says nothing; a resumed worker's import
+    counts nothing; and once a shard has ended, its seconds say the pace."""
+    p, clock, stream = _progress()
+    p(Plan((("a", 100.0), ("b", 40.0), ("c", 20.0), ("d", 20.0)), workers=2, imports=(("a", 4.0), ("b", 2.0), ("d", 1.0))))
+    p(Tick(("a", "b")))
+    assert p.pace() == 1.0  # nothing measured yet: the plan's own pace
+    clock.now = 10.0
+    p(Imported("a", 6.0))
+    p(Imported("b", 3.0))
+    p(Imported("c", 1.0))  # not expected: nothing to compare
+    p(Imported("a/resumed-1", 60.0))  # the shard's first worker's import is the one compared
+    assert p.pace() == 1.5
+    assert p.seconds_left() == makespan([140.0, 50.0, 30.0, 30.0], 2)
+    clock.now = 50.0
+    p(Done("b"))
+    assert p.pace() == 50.0 / 40.0  # an ended shard's seconds are the better measure
 
 
 def test_a_100_percent_line_and_skipped_devices_once_at_the_end():

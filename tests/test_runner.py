@@ -21,7 +21,7 @@ from conformance.app.cli import main
 from conformance.corpus import bundled
 from conformance.model.names import DTYPES, MODES
 from conformance.run import pool, runner
-from conformance.run.events import RecordMade
+from conformance.run.events import Imported, Info, RecordMade
 
 ROOT = Path(__file__).resolve().parent.parent
 COSTS = {"a": {("compiled", "float32"): 400, ("compiled", "float64"): 300, ("compiled", "float16"): 50, ("eager", "float32"): 100},
@@ -355,6 +355,19 @@ def test_a_named_gpu_that_cannot_be_used_is_an_error_not_a_skip(tmp_path):
     assert "gpu requested but torch cannot use it: torch.cuda.is_available() is False" in res.stderr
 
 
+def test_the_pool_tells_the_display_when_each_worker_has_imported_its_framework():
+    """The display's first measure of this machine's pace: once a worker's framework is imported (its Info arrives),
+    the pool says how long that took since it spawned the worker, as the worker's own timing has it (its start-up and
+    import phases, which the committed runs' IMPORT_SECONDS add up) and a little more (the pipe)."""
+    sel = runner.Selection(("numpy",), ("float32",), ("cpu",), ("eager",))
+    told = []
+    outcome = pool.run([bundled.cases_dir() / "published-values.yaml"], sel, jobs=1, on_event=told.append, timeout=120)
+    (imported,) = [m for m in told if isinstance(m, Imported)]
+    (shard,) = outcome.timing.values()
+    assert imported.shard == outcome.shards[0] and told.index(imported) > min(i for i, m in enumerate(told) if isinstance(m, Info))
+    assert shard["start_s"] + shard["phases"]["import"] <= imported.seconds <= shard["wall_s"]
+
+
 def test_a_run_records_where_its_time_went_and_the_next_run_plans_from_it(tmp_path):
     """results.json carries each worker's wall time and phases, whose parts add up to no more than the whole; the costs
     kept in the compile cache are per unit of work, and a later plan on this CPU uses them instead of COLD_SECONDS."""
@@ -383,6 +396,11 @@ def test_a_run_records_where_its_time_went_and_the_next_run_plans_from_it(tmp_pa
     shards = pool.plan(runner.Selection(("numpy",), DTYPES, ("cpu",), ("eager",), str(cache)), load([cases_file]))
     assert pool.plan_event(shards, 2, began).costs == tuple((s.name, s.cost + began["numpy"]) for s in shards)
     assert pool.plan_event(shards, 2, {}).costs == tuple((s.name, s.cost + pool.start_seconds("numpy")) for s in shards)
+    # and its import as this machine took it, beside the plan's costs measured here; else as the adapter declares it
+    ready = shard_costs.imports(cache, doc["environment"]["cpu"])
+    assert ready == {"numpy": round(shard["start_s"] + shard["phases"]["import"], 2)} and not shard_costs.imports(cache, "another CPU")
+    assert pool.plan_event(shards, 2, began, imports=ready).imports == tuple((s.name, ready["numpy"]) for s in shards)
+    assert pool.plan_event(shards, 2, {}).imports == tuple((s.name, pool.import_seconds("numpy")) for s in shards)
     # a smaller run (one case) leaves the larger run's figures alone; a run as large replaces them
     one = load([cases_file])[0].full_id
     assert main(["run", "--cases", str(cases_file), "--case", one, "--frameworks", "numpy", "--modes", "eager",

@@ -114,6 +114,9 @@ DECLARATIONS: dict[str, tuple[type | tuple[type, ...], Any, str]] = {
     "START_SECONDS": ((int, float), None, "a worker's seconds beyond its modes' (interpreter, import, adapter, reading the "
                                           "cases, judging, sending: shard_costs.overhead), cold: what the display expects of "
                                           "a shard beyond its cases' seconds (default: the pool's START_S)"),
+    "IMPORT_SECONDS": ((int, float), None, "a worker's seconds from its spawn to its framework imported (the interpreter, "
+                                           "the import, the adapter: start_s + phases.import), cold: what tells the display "
+                                           "this machine's pace before any shard has ended (default: none to tell)"),
     "ON_CPU": (dict, {}, "CPU class (\"intel-avx512\": run.environment.cpu_class) -> the cost declarations "
                          "(PER_CPU) measured on such a CPU, which replace the module's own there (those were measured "
                          "on REFERENCE_CPU)"),
@@ -149,7 +152,9 @@ NUMBERS = ("COLD_SECONDS", "QUICK_SECONDS", "WARM_FRACTION", "OWN_FRACTION", "GP
 # holds those of other CPUs, and which of them a CPU gets is its class (run.environment.cpu_class), else these.
 REFERENCE_CPU = "amd-avx2"
 # The declarations that ON_CPU may give a CPU of its own: the cold seconds of the CPU-side runs and the start-up.
-PER_CPU = ("COLD_SECONDS", "QUICK_SECONDS", "WARM_FRACTION", "OWN_FRACTION", "START_SECONDS")
+PER_CPU = ("COLD_SECONDS", "QUICK_SECONDS", "WARM_FRACTION", "OWN_FRACTION", "START_SECONDS", "IMPORT_SECONDS")
+# Declarations of one number of seconds, or None where the adapter has not measured it.
+SECONDS = ("START_SECONDS", "IMPORT_SECONDS")
 
 
 def is_figure(x: Any) -> bool:
@@ -169,7 +174,7 @@ class IncompleteAdapter(TypeError):
 
 def declaration(module: ModuleType, name: str) -> Any:
     """A constant of the adapter module (DECLARATIONS), or its default where the module does not declare it. One of
-    the wrong type or with values that are not numbers of at least 0 (NUMBERS, START_SECONDS) is a DeclarationError: the planner
+    the wrong type or with values that are not numbers of at least 0 (NUMBERS, SECONDS) is a DeclarationError: the planner
     reads these before any worker starts, and would otherwise fail half-way through its arithmetic."""
     if name not in DECLARATIONS:
         raise KeyError(f"{name} is not a declaration of the adapter contract (base.DECLARATIONS)")
@@ -186,8 +191,8 @@ def _declaration_problem(name: str, value: Any) -> str | None:
         return f"{name} must be a {kind.__name__ if isinstance(kind, type) else ' or '.join(k.__name__ for k in kind)}"
     if name in NUMBERS and not all(is_figure(v) for v in value.values()):
         return f"{name} must map to finite numbers of at least 0"
-    if name == "START_SECONDS" and value is not None and not is_figure(value):
-        return "START_SECONDS must be a finite number of at least 0"
+    if name in SECONDS and value is not None and not is_figure(value):
+        return f"{name} must be a finite number of at least 0"
     if name == "ON_CPU":
         return _on_cpu_problem(value)
     return None

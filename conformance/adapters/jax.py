@@ -36,8 +36,9 @@ QUICK_SECONDS = {"eager": 11, "compiled": 5}  # `run --quick`, cold, the same VM
 WARM_FRACTION = {"eager": 0.19, "compiled": 0.11}  # the same quick run again in its compile cache (tests/data/costs/quick-run-warm-pair.json)
 OWN_FRACTION = {"eager": 0.95, "compiled": 0.89}  # a cold full run without the naive formulas over one with them (tests/data/costs/full-run-naive-pair.json)
 START_SECONDS = 4.0  # its worker's seconds beyond its modes' in that quick run (shard_costs.overhead)
+IMPORT_SECONDS = 3.0  # its worker's spawn to its framework imported in that quick run (start_s + import)
 # the medians of 18 cold quick runs on a 2-core Xeon (tests/data/costs/quick-run-timing-intel-avx512.json)
-ON_CPU = {"intel-avx512": {"QUICK_SECONDS": {"eager": 8, "compiled": 3}, "START_SECONDS": 2.3}}
+ON_CPU = {"intel-avx512": {"QUICK_SECONDS": {"eager": 8, "compiled": 3}, "START_SECONDS": 2.3, "IMPORT_SECONDS": 1.5}}
 jax: Any = None
 jnp: Any = None
 optax: Any = None

@@ -22,8 +22,9 @@ COLD_SECONDS = {("compiled", "bfloat16"): 37, ("compiled", "float16"): 31, ("com
 QUICK_SECONDS = {"eager": 4, "compiled": 1}  # `run --quick`, cold, the same VM (tests/data/costs/quick-run-timing.json)
 WARM_FRACTION = {"eager": 0.34, "compiled": 0.19}  # the same quick run again in its compile cache (tests/data/costs/quick-run-warm-pair.json)
 START_SECONDS = 5.1  # its worker's seconds beyond its modes' in that quick run (shard_costs.overhead)
+IMPORT_SECONDS = 4.0  # its worker's spawn to its framework imported in that quick run (start_s + import)
 # the medians of 18 cold quick runs on a 2-core Xeon (tests/data/costs/quick-run-timing-intel-avx512.json)
-ON_CPU = {"intel-avx512": {"QUICK_SECONDS": {"eager": 2, "compiled": 1}, "START_SECONDS": 3.1}}
+ON_CPU = {"intel-avx512": {"QUICK_SECONDS": {"eager": 2, "compiled": 1}, "START_SECONDS": 3.1, "IMPORT_SECONDS": 2.4}}
 OWN_PROCESS = True  # Keras's backend is fixed per process: never loaded beside the tensorflow adapter's Keras
 
 # the jax adapter runs these: one framework's machinery, another framework's API on top

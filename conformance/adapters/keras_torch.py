@@ -21,8 +21,9 @@ COLD_SECONDS = {("compiled", "bfloat16"): 133, ("compiled", "float16"): 141, ("c
 QUICK_SECONDS = {"eager": 0, "compiled": 43}  # `run --quick`, cold, the same VM (tests/data/costs/quick-run-timing.json)
 WARM_FRACTION = {"compiled": 0.32}  # the same quick run again in its compile cache (tests/data/costs/quick-run-warm-pair.json)
 START_SECONDS = 8.3  # its worker's seconds beyond its modes' in that quick run (shard_costs.overhead)
+IMPORT_SECONDS = 7.5  # its worker's spawn to its framework imported in that quick run (start_s + import)
 # the medians of 18 cold quick runs on a 2-core Xeon (tests/data/costs/quick-run-timing-intel-avx512.json)
-ON_CPU = {"intel-avx512": {"QUICK_SECONDS": {"eager": 0, "compiled": 23}, "START_SECONDS": 5.3}}
+ON_CPU = {"intel-avx512": {"QUICK_SECONDS": {"eager": 0, "compiled": 23}, "START_SECONDS": 5.3, "IMPORT_SECONDS": 4.7}}
 COMPILER = _torch.COMPILER
 OWN_PROCESS = True  # Keras's backend is fixed per process: never loaded beside another adapter's Keras
 

@@ -32,8 +32,9 @@ COLD_SECONDS = {("compiled", "bfloat16"): 55, ("compiled", "float16"): 51, ("com
 QUICK_SECONDS = {"eager": 1, "compiled": 14}  # `run --quick`, cold, the same VM (tests/data/costs/quick-run-timing.json)
 WARM_FRACTION = {"compiled": 0.01}  # the same quick run again in its compile cache (tests/data/costs/quick-run-warm-pair.json)
 START_SECONDS = 1.8  # its worker's seconds beyond its modes' in that quick run (shard_costs.overhead)
+IMPORT_SECONDS = 0.6  # its worker's spawn to its framework imported in that quick run (start_s + import)
 # the medians of 18 cold quick runs on a 2-core Xeon (tests/data/costs/quick-run-timing-intel-avx512.json)
-ON_CPU = {"intel-avx512": {"QUICK_SECONDS": {"eager": 1, "compiled": 7}, "START_SECONDS": 0.9}}
+ON_CPU = {"intel-avx512": {"QUICK_SECONDS": {"eager": 1, "compiled": 7}, "START_SECONDS": 0.9, "IMPORT_SECONDS": 0.3}}
 mx: Any = None
 nn: Any = None
 _compiled: dict = {}

@@ -27,8 +27,9 @@ COLD_SECONDS = {("compiled", "bfloat16"): 3, ("compiled", "float16"): 2, ("compi
                 ("eager", "float32"): 3, ("eager", "float64"): 1}
 QUICK_SECONDS = {"eager": 0, "compiled": 0}  # `run --quick`, cold, the same VM (tests/data/costs/quick-run-timing.json)
 START_SECONDS = 2.1  # its worker's seconds beyond its modes' in that quick run (shard_costs.overhead)
+IMPORT_SECONDS = 1.0  # its worker's spawn to its framework imported in that quick run (start_s + import)
 # the medians of 18 cold quick runs on a 2-core Xeon (tests/data/costs/quick-run-timing-intel-avx512.json)
-ON_CPU = {"intel-avx512": {"QUICK_SECONDS": {"eager": 0, "compiled": 0}, "START_SECONDS": 1.1}}
+ON_CPU = {"intel-avx512": {"QUICK_SECONDS": {"eager": 0, "compiled": 0}, "START_SECONDS": 1.1, "IMPORT_SECONDS": 0.4}}
 GPU = False  # NumPy/SciPy run on the CPU only; CuPy (cupyx.scipy.special) is the GPU counterpart
 _sp = None
 

@@ -38,8 +38,9 @@ COLD_SECONDS = {("compiled", "bfloat16"): 6, ("compiled", "float16"): 4, ("compi
 QUICK_SECONDS = {"eager": 5, "compiled": 0}  # `run --quick`, cold, the same VM (tests/data/costs/quick-run-timing.json)
 WARM_FRACTION = {"eager": 0.93}  # the same quick run again in its compile cache (tests/data/costs/quick-run-warm-pair.json)
 START_SECONDS = 3.1  # its worker's seconds beyond its modes' in that quick run (shard_costs.overhead)
+IMPORT_SECONDS = 2.1  # its worker's spawn to its framework imported in that quick run (start_s + import)
 # the medians of 18 cold quick runs on a 2-core Xeon (tests/data/costs/quick-run-timing-intel-avx512.json)
-ON_CPU = {"intel-avx512": {"QUICK_SECONDS": {"eager": 3, "compiled": 0}, "START_SECONDS": 2.2}}
+ON_CPU = {"intel-avx512": {"QUICK_SECONDS": {"eager": 3, "compiled": 0}, "START_SECONDS": 2.2, "IMPORT_SECONDS": 1.2}}
 OPSET = 17  # a current opset for the per-axis ops and the losses (SoftmaxCrossEntropyLoss and NLL are 13 there)
 ort: Any = None
 onnx: Any = None

@@ -34,8 +34,9 @@ COLD_SECONDS = {("eager", "float32"): 56, ("eager", "float64"): 56, ("eager", "f
                 ("compiled", "float32"): 82, ("compiled", "float64"): 82, ("compiled", "float16"): 13, ("compiled", "bfloat16"): 13}
 QUICK_SECONDS = {"eager": 0, "compiled": 1}  # `run --quick`, cold, the same VM (tests/data/costs/quick-run-timing.json)
 START_SECONDS = 4.6  # its worker's seconds beyond its modes' in that quick run (shard_costs.overhead)
+IMPORT_SECONDS = 3.2  # its worker's spawn to its framework imported in that quick run (start_s + import)
 # the medians of 18 cold quick runs on a 2-core Xeon (tests/data/costs/quick-run-timing-intel-avx512.json)
-ON_CPU = {"intel-avx512": {"QUICK_SECONDS": {"eager": 0, "compiled": 0}, "START_SECONDS": 1.8}}
+ON_CPU = {"intel-avx512": {"QUICK_SECONDS": {"eager": 0, "compiled": 0}, "START_SECONDS": 1.8, "IMPORT_SECONDS": 1.1}}
 DEVICE_ASSERTS = ("gpu",)  # an out-of-range label on CUDA is a device-side assert, as in torch
 # In a pytest process that had already run torch, TensorFlow and JAX, Paddle's first softmax segfaulted: it runs in
 # processes of its own (every `conformance run` gives it its own workers anyway).

@@ -40,8 +40,9 @@ QUICK_SECONDS = {"eager": 1, "compiled": 7}  # `run --quick`, cold, the same VM 
 WARM_FRACTION = {"compiled": 0.38}  # the same quick run again in its compile cache (tests/data/costs/quick-run-warm-pair.json)
 OWN_FRACTION = {"compiled": 0.93}  # a cold full run without the naive formulas over one with them (tests/data/costs/full-run-naive-pair.json)
 START_SECONDS = 10.7  # its worker's seconds beyond its modes' in that quick run (shard_costs.overhead)
+IMPORT_SECONDS = 9.7  # its worker's spawn to its framework imported in that quick run (start_s + import)
 # the medians of 18 cold quick runs on a 2-core Xeon (tests/data/costs/quick-run-timing-intel-avx512.json)
-ON_CPU = {"intel-avx512": {"QUICK_SECONDS": {"eager": 1, "compiled": 5}, "START_SECONDS": 4.8}}
+ON_CPU = {"intel-avx512": {"QUICK_SECONDS": {"eager": 1, "compiled": 5}, "START_SECONDS": 4.8, "IMPORT_SECONDS": 4.0}}
 tf: Any = None
 keras: Any = None
 _compiled: dict = {}

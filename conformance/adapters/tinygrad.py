@@ -40,8 +40,9 @@ QUICK_SECONDS = {"eager": 12, "compiled": 2}  # `run --quick`, cold, the same VM
 WARM_FRACTION = {"eager": 0.55, "compiled": 0.79}  # the same quick run again in its compile cache (tests/data/costs/quick-run-warm-pair.json)
 OWN_FRACTION = {"eager": 0.6, "compiled": 0.77}  # a cold full run without the naive formulas over one with them (tests/data/costs/full-run-naive-pair.json)
 START_SECONDS = 1.7  # its worker's seconds beyond its modes' in that quick run (shard_costs.overhead)
+IMPORT_SECONDS = 0.7  # its worker's spawn to its framework imported in that quick run (start_s + import)
 # the medians of 18 cold quick runs on a 2-core Xeon (tests/data/costs/quick-run-timing-intel-avx512.json)
-ON_CPU = {"intel-avx512": {"QUICK_SECONDS": {"eager": 6, "compiled": 1}, "START_SECONDS": 1.0}}
+ON_CPU = {"intel-avx512": {"QUICK_SECONDS": {"eager": 6, "compiled": 1}, "START_SECONDS": 1.0, "IMPORT_SECONDS": 0.4}}
 TinyTensor: Any = None
 dtypes: Any = None
 TinyJit: Any = None

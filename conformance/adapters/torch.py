@@ -49,8 +49,9 @@ QUICK_SECONDS = {"eager": 6, "compiled": 73}  # `run --quick`, cold, the same VM
 WARM_FRACTION = {"eager": 0.09, "compiled": 0.13}  # the same quick run again in its compile cache (tests/data/costs/quick-run-warm-pair.json)
 OWN_FRACTION = {"compiled": 0.75}  # a cold full run without the naive formulas over one with them (tests/data/costs/full-run-naive-pair.json)
 START_SECONDS = 8.0  # its worker's seconds beyond its modes' in that quick run (shard_costs.overhead)
+IMPORT_SECONDS = 6.5  # its worker's spawn to its framework imported in that quick run (start_s + import)
 # the medians of 18 cold quick runs on a 2-core Xeon (tests/data/costs/quick-run-timing-intel-avx512.json)
-ON_CPU = {"intel-avx512": {"QUICK_SECONDS": {"eager": 3, "compiled": 51}, "START_SECONDS": 3.5}}
+ON_CPU = {"intel-avx512": {"QUICK_SECONDS": {"eager": 3, "compiled": 51}, "START_SECONDS": 3.5, "IMPORT_SECONDS": 2.6}}
 torch: Any = None
 F: Any = None
 _compiled: dict = {}

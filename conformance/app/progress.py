@@ -8,7 +8,7 @@ import time
 
 from ..model.record import unexplained
 from ..model.status import Status
-from ..run.events import Done, Event, Finished, Info, Lost, Plan, Planned, RecordMade, ShardProgress, Tick, planned_shard
+from ..run.events import Done, Event, Finished, Imported, Info, Lost, Plan, Planned, RecordMade, ShardProgress, Tick, planned_shard
 
 # A CI log that stays silent for minutes looks hung: no silence over 60 s while workers run. The parent looks at the
 # clock between workers' messages, which can keep it busy for a second or two (a cold CI run went 61.9 s with the
@@ -34,9 +34,10 @@ class Progress:
     this machine last time, else the adapters' declared costs) and the clock, not from records or units: a record of
     a compiled gradient costs a hundred of an eager softmax, and a shard's units do not cost alike either (its first
     programs compile, its large cases come last), so counting them promises an end that never comes. What this
-    machine's pace is comes from the shards that ended (their seconds against their plan); a running shard is expected
-    to take its plan at that pace, and only once it has run past that do its units say how much of it is left (at the
-    pace of its units after the first, which pays for the start-up and the compiler's first use)."""
+    machine's pace is comes from the shards that ended (their seconds against their plan), and before any has, from
+    the workers' imports (their seconds against the plan's expected ones: a slow day slows both); a running shard is
+    expected to take its plan at that pace, and only once it has run past that do its units say how much of it is
+    left (at the pace of its units after the first, which pays for the start-up and the compiler's first use)."""
 
     def __init__(self, stream=None, total: int = 0, clock=time.monotonic):
         stream = stream or sys.stderr  # looked up now, not at import: stderr may have been redirected since
@@ -49,6 +50,8 @@ class Progress:
         self.ended_at: dict[str, float] = {}  # shard -> when it ended (done or lost; not a death that goes on)
         self.resumed_at: dict[str, float] = {}  # shard -> its share done when its worker died and a new one went on
         self.first_unit: dict[str, tuple[float, float]] = {}  # shard -> (when, share done) at its first unit's end
+        self.import_plan: dict[str, float] = {}  # shard -> the seconds its worker is expected to take to import
+        self.imported: dict[str, float] = {}  # shard -> the seconds its (first) worker took to import
         self.total = total  # (case, op, dtype, mode) units over every shard, where no plan is given (one process)
         self.done_units: dict[str, int] = {}
         self.records = self.bad = self.known = 0
@@ -72,11 +75,15 @@ class Progress:
         return None
 
     def pace(self) -> float:
-        """This machine's seconds per planned second: the shards that ended whole, their seconds against their plan
-        (1 before any has: the plan's own pace)."""
+        """This machine's seconds per planned second: the shards that ended whole, their seconds against their plan;
+        before any has, the imports so far against theirs (a quick run's first shard ends at a fifth of it, and on a
+        slow day the plan's own pace said 30% too little there); with neither, 1: the plan's own pace."""
         ended = [n for n in self.ended_at if n in self.cost and n in self.started_at and self.state.get(n) == "done"]
         planned = sum(self.cost[n] for n in ended)
-        return sum(self.ended_at[n] - self.started_at[n] for n in ended) / planned if planned > 0 else 1.0
+        if planned > 0:
+            return sum(self.ended_at[n] - self.started_at[n] for n in ended) / planned
+        expected = sum(self.import_plan[n] for n in self.imported)
+        return sum(self.imported.values()) / expected if expected > 0 else 1.0
 
     def _running(self) -> list[str]:
         return [n for n in self.cost if n in self.started_at and n not in self.ended_at]
@@ -135,6 +142,7 @@ class Progress:
             return
         if isinstance(msg, Plan):  # [(shard, estimated seconds)] from the pool
             self.cost = {name: max(float(cost), 1.0) for name, cost in msg.costs}  # a shard of no estimate still counts
+            self.import_plan = dict(msg.imports)
             self.workers = msg.workers
             planned = self.seconds_left()
             if not self.tty and planned is not None:  # a machine's share of a split run may hold no shard at all
@@ -150,6 +158,10 @@ class Progress:
                 self.started_at.setdefault(planned_shard(name), self.clock())
             self._tenth(first=False)  # the first line waits for the first unit done: the run has answers then
             self._heartbeat(msg.running)
+            return
+        if isinstance(msg, Imported):
+            if planned_shard(msg.shard) in self.import_plan:
+                self.imported.setdefault(planned_shard(msg.shard), msg.seconds)  # a resumed worker's says nothing new
             return
         if isinstance(msg, Finished):
             self._maybe_finished(ended=True)

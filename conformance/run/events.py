@@ -22,6 +22,14 @@ class Info:
 
 
 @dataclass(frozen=True)
+class Imported:
+    """A shard's worker has imported its framework, `seconds` after the pool spawned it: the first measure of this
+    machine's pace, long before a shard ends (the pool sends it when the worker's Info arrives)."""
+    shard: str
+    seconds: float
+
+
+@dataclass(frozen=True)
 class CaseBegun:
     """A worker has started a case: where a crash is attributed, and what a resumed worker skips."""
     framework: str
@@ -116,9 +124,11 @@ class Planned:
 @dataclass(frozen=True)
 class Plan:
     """The shards of the run with their estimated seconds, in the order the pool starts them, and how many workers
-    run at once."""
+    run at once; `imports`: the seconds each shard's worker is expected to take from its spawn to its framework
+    imported, where known (the same source as its cost)."""
     costs: tuple[tuple[str, float], ...]
     workers: int = 1
+    imports: tuple[tuple[str, float], ...] = ()
 
 
 @dataclass(frozen=True)
@@ -132,4 +142,4 @@ class Finished:
     """Every shard has ended."""
 
 
-Event = Started | Info | CaseBegun | RecordMade | ShardProgress | TimingOf | Done | Crash | Fatal | Lost | Planned | Plan | Tick | Finished
+Event = Started | Info | Imported | CaseBegun | RecordMade | ShardProgress | TimingOf | Done | Crash | Fatal | Lost | Planned | Plan | Tick | Finished

@@ -42,6 +42,7 @@ from .events import (
     EnvironmentFault,
     Event,
     Fatal,
+    Imported,
     Info,
     Lost,
     Plan,
@@ -109,6 +110,15 @@ def start_seconds(framework: str, cpu: str | None = None) -> float:
     would be a minute over in a two-minute run if every small framework's worker cost 6 s."""
     declared_s = declared_on(framework, "START_SECONDS", cpu)
     return START_S if declared_s is None else float(declared_s)
+
+
+def import_seconds(framework: str, cpu: str | None = None) -> float | None:
+    """The seconds from a worker's spawn to its framework imported that the adapter measured on this class of CPU
+    (IMPORT_SECONDS: 0.6-9.7 s across the ten bundled frameworks on the reference CPU), else None. On a CPU of the
+    same class, a slow day shows in the imports as in the work (a cold quick run on a Xeon that took 1.49 times its
+    class's median: its workers' imports 1.1-1.9 times theirs, their work 1.1-1.7 times)."""
+    declared_s = declared_on(framework, "IMPORT_SECONDS", cpu)
+    return None if declared_s is None else float(declared_s)
 
 
 @functools.cache
@@ -631,6 +641,8 @@ class _Pool:
                     return  # a call run again after a crash: this quantity's record came from the worker that died
             self.outcome.take(msg)
             self.on_event(replace(msg, shard=name) if isinstance(msg, ShardProgress) else msg)  # progress is per shard
+            if isinstance(msg, Info) and "absent" not in msg.info and "spawned" in shard_timing:
+                self.on_event(Imported(name, time.time() - shard_timing["spawned"]))  # the pace's first measure
 
     def poll(self, timeout: float) -> None:
         """Read what the workers sent in the next half second; notice the dead and the silent."""
@@ -665,12 +677,17 @@ def plan_for_jobs(sel: Selection, cases: list[Case] | None, jobs: int, cpu: str 
     return shards if worker_threads(jobs, len(shards)) == 1 else plan(sel, cases, jobs, measured, cpu=cpu)
 
 
-def plan_event(pending: list[Shard], jobs: int, starts: dict[str, float], cpu: str | None = None) -> Plan:
+def plan_event(pending: list[Shard], jobs: int, starts: dict[str, float], cpu: str | None = None,
+               imports: dict[str, float] | None = None) -> Plan:
     """What the display is told of the plan: each shard's seconds with its worker's start-up (the framework's import),
     as this machine measured it last time (shard_costs.starts) or else as the adapter declares it for this class of
-    CPU. A worker of one assert-prone case is mostly its start-up; a warm second run, mostly start-ups."""
+    CPU. A worker of one assert-prone case is mostly its start-up; a warm second run, mostly start-ups. And each CPU
+    shard's expected seconds to its framework imported, from the same source (`imports`: shard_costs.imports, else
+    import_seconds), where there is one: what tells the display this machine's pace before any shard has ended."""
+    imports = imports or {}
+    expected = ((s.name, imports.get(s.framework, import_seconds(s.framework, cpu))) for s in pending if not s.on_gpu)
     return Plan(tuple((s.name, s.cost + starts.get(s.framework, start_seconds(s.framework, cpu))) for s in pending),
-                workers=max(1, min(jobs, len(pending))))
+                workers=max(1, min(jobs, len(pending))), imports=tuple((n, e) for n, e in expected if e is not None))
 
 
 def run(case_paths: list[Path], sel: Selection, jobs: int, on_event: Callable[[Event], None],
@@ -695,7 +712,8 @@ def run(case_paths: list[Path], sel: Selection, jobs: int, on_event: Callable[[E
     pool.outcome.shards = [s.name for s in pending]
     pool.outcome.plan_id = plan_id(whole)
     here = {} if machine else shard_costs.starts(sel.compile_cache, cpu_model())
-    on_event(plan_event(pending, jobs, here, cpu))
+    imported = {} if machine else shard_costs.imports(sel.compile_cache, cpu_model())
+    on_event(plan_event(pending, jobs, here, cpu, imported))
     restore = interrupt_on_sigterm()
     try:
         while pending or pool.running or pool.resumed:

@@ -39,7 +39,7 @@ def _path(cache: str | Path | None) -> Path | None:
 
 
 def _section(cache: str | Path | None, cpu: str, key: str) -> dict:
-    """One mapping of the file ("entries", "starts") where it was measured on this CPU; empty otherwise."""
+    """One mapping of the file ("entries", "starts", "imports") where it was measured on this CPU; empty otherwise."""
     path = _path(cache)
     try:
         doc = json.loads(path.read_text(encoding="utf-8")) if path and path.is_file() else {}
@@ -91,6 +91,13 @@ def starts(cache: str | Path | None, cpu: str) -> dict[str, float]:
     return {k: float(v) for k, v in _section(cache, cpu, "starts").items() if is_figure(v)}
 
 
+def imports(cache: str | Path | None, cpu: str) -> dict[str, float]:
+    """framework -> the seconds its slowest worker took from its spawn to the framework imported on this CPU last
+    time, where a run here measured it: what the display compares this run's imports with (as the plan's costs, these
+    are this machine's own, not the adapter's IMPORT_SECONDS)."""
+    return {k: float(v) for k, v in _section(cache, cpu, "imports").items() if is_figure(v)}
+
+
 def overhead(shard: dict) -> float | None:
     """A finished worker's seconds beyond its modes' (by_mode): the interpreter, the import, reading the cases,
     judging and sending; None where its `timing` lacks a figure. What a plan adds to a shard's cost for its worker
@@ -102,11 +109,19 @@ def overhead(shard: dict) -> float | None:
     return max(0.0, took[0] + took[1] - sum(took[2:]))
 
 
-def starts_from(timing: dict[str, dict]) -> dict[str, float]:
-    """framework -> its slowest finished CPU worker's overhead in a run's `timing`."""
+def imported(shard: dict) -> float | None:
+    """A finished CPU worker's seconds from its spawn to its framework imported; None where its `timing` lacks one."""
+    took = shard.get("start_s"), (shard.get("phases") or {}).get("import")
+    if shard.get("devices") == ["gpu"] or "wall_s" not in shard or not all(is_figure(t) for t in took):
+        return None
+    return took[0] + took[1]
+
+
+def starts_from(timing: dict[str, dict], measure: Callable[[dict], float | None] = overhead) -> dict[str, float]:
+    """framework -> its slowest finished CPU worker's overhead (or other `measure`) in a run's `timing`."""
     out: dict[str, float] = {}
     for shard in timing.values():
-        if (took := overhead(shard)) is not None:
+        if (took := measure(shard)) is not None:
             out[shard["framework"]] = round(max(out.get(shard["framework"], 0.0), took), 2)
     return out
 
@@ -126,7 +141,8 @@ def remember(cache: str | Path | None, cpu: str, timing: dict[str, dict], planne
                      **({"naive": naive} if naive is not None else {})}
                  for k, e in fresh.items() if e["units"] >= kept.get(k, {}).get("units", 0)}
         began = {**starts(cache, cpu), **starts_from(timing)}  # the latest start-up: the cache is as warm as it will be
-        results_io.write({"cpu": cpu, "entries": {**kept, **fresh}, "starts": began}, path)  # atomic, like a results file
+        ready = {**imports(cache, cpu), **starts_from(timing, imported)}
+        results_io.write({"cpu": cpu, "entries": {**kept, **fresh}, "starts": began, "imports": ready}, path)  # atomic
     except OSError:
         pass  # a read-only cache folder: the next run plans from the constants
 
