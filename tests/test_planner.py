@@ -52,10 +52,10 @@ def _overhead(shard: dict) -> float:
 
 @pytest.mark.parametrize("name", [n for n in registered() if quick_seconds(n)])
 def test_declared_start_up_is_the_measured_quick_runs(name):
-    """START_SECONDS (and IMPORT_SECONDS, the part up to the framework imported) is the committed quick run's overhead of the framework's slowest worker (its seconds beyond its
+    """START_SECONDS is the committed quick run's overhead of the framework's slowest worker (its seconds beyond its
     modes': the interpreter, the import, the cases, judging, sending), not a guess: what the display expects of a worker
     beyond its modes' seconds. It holds the import and more (the import alone left a cold Xeon's last small shards at
-    two to four times their plan)."""
+    two to four times their plan). IMPORT_SECONDS is that worker's part up to its framework imported."""
     timing = json.loads((COSTS / "quick-run-timing.json").read_text())
     mine = [s for s in timing.values() if isinstance(s, dict) and s["framework"] == name]
     assert pool.start_seconds(name) == max(_overhead(s) for s in mine)

@@ -12,6 +12,7 @@ import uuid
 from itertools import product
 from pathlib import Path
 
+import numpy as np
 import pytest
 from results_factory import load as load_results
 from results_factory import outcomes
@@ -366,6 +367,26 @@ def test_the_pool_tells_the_display_when_each_worker_has_imported_its_framework(
     (shard,) = outcome.timing.values()
     assert imported.shard == outcome.shards[0] and told.index(imported) > min(i for i, m in enumerate(told) if isinstance(m, Info))
     assert shard["start_s"] + shard["phases"]["import"] <= imported.seconds <= shard["wall_s"]
+
+
+def test_what_a_framework_says_of_itself_reaches_the_parent_as_plain_json_types():
+    """A framework's own types never cross the pipe: PyTorch's version string is a `TorchVersion`, and unpickling it
+    made the run's parent import PyTorch (1.5-2.5 s of a core while the workers start, and its Info that much late)."""
+    class Version(str):
+        pass
+
+    said = runner.plain({"version": Version("2.13.0+cpu"), "flags": {"dtype": np.dtype("float32"), "threads": 2}})
+    assert said == {"version": "2.13.0+cpu", "flags": {"dtype": "float32", "threads": 2}} and type(said["version"]) is str
+    script = ("import sys; from conformance.corpus import bundled; from conformance.run import pool, runner; "
+              "sel = runner.Selection(('torch',), ('float32',), ('cpu',), ('eager',), cases=('published-values/*',)); "
+              "pool.run([bundled.cases_dir() / 'published-values.yaml'], sel, jobs=1, on_event=lambda m: None, timeout=120); "
+              "print('torch' in sys.modules)")
+    try:
+        import torch  # noqa: F401
+    except ImportError:
+        pytest.skip("torch is not installed")
+    res = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, cwd=ROOT, timeout=300)
+    assert res.returncode == 0 and res.stdout.strip().splitlines()[-1] == "False", res.stderr[-2000:]
 
 
 def test_a_run_records_where_its_time_went_and_the_next_run_plans_from_it(tmp_path):

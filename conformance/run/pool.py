@@ -115,8 +115,8 @@ def start_seconds(framework: str, cpu: str | None = None) -> float:
 def import_seconds(framework: str, cpu: str | None = None) -> float | None:
     """The seconds from a worker's spawn to its framework imported that the adapter measured on this class of CPU
     (IMPORT_SECONDS: 0.6-9.7 s across the ten bundled frameworks on the reference CPU), else None. On a CPU of the
-    same class, a slow day shows in the imports as in the work (a cold quick run on a Xeon that took 1.49 times its
-    class's median: its workers' imports 1.1-1.9 times theirs, their work 1.1-1.7 times)."""
+    same class, a slow day shows in the imports as in the work (13 cold quick runs on a Xeon that took 1.32-1.56 times
+    its class's median: per framework, the median import 1.4-1.6 times the declared, the median work 1.3-1.5 times)."""
     declared_s = declared_on(framework, "IMPORT_SECONDS", cpu)
     return None if declared_s is None else float(declared_s)
 

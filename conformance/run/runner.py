@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import functools
 import itertools
+import json
 import time
 from collections import Counter
 from collections.abc import Callable, Iterator, Sequence
@@ -363,6 +364,13 @@ def make_record(case: Case, inputs: Inputs, impl: Impl, quantity: str, mode: str
                   accumulates_in=impl.accumulates_in if widens(inputs.dtype, impl.accumulates_in) else None)
 
 
+def plain(info: dict) -> dict:
+    """What a framework says about itself as JSON's own types, which is what results.json keeps of it. The frameworks'
+    own types do not cross the pipe: to unpickle PyTorch's version string (a `torch.torch_version.TorchVersion`) the
+    run's parent process imported PyTorch, 1.5-2.5 s of a core while the workers start, and its Info arrived that late."""
+    return json.loads(json.dumps(info, default=str))
+
+
 def run_framework(name: str, case_paths: list[str], sel: Selection, emit: Callable[[Event], None]) -> None:
     """Body of one worker: load the adapter, run every case, emit its events (events.py).
     A framework that cannot be loaded is "absent" (skipped) only when it was not named and its package is
@@ -390,7 +398,7 @@ def run_framework(name: str, case_paths: list[str], sel: Selection, emit: Callab
     if skipped:
         info["skipped_devices"] = {d: f"no {d} visible to {name}" for d in skipped}
     timing.add("import", time.perf_counter() - started)
-    emit(Info(name, info))
+    emit(Info(name, plain(info)))
     started = time.perf_counter()
     cases = load([Path(p) for p in case_paths])
     timing.add("cases", time.perf_counter() - started)
