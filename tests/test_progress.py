@@ -199,7 +199,7 @@ def test_a_plan_of_no_shard_says_nothing_and_breaks_nothing():
 
 
 # Six cold quick runs' progress events as the display got them, recorded live on the 2-core Xeon VM on a day it ran
-# 1.3-1.5 times slower than the costs its class declares (94-104 s against their median 71 s).
+# 1.3-1.4 times slower than the costs its class declares (94-102 s against their median 71 s).
 RECORDED = Path(__file__).resolve().parent / "data" / "progress" / "quick-run-events-intel-avx512.json.gz"
 KINDS = {kind.__name__: kind for kind in (Planned, Plan, Tick, ShardProgress, Done, Lost, Imported, Finished)}
 
@@ -227,12 +227,16 @@ def _log_errors(events: list) -> tuple[list[tuple[float, int, float]], float]:
 
 def test_recorded_cold_quick_runs_on_a_slower_day_are_estimated_within_a_quarter_from_a_fifth_on():
     """The progress a newcomer's first run shows, replayed from six live runs (the same lines their logs had): a first
-    estimate at the start, and from 20% on every line's time left within 25% of the truth in five of the six (the
-    sixth: 26% short at 60-70%, where the shards that had ended ran at 1.3 times their plan and the rest at 1.5)."""
+    estimate at the start, and from 20% on every line's time left within 25% of the truth (they were within 6-18%).
+    Before any shard ends, the workers' imports say the pace (1.1-1.6 times the declared in these runs); without
+    them, the plan's own pace put their 20% lines 24-30% short, five of the six beyond 25%."""
     runs = json.loads(gzip.decompress(RECORDED.read_bytes()))["runs"]
     worst = {}
     for name, run in runs.items():
         errors, first = _log_errors(run["events"])
         assert first <= 60.0 and len([e for e in errors if e[1] >= 20]) >= 7, name
         worst[name] = max(abs(e) for _, percent, e in errors if percent >= 20)
-    assert sum(w <= 0.25 for w in worst.values()) >= 5, worst
+    assert all(w <= 0.25 for w in worst.values()), worst
+    unpaced = [_log_errors([[when, kind, {**fields, "imports": []} if kind == "Plan" else fields] for when, kind, fields in run["events"]])[0]
+               for run in runs.values()]
+    assert sum(next(e for _, percent, e in errors if percent >= 20) < -0.25 for errors in unpaced) == 5
