@@ -28,6 +28,17 @@ def _progress():
     return Progress(stream, clock=clock), clock, stream
 
 
+def _one_shard(name: str, planned: float, units: list[tuple[float, int, int]]) -> Progress:
+    """A run of one shard of `planned` seconds, started at 0 s, whose units done were (when, done, of total)."""
+    p, clock, stream = _progress()
+    p(Plan(((name, planned),)))
+    p(Tick((name,)))
+    for when, done, total in units:
+        clock.now = when
+        p(ShardProgress(name, done, total))
+    return p
+
+
 def test_a_silent_worker_still_gets_a_line_every_heartbeat():
     p, clock, stream = _progress()
     p(Plan((("torch/compiled", 500.0), ("numpy/eager", 10.0))))
@@ -59,11 +70,7 @@ def test_the_estimate_weighs_shards_by_their_planned_cost():
 def test_cheap_first_units_do_not_make_a_shard_look_nearly_done():
     """A shard's first units can cost little against its later ones (its large cases come last): nine tenths of its
     units in 10 s of a planned 100 leave 90 s, not the 1 s that counting units would say."""
-    p, clock, stream = _progress()
-    p(Plan((("tf/eager", 100.0),)))
-    p(Tick(("tf/eager",)))
-    clock.now = 10.0
-    p(ShardProgress("tf/eager", 9, 10))
+    p = _one_shard("tf/eager", 100.0, [(10.0, 9, 10)])
     assert p.seconds_left() == 90.0 and p.fraction() == 0.1
 
 
@@ -71,23 +78,13 @@ def test_a_shard_within_its_plan_weighs_its_own_units_by_the_square_of_their_sha
     """Within its plan (100 s at the plan's pace), a shard's own units count by the square of their share done: its
     first tenth ended at 10 s, eight tenths by 50 s, so its units say the last two tenths take 2/7 of 40 s; its plan says
     50 s; weighed 0.64 to the units, 0.36 to the plan."""
-    p, clock, stream = _progress()
-    p(Plan((("jax/compiled", 100.0),)))
-    p(Tick(("jax/compiled",)))
-    clock.now = 10.0
-    p(ShardProgress("jax/compiled", 1, 10))
-    clock.now = 50.0
-    p(ShardProgress("jax/compiled", 8, 10))
+    p = _one_shard("jax/compiled", 100.0, [(10.0, 1, 10), (50.0, 8, 10)])
     assert p.seconds_left() == pytest.approx(0.36 * 50.0 + 0.64 * 40.0 * 2 / 7)
 
 
 def test_a_shard_past_its_plan_goes_by_its_units():
     """Past its planned time, a shard's units say what is left: three quarters in 150 s, 50 s more."""
-    p, clock, stream = _progress()
-    p(Plan((("tf/eager", 100.0),)))
-    p(Tick(("tf/eager",)))
-    clock.now = 150.0
-    p(ShardProgress("tf/eager", 3, 4))
+    p = _one_shard("tf/eager", 100.0, [(150.0, 3, 4)])
     assert p.seconds_left() == 50.0 and p.fraction() == 0.75
 
 
@@ -95,13 +92,7 @@ def test_past_its_plan_a_shard_goes_at_the_pace_of_its_units_after_the_first():
     """A compiled shard's first unit pays for the worker's start-up and the compiler's first use (PyTorch's first
     compiled call: 22 s of a 55 s quick shard). Its first of ten units ended at 100 s, five more by 150 s: the other
     four take 40 s at 10 s each, not the 100 s that the time so far over the share done would say."""
-    p, clock, stream = _progress()
-    p(Plan((("torch/compiled", 100.0),)))
-    p(Tick(("torch/compiled",)))
-    clock.now = 100.0
-    p(ShardProgress("torch/compiled", 1, 10))
-    clock.now = 150.0
-    p(ShardProgress("torch/compiled", 6, 10))
+    p = _one_shard("torch/compiled", 100.0, [(100.0, 1, 10), (150.0, 6, 10)])
     assert p.seconds_left() == 40.0
 
 
