@@ -366,8 +366,8 @@ def make_record(case: Case, inputs: Inputs, impl: Impl, quantity: str, mode: str
 
 def plain(info: dict) -> dict:
     """What a framework says about itself as JSON's own types, which is what results.json keeps of it. The frameworks'
-    own types do not cross the pipe: to unpickle PyTorch's version string (a `torch.torch_version.TorchVersion`) the
-    run's parent process imported PyTorch, 1.5-2.5 s of a core while the workers start, and its Info arrived that late."""
+    own types do not cross the pipe: a version string of a framework's own str subclass made the run's parent import
+    that framework to unpickle it (1.5-2.5 s of a core while the workers start, and its Info arrived that late)."""
     return json.loads(json.dumps(info, default=str))
 
 
