@@ -108,8 +108,8 @@ def start_seconds(framework: str, cpu: str | None = None) -> float:
     bundled frameworks on the reference CPU, 0.9-5.3 s on the Xeon), else START_S. Splitting and merging keep START_S
     for every piece (each pays for more than its import: a compiler's header, a cold first graph); the time left
     would be a minute over in a two-minute run if every small framework's worker cost 6 s."""
-    declared_s = declared_on(framework, "START_SECONDS", cpu)
-    return START_S if declared_s is None else float(declared_s)
+    declared_s = _declared_seconds(framework, "START_SECONDS", cpu)
+    return START_S if declared_s is None else declared_s
 
 
 def import_seconds(framework: str, cpu: str | None = None) -> float | None:
@@ -117,7 +117,12 @@ def import_seconds(framework: str, cpu: str | None = None) -> float | None:
     (IMPORT_SECONDS: 0.6-9.7 s across the ten bundled frameworks on the reference CPU), else None. On a CPU of the
     same class, a slow day shows in the imports as in the work (13 cold quick runs on a Xeon that took 1.32-1.56 times
     its class's median: per framework, the median import 1.4-1.6 times the declared, the median work 1.3-1.5 times)."""
-    declared_s = declared_on(framework, "IMPORT_SECONDS", cpu)
+    return _declared_seconds(framework, "IMPORT_SECONDS", cpu)
+
+
+def _declared_seconds(framework: str, name: str, cpu: str | None) -> float | None:
+    """One of the adapter's declared numbers of seconds (base.SECONDS) on this class of CPU, else None."""
+    declared_s = declared_on(framework, name, cpu)
     return None if declared_s is None else float(declared_s)
 
 

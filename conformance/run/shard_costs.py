@@ -88,14 +88,19 @@ def starts(cache: str | Path | None, cpu: str) -> dict[str, float]:
     """framework -> what its slowest worker took beyond its cases' seconds on this CPU last time (overhead), where a
     run here measured it: the display expects that of a worker, not the adapter's START_SECONDS, measured cold on
     another machine (a warm worker imports in a third)."""
-    return {k: float(v) for k, v in _section(cache, cpu, "starts").items() if is_figure(v)}
+    return _figures(cache, cpu, "starts")
 
 
 def imports(cache: str | Path | None, cpu: str) -> dict[str, float]:
     """framework -> the seconds its slowest worker took from its spawn to the framework imported on this CPU last
     time, where a run here measured it: what the display compares this run's imports with (as the plan's costs, these
     are this machine's own, not the adapter's IMPORT_SECONDS)."""
-    return {k: float(v) for k, v in _section(cache, cpu, "imports").items() if is_figure(v)}
+    return _figures(cache, cpu, "imports")
+
+
+def _figures(cache: str | Path | None, cpu: str, key: str) -> dict[str, float]:
+    """framework -> seconds, one per-framework section of the file ("starts", "imports"), its usable figures only."""
+    return {k: float(v) for k, v in _section(cache, cpu, key).items() if is_figure(v)}
 
 
 def overhead(shard: dict) -> float | None:
@@ -117,8 +122,8 @@ def imported(shard: dict) -> float | None:
     return took[0] + took[1]
 
 
-def starts_from(timing: dict[str, dict], measure: Callable[[dict], float | None] = overhead) -> dict[str, float]:
-    """framework -> its slowest finished CPU worker's overhead (or other `measure`) in a run's `timing`."""
+def slowest_from(timing: dict[str, dict], measure: Callable[[dict], float | None]) -> dict[str, float]:
+    """framework -> its slowest finished CPU worker's `measure` (overhead, imported) in a run's `timing`."""
     out: dict[str, float] = {}
     for shard in timing.values():
         if (took := measure(shard)) is not None:
@@ -140,9 +145,9 @@ def remember(cache: str | Path | None, cpu: str, timing: dict[str, dict], planne
         fresh = {k: {**e, "warm": k in kept, **({"planned": planned(k.rpartition("/")[2])} if planned else {}),
                      **({"naive": naive} if naive is not None else {})}
                  for k, e in fresh.items() if e["units"] >= kept.get(k, {}).get("units", 0)}
-        began = {**starts(cache, cpu), **starts_from(timing)}  # the latest start-up: the cache is as warm as it will be
-        ready = {**imports(cache, cpu), **starts_from(timing, imported)}
-        results_io.write({"cpu": cpu, "entries": {**kept, **fresh}, "starts": began, "imports": ready}, path)  # atomic
+        # each worker's start-up and import, the latest run's where it measured them: the cache is as warm as it will be
+        began = {key: {**_figures(cache, cpu, key), **slowest_from(timing, measure)} for key, measure in (("starts", overhead), ("imports", imported))}
+        results_io.write({"cpu": cpu, "entries": {**kept, **fresh}, **began}, path)  # atomic, like a results file
     except OSError:
         pass  # a read-only cache folder: the next run plans from the constants
 
