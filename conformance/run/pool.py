@@ -501,9 +501,11 @@ def _next(pending: list[Shard], running: dict, shards: dict[str, Shard], running
     COMPILER_COLD_CAP_S (`running_for`: seconds by shard name)."""
     gpu_busy = any(shards[name].on_gpu for name in running)
     startable = [i for i, s in enumerate(pending) if not (s.on_gpu and gpu_busy)]
+    if not startable:  # asked as each message arrives: nothing to start, nothing to look up
+        return None
     cold = {c for name in running if (c := _compiler(shards[name])) and c not in warm
             and (running_for or {}).get(name, 0.0) < COMPILER_COLD_CAP_S}
-    return next((i for i in startable if _compiler(pending[i]) not in cold), startable[0] if startable else None)
+    return next((i for i in startable if _compiler(pending[i]) not in cold), startable[0])
 
 
 class _Pool:
