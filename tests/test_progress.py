@@ -96,6 +96,18 @@ def test_past_its_plan_a_shard_goes_at_the_pace_of_its_units_after_the_first():
     assert p.seconds_left() == 40.0
 
 
+def test_the_unit_under_way_is_not_counted_whole():
+    """Past its plan, a shard's units after the first ended at 100 s and 190 s: eight in 90 s, 11.25 s each. On its
+    last unit, 5 s after the ninth ended, 6.25 s are left, not a whole unit; a last unit slower than the others says
+    nothing is left of the shard rather than more than a unit (a cold quick run that ended on PyTorch's last unit
+    said 16 s for 12, replayed)."""
+    p = _one_shard("torch/compiled", 100.0, [(100.0, 1, 10), (190.0, 9, 10)])
+    p.clock.now = 195.0
+    assert abs(p.seconds_left() - 6.25) < 1e-9  # exact but for binary rounding
+    p.clock.now = 210.0
+    assert p.seconds_left() == 0.0
+
+
 def test_a_slower_machine_stretches_the_shards_not_started():
     """The first shard took 150 s of its planned 100: the two not started are expected to take 150 s each."""
     p, clock, stream = _progress()

@@ -50,6 +50,7 @@ class Progress:
         self.ended_at: dict[str, float] = {}  # shard -> when it ended (done or lost; not a death that goes on)
         self.resumed_at: dict[str, float] = {}  # shard -> its share done when its worker died and a new one went on
         self.first_unit: dict[str, tuple[float, float]] = {}  # shard -> (when, share done) at its first unit's end
+        self.last_unit: dict[str, float] = {}  # shard -> when its latest unit ended
         self.import_plan: dict[str, float] = {}  # shard -> the seconds its worker is expected to take to import
         self.imported: dict[str, float] = {}  # shard -> the seconds its (first) worker took to import
         self.total = total  # (case, op, dtype, mode) units over every shard, where no plan is given (one process)
@@ -108,15 +109,18 @@ class Progress:
         return elapsed * (1 - share) / share if share > 0 else elapsed
 
     def _units_left(self, name: str) -> float | None:
-        """The rest of a shard's units at the pace of those done since its first ended. The first pays for the
-        worker's start-up and the compiler's first use (a compiled shard's first unit can take 40% of it), so the
-        time so far over the share done says several times what is left; None until a second unit has ended."""
+        """The rest of a shard's units at the pace of those that ended after its first, less what the unit under way
+        has run since the latest ended (a shard on its last unit is not a whole unit from its end: a cold quick run
+        that ended on PyTorch's last unit said 16 s for 12). The first unit pays for the worker's start-up and the
+        compiler's first use (a compiled shard's first unit can take 40% of it), so the time so far over the share
+        done says several times what is left; None until a second unit has ended."""
         first = self.first_unit.get(name)
         share = self.fraction_of.get(name, 0.0)
         if first is None or share <= first[1]:
             return None
         when, at = first
-        return (self.clock() - when) / (share - at) * (1 - share)
+        now, latest = self.clock(), self.last_unit.get(name, self.clock())
+        return max(0.0, (latest - when) / (share - at) * (1 - share) - (now - latest))
 
     def seconds_left(self) -> float | None:
         """The remaining time: what is left of each running shard (_left), then each shard not started at this
@@ -212,6 +216,7 @@ class Progress:
         self.started_at.setdefault(origin, self.clock())  # where no Tick said so (a run in one process)
         if done:
             self.first_unit.setdefault(origin, (self.clock(), self.fraction_of[origin]))
+            self.last_unit[origin] = self.clock()
 
     def _maybe_finished(self, ended: bool = False) -> None:
         """The 100% line and the skipped devices, once every planned shard has ended (or the run says it has)."""
