@@ -111,7 +111,7 @@ class Progress:
     def _units_left(self, name: str) -> float | None:
         """The rest of a shard's units at the pace of those that ended after its first, less what the unit under way
         has run since the latest ended (a shard on its last unit is not a whole unit from its end: a cold quick run
-        that ended on PyTorch's last unit said 16 s for 12). The first unit pays for the worker's start-up and the
+        that ended on its longest shard's last unit said 16 s for 12). The first unit pays for the worker's start-up and the
         compiler's first use (a compiled shard's first unit can take 40% of it), so the time so far over the share
         done says several times what is left; None until a second unit has ended."""
         first = self.first_unit.get(name)
