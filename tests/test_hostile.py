@@ -246,6 +246,39 @@ def test_an_output_folder_that_is_a_file_is_one_line_and_exit_2(tmp_path, capsys
     assert len(err) == 1 and "exists and is not a folder" in err[0]
 
 
+@pytest.mark.parametrize("where", ["under-a-file", "a-folder", "under-proc"])
+def test_a_junit_file_that_cannot_be_written_is_one_line_and_exit_2(tmp_path, capsys, where):
+    """--junit names a file: under a file, a folder itself, or under /proc (where root passes every permission test
+    and only the write says no) is one line and exit 2, never a traceback."""
+    if where == "under-proc" and not Path("/proc/self").is_dir():
+        pytest.skip("no /proc on this system")
+    good = write(tmp_path, "base", [record()])
+    (tmp_path / "afile").write_text("")
+    junit = {"under-a-file": tmp_path / "afile" / "j.xml", "a-folder": tmp_path, "under-proc": Path("/proc/conformance-junit/j.xml")}[where]
+    assert main(["gate", "--baseline", str(good), "--current", str(good), "--junit", str(junit)]) == 2
+    err = [line for line in capsys.readouterr().err.splitlines() if line.strip()]
+    named = "/proc/conformance-junit" if where == "under-proc" else str(junit)  # as root the write names the folder
+    assert len(err) == 1 and err[0].startswith("conformance: error:") and named in err[0], err
+
+
+def test_a_run_whose_junit_file_cannot_be_written_is_refused_before_it_runs(tmp_path, capsys):
+    (tmp_path / "afile").write_text("")
+    out = tmp_path / "out"
+    assert main(["run", "--frameworks", "numpy", "--case", "published-values/*", "--junit", str(tmp_path / "afile" / "j.xml"), "--out", str(out)]) == 2
+    err = [line for line in capsys.readouterr().err.splitlines() if line.strip()]
+    assert len(err) == 1 and "is a file, not a folder" in err[0], err
+    assert not out.exists()  # nothing ran
+
+
+def test_an_output_folder_that_only_the_write_refuses_is_one_line_and_exit_2(capsys):
+    """As root, os.access says yes to /proc; mkdir says no. `bench` and `run` say so in one line, exit 2."""
+    if not Path("/proc/self").is_dir():
+        pytest.skip("no /proc on this system")
+    assert main(["bench", "--quick", "--frameworks", "numpy", "--out", "/proc/conformance-bench"]) == 2
+    err = [line for line in capsys.readouterr().err.splitlines() if line.strip()]
+    assert len(err) == 1 and "/proc/conformance-bench" in err[0] and err[0].startswith("conformance: error:"), err
+
+
 def test_a_full_disk_under_report_is_exit_4_naming_the_environment(tmp_path, capsys, monkeypatch):
     import errno
 

@@ -320,14 +320,20 @@ def dispatch(args: argparse.Namespace) -> int:
     """Run the parsed command: its exit code, bad input as one line and exit 2, the environment's faults exit 4."""
     safe_yaml.set_limits(_limits(args))  # this process reads the case files with them; every worker gets them too
     try:
+        if getattr(args, "junit", None) is not None:
+            output.check_file(args.junit, "--junit")
         return COMMANDS[args.func](args)
-    except (UsageError, CaseFileError, known_registry.RegistryError, results_io.ResultsError, HistoryError, DeclarationError) as exc:
+    except (UsageError, CaseFileError, known_registry.RegistryError, results_io.ResultsError, HistoryError, DeclarationError,
+            output.FolderError) as exc:
         print(f"conformance: error: {exc}", file=sys.stderr)
         return 2
     except output.WriteFailed as exc:
         print(f"conformance: environment: {exc}", file=sys.stderr)
         return 4
     except OSError as exc:  # the environment failed a write or a read the command could not do without (a full disk)
+        if exc.errno in output.BAD_PATH_ERRNOS:  # a path named that no check before could see was impossible (as root)
+            print(f"conformance: error: cannot write {exc.filename}: {exc.strerror or exc}", file=sys.stderr)
+            return 2
         if exc.errno not in output.ENVIRONMENT_ERRNOS:
             raise
         print(f"conformance: environment: {exc.strerror or exc}{f': {exc.filename}' if exc.filename else ''}; "

@@ -34,6 +34,9 @@ MARKER = "run-in-progress.json"
 # system, a failing device. A command meeting one exits 4 (environment), whether it was writing its own files or a
 # framework was writing its cache.
 ENVIRONMENT_ERRNOS = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EACCES, errno.EPERM, errno.EROFS, errno.EIO})
+FULL_ERRNOS = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EIO})  # the machine's fault, whatever folder was named
+# a path that names nothing that can be made (a folder under a file, under /proc, a name too long): the user's to fix
+BAD_PATH_ERRNOS = frozenset({errno.ENOENT, errno.ENOTDIR, errno.EISDIR, errno.ENAMETOOLONG, errno.ELOOP})
 LOG, PARTIAL_LOG = "run.log", "run.log.partial"
 OUTPUTS = ("results.json", "summary.md", LOG)
 
@@ -50,16 +53,30 @@ def check(out: Path) -> None:
     out = Path(out)
     if out.exists() and not out.is_dir():
         raise FolderError(f"--out {out}: exists and is not a folder")
-    existing = out
-    while not existing.exists():
-        existing = existing.parent
-    if not existing.is_dir():
-        raise FolderError(f"--out {out}: {existing} is a file, not a folder")
-    if not os.access(existing, os.W_OK | os.X_OK):
-        raise FolderError(f"--out {out}: {existing} is not writable")
+    _check_makeable(out, "--out")
     for name in OUTPUTS:
         if (out / name).is_dir():
             raise FolderError(f"--out {out}: {out / name} is a folder; a run writes a file there")
+
+
+def check_file(path: Path, option: str) -> None:
+    """A file a command writes besides its folder (--junit): refused before the command's work where it could never be
+    written, not after a run of half an hour."""
+    path = Path(path)
+    if path.is_dir():
+        raise FolderError(f"{option} {path}: is a folder; a file is written there")
+    _check_makeable(path.parent, option, path)
+
+
+def _check_makeable(folder: Path, option: str, named: Path | None = None) -> None:
+    """The folder exists or can be made: its nearest existing ancestor is a writable folder."""
+    existing = folder
+    while not existing.exists():
+        existing = existing.parent
+    if not existing.is_dir():
+        raise FolderError(f"{option} {named or folder}: {existing} is a file, not a folder")
+    if not os.access(existing, os.W_OK | os.X_OK):
+        raise FolderError(f"{option} {named or folder}: {existing} is not writable")
 
 
 class FolderBusy(FolderError):
@@ -116,7 +133,7 @@ def start(out: Path) -> str:
     """Take the folder for one run: the in-progress marker (who holds it: pid, start time, host, a token) and an empty
     partial log; returns the token that `finish` and `abandon` need, so that no run removes another's marker. A folder
     held by a live run is refused (FolderBusy); a dead run's marker is taken over (its results stay marked stale until
-    this run writes its own). Raises WriteFailed (nothing has run yet)."""
+    this run writes its own). Raises FolderError for a folder that cannot be made or written, WriteFailed for a full disk (nothing has run yet)."""
     token = uuid.uuid4().hex
     marker = {"pid": os.getpid(), "ticks": _start_ticks(os.getpid()), "host": socket.gethostname(), "token": token,
               "started": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), "argv": sys.argv[1:]}
@@ -139,7 +156,11 @@ def start(out: Path) -> str:
             raise FolderBusy(f"--out {out}: another run took the folder at the same moment; choose another --out")
         (out / PARTIAL_LOG).write_text("")
     except OSError as exc:
-        raise WriteFailed(f"cannot write into {out} ({exc.strerror or exc}); nothing was run") from None
+        if exc.errno in FULL_ERRNOS:
+            raise WriteFailed(f"cannot write into {out} ({exc.strerror or exc}); nothing was run") from None
+        # a folder that cannot be made or written at all, where check() could not tell (root passes every permission
+        # test, yet not a read-only filesystem or /proc): bad input, as an unwritable folder is for anyone else
+        raise FolderError(f"--out {out}: cannot write into it ({exc.strerror or exc})") from None
     return token
 
 
