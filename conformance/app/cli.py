@@ -332,7 +332,7 @@ def dispatch(args: argparse.Namespace) -> int:
         return 4
     except OSError as exc:  # the environment failed a write or a read the command could not do without (a full disk)
         if exc.errno in output.BAD_PATH_ERRNOS:  # a path named that no check before could see was impossible (as root)
-            print(f"conformance: error: {exc.filename}: {exc.strerror or exc}", file=sys.stderr)
+            print(f"conformance: error: {f'{exc.filename}: ' if exc.filename else ''}{exc.strerror or exc}", file=sys.stderr)
             return 2
         if exc.errno not in output.ENVIRONMENT_ERRNOS:
             raise

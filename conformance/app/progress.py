@@ -119,8 +119,8 @@ class Progress:
         if first is None or share <= first[1]:
             return None
         when, at = first
-        now, latest = self.clock(), self.last_unit.get(name, self.clock())
-        return max(0.0, (latest - when) / (share - at) * (1 - share) - (now - latest))
+        latest = self.last_unit[name]  # set with the first unit, so there whenever `first` is
+        return max(0.0, (latest - when) / (share - at) * (1 - share) - (self.clock() - latest))
 
     def seconds_left(self) -> float | None:
         """The remaining time: what is left of each running shard (_left), then each shard not started at this

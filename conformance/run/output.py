@@ -33,8 +33,9 @@ MARKER = "run-in-progress.json"
 # The errors of the machine, not of the input or a framework: a full disk or quota, no permission, a read-only file
 # system, a failing device. A command meeting one exits 4 (environment), whether it was writing its own files or a
 # framework was writing its cache.
-ENVIRONMENT_ERRNOS = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EACCES, errno.EPERM, errno.EROFS, errno.EIO})
 FULL_ERRNOS = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EIO})  # the machine's fault, whatever folder was named
+# ...and a folder the run could not write: the machine's only once the run took it (before that, bad input: start)
+ENVIRONMENT_ERRNOS = FULL_ERRNOS | {errno.EACCES, errno.EPERM, errno.EROFS}
 # a path that names nothing that can be made (a folder under a file, under /proc, a name too long): the user's to fix
 BAD_PATH_ERRNOS = frozenset({errno.ENOENT, errno.ENOTDIR, errno.EISDIR, errno.ENAMETOOLONG, errno.ELOOP})
 LOG, PARTIAL_LOG = "run.log", "run.log.partial"

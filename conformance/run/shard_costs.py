@@ -146,8 +146,9 @@ def remember(cache: str | Path | None, cpu: str, timing: dict[str, dict], planne
                      **({"naive": naive} if naive is not None else {})}
                  for k, e in fresh.items() if e["units"] >= kept.get(k, {}).get("units", 0)}
         # each worker's start-up and import, the latest run's where it measured them: the cache is as warm as it will be
-        began = {key: {**_figures(cache, cpu, key), **slowest_from(timing, measure)} for key, measure in (("starts", overhead), ("imports", imported))}
-        results_io.write({"cpu": cpu, "entries": {**kept, **fresh}, **began}, path)  # atomic, like a results file
+        per_worker = {key: {**_figures(cache, cpu, key), **slowest_from(timing, measure)}
+                      for key, measure in (("starts", overhead), ("imports", imported))}
+        results_io.write({"cpu": cpu, "entries": {**kept, **fresh}, **per_worker}, path)  # atomic, like a results file
     except OSError:
         pass  # a read-only cache folder: the next run plans from the constants
 
